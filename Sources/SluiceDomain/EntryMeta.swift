@@ -1,0 +1,23 @@
+/// What the cache knows about a stored value besides its bytes. Times are wall-clock
+/// milliseconds since the Unix epoch, so they mean the same after a restart.
+public struct EntryMeta: Sendable, Hashable {
+    public var createdAt: Int64
+    /// 0 = never expires.
+    public var expiresAt: Int64
+    /// LLM tokens the cached answer stands for (`CACHE.SET ... TOKENS n`), counted as saved on a hit.
+    public var tokens: Int64
+    /// Cost of the cached answer (`CACHE.SET ... COST c`), counted as saved on a hit.
+    public var cost: Double
+
+    public init(createdAt: Int64, expiresAt: Int64 = 0, tokens: Int64 = 0, cost: Double = 0) {
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.tokens = tokens
+        self.cost = cost
+    }
+
+    @inlinable
+    public func isExpired(at now: Int64) -> Bool {
+        expiresAt != 0 && expiresAt <= now
+    }
+}

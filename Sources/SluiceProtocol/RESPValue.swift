@@ -1,0 +1,88 @@
+import NIOCore
+
+/// A whole RESP2 value. The server uses it for replies that are built off the hot path
+/// (INFO, STATS, replies completed later by a backend); clients and tests use its parser.
+public enum RESPValue: Sendable, Hashable {
+    case simpleString(String)
+    case error(String)
+    case integer(Int)
+    case bulkString(ByteBuffer?)
+    case array([RESPValue]?)
+
+    public static func bulk(_ s: String) -> RESPValue { .bulkString(ByteBuffer(string: s)) }
+    public static let null = RESPValue.bulkString(nil)
+
+    public func encode(into out: inout ByteBuffer) {
+        switch self {
+        case .simpleString(let s): out.writeRESPSimpleString(s)
+        case .error(let s): out.writeRESPError(s)
+        case .integer(let n): out.writeRESPInteger(n)
+        case .bulkString(let b?): out.writeRESPBulk(b)
+        case .bulkString(nil): out.writeRESPNull()
+        case .array(nil): out.writeRESPNullArray()
+        case .array(let items?):
+            out.writeRESPArrayHeader(items.count)
+            for item in items { item.encode(into: &out) }
+        }
+    }
+
+    /// Parses one reply. nil: need more bytes. Throws on malformed input.
+    /// Consumes the bytes only when a whole value was read.
+    public init?(consuming buffer: inout ByteBuffer) throws(RESPProtocolError) {
+        var copy = buffer
+        guard let value = try RESPValue.parse(&copy, depth: 0) else { return nil }
+        buffer = copy
+        self = value
+    }
+
+    private static func line(_ buffer: inout ByteBuffer) -> String? {
+        guard let nl = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+        let length = nl - buffer.readerIndex
+        guard length >= 1 else { return nil }
+        let s = buffer.readString(length: length - 1)!
+        buffer.moveReaderIndex(forwardBy: 2)
+        return s
+    }
+
+    private static func parse(_ buffer: inout ByteBuffer, depth: Int) throws(RESPProtocolError) -> RESPValue? {
+        guard depth < 64 else { throw RESPProtocolError("nesting too deep") }
+        guard let type = buffer.readInteger(as: UInt8.self) else { return nil }
+        guard let text = line(&buffer) else { return nil }
+        switch type {
+        case UInt8(ascii: "+"): return .simpleString(text)
+        case UInt8(ascii: "-"): return .error(text)
+        case UInt8(ascii: ":"):
+            guard let n = Int(text) else { throw RESPProtocolError("invalid integer") }
+            return .integer(n)
+        case UInt8(ascii: "$"):
+            guard let n = Int(text) else { throw RESPProtocolError("invalid bulk length") }
+            if n < 0 { return .bulkString(nil) }
+            guard buffer.readableBytes >= n + 2 else { return nil }
+            let slice = buffer.readSlice(length: n)!
+            buffer.moveReaderIndex(forwardBy: 2)
+            return .bulkString(slice)
+        case UInt8(ascii: "*"):
+            guard let n = Int(text) else { throw RESPProtocolError("invalid multibulk length") }
+            if n < 0 { return .array(nil) }
+            var items: [RESPValue] = []
+            items.reserveCapacity(n)
+            for _ in 0..<n {
+                guard let item = try parse(&buffer, depth: depth + 1) else { return nil }
+                items.append(item)
+            }
+            return .array(items)
+        default:
+            throw RESPProtocolError("unknown reply type '\(RESPRequestParser.printable(type))'")
+        }
+    }
+
+    /// Text for humans and tests: bulk strings as UTF-8.
+    public var string: String? {
+        switch self {
+        case .simpleString(let s), .error(let s): return s
+        case .bulkString(let b?): return String(buffer: b)
+        case .integer(let n): return String(n)
+        default: return nil
+        }
+    }
+}

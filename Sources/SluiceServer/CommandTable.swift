@@ -1,0 +1,66 @@
+import NIOCore
+
+/// Name → command, looked up from the raw verb bytes (any case) with no allocation:
+/// an open-addressing table keyed by a case-folded FNV-1a hash.
+public struct CommandTable: Sendable {
+    /// Every command group. Adding a group is one file plus one line here.
+    static let groups: [any CommandGroup.Type] = [
+        ConnectionCommands.self,
+        ServerCommands.self,
+        ExactCacheCommands.self,
+        RichCacheCommands.self,
+        PlannedCommands.self,
+    ]
+
+    public let commands: [Command]
+    let slots: [Int32]
+    let mask: Int
+
+    public init(_ commands: [Command]) {
+        self.commands = commands
+        var size = 16
+        while size < commands.count * 4 { size <<= 1 }
+        var slots = [Int32](repeating: -1, count: size)
+        for (i, command) in commands.enumerated() {
+            var s = Int(Self.hash(command.name.utf8)) & (size - 1)
+            while slots[s] != -1 {
+                precondition(commands[Int(slots[s])].name != command.name, "command \(command.name) defined twice")
+                s = (s + 1) & (size - 1)
+            }
+            slots[s] = Int32(i)
+        }
+        self.slots = slots
+        mask = size - 1
+    }
+
+    public static func standard(_ environment: ServerEnvironment) -> CommandTable {
+        CommandTable(groups.flatMap { $0.commands(environment) })
+    }
+
+    @inlinable
+    static func hash<C: Collection>(_ bytes: C) -> UInt32 where C.Element == UInt8 {
+        var h: UInt32 = 2_166_136_261
+        for b in bytes { h = (h ^ UInt32(b | 0x20)) &* 16_777_619 }
+        return h
+    }
+
+    /// Index of the command named by `verb` (any case), or nil.
+    public func lookup(_ verb: ByteBuffer) -> Int? {
+        verb.withUnsafeReadableBytes { bytes -> Int? in
+            var s = Int(Self.hash(bytes)) & mask
+            while true {
+                let i = Int(slots[s])
+                if i < 0 { return nil }
+                let name = commands[i].name.utf8
+                if name.count == bytes.count && zip(name, bytes).allSatisfy({ $0 == $1 | 0x20 || $0 == $1 }) {
+                    return i
+                }
+                s = (s + 1) & mask
+            }
+        }
+    }
+
+    public func command(named name: String) -> Command? {
+        lookup(ByteBuffer(string: name)).map { commands[$0] }
+    }
+}

@@ -1,0 +1,109 @@
+import NIOCore
+import SluiceProtocol
+
+/// PING, ECHO, AUTH, HELLO, QUIT, SELECT, CLIENT: what Redis clients send on their own.
+enum ConnectionCommands: CommandGroup {
+    static func commands(_ env: ServerEnvironment) -> [Command] {
+        let password = env.configuration.requirePass
+        return [
+            Command("ping", arity: -1, summary: "PING [message]: +PONG, or the message back") { ctx, out throws(CommandError) in
+                switch ctx.argumentCount {
+                case 0: out.writeStaticString("+PONG\r\n")
+                case 1: out.writeRESPBulk(try ctx.next())
+                default: throw CommandError.wrongArity("ping")
+                }
+                return .done
+            },
+            Command("echo", arity: 2, summary: "ECHO message: the message back") { ctx, out throws(CommandError) in
+                out.writeRESPBulk(try ctx.next())
+                return .done
+            },
+            Command("auth", arity: -2, allowedBeforeAuth: true, summary: "AUTH [username] password") { ctx, out throws(CommandError) in
+                guard ctx.argumentCount <= 2 else { throw CommandError.syntax }
+                var secret = try ctx.next()
+                if ctx.argumentCount == 2 {
+                    // Only the "default" user exists, as in a Redis without ACLs.
+                    let user = secret
+                    secret = try ctx.next()
+                    guard user.isKeyword("default") else { throw authFailed }
+                }
+                guard let password else {
+                    throw CommandError("AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+                }
+                guard secret.text == password else { throw authFailed }
+                ctx.session.authenticated = true
+                out.writeRESPOK()
+                return .done
+            },
+            Command("hello", arity: -1, allowedBeforeAuth: true, summary: "HELLO [2 [AUTH user pass] [SETNAME name]]: server facts") { ctx, out throws(CommandError) in
+                if ctx.hasMore {
+                    let version = try ctx.nextInteger()
+                    guard version == 2 else {
+                        throw CommandError(code: "NOPROTO", "sorry, this protocol version is not supported (Sluice speaks RESP2)")
+                    }
+                }
+                while ctx.hasMore {
+                    let option = try ctx.next()
+                    if option.isKeyword("AUTH") {
+                        let user = try ctx.next(), secret = try ctx.next()
+                        guard let password, user.isKeyword("default"), secret.text == password else { throw authFailed }
+                        ctx.session.authenticated = true
+                    } else if option.isKeyword("SETNAME") {
+                        ctx.session.name = try ctx.next().text
+                    } else {
+                        throw CommandError.syntax
+                    }
+                }
+                guard ctx.session.authenticated else { throw noAuth }
+                RESPValue.array([
+                    .bulk("server"), .bulk("sluice"),
+                    .bulk("version"), .bulk(SluiceVersion.redisCompatible),
+                    .bulk("proto"), .integer(2),
+                    .bulk("id"), .integer(ctx.session.id),
+                    .bulk("mode"), .bulk("standalone"),
+                    .bulk("role"), .bulk("master"),
+                    .bulk("modules"), .array([]),
+                ]).encode(into: &out)
+                return .done
+            },
+            Command("quit", arity: -1, allowedBeforeAuth: true, summary: "QUIT: +OK, then the server closes the connection") { _, out in
+                out.writeRESPOK()
+                return .close
+            },
+            Command("select", arity: 2, summary: "SELECT 0: only database 0 exists") { ctx, out throws(CommandError) in
+                guard try ctx.nextInteger() == 0 else { throw CommandError("DB index is out of range") }
+                out.writeRESPOK()
+                return .done
+            },
+            Command("client", arity: -2, summary: "CLIENT SETNAME|GETNAME|ID|SETINFO|INFO") { ctx, out throws(CommandError) in
+                let sub = try ctx.next()
+                if sub.isKeyword("SETNAME") {
+                    ctx.session.name = try ctx.next().text
+                    out.writeRESPOK()
+                } else if sub.isKeyword("GETNAME") {
+                    if let name = ctx.session.name { out.writeRESPBulk(name) } else { out.writeRESPNull() }
+                } else if sub.isKeyword("ID") {
+                    out.writeRESPInteger(ctx.session.id)
+                } else if sub.isKeyword("SETINFO") {
+                    let attribute = try ctx.next(), value = try ctx.next()
+                    if attribute.isKeyword("LIB-NAME") {
+                        ctx.session.libraryName = value.text
+                    } else if attribute.isKeyword("LIB-VER") {
+                        ctx.session.libraryVersion = value.text
+                    } else {
+                        throw CommandError("Unrecognized option '\(attribute.text)'")
+                    }
+                    out.writeRESPOK()
+                } else if sub.isKeyword("INFO") {
+                    out.writeRESPBulk("id=\(ctx.session.id) name=\(ctx.session.name ?? "") lib-name=\(ctx.session.libraryName ?? "") lib-ver=\(ctx.session.libraryVersion ?? "")\n")
+                } else {
+                    throw CommandError("unknown subcommand '\(sub.text)'. Try CLIENT SETNAME, GETNAME, ID, SETINFO, INFO.")
+                }
+                return .done
+            },
+        ]
+    }
+
+    static let authFailed = CommandError(code: "WRONGPASS", "invalid username-password pair or user is disabled.")
+    static let noAuth = CommandError(code: "NOAUTH", "HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+}

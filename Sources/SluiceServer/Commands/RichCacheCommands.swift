@@ -1,0 +1,109 @@
+import NIOCore
+import SluiceDomain
+import SluiceProtocol
+
+/// CACHE.GET / CACHE.SET: the cache with layer, age, token/cost accounting and leases.
+enum RichCacheCommands: CommandGroup {
+    static func commands(_ env: ServerEnvironment) -> [Command] {
+        let cache = env.cache
+        let maxLease = env.configuration.maxLeaseMilliseconds
+        return [
+            Command("cache.get", arity: -2, summary: "CACHE.GET key [LEASE ms]: [value|nil, layer|nil, age_ms|nil, lease_token|nil]") { ctx, out throws(CommandError) in
+                let key = try ctx.next()
+                var leaseMilliseconds: Int64 = 0
+                while ctx.hasMore {
+                    let option = try ctx.next()
+                    guard option.isKeyword("LEASE"), ctx.hasMore else { throw CommandError.syntax }
+                    let ms = try ctx.nextInteger()
+                    guard ms > 0, Int64(ms) <= maxLease else {
+                        throw CommandError("LEASE must be between 1 and \(maxLease) ms")
+                    }
+                    leaseMilliseconds = Int64(ms)
+                }
+                let now = ctx.now
+                switch cache.read(key, now: now, on: ctx.eventLoop) {
+                case .hit(var value, let meta, let layer):
+                    writeHit(&out, value: &value, layer: layer, age: now - meta.createdAt)
+                    return .done
+                case .miss:
+                    writeMiss(&out, token: lease(cache, env, key, now: now, duration: leaseMilliseconds))
+                    return .done
+                case .fetching(let future):
+                    let owned = TieredCache.copy(key)
+                    return .later(future.map { found in
+                        if let (value, meta) = found {
+                            return .array([.bulkString(value), .bulk("l2"), .integer(Int(now - meta.createdAt)), .null])
+                        }
+                        let token = lease(cache, env, owned, now: now, duration: leaseMilliseconds)
+                        return .array([.null, .null, .null, token.map { .bulk(String($0)) } ?? .null])
+                    })
+                }
+            },
+            Command("cache.set", arity: -3, summary: "CACHE.SET key value [PX ms | EX s] [TOKENS n] [COST c] [LEASE token]: +OK") { ctx, out throws(CommandError) in
+                let key = try ctx.next(), value = try ctx.next()
+                var meta = EntryMeta(createdAt: ctx.now)
+                var leaseToken: UInt64?
+                while ctx.hasMore {
+                    let option = try ctx.next()
+                    guard ctx.hasMore else { throw CommandError.syntax }
+                    if option.isKeyword("PX") || option.isKeyword("EX") {
+                        guard meta.expiresAt == 0 else { throw CommandError.syntax }
+                        meta.expiresAt = try ExactCacheCommands.expiry(try ctx.nextInteger(), unitMilliseconds: option.isKeyword("EX") ? 1000 : 1, now: ctx.now, command: "cache.set")
+                    } else if option.isKeyword("TOKENS") {
+                        let tokens = try ctx.nextInteger()
+                        guard tokens >= 0 else { throw CommandError("TOKENS must not be negative") }
+                        meta.tokens = Int64(tokens)
+                    } else if option.isKeyword("COST") {
+                        guard let cost = try ctx.next().doubleValue, cost >= 0 else {
+                            throw CommandError("COST must be a non-negative number")
+                        }
+                        meta.cost = cost
+                    } else if option.isKeyword("LEASE") {
+                        guard let token = UInt64(try ctx.next().text) else { throw CommandError("LEASE token is not valid") }
+                        leaseToken = token
+                    } else {
+                        throw CommandError.syntax
+                    }
+                }
+                if let leaseToken {
+                    let hash = cache.hash(key)
+                    let admitted = cache.keyspace.withShard(hash: hash) { $0.leases.admits(hash, token: leaseToken, now: ctx.now) }
+                    guard admitted else {
+                        throw CommandError("lease token is not the current lease on this key (it expired and another caller holds it); value not stored")
+                    }
+                }
+                cache.write(key, value: value, meta: meta, now: ctx.now)
+                out.writeRESPOK()
+                return .done
+            },
+        ]
+    }
+
+    /// After a miss, asks for a lease when the caller wanted one. nil: no lease (not asked,
+    /// or another caller is computing the value).
+    static func lease(_ cache: TieredCache, _ env: ServerEnvironment, _ key: ByteBuffer, now: Int64, duration: Int64) -> UInt64? {
+        guard duration > 0 else { return nil }
+        let hash = cache.hash(key)
+        let token = env.newLeaseToken()
+        let outcome = cache.keyspace.withShard(hash: hash) { shard -> CacheShard.LeaseOutcome in
+            // Someone may have stored the value since the miss: then no lease is needed.
+            if shard.expiry(key, hash: hash, now: now) != nil { return .heldByAnother }
+            return shard.lease(hash: hash, token: token, now: now, duration: duration)
+        }
+        if case .granted(let t) = outcome { return t }
+        return nil
+    }
+
+    static func writeHit(_ out: inout ByteBuffer, value: inout ByteBuffer, layer: TieredCache.Layer, age: Int64) {
+        out.writeRESPArrayHeader(4)
+        out.writeRESPBulk(&value)
+        out.writeStaticString(layer == .l1 ? "$2\r\nl1\r\n" : "$2\r\nl2\r\n")
+        out.writeRESPInteger(Int(max(age, 0)))
+        out.writeRESPNull()
+    }
+
+    static func writeMiss(_ out: inout ByteBuffer, token: UInt64?) {
+        out.writeStaticString("*4\r\n$-1\r\n$-1\r\n$-1\r\n")
+        if let token { out.writeRESPBulk(String(token)) } else { out.writeRESPNull() }
+    }
+}

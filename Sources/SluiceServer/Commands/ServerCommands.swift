@@ -1,0 +1,114 @@
+import NIOCore
+import SluiceDomain
+import SluiceProtocol
+
+/// INFO, STATS, COMMAND, CONFIG GET, DBSIZE, TIME: introspection.
+enum ServerCommands: CommandGroup {
+    static func commands(_ env: ServerEnvironment) -> [Command] {
+        [
+            Command("info", arity: -1, summary: "INFO [section]: Redis-style text report") { ctx, out throws(CommandError) in
+                let section = ctx.hasMore ? try ctx.next().text.lowercased() : nil
+                out.writeRESPBulk(Report(env, now: ctx.now).info(section: section))
+                return .done
+            },
+            Command("stats", arity: 1, summary: "STATS: [name, value, ...] counters of every layer") { ctx, out in
+                var items: [RESPValue] = []
+                for (name, value) in Report(env, now: ctx.now).stats() {
+                    items.append(.bulk(name))
+                    items.append(value)
+                }
+                RESPValue.array(items).encode(into: &out)
+                return .done
+            },
+            Command("dbsize", arity: 1, summary: "DBSIZE: number of keys") { ctx, out in
+                out.writeRESPInteger(env.cache.keyspace.summary(now: ctx.now).keys)
+                return .done
+            },
+            Command("time", arity: 1, summary: "TIME: [unix seconds, microseconds]") { ctx, out in
+                out.writeRESPArrayHeader(2)
+                out.writeRESPBulk(String(ctx.now / 1000))
+                out.writeRESPBulk(String((ctx.now % 1000) * 1000))
+                return .done
+            },
+            Command("config", arity: -2, summary: "CONFIG GET pattern: the few settings clients ask for") { ctx, out throws(CommandError) in
+                let sub = try ctx.next()
+                guard sub.isKeyword("GET") else {
+                    throw CommandError("CONFIG \(sub.text.uppercased()) is not supported: Sluice is configured by flags and SLUICE_* variables")
+                }
+                var items: [RESPValue] = []
+                while let pattern = ctx.arguments.next() {
+                    for (name, value) in settings(env) where glob(pattern.text.lowercased(), name) {
+                        items.append(.bulk(name))
+                        items.append(.bulk(value))
+                    }
+                }
+                RESPValue.array(items).encode(into: &out)
+                return .done
+            },
+            Command("command", arity: -1, summary: "COMMAND [COUNT | DOCS | INFO name... | LIST]") { ctx, out throws(CommandError) in
+                let table = ctx.table
+                guard ctx.hasMore else {
+                    out.writeRESPArrayHeader(table.commands.count)
+                    for c in table.commands { commandInfo(c).encode(into: &out) }
+                    return .done
+                }
+                let sub = try ctx.next()
+                if sub.isKeyword("COUNT") {
+                    out.writeRESPInteger(table.commands.count)
+                } else if sub.isKeyword("LIST") {
+                    RESPValue.array(table.commands.map { .bulk($0.name) }).encode(into: &out)
+                } else if sub.isKeyword("INFO") {
+                    var items: [RESPValue] = []
+                    while let name = ctx.arguments.next() {
+                        items.append(table.lookup(name).map { commandInfo(table.commands[$0]) } ?? .array(nil))
+                    }
+                    RESPValue.array(items).encode(into: &out)
+                } else if sub.isKeyword("DOCS") {
+                    // A map name → [summary, text] as RESP2 pairs; redis-cli uses it for hints.
+                    var wanted: [String] = []
+                    while let name = ctx.arguments.next() { wanted.append(name.text.lowercased()) }
+                    var items: [RESPValue] = []
+                    for c in table.commands where wanted.isEmpty || wanted.contains(c.name) {
+                        items.append(.bulk(c.name))
+                        items.append(.array([.bulk("summary"), .bulk(c.summary), .bulk("since"), .bulk(SluiceVersion.current), .bulk("group"), .bulk("sluice")]))
+                    }
+                    RESPValue.array(items).encode(into: &out)
+                } else {
+                    throw CommandError("unknown subcommand '\(sub.text)'. Try COMMAND COUNT, DOCS, INFO, LIST.")
+                }
+                return .done
+            },
+        ]
+    }
+
+    static func commandInfo(_ c: Command) -> RESPValue {
+        // [name, arity, flags, first key, last key, step]
+        let hasKey = c.name.contains("get") || c.name.contains("set") || ["del", "exists", "ttl", "pttl"].contains(c.name)
+        return .array([.bulk(c.name), .integer(c.arity), .array([]), .integer(hasKey ? 1 : 0), .integer(hasKey ? 1 : 0), .integer(hasKey ? 1 : 0)])
+    }
+
+    static func settings(_ env: ServerEnvironment) -> [(String, String)] {
+        let c = env.configuration
+        return [
+            ("bind", c.host), ("port", String(c.port)),
+            ("maxmemory", String(c.l1MaxMemory)), ("maxmemory-policy", "s3fifo"),
+            ("save", ""), ("appendonly", "no"),
+            ("databases", "1"), ("proto-max-bulk-len", String(c.limits.maxBulkLength)),
+        ]
+    }
+
+    /// Redis-style glob with '*' and '?'.
+    static func glob(_ pattern: String, _ name: String) -> Bool {
+        let p = Array(pattern.utf8), s = Array(name.utf8)
+        func match(_ i: Int, _ j: Int) -> Bool {
+            if i == p.count { return j == s.count }
+            if p[i] == UInt8(ascii: "*") {
+                for k in j...s.count where match(i + 1, k) { return true }
+                return false
+            }
+            guard j < s.count, p[i] == UInt8(ascii: "?") || p[i] == s[j] else { return false }
+            return match(i + 1, j + 1)
+        }
+        return match(0, 0)
+    }
+}

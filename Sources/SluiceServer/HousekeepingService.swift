@@ -1,0 +1,53 @@
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import SluiceBackends
+import SluiceDomain
+
+/// Reclaims expired entries in the background so that memory is freed even for keys nobody
+/// reads again: each tick sweeps a slice of every shard's L1, the directory and leases of one
+/// shard in turn, and now and then the SQLite rows.
+public struct HousekeepingService: Service {
+    let environment: ServerEnvironment
+    let store: SQLiteStore?
+    let interval: Duration
+
+    public init(environment: ServerEnvironment, store: SQLiteStore?) {
+        self.environment = environment
+        self.store = store
+        self.interval = .milliseconds(environment.configuration.sweepIntervalMilliseconds)
+    }
+
+    public func run() async throws {
+        var tick = 0
+        let keyspace = environment.cache.keyspace
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                try await Task.sleep(for: interval)
+            } catch {
+                return
+            }
+            let now = environment.clock.nowMilliseconds()
+            Self.sweep(keyspace, tick: tick, now: now)
+            // SQLite rows: every ~30 s at the default interval.
+            if let store, tick % 300 == 299 {
+                let loop = MultiThreadedEventLoopGroup.singleton.any()
+                if let removed = try? await store.deleteExpired(now: now, on: loop).get(), removed > 0 {
+                    environment.logger.debug("removed expired rows", metadata: ["count": "\(removed)"])
+                }
+            }
+            tick &+= 1
+        }
+    }
+
+    /// One housekeeping step over the keyspace.
+    public static func sweep(_ keyspace: Keyspace, tick: Int, now: Int64) {
+        let full = tick % keyspace.shardCount
+        for i in 0..<keyspace.shardCount {
+            keyspace.withShard(at: i) { shard in
+                shard.sweep(now: now, budget: 256, includingDirectory: i == full)
+            }
+        }
+    }
+}

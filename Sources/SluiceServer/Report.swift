@@ -1,0 +1,88 @@
+import SluiceDomain
+import SluiceProtocol
+
+/// The numbers behind INFO and STATS, gathered once per call.
+struct Report {
+    let env: ServerEnvironment
+    let now: Int64
+    let cache: Keyspace.Summary
+
+    init(_ env: ServerEnvironment, now: Int64) {
+        self.env = env
+        self.now = now
+        self.cache = env.cache.keyspace.summary(now: now)
+    }
+
+    func stats() -> [(String, RESPValue)] {
+        let c = cache.counters
+        let counters = env.counters
+        var rows: [(String, RESPValue)] = [
+            ("l1_hits", .integer(c.hits)),
+            ("l1_misses", .integer(c.misses)),
+            ("l1_entries", .integer(cache.l1.entries)),
+            ("l1_bytes", .integer(cache.l1.bytes)),
+            ("l1_max_bytes", .integer(env.cache.keyspace.l1Capacity)),
+            ("l1_evictions", .integer(cache.l1.evictions)),
+            ("l2_backend", .bulk(env.cache.l2?.kind ?? "none")),
+            ("l2_hits", .integer(c.l2Hits)),
+            ("l2_misses", .integer(c.l2Misses)),
+            ("keys", .integer(cache.keys)),
+            ("expired", .integer(c.expired)),
+            ("leases_granted", .integer(c.leasesGranted)),
+            ("lease_waits", .integer(c.leaseWaits)),
+            ("leases_active", .integer(cache.leases)),
+            ("tokens_saved", .integer(Int(c.tokensSaved))),
+            ("cost_saved", .bulk(String(c.costSaved))),
+            ("connected_clients", .integer(counters.connectedClients.load(ordering: .relaxed))),
+            ("commands_processed", .integer(counters.commandsProcessed.load(ordering: .relaxed))),
+            ("rejected_requests", .integer(counters.rejectedRequests.load(ordering: .relaxed))),
+            ("protocol_errors", .integer(counters.protocolErrors.load(ordering: .relaxed))),
+        ]
+        if let l2 = env.cache.l2 {
+            for (name, value) in l2.statistics() { rows.append(("l2_" + name, .integer(value))) }
+        }
+        return rows
+    }
+
+    func info(section: String?) -> String {
+        let c = env.configuration
+        let counters = env.counters
+        let sections: [(String, [(String, String)])] = [
+            ("Server", [
+                ("redis_version", SluiceVersion.redisCompatible),
+                ("sluice_version", SluiceVersion.current),
+                ("redis_mode", "standalone"),
+                ("tcp_port", String(c.port)),
+                ("uptime_in_seconds", String((now - env.startedAt) / 1000)),
+            ]),
+            ("Clients", [
+                ("connected_clients", String(counters.connectedClients.load(ordering: .relaxed))),
+            ]),
+            ("Memory", [
+                ("used_memory", String(cache.l1.bytes)),
+                ("maxmemory", String(env.cache.keyspace.l1Capacity)),
+                ("maxmemory_policy", "s3fifo"),
+            ]),
+            ("Stats", [
+                ("total_connections_received", String(counters.totalConnections.load(ordering: .relaxed))),
+                ("total_commands_processed", String(counters.commandsProcessed.load(ordering: .relaxed))),
+                ("keyspace_hits", String(cache.counters.hits + cache.counters.l2Hits)),
+                ("keyspace_misses", String(cache.counters.l2Misses + (env.cache.l2 == nil ? cache.counters.misses : 0))),
+                ("expired_keys", String(cache.counters.expired)),
+                ("evicted_keys", String(cache.l1.evictions)),
+            ]),
+            ("Persistence", [
+                ("l2_backend", env.cache.l2?.kind ?? "none"),
+                ("data_dir", c.dataDirectory ?? ""),
+            ]),
+            ("Keyspace", [("db0", "keys=\(cache.keys),expires=0")]),
+        ]
+        var text = ""
+        for (name, rows) in sections where section == nil || section == "all" || section == "everything" || section == name.lowercased() {
+            if !text.isEmpty { text += "\r\n" }
+            text += "# \(name)\r\n"
+            for (k, v) in rows { text += "\(k):\(v)\r\n" }
+        }
+        return text
+    }
+}

@@ -1,0 +1,40 @@
+import SluiceProtocol
+
+/// Everything `sluice serve` can be told. Defaults are the embedded single-node mode; flags,
+/// environment and files are read by the executable and end up here.
+public struct ServerConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 7379
+    /// Event-loop threads; 0 = one per core.
+    public var threads = 0
+    /// Directory of the embedded L2 (SQLite). nil = no L2 (L1 only).
+    public var dataDirectory: String? = "./sluice-data"
+    /// Byte budget of L1 (keys + values + per-entry overhead).
+    public var l1MaxMemory = 256 * 1024 * 1024
+    public var l1Shards = 64
+    public var limits = RESPLimits()
+    /// Password for AUTH; nil = no AUTH needed.
+    public var requirePass: String?
+    /// Allow a non-loopback bind without a password.
+    public var allowUnauthenticatedRemote = false
+    /// How often expired entries are looked for, in ms.
+    public var sweepIntervalMilliseconds: Int64 = 100
+    /// Longest lease a client may ask for, in ms.
+    public var maxLeaseMilliseconds: Int64 = 10 * 60 * 1000
+
+    public init() {}
+
+    public var isLoopbackBind: Bool {
+        host == "127.0.0.1" || host == "::1" || host == "localhost" || host.hasPrefix("127.")
+    }
+
+    /// Why this configuration must not start, if it must not.
+    public func validationError() -> String? {
+        if !isLoopbackBind && requirePass == nil && !allowUnauthenticatedRemote {
+            return "binding \(host) (not loopback) without a password: set --requirepass (SLUICE_REQUIREPASS) or pass --allow-unauthenticated-remote"
+        }
+        if port < 0 || port > 65535 { return "port \(port) is out of range" }
+        if l1MaxMemory < 0 { return "--l1-max-memory must not be negative" }
+        return nil
+    }
+}

@@ -1,0 +1,43 @@
+import Logging
+import NIOCore
+import SluiceDomain
+import Synchronization
+
+/// Shared, long-lived state every connection's commands use.
+public final class ServerEnvironment: Sendable {
+    public let configuration: ServerConfiguration
+    public let cache: TieredCache
+    public let clock: any WallClock
+    public let logger: Logger
+    public let startedAt: Int64
+    public let counters = ServerCounters()
+
+    public init(configuration: ServerConfiguration, cache: TieredCache, clock: any WallClock = SystemClock(), logger: Logger = Logger(label: "sluice")) {
+        self.configuration = configuration
+        self.cache = cache
+        self.clock = clock
+        self.logger = logger
+        self.startedAt = clock.nowMilliseconds()
+    }
+
+    /// Lease tokens: random, so a token cannot be guessed from another.
+    public func newLeaseToken() -> UInt64 {
+        UInt64.random(in: 1 ... UInt64.max)
+    }
+}
+
+/// Process-wide counters, bumped once per read batch (not per request) where they can be.
+public final class ServerCounters: Sendable {
+    public let connectedClients = Atomic<Int>(0)
+    public let totalConnections = Atomic<Int>(0)
+    public let commandsProcessed = Atomic<Int>(0)
+    public let rejectedRequests = Atomic<Int>(0)
+    public let protocolErrors = Atomic<Int>(0)
+    let nextClientID = Atomic<Int>(1)
+
+    public init() {}
+
+    func newClientID() -> Int {
+        nextClientID.add(1, ordering: .relaxed).oldValue
+    }
+}

@@ -1,0 +1,114 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import SluiceServer
+
+@main
+struct Sluice: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sluice",
+        abstract: "Cache and rate-limit service for LLM agent servers, spoken to over the Redis protocol.",
+        discussion: """
+            Sluice answers over RESP2, so redis-cli, redis-benchmark and any Redis client library work
+            as clients. With no flags, `sluice serve` listens on 127.0.0.1:7379 and keeps its L2 in an
+            SQLite file under ./sluice-data. Every flag has a SLUICE_* environment variable; a flag wins.
+            """,
+        version: SluiceVersion.current,
+        subcommands: [Serve.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the Sluice server.",
+        discussion: """
+            Examples:
+              sluice serve                                  # 127.0.0.1:7379, L2 in ./sluice-data
+              sluice serve --port 6390 --l1-max-memory 1gb
+              SLUICE_REQUIREPASS=secret sluice serve --bind 0.0.0.0
+            Stop with Ctrl-C or SIGTERM: the listener closes and pending L2 writes are flushed.
+            """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("Address to listen on. Env: SLUICE_BIND. (default: 127.0.0.1)", valueName: "address"))
+    var bind: String?
+
+    @Option(name: [.short, .long], help: ArgumentHelp("TCP port. Env: SLUICE_PORT. (default: 7379)", valueName: "port"))
+    var port: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Directory of the embedded L2 (SQLite, survives restarts). Env: SLUICE_DATA_DIR. (default: ./sluice-data)", valueName: "path"))
+    var dataDir: String?
+
+    @Option(name: .long, help: ArgumentHelp("Memory budget of the in-process L1: bytes, or with kb/mb/gb. Env: SLUICE_L1_MAX_MEMORY. (default: 256mb)", valueName: "size"))
+    var l1MaxMemory: String?
+
+    @Option(name: .long, help: ArgumentHelp("Event-loop threads; 0 = one per core. Env: SLUICE_THREADS. (default: 0)", valueName: "n"))
+    var threads: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Require AUTH with this password. Env: SLUICE_REQUIREPASS.", valueName: "password"))
+    var requirepass: String?
+
+    @Flag(name: .long, help: "Allow binding a non-loopback address without --requirepass. Env: SLUICE_ALLOW_UNAUTHENTICATED_REMOTE=1.")
+    var allowUnauthenticatedRemote = false
+
+    @Option(name: .long, help: ArgumentHelp("Largest value (bulk string) accepted: bytes, or with kb/mb/gb. Env: SLUICE_MAX_VALUE_SIZE. (default: 16mb)", valueName: "size"))
+    var maxValueSize: String?
+
+    @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical. Env: SLUICE_LOG_LEVEL. (default: info)", valueName: "level"))
+    var logLevel: String?
+
+    func run() async throws {
+        let env = ProcessInfo.processInfo.environment
+        func setting(_ flag: String?, _ name: String) -> String? { flag ?? env["SLUICE_" + name] }
+
+        var config = ServerConfiguration()
+        if let v = setting(bind, "BIND") { config.host = v }
+        if let v = setting(port.map(String.init), "PORT") { config.port = try integer(v, "port") }
+        if let v = setting(dataDir, "DATA_DIR") { config.dataDirectory = v }
+        if let v = setting(l1MaxMemory, "L1_MAX_MEMORY") { config.l1MaxMemory = try byteSize(v, "l1-max-memory") }
+        if let v = setting(threads.map(String.init), "THREADS") { config.threads = try integer(v, "threads") }
+        config.requirePass = setting(requirepass, "REQUIREPASS").flatMap { $0.isEmpty ? nil : $0 }
+        config.allowUnauthenticatedRemote = allowUnauthenticatedRemote || ["1", "true", "yes"].contains(env["SLUICE_ALLOW_UNAUTHENTICATED_REMOTE"]?.lowercased() ?? "")
+        if let v = setting(maxValueSize, "MAX_VALUE_SIZE") { config.limits = .init(maxBulkLength: try byteSize(v, "max-value-size")) }
+
+        let levelName = setting(logLevel, "LOG_LEVEL") ?? "info"
+        guard let level = Logger.Level(rawValue: levelName.lowercased()) else {
+            throw ValidationError("--log-level: unknown level '\(levelName)'")
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "sluice")
+        if let problem = config.validationError() { throw ValidationError(problem) }
+
+        let node = try await SluiceNode.start(configuration: config, logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: node.services.map { .init(service: $0) },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        ))
+        try await group.run()
+        logger.info("sluice stopped")
+    }
+
+    func integer(_ text: String, _ name: String) throws -> Int {
+        guard let n = Int(text) else { throw ValidationError("--\(name): '\(text)' is not a whole number") }
+        return n
+    }
+
+    /// "256mb", "1gb", "512k", "1048576".
+    func byteSize(_ text: String, _ name: String) throws -> Int {
+        let lower = text.lowercased().trimmingCharacters(in: .whitespaces)
+        let units: [(String, Int)] = [("gb", 1 << 30), ("g", 1 << 30), ("mb", 1 << 20), ("m", 1 << 20), ("kb", 1 << 10), ("k", 1 << 10), ("b", 1)]
+        for (suffix, factor) in units where lower.hasSuffix(suffix) {
+            if let n = Int(lower.dropLast(suffix.count)), n >= 0 { return n * factor }
+            throw ValidationError("--\(name): '\(text)' is not a size like 256mb")
+        }
+        guard let n = Int(lower), n >= 0 else { throw ValidationError("--\(name): '\(text)' is not a size like 256mb") }
+        return n
+    }
+}

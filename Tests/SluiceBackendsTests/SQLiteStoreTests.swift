@@ -1,0 +1,83 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+@testable import SluiceBackends
+@testable import SluiceDomain
+
+@Suite("SQLite store (embedded L2)")
+struct SQLiteStoreTests {
+    let loop = MultiThreadedEventLoopGroup.singleton.any()
+
+    func tempPath() -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-test-\(UUID().uuidString)")
+        try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir.appendingPathComponent("sluice.db").path
+    }
+
+    func b(_ s: String) -> ByteBuffer { ByteBuffer(string: s) }
+
+    @Test func writesSurviveCloseAndReopen() async throws {
+        let path = tempPath()
+        do {
+            let store = try SQLiteStore(path: path)
+            store.store(b("k1"), value: b("v1"), meta: EntryMeta(createdAt: 10, expiresAt: 0, tokens: 7, cost: 0.25))
+            store.store(b("k2"), value: b("v2"), meta: EntryMeta(createdAt: 11, expiresAt: 5_000))
+            store.store(b("gone"), value: b("x"), meta: EntryMeta(createdAt: 12))
+            store.delete(b("gone"))
+            await store.close()
+        }
+        let reopened = try SQLiteStore(path: path)
+        let v1 = try await reopened.fetch(b("k1"), now: 100, on: loop).get()
+        #expect(v1.map { String(buffer: $0.0) } == "v1")
+        #expect(v1?.1 == EntryMeta(createdAt: 10, expiresAt: 0, tokens: 7, cost: 0.25))
+        #expect(try await reopened.fetch(b("gone"), now: 100, on: loop).get() == nil)
+        var keys: [String: Int64] = [:]
+        try reopened.forEachLiveKey(now: 100) { key, expiresAt in keys[String(buffer: key)] = expiresAt }
+        #expect(keys == ["k1": 0, "k2": 5_000])
+        // After its expiry the row is neither listed nor returned.
+        #expect(try await reopened.fetch(b("k2"), now: 5_000, on: loop).get() == nil)
+        await reopened.close()
+    }
+
+    @Test func pendingWritesAreVisibleBeforeTheyReachDisk() async throws {
+        let store = try SQLiteStore(path: tempPath())
+        for i in 0..<500 {
+            store.store(b("key\(i)"), value: b("value\(i)"), meta: EntryMeta(createdAt: 0))
+        }
+        // Whatever was or was not committed yet, every write reads back.
+        for i in stride(from: 0, to: 500, by: 37) {
+            let found = try await store.fetch(b("key\(i)"), now: 1, on: loop).get()
+            #expect(found.map { String(buffer: $0.0) } == "value\(i)")
+        }
+        store.delete(b("key0"))
+        #expect(try await store.fetch(b("key0"), now: 1, on: loop).get() == nil)
+        await store.flush()
+        let c = store.counters
+        #expect(c.writes == 501)
+        #expect(c.batches >= 1 && c.batches <= 501)
+        await store.close()
+    }
+
+    @Test func deleteExpiredRemovesRows() async throws {
+        let store = try SQLiteStore(path: tempPath())
+        store.store(b("a"), value: b("1"), meta: EntryMeta(createdAt: 0, expiresAt: 10))
+        store.store(b("b"), value: b("2"), meta: EntryMeta(createdAt: 0, expiresAt: 0))
+        await store.flush()
+        #expect(try await store.deleteExpired(now: 11, on: loop).get() == 1)
+        await store.close()
+    }
+
+    @Test func emptyValueStaysEmptyNotNull() async throws {
+        let store = try SQLiteStore(path: tempPath())
+        store.store(b("e"), value: ByteBuffer(), meta: EntryMeta(createdAt: 0))
+        await store.flush()
+        let found = try await store.fetch(b("e"), now: 1, on: loop).get()
+        #expect(found?.0.readableBytes == 0)
+        await store.close()
+    }
+
+    @Test func unwritablePathFailsClearly() {
+        #expect(throws: SQLiteError.self) { _ = try SQLiteStore(path: "/nonexistent-dir/x/sluice.db") }
+    }
+}

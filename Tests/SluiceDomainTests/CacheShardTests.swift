@@ -1,0 +1,133 @@
+import NIOCore
+import Testing
+@testable import SluiceDomain
+
+@Suite("Cache shard: L1 + directory + leases")
+struct CacheShardTests {
+    let hasher = KeyHasher(seed: 1)
+
+    func k(_ s: String) -> (ByteBuffer, UInt64) {
+        let b = ByteBuffer(string: s)
+        return (b, hasher.hash(b))
+    }
+
+    @Test func valueEvictedFromL1IsStillKnownThroughTheDirectory() {
+        let small = S3FIFOCache.charge(keyLength: 2, valueLength: 10) * 3
+        var shard = CacheShard(l1Capacity: small, tracksL2: true)
+        for i in 0..<10 {
+            let (b, h) = k("k\(i)")
+            shard.write(b, hash: h, value: ByteBuffer(string: "0123456789"), meta: EntryMeta(createdAt: 0))
+        }
+        let (b0, h0) = k("k0")
+        guard case .inL2(let version) = shard.read(b0, hash: h0, now: 1) else {
+            Issue.record("expected the L2 to be asked"); return
+        }
+        #expect(shard.expiry(b0, hash: h0, now: 1) == 0)
+        shard.promote(b0, hash: h0, value: ByteBuffer(string: "0123456789"), meta: EntryMeta(createdAt: 0), version: version)
+        guard case .hit = shard.read(b0, hash: h0, now: 1) else { Issue.record("not promoted"); return }
+        #expect(shard.counters.l2Hits == 1)
+    }
+
+    @Test func staleFetchDoesNotOverwriteANewerWrite() {
+        var shard = CacheShard(l1Capacity: 0, tracksL2: true)  // L1 keeps nothing
+        let (b, h) = k("key")
+        shard.write(b, hash: h, value: ByteBuffer(string: "old"), meta: EntryMeta(createdAt: 0))
+        guard case .inL2(let version) = shard.read(b, hash: h, now: 1) else { Issue.record("no L2"); return }
+        shard.write(b, hash: h, value: ByteBuffer(string: "new"), meta: EntryMeta(createdAt: 1))
+        shard.promote(b, hash: h, value: ByteBuffer(string: "old"), meta: EntryMeta(createdAt: 0), version: version)
+        #expect(!shard.l1.contains(hash: h))
+    }
+
+    @Test func deleteRemovesFromBothAndEndsLease() {
+        var shard = CacheShard(l1Capacity: 1 << 20, tracksL2: true)
+        let (b, h) = k("key")
+        #expect(shard.lease(hash: h, token: 5, now: 0, duration: 1000) == .granted(5))
+        #expect(shard.delete(b, hash: h, now: 1) == false)
+        shard.write(b, hash: h, value: ByteBuffer(string: "v"), meta: EntryMeta(createdAt: 0))
+        #expect(shard.delete(b, hash: h, now: 1) == true)
+        guard case .miss = shard.read(b, hash: h, now: 1) else { Issue.record("still there"); return }
+        #expect(shard.lease(hash: h, token: 6, now: 2, duration: 1000) == .granted(6))
+    }
+
+    @Test func directoryExpiresEntriesOnReadAndSweep() {
+        var shard = CacheShard(l1Capacity: 0, tracksL2: true)
+        let (b, h) = k("ttl")
+        shard.write(b, hash: h, value: ByteBuffer(string: "v"), meta: EntryMeta(createdAt: 0, expiresAt: 10))
+        #expect(shard.expiry(b, hash: h, now: 9) == 10)
+        #expect(shard.expiry(b, hash: h, now: 10) == nil)
+        shard.sweep(now: 10, budget: 100)
+        #expect(shard.keyCount == 0)
+    }
+
+    @Test func setExpiryUpdatesBothLayers() {
+        var shard = CacheShard(l1Capacity: 1 << 20, tracksL2: true)
+        let (b, h) = k("x")
+        shard.write(b, hash: h, value: ByteBuffer(string: "v"), meta: EntryMeta(createdAt: 0))
+        #expect(shard.setExpiry(b, hash: h, expiresAt: 50, now: 1) == true)
+        #expect(shard.expiry(b, hash: h, now: 1) == 50)
+        #expect(shard.directory?[h]?.expiresAt == 50)
+    }
+}
+
+@Suite("Leases")
+struct LeaseTableTests {
+    @Test func oneHolderAtATime() {
+        var t = LeaseTable()
+        #expect(t.acquire(1, token: 100, now: 0, duration: 1000) == true)
+        #expect(t.acquire(1, token: 200, now: 500, duration: 1000) == false)
+        #expect(t.acquire(2, token: 300, now: 500, duration: 1000) == true)
+        // Runs out: the next caller gets it.
+        #expect(t.acquire(1, token: 400, now: 1000, duration: 1000) == true)
+    }
+
+    @Test func writesAreAdmittedUnlessAnotherCallerHoldsTheLease() {
+        var t = LeaseTable()
+        #expect(t.acquire(1, token: 100, now: 0, duration: 1000) == true)
+        #expect(t.admits(1, token: 100, now: 10))
+        #expect(!t.admits(1, token: 999, now: 10))
+        // Holder's lease ran out and nobody took it: its late answer is still welcome.
+        #expect(t.admits(1, token: 100, now: 5000))
+        #expect(t.acquire(1, token: 200, now: 5000, duration: 1000) == true)
+        #expect(!t.admits(1, token: 100, now: 5001))
+    }
+
+    @Test func sweepDropsExpiredLeases() {
+        var t = LeaseTable()
+        _ = t.acquire(1, token: 1, now: 0, duration: 10)
+        _ = t.acquire(2, token: 2, now: 0, duration: 100)
+        t.sweep(now: 50)
+        #expect(t.count == 1)
+    }
+}
+
+@Suite("Keyspace")
+struct KeyspaceTests {
+    @Test func concurrentLeaseRequestsGrantExactlyOne() async {
+        let keyspace = Keyspace(l1Capacity: 1 << 20, tracksL2: false)
+        let key = ByteBuffer(string: "stampede")
+        let hash = keyspace.hasher.hash(key)
+        let granted = await withTaskGroup(of: Bool.self) { group in
+            for i in 0..<64 {
+                group.addTask {
+                    let outcome = keyspace.withShard(hash: hash) { $0.lease(hash: hash, token: UInt64(i + 1), now: 0, duration: 60_000) }
+                    if case .granted = outcome { return true }
+                    return false
+                }
+            }
+            var n = 0
+            for await g in group where g { n += 1 }
+            return n
+        }
+        #expect(granted == 1)
+    }
+
+    @Test func hasherIsSeededAndSpreadsKeys() {
+        let a = KeyHasher(seed: 1), b = KeyHasher(seed: 2)
+        let key = ByteBuffer(string: "same key")
+        #expect(a.hash(key) != b.hash(key))
+        #expect(a.hash(key) == a.hash(ByteBuffer(string: "same key")))
+        var shards = Set<UInt64>()
+        for i in 0..<1000 { shards.insert((a.hash(ByteBuffer(string: "k\(i)")) >> 40) & 63) }
+        #expect(shards.count == 64)
+    }
+}

@@ -1,0 +1,109 @@
+import NIOCore
+import Testing
+@testable import SluiceDomain
+
+@Suite("L1 (S3-FIFO)")
+struct S3FIFOCacheTests {
+    let hasher = KeyHasher(seed: 42)
+
+    func key(_ s: String) -> (ByteBuffer, UInt64) {
+        let b = ByteBuffer(string: s)
+        return (b, hasher.hash(b))
+    }
+
+    func put(_ cache: inout S3FIFOCache, _ k: String, _ v: String, expiresAt: Int64 = 0) {
+        let (b, h) = key(k)
+        cache.write(b, hash: h, value: ByteBuffer(string: v), meta: EntryMeta(createdAt: 0, expiresAt: expiresAt))
+    }
+
+    func get(_ cache: inout S3FIFOCache, _ k: String, now: Int64 = 1) -> String? {
+        let (b, h) = key(k)
+        return cache.read(b, hash: h, now: now).map { String(buffer: $0.value) }
+    }
+
+    @Test func storesReplacesAndRemoves() {
+        var cache = S3FIFOCache(capacity: 1 << 20)
+        put(&cache, "a", "1")
+        #expect(get(&cache, "a") == "1")
+        put(&cache, "a", "22")
+        #expect(get(&cache, "a") == "22")
+        #expect(cache.statistics.entries == 1)
+        #expect(cache.statistics.bytes == S3FIFOCache.charge(keyLength: 1, valueLength: 2))
+        let (b, h) = key("a")
+        #expect(cache.remove(b, hash: h, now: 1) == true)
+        #expect(get(&cache, "a") == nil)
+        #expect(cache.statistics.entries == 0 && cache.statistics.bytes == 0)
+    }
+
+    @Test func neverExceedsItsByteBudget() {
+        let capacity = 50 * S3FIFOCache.charge(keyLength: 8, valueLength: 100)
+        var cache = S3FIFOCache(capacity: capacity)
+        for i in 0..<2000 {
+            put(&cache, String(format: "key%05d", i), String(repeating: "v", count: 100))
+            #expect(cache.statistics.bytes <= capacity)
+        }
+        #expect(cache.statistics.entries == 50)
+        #expect(cache.statistics.evictions == 1950)
+    }
+
+    @Test func entryLargerThanTheCacheIsNotKept() {
+        var cache = S3FIFOCache(capacity: 1000)
+        put(&cache, "big", String(repeating: "x", count: 2000))
+        #expect(get(&cache, "big") == nil)
+        #expect(cache.statistics.bytes == 0)
+    }
+
+    @Test func expiredEntryMissesAndIsReclaimed() {
+        var cache = S3FIFOCache(capacity: 1 << 20)
+        put(&cache, "t", "v", expiresAt: 100)
+        #expect(get(&cache, "t", now: 99) == "v")
+        #expect(get(&cache, "t", now: 100) == nil)
+        #expect(cache.statistics.entries == 0)
+    }
+
+    @Test func sweepReclaimsExpiredWithoutReads() {
+        var cache = S3FIFOCache(capacity: 1 << 20)
+        for i in 0..<100 { put(&cache, "k\(i)", "v", expiresAt: i < 60 ? 50 : 0) }
+        var cursor = 0
+        var removed = 0
+        for _ in 0..<10 {
+            let r = cache.sweepExpired(now: 60, from: cursor, budget: 16)
+            cursor = r.next
+            removed += r.removed
+        }
+        #expect(removed == 60)
+        #expect(cache.statistics.entries == 40)
+    }
+
+    /// The S3-FIFO property: a key read while in the small queue survives a scan of one-hit
+    /// keys that would flush an LRU.
+    @Test func frequentlyReadKeySurvivesAScan() {
+        let capacity = 20 * S3FIFOCache.charge(keyLength: 6, valueLength: 10)
+        var cache = S3FIFOCache(capacity: capacity)
+        put(&cache, "hot000", "0123456789")
+        for i in 0..<200 {
+            #expect(get(&cache, "hot000") == "0123456789", "lost the hot key after \(i) scan keys")
+            put(&cache, String(format: "s%05d", i), "0123456789")
+        }
+    }
+
+    @Test func deletesAndReinsertsDoNotGrowQueuesForever() {
+        var cache = S3FIFOCache(capacity: 1 << 20)
+        for _ in 0..<10_000 {
+            put(&cache, "churn", "v")
+            let (b, h) = key("churn")
+            cache.remove(b, hash: h, now: 1)
+        }
+        #expect(cache.small.count + cache.main.count < 2100)
+        #expect(cache.slots.count < 2100)
+    }
+
+    @Test func hashCollisionNeverReturnsAnotherKeysValue() {
+        var cache = S3FIFOCache(capacity: 1 << 20)
+        let a = ByteBuffer(string: "a"), b = ByteBuffer(string: "b")
+        cache.write(a, hash: 7, value: ByteBuffer(string: "A"), meta: EntryMeta(createdAt: 0))
+        #expect(cache.read(b, hash: 7, now: 1) == nil)
+        cache.write(b, hash: 7, value: ByteBuffer(string: "B"), meta: EntryMeta(createdAt: 0))
+        #expect(cache.read(b, hash: 7, now: 1).map { String(buffer: $0.value) } == "B")
+    }
+}

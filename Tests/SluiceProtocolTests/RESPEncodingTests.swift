@@ -1,0 +1,47 @@
+import NIOCore
+import Testing
+@testable import SluiceProtocol
+
+@Suite("Reply encoding")
+struct RESPEncodingTests {
+    func wire(_ body: (inout ByteBuffer) -> Void) -> String {
+        var b = ByteBuffer()
+        body(&b)
+        return String(buffer: b)
+    }
+
+    @Test func scalars() {
+        #expect(wire { $0.writeRESPOK() } == "+OK\r\n")
+        #expect(wire { $0.writeRESPError("ERR bad\r\nthing") } == "-ERR bad  thing\r\n")
+        #expect(wire { $0.writeRESPNull() } == "$-1\r\n")
+        #expect(wire { $0.writeRESPBulk("hello") } == "$5\r\nhello\r\n")
+        #expect(wire { $0.writeRESPBulk("") } == "$0\r\n\r\n")
+    }
+
+    @Test(arguments: [0, 7, 10, 99, 12345, -1, -2, Int.max, Int.min])
+    func integers(n: Int) {
+        #expect(wire { $0.writeRESPInteger(n) } == ":\(n)\r\n")
+    }
+
+    @Test func valueRoundTrip() throws {
+        let value = RESPValue.array([.simpleString("OK"), .error("ERR x"), .integer(-3), .bulk("a\r\nb"), .null, .array(nil), .array([])])
+        var b = ByteBuffer()
+        value.encode(into: &b)
+        #expect(String(buffer: b) == "*7\r\n+OK\r\n-ERR x\r\n:-3\r\n$4\r\na\r\nb\r\n$-1\r\n*-1\r\n*0\r\n")
+        #expect(try RESPValue(consuming: &b) == value)
+        #expect(b.readableBytes == 0)
+    }
+
+    @Test func partialReplyNeedsMore() throws {
+        let wire = "*2\r\n$3\r\nabc\r\n$2\r\nx"
+        var b = ByteBuffer(string: wire)
+        #expect(try RESPValue(consuming: &b) == nil)
+        #expect(b.readableBytes == wire.utf8.count)
+    }
+
+    @Test func commandBuilderMatchesWireForm() {
+        let c = RESPCommand("SET", "k", "v")
+        #expect(String(buffer: c.frame) == "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n")
+        #expect(c.arguments.map { String(buffer: $0) } == ["SET", "k", "v"])
+    }
+}

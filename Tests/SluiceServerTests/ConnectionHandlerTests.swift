@@ -1,0 +1,163 @@
+import NIOCore
+import NIOEmbedded
+import Testing
+@testable import SluiceServer
+
+@Suite("Connection handler: exact wire bytes")
+struct ConnectionHandlerTests {
+    @Test func pingEchoAndPipelining() async throws {
+        let h = try await Harness.make()
+        #expect(try await h.send("PING\r\n") == "+PONG\r\n")
+        #expect(try await h.send("*2\r\n$4\r\nECHO\r\n$5\r\nhello\r\n") == "$5\r\nhello\r\n")
+        // Three pipelined requests, split mid-frame: all answered, in order, once complete.
+        #expect(try await h.send("SET a 1\r\nGET a\r\n*2\r\n$3\r\nGET") == "+OK\r\n$1\r\n1\r\n")
+        #expect(try await h.send("\r\n$1\r\nb\r\n") == "$-1\r\n")
+        await h.close()
+    }
+
+    @Test func setOptionsAndTTL() async throws {
+        let h = try await Harness.make()
+        #expect(try await h.send("SET k v EX 10\r\nTTL k\r\nPTTL k\r\n") == "+OK\r\n:10\r\n:10000\r\n")
+        #expect(try await h.send("SET k v2 NX\r\nGET k\r\n") == "$-1\r\n$1\r\nv\r\n")
+        #expect(try await h.send("SET new v XX\r\nEXISTS new k k\r\n") == "$-1\r\n:2\r\n")
+        #expect(try await h.send("SET p v PX 1500\r\nPTTL p\r\nTTL nothing\r\nSET forever v\r\nTTL forever\r\n") == "+OK\r\n:1500\r\n:-2\r\n+OK\r\n:-1\r\n")
+        h.clock.advance(1500)
+        #expect(try await h.send("GET p\r\nEXISTS p\r\n") == "$-1\r\n:0\r\n")
+        h.clock.advance(8500)
+        #expect(try await h.send("GET k\r\nDEL k forever forever\r\n") == "$-1\r\n:1\r\n")
+        await h.close()
+    }
+
+    @Test(arguments: [
+        ("GET\r\n", "-ERR wrong number of arguments for 'get' command\r\n"),
+        ("SET k\r\n", "-ERR wrong number of arguments for 'set' command\r\n"),
+        ("SET k v EX\r\n", "-ERR syntax error\r\n"),
+        ("SET k v EX ten\r\n", "-ERR value is not an integer or out of range\r\n"),
+        ("SET k v EX -5\r\n", "-ERR invalid expire time in 'set' command\r\n"),
+        ("SET k v PX 0\r\n", "-ERR invalid expire time in 'set' command\r\n"),
+        ("SET k v EX 99999999999999999\r\n", "-ERR invalid expire time in 'set' command\r\n"),
+        ("SET k v NX XX\r\n", "-ERR syntax error\r\n"),
+        ("SET k v EX 1 PX 1\r\n", "-ERR syntax error\r\n"),
+        ("SET k v BOGUS\r\n", "-ERR syntax error\r\n"),
+        ("FROB a b c d\r\n", "-ERR unknown command 'FROB', with args beginning with: 'a' 'b' 'c'\r\n"),
+        ("SET \"k v\r\n", "-ERR unbalanced quotes in request\r\n"),
+        ("CACHE.GET k LEASE 0\r\n", "-ERR LEASE must be between 1 and 600000 ms\r\n"),
+        ("CACHE.GET k LEASE x\r\n", "-ERR value is not an integer or out of range\r\n"),
+        ("CACHE.SET k v TOKENS -1\r\n", "-ERR TOKENS must not be negative\r\n"),
+        ("CACHE.SET k v COST abc\r\n", "-ERR COST must be a non-negative number\r\n"),
+        ("CACHE.SET k v LEASE nope\r\n", "-ERR LEASE token is not valid\r\n"),
+        ("CACHE.SET k v TOKENS\r\n", "-ERR syntax error\r\n"),
+        ("SELECT 3\r\n", "-ERR DB index is out of range\r\n"),
+        ("HELLO 3\r\n", "-NOPROTO sorry, this protocol version is not supported (Sluice speaks RESP2)\r\n"),
+        ("RL.TAKE k 1 1\r\n", "-ERR 'RL.TAKE' is not available yet in this Sluice build (rate limiting is planned; see docs/PROTOCOL.md)\r\n"),
+        ("AUTH x\r\n", "-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n"),
+    ])
+    func badInputGetsOneErrorAndTheConnectionGoesOn(request: String, reply: String) async throws {
+        let h = try await Harness.make()
+        #expect(try await h.send("SET keep me\r\n") == "+OK\r\n")
+        #expect(try await h.send(request + "GET keep\r\n") == reply + "$2\r\nme\r\n")
+        await h.close()
+    }
+
+    @Test func oversizedValueIsRefusedAndNothingAcknowledgedIsLost() async throws {
+        let h = try await Harness.make { $0.limits = .init(maxBulkLength: 16) }
+        #expect(try await h.send("SET a small\r\n") == "+OK\r\n")
+        let big = String(repeating: "x", count: 64)
+        let reply = try await h.send("*3\r\n$3\r\nSET\r\n$1\r\na\r\n$64\r\n\(big)\r\nGET a\r\n")
+        #expect(reply == "-ERR value too large (64 bytes > 16)\r\n$5\r\nsmall\r\n")
+        await h.close()
+    }
+
+    @Test func brokenFramingRepliesThenCloses() async throws {
+        let h = try await Harness.make()
+        #expect(try await h.send("*1\r\n$x\r\n") == "-ERR Protocol error: invalid bulk length\r\n")
+        try await h.channel.closeFuture.get()
+        #expect(h.env.counters.protocolErrors.load(ordering: .relaxed) == 1)
+    }
+
+    @Test func quitRepliesThenCloses() async throws {
+        let h = try await Harness.make()
+        #expect(try await h.send("QUIT\r\nPING\r\n") == "+OK\r\n")
+        try await h.channel.closeFuture.get()
+    }
+
+    @Test func clientHalfCloseStillGetsItsReplies() async throws {
+        let h = try await Harness.make()
+        try await h.channel.writeInbound(ByteBuffer(string: "SET a 1\r\nGET a\r\n"))
+        h.channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        var out = ""
+        while let b = try await h.channel.readOutbound(as: ByteBuffer.self) { out += String(buffer: b) }
+        #expect(out == "+OK\r\n$1\r\n1\r\n")
+        try await h.channel.closeFuture.get()
+    }
+
+    @Test func authGatesCommands() async throws {
+        let h = try await Harness.make { $0.requirePass = "s3cret" }
+        #expect(try await h.send("GET a\r\n") == "-NOAUTH Authentication required.\r\n")
+        #expect(try await h.send("AUTH wrong\r\n") == "-WRONGPASS invalid username-password pair or user is disabled.\r\n")
+        #expect(try await h.send("AUTH default s3cret\r\nGET a\r\n") == "+OK\r\n$-1\r\n")
+        await h.close()
+    }
+
+    @Test func helloTwoAuthenticatesAndDescribesTheServer() async throws {
+        let h = try await Harness.make { $0.requirePass = "pw" }
+        let reply = try await h.send("HELLO 2 AUTH default pw SETNAME agent-1\r\nCLIENT GETNAME\r\n")
+        #expect(reply.hasPrefix("*14\r\n$6\r\nserver\r\n$6\r\nsluice\r\n"))
+        #expect(reply.hasSuffix("$7\r\nagent-1\r\n"))
+        await h.close()
+    }
+
+    @Test func cacheGetReportsLayerAgeAndLease() async throws {
+        let h = try await Harness.make()
+        // First caller on a miss gets a lease token; the second is told to wait.
+        let first = try await h.send("CACHE.GET q LEASE 5000\r\n")
+        #expect(first.hasPrefix("*4\r\n$-1\r\n$-1\r\n$-1\r\n$"))
+        let token = first.split(separator: "\r\n").last.map(String.init)!
+        #expect(try await h.send("CACHE.GET q LEASE 5000\r\n") == "*4\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n")
+        // A write with someone else's token is refused; the holder's goes through.
+        #expect(try await h.send("CACHE.SET q stolen LEASE 12345\r\n").hasPrefix("-ERR lease token is not the current lease"))
+        #expect(try await h.send("CACHE.SET q answer TOKENS 120 COST 0.002 LEASE \(token)\r\n") == "+OK\r\n")
+        h.clock.advance(250)
+        #expect(try await h.send("CACHE.GET q\r\n") == "*4\r\n$6\r\nanswer\r\n$2\r\nl1\r\n:250\r\n$-1\r\n")
+        // Plain clients see the same value.
+        #expect(try await h.send("GET q\r\n") == "$6\r\nanswer\r\n")
+        let stats = try await h.send("STATS\r\n")
+        #expect(stats.contains("$12\r\ntokens_saved\r\n:240\r\n"))
+        #expect(stats.contains("$14\r\nleases_granted\r\n:1\r\n$11\r\nlease_waits\r\n:1\r\n"))
+        await h.close()
+    }
+
+    @Test func leaseRunsOutAndTheNextCallerGetsIt() async throws {
+        let h = try await Harness.make()
+        _ = try await h.send("CACHE.GET q LEASE 100\r\n")
+        h.clock.advance(100)
+        let again = try await h.send("CACHE.GET q LEASE 100\r\n")
+        #expect(again.hasPrefix("*4\r\n$-1\r\n$-1\r\n$-1\r\n$") && !again.hasSuffix("$-1\r\n"))
+        await h.close()
+    }
+
+    @Test func valueEvictedFromL1IsReadFromSQLiteInOrder() async throws {
+        // An L1 of ~2 entries: most values live only in the L2.
+        let h = try await Harness.make(l2: true, l1Capacity: 4 * 400)
+        var setAll = ""
+        for i in 0..<20 { setAll += "SET key\(i) value\(i)\r\n" }
+        _ = try await h.send(setAll)
+        await h.store!.flush()
+        // Pipelined: an L2 read in the middle must not reorder replies.
+        let expected = "$6\r\nvalue0\r\n:1\r\n*4\r\n$6\r\nvalue1\r\n$2\r\nl2\r\n:0\r\n$-1\r\n+PONG\r\n"
+        let reply = try await h.send("GET key0\r\nEXISTS key0\r\nCACHE.GET key1\r\nPING\r\n", waitFor: expected.utf8.count)
+        #expect(reply == expected)
+        await h.close()
+    }
+
+    @Test func commandIntrospectionForRedisCli() async throws {
+        let h = try await Harness.make()
+        let docs = try await h.send("COMMAND DOCS get\r\n")
+        #expect(docs.hasPrefix("*2\r\n$3\r\nget\r\n*6\r\n"))
+        let count = try await h.send("COMMAND COUNT\r\n")
+        #expect(count.hasPrefix(":"))
+        #expect(try await h.send("CONFIG GET appendonly\r\n") == "*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n")
+        #expect(try await h.send("info keyspace\r\n").contains("# Keyspace\r\ndb0:keys=0"))
+        await h.close()
+    }
+}

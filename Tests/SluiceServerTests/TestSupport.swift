@@ -1,0 +1,61 @@
+import Foundation
+import NIOCore
+import NIOEmbedded
+import SluiceBackends
+import SluiceDomain
+import Synchronization
+@testable import SluiceServer
+
+/// A clock the test moves by hand.
+final class ManualClock: WallClock {
+    let now = Atomic<Int64>(1_700_000_000_000)
+    func nowMilliseconds() -> Int64 { now.load(ordering: .relaxed) }
+    func advance(_ ms: Int64) { now.add(ms, ordering: .relaxed) }
+}
+
+/// One connection handler on a test channel, with the environment behind it.
+struct Harness {
+    let channel: NIOAsyncTestingChannel
+    let env: ServerEnvironment
+    let clock: ManualClock
+    let store: SQLiteStore?
+
+    static func make(configure: (inout ServerConfiguration) -> Void = { _ in }, l2: Bool = false, l1Capacity: Int = 1 << 24) async throws -> Harness {
+        var config = ServerConfiguration()
+        configure(&config)
+        let clock = ManualClock()
+        var store: SQLiteStore?
+        if l2 {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-srv-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            store = try SQLiteStore(path: dir.appendingPathComponent("sluice.db").path)
+        }
+        let keyspace = Keyspace(l1Capacity: l1Capacity, shardCount: 4, tracksL2: store != nil)
+        let env = ServerEnvironment(configuration: config, cache: TieredCache(keyspace: keyspace, l2: store), clock: clock)
+        let handler = ConnectionHandler(environment: env, table: CommandTable.standard(env))
+        let channel = NIOAsyncTestingChannel()
+        try await channel.pipeline.addHandler(handler)
+        try await channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1))
+        return Harness(channel: channel, env: env, clock: clock, store: store)
+    }
+
+    /// Sends bytes and returns every reply byte written in response (waiting for `expect`
+    /// bytes when given, for replies that complete later).
+    func send(_ wire: String, waitFor expectedBytes: Int? = nil) async throws -> String {
+        try await channel.writeInbound(ByteBuffer(string: wire))
+        var out = ""
+        while let b = try await channel.readOutbound(as: ByteBuffer.self) { out += String(buffer: b) }
+        if let expectedBytes {
+            while out.utf8.count < expectedBytes {
+                let b = try await channel.waitForOutboundWrite(as: ByteBuffer.self)
+                out += String(buffer: b)
+            }
+        }
+        return out
+    }
+
+    func close() async {
+        _ = try? await channel.finish()
+        await store?.close()
+    }
+}
