@@ -8,11 +8,24 @@ public enum RESPValue: Sendable, Hashable {
     case integer(Int)
     case bulkString(ByteBuffer?)
     case array([RESPValue]?)
+    /// RESP3 map; a flat array of pairs in RESP2.
+    case map([RESPValue])
+    /// RESP3 double; a bulk string in RESP2.
+    case double(Double)
 
     public static func bulk(_ s: String) -> RESPValue { .bulkString(ByteBuffer(string: s)) }
     public static let null = RESPValue.bulkString(nil)
 
-    public func encode(into out: inout ByteBuffer) {
+    /// Encodes as RESP2.
+    public func encode(into buffer: inout ByteBuffer) {
+        var writer = RESPWriter(buffer: buffer, version: .resp2)
+        buffer = ByteBuffer()
+        encode(into: &writer)
+        buffer = writer.buffer
+    }
+
+    /// `map` holds alternating keys and values.
+    public func encode(into out: inout RESPWriter) {
         switch self {
         case .simpleString(let s): out.writeRESPSimpleString(s)
         case .error(let s): out.writeRESPError(s)
@@ -23,6 +36,10 @@ public enum RESPValue: Sendable, Hashable {
         case .array(let items?):
             out.writeRESPArrayHeader(items.count)
             for item in items { item.encode(into: &out) }
+        case .map(let items):
+            out.writeRESPMapHeader(items.count / 2)
+            for item in items { item.encode(into: &out) }
+        case .double(let d): out.writeRESPDouble(d)
         }
     }
 
@@ -71,6 +88,18 @@ public enum RESPValue: Sendable, Hashable {
                 items.append(item)
             }
             return .array(items)
+        case UInt8(ascii: "_"): return .bulkString(nil)
+        case UInt8(ascii: ","):
+            guard let d = Double(text) else { throw RESPProtocolError("invalid double") }
+            return .double(d)
+        case UInt8(ascii: "%"):
+            guard let n = Int(text), n >= 0 else { throw RESPProtocolError("invalid map length") }
+            var items: [RESPValue] = []
+            for _ in 0..<(2 * n) {
+                guard let item = try parse(&buffer, depth: depth + 1) else { return nil }
+                items.append(item)
+            }
+            return .map(items)
         default:
             throw RESPProtocolError("unknown reply type '\(RESPRequestParser.printable(type))'")
         }

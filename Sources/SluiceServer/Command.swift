@@ -4,7 +4,7 @@ import SluiceProtocol
 /// One command the server understands. Groups of them live one file each under `Commands/`
 /// and are listed once in ``CommandTable/groups``.
 public struct Command: Sendable {
-    public typealias Handler = @Sendable (inout CommandContext, inout ByteBuffer) throws(CommandError) -> CommandResult
+    public typealias Handler = @Sendable (inout CommandContext, inout RESPWriter) throws(CommandError) -> CommandResult
 
     /// Lower-case name, as `COMMAND` lists it.
     public let name: String

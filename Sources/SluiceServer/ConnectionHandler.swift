@@ -16,7 +16,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     private let table: CommandTable
     private var parser: RESPRequestParser
     private var input: ByteBuffer?
-    private var output: ByteBuffer
+    private var output: RESPWriter
     private var session: Session
     /// A `.later` reply is outstanding.
     private var waiting = false
@@ -33,13 +33,13 @@ final class ConnectionHandler: ChannelInboundHandler {
         self.env = environment
         self.table = table
         self.parser = RESPRequestParser(limits: environment.configuration.limits)
-        self.output = ByteBuffer()
+        self.output = RESPWriter()
         let id = environment.counters.newClientID()
         self.session = Session(id: id, authenticated: environment.configuration.requirePass == nil)
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        output = context.channel.allocator.buffer(capacity: 4096)
+        output.buffer = context.channel.allocator.buffer(capacity: 4096)
         env.counters.connectedClients.add(1, ordering: .relaxed)
         env.counters.totalConnections.add(1, ordering: .relaxed)
         context.fireChannelActive()
@@ -114,7 +114,7 @@ final class ConnectionHandler: ChannelInboundHandler {
                 env.counters.rejectedRequests.add(1, ordering: .relaxed)
                 output.writeRESPError("ERR " + rejection.message)
             }
-            if output.readableBytes >= Self.flushThreshold { flush(context: context) }
+            if output.buffer.readableBytes >= Self.flushThreshold { flush(context: context) }
         }
     }
 
@@ -192,15 +192,15 @@ final class ConnectionHandler: ChannelInboundHandler {
     // MARK: Output
 
     private func flush(context: ChannelHandlerContext) {
-        guard output.readableBytes > 0 else { return }
-        context.writeAndFlush(wrapOutboundOut(output), promise: nil)
-        output.clear()
+        guard output.buffer.readableBytes > 0 else { return }
+        context.writeAndFlush(wrapOutboundOut(output.buffer), promise: nil)
+        output.buffer.clear()
     }
 
     private func finishAndClose(context: ChannelHandlerContext) {
         closing = true
-        let pending = output
-        output.clear()
+        let pending = output.buffer
+        output.buffer.clear()
         context.writeAndFlush(wrapOutboundOut(pending)).whenComplete { _ in
             context.close(promise: nil)
         }

@@ -32,7 +32,7 @@ struct Report {
             ("lease_waits", .integer(c.leaseWaits)),
             ("leases_active", .integer(cache.leases)),
             ("tokens_saved", .integer(Int(c.tokensSaved))),
-            ("cost_saved", .bulk(String(c.costSaved))),
+            ("cost_saved", .double(c.costSaved)),
             ("connected_clients", .integer(counters.connectedClients.load(ordering: .relaxed))),
             ("commands_processed", .integer(counters.commandsProcessed.load(ordering: .relaxed))),
             ("rejected_requests", .integer(counters.rejectedRequests.load(ordering: .relaxed))),

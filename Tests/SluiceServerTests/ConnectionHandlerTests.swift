@@ -48,7 +48,7 @@ struct ConnectionHandlerTests {
         ("CACHE.SET k v LEASE nope\r\n", "-ERR LEASE token is not valid\r\n"),
         ("CACHE.SET k v TOKENS\r\n", "-ERR syntax error\r\n"),
         ("SELECT 3\r\n", "-ERR DB index is out of range\r\n"),
-        ("HELLO 3\r\n", "-NOPROTO sorry, this protocol version is not supported (Sluice speaks RESP2)\r\n"),
+        ("HELLO 4\r\n", "-NOPROTO sorry, this protocol version is not supported (Sluice speaks RESP2 and RESP3)\r\n"),
         ("RL.TAKE k 1 1\r\n", "-ERR 'RL.TAKE' is not available yet in this Sluice build (rate limiting is planned; see docs/PROTOCOL.md)\r\n"),
         ("AUTH x\r\n", "-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n"),
     ])
@@ -107,6 +107,22 @@ struct ConnectionHandlerTests {
         await h.close()
     }
 
+    @Test func helloThreeSwitchesRepliesToRESP3() async throws {
+        let h = try await Harness.make()
+        let hello = try await h.send("HELLO 3\r\n")
+        #expect(hello.hasPrefix("%7\r\n$6\r\nserver\r\n$6\r\nsluice\r\n"))
+        #expect(hello.contains("$5\r\nproto\r\n:3\r\n"))
+        #expect(try await h.send("GET nothing\r\nCACHE.GET nothing\r\n") == "_\r\n*4\r\n_\r\n_\r\n_\r\n_\r\n")
+        #expect(try await h.send("CACHE.SET k v COST 0.5\r\nCACHE.GET k\r\n") == "+OK\r\n*4\r\n$1\r\nv\r\n$2\r\nl1\r\n:0\r\n_\r\n")
+        let stats = try await h.send("STATS\r\n")
+        #expect(stats.hasPrefix("%"))
+        #expect(stats.contains("$10\r\ncost_saved\r\n,0.5\r\n"))
+        // And back.
+        #expect(try await h.send("HELLO 2\r\n").hasPrefix("*14\r\n"))
+        #expect(try await h.send("GET nothing\r\n") == "$-1\r\n")
+        await h.close()
+    }
+
     @Test func cacheGetReportsLayerAgeAndLease() async throws {
         let h = try await Harness.make()
         // First caller on a miss gets a lease token; the second is told to wait.
@@ -137,8 +153,8 @@ struct ConnectionHandlerTests {
     }
 
     @Test func valueEvictedFromL1IsReadFromSQLiteInOrder() async throws {
-        // An L1 of ~2 entries: most values live only in the L2.
-        let h = try await Harness.make(l2: true, l1Capacity: 4 * 400)
+        // An L1 of zero bytes keeps nothing: every value lives only in the L2.
+        let h = try await Harness.make(l2: true, l1Capacity: 0)
         var setAll = ""
         for i in 0..<20 { setAll += "SET key\(i) value\(i)\r\n" }
         _ = try await h.send(setAll)

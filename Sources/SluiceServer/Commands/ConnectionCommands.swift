@@ -36,11 +36,12 @@ enum ConnectionCommands: CommandGroup {
                 return .done
             },
             Command("hello", arity: -1, allowedBeforeAuth: true, summary: "HELLO [2 [AUTH user pass] [SETNAME name]]: server facts") { ctx, out throws(CommandError) in
+                var version = out.version
                 if ctx.hasMore {
-                    let version = try ctx.nextInteger()
-                    guard version == 2 else {
-                        throw CommandError(code: "NOPROTO", "sorry, this protocol version is not supported (Sluice speaks RESP2)")
+                    guard let asked = RESPVersion(rawValue: try ctx.nextInteger()) else {
+                        throw CommandError(code: "NOPROTO", "sorry, this protocol version is not supported (Sluice speaks RESP2 and RESP3)")
                     }
+                    version = asked
                 }
                 while ctx.hasMore {
                     let option = try ctx.next()
@@ -55,10 +56,12 @@ enum ConnectionCommands: CommandGroup {
                     }
                 }
                 guard ctx.session.authenticated else { throw noAuth }
-                RESPValue.array([
+                // The reply already uses the version asked for, as Redis does.
+                out.version = version
+                RESPValue.map([
                     .bulk("server"), .bulk("sluice"),
                     .bulk("version"), .bulk(SluiceVersion.redisCompatible),
-                    .bulk("proto"), .integer(2),
+                    .bulk("proto"), .integer(version.rawValue),
                     .bulk("id"), .integer(ctx.session.id),
                     .bulk("mode"), .bulk("standalone"),
                     .bulk("role"), .bulk("master"),

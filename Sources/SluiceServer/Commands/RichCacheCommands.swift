@@ -94,7 +94,7 @@ enum RichCacheCommands: CommandGroup {
         return nil
     }
 
-    static func writeHit(_ out: inout ByteBuffer, value: inout ByteBuffer, layer: TieredCache.Layer, age: Int64) {
+    static func writeHit(_ out: inout RESPWriter, value: inout ByteBuffer, layer: TieredCache.Layer, age: Int64) {
         out.writeRESPArrayHeader(4)
         out.writeRESPBulk(&value)
         out.writeStaticString(layer == .l1 ? "$2\r\nl1\r\n" : "$2\r\nl2\r\n")
@@ -102,8 +102,11 @@ enum RichCacheCommands: CommandGroup {
         out.writeRESPNull()
     }
 
-    static func writeMiss(_ out: inout ByteBuffer, token: UInt64?) {
-        out.writeStaticString("*4\r\n$-1\r\n$-1\r\n$-1\r\n")
+    static func writeMiss(_ out: inout RESPWriter, token: UInt64?) {
+        out.writeRESPArrayHeader(4)
+        out.writeRESPNull()
+        out.writeRESPNull()
+        out.writeRESPNull()
         if let token { out.writeRESPBulk(String(token)) } else { out.writeRESPNull() }
     }
 }

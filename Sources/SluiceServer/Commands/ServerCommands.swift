@@ -17,7 +17,7 @@ enum ServerCommands: CommandGroup {
                     items.append(.bulk(name))
                     items.append(value)
                 }
-                RESPValue.array(items).encode(into: &out)
+                RESPValue.map(items).encode(into: &out)
                 return .done
             },
             Command("dbsize", arity: 1, summary: "DBSIZE: number of keys") { ctx, out in
@@ -42,7 +42,7 @@ enum ServerCommands: CommandGroup {
                         items.append(.bulk(value))
                     }
                 }
-                RESPValue.array(items).encode(into: &out)
+                RESPValue.map(items).encode(into: &out)
                 return .done
             },
             Command("command", arity: -1, summary: "COMMAND [COUNT | DOCS | INFO name... | LIST]") { ctx, out throws(CommandError) in
@@ -70,9 +70,9 @@ enum ServerCommands: CommandGroup {
                     var items: [RESPValue] = []
                     for c in table.commands where wanted.isEmpty || wanted.contains(c.name) {
                         items.append(.bulk(c.name))
-                        items.append(.array([.bulk("summary"), .bulk(c.summary), .bulk("since"), .bulk(SluiceVersion.current), .bulk("group"), .bulk("sluice")]))
+                        items.append(.map([.bulk("summary"), .bulk(c.summary), .bulk("since"), .bulk(SluiceVersion.current), .bulk("group"), .bulk("sluice")]))
                     }
-                    RESPValue.array(items).encode(into: &out)
+                    RESPValue.map(items).encode(into: &out)
                 } else {
                     throw CommandError("unknown subcommand '\(sub.text)'. Try COMMAND COUNT, DOCS, INFO, LIST.")
                 }

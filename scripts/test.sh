@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: installs what is missing, builds, runs the Swift tests, then
+# the end-to-end tests against a real sluice process with real clients (redis-cli,
+# redis-benchmark, redis-py) and a real redis-server started here on a free loopback port.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh --python
+
+echo "==> swift build"
+swift build --build-tests
+echo "==> swift test"
+swift test --skip-build 2>&1 | tee .build/swift-test.log | grep -vE "^(◇|↳)|passed after|started\.$" || true
+if ! grep -qE "Test run with [0-9]+ tests? .*passed" .build/swift-test.log; then
+  echo "swift test failed"; exit 1
+fi
+
+# A redis-server of our own for the tests that compare with Redis; stopped on exit.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+redis_dir=$(mktemp -d)
+redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$redis_dir" --daemonize yes --pidfile "$redis_dir/redis.pid" --logfile "$redis_dir/redis.log"
+cleanup() { redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$redis_dir"; }
+trap cleanup EXIT
+for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+echo "==> end-to-end tests (pytest)"
+SLUICE_BIN="$PWD/.build/debug/sluice" SLUICE_TEST_REDIS_PORT="$port" \
+  .venv-test/bin/python -m pytest -q tests/e2e
