@@ -3,6 +3,9 @@ import NIOCore
 import NIOPosix
 import SluiceDomain
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The embedded L2: a SQLite file (WAL) holding every cached entry, so the cache survives
 /// restarts with no Redis anywhere.
@@ -38,6 +41,10 @@ public final class SQLiteStore: Sendable {
     }
 
     public let path: String
+    /// Writes arriving within this window after a commit go into the next one together:
+    /// fewer, larger transactions (the writer thread otherwise spends its time on locking
+    /// and WAL appends for batches of one or two rows).
+    public let groupCommitWindow: Duration
     let state = Mutex(State())
     let readers: Mutex<[SQLiteConnection]>
     let writer: Mutex<SQLiteConnection>
@@ -60,8 +67,10 @@ public final class SQLiteStore: Sendable {
         """
 
     /// Opens (creating if needed) `path`. `readerThreads` reads may run at once.
-    public init(path: String, readerThreads: Int = 2, logger: Logger = Logger(label: "sluice.sqlite")) throws {
+    public init(path: String, readerThreads: Int = 2, groupCommitWindow: Duration = .milliseconds(5),
+                logger: Logger = Logger(label: "sluice.sqlite")) throws {
         self.path = path
+        self.groupCommitWindow = groupCommitWindow
         self.logger = logger
         let writerConnection = try SQLiteConnection(path: path)
         try writerConnection.execute(Self.schema)
@@ -109,8 +118,13 @@ public final class SQLiteStore: Sendable {
     }
 
     /// Commits batches until nothing is pending. Runs on the writer thread.
-    func flushBatches() {
+    func flushBatches(waiting: Bool = true) {
         while true {
+            if waiting && groupCommitWindow > .zero {
+                // On the writer's own thread, never an event loop.
+                let (seconds, attoseconds) = groupCommitWindow.components
+                usleep(UInt32(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
+            }
             let batch = state.withLock { s -> [ByteBuffer: Operation] in
                 if s.pending.isEmpty {
                     s.flushScheduled = false
@@ -165,7 +179,7 @@ public final class SQLiteStore: Sendable {
     /// Waits until everything queued so far is on disk (shutdown, tests).
     public func flush() async {
         // Run on the writer thread so it orders after any batch in progress.
-        try? await writerPool.runIfActive { [self] in flushBatches() }
+        try? await writerPool.runIfActive { [self] in flushBatches(waiting: false) }
     }
 
     // MARK: Reads

@@ -59,13 +59,19 @@ public struct CommandError: Error, Sendable, Equatable {
     }
 }
 
-/// Per-connection state that commands may change.
-public struct Session: Sendable {
-    public var id: Int
+/// Per-connection state that commands may change. A class so that handing it to a command
+/// costs no copy; only its connection's event loop touches it.
+public final class Session {
+    public let id: Int
     public var authenticated: Bool
     public var name: String?
     public var libraryName: String?
     public var libraryVersion: String?
+
+    public init(id: Int, authenticated: Bool) {
+        self.id = id
+        self.authenticated = authenticated
+    }
 }
 
 /// What a command handler gets: its arguments (after the verb), the time the read batch
@@ -75,9 +81,11 @@ public struct CommandContext {
     /// Arguments after the verb.
     public let argumentCount: Int
     public let now: Int64
-    public let eventLoop: any EventLoop
-    public var session: Session
-    public let table: CommandTable
+    // The connection handler owns these and outlives every synchronous command call, so the
+    // context borrows them without reference counting (they are on the per-request path).
+    public unowned(unsafe) let eventLoop: any EventLoop
+    public unowned(unsafe) let session: Session
+    public unowned(unsafe) let table: CommandTable
     public let name: String
 
     /// Next argument. The arity check before the handler runs guarantees the fixed ones exist.

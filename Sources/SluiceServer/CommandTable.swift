@@ -2,7 +2,7 @@ import NIOCore
 
 /// Name → command, looked up from the raw verb bytes (any case) with no allocation:
 /// an open-addressing table keyed by a case-folded FNV-1a hash.
-public struct CommandTable: Sendable {
+public final class CommandTable: Sendable {
     /// Every command group. Adding a group is one file plus one line here.
     static let groups: [any CommandGroup.Type] = [
         ConnectionCommands.self,
@@ -13,6 +13,8 @@ public struct CommandTable: Sendable {
     ]
 
     public let commands: [Command]
+    /// Lower-case names as bytes, compared without going through String.
+    let names: [[UInt8]]
     let slots: [Int32]
     let mask: Int
 
@@ -30,6 +32,7 @@ public struct CommandTable: Sendable {
             slots[s] = Int32(i)
         }
         self.slots = slots
+        names = commands.map { Array($0.name.utf8) }
         mask = size - 1
     }
 
@@ -51,13 +54,20 @@ public struct CommandTable: Sendable {
             while true {
                 let i = Int(slots[s])
                 if i < 0 { return nil }
-                let name = commands[i].name.utf8
-                if name.count == bytes.count && zip(name, bytes).allSatisfy({ $0 == $1 | 0x20 || $0 == $1 }) {
-                    return i
-                }
+                if Self.matches(names[i], bytes) { return i }
                 s = (s + 1) & mask
             }
         }
+    }
+
+    /// `name` is lower case; `bytes` may be any case.
+    @inline(__always)
+    static func matches(_ name: [UInt8], _ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard name.count == bytes.count else { return false }
+        for i in 0..<name.count where name[i] != bytes[i] | 0x20 && name[i] != bytes[i] {
+            return false
+        }
+        return true
     }
 
     public func command(named name: String) -> Command? {

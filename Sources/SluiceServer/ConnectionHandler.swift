@@ -89,7 +89,14 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func process(context: ChannelHandlerContext) {
         guard !waiting, !closing, var buffer = input else { return }
         input = nil
+        // Work on locals for the whole batch: class properties passed inout would pay a
+        // dynamic exclusivity check on every request.
+        var out = output
+        output = RESPWriter()
+        var parser = self.parser
         defer {
+            self.parser = parser
+            output = out
             if !closing && buffer.readableBytes > 0 {
                 input = buffer
             }
@@ -101,54 +108,59 @@ final class ConnectionHandler: ChannelInboundHandler {
                 request = next
             } catch {
                 env.counters.protocolErrors.add(1, ordering: .relaxed)
-                output.writeRESPError("ERR Protocol error: " + error.message)
+                out.writeRESPError("ERR Protocol error: " + error.message)
                 closing = true
-                flush(context: context)
+                context.writeAndFlush(wrapOutboundOut(out.buffer), promise: nil)
+                out.buffer.clear()
                 context.close(promise: nil)
                 return
             }
             switch request {
             case .command(let command):
-                execute(command, context: context)
+                execute(command, into: &out, context: context)
             case .rejected(let rejection):
                 env.counters.rejectedRequests.add(1, ordering: .relaxed)
-                output.writeRESPError("ERR " + rejection.message)
+                out.writeRESPError("ERR " + rejection.message)
             }
-            if output.buffer.readableBytes >= Self.flushThreshold { flush(context: context) }
+            if out.buffer.readableBytes >= Self.flushThreshold {
+                context.writeAndFlush(wrapOutboundOut(out.buffer), promise: nil)
+                out.buffer.clear()
+            }
         }
     }
 
-    private func execute(_ command: RESPCommand, context: ChannelHandlerContext) {
+    private func execute(_ command: RESPCommand, into out: inout RESPWriter, context: ChannelHandlerContext) {
         commandsSinceReport += 1
         var arguments = command.arguments
         guard let verb = arguments.next(), let index = table.lookup(verb) else {
-            writeUnknown(command)
+            writeUnknown(command, into: &out)
             return
         }
-        let spec = table.commands[index]
-        guard spec.acceptsArgumentCount(command.count) else {
-            output.writeRESPError(CommandError.wrongArity(spec.name).line)
+        guard table.commands[index].acceptsArgumentCount(command.count) else {
+            out.writeRESPError(CommandError.wrongArity(table.commands[index].name).line)
             return
         }
-        guard session.authenticated || spec.allowedBeforeAuth else {
-            output.writeRESPError("NOAUTH Authentication required.")
+        guard session.authenticated || table.commands[index].allowedBeforeAuth else {
+            out.writeRESPError("NOAUTH Authentication required.")
             return
         }
         var ctx = CommandContext(arguments: arguments, argumentCount: command.count - 1, now: now,
-                                 eventLoop: context.eventLoop, session: session, table: table, name: spec.name)
+                                 eventLoop: context.eventLoop, session: session, table: table,
+                                 name: table.commands[index].name)
         let result: CommandResult
         do {
-            result = try spec.run(&ctx, &output)
+            result = try table.commands[index].run(&ctx, &out)
         } catch {
-            output.writeRESPError(error.line)
+            out.writeRESPError(error.line)
             return
         }
-        session = ctx.session
         switch result {
         case .done:
             break
         case .close:
             closing = true
+            output = out
+            out = RESPWriter(version: output.version)
             finishAndClose(context: context)
         case .later(let future):
             waiting = true
@@ -177,7 +189,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    private func writeUnknown(_ command: RESPCommand) {
+    private func writeUnknown(_ command: RESPCommand, into out: inout RESPWriter) {
         var arguments = command.arguments
         let verb = arguments.next().map(\.text) ?? ""
         var message = "ERR unknown command '\(verb.prefix(128))', with args beginning with:"
@@ -186,7 +198,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             message += " '\(arg.text.prefix(64))'"
             shown += 1
         }
-        output.writeRESPError(message)
+        out.writeRESPError(message)
     }
 
     // MARK: Output
@@ -201,8 +213,9 @@ final class ConnectionHandler: ChannelInboundHandler {
         closing = true
         let pending = output.buffer
         output.buffer.clear()
+        let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(pending)).whenComplete { _ in
-            context.close(promise: nil)
+            channel.close(promise: nil)
         }
     }
 

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Throughput of Sluice against redis-server, measured in the same run with redis-benchmark.
+
+Starts a redis-server (no persistence) and a release `sluice serve` (embedded SQLite L2) on
+free loopback ports, runs the same redis-benchmark command against each, alternating, and
+prints requests/s and the ratio Sluice/Redis per test (median of --rounds runs).
+
+    swift build -c release
+    python3 benchmarks/compare_redis.py                       # the issue's command
+    python3 benchmarks/compare_redis.py --tests get,set -n 200000 --rounds 3
+
+Only 127.0.0.1 is contacted; every run is bounded by -n.
+"""
+import argparse
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"server on {port} exited early")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listening on {port}")
+
+
+def bench(port, args):
+    out = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-q", *args],
+                         capture_output=True, text=True, timeout=900).stdout
+    results = {}
+    for line in out.replace("\r", "\n").splitlines():
+        m = re.match(r"^([A-Za-z_ .()0-9-]+?): ([0-9.]+) requests per second", line.strip())
+        if m:
+            results[m.group(1)] = float(m.group(2))
+    return results
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tests", default="get,set", help="redis-benchmark -t list (default get,set)")
+    ap.add_argument("-n", type=int, default=1_000_000, help="requests per test (default 1000000)")
+    ap.add_argument("-P", type=int, default=16, help="pipeline depth (default 16)")
+    ap.add_argument("-c", type=int, default=50, help="connections (default 50)")
+    ap.add_argument("-d", type=int, default=256, help="value size (default 256)")
+    ap.add_argument("--rounds", type=int, default=1, help="runs per server, alternating (median reported)")
+    ap.add_argument("--sluice", default=os.path.join(ROOT, ".build", "release", "sluice"))
+    ap.add_argument("--sluice-args", default="", help="extra arguments for sluice serve")
+    ap.add_argument("--extra", default="", help="extra redis-benchmark arguments, e.g. '-r 100000'")
+    opts = ap.parse_args()
+
+    if not os.path.exists(opts.sluice):
+        raise SystemExit(f"{opts.sluice} not found: run `swift build -c release` first")
+    tmp = tempfile.mkdtemp(prefix="sluice-bench-")
+    redis_port, sluice_port = free_port(), free_port()
+    redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL)
+    sluice = subprocess.Popen([opts.sluice, "serve", "--port", str(sluice_port), "--data-dir", tmp + "/sluice",
+                               "--log-level", "warning", *opts.sluice_args.split()], stdout=subprocess.DEVNULL)
+    try:
+        wait_port(redis_port, redis)
+        wait_port(sluice_port, sluice)
+        args = ["-t", opts.tests, "-n", str(opts.n), "-P", str(opts.P), "-c", str(opts.c), "-d", str(opts.d),
+                *opts.extra.split()]
+        print(f"redis-benchmark {' '.join(args)}   ({opts.rounds} round(s), median)")
+        runs = {"redis": [], "sluice": []}
+        for r in range(opts.rounds):
+            for name, port in (("redis", redis_port), ("sluice", sluice_port)):
+                res = bench(port, args)
+                runs[name].append(res)
+                print(f"  round {r + 1} {name:6s} " + "  ".join(f"{k}={v:,.0f}" for k, v in res.items()), flush=True)
+        tests = list(runs["redis"][0].keys())
+        print()
+        print(f"{'test':<14}{'redis rps':>14}{'sluice rps':>14}{'sluice/redis':>14}")
+        for t in tests:
+            red = statistics.median(x.get(t, 0) for x in runs["redis"])
+            slu = statistics.median(x.get(t, 0) for x in runs["sluice"])
+            print(f"{t:<14}{red:>14,.0f}{slu:>14,.0f}{(slu / red if red else 0):>14.2f}")
+    finally:
+        for p in (sluice, redis):
+            p.terminate()
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
