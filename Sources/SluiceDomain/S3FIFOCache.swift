@@ -201,11 +201,32 @@ public struct S3FIFOCache: Sendable {
         return (i, removed)
     }
 
+    /// Checks the books (tests): every byte and entry counted once, queues and index agree.
+    public func invariantViolation() -> String? {
+        var live = 0, bytes = 0, small = 0
+        for (hash, i) in index {
+            let slot = slots[Int(i)]
+            guard slot.place == .small || slot.place == .main else { return "index points at a \(slot.place) slot" }
+            guard slot.hash == hash else { return "index hash mismatch" }
+            live += 1
+            bytes += slot.charge
+            if slot.place == .small { small += slot.charge }
+        }
+        if live != statistics.entries { return "entries \(statistics.entries) but \(live) indexed" }
+        if bytes != statistics.bytes { return "bytes \(statistics.bytes) but \(bytes) counted" }
+        if small != smallBytes { return "smallBytes \(smallBytes) but \(small) counted" }
+        if bytes > capacity { return "over capacity: \(bytes) > \(capacity)" }
+        let queued = self.small.filter { slots[Int($0)].place == .small }.count + main.filter { slots[Int($0)].place == .main }.count
+        if queued != live { return "\(queued) queued live entries but \(live) live" }
+        return nil
+    }
+
     // MARK: Eviction
 
     mutating func evict(toFit incoming: Int, sparing: Int) {
         while statistics.bytes + incoming > capacity && statistics.entries > 0 {
-            if smallBytes >= capacity / 10 || main.isEmpty {
+            if small.isEmpty && main.isEmpty { break }  // nothing left to evict (cannot happen if the books are right)
+            if (smallBytes >= capacity / 10 && !small.isEmpty) || main.isEmpty {
                 evictFromSmall(sparing: sparing)
             } else {
                 evictFromMain(sparing: sparing)
@@ -260,6 +281,7 @@ public struct S3FIFOCache: Sendable {
     }
 
     mutating func evictLive(slot i: Int) {
+        if slots[i].place == .small { smallBytes -= slots[i].charge }
         index[slots[i].hash] = nil
         statistics.entries -= 1
         statistics.bytes -= slots[i].charge

@@ -30,7 +30,7 @@ public struct Command: Sendable {
 }
 
 /// A source of commands; one per file.
-public protocol CommandGroup {
+public protocol CommandGroup: Sendable {
     static func commands(_ environment: ServerEnvironment) -> [Command]
 }
 

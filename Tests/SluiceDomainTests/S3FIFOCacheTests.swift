@@ -98,6 +98,38 @@ struct S3FIFOCacheTests {
         #expect(cache.slots.count < 2100)
     }
 
+    /// Random writes, reads, deletes and expiries (seeded, so a failure repeats); the books
+    /// must balance after every step.
+    @Test(arguments: [1, 2, 3, 4])
+    func randomOperationsKeepTheBooks(seed: UInt64) {
+        var rng = SeededRandom(seed: seed)
+        let capacity = 40 * S3FIFOCache.charge(keyLength: 4, valueLength: 50)
+        var cache = S3FIFOCache(capacity: capacity)
+        var now: Int64 = 0
+        for step in 0..<20_000 {
+            let k = "k\(Int.random(in: 0..<300, using: &rng))"
+            let (b, h) = key(k)
+            switch Int.random(in: 0..<10, using: &rng) {
+            case 0..<4:
+                let size = Int.random(in: 0..<200, using: &rng)
+                let ttl: Int64 = Bool.random(using: &rng) ? 0 : now + Int64.random(in: 1..<50, using: &rng)
+                cache.write(b, hash: h, value: ByteBuffer(repeating: 1, count: size), meta: EntryMeta(createdAt: now, expiresAt: ttl))
+            case 4..<8:
+                _ = cache.read(b, hash: h, now: now)
+            case 8:
+                cache.remove(b, hash: h, now: now)
+            default:
+                now += 5
+                _ = cache.sweepExpired(now: now, from: Int.random(in: 0..<500, using: &rng), budget: 20)
+            }
+            if let problem = cache.invariantViolation() {
+                Issue.record("step \(step): \(problem)")
+                return
+            }
+        }
+        #expect(cache.statistics.evictions > 0)
+    }
+
     @Test func hashCollisionNeverReturnsAnotherKeysValue() {
         var cache = S3FIFOCache(capacity: 1 << 20)
         let a = ByteBuffer(string: "a"), b = ByteBuffer(string: "b")
@@ -105,5 +137,17 @@ struct S3FIFOCacheTests {
         #expect(cache.read(b, hash: 7, now: 1) == nil)
         cache.write(b, hash: 7, value: ByteBuffer(string: "B"), meta: EntryMeta(createdAt: 0))
         #expect(cache.read(b, hash: 7, now: 1).map { String(buffer: $0.value) } == "B")
+    }
+}
+
+struct SeededRandom: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

@@ -32,9 +32,11 @@ struct Harness {
         }
         let keyspace = Keyspace(l1Capacity: l1Capacity, shardCount: 4, tracksL2: store != nil)
         let env = ServerEnvironment(configuration: config, cache: TieredCache(keyspace: keyspace, l2: store), clock: clock)
-        let handler = ConnectionHandler(environment: env, table: CommandTable.standard(env))
+        let table = CommandTable.standard(env)
         let channel = NIOAsyncTestingChannel()
-        try await channel.pipeline.addHandler(handler)
+        try await channel.eventLoop.submit {
+            try channel.pipeline.syncOperations.addHandler(ConnectionHandler(environment: env, table: table))
+        }.get()
         try await channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1))
         return Harness(channel: channel, env: env, clock: clock, store: store)
     }
