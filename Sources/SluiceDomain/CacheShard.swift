@@ -37,7 +37,7 @@ public struct CacheShard: Sendable {
 
     public enum Read: Sendable {
         /// In L1.
-        case hit(ByteBuffer, EntryMeta)
+        case hit(CachedValue, EntryMeta)
         /// Live, but its value is only in the L2; fetch it, then ``promote``.
         case inL2(version: UInt64)
         case miss
@@ -107,14 +107,11 @@ public struct CacheShard: Sendable {
     // MARK: Writes
 
     public mutating func write(_ key: ByteBuffer, hash: UInt64, value: ByteBuffer, meta: EntryMeta) {
-        var data = ByteBuffer()
-        data.writeImmutableBuffer(key)
-        data.writeImmutableBuffer(value)
-        write(entry: data, keyLength: key.readableBytes, hash: hash, meta: meta)
+        write(entry: S3FIFOCache.entry(key: key, value: value), keyLength: key.readableBytes, hash: hash, meta: meta)
     }
 
-    /// `entry` is the key's bytes followed by the value's, in a buffer the cache may keep.
-    public mutating func write(entry: ByteBuffer, keyLength: Int, hash: UInt64, meta: EntryMeta) {
+    /// `entry` is the key's bytes followed by the value's (``S3FIFOCache/entry(key:value:)``).
+    public mutating func write(entry: [UInt8], keyLength: Int, hash: UInt64, meta: EntryMeta) {
         l1.write(entry: entry, keyLength: keyLength, hash: hash, meta: meta)
         if directory != nil {
             directory![hash] = DirectoryEntry(expiresAt: meta.expiresAt, version: nextVersion)
@@ -139,7 +136,7 @@ public struct CacheShard: Sendable {
         if let (value, meta) = l1.read(key, hash: hash, now: now) {
             var meta = meta
             meta.expiresAt = expiresAt
-            l1.write(key, hash: hash, value: value, meta: meta)
+            l1.write(entry: value.entry, keyLength: value.keyLength, hash: hash, meta: meta)
         }
         if directory != nil { directory![hash]?.expiresAt = expiresAt }
         return true

@@ -14,9 +14,9 @@ import NIOCore
 /// A plain value type: no locks, no clock; the caller passes `now`.
 public struct S3FIFOCache: Sendable {
     /// Fixed per-entry cost besides key and value bytes: the slot, the index entry, the queue
-    /// entry, the buffer's heap object and malloc's rounding, with the slack of growing arrays.
-    /// Measured, not estimated: `sluice-bench memory` shows 197–202 B for values of 10–1000 B.
-    public static let entryOverhead = 200
+    /// entry, the entry array's header and malloc's rounding, with the slack of growing arrays.
+    /// Measured, not estimated: `sluice-bench memory` shows 109–124 B for values of 10–3000 B.
+    public static let entryOverhead = 128
 
     public struct Statistics: Sendable, Hashable {
         public var entries = 0
@@ -25,8 +25,10 @@ public struct S3FIFOCache: Sendable {
     }
 
     struct Slot: Sendable {
-        /// Key bytes followed by value bytes: one allocation per entry.
-        var data: ByteBuffer
+        /// Key bytes followed by value bytes: one exact-size allocation per entry.
+        /// (Not a ByteBuffer: its storage is rounded up to a power of two, which wastes up to
+        /// half of a long-lived entry's memory.)
+        var data: [UInt8]
         var keyLength: Int
         var hash: UInt64
         var meta: EntryMeta
@@ -65,19 +67,15 @@ public struct S3FIFOCache: Sendable {
     // MARK: Reads
 
     /// Looks a key up; a live entry counts as read. Expired entries are removed and missed.
-    public mutating func read(_ key: ByteBuffer, hash: UInt64, now: Int64) -> (value: ByteBuffer, meta: EntryMeta)? {
+    public mutating func read(_ key: ByteBuffer, hash: UInt64, now: Int64) -> (value: CachedValue, meta: EntryMeta)? {
         guard let i = index[hash].map(Int.init) else { return nil }
-        guard slots[i].data.readableBytes >= slots[i].keyLength,
-              Self.keyMatches(slots[i], key) else { return nil }
+        guard Self.keyMatches(slots[i], key) else { return nil }
         if slots[i].meta.isExpired(at: now) {
             remove(slot: i)
             return nil
         }
         if slots[i].freq < 3 { slots[i].freq &+= 1 }
-        let keyLength = slots[i].keyLength
-        let value = slots[i].data.getSlice(at: slots[i].data.readerIndex + keyLength,
-                                           length: slots[i].data.readableBytes - keyLength)!
-        return (value, slots[i].meta)
+        return (CachedValue(entry: slots[i].data, keyLength: slots[i].keyLength), slots[i].meta)
     }
 
     /// Metadata of a live entry without counting a read.
@@ -89,7 +87,7 @@ public struct S3FIFOCache: Sendable {
 
     static func keyMatches(_ slot: Slot, _ key: ByteBuffer) -> Bool {
         guard slot.keyLength == key.readableBytes else { return false }
-        return slot.data.withUnsafeReadableBytes { stored in
+        return slot.data.withUnsafeBytes { stored in
             key.withUnsafeReadableBytes { probe in
                 probe.count == 0 || memcmp(stored.baseAddress!, probe.baseAddress!, probe.count) == 0
             }
@@ -102,17 +100,28 @@ public struct S3FIFOCache: Sendable {
     /// larger than the whole cache and so was not kept.
     @discardableResult
     public mutating func write(_ key: ByteBuffer, hash: UInt64, value: ByteBuffer, meta: EntryMeta) -> Bool {
-        var data = ByteBuffer()
-        data.reserveCapacity(key.readableBytes + value.readableBytes)
-        data.writeImmutableBuffer(key)
-        data.writeImmutableBuffer(value)
-        return write(entry: data, keyLength: key.readableBytes, hash: hash, meta: meta)
+        write(entry: Self.entry(key: key, value: value), keyLength: key.readableBytes, hash: hash, meta: meta)
     }
 
-    /// Stores `entry` = key bytes followed by value bytes, as one buffer the cache keeps.
+    /// Key bytes followed by value bytes in an exact-size array, as the cache keeps them.
+    public static func entry(key: ByteBuffer, value: ByteBuffer) -> [UInt8] {
+        let n = key.readableBytes + value.readableBytes
+        return [UInt8](unsafeUninitializedCapacity: n) { out, count in
+            key.withUnsafeReadableBytes { k in
+                value.withUnsafeReadableBytes { v in
+                    let raw = UnsafeMutableRawBufferPointer(out)
+                    if k.count > 0 { raw.baseAddress!.copyMemory(from: k.baseAddress!, byteCount: k.count) }
+                    if v.count > 0 { (raw.baseAddress! + k.count).copyMemory(from: v.baseAddress!, byteCount: v.count) }
+                }
+            }
+            count = n
+        }
+    }
+
+    /// Stores `entry` = key bytes followed by value bytes, as built by ``entry(key:value:)``.
     @discardableResult
-    public mutating func write(entry data: ByteBuffer, keyLength: Int, hash: UInt64, meta: EntryMeta) -> Bool {
-        let charge = Self.charge(keyLength: keyLength, valueLength: data.readableBytes - keyLength)
+    public mutating func write(entry data: [UInt8], keyLength: Int, hash: UInt64, meta: EntryMeta) -> Bool {
+        let charge = Self.charge(keyLength: keyLength, valueLength: data.count - keyLength)
 
         if let existing = index[hash].map(Int.init) {
             if charge > capacity {
@@ -179,7 +188,7 @@ public struct S3FIFOCache: Sendable {
         if slots[i].place == .small { smallBytes -= slots[i].charge }
         // The slot stays queued as a tombstone until its queue reaches it.
         slots[i].place = .dead
-        slots[i].data = ByteBuffer()
+        slots[i].data = []
         deadInQueues += 1
         if deadInQueues > 1024 && deadInQueues > statistics.entries {
             compactQueues()
@@ -293,7 +302,7 @@ public struct S3FIFOCache: Sendable {
     mutating func release(slot i: Int) {
         if slots[i].place == .dead { deadInQueues -= 1 }
         slots[i].place = .free
-        slots[i].data = ByteBuffer()
+        slots[i].data = []
         freeSlots.append(Int32(i))
     }
 
@@ -324,4 +333,18 @@ public struct S3FIFOCache: Sendable {
         }
         return kept
     }
+}
+
+/// A value as the L1 holds it: a view of the entry's bytes after the key. Holding one keeps the
+/// entry's storage alive (a reference, no copy).
+public struct CachedValue: Sendable {
+    public let entry: [UInt8]
+    public let keyLength: Int
+
+    public var count: Int { entry.count - keyLength }
+
+    /// The value's bytes.
+    public var bytes: ArraySlice<UInt8> { entry[keyLength...] }
+
+    public var byteBuffer: ByteBuffer { ByteBuffer(bytes: bytes) }
 }

@@ -25,6 +25,9 @@ public struct RESPWriter: Sendable {
     @inlinable public mutating func writeRESPBulk(_ value: inout ByteBuffer) { buffer.writeRESPBulk(&value) }
     @inlinable public mutating func writeRESPBulk(_ value: ByteBuffer) { buffer.writeRESPBulk(value) }
     @inlinable public mutating func writeRESPBulk(_ s: String) { buffer.writeRESPBulk(s) }
+    @inlinable public mutating func writeRESPBulk<Bytes: Collection>(bytes: Bytes) where Bytes.Element == UInt8 {
+        buffer.writeRESPBulk(bytes: bytes)
+    }
     /// Bytes that read the same in RESP2 and RESP3 (no nulls, maps or doubles in them).
     @inlinable public mutating func writeStaticString(_ s: StaticString) { buffer.writeStaticString(s) }
 

@@ -16,7 +16,7 @@ public final class TieredCache: Sendable {
     public enum Layer: String, Sendable { case l1, l2 }
 
     public enum Read {
-        case hit(ByteBuffer, EntryMeta, Layer)
+        case hit(CachedValue, EntryMeta, Layer)
         case miss
         /// The value is being fetched from the L2; nil = it was gone after all.
         case fetching(EventLoopFuture<(ByteBuffer, EntryMeta)?>)
@@ -63,14 +63,9 @@ public final class TieredCache: Sendable {
     /// Stores a value in L1 and the L2. false: the condition refused it.
     @discardableResult
     public func write(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta, condition: Condition = .always, now: Int64) -> Bool {
-        // One copy of key + value, shared by L1 and the L2 queue, so neither keeps the
-        // connection's read buffer alive.
-        var data = ByteBuffer()
-        data.reserveCapacity(key.readableBytes + value.readableBytes)
-        data.writeImmutableBuffer(key)
-        data.writeImmutableBuffer(value)
-        let ownedKey = data.getSlice(at: 0, length: key.readableBytes)!
-        let ownedValue = data.getSlice(at: key.readableBytes, length: value.readableBytes)!
+        // Copies made before taking the lock, so that neither layer keeps the connection's read
+        // buffer alive: an exact-size entry for L1, and (short-lived) buffers for the L2 queue.
+        let entry = S3FIFOCache.entry(key: key, value: value)
         let hash = hash(key)
         let written = keyspace.withShard(hash: hash) { shard -> Bool in
             switch condition {
@@ -78,10 +73,10 @@ public final class TieredCache: Sendable {
             case .ifAbsent: if shard.expiry(key, hash: hash, now: now) != nil { return false }
             case .ifPresent: if shard.expiry(key, hash: hash, now: now) == nil { return false }
             }
-            shard.write(entry: data, keyLength: key.readableBytes, hash: hash, meta: meta)
+            shard.write(entry: entry, keyLength: key.readableBytes, hash: hash, meta: meta)
             return true
         }
-        if written { l2?.store(ownedKey, value: ownedValue, meta: meta) }
+        if written, let l2 { l2.store(Self.copy(key), value: Self.copy(value), meta: meta) }
         return written
     }
 

@@ -25,7 +25,7 @@ struct Serve: AsyncParsableCommand {
         abstract: "Run the Sluice server.",
         discussion: """
             Examples:
-              sluice serve                                  # 127.0.0.1:7379, L2 in ./sluice-data
+              sluice serve                          # 127.0.0.1:7379, ./sluice-data
               sluice serve --port 6390 --l1-max-memory 1gb
               SLUICE_REQUIREPASS=secret sluice serve --bind 0.0.0.0
             Stop with Ctrl-C or SIGTERM: the listener closes and pending L2 writes are flushed.

@@ -18,7 +18,7 @@ struct S3FIFOCacheTests {
 
     func get(_ cache: inout S3FIFOCache, _ k: String, now: Int64 = 1) -> String? {
         let (b, h) = key(k)
-        return cache.read(b, hash: h, now: now).map { String(buffer: $0.value) }
+        return cache.read(b, hash: h, now: now).map { String(decoding: $0.value.bytes, as: UTF8.self) }
     }
 
     @Test func storesReplacesAndRemoves() {
@@ -136,7 +136,7 @@ struct S3FIFOCacheTests {
         cache.write(a, hash: 7, value: ByteBuffer(string: "A"), meta: EntryMeta(createdAt: 0))
         #expect(cache.read(b, hash: 7, now: 1) == nil)
         cache.write(b, hash: 7, value: ByteBuffer(string: "B"), meta: EntryMeta(createdAt: 0))
-        #expect(cache.read(b, hash: 7, now: 1).map { String(buffer: $0.value) } == "B")
+        #expect(cache.read(b, hash: 7, now: 1).map { String(decoding: $0.value.bytes, as: UTF8.self) } == "B")
     }
 }
 

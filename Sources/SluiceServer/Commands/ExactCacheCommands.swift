@@ -9,8 +9,8 @@ enum ExactCacheCommands: CommandGroup {
         return [
             Command("get", arity: 2, summary: "GET key: the value, or nil") { ctx, out throws(CommandError) in
                 switch cache.read(try ctx.next(), now: ctx.now, on: ctx.eventLoop) {
-                case .hit(var value, _, _):
-                    out.writeRESPBulk(&value)
+                case .hit(let value, _, _):
+                    out.writeRESPBulk(bytes: value.bytes)
                     return .done
                 case .miss:
                     out.writeRESPNull()

@@ -22,8 +22,8 @@ enum RichCacheCommands: CommandGroup {
                 }
                 let now = ctx.now
                 switch cache.read(key, now: now, on: ctx.eventLoop) {
-                case .hit(var value, let meta, let layer):
-                    writeHit(&out, value: &value, layer: layer, age: now - meta.createdAt)
+                case .hit(let value, let meta, let layer):
+                    writeHit(&out, value: value.bytes, layer: layer, age: now - meta.createdAt)
                     return .done
                 case .miss:
                     writeMiss(&out, token: lease(cache, env, key, now: now, duration: leaseMilliseconds))
@@ -94,9 +94,9 @@ enum RichCacheCommands: CommandGroup {
         return nil
     }
 
-    static func writeHit(_ out: inout RESPWriter, value: inout ByteBuffer, layer: TieredCache.Layer, age: Int64) {
+    static func writeHit(_ out: inout RESPWriter, value: ArraySlice<UInt8>, layer: TieredCache.Layer, age: Int64) {
         out.writeRESPArrayHeader(4)
-        out.writeRESPBulk(&value)
+        out.writeRESPBulk(bytes: value)
         out.writeStaticString(layer == .l1 ? "$2\r\nl1\r\n" : "$2\r\nl2\r\n")
         out.writeRESPInteger(Int(max(age, 0)))
         out.writeRESPNull()
