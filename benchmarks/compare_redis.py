@@ -9,11 +9,18 @@ prints requests/s and the ratio Sluice/Redis per test (median of --rounds runs).
     python3 benchmarks/compare_redis.py                       # the issue's command
     python3 benchmarks/compare_redis.py --tests get,set -n 200000 --rounds 3
 
+    # One command each instead of -t: Sluice's RL.TAKE against a Lua token bucket by EVALSHA
+    python3 benchmarks/compare_redis.py -r 10000 \
+        --redis-script benchmarks/token_bucket.lua \
+        --redis-cmd 'EVALSHA {sha} 1 rl:__rand_int__ 1000000 100000000 1' \
+        --sluice-cmd 'RL.TAKE rl:__rand_int__ 1000000 100000000 TOKENS 1'
+
 Only 127.0.0.1 is contacted; every run is bounded by -n.
 """
 import argparse
 import os
 import re
+import shlex
 import shutil
 import socket
 import statistics
@@ -44,14 +51,14 @@ def wait_port(port, proc, timeout=20):
     raise SystemExit(f"nothing listening on {port}")
 
 
-def bench(port, args):
+def bench(port, args, label=None):
     out = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-q", *args],
                          capture_output=True, text=True, timeout=900).stdout
     results = {}
     for line in out.replace("\r", "\n").splitlines():
-        m = re.match(r"^([A-Za-z_ .()0-9-]+?): ([0-9.]+) requests per second", line.strip())
+        m = re.match(r"^(.*): ([0-9.]+) requests per second", line.strip())
         if m:
-            results[m.group(1)] = float(m.group(2))
+            results[label or m.group(1)] = float(m.group(2))
     return results
 
 
@@ -65,7 +72,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=1, help="runs per server, alternating (median reported)")
     ap.add_argument("--sluice", default=os.path.join(ROOT, ".build", "release", "sluice"))
     ap.add_argument("--sluice-args", default="", help="extra arguments for sluice serve")
-    ap.add_argument("--extra", default="", help="extra redis-benchmark arguments, e.g. '-r 100000'")
+    ap.add_argument("-r", type=int, default=0, help="random keyspace size for __rand_int__ (default: none)")
+    ap.add_argument("--extra", default="", help="extra redis-benchmark arguments")
+    ap.add_argument("--redis-cmd", help="a command for redis-server instead of -t ({sha} = the loaded script)")
+    ap.add_argument("--sluice-cmd", help="the command for Sluice instead of -t")
+    ap.add_argument("--redis-script", help="Lua file to SCRIPT LOAD into redis-server first")
     opts = ap.parse_args()
 
     if not os.path.exists(opts.sluice):
@@ -79,13 +90,30 @@ def main():
     try:
         wait_port(redis_port, redis)
         wait_port(sluice_port, sluice)
-        args = ["-t", opts.tests, "-n", str(opts.n), "-P", str(opts.P), "-c", str(opts.c), "-d", str(opts.d),
-                *opts.extra.split()]
-        print(f"redis-benchmark {' '.join(args)}   ({opts.rounds} round(s), median)")
+        common = ["-n", str(opts.n), "-P", str(opts.P), "-c", str(opts.c), "-d", str(opts.d), *opts.extra.split()]
+        if opts.r:
+            common += ["-r", str(opts.r)]
+        per_server = {"redis": ["-t", opts.tests, *common], "sluice": ["-t", opts.tests, *common]}
+        label = None
+        if opts.redis_cmd or opts.sluice_cmd:
+            if not (opts.redis_cmd and opts.sluice_cmd):
+                raise SystemExit("--redis-cmd and --sluice-cmd go together")
+            sha = ""
+            if opts.redis_script:
+                sha = subprocess.run(["redis-cli", "-p", str(redis_port), "SCRIPT", "LOAD", open(opts.redis_script).read()],
+                                     capture_output=True, text=True, check=True).stdout.strip()
+            per_server = {"redis": [*common, *shlex.split(opts.redis_cmd.replace("{sha}", sha))],
+                          "sluice": [*common, *shlex.split(opts.sluice_cmd)]}
+            label = "command"
+            print(f"redis:  redis-benchmark {' '.join(per_server['redis'])}")
+            print(f"sluice: redis-benchmark {' '.join(per_server['sluice'])}")
+        else:
+            print(f"redis-benchmark {' '.join(per_server['redis'])}")
+        print(f"({opts.rounds} round(s), alternating, median)")
         runs = {"redis": [], "sluice": []}
         for r in range(opts.rounds):
             for name, port in (("redis", redis_port), ("sluice", sluice_port)):
-                res = bench(port, args)
+                res = bench(port, per_server[name], label)
                 runs[name].append(res)
                 print(f"  round {r + 1} {name:6s} " + "  ".join(f"{k}={v:,.0f}" for k, v in res.items()), flush=True)
         tests = list(runs["redis"][0].keys())

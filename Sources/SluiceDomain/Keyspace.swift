@@ -1,17 +1,10 @@
 import NIOCore
-import Synchronization
 
 /// The exact-match cache shared by all event loops: ``CacheShard``s behind their own locks,
 /// picked by key hash, so that threads rarely wait on each other. Locks are held only for
 /// in-memory work, never across I/O.
 public final class Keyspace: Sendable {
-    final class Shard: Sendable {
-        let state: Mutex<CacheShard>
-        init(_ shard: CacheShard) { state = Mutex(shard) }
-    }
-
-    let shards: [Shard]
-    let mask: UInt64
+    @usableFromInline let shards: Sharded<CacheShard>
     public let hasher: KeyHasher
     public let l1Capacity: Int
     /// Whether shards keep a directory of L2 keys (see ``CacheShard``).
@@ -25,8 +18,7 @@ public final class Keyspace: Sendable {
         var n = 1
         while n < max(shardCount, 1) { n <<= 1 }
         let perShard = l1Capacity / n
-        shards = (0..<n).map { _ in Shard(CacheShard(l1Capacity: perShard, tracksL2: tracksL2)) }
-        mask = UInt64(n - 1)
+        shards = Sharded(count: n) { _ in CacheShard(l1Capacity: perShard, tracksL2: tracksL2) }
         self.hasher = hasher
         self.l1Capacity = l1Capacity
         self.tracksL2 = tracksL2
@@ -35,25 +27,19 @@ public final class Keyspace: Sendable {
     /// Runs `body` on the key's shard under its lock. Keep it short and free of I/O.
     @inlinable
     public func withShard<R>(hash: UInt64, _ body: (inout CacheShard) -> R) -> R {
-        withShardImpl(hash: hash, body)
-    }
-
-    @usableFromInline
-    func withShardImpl<R>(hash: UInt64, _ body: (inout CacheShard) -> R) -> R {
-        // Shard by the high bits; the maps inside use the whole hash.
-        shards[Int((hash >> 40) & mask)].state.withLock { body(&$0) }
+        shards.withShard(hash: hash, body)
     }
 
     /// Visits every shard in turn (statistics, sweeping, start-up restore).
     public func forEachShard(_ body: (inout CacheShard) -> Void) {
-        for shard in shards { shard.state.withLock { body(&$0) } }
+        shards.forEach(body)
     }
 
     public var shardCount: Int { shards.count }
 
     /// Runs `body` on shard `index` (round-robin housekeeping).
     public func withShard(at index: Int, _ body: (inout CacheShard) -> Void) {
-        shards[index % shards.count].state.withLock { body(&$0) }
+        shards.withShard(at: index, body)
     }
 
     public struct Summary: Sendable, Hashable {

@@ -9,6 +9,8 @@ public final class CommandTable: Sendable {
         ServerCommands.self,
         ExactCacheCommands.self,
         RichCacheCommands.self,
+        RateLimitCommands.self,
+        BreakerCommands.self,
         PlannedCommands.self,
     ]
 

@@ -7,7 +7,8 @@ import SluiceDomain
 
 /// Reclaims expired entries in the background so that memory is freed even for keys nobody
 /// reads again: each tick sweeps a slice of every shard's L1, the directory and leases of one
-/// shard in turn, and now and then the SQLite rows.
+/// shard in turn, one rate-limiter shard in turn (expired reservations, full buckets), and
+/// now and then the SQLite rows.
 public struct HousekeepingService: Service {
     let environment: ServerEnvironment
     let store: SQLiteStore?
@@ -30,6 +31,7 @@ public struct HousekeepingService: Service {
             }
             let now = environment.clock.nowMilliseconds()
             Self.sweep(keyspace, tick: tick, now: now)
+            environment.limiter.sweep(shard: tick % environment.limiter.shardCount, now: now)
             // SQLite rows: every ~30 s at the default interval.
             if let store, tick % 300 == 299 {
                 let loop = MultiThreadedEventLoopGroup.singleton.any()

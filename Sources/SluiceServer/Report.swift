@@ -16,6 +16,8 @@ struct Report {
     func stats() -> [(String, RESPValue)] {
         let c = cache.counters
         let counters = env.counters
+        let limits = env.limiter.summary()
+        let breakers = env.breakers.summary(now: now)
         var rows: [(String, RESPValue)] = [
             ("l1_hits", .integer(c.hits)),
             ("l1_misses", .integer(c.misses)),
@@ -33,6 +35,15 @@ struct Report {
             ("leases_active", .integer(cache.leases)),
             ("tokens_saved", .integer(Int(c.tokensSaved))),
             ("cost_saved", .double(c.costSaved)),
+            ("rl_allowed", .integer(limits.counters.allowed)),
+            ("rl_denied", .integer(limits.counters.denied)),
+            ("rl_keys", .integer(limits.keys)),
+            ("rl_reservations_open", .integer(limits.reservations)),
+            ("rl_reservations_expired", .integer(limits.counters.reservationsExpired)),
+            ("rl_keys_reclaimed", .integer(limits.counters.keysReclaimed)),
+            ("cb_breakers", .integer(breakers.breakers)),
+            ("cb_open", .integer(breakers.open)),
+            ("cb_half_open", .integer(breakers.halfOpen)),
             ("connected_clients", .integer(counters.connectedClients.load(ordering: .relaxed))),
             ("commands_processed", .integer(counters.commandsProcessed.load(ordering: .relaxed))),
             ("rejected_requests", .integer(counters.rejectedRequests.load(ordering: .relaxed))),

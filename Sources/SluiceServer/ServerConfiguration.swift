@@ -21,6 +21,12 @@ public struct ServerConfiguration: Sendable {
     public var sweepIntervalMilliseconds: Int64 = 100
     /// Longest lease a client may ask for, in ms.
     public var maxLeaseMilliseconds: Int64 = 10 * 60 * 1000
+    /// Most live rate-limit keys; idle (full) buckets are reclaimed and do not count.
+    public var maxLimitKeys = 1_000_000
+    /// An unsettled RL.RESERVE expires after this many ms, charged at its estimate.
+    public var reservationTTLMilliseconds: Int64 = 10 * 60 * 1000
+    /// Most circuit breakers (names).
+    public var maxBreakers = 10_000
 
     public init() {}
 

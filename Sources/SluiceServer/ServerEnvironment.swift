@@ -7,6 +7,8 @@ import Synchronization
 public final class ServerEnvironment: Sendable {
     public let configuration: ServerConfiguration
     public let cache: TieredCache
+    public let limiter: RateLimiter
+    public let breakers: BreakerRegistry
     public let clock: any WallClock
     public let logger: Logger
     public let startedAt: Int64
@@ -15,6 +17,8 @@ public final class ServerEnvironment: Sendable {
     public init(configuration: ServerConfiguration, cache: TieredCache, clock: any WallClock = SystemClock(), logger: Logger = Logger(label: "sluice")) {
         self.configuration = configuration
         self.cache = cache
+        self.limiter = RateLimiter(maxKeys: configuration.maxLimitKeys, reservationTTL: configuration.reservationTTLMilliseconds)
+        self.breakers = BreakerRegistry(maxBreakers: configuration.maxBreakers)
         self.clock = clock
         self.logger = logger
         self.startedAt = clock.nowMilliseconds()

@@ -1,11 +1,11 @@
 import NIOCore
 
-/// Commands of the contract that later work brings (rate limits, breakers, semantic cache).
+/// Commands of the contract that later work brings (concurrency slots, budgets, semantic cache).
 /// Until then each answers one clear error instead of "unknown command".
 enum PlannedCommands: CommandGroup {
     static let planned: [(names: [String], what: String)] = [
-        (["rl.take", "rl.reserve", "rl.settle", "rl.peek", "rl.acquire", "rl.release", "rl.spend"], "rate limiting"),
-        (["cb.allow", "cb.report", "cb.state", "cb.force"], "circuit breakers"),
+        (["rl.acquire", "rl.release"], "concurrency slots"),
+        (["rl.spend"], "spend budgets"),
         (["sem.set", "sem.get", "sem.del", "sem.info"], "the semantic cache"),
     ]
 

@@ -1,0 +1,44 @@
+import Synchronization
+
+/// State split into lock-protected shards picked by a 64-bit hash, so that threads working on
+/// different keys rarely wait for each other. Locks are held only for in-memory work.
+public final class Sharded<State: Sendable>: Sendable {
+    final class Shard: Sendable {
+        let state: Mutex<State>
+        init(_ state: State) { self.state = Mutex(state) }
+    }
+
+    let shards: [Shard]
+    let mask: UInt64
+
+    /// `count` is rounded up to a power of two.
+    public init(count: Int, _ make: (Int) -> State) {
+        var n = 1
+        while n < max(count, 1) { n <<= 1 }
+        shards = (0..<n).map { Shard(make($0)) }
+        mask = UInt64(n - 1)
+    }
+
+    public var count: Int { shards.count }
+
+    /// The shard a hash belongs to (the high bits; maps inside shards use the whole hash).
+    @inlinable
+    public func index(for hash: UInt64) -> Int { indexImpl(hash) }
+
+    @usableFromInline
+    func indexImpl(_ hash: UInt64) -> Int { Int((hash >> 40) & mask) }
+
+    /// Runs `body` on the hash's shard under its lock.
+    @inlinable
+    public func withShard<R>(hash: UInt64, _ body: (inout State) -> R) -> R {
+        withShard(at: index(for: hash), body)
+    }
+
+    public func withShard<R>(at index: Int, _ body: (inout State) -> R) -> R {
+        shards[index & Int(mask)].state.withLock { body(&$0) }
+    }
+
+    public func forEach(_ body: (inout State) -> Void) {
+        for shard in shards { shard.state.withLock { body(&$0) } }
+    }
+}

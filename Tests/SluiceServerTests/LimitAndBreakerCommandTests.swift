@@ -1,0 +1,78 @@
+import NIOCore
+import Testing
+@testable import SluiceServer
+
+@Suite("RL.* and CB.* over the wire")
+struct LimitAndBreakerCommandTests {
+    @Test func takeReportsBothBudgetsAndExactTimes() async throws {
+        let h = try await Harness.make()
+        #expect(try await h.send("RL.TAKE user:1 2 100 TOKENS 40\r\n") == "*5\r\n:1\r\n:1\r\n:60\r\n:0\r\n:30000\r\n")
+        #expect(try await h.send("RL.TAKE user:1 2 100 TOKENS 40\r\n") == "*5\r\n:1\r\n:0\r\n:20\r\n:0\r\n:60000\r\n")
+        // Out of requests: 30 s until the next one; nothing charged.
+        #expect(try await h.send("RL.TAKE user:1 2 100 TOKENS 1\r\n") == "*5\r\n:0\r\n:0\r\n:20\r\n:30000\r\n:60000\r\n")
+        h.clock.advance(30_000)
+        #expect(try await h.send("RL.PEEK user:1\r\n") == "*6\r\n:1\r\n:70\r\n:0\r\n:30000\r\n:2\r\n:100\r\n")
+        #expect(try await h.send("RL.PEEK nobody\r\n") == "*-1\r\n")
+        await h.close()
+    }
+
+    @Test func reserveAndSettle() async throws {
+        let h = try await Harness.make()
+        let reply = try await h.send("RL.RESERVE t 100 1000 800\r\n")
+        #expect(reply.hasPrefix("*3\r\n:1\r\n$") && reply.hasSuffix(":0\r\n"))
+        let id = reply.split(separator: "\r\n")[3]
+        #expect(try await h.send("RL.RESERVE t 100 1000 800\r\n") == "*3\r\n:0\r\n$-1\r\n:36000\r\n")
+        #expect(try await h.send("RL.SETTLE \(id) 300\r\n") == "*2\r\n:-500\r\n:700\r\n")
+        #expect(try await h.send("RL.SETTLE \(id) 300\r\n") == "-ERR unknown or expired reservation\r\n")
+        await h.close()
+    }
+
+    @Test(arguments: [
+        ("RL.TAKE k x 1\r\n", "-ERR value is not an integer or out of range\r\n"),
+        ("RL.TAKE k -1 1\r\n", "-ERR rpm must be between 0 and 1099511627776\r\n"),
+        ("RL.TAKE k 1 1 TOKENS\r\n", "-ERR syntax error\r\n"),
+        ("RL.TAKE k 1 10 TOKENS 11\r\n", "-ERR asking for 11 but the bucket holds at most 10: it can never be allowed\r\n"),
+        ("RL.TAKE k 1 1 BURST 5\r\n", "-ERR syntax error\r\n"),
+        ("RL.TAKE k 1 1 NOPE 1\r\n", "-ERR syntax error\r\n"),
+        ("RL.TAKE k 1\r\n", "-ERR wrong number of arguments for 'rl.take' command\r\n"),
+        ("RL.RESERVE k 1 1\r\n", "-ERR wrong number of arguments for 'rl.reserve' command\r\n"),
+        ("RL.SETTLE abc 1\r\n", "-ERR unknown or expired reservation\r\n"),
+        ("RL.SETTLE 12 -4\r\n", "-ERR actual must be between 0 and 1099511627776\r\n"),
+        ("CB.REPORT up 1 maybe\r\n", "-ERR outcome must be ok or fail\r\n"),
+        ("CB.REPORT up x ok\r\n", "-ERR ticket is not valid\r\n"),
+        ("CB.REPORT up 1 ok -3\r\n", "-ERR latency_ms must not be negative\r\n"),
+        ("CB.FORCE up sideways\r\n", "-ERR CB.FORCE takes open, closed or auto\r\n"),
+        ("CB.CONFIG up WINDOW 0\r\n", "-ERR WINDOW must be 1 to 10000\r\n"),
+        ("CB.CONFIG up FAILURE-RATE 1.5\r\n", "-ERR FAILURE-RATE must be above 0 and at most 1\r\n"),
+        ("CB.CONFIG up OPEN-MS\r\n", "-ERR syntax error\r\n"),
+    ])
+    func errors(request: String, reply: String) async throws {
+        let h = try await Harness.make()
+        #expect(try await h.send(request + "PING\r\n") == reply + "+PONG\r\n")
+        await h.close()
+    }
+
+    @Test func breakerTripsProbesAndIgnoresStaleTickets() async throws {
+        let h = try await Harness.make()
+        let config = try await h.send("CB.CONFIG llm MIN-CALLS 2 WINDOW 4 OPEN-MS 1000 PROBES 1\r\n")
+        #expect(config.hasPrefix("*14\r\n$6\r\nwindow\r\n:4\r\n$9\r\nmin_calls\r\n:2\r\n"))
+        func ticket(_ reply: String) -> String { String(reply.split(separator: "\r\n")[5]) }
+        let a = try await h.send("CB.ALLOW llm\r\n"), b = try await h.send("CB.ALLOW llm\r\n"), c = try await h.send("CB.ALLOW llm\r\n")
+        #expect(a.hasPrefix("*4\r\n:1\r\n$6\r\nclosed\r\n$"))
+        #expect(try await h.send("CB.REPORT llm \(ticket(a)) fail 20\r\n") == "*2\r\n:1\r\n$6\r\nclosed\r\n")
+        #expect(try await h.send("CB.REPORT llm \(ticket(b)) fail\r\n") == "*2\r\n:1\r\n$4\r\nopen\r\n")
+        #expect(try await h.send("CB.REPORT llm \(ticket(c)) ok\r\n") == "*2\r\n:0\r\n$4\r\nopen\r\n")
+        h.clock.advance(400)
+        #expect(try await h.send("CB.ALLOW llm\r\n") == "*4\r\n:0\r\n$4\r\nopen\r\n$-1\r\n:600\r\n")
+        h.clock.advance(600)
+        let probe = try await h.send("CB.ALLOW llm\r\n")
+        #expect(probe.hasPrefix("*4\r\n:1\r\n$9\r\nhalf_open\r\n"))
+        #expect(try await h.send("CB.REPORT llm \(ticket(probe)) ok 5\r\n") == "*2\r\n:1\r\n$6\r\nclosed\r\n")
+        let state = try await h.send("CB.STATE llm\r\n")
+        #expect(state.hasPrefix("*16\r\n$5\r\nstate\r\n$6\r\nclosed\r\n$6\r\nforced\r\n$-1\r\n"))
+        #expect(try await h.send("CB.FORCE llm open\r\nCB.ALLOW llm\r\n") == "+OK\r\n*4\r\n:0\r\n$4\r\nopen\r\n$-1\r\n:-1\r\n")
+        let stats = try await h.send("STATS\r\n")
+        #expect(stats.contains("$11\r\ncb_breakers\r\n:1\r\n$7\r\ncb_open\r\n:1\r\n"))
+        await h.close()
+    }
+}

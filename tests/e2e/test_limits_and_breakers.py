@@ -1,0 +1,60 @@
+"""RL.* and CB.* through redis-py over real sockets."""
+import threading
+
+import pytest
+import redis
+
+from conftest import as_dict
+
+
+def test_fifty_connections_on_one_key_get_exactly_the_capacity(sluice):
+    # Capacity 100 (BURST), refill 1 request per minute: the run ends long before a refill,
+    # so exactly 100 of the 500 attempts may pass.
+    barrier = threading.Barrier(50)
+    counts = []
+    lock = threading.Lock()
+
+    def worker():
+        r = sluice.client()
+        r.ping()
+        barrier.wait()
+        allowed = 0
+        for _ in range(10):
+            if r.execute_command("RL.TAKE", "shared-key", 1, 0, "BURST", 100, 0)[0] == 1:
+                allowed += 1
+        with lock:
+            counts.append(allowed)
+
+    threads = [threading.Thread(target=worker) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(counts) == 50
+    assert sum(counts) == 100
+    stats = as_dict(sluice.client().execute_command("STATS"))
+    assert int(stats[b"rl_allowed"]) == 100 and int(stats[b"rl_denied"]) == 400
+
+
+def test_reserve_settle_roundtrip(sluice, protocol):
+    r = sluice.client(protocol=protocol)
+    allowed, rid, retry = r.execute_command("RL.RESERVE", "tenant:7", 60, 10000, 4000)
+    assert allowed == 1 and retry == 0
+    assert r.execute_command("RL.SETTLE", rid, 1500) == [-2500, 8500]
+    with pytest.raises(redis.ResponseError, match="unknown or expired reservation"):
+        r.execute_command("RL.SETTLE", rid, 1500)
+    remaining_requests, remaining_tokens, *_ = r.execute_command("RL.PEEK", "tenant:7")
+    assert remaining_requests == 59 and remaining_tokens >= 8500
+
+
+def test_breaker_opens_for_everyone(sluice, protocol):
+    r = sluice.client(protocol=protocol)
+    r.execute_command("CB.CONFIG", "gpt", "MIN-CALLS", 3, "OPEN-MS", 60000)
+    for _ in range(3):
+        allowed, state, ticket, _ = r.execute_command("CB.ALLOW", "gpt")
+        assert allowed == 1
+        r.execute_command("CB.REPORT", "gpt", ticket, "fail", 100)
+    other = sluice.client(protocol=protocol)
+    allowed, state, ticket, retry = other.execute_command("CB.ALLOW", "gpt")
+    assert (allowed, state, ticket) == (0, b"open", None) and 0 < retry <= 60000
+    assert as_dict(other.execute_command("CB.STATE", "gpt"))[b"state"] == b"open"
