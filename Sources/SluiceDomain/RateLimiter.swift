@@ -54,6 +54,8 @@ public struct RateLimiterShard: Sendable {
 
     public var limits: [ByteBuffer: Limits] = [:]
     public var reservations: [UInt64: Reservation] = [:]
+    public var slots: [ByteBuffer: SlotPool] = [:]
+    public var budgets: [ByteBuffer: SpendWindow] = [:]
     public let maxKeys: Int
     public var counters = Counters()
 
@@ -157,6 +159,7 @@ public struct RateLimiterShard: Sendable {
             return e.reservations > 0 || e.requests.untilFull > 0 || e.tokens.untilFull > 0
         }
         counters.keysReclaimed += before - limits.count
+        sweepSlotsAndBudgets(now: now)
     }
 
     mutating func expire(_ id: UInt64) {

@@ -40,6 +40,19 @@ public final class RateLimiter: Sendable {
         shards.withShard(hash: hasher.hash(key)) { $0.peek(key, now: now) }
     }
 
+    public func acquire(_ key: ByteBuffer, limit: Int, duration: Int64, now: Int64) -> Result<SlotDecision, LimitError> {
+        let slot = UInt64.random(in: 1 ... (UInt64.max >> 1))
+        return shards.withShard(hash: hasher.hash(key)) { $0.acquire(key, limit: limit, slot: slot, duration: duration, now: now) }
+    }
+
+    public func release(_ key: ByteBuffer, slot: UInt64, now: Int64) -> Bool {
+        shards.withShard(hash: hasher.hash(key)) { $0.release(key, slot: slot, now: now) }
+    }
+
+    public func spend(_ key: ByteBuffer, amount: Double, budget: Double, period: Int64, now: Int64) -> Result<SpendDecision, LimitError> {
+        shards.withShard(hash: hasher.hash(key)) { $0.spend(key, amount: amount, budget: budget, period: period, now: now) }
+    }
+
     public func sweep(shard index: Int, now: Int64) {
         shards.withShard(at: index) { $0.sweep(now: now) }
     }
@@ -50,12 +63,18 @@ public final class RateLimiter: Sendable {
         public var counters = RateLimiterShard.Counters()
         public var keys = 0
         public var reservations = 0
+        public var slotKeys = 0
+        public var slotsHeld = 0
+        public var budgetKeys = 0
     }
 
     public func summary() -> Summary {
         var s = Summary()
         shards.forEach { shard in
             s.keys += shard.limits.count
+            s.slotKeys += shard.slots.count
+            s.slotsHeld += shard.slots.values.reduce(0) { $0 + $1.holders.count }
+            s.budgetKeys += shard.budgets.count
             s.reservations += shard.reservations.count
             s.counters.allowed += shard.counters.allowed
             s.counters.denied += shard.counters.denied

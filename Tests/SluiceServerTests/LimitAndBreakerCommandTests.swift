@@ -27,7 +27,26 @@ struct LimitAndBreakerCommandTests {
         await h.close()
     }
 
+    @Test func slotsAndBudgets() async throws {
+        let h = try await Harness.make()
+        let a = try await h.send("RL.ACQUIRE pool 1 TTL 5000\r\n")
+        #expect(a.hasPrefix("*4\r\n:1\r\n$") && a.hasSuffix(":1\r\n:0\r\n"))
+        let slot = a.split(separator: "\r\n")[3]
+        h.clock.advance(1000)
+        #expect(try await h.send("RL.ACQUIRE pool 1\r\n") == "*4\r\n:0\r\n$-1\r\n:1\r\n:4000\r\n")
+        #expect(try await h.send("RL.RELEASE pool \(slot)\r\nRL.RELEASE pool \(slot)\r\n") == ":1\r\n:0\r\n")
+        #expect(try await h.send("RL.SPEND team 2.5 10 PERIOD 3600000\r\n") == "*3\r\n:1\r\n$3\r\n7.5\r\n:3600000\r\n")
+        #expect(try await h.send("RL.SPEND team 8 10 PERIOD 3600000\r\n") == "*3\r\n:0\r\n$3\r\n7.5\r\n:3600000\r\n")
+        await h.close()
+    }
+
     @Test(arguments: [
+        ("RL.ACQUIRE k 0\r\n", "-ERR limit must be 1 to 1000000\r\n"),
+        ("RL.ACQUIRE k 2 TTL 0\r\n", "-ERR TTL must be at least 1 ms\r\n"),
+        ("RL.ACQUIRE k 2 WAIT 5\r\n", "-ERR syntax error\r\n"),
+        ("RL.SPEND k -1 10\r\n", "-ERR amount must be a non-negative number\r\n"),
+        ("RL.SPEND k 1 lots\r\n", "-ERR budget must be a non-negative number\r\n"),
+        ("RL.SPEND k 1 10 PERIOD 0\r\n", "-ERR PERIOD must be at least 1 ms\r\n"),
         ("RL.TAKE k x 1\r\n", "-ERR value is not an integer or out of range\r\n"),
         ("RL.TAKE k -1 1\r\n", "-ERR rpm must be between 0 and 1099511627776\r\n"),
         ("RL.TAKE k 1 1 TOKENS\r\n", "-ERR syntax error\r\n"),

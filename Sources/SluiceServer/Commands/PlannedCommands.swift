@@ -1,11 +1,9 @@
 import NIOCore
 
-/// Commands of the contract that later work brings (concurrency slots, budgets, semantic cache).
+/// Commands of the contract that later work brings (the semantic cache).
 /// Until then each answers one clear error instead of "unknown command".
 enum PlannedCommands: CommandGroup {
     static let planned: [(names: [String], what: String)] = [
-        (["rl.acquire", "rl.release"], "concurrency slots"),
-        (["rl.spend"], "spend budgets"),
         (["sem.set", "sem.get", "sem.del", "sem.info"], "the semantic cache"),
     ]
 

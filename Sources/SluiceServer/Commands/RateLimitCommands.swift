@@ -2,7 +2,8 @@ import NIOCore
 import SluiceDomain
 import SluiceProtocol
 
-/// RL.TAKE, RL.RESERVE, RL.SETTLE, RL.PEEK: RPM/TPM token buckets per key.
+/// RL.TAKE, RL.RESERVE, RL.SETTLE, RL.PEEK: RPM/TPM token buckets per key;
+/// RL.ACQUIRE, RL.RELEASE: concurrency slots; RL.SPEND: spend budgets over a window.
 enum RateLimitCommands: CommandGroup {
     static func commands(_ env: ServerEnvironment) -> [Command] {
         let limiter = env.limiter
@@ -62,6 +63,49 @@ enum RateLimitCommands: CommandGroup {
                 out.writeRESPInteger(Int(d.reset))
                 out.writeRESPInteger(Int(spec.requestsPerMinute))
                 out.writeRESPInteger(Int(spec.tokensPerMinute))
+                return .done
+            },
+            Command("rl.acquire", arity: -3, summary: "RL.ACQUIRE key limit [TTL ms]: [acquired, slot_id|nil, in_use, retry_after_ms]") { ctx, out throws(CommandError) in
+                let key = try ctx.next()
+                let limit = try nonNegative(&ctx, "limit")
+                guard limit >= 1, limit <= 1_000_000 else { throw CommandError("limit must be 1 to 1000000") }
+                var ttl: Int64 = 60_000
+                if ctx.hasMore {
+                    guard try ctx.next().isKeyword("TTL") else { throw CommandError.syntax }
+                    ttl = try nonNegative(&ctx, "TTL")
+                    guard ttl >= 1 else { throw CommandError("TTL must be at least 1 ms") }
+                }
+                guard !ctx.hasMore else { throw CommandError.syntax }
+                let d = try unwrap(limiter.acquire(key, limit: Int(limit), duration: ttl, now: ctx.now))
+                out.writeRESPArrayHeader(4)
+                out.writeRESPInteger(d.acquired ? 1 : 0)
+                if let slot = d.slot { out.writeRESPBulk(String(slot)) } else { out.writeRESPNull() }
+                out.writeRESPInteger(d.inUse)
+                out.writeRESPInteger(Int(d.retryAfter))
+                return .done
+            },
+            Command("rl.release", arity: 3, summary: "RL.RELEASE key slot_id: 1 released, 0 unknown or expired") { ctx, out throws(CommandError) in
+                let key = try ctx.next()
+                let slot = UInt64(try ctx.next().text)
+                out.writeRESPInteger(slot.map { limiter.release(key, slot: $0, now: ctx.now) } == true ? 1 : 0)
+                return .done
+            },
+            Command("rl.spend", arity: -4, summary: "RL.SPEND key amount budget [PERIOD ms]: [allowed, remaining, reset_ms]") { ctx, out throws(CommandError) in
+                let key = try ctx.next()
+                guard let amount = try ctx.next().doubleValue, amount >= 0 else { throw CommandError("amount must be a non-negative number") }
+                guard let budget = try ctx.next().doubleValue, budget >= 0 else { throw CommandError("budget must be a non-negative number") }
+                var period: Int64 = 86_400_000
+                if ctx.hasMore {
+                    guard try ctx.next().isKeyword("PERIOD") else { throw CommandError.syntax }
+                    period = try nonNegative(&ctx, "PERIOD")
+                    guard period >= 1 else { throw CommandError("PERIOD must be at least 1 ms") }
+                }
+                guard !ctx.hasMore else { throw CommandError.syntax }
+                let d = try unwrap(limiter.spend(key, amount: amount, budget: budget, period: period, now: ctx.now))
+                out.writeRESPArrayHeader(3)
+                out.writeRESPInteger(d.allowed ? 1 : 0)
+                out.writeRESPDouble(d.remaining)
+                out.writeRESPInteger(Int(d.reset))
                 return .done
             },
         ]
