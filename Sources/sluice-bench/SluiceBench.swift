@@ -34,10 +34,10 @@ struct Eviction: ParsableCommand {
 
     func run() throws {
         let trace = ZipfTrace(keys: keys, alpha: alpha)
-        var rng = SplitMix64(state: seed)
+        var rng = SplitMix64(seed: seed)
         let ranks = (0..<requests).map { _ in trace.sample(Double(rng.next() >> 11) / Double(1 << 53)) }
         func valueSize(_ rank: Int) -> Int {
-            var g = SplitMix64(state: UInt64(rank) &* 0x2545_F491_4F6C_DD1D)
+            var g = SplitMix64(seed: UInt64(rank) &* 0x2545_F491_4F6C_DD1D)
             return minValue + Int(g.next() % UInt64(maxValue - minValue + 1))
         }
         let keyBytes = 16

@@ -102,7 +102,7 @@ struct S3FIFOCacheTests {
     /// must balance after every step.
     @Test(arguments: [1, 2, 3, 4])
     func randomOperationsKeepTheBooks(seed: UInt64) {
-        var rng = SeededRandom(seed: seed)
+        var rng = SplitMix64(seed: seed)
         let capacity = 40 * S3FIFOCache.charge(keyLength: 4, valueLength: 50)
         var cache = S3FIFOCache(capacity: capacity)
         var now: Int64 = 0
@@ -140,14 +140,3 @@ struct S3FIFOCacheTests {
     }
 }
 
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -67,6 +68,23 @@ def as_dict(reply):
     if isinstance(reply, dict):
         return reply
     return dict(zip(reply[::2], reply[1::2]))
+
+
+def run_together(n, work, timeout=60):
+    """Runs work(index) on n threads released at the same moment; returns their results."""
+    barrier = threading.Barrier(n)
+    results = [None] * n
+
+    def run(i):
+        barrier.wait()
+        results[i] = work(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    return results
 
 
 @pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])

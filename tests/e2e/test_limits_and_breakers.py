@@ -1,36 +1,21 @@
 """RL.* and CB.* through redis-py over real sockets."""
-import threading
-
 import pytest
 import redis
 
-from conftest import as_dict
+from conftest import as_dict, run_together
 
 
 def test_fifty_connections_on_one_key_get_exactly_the_capacity(sluice):
     # Capacity 100 (BURST), refill 1 request per minute: the run ends long before a refill,
     # so exactly 100 of the 500 attempts may pass.
-    barrier = threading.Barrier(50)
-    counts = []
-    lock = threading.Lock()
+    clients = [sluice.client() for _ in range(50)]
+    for c in clients:
+        c.ping()
 
-    def worker():
-        r = sluice.client()
-        r.ping()
-        barrier.wait()
-        allowed = 0
-        for _ in range(10):
-            if r.execute_command("RL.TAKE", "shared-key", 1, 0, "BURST", 100, 0)[0] == 1:
-                allowed += 1
-        with lock:
-            counts.append(allowed)
+    def takes(i):
+        return sum(clients[i].execute_command("RL.TAKE", "shared-key", 1, 0, "BURST", 100, 0)[0] == 1 for _ in range(10))
 
-    threads = [threading.Thread(target=worker) for _ in range(50)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert len(counts) == 50
+    counts = run_together(50, takes)
     assert sum(counts) == 100
     stats = as_dict(sluice.client().execute_command("STATS"))
     assert int(stats[b"rl_allowed"]) == 100 and int(stats[b"rl_denied"]) == 400

@@ -23,10 +23,7 @@ enum RateLimitCommands: CommandGroup {
                 let decision = try unwrap(limiter.take(key, spec: spec, tokens: tokens, now: ctx.now))
                 out.writeRESPArrayHeader(5)
                 out.writeRESPInteger(decision.allowed ? 1 : 0)
-                out.writeRESPInteger(Int(decision.remainingRequests))
-                out.writeRESPInteger(Int(decision.remainingTokens))
-                out.writeRESPInteger(Int(decision.retryAfter))
-                out.writeRESPInteger(Int(decision.reset))
+                writeNumbers(decision, into: &out)
                 return .done
             },
             Command("rl.reserve", arity: -5, summary: "RL.RESERVE key rpm tpm estimate [BURST requests tokens]: [allowed, reservation_id|nil, retry_after_ms]") { ctx, out throws(CommandError) in
@@ -57,10 +54,7 @@ enum RateLimitCommands: CommandGroup {
                     return .done
                 }
                 out.writeRESPArrayHeader(6)
-                out.writeRESPInteger(Int(d.remainingRequests))
-                out.writeRESPInteger(Int(d.remainingTokens))
-                out.writeRESPInteger(Int(d.retryAfter))
-                out.writeRESPInteger(Int(d.reset))
+                writeNumbers(d, into: &out)
                 out.writeRESPInteger(Int(spec.requestsPerMinute))
                 out.writeRESPInteger(Int(spec.tokensPerMinute))
                 return .done
@@ -112,6 +106,14 @@ enum RateLimitCommands: CommandGroup {
     }
 
     static let unknownReservation = CommandError("unknown or expired reservation")
+
+    /// remaining_requests, remaining_tokens, retry_after_ms, reset_ms: shared by TAKE and PEEK.
+    static func writeNumbers(_ d: LimitDecision, into out: inout RESPWriter) {
+        out.writeRESPInteger(Int(d.remainingRequests))
+        out.writeRESPInteger(Int(d.remainingTokens))
+        out.writeRESPInteger(Int(d.retryAfter))
+        out.writeRESPInteger(Int(d.reset))
+    }
     /// Keeps level arithmetic (tokens × 60,000) far from overflow.
     static let maxAmount: Int64 = 1 << 40
 
