@@ -43,11 +43,16 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
-        // Storage behind the domain: SQLite (embedded L2), later Redis.
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        // Storage behind the domain: SQLite (embedded L2) and Redis (shared mode, via hiredis).
         .target(
             name: "SluiceBackends",
             dependencies: [
-                "CSQLite", "SluiceDomain",
+                "CSQLite", "CHiredis", "SluiceDomain", "SluiceProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -95,7 +100,11 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SluiceDomainTests", dependencies: ["SluiceDomain"]),
-        .testTarget(name: "SluiceBackendsTests", dependencies: ["SluiceBackends", "SluiceDomain"]),
+        .testTarget(name: "SluiceBackendsTests", dependencies: [
+            "SluiceBackends", "SluiceDomain", "SluiceProtocol",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .testTarget(
             name: "SluiceServerTests",
             dependencies: [
