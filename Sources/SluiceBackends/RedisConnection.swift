@@ -109,7 +109,7 @@ public final class RedisConnection: @unchecked Sendable {
         }
         while !isClosed {
             if context == nil {
-                switch connect() {
+                switch Self.open(endpoint, connectTimeout: connectTimeout, readTimeout: commandTimeout) {
                 case .success(let c):
                     context = c
                     backoff = .milliseconds(50)
@@ -202,17 +202,17 @@ public final class RedisConnection: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Connects, sets timeouts, AUTH and SELECT.
-    func connect() -> Result<UnsafeMutablePointer<redisContext>, RedisError> {
+    /// Connects, sets the read/write timeout (nil: none, for subscribers), AUTH and SELECT.
+    static func open(_ endpoint: RedisEndpoint, connectTimeout: Duration, readTimeout: Duration?) -> Result<UnsafeMutablePointer<redisContext>, RedisError> {
         guard let c = redisConnectWithTimeout(endpoint.host, Int32(endpoint.port), connectTimeout.timeval) else {
             return .failure(.unavailable("cannot allocate a hiredis context"))
         }
         if c.pointee.err != 0 {
-            let message = Self.errorString(c)
+            let message = errorString(c)
             redisFree(c)
             return .failure(.unavailable(message))
         }
-        redisSetTimeout(c, commandTimeout.timeval)
+        if let readTimeout { redisSetTimeout(c, readTimeout.timeval) }
         redisEnableKeepAlive(c)
         var setup: [[String]] = []
         if let password = endpoint.password {
@@ -221,10 +221,10 @@ public final class RedisConnection: @unchecked Sendable {
         if endpoint.database != 0 { setup.append(["SELECT", String(endpoint.database)]) }
         for words in setup {
             let command = words.map { ByteBuffer(string: $0) }
-            guard Self.append(command, to: c) == REDIS_OK else { break }
+            guard append(command, to: c) == REDIS_OK else { break }
             var raw: UnsafeMutableRawPointer?
             guard redisGetReply(c, &raw) == REDIS_OK, let raw else { break }
-            let value = Self.value(of: raw.assumingMemoryBound(to: redisReply.self))
+            let value = value(of: raw.assumingMemoryBound(to: redisReply.self))
             freeReplyObject(raw)
             if case .error(let message) = value {
                 redisFree(c)
@@ -232,7 +232,7 @@ public final class RedisConnection: @unchecked Sendable {
             }
         }
         if c.pointee.err != 0 {
-            let message = Self.errorString(c)
+            let message = errorString(c)
             redisFree(c)
             return .failure(.unavailable(message))
         }

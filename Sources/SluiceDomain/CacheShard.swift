@@ -142,6 +142,16 @@ public struct CacheShard: Sendable {
         return true
     }
 
+    /// Another instance changed this key: forget the L1 copy (shared mode).
+    public mutating func dropL1(_ key: ByteBuffer, hash: UInt64) {
+        l1.remove(key, hash: hash, now: 0)
+    }
+
+    /// Invalidations may have been missed: forget every L1 copy (shared mode).
+    public mutating func clearL1() {
+        l1 = S3FIFOCache(capacity: l1.capacity, promotionThreshold: l1.promotionThreshold)
+    }
+
     // MARK: Leases
 
     public enum LeaseOutcome: Sendable, Hashable {

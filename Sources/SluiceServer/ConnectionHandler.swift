@@ -24,6 +24,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var closing = false
     private var inputClosed = false
     private var commandsSinceReport = 0
+    /// True while `execute` registers a `.later` callback: a future that is already complete
+    /// calls back at once, and its reply must go into the batch's buffer, not `output`.
+    private var registeringCallback = false
+    private var inlineResult: Result<RESPValue, any Error>?
     private var now: Int64 = 0
 
     /// Write out early when a batch's replies grow past this many bytes.
@@ -165,20 +169,36 @@ final class ConnectionHandler: ChannelInboundHandler {
         case .later(let future):
             waiting = true
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            registeringCallback = true
             future.whenComplete { result in
                 let (handler, context) = loopBound.value
                 handler.resume(result, context: context)
             }
+            registeringCallback = false
+            if let result = inlineResult {
+                // Already complete (e.g. Redis down: failed at once): reply now, carry on.
+                inlineResult = nil
+                waiting = false
+                Self.write(result, into: &out)
+            }
+        }
+    }
+
+    private static func write(_ result: Result<RESPValue, any Error>, into out: inout RESPWriter) {
+        switch result {
+        case .success(let value): value.encode(into: &out)
+        case .failure(let error): out.writeRESPError("ERR internal error: \(error)")
         }
     }
 
     /// A `.later` reply arrived: write it, then go on with the input that waited.
     private func resume(_ result: Result<RESPValue, any Error>, context: ChannelHandlerContext) {
-        waiting = false
-        switch result {
-        case .success(let value): value.encode(into: &output)
-        case .failure(let error): output.writeRESPError("ERR internal error: \(error)")
+        if registeringCallback {
+            inlineResult = result
+            return
         }
+        waiting = false
+        Self.write(result, into: &output)
         guard context.channel.isActive else { return }
         now = env.clock.nowMilliseconds()
         process(context: context)

@@ -1,3 +1,4 @@
+import SluiceBackends
 import SluiceProtocol
 
 /// Everything `sluice serve` can be told. Defaults are the embedded single-node mode; flags,
@@ -9,6 +10,8 @@ public struct ServerConfiguration: Sendable {
     public var threads = 0
     /// Directory of the embedded L2 (SQLite). nil = no L2 (L1 only).
     public var dataDirectory: String? = "./sluice-data"
+    /// `redis://...`: shared mode (L2 in Redis, shared by every instance). nil = embedded mode.
+    public var redisURL: String?
     /// Byte budget of L1 (keys + values + per-entry overhead).
     public var l1MaxMemory = 256 * 1024 * 1024
     public var l1Shards = 64
@@ -41,6 +44,7 @@ public struct ServerConfiguration: Sendable {
         }
         if port < 0 || port > 65535 { return "port \(port) is out of range" }
         if l1MaxMemory < 0 { return "--l1-max-memory must not be negative" }
+        if let redisURL, case .failure(let error) = RedisEndpoint.parse(redisURL) { return "--redis: \(error)" }
         return nil
     }
 }

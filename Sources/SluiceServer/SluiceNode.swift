@@ -11,6 +11,7 @@ public final class SluiceNode: Sendable {
     public let environment: ServerEnvironment
     public let server: SluiceServer
     public let store: SQLiteStore?
+    public let redis: RedisCacheStore?
 
     public static func start(
         configuration: ServerConfiguration,
@@ -21,11 +22,23 @@ public final class SluiceNode: Sendable {
             throw ConfigurationError(message: problem)
         }
         var store: SQLiteStore?
-        if let directory = configuration.dataDirectory {
+        var redis: RedisCacheStore?
+        if let url = configuration.redisURL {
+            let endpoint = try RedisEndpoint.parse(url).get()
+            redis = RedisCacheStore(client: RedisClient(endpoint: endpoint, logger: logger))
+            logger.info("shared mode: L2 in Redis", metadata: ["redis": "\(endpoint)"])
+        } else if let directory = configuration.dataDirectory {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             store = try SQLiteStore(path: directory + "/sluice.db", logger: logger)
         }
         let keyspace = Keyspace(l1Capacity: configuration.l1MaxMemory, shardCount: configuration.l1Shards, tracksL2: store != nil)
+        // Other instances' writes and deletes drop our L1 copies.
+        redis?.subscribe(logger: logger, drop: { key in
+            let hash = keyspace.hasher.hash(key)
+            keyspace.withShard(hash: hash) { $0.dropL1(key, hash: hash) }
+        }, dropAll: {
+            keyspace.forEachShard { $0.clearL1() }
+        })
         if let store {
             // The directory of what the L2 holds; values stay on disk until read.
             var restored = 0
@@ -36,16 +49,25 @@ public final class SluiceNode: Sendable {
             }
             logger.info("embedded L2 opened", metadata: ["path": "\(store.path)", "keys": "\(restored)"])
         }
-        let environment = ServerEnvironment(configuration: configuration, cache: TieredCache(keyspace: keyspace, l2: store),
+        let l2: (any L2Store)? = redis ?? store
+        let environment = ServerEnvironment(configuration: configuration, cache: TieredCache(keyspace: keyspace, l2: l2),
                                             clock: clock, logger: logger)
-        let server = try await SluiceServer.start(environment: environment)
-        return SluiceNode(environment: environment, server: server, store: store)
+        let server: SluiceServer
+        do {
+            server = try await SluiceServer.start(environment: environment)
+        } catch {
+            redis?.close()
+            await store?.close()
+            throw error
+        }
+        return SluiceNode(environment: environment, server: server, store: store, redis: redis)
     }
 
-    init(environment: ServerEnvironment, server: SluiceServer, store: SQLiteStore?) {
+    init(environment: ServerEnvironment, server: SluiceServer, store: SQLiteStore?, redis: RedisCacheStore?) {
         self.environment = environment
         self.server = server
         self.store = store
+        self.redis = redis
     }
 
     public var port: Int { server.port }
@@ -54,6 +76,7 @@ public final class SluiceNode: Sendable {
     public var services: [any Service] {
         var services: [any Service] = []
         if let store { services.append(StoreService(store: store)) }
+        if let redis { services.append(RedisService(redis: redis)) }
         services.append(HousekeepingService(environment: environment, store: store))
         services.append(server)
         return services
@@ -63,6 +86,7 @@ public final class SluiceNode: Sendable {
     public func shutdown() async {
         await server.stop()
         await store?.close()
+        redis?.close()
     }
 }
 
@@ -78,5 +102,15 @@ struct StoreService: Service {
     func run() async throws {
         try? await gracefulShutdown()
         await store.close()
+    }
+}
+
+/// Keeps the Redis connections open while the node runs; closes them on shutdown.
+struct RedisService: Service {
+    let redis: RedisCacheStore
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        redis.close()
     }
 }

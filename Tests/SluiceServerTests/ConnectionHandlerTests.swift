@@ -1,5 +1,6 @@
 import NIOCore
 import NIOEmbedded
+import SluiceDomain
 import Testing
 @testable import SluiceServer
 
@@ -175,5 +176,44 @@ struct ConnectionHandlerTests {
         #expect(try await h.send("CONFIG GET appendonly\r\n") == "*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n")
         #expect(try await h.send("info keyspace\r\n").contains("# Keyspace\r\ndb0:keys=0"))
         await h.close()
+    }
+}
+
+/// An L2 whose answers are ready before the caller asks for them. Redis does this when it is
+/// down (the send fails at once, on the caller's own event loop), but only by timing; this stub
+/// makes that case deterministic. Not a stand-in for Redis anywhere else.
+struct ImmediateL2: L2Store {
+    let value: ByteBuffer?
+    var kind: String { "immediate" }
+    func fetch(_ key: ByteBuffer, now: Int64, on eventLoop: any EventLoop) -> EventLoopFuture<(ByteBuffer, EntryMeta)?> {
+        if let value { return eventLoop.makeSucceededFuture((value, EntryMeta(createdAt: now))) }
+        return eventLoop.makeFailedFuture(CommandError("down"))
+    }
+    func store(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta) {}
+    func delete(_ key: ByteBuffer) {}
+    func statistics() -> [(String, Int)] { [] }
+}
+
+@Suite("Replies that are ready at once")
+struct ImmediateReplyTests {
+    @Test(arguments: [ByteBuffer(string: "from-l2"), nil])
+    func alreadyCompletedL2ReadsAreAnsweredInOrder(value: ByteBuffer?) async throws {
+        var config = ServerConfiguration()
+        config.dataDirectory = nil
+        let keyspace = Keyspace(l1Capacity: 1 << 20, shardCount: 1, tracksL2: true)
+        let key = ByteBuffer(string: "k")
+        let hash = keyspace.hasher.hash(key)
+        keyspace.withShard(hash: hash) { $0.restore(hash: hash, expiresAt: 0) }  // known to be in L2 only
+        let env = ServerEnvironment(configuration: config, cache: TieredCache(keyspace: keyspace, l2: ImmediateL2(value: value)), clock: ManualClock())
+        let table = CommandTable.standard(env)
+        let channel = NIOAsyncTestingChannel()
+        try await channel.eventLoop.submit {
+            try channel.pipeline.syncOperations.addHandler(ConnectionHandler(environment: env, table: table))
+        }.get()
+        try await channel.writeInbound(ByteBuffer(string: "GET k\r\nPING\r\n"))
+        var out = ""
+        while let b = try await channel.readOutbound(as: ByteBuffer.self) { out += String(buffer: b) }
+        #expect(out == (value == nil ? "$-1\r\n+PONG\r\n" : "$7\r\nfrom-l2\r\n+PONG\r\n"))
+        _ = try? await channel.finish()
     }
 }

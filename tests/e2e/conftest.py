@@ -131,3 +131,53 @@ def real_redis(protocol):
     r = redis.Redis(host="127.0.0.1", port=int(port), socket_timeout=10, protocol=protocol)
     r.flushall()
     return r
+
+
+class RedisServerProcess:
+    """A redis-server of the test's own on a free port, so the test can kill and restart it."""
+
+    def __init__(self, workdir):
+        self.port = free_port()
+        self.workdir = workdir
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self.workdir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def redis_server(data_dir):
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not installed (scripts/test.sh installs it)")
+    r = RedisServerProcess(data_dir).start()
+    yield r
+    r.kill()
+
+
+def wait_for(condition, timeout, step=0.005):
+    """Polls until condition() is true; returns the seconds it took, or None on timeout."""
+    start = time.time()
+    while time.time() - start < timeout:
+        if condition():
+            return time.time() - start
+        time.sleep(step)
+    return None

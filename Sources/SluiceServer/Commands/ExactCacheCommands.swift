@@ -38,6 +38,10 @@ enum ExactCacheCommands: CommandGroup {
                     }
                 }
                 let meta = EntryMeta(createdAt: ctx.now, expiresAt: expiresAt)
+                if cache.shared != nil {
+                    return .later(cache.writeShared(key, value: value, meta: meta, condition: condition, now: ctx.now, on: ctx.eventLoop)
+                        .map { $0 ? .simpleString("OK") : .null })
+                }
                 if cache.write(key, value: value, meta: meta, condition: condition, now: ctx.now) {
                     out.writeRESPOK()
                 } else {
@@ -46,6 +50,9 @@ enum ExactCacheCommands: CommandGroup {
                 return .done
             },
             Command("del", arity: -2, summary: "DEL key [key ...]: how many existed") { ctx, out throws(CommandError) in
+                if cache.shared != nil {
+                    return .later(cache.deleteShared(Array(ctx.arguments), now: ctx.now, on: ctx.eventLoop).map { .integer($0) })
+                }
                 var removed = 0
                 while let key = ctx.arguments.next() {
                     if cache.delete(key, now: ctx.now) { removed += 1 }
@@ -54,6 +61,9 @@ enum ExactCacheCommands: CommandGroup {
                 return .done
             },
             Command("exists", arity: -2, summary: "EXISTS key [key ...]: how many exist (repeats count again)") { ctx, out throws(CommandError) in
+                if cache.shared != nil {
+                    return .later(cache.existsShared(Array(ctx.arguments), now: ctx.now, on: ctx.eventLoop).map { .integer($0) })
+                }
                 var found = 0
                 while let key = ctx.arguments.next() {
                     if cache.expiry(key, now: ctx.now) != nil { found += 1 }
@@ -62,10 +72,16 @@ enum ExactCacheCommands: CommandGroup {
                 return .done
             },
             Command("ttl", arity: 2, summary: "TTL key: seconds left, -1 no expiry, -2 no key") { ctx, out throws(CommandError) in
+                if cache.shared != nil {
+                    return .later(cache.pttlShared(try ctx.next(), now: ctx.now, on: ctx.eventLoop).map { .integer($0 < 0 ? $0 : ($0 + 500) / 1000) })
+                }
                 out.writeRESPInteger(timeToLive(cache.expiry(try ctx.next(), now: ctx.now), now: ctx.now, unit: 1000))
                 return .done
             },
             Command("pttl", arity: 2, summary: "PTTL key: milliseconds left, -1 no expiry, -2 no key") { ctx, out throws(CommandError) in
+                if cache.shared != nil {
+                    return .later(cache.pttlShared(try ctx.next(), now: ctx.now, on: ctx.eventLoop).map { .integer($0) })
+                }
                 out.writeRESPInteger(timeToLive(cache.expiry(try ctx.next(), now: ctx.now), now: ctx.now, unit: 1))
                 return .done
             },

@@ -72,6 +72,10 @@ enum RichCacheCommands: CommandGroup {
                         throw CommandError("lease token is not the current lease on this key (it expired and another caller holds it); value not stored")
                     }
                 }
+                if cache.shared != nil {
+                    return .later(cache.writeShared(key, value: value, meta: meta, condition: .always, now: ctx.now, on: ctx.eventLoop)
+                        .map { _ in .simpleString("OK") })
+                }
                 cache.write(key, value: value, meta: meta, now: ctx.now)
                 out.writeRESPOK()
                 return .done

@@ -1,0 +1,178 @@
+import Logging
+import NIOCore
+import SluiceDomain
+import SluiceProtocol
+import Synchronization
+
+/// The shared L2 in Redis (`--redis`): every Sluice instance reads and writes the same keys,
+/// and tells the others to drop their L1 copy when it writes or deletes one.
+///
+/// Layout: `sluice:c:<key>` holds the entry as one string — a 27-byte header ("SL1", created-at
+/// ms, tokens, cost) and the value — with Redis's own expiry (PX), so TTLs are Redis's. A value
+/// written there by something else (no header) is served as-is. Invalidations go out on the
+/// channel `sluice:inv` as `<8-byte instance id><key>`; an instance ignores its own.
+public final class RedisCacheStore: Sendable {
+    public static let keyPrefix = "sluice:c:"
+    public static let invalidationChannel = "sluice:inv"
+    static let magic: [UInt8] = Array("SL1".utf8)
+    static let headerLength = 3 + 8 + 8 + 8
+
+    public let client: RedisClient
+    let subscriber: Mutex<RedisSubscriber?> = Mutex(nil)
+    let instanceID = UInt64.random(in: 1 ... .max)
+    let fallbacks = Atomic<Int>(0)
+    let invalidationsReceived = Atomic<Int>(0)
+
+    public init(client: RedisClient) {
+        self.client = client
+    }
+
+    /// Starts listening for other instances' writes: `drop(key)` for each, `dropAll()` after a
+    /// break in the subscription (messages may have been missed).
+    public func subscribe(logger: Logger, drop: @escaping @Sendable (ByteBuffer) -> Void, dropAll: @escaping @Sendable () -> Void) {
+        let me = instanceID
+        let s = RedisSubscriber(endpoint: client.endpoint, channels: [Self.invalidationChannel], logger: logger,
+                                onSubscribed: { resumed in if resumed { dropAll() } }) { [weak self] payload in
+            guard payload.readableBytes >= 8, let sender = payload.getInteger(at: payload.readerIndex, as: UInt64.self),
+                  sender != me else { return }
+            self?.invalidationsReceived.add(1, ordering: .relaxed)
+            drop(payload.getSlice(at: payload.readerIndex + 8, length: payload.readableBytes - 8)!)
+        }
+        subscriber.withLock { $0 = s }
+    }
+
+    public var isSubscribed: Bool { subscriber.withLock { $0?.isSubscribed ?? false } }
+    public var isConnected: Bool { client.isConnected }
+
+    /// Counts an answer given without Redis (Redis down): INFO/STATS show it.
+    public func countFallback() { fallbacks.add(1, ordering: .relaxed) }
+
+    public func close() {
+        subscriber.withLock { $0?.close() }
+        client.close()
+    }
+
+    // MARK: Commands
+
+    static func redisKey(_ key: ByteBuffer) -> ByteBuffer {
+        var b = ByteBuffer(string: keyPrefix)
+        b.writeImmutableBuffer(key)
+        return b
+    }
+
+    /// SET with the entry's expiry and an optional NX/XX; true when Redis stored it.
+    public func write(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta, condition: String?, now: Int64,
+                      on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
+        var args = [ByteBuffer(string: "SET"), Self.redisKey(key), Self.pack(value, meta)]
+        if meta.expiresAt != 0 {
+            args += [ByteBuffer(string: "PX"), ByteBuffer(string: String(max(meta.expiresAt - now, 1)))]
+        }
+        if let condition { args.append(ByteBuffer(string: condition)) }
+        return client.send(args, on: eventLoop).map { [self] reply in
+            guard case .simpleString = reply else { return false }
+            publish(key, on: eventLoop)
+            return true
+        }
+    }
+
+    /// DEL; how many existed.
+    public func remove(_ keys: [ByteBuffer], on eventLoop: any EventLoop) -> EventLoopFuture<Int> {
+        client.send([ByteBuffer(string: "DEL")] + keys.map(Self.redisKey), on: eventLoop).map { [self] reply in
+            for key in keys { publish(key, on: eventLoop) }
+            if case .integer(let n) = reply { return n }
+            return 0
+        }
+    }
+
+    public func exists(_ keys: [ByteBuffer], on eventLoop: any EventLoop) -> EventLoopFuture<Int> {
+        client.send([ByteBuffer(string: "EXISTS")] + keys.map(Self.redisKey), on: eventLoop).map { reply in
+            if case .integer(let n) = reply { return n }
+            return 0
+        }
+    }
+
+    /// Redis's PTTL: ms left, -1 no expiry, -2 no key.
+    public func pttl(_ key: ByteBuffer, on eventLoop: any EventLoop) -> EventLoopFuture<Int> {
+        client.send([ByteBuffer(string: "PTTL"), Self.redisKey(key)], on: eventLoop).map { reply in
+            if case .integer(let n) = reply { return n }
+            return -2
+        }
+    }
+
+    func publish(_ key: ByteBuffer, on eventLoop: any EventLoop) {
+        var payload = ByteBuffer()
+        payload.writeInteger(instanceID)
+        payload.writeImmutableBuffer(key)
+        _ = client.send([ByteBuffer(string: "PUBLISH"), ByteBuffer(string: Self.invalidationChannel), payload], on: eventLoop)
+    }
+
+    // MARK: Entry format
+
+    static func pack(_ value: ByteBuffer, _ meta: EntryMeta) -> ByteBuffer {
+        var b = ByteBuffer()
+        b.reserveCapacity(headerLength + value.readableBytes)
+        b.writeBytes(magic)
+        b.writeInteger(meta.createdAt)
+        b.writeInteger(meta.tokens)
+        b.writeInteger(meta.cost.bitPattern)
+        b.writeImmutableBuffer(value)
+        return b
+    }
+
+    static func unpack(_ stored: ByteBuffer, expiresAt: Int64, now: Int64) -> (ByteBuffer, EntryMeta) {
+        guard stored.readableBytes >= headerLength, stored.getBytes(at: stored.readerIndex, length: 3) == magic else {
+            return (stored, EntryMeta(createdAt: now, expiresAt: expiresAt))
+        }
+        let i = stored.readerIndex
+        let meta = EntryMeta(createdAt: stored.getInteger(at: i + 3)!, expiresAt: expiresAt,
+                             tokens: stored.getInteger(at: i + 11)!, cost: Double(bitPattern: stored.getInteger(at: i + 19)!))
+        return (stored.getSlice(at: i + headerLength, length: stored.readableBytes - headerLength)!, meta)
+    }
+}
+
+extension RedisCacheStore: L2Store {
+    public var kind: String { "redis" }
+
+    /// GET and PTTL in one round trip (both pipelined on one connection).
+    public func fetch(_ key: ByteBuffer, now: Int64, on eventLoop: any EventLoop) -> EventLoopFuture<(ByteBuffer, EntryMeta)?> {
+        let k = Self.redisKey(key)
+        let value = client.send([ByteBuffer(string: "GET"), k], on: eventLoop)
+        let ttl = client.send([ByteBuffer(string: "PTTL"), k], on: eventLoop)
+        return value.and(ttl).map { value, ttl in
+            guard case .bulkString(let stored?) = value else { return nil }
+            var expiresAt: Int64 = 0
+            if case .integer(let ms) = ttl, ms > 0 { expiresAt = now + Int64(ms) }
+            return Self.unpack(stored, expiresAt: expiresAt, now: now)
+        }
+    }
+
+    public func store(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta) {
+        // Fire-and-forget path (promotion-free writes); commands use write(...) and wait.
+        let loop = MultiThreadedEventLoopGroupSingleton.loop
+        _ = write(key, value: value, meta: meta, condition: nil, now: meta.createdAt, on: loop)
+    }
+
+    public func delete(_ key: ByteBuffer) {
+        _ = remove([key], on: MultiThreadedEventLoopGroupSingleton.loop)
+    }
+
+    public func statistics() -> [(String, Int)] {
+        let c = client.counters
+        return [
+            ("redis_connected", isConnected ? 1 : 0),
+            ("redis_subscribed", isSubscribed ? 1 : 0),
+            ("redis_commands", c.commands),
+            ("redis_failures", c.failures),
+            ("redis_connects", c.connects),
+            ("redis_disconnects", c.disconnects),
+            ("redis_fallbacks", fallbacks.load(ordering: .relaxed)),
+            ("redis_invalidations_received", invalidationsReceived.load(ordering: .relaxed)),
+        ]
+    }
+}
+
+import NIOPosix
+
+enum MultiThreadedEventLoopGroupSingleton {
+    static var loop: any EventLoop { MultiThreadedEventLoopGroup.singleton.any() }
+}

@@ -1,0 +1,104 @@
+"""Shared mode (--redis): several Sluice processes and one real redis-server act as one cache."""
+import threading
+import time
+
+import redis
+
+from conftest import as_dict, run_together, wait_for
+
+
+def shared(make_sluice, redis_server, n):
+    nodes = [make_sluice("--redis", redis_server.url).start() for _ in range(n)]
+    clients = [s.client() for s in nodes]
+    for c in clients:
+        assert wait_for(lambda c=c: as_dict(c.execute_command("STATS")).get(b"l2_redis_subscribed") == 1, 5) is not None
+    return nodes, clients
+
+
+def test_set_on_one_read_on_another_and_delete_invalidates(make_sluice, redis_server):
+    _, (a, b) = shared(make_sluice, redis_server, 2)
+    assert a.set("k", "v1") is True
+    assert b.get("k") == b"v1"
+    assert a.get("k") == b"v1"  # now in A's L1
+    assert b.execute_command("CACHE.GET", "k")[1] in (b"l1", b"l2")
+    # B overwrites: A's L1 copy is dropped within 100 ms.
+    b.set("k", "v2")
+    assert wait_for(lambda: a.get("k") == b"v2", 0.1) is not None
+    # B deletes: A misses within 100 ms, though the value was in its L1.
+    assert a.get("k") == b"v2"
+    assert b.delete("k") == 1
+    took = wait_for(lambda: a.get("k") is None, 0.1)
+    assert took is not None, "A still served its stale L1 copy after 100 ms"
+
+
+def test_ttl_and_metadata_are_shared(make_sluice, redis_server):
+    _, (a, b) = shared(make_sluice, redis_server, 2)
+    a.set("t", "x", px=60000)
+    assert 59000 < b.pttl("t") <= 60000
+    assert b.ttl("nothing") == -2
+    a.execute_command("CACHE.SET", "p", "answer", "TOKENS", 40, "COST", 0.5)
+    value, layer, age, _ = b.execute_command("CACHE.GET", "p")
+    assert (value, layer) == (b"answer", b"l2") and age >= 0
+    assert b.exists("t", "p", "nope") == 2
+
+
+def test_set_nx_is_atomic_across_instances(make_sluice, redis_server):
+    _, clients = shared(make_sluice, redis_server, 3)
+    results = run_together(30, lambda i: clients[i % 3].set("once", f"writer-{i}", nx=True))
+    assert sum(r is True for r in results) == 1
+    winners = {c.get("once") for c in clients}
+    assert len(winners) == 1
+
+
+def test_redis_killed_mid_load_no_errors_and_recovery_within_a_second(make_sluice, redis_server):
+    nodes, (a, b) = shared(make_sluice, redis_server, 2)
+    a.set("hot", "1")
+    assert a.get("hot") == b"1"
+    errors, done = [], threading.Event()
+    counts = {"ops": 0}
+
+    def load():
+        r = nodes[0].client()
+        i = 0
+        try:
+            while not done.is_set() and i < 200000:
+                r.set(f"load:{i % 100}", str(i))
+                r.get(f"load:{i % 100}")
+                r.get("hot")
+                i += 1
+        except Exception as e:  # reported below
+            errors.append(e)
+        counts["ops"] = i
+
+    t = threading.Thread(target=load)
+    t.start()
+    time.sleep(0.3)
+    redis_server.kill()
+    time.sleep(0.3)
+    # While Redis is down: L1 hits are still served, misses are misses, writes are answered.
+    assert a.get("hot") == b"1"
+    assert a.get("never-set") is None
+    assert a.set("while-down", "x") is True
+    time.sleep(0.4)
+    # Redis comes back empty (no persistence); Sluice drops its L1 copies on resubscribing,
+    # since invalidations sent meanwhile were lost.
+    redis_server.start()
+    restarted = time.time()
+    # Normal service: a write on A is visible on B again.
+    def shared_again():
+        try:
+            a.set("probe", str(restarted))
+            return b.get("probe") == str(restarted).encode()
+        except redis.RedisError:
+            return False
+    took = wait_for(shared_again, 1.0, step=0.02)
+    done.set()
+    t.join(timeout=30)
+    assert not errors, errors[:3]
+    assert counts["ops"] > 0
+    assert took is not None, "not back to shared service within 1 s of Redis restarting"
+    stats = as_dict(a.execute_command("STATS"))
+    assert stats[b"l2_redis_fallbacks"] > 0
+    assert stats[b"l2_redis_connected"] == 1
+    info = a.info("persistence")
+    assert info["l2_backend"] == "redis"
