@@ -26,6 +26,14 @@ public struct LimitDecision: Sendable, Hashable {
     public var retryAfter: Int64
     /// Until both buckets are full again.
     public var reset: Int64
+
+    public init(allowed: Bool, remainingRequests: Int64, remainingTokens: Int64, retryAfter: Int64, reset: Int64) {
+        self.allowed = allowed
+        self.remainingRequests = remainingRequests
+        self.remainingTokens = remainingTokens
+        self.retryAfter = retryAfter
+        self.reset = reset
+    }
 }
 
 public enum LimitError: Error, Sendable, Hashable {

@@ -38,6 +38,8 @@ struct Report {
             ("rl_allowed", .integer(limits.counters.allowed)),
             ("rl_denied", .integer(limits.counters.denied)),
             ("rl_keys", .integer(limits.keys)),
+            ("rl_shared", .integer(env.sharedLimiter == nil ? 0 : 1)),
+            ("rl_fallbacks", .integer(counters.limitFallbacks.load(ordering: .relaxed))),
             ("rl_reservations_open", .integer(limits.reservations)),
             ("rl_reservations_expired", .integer(limits.counters.reservationsExpired)),
             ("rl_keys_reclaimed", .integer(limits.counters.keysReclaimed)),

@@ -10,6 +10,17 @@ public struct ServerConfiguration: Sendable {
     public var threads = 0
     /// Directory of the embedded L2 (SQLite). nil = no L2 (L1 only).
     public var dataDirectory: String? = "./sluice-data"
+    public enum LimitsWhenRedisDown: String, Sendable, CaseIterable {
+        /// Decide with this instance's own buckets (each instance then allows up to the limit).
+        case local
+        /// Refuse every request until Redis is back.
+        case deny
+        /// Allow every request until Redis is back.
+        case allow
+    }
+
+    /// Shared mode only: how RL.TAKE / RL.RESERVE decide while Redis cannot answer.
+    public var limitsWhenRedisDown = LimitsWhenRedisDown.local
     /// `redis://...`: shared mode (L2 in Redis, shared by every instance). nil = embedded mode.
     public var redisURL: String?
     /// Byte budget of L1 (keys + values + per-entry overhead).

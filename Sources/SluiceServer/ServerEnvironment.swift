@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import SluiceBackends
 import SluiceDomain
 import Synchronization
 
@@ -8,6 +9,8 @@ public final class ServerEnvironment: Sendable {
     public let configuration: ServerConfiguration
     public let cache: TieredCache
     public let limiter: RateLimiter
+    /// Shared mode: limits decided in Redis for every instance.
+    public let sharedLimiter: SharedRateLimiter?
     public let breakers: BreakerRegistry
     public let clock: any WallClock
     public let logger: Logger
@@ -18,6 +21,9 @@ public final class ServerEnvironment: Sendable {
         self.configuration = configuration
         self.cache = cache
         self.limiter = RateLimiter(maxKeys: configuration.maxLimitKeys, reservationTTL: configuration.reservationTTLMilliseconds)
+        self.sharedLimiter = cache.shared.map {
+            SharedRateLimiter(client: $0.client, reservationTTL: configuration.reservationTTLMilliseconds)
+        }
         self.breakers = BreakerRegistry(maxBreakers: configuration.maxBreakers)
         self.clock = clock
         self.logger = logger
@@ -37,6 +43,8 @@ public final class ServerCounters: Sendable {
     public let commandsProcessed = Atomic<Int>(0)
     public let rejectedRequests = Atomic<Int>(0)
     public let protocolErrors = Atomic<Int>(0)
+    /// Shared mode: limit decisions made without Redis (per --limits-when-redis-down).
+    public let limitFallbacks = Atomic<Int>(0)
     let nextClientID = Atomic<Int>(1)
 
     public init() {}

@@ -44,6 +44,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Shared mode: keep L2 in this Redis (redis://[[user]:password@]host[:port][/db]), shared by every Sluice pointed at it; other instances' writes drop this one's L1 copies. Env: SLUICE_REDIS. (default: embedded SQLite L2)", valueName: "url"))
     var redis: String?
 
+    @Option(name: .long, help: ArgumentHelp("Shared mode: how rate limits decide while Redis is down: local (this instance's own buckets), deny, allow. Env: SLUICE_LIMITS_WHEN_REDIS_DOWN. (default: local)", valueName: "policy"))
+    var limitsWhenRedisDown: String?
+
     @Option(name: .long, help: ArgumentHelp("Memory budget of the in-process L1: bytes, or with kb/mb/gb. Env: SLUICE_L1_MAX_MEMORY. (default: 256mb)", valueName: "size"))
     var l1MaxMemory: String?
 
@@ -71,6 +74,12 @@ struct Serve: AsyncParsableCommand {
         if let v = setting(port.map(String.init), "PORT") { config.port = try integer(v, "port") }
         if let v = setting(dataDir, "DATA_DIR") { config.dataDirectory = v }
         if let v = setting(redis, "REDIS"), !v.isEmpty { config.redisURL = v }
+        if let v = setting(limitsWhenRedisDown, "LIMITS_WHEN_REDIS_DOWN") {
+            guard let policy = ServerConfiguration.LimitsWhenRedisDown(rawValue: v.lowercased()) else {
+                throw ValidationError("--limits-when-redis-down: '\(v)' is not local, deny or allow")
+            }
+            config.limitsWhenRedisDown = policy
+        }
         if let v = setting(l1MaxMemory, "L1_MAX_MEMORY") { config.l1MaxMemory = try byteSize(v, "l1-max-memory") }
         if let v = setting(threads.map(String.init), "THREADS") { config.threads = try integer(v, "threads") }
         config.requirePass = setting(requirepass, "REQUIREPASS").flatMap { $0.isEmpty ? nil : $0 }

@@ -1,4 +1,5 @@
 import NIOCore
+import SluiceBackends
 import SluiceDomain
 import SluiceProtocol
 
@@ -7,6 +8,7 @@ import SluiceProtocol
 enum RateLimitCommands: CommandGroup {
     static func commands(_ env: ServerEnvironment) -> [Command] {
         let limiter = env.limiter
+        let shared = env.sharedLimiter
         return [
             Command("rl.take", arity: -4, summary: "RL.TAKE key rpm tpm [TOKENS n] [BURST requests tokens]: [allowed, remaining_requests, remaining_tokens, retry_after_ms, reset_ms]") { ctx, out throws(CommandError) in
                 let key = try ctx.next()
@@ -20,6 +22,12 @@ enum RateLimitCommands: CommandGroup {
                         try burst(option, &ctx, &spec)
                     }
                 }
+                if let shared {
+                    let now = ctx.now, owned = TieredCache.copy(key), spec = spec, tokens = tokens
+                    return .later(shared.take(owned, spec: spec, tokens: tokens, on: ctx.eventLoop).recover { error in
+                        fallback(env, because: error) { limiter.take(owned, spec: spec, tokens: tokens, now: now) }
+                    }.map(takeReply))
+                }
                 let decision = try unwrap(limiter.take(key, spec: spec, tokens: tokens, now: ctx.now))
                 out.writeRESPArrayHeader(5)
                 out.writeRESPInteger(decision.allowed ? 1 : 0)
@@ -31,6 +39,22 @@ enum RateLimitCommands: CommandGroup {
                 var spec = try limitSpec(&ctx)
                 let estimate = try nonNegative(&ctx, "estimate")
                 while ctx.hasMore { try burst(try ctx.next(), &ctx, &spec) }
+                if let shared {
+                    let now = ctx.now, owned = TieredCache.copy(key), spec = spec
+                    let id = UInt64.random(in: 1 ... (UInt64.max >> 1))
+                    return .later(shared.take(owned, spec: spec, tokens: estimate, reservation: id, on: ctx.eventLoop)
+                        .map { ($0, id) }
+                        .recover { error in
+                            var localID = id
+                            let result = fallback(env, because: error) {
+                                let (result, local) = limiter.reserve(owned, spec: spec, estimate: estimate, now: now)
+                                localID = local
+                                return result
+                            }
+                            return (result, localID)
+                        }
+                        .map { reserveReply($0.0, id: $0.1) })
+                }
                 let (result, id) = limiter.reserve(key, spec: spec, estimate: estimate, now: ctx.now)
                 let decision = try unwrap(result)
                 out.writeRESPArrayHeader(3)
@@ -42,6 +66,15 @@ enum RateLimitCommands: CommandGroup {
             Command("rl.settle", arity: 3, summary: "RL.SETTLE reservation_id actual_tokens: [charged (+) or refunded (-) tokens, remaining_tokens]") { ctx, out throws(CommandError) in
                 guard let id = UInt64(try ctx.next().text) else { throw unknownReservation }
                 let actual = try nonNegative(&ctx, "actual")
+                if let shared {
+                    let now = ctx.now
+                    // A reservation made while Redis was down lives in this instance.
+                    let local = { limiter.settle(id: id, actual: actual, now: now) }
+                    return .later(shared.settle(id: id, actual: actual, on: ctx.eventLoop).map { result in
+                        if case .failure(.unknownReservation) = result { return local() }
+                        return result
+                    }.recover { _ in local() }.map(settleReply))
+                }
                 let (delta, remaining) = try unwrap(limiter.settle(id: id, actual: actual, now: ctx.now))
                 out.writeRESPArrayHeader(2)
                 out.writeRESPInteger(Int(delta))
@@ -49,6 +82,10 @@ enum RateLimitCommands: CommandGroup {
                 return .done
             },
             Command("rl.peek", arity: 2, summary: "RL.PEEK key: [remaining_requests, remaining_tokens, retry_after_ms, reset_ms, rpm, tpm] or nil; charges nothing") { ctx, out throws(CommandError) in
+                if let shared {
+                    let now = ctx.now, owned = TieredCache.copy(try ctx.next())
+                    return .later(shared.peek(owned, on: ctx.eventLoop).recover { _ in limiter.peek(owned, now: now) }.map(peekReply))
+                }
                 guard let (d, spec) = limiter.peek(try ctx.next(), now: ctx.now) else {
                     out.writeRESPNullArray()
                     return .done
@@ -106,6 +143,54 @@ enum RateLimitCommands: CommandGroup {
     }
 
     static let unknownReservation = CommandError("unknown or expired reservation")
+
+    // MARK: Shared mode replies (built as values: they are written when Redis answers)
+
+    /// A decision made without Redis, as --limits-when-redis-down says.
+    static func fallback(_ env: ServerEnvironment, because error: any Error, local: () -> Result<LimitDecision, LimitError>) -> Result<LimitDecision, LimitError> {
+        env.counters.limitFallbacks.add(1, ordering: .relaxed)
+        if !(error is RedisError) {
+            // Not an outage (e.g. a script error): say so loudly, it is a bug.
+            env.logger.error("shared rate limit failed; deciding locally", metadata: ["error": "\(error)"])
+        }
+        switch env.configuration.limitsWhenRedisDown {
+        case .local: return local()
+        case .deny: return .success(LimitDecision(allowed: false, remainingRequests: -1, remainingTokens: -1, retryAfter: 1000, reset: 0))
+        case .allow: return .success(LimitDecision(allowed: true, remainingRequests: -1, remainingTokens: -1, retryAfter: 0, reset: 0))
+        }
+    }
+
+    static func errorValue(_ result: Result<some Any, LimitError>) -> RESPValue? {
+        guard case .failure(let error) = result else { return nil }
+        do {
+            _ = try unwrap(Result<Int, LimitError>.failure(error))
+        } catch {
+            return .error(error.line)
+        }
+        return nil
+    }
+
+    static func takeReply(_ result: Result<LimitDecision, LimitError>) -> RESPValue {
+        guard case .success(let d) = result else { return errorValue(result)! }
+        return .array([.integer(d.allowed ? 1 : 0), .integer(Int(d.remainingRequests)), .integer(Int(d.remainingTokens)),
+                       .integer(Int(d.retryAfter)), .integer(Int(d.reset))])
+    }
+
+    static func reserveReply(_ result: Result<LimitDecision, LimitError>, id: UInt64) -> RESPValue {
+        guard case .success(let d) = result else { return errorValue(result)! }
+        return .array([.integer(d.allowed ? 1 : 0), d.allowed ? .bulk(String(id)) : .null, .integer(Int(d.retryAfter))])
+    }
+
+    static func settleReply(_ result: Result<(delta: Int64, remainingTokens: Int64), LimitError>) -> RESPValue {
+        guard case .success(let (delta, remaining)) = result else { return errorValue(result)! }
+        return .array([.integer(Int(delta)), .integer(Int(remaining))])
+    }
+
+    static func peekReply(_ found: (LimitDecision, LimitSpec)?) -> RESPValue {
+        guard let (d, spec) = found else { return .array(nil) }
+        return .array([.integer(Int(d.remainingRequests)), .integer(Int(d.remainingTokens)), .integer(Int(d.retryAfter)),
+                       .integer(Int(d.reset)), .integer(Int(spec.requestsPerMinute)), .integer(Int(spec.tokensPerMinute))])
+    }
 
     /// remaining_requests, remaining_tokens, retry_after_ms, reset_ms: shared by TAKE and PEEK.
     static func writeNumbers(_ d: LimitDecision, into out: inout RESPWriter) {
