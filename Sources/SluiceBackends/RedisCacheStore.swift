@@ -60,6 +60,49 @@ public final class RedisCacheStore: Sendable {
         return b
     }
 
+    static func leaseKey(_ key: ByteBuffer) -> ByteBuffer {
+        var b = ByteBuffer(string: "sluice:lease:")
+        b.writeImmutableBuffer(key)
+        return b
+    }
+
+    // MARK: Cluster-wide leases
+
+    /// One lease per key across all instances: SET NX PX. true: this token holds it now.
+    public func acquireLease(_ key: ByteBuffer, token: UInt64, milliseconds: Int64, on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
+        client.send([ByteBuffer(string: "SET"), Self.leaseKey(key), ByteBuffer(string: String(token)), ByteBuffer(string: "NX"),
+                     ByteBuffer(string: "PX"), ByteBuffer(string: String(milliseconds))], on: eventLoop).map { reply in
+            if case .simpleString = reply { return true }
+            return false
+        }
+    }
+
+    /// CACHE.SET ... LEASE token: stores unless another caller holds a live lease on the key,
+    /// and ends the lease — one atomic step in Redis. true: stored.
+    public func writeWithLease(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta, token: UInt64, now: Int64,
+                               on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
+        let px = meta.expiresAt == 0 ? 0 : max(meta.expiresAt - now, 1)
+        return Self.leasedWrite.run(client, keys: [Self.redisKey(key), Self.leaseKey(key)],
+                                    arguments: [Self.pack(value, meta), ByteBuffer(string: String(token)), ByteBuffer(string: String(px))],
+                                    on: eventLoop).map { [self] reply in
+            guard case .integer(1) = reply else { return false }
+            publish(key, on: eventLoop)
+            return true
+        }
+    }
+
+    static let leasedWrite = RedisScript("""
+        local holder = redis.call('GET', KEYS[2])
+        if holder and holder ~= ARGV[2] then return 0 end
+        if tonumber(ARGV[3]) > 0 then
+          redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+        else
+          redis.call('SET', KEYS[1], ARGV[1])
+        end
+        redis.call('DEL', KEYS[2])
+        return 1
+        """)
+
     /// SET with the entry's expiry and an optional NX/XX; true when Redis stored it.
     public func write(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta, condition: String?, now: Int64,
                       on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
@@ -70,6 +113,8 @@ public final class RedisCacheStore: Sendable {
         if let condition { args.append(ByteBuffer(string: condition)) }
         return client.send(args, on: eventLoop).map { [self] reply in
             guard case .simpleString = reply else { return false }
+            // Any write of the key ends its lease, as in embedded mode.
+            _ = client.send([ByteBuffer(string: "DEL"), Self.leaseKey(key)], on: eventLoop)
             publish(key, on: eventLoop)
             return true
         }
@@ -78,6 +123,7 @@ public final class RedisCacheStore: Sendable {
     /// DEL; how many existed.
     public func remove(_ keys: [ByteBuffer], on eventLoop: any EventLoop) -> EventLoopFuture<Int> {
         client.send([ByteBuffer(string: "DEL")] + keys.map(Self.redisKey), on: eventLoop).map { [self] reply in
+            _ = client.send([ByteBuffer(string: "DEL")] + keys.map(Self.leaseKey), on: eventLoop)
             for key in keys { publish(key, on: eventLoop) }
             if case .integer(let n) = reply { return n }
             return 0

@@ -29,13 +29,15 @@ enum RichCacheCommands: CommandGroup {
                     writeMiss(&out, token: lease(cache, env, key, now: now, duration: leaseMilliseconds))
                     return .done
                 case .fetching(let future):
-                    let owned = TieredCache.copy(key)
-                    return .later(future.map { found in
+                    let owned = TieredCache.copy(key), leaseMilliseconds = leaseMilliseconds
+                    let eventLoop = ctx.eventLoop
+                    return .later(future.flatMap { found -> EventLoopFuture<RESPValue> in
                         if let (value, meta) = found {
-                            return .array([.bulkString(value), .bulk("l2"), .integer(Int(now - meta.createdAt)), .null])
+                            return eventLoop.makeSucceededFuture(.array([.bulkString(value), .bulk("l2"), .integer(Int(now - meta.createdAt)), .null]))
                         }
-                        let token = lease(cache, env, owned, now: now, duration: leaseMilliseconds)
-                        return .array([.null, .null, .null, token.map { .bulk(String($0)) } ?? .null])
+                        return leaseAfterMiss(cache, env, owned, now: now, duration: leaseMilliseconds, on: eventLoop).map { token in
+                            .array([.null, .null, .null, token.map { .bulk(String($0)) } ?? .null])
+                        }
                     })
                 }
             },
@@ -65,12 +67,27 @@ enum RichCacheCommands: CommandGroup {
                         throw CommandError.syntax
                     }
                 }
+                if let leaseToken, let shared = cache.shared {
+                    let owned = TieredCache.copy(key), value = TieredCache.copy(value), now = ctx.now, meta = meta
+                    return .later(shared.writeWithLease(owned, value: value, meta: meta, token: leaseToken, now: now, on: ctx.eventLoop)
+                        .map { stored -> RESPValue in
+                            if stored { cache.writeLocal(owned, value: value, meta: meta, condition: .always, now: now) }
+                            return stored ? .simpleString("OK") : .error(leaseRefused.line)
+                        }.recover { _ in
+                            // Redis down: the local lease table decides, as in embedded mode.
+                            shared.countFallback()
+                            let hash = cache.hash(owned)
+                            guard cache.keyspace.withShard(hash: hash, { $0.leases.admits(hash, token: leaseToken, now: now) }) else {
+                                return .error(leaseRefused.line)
+                            }
+                            cache.writeLocal(owned, value: value, meta: meta, condition: .always, now: now)
+                            return .simpleString("OK")
+                        })
+                }
                 if let leaseToken {
                     let hash = cache.hash(key)
                     let admitted = cache.keyspace.withShard(hash: hash) { $0.leases.admits(hash, token: leaseToken, now: ctx.now) }
-                    guard admitted else {
-                        throw CommandError("lease token is not the current lease on this key (it expired and another caller holds it); value not stored")
-                    }
+                    guard admitted else { throw leaseRefused }
                 }
                 if cache.shared != nil {
                     return .later(cache.writeShared(key, value: value, meta: meta, condition: .always, now: ctx.now, on: ctx.eventLoop)
@@ -81,6 +98,27 @@ enum RichCacheCommands: CommandGroup {
                 return .done
             },
         ]
+    }
+
+    static let leaseRefused = CommandError("lease token is not the current lease on this key (it expired and another caller holds it); value not stored")
+
+    /// After an L2 miss: in shared mode the lease is cluster-wide (Redis SET NX PX); otherwise,
+    /// or while Redis is down, this instance's lease table decides.
+    static func leaseAfterMiss(_ cache: TieredCache, _ env: ServerEnvironment, _ key: ByteBuffer, now: Int64, duration: Int64,
+                               on eventLoop: any EventLoop) -> EventLoopFuture<UInt64?> {
+        guard duration > 0, let shared = cache.shared else {
+            return eventLoop.makeSucceededFuture(lease(cache, env, key, now: now, duration: duration))
+        }
+        let token = env.newLeaseToken()
+        return shared.acquireLease(key, token: token, milliseconds: duration, on: eventLoop).map { granted -> UInt64? in
+            cache.keyspace.withShard(hash: cache.hash(key)) { shard in
+                if granted { shard.counters.leasesGranted += 1 } else { shard.counters.leaseWaits += 1 }
+            }
+            return granted ? token : nil
+        }.recover { _ in
+            shared.countFallback()
+            return lease(cache, env, key, now: now, duration: duration)
+        }
     }
 
     /// After a miss, asks for a lease when the caller wanted one. nil: no lease (not asked,
