@@ -53,6 +53,13 @@ public struct CircuitBreaker: Sendable, Hashable {
         /// Bound to the generation it was issued in (upper 40 bits).
         public var ticket: UInt64?
         public var retryAfter: Int64
+
+        public init(allowed: Bool, state: State, ticket: UInt64?, retryAfter: Int64) {
+            self.allowed = allowed
+            self.state = state
+            self.ticket = ticket
+            self.retryAfter = retryAfter
+        }
     }
 
     public static func generation(of ticket: UInt64) -> UInt64 { ticket >> 24 }

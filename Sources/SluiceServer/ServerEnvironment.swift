@@ -12,6 +12,8 @@ public final class ServerEnvironment: Sendable {
     /// Shared mode: limits decided in Redis for every instance.
     public let sharedLimiter: SharedRateLimiter?
     public let breakers: BreakerRegistry
+    /// Shared mode: breakers kept in Redis for every instance.
+    public let sharedBreakers: SharedBreakers?
     public let clock: any WallClock
     public let logger: Logger
     public let startedAt: Int64
@@ -25,6 +27,7 @@ public final class ServerEnvironment: Sendable {
             SharedRateLimiter(client: $0.client, reservationTTL: configuration.reservationTTLMilliseconds)
         }
         self.breakers = BreakerRegistry(maxBreakers: configuration.maxBreakers)
+        self.sharedBreakers = cache.shared.map { SharedBreakers(client: $0.client) }
         self.clock = clock
         self.logger = logger
         self.startedAt = clock.nowMilliseconds()

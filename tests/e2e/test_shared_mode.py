@@ -138,3 +138,38 @@ def test_lease_is_cluster_wide(make_sluice, redis_server):
         clients[1].execute_command("CACHE.SET", "prompt", "stolen", "LEASE", 12345)
     assert clients[2].execute_command("CACHE.SET", "prompt", "answer", "LEASE", token) == b"OK"
     assert clients[0].execute_command("CACHE.GET", "prompt")[0] == b"answer"
+
+
+def test_breaker_tripped_through_one_refuses_through_the_others(make_sluice, redis_server):
+    _, (a, b, c) = shared(make_sluice, redis_server, 3)
+    policy = as_dict(a.execute_command("CB.CONFIG", "llm", "MIN-CALLS", 3, "WINDOW", 5, "OPEN-MS", 300, "PROBES", 1))
+    assert policy[b"min_calls"] == 3 and float(policy[b"failure_rate"]) == 0.5
+    early = [b.execute_command("CB.ALLOW", "llm")[2] for _ in range(4)]
+    for ticket in early[:3]:
+        a.execute_command("CB.REPORT", "llm", ticket, "fail", 50)
+    # Open everywhere at the very next call (well within 100 ms): the state is in Redis.
+    allowed, state, ticket, retry = b.execute_command("CB.ALLOW", "llm")
+    assert (allowed, state, ticket) == (0, b"open", None) and 0 < retry <= 300
+    assert c.execute_command("CB.ALLOW", "llm")[:2] == [0, b"open"]
+    # A late success from before the trip does not count.
+    assert c.execute_command("CB.REPORT", "llm", early[3], "ok") == [0, b"open"]
+    # After OPEN-MS one probe goes through (on any instance) and closes it for everyone.
+    probe = {}
+
+    def got_probe():
+        probe["reply"] = c.execute_command("CB.ALLOW", "llm")
+        return probe["reply"][0] == 1
+
+    assert wait_for(got_probe, 2, step=0.02) is not None
+    state = as_dict(a.execute_command("CB.STATE", "llm"))
+    assert state[b"state"] == b"half_open" and state[b"probes_issued"] == 1
+    assert b.execute_command("CB.ALLOW", "llm")[:2] == [0, b"half_open"]  # the one probe is out
+    assert a.execute_command("CB.REPORT", "llm", probe["reply"][2], "ok", 20) == [1, b"closed"]
+    assert b.execute_command("CB.ALLOW", "llm")[:2] == [1, b"closed"]
+    a.execute_command("CB.FORCE", "llm", "open")
+    assert c.execute_command("CB.ALLOW", "llm") == [0, b"open", None, -1]
+    a.execute_command("CB.FORCE", "llm", "closed")
+    assert b.execute_command("CB.ALLOW", "llm")[:2] == [1, b"closed"]
+    assert as_dict(c.execute_command("CB.STATE", "llm"))[b"forced"] == b"closed"
+    a.execute_command("CB.FORCE", "llm", "auto")
+    assert as_dict(c.execute_command("CB.STATE", "llm"))[b"forced"] is None
