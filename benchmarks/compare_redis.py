@@ -72,6 +72,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=1, help="runs per server, alternating (median reported)")
     ap.add_argument("--sluice", default=os.path.join(ROOT, ".build", "release", "sluice"))
     ap.add_argument("--sluice-args", default="", help="extra arguments for sluice serve")
+    ap.add_argument("--shared", action="store_true",
+                    help="run Sluice in shared mode on the same redis-server (--redis), instead of the embedded SQLite L2")
     ap.add_argument("-r", type=int, default=0, help="random keyspace size for __rand_int__ (default: none)")
     ap.add_argument("--extra", default="", help="extra redis-benchmark arguments")
     ap.add_argument("--redis-cmd", help="a command for redis-server instead of -t ({sha} = the loaded script)")
@@ -85,10 +87,11 @@ def main():
     redis_port, sluice_port = free_port(), free_port()
     redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
                               "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL)
-    sluice = subprocess.Popen([opts.sluice, "serve", "--port", str(sluice_port), "--data-dir", tmp + "/sluice",
-                               "--log-level", "warning", *opts.sluice_args.split()], stdout=subprocess.DEVNULL)
     try:
         wait_port(redis_port, redis)
+        mode = ["--redis", f"redis://127.0.0.1:{redis_port}"] if opts.shared else ["--data-dir", tmp + "/sluice"]
+        sluice = subprocess.Popen([opts.sluice, "serve", "--port", str(sluice_port), *mode,
+                                   "--log-level", "warning", *opts.sluice_args.split()], stdout=subprocess.DEVNULL)
         wait_port(sluice_port, sluice)
         common = ["-n", str(opts.n), "-P", str(opts.P), "-c", str(opts.c), "-d", str(opts.d), *opts.extra.split()]
         if opts.r:
@@ -123,8 +126,9 @@ def main():
             red = statistics.median(x.get(t, 0) for x in runs["redis"])
             slu = statistics.median(x.get(t, 0) for x in runs["sluice"])
             print(f"{t:<14}{red:>14,.0f}{slu:>14,.0f}{(slu / red if red else 0):>14.2f}")
+        print("sluice mode:", "shared (--redis, same redis-server)" if opts.shared else "embedded (SQLite L2)")
     finally:
-        for p in (sluice, redis):
+        for p in [x for x in (locals().get("sluice"), redis) if x is not None]:
             p.terminate()
             try:
                 p.wait(timeout=15)

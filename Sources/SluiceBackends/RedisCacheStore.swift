@@ -10,17 +10,27 @@ import Synchronization
 /// Layout: `sluice:c:<key>` holds the entry as one string — a 27-byte header ("SL1", created-at
 /// ms, tokens, cost) and the value — with Redis's own expiry (PX), so TTLs are Redis's. A value
 /// written there by something else (no header) is served as-is. Invalidations go out on the
-/// channel `sluice:inv` as `<8-byte instance id><key>`; an instance ignores its own.
+/// channel `sluice:inv` as `<8-byte instance id>` then `<4-byte length><key>` for each key
+/// written in the same event-loop tick (one PUBLISH for many writes); an instance ignores its own.
 public final class RedisCacheStore: Sendable {
     public static let keyPrefix = "sluice:c:"
     public static let invalidationChannel = "sluice:inv"
     static let magic: [UInt8] = Array("SL1".utf8)
+    /// Command words, built once (a ByteBuffer per word per call showed up in profiles).
+    enum Word {
+        static let set = ByteBuffer(string: "SET"), get = ByteBuffer(string: "GET"), pttl = ByteBuffer(string: "PTTL")
+        static let px = ByteBuffer(string: "PX"), del = ByteBuffer(string: "DEL"), exists = ByteBuffer(string: "EXISTS")
+        static let nx = ByteBuffer(string: "NX"), xx = ByteBuffer(string: "XX")
+        static let publish = ByteBuffer(string: "PUBLISH"), channel = ByteBuffer(string: invalidationChannel)
+    }
     static let headerLength = 3 + 8 + 8 + 8
 
     public let client: RedisClient
     let subscriber: Mutex<RedisSubscriber?> = Mutex(nil)
     let instanceID = UInt64.random(in: 1 ... .max)
     let fallbacks = Atomic<Int>(0)
+    /// Keys written this tick, per event loop, waiting to go out in one PUBLISH.
+    let pendingInvalidations = Mutex<[ObjectIdentifier: ByteBuffer]>([:])
     let invalidationsReceived = Atomic<Int>(0)
 
     public init(client: RedisClient) {
@@ -36,7 +46,11 @@ public final class RedisCacheStore: Sendable {
             guard payload.readableBytes >= 8, let sender = payload.getInteger(at: payload.readerIndex, as: UInt64.self),
                   sender != me else { return }
             self?.invalidationsReceived.add(1, ordering: .relaxed)
-            drop(payload.getSlice(at: payload.readerIndex + 8, length: payload.readableBytes - 8)!)
+            var keys = payload
+            keys.moveReaderIndex(forwardBy: 8)
+            while let length = keys.readInteger(as: UInt32.self), let key = keys.readSlice(length: Int(length)) {
+                drop(key)
+            }
         }
         subscriber.withLock { $0 = s }
     }
@@ -106,15 +120,13 @@ public final class RedisCacheStore: Sendable {
     /// SET with the entry's expiry and an optional NX/XX; true when Redis stored it.
     public func write(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta, condition: String?, now: Int64,
                       on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
-        var args = [ByteBuffer(string: "SET"), Self.redisKey(key), Self.pack(value, meta)]
+        var args = [Word.set, Self.redisKey(key), Self.pack(value, meta)]
         if meta.expiresAt != 0 {
-            args += [ByteBuffer(string: "PX"), ByteBuffer(string: String(max(meta.expiresAt - now, 1)))]
+            args += [Word.px, ByteBuffer(string: String(max(meta.expiresAt - now, 1)))]
         }
-        if let condition { args.append(ByteBuffer(string: condition)) }
+        if let condition { args.append(condition == "NX" ? Word.nx : Word.xx) }
         return client.send(args, on: eventLoop).map { [self] reply in
             guard case .simpleString = reply else { return false }
-            // Any write of the key ends its lease, as in embedded mode.
-            _ = client.send([ByteBuffer(string: "DEL"), Self.leaseKey(key)], on: eventLoop)
             publish(key, on: eventLoop)
             return true
         }
@@ -122,8 +134,8 @@ public final class RedisCacheStore: Sendable {
 
     /// DEL; how many existed.
     public func remove(_ keys: [ByteBuffer], on eventLoop: any EventLoop) -> EventLoopFuture<Int> {
-        client.send([ByteBuffer(string: "DEL")] + keys.map(Self.redisKey), on: eventLoop).map { [self] reply in
-            _ = client.send([ByteBuffer(string: "DEL")] + keys.map(Self.leaseKey), on: eventLoop)
+        client.send([Word.del] + keys.map(Self.redisKey), on: eventLoop).map { [self] reply in
+            _ = client.send([Word.del] + keys.map(Self.leaseKey), on: eventLoop)
             for key in keys { publish(key, on: eventLoop) }
             if case .integer(let n) = reply { return n }
             return 0
@@ -131,7 +143,7 @@ public final class RedisCacheStore: Sendable {
     }
 
     public func exists(_ keys: [ByteBuffer], on eventLoop: any EventLoop) -> EventLoopFuture<Int> {
-        client.send([ByteBuffer(string: "EXISTS")] + keys.map(Self.redisKey), on: eventLoop).map { reply in
+        client.send([Word.exists] + keys.map(Self.redisKey), on: eventLoop).map { reply in
             if case .integer(let n) = reply { return n }
             return 0
         }
@@ -139,17 +151,31 @@ public final class RedisCacheStore: Sendable {
 
     /// Redis's PTTL: ms left, -1 no expiry, -2 no key.
     public func pttl(_ key: ByteBuffer, on eventLoop: any EventLoop) -> EventLoopFuture<Int> {
-        client.send([ByteBuffer(string: "PTTL"), Self.redisKey(key)], on: eventLoop).map { reply in
+        client.send([Word.pttl, Self.redisKey(key)], on: eventLoop).map { reply in
             if case .integer(let n) = reply { return n }
             return -2
         }
     }
 
+    /// Queues an invalidation; the first one of a tick schedules the PUBLISH for the end of it.
     func publish(_ key: ByteBuffer, on eventLoop: any EventLoop) {
-        var payload = ByteBuffer()
-        payload.writeInteger(instanceID)
-        payload.writeImmutableBuffer(key)
-        _ = client.send([ByteBuffer(string: "PUBLISH"), ByteBuffer(string: Self.invalidationChannel), payload], on: eventLoop)
+        let id = ObjectIdentifier(eventLoop)
+        let first = pendingInvalidations.withLock { pending -> Bool in
+            let first = pending[id] == nil
+            if first {
+                var payload = ByteBuffer()
+                payload.writeInteger(instanceID)
+                pending[id] = payload
+            }
+            pending[id]!.writeInteger(UInt32(key.readableBytes))
+            pending[id]!.writeImmutableBuffer(key)
+            return first
+        }
+        guard first else { return }
+        eventLoop.execute { [self] in
+            guard let payload = pendingInvalidations.withLock({ $0.removeValue(forKey: id) }) else { return }
+            _ = client.send([Word.publish, Word.channel, payload], on: eventLoop)
+        }
     }
 
     // MARK: Entry format
@@ -182,8 +208,8 @@ extension RedisCacheStore: L2Store {
     /// GET and PTTL in one round trip (both pipelined on one connection).
     public func fetch(_ key: ByteBuffer, now: Int64, on eventLoop: any EventLoop) -> EventLoopFuture<(ByteBuffer, EntryMeta)?> {
         let k = Self.redisKey(key)
-        let value = client.send([ByteBuffer(string: "GET"), k], on: eventLoop)
-        let ttl = client.send([ByteBuffer(string: "PTTL"), k], on: eventLoop)
+        let value = client.send([Word.get, k], on: eventLoop)
+        let ttl = client.send([Word.pttl, k], on: eventLoop)
         return value.and(ttl).map { value, ttl in
             guard case .bulkString(let stored?) = value else { return nil }
             var expiresAt: Int64 = 0

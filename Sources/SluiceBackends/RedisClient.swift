@@ -1,14 +1,14 @@
 import Logging
 import NIOCore
 import SluiceProtocol
-import Synchronization
 
-/// A few ``RedisConnection``s used in turn, so one slow reply does not hold up everything and
-/// two cores can be busy with Redis I/O.
+/// A few ``RedisConnection``s, so one slow reply does not hold up everything and two cores can
+/// be busy with Redis I/O. Each event loop sends on one connection of its own: a client
+/// connection lives on one event loop, so its commands reach Redis in the order it sent them
+/// (a client's SET then GET on the same key stay in that order).
 public final class RedisClient: Sendable {
     public let endpoint: RedisEndpoint
     let connections: [RedisConnection]
-    let next = Atomic<Int>(0)
 
     public init(endpoint: RedisEndpoint, connections: Int = 2, commandTimeout: Duration = .seconds(2),
                 logger: Logger = Logger(label: "sluice.redis")) {
@@ -20,9 +20,11 @@ public final class RedisClient: Sendable {
 
     public var isConnected: Bool { connections.contains { $0.isConnected } }
 
-    /// Sends on the next connected connection (fails at once when none is).
+    /// Sends on the event loop's connection, or another connected one if that one is down
+    /// (fails at once when none is connected).
     public func send(_ arguments: [ByteBuffer], on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue> {
-        let start = next.add(1, ordering: .relaxed).oldValue
+        let start = Int(bitPattern: UInt(bitPattern: ObjectIdentifier(eventLoop).hashValue) % UInt(connections.count))
+        if connections[start].isConnected { return connections[start].send(arguments, on: eventLoop) }
         for i in 0..<connections.count {
             let c = connections[(start &+ i) % connections.count]
             if c.isConnected { return c.send(arguments, on: eventLoop) }

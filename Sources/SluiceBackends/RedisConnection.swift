@@ -165,6 +165,14 @@ public final class RedisConnection: @unchecked Sendable {
         for item in work where Self.append(item.arguments, to: c) != REDIS_OK {
             return fail(work, from: 0, c)
         }
+        // Replies are handed over one task per event loop per batch, not one wake-up each.
+        var completions: [ObjectIdentifier: (any EventLoop, [(EventLoopPromise<RESPValue>, RESPValue)])] = [:]
+        defer {
+            stats.withLock { $0.commands += completions.values.reduce(0) { $0 + $1.1.count } }
+            for (loop, done) in completions.values {
+                loop.execute { for (promise, value) in done { promise.succeed(value) } }
+            }
+        }
         for (i, item) in work.enumerated() {
             var raw: UnsafeMutableRawPointer?
             guard redisGetReply(c, &raw) == REDIS_OK, let raw else { return fail(work, from: i, c) }
@@ -172,8 +180,8 @@ public final class RedisConnection: @unchecked Sendable {
             let value = Self.value(of: reply)
             freeReplyObject(raw)
             if let promise = item.promise {
-                stats.withLock { $0.commands += 1 }
-                promise.succeed(value)
+                let loop = promise.futureResult.eventLoop
+                completions[ObjectIdentifier(loop), default: (loop, [])].1.append((promise, value))
             }
         }
         return nil

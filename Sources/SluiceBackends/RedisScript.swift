@@ -15,7 +15,7 @@ public final class RedisScript: Sendable {
 
     public func run(_ client: RedisClient, keys: [ByteBuffer], arguments: [ByteBuffer], on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue> {
         let tail = [ByteBuffer(string: String(keys.count))] + keys + arguments
-        let eval = { client.send([ByteBuffer(string: "EVAL"), ByteBuffer(string: self.source)] + tail, on: eventLoop) }
+        let eval: @Sendable () -> EventLoopFuture<RESPValue> = { client.send([ByteBuffer(string: "EVAL"), ByteBuffer(string: self.source)] + tail, on: eventLoop) }
         guard let known = sha.withLock({ $0 }) else {
             // First use: load it for next time, and run it now.
             _ = client.send([ByteBuffer(string: "SCRIPT"), ByteBuffer(string: "LOAD"), ByteBuffer(string: source)], on: eventLoop)

@@ -68,7 +68,7 @@ final class SQLiteConnection: @unchecked Sendable {
         let connection: SQLiteConnection
 
         func bind(_ index: Int32, _ bytes: ByteBuffer) {
-            bytes.withUnsafeReadableBytes { raw in
+            _ = bytes.withUnsafeReadableBytes { raw in
                 if let base = raw.baseAddress, raw.count > 0 {
                     sqlite3_bind_blob(stmt, index, base, Int32(raw.count), SQLiteConnection.transient)
                 } else {

@@ -1,37 +1,50 @@
+import DequeModule
 import Logging
 import NIOCore
 import SluiceProtocol
 
-/// One client connection: parses requests straight out of the bytes read, runs them in order,
-/// and writes all replies of a read batch with one flush.
+/// One client connection: parses requests straight out of the bytes read, runs them, and writes
+/// all replies of a read batch with one flush.
 ///
-/// Replies stay in request order: when a command must wait (a value coming from the L2), the
-/// handler stops parsing, leaves the rest of the input where it is, and carries on from there
-/// once the reply is written.
+/// Replies always leave in request order, yet the connection does not stop when a command must
+/// wait (an L2 read, anything in shared mode): such a reply gets a *slot*, the replies of the
+/// requests after it are kept behind that slot, and slots are written out in order as their
+/// replies arrive. So a pipelining client keeps many Redis round trips in flight. At most
+/// ``maxSlots`` slots per connection; past that, reading pauses until the head drains.
 final class ConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
+
+    /// A reply still to come, and the replies of the requests that came after it.
+    struct Slot {
+        var reply: Result<RESPValue, any Error>?
+        var version: RESPVersion
+        var after: RESPWriter
+    }
 
     private let env: ServerEnvironment
     private let table: CommandTable
     private var parser: RESPRequestParser
     private var input: ByteBuffer?
+    /// Replies that may be written now.
     private var output: RESPWriter
+    private var slots = Deque<Slot>()
+    /// Sequence number of `slots.first`.
+    private var headSeq = 0
     private var session: Session
-    /// A `.later` reply is outstanding.
-    private var waiting = false
     /// No more requests will be read: QUIT, a protocol error, or the client closed its side.
     private var closing = false
-    private var inputClosed = false
+    /// Close once every slot is written.
+    private var closeWhenDrained = false
+    private var processing = false
+    /// A flush is queued on the event loop (replies arriving together go out in one write).
+    private var flushScheduled = false
     private var commandsSinceReport = 0
-    /// True while `execute` registers a `.later` callback: a future that is already complete
-    /// calls back at once, and its reply must go into the batch's buffer, not `output`.
-    private var registeringCallback = false
-    private var inlineResult: Result<RESPValue, any Error>?
     private var now: Int64 = 0
 
     /// Write out early when a batch's replies grow past this many bytes.
     private static let flushThreshold = 64 * 1024
+    static let maxSlots = 512
 
     init(environment: ServerEnvironment, table: CommandTable) {
         self.env = environment
@@ -76,8 +89,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
             // The client sent all it will send: answer what is there, then close.
-            inputClosed = true
-            if !waiting { finishAndClose(context: context) }
+            closing = true
+            closeAfterDraining(context: context)
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -91,21 +104,15 @@ final class ConnectionHandler: ChannelInboundHandler {
     // MARK: Requests
 
     private func process(context: ChannelHandlerContext) {
-        guard !waiting, !closing, var buffer = input else { return }
+        guard !closing, slots.count < Self.maxSlots, var buffer = input else { return }
         input = nil
+        processing = true
         // Work on locals for the whole batch: class properties passed inout would pay a
-        // dynamic exclusivity check on every request.
-        var out = output
-        output = RESPWriter()
+        // dynamic exclusivity check on every request. `out` is where the next reply goes:
+        // the ready output, or the tail of the last slot.
+        var out = takeTail()
         var parser = self.parser
-        defer {
-            self.parser = parser
-            output = out
-            if !closing && buffer.readableBytes > 0 {
-                input = buffer
-            }
-        }
-        while !waiting && !closing {
+        while !closing && slots.count < Self.maxSlots {
             let request: RESPRequest
             do {
                 guard let next = try parser.next(from: &buffer) else { break }
@@ -114,10 +121,8 @@ final class ConnectionHandler: ChannelInboundHandler {
                 env.counters.protocolErrors.add(1, ordering: .relaxed)
                 out.writeRESPError("ERR Protocol error: " + error.message)
                 closing = true
-                context.writeAndFlush(wrapOutboundOut(out.buffer), promise: nil)
-                out.buffer.clear()
-                context.close(promise: nil)
-                return
+                closeWhenDrained = true
+                break
             }
             switch request {
             case .command(let command):
@@ -126,11 +131,33 @@ final class ConnectionHandler: ChannelInboundHandler {
                 env.counters.rejectedRequests.add(1, ordering: .relaxed)
                 out.writeRESPError("ERR " + rejection.message)
             }
-            if out.buffer.readableBytes >= Self.flushThreshold {
+            if slots.isEmpty && out.buffer.readableBytes >= Self.flushThreshold {
                 context.writeAndFlush(wrapOutboundOut(out.buffer), promise: nil)
                 out.buffer.clear()
             }
         }
+        self.parser = parser
+        putTail(out)
+        if !closing && buffer.readableBytes > 0 { input = buffer }
+        processing = false
+        drain()
+        if closeWhenDrained { closeAfterDraining(context: context) }
+    }
+
+    /// The writer for the next reply, taken out of its home (see ``putTail(_:)``).
+    private func takeTail() -> RESPWriter {
+        if slots.isEmpty {
+            let out = output
+            output = RESPWriter(version: out.version)
+            return out
+        }
+        let out = slots[slots.count - 1].after
+        slots[slots.count - 1].after = RESPWriter(version: out.version)
+        return out
+    }
+
+    private func putTail(_ out: RESPWriter) {
+        if slots.isEmpty { output = out } else { slots[slots.count - 1].after = out }
     }
 
     private func execute(_ command: RESPCommand, into out: inout RESPWriter, context: ChannelHandlerContext) {
@@ -163,49 +190,59 @@ final class ConnectionHandler: ChannelInboundHandler {
             break
         case .close:
             closing = true
-            output = out
-            out = RESPWriter(version: output.version)
-            finishAndClose(context: context)
+            closeWhenDrained = true
         case .later(let future):
-            waiting = true
+            // What is in `out` now comes before this reply; what follows goes after it.
+            putTail(out)
+            slots.append(Slot(reply: nil, version: out.version, after: RESPWriter(version: out.version)))
+            out = takeTail()
+            let seq = headSeq + slots.count - 1
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            registeringCallback = true
+            // A future that is already complete calls back right here; resume() only records it then.
             future.whenComplete { result in
                 let (handler, context) = loopBound.value
-                handler.resume(result, context: context)
-            }
-            registeringCallback = false
-            if let result = inlineResult {
-                // Already complete (e.g. Redis down: failed at once): reply now, carry on.
-                inlineResult = nil
-                waiting = false
-                Self.write(result, into: &out)
+                handler.resume(seq: seq, result, context: context)
             }
         }
     }
 
-    private static func write(_ result: Result<RESPValue, any Error>, into out: inout RESPWriter) {
-        switch result {
-        case .success(let value): value.encode(into: &out)
-        case .failure(let error): out.writeRESPError("ERR internal error: \(error)")
-        }
-    }
-
-    /// A `.later` reply arrived: write it, then go on with the input that waited.
-    private func resume(_ result: Result<RESPValue, any Error>, context: ChannelHandlerContext) {
-        if registeringCallback {
-            inlineResult = result
-            return
-        }
-        waiting = false
-        Self.write(result, into: &output)
+    /// A slot's reply arrived: record it, write out what is now in order, read on.
+    private func resume(seq: Int, _ result: Result<RESPValue, any Error>, context: ChannelHandlerContext) {
+        let index = seq - headSeq
+        guard index >= 0 && index < slots.count else { return }
+        slots[index].reply = result
+        if processing { return }  // completed inline: process() drains when its batch ends
+        drain()
         guard context.channel.isActive else { return }
         now = env.clock.nowMilliseconds()
         process(context: context)
-        if inputClosed && !waiting {
-            finishAndClose(context: context)
-        } else {
-            flush(context: context)
+        if closeWhenDrained {
+            closeAfterDraining(context: context)
+        } else if !flushScheduled {
+            // Other replies are probably completing in the same tick: write them together.
+            flushScheduled = true
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.execute {
+                let (handler, context) = loopBound.value
+                handler.flushScheduled = false
+                handler.flush(context: context)
+            }
+        }
+    }
+
+    /// Moves every leading slot whose reply has arrived into the output, in order.
+    private func drain() {
+        while let head = slots.first, let reply = head.reply {
+            output.version = head.version
+            switch reply {
+            case .success(let value): value.encode(into: &output)
+            case .failure(let error): output.writeRESPError("ERR internal error: \(error)")
+            }
+            var after = head.after
+            output.buffer.writeBuffer(&after.buffer)
+            output.version = after.version
+            slots.removeFirst()
+            headSeq += 1
         }
     }
 
@@ -229,8 +266,11 @@ final class ConnectionHandler: ChannelInboundHandler {
         output.buffer.clear()
     }
 
-    private func finishAndClose(context: ChannelHandlerContext) {
-        closing = true
+    /// Closes once every outstanding reply has been written (now, if none is outstanding).
+    private func closeAfterDraining(context: ChannelHandlerContext) {
+        closeWhenDrained = true
+        guard slots.isEmpty, context.channel.isActive else { return }
+        closeWhenDrained = false
         let pending = output.buffer
         output.buffer.clear()
         let channel = context.channel

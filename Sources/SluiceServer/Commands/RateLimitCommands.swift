@@ -69,7 +69,7 @@ enum RateLimitCommands: CommandGroup {
                 if let shared {
                     let now = ctx.now
                     // A reservation made while Redis was down lives in this instance.
-                    let local = { limiter.settle(id: id, actual: actual, now: now) }
+                    let local: @Sendable () -> Result<(delta: Int64, remainingTokens: Int64), LimitError> = { limiter.settle(id: id, actual: actual, now: now) }
                     return .later(shared.settle(id: id, actual: actual, on: ctx.eventLoop).map { result in
                         if case .failure(.unknownReservation) = result { return local() }
                         return result
