@@ -60,6 +60,18 @@ struct Report {
         return rows
     }
 
+    /// Shared mode: the Redis connection state and how often Sluice answered without it.
+    func redisSection() -> [(String, [(String, String)])] {
+        guard let shared = env.cache.shared else { return [] }
+        var rows: [(String, String)] = [
+            ("redis_url", shared.client.endpoint.description),
+            ("limits_when_redis_down", env.configuration.limitsWhenRedisDown.rawValue),
+            ("rl_fallbacks", String(env.counters.limitFallbacks.load(ordering: .relaxed))),
+        ]
+        for (name, value) in shared.statistics() { rows.append((name, String(value))) }
+        return [("Redis", rows)]
+    }
+
     func info(section: String?) -> String {
         let c = env.configuration
         let counters = env.counters
@@ -92,7 +104,7 @@ struct Report {
                 ("data_dir", c.dataDirectory ?? ""),
             ]),
             ("Keyspace", [("db0", "keys=\(cache.keys),expires=0")]),
-        ]
+        ] + redisSection()
         var text = ""
         for (name, rows) in sections where section == nil || section == "all" || section == "everything" || section == name.lowercased() {
             if !text.isEmpty { text += "\r\n" }

@@ -65,6 +65,7 @@ def test_redis_killed_mid_load_no_errors_and_recovery_within_a_second(make_sluic
                 r.set(f"load:{i % 100}", str(i))
                 r.get(f"load:{i % 100}")
                 r.get("hot")
+                r.execute_command("RL.TAKE", "load-limit", 100000, 0)  # local buckets while Redis is down
                 i += 1
         except Exception as e:  # reported below
             errors.append(e)
@@ -100,8 +101,10 @@ def test_redis_killed_mid_load_no_errors_and_recovery_within_a_second(make_sluic
     stats = as_dict(a.execute_command("STATS"))
     assert stats[b"l2_redis_fallbacks"] > 0
     assert stats[b"l2_redis_connected"] == 1
-    info = a.info("persistence")
-    assert info["l2_backend"] == "redis"
+    assert int(stats[b"rl_fallbacks"]) > 0
+    info = a.info("redis")
+    assert info["redis_connected"] == 1 and info["limits_when_redis_down"] == "local"
+    assert a.info("persistence")["l2_backend"] == "redis"
 
 
 def test_three_instances_on_one_limit_key_allow_exactly_the_capacity(make_sluice, redis_server):
@@ -173,3 +176,22 @@ def test_breaker_tripped_through_one_refuses_through_the_others(make_sluice, red
     assert as_dict(c.execute_command("CB.STATE", "llm"))[b"forced"] == b"closed"
     a.execute_command("CB.FORCE", "llm", "auto")
     assert as_dict(c.execute_command("CB.STATE", "llm"))[b"forced"] is None
+
+
+def test_scripts_reload_after_script_flush(make_sluice, redis_server):
+    _, (a,) = shared(make_sluice, redis_server, 1)
+    assert a.execute_command("RL.TAKE", "k", 10, 0)[0] == 1
+    assert a.execute_command("RL.TAKE", "k", 10, 0)[0] == 1  # by EVALSHA now
+    redis.Redis(port=redis_server.port).script_flush()
+    assert a.execute_command("RL.TAKE", "k", 10, 0)[:2] == [1, 7]  # NOSCRIPT -> EVAL, state kept in Redis
+    stats = as_dict(a.execute_command("STATS"))
+    assert int(stats[b"rl_fallbacks"]) == 0
+
+
+def test_deny_policy_refuses_while_redis_is_down(make_sluice, redis_server):
+    node = make_sluice("--redis", redis_server.url, "--limits-when-redis-down", "deny").start()
+    r = node.client()
+    assert r.execute_command("RL.TAKE", "k", 10, 0)[0] == 1
+    redis_server.kill()
+    assert wait_for(lambda: r.execute_command("RL.TAKE", "k", 10, 0)[0] == 0, 2) is not None
+    assert r.execute_command("RL.TAKE", "k", 10, 0) == [0, -1, -1, 1000, 0]
