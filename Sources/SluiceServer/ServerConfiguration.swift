@@ -21,6 +21,9 @@ public struct ServerConfiguration: Sendable {
 
     /// Shared mode only: how RL.TAKE / RL.RESERVE decide while Redis cannot answer.
     public var limitsWhenRedisDown = LimitsWhenRedisDown.local
+    /// Shared mode: a Redis command not answered within this many ms fails over to the
+    /// fallbacks (the connection is dropped and re-made).
+    public var redisTimeoutMilliseconds: Int64 = 2000
     /// `redis://...`: shared mode (L2 in Redis, shared by every instance). nil = embedded mode.
     public var redisURL: String?
     /// Byte budget of L1 (keys + values + per-entry overhead).

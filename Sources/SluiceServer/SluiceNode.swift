@@ -25,7 +25,8 @@ public final class SluiceNode: Sendable {
         var redis: RedisCacheStore?
         if let url = configuration.redisURL {
             let endpoint = try RedisEndpoint.parse(url).get()
-            redis = RedisCacheStore(client: RedisClient(endpoint: endpoint, logger: logger))
+            redis = RedisCacheStore(client: RedisClient(endpoint: endpoint, commandTimeout: .milliseconds(configuration.redisTimeoutMilliseconds),
+                                                        logger: logger))
             logger.info("shared mode: L2 in Redis", metadata: ["redis": "\(endpoint)"])
         } else if let directory = configuration.dataDirectory {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

@@ -44,6 +44,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Shared mode: keep L2 in this Redis (redis://[[user]:password@]host[:port][/db]), shared by every Sluice pointed at it; other instances' writes drop this one's L1 copies. Env: SLUICE_REDIS. (default: embedded SQLite L2)", valueName: "url"))
     var redis: String?
 
+    @Option(name: .long, help: ArgumentHelp("Shared mode: ms a Redis command may take before Sluice answers without Redis (and reconnects). Env: SLUICE_REDIS_TIMEOUT. (default: 2000)", valueName: "ms"))
+    var redisTimeout: Int?
+
     @Option(name: .long, help: ArgumentHelp("Shared mode: how rate limits decide while Redis is down: local (this instance's own buckets), deny, allow. Env: SLUICE_LIMITS_WHEN_REDIS_DOWN. (default: local)", valueName: "policy"))
     var limitsWhenRedisDown: String?
 
@@ -74,6 +77,11 @@ struct Serve: AsyncParsableCommand {
         if let v = setting(port.map(String.init), "PORT") { config.port = try integer(v, "port") }
         if let v = setting(dataDir, "DATA_DIR") { config.dataDirectory = v }
         if let v = setting(redis, "REDIS"), !v.isEmpty { config.redisURL = v }
+        if let v = setting(redisTimeout.map(String.init), "REDIS_TIMEOUT") {
+            let ms = try integer(v, "redis-timeout")
+            guard ms >= 10 else { throw ValidationError("--redis-timeout must be at least 10 ms") }
+            config.redisTimeoutMilliseconds = Int64(ms)
+        }
         if let v = setting(limitsWhenRedisDown, "LIMITS_WHEN_REDIS_DOWN") {
             guard let policy = ServerConfiguration.LimitsWhenRedisDown(rawValue: v.lowercased()) else {
                 throw ValidationError("--limits-when-redis-down: '\(v)' is not local, deny or allow")

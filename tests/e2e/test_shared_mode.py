@@ -195,3 +195,21 @@ def test_deny_policy_refuses_while_redis_is_down(make_sluice, redis_server):
     redis_server.kill()
     assert wait_for(lambda: r.execute_command("RL.TAKE", "k", 10, 0)[0] == 0, 2) is not None
     assert r.execute_command("RL.TAKE", "k", 10, 0) == [0, -1, -1, 1000, 0]
+
+
+def test_slow_redis_still_gets_answers_within_the_timeout(make_sluice, redis_server):
+    node = make_sluice("--redis", redis_server.url, "--redis-timeout", "300").start()
+    r = node.client()
+    r.set("hot", "1")
+    assert r.get("hot") == b"1"
+    # Redis stops answering anyone for 2 s.
+    redis.Redis(port=redis_server.port).execute_command("CLIENT", "PAUSE", 2000, "ALL")
+    started = time.time()
+    assert r.get("hot") == b"1"          # L1 hit: no Redis needed
+    assert r.get("absent") is None       # L2 read times out: a miss
+    assert r.execute_command("RL.TAKE", "slow", 10, 0)[0] == 1  # local bucket
+    assert time.time() - started < 1.5   # bounded by the 300 ms timeout, not the 2 s pause
+    stats = as_dict(r.execute_command("STATS"))
+    assert int(stats[b"l2_redis_fallbacks"]) > 0
+    # Afterwards, shared service again.
+    assert wait_for(lambda: r.set("after", "x") and r.pttl("after") == -1, 5, step=0.05) is not None
