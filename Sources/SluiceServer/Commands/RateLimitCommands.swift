@@ -100,13 +100,7 @@ enum RateLimitCommands: CommandGroup {
                 let key = try ctx.next()
                 let limit = try nonNegative(&ctx, "limit")
                 guard limit >= 1, limit <= 1_000_000 else { throw CommandError("limit must be 1 to 1000000") }
-                var ttl: Int64 = 60_000
-                if ctx.hasMore {
-                    guard try ctx.next().isKeyword("TTL") else { throw CommandError.syntax }
-                    ttl = try nonNegative(&ctx, "TTL")
-                    guard ttl >= 1 else { throw CommandError("TTL must be at least 1 ms") }
-                }
-                guard !ctx.hasMore else { throw CommandError.syntax }
+                let ttl = try trailingMilliseconds(&ctx, "TTL", default: 60_000)
                 let d = try unwrap(limiter.acquire(key, limit: Int(limit), duration: ttl, now: ctx.now))
                 out.writeRESPArrayHeader(4)
                 out.writeRESPInteger(d.acquired ? 1 : 0)
@@ -125,13 +119,7 @@ enum RateLimitCommands: CommandGroup {
                 let key = try ctx.next()
                 guard let amount = try ctx.next().doubleValue, amount >= 0 else { throw CommandError("amount must be a non-negative number") }
                 guard let budget = try ctx.next().doubleValue, budget >= 0 else { throw CommandError("budget must be a non-negative number") }
-                var period: Int64 = 86_400_000
-                if ctx.hasMore {
-                    guard try ctx.next().isKeyword("PERIOD") else { throw CommandError.syntax }
-                    period = try nonNegative(&ctx, "PERIOD")
-                    guard period >= 1 else { throw CommandError("PERIOD must be at least 1 ms") }
-                }
-                guard !ctx.hasMore else { throw CommandError.syntax }
+                let period = try trailingMilliseconds(&ctx, "PERIOD", default: 86_400_000)
                 let d = try unwrap(limiter.spend(key, amount: amount, budget: budget, period: period, now: ctx.now))
                 out.writeRESPArrayHeader(3)
                 out.writeRESPInteger(d.allowed ? 1 : 0)
@@ -201,6 +189,16 @@ enum RateLimitCommands: CommandGroup {
     }
     /// Keeps level arithmetic (tokens × 60,000) far from overflow.
     static let maxAmount: Int64 = 1 << 40
+
+    /// An optional last option `KEYWORD ms` (at least 1 ms), e.g. `TTL 5000`.
+    static func trailingMilliseconds(_ ctx: inout CommandContext, _ keyword: StaticString, default value: Int64) throws(CommandError) -> Int64 {
+        guard ctx.hasMore else { return value }
+        guard try ctx.next().isKeyword(keyword) else { throw CommandError.syntax }
+        let ms = try nonNegative(&ctx, "\(keyword)")
+        guard ms >= 1 else { throw CommandError("\(keyword) must be at least 1 ms") }
+        guard !ctx.hasMore else { throw CommandError.syntax }
+        return ms
+    }
 
     static func limitSpec(_ ctx: inout CommandContext) throws(CommandError) -> LimitSpec {
         let rpm = try nonNegative(&ctx, "rpm"), tpm = try nonNegative(&ctx, "tpm")
