@@ -131,17 +131,14 @@ public struct VectorIndex: Sendable {
         return (acc0 + acc1).sum()
     }
 
+    /// A plain loop on purpose: LLVM vectorises it (widening multiply-adds); Swift's generic
+    /// SIMD widening conversions did not, and ran slower than the float scan.
     static func dot8(_ a: UnsafePointer<Int8>, _ b: UnsafePointer<Int8>, _ n: Int) -> Int32 {
-        var acc = SIMD16<Int32>()
-        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
-        var i = 0
-        while i < n {
-            let x = SIMD16<Int16>(truncatingIfNeeded: ra.loadUnaligned(fromByteOffset: i, as: SIMD16<Int8>.self))
-            let y = SIMD16<Int16>(truncatingIfNeeded: rb.loadUnaligned(fromByteOffset: i, as: SIMD16<Int8>.self))
-            acc &+= SIMD16<Int32>(truncatingIfNeeded: x &* y)
-            i += 16
+        var acc: Int32 = 0
+        for i in 0..<n {
+            acc &+= Int32(a[i]) &* Int32(b[i])
         }
-        return acc.wrappedSum()
+        return acc
     }
 
     /// Unit length, zero-padded to `stride`; nil for a zero or non-finite vector.
