@@ -39,6 +39,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var processing = false
     /// A flush is queued on the event loop (replies arriving together go out in one write).
     private var flushScheduled = false
+    /// Reading is paused because ``maxSlots`` replies are outstanding.
+    private var readingPaused = false
     private var commandsSinceReport = 0
     private var now: Int64 = 0
 
@@ -141,7 +143,20 @@ final class ConnectionHandler: ChannelInboundHandler {
         if !closing && buffer.readableBytes > 0 { input = buffer }
         processing = false
         drain()
+        updateReading(context: context)
         if closeWhenDrained { closeAfterDraining(context: context) }
+    }
+
+    /// Too many replies outstanding: stop reading, so a client that sends without reading its
+    /// replies cannot make us buffer its input without bound; read again once they drain.
+    private func updateReading(context: ChannelHandlerContext) {
+        if slots.count >= Self.maxSlots && !readingPaused {
+            readingPaused = true
+            try? context.channel.syncOptions?.setOption(.autoRead, value: false)
+        } else if slots.count < Self.maxSlots && readingPaused {
+            readingPaused = false
+            try? context.channel.syncOptions?.setOption(.autoRead, value: true)
+        }
     }
 
     /// The writer for the next reply, taken out of its home (see ``putTail(_:)``).
@@ -214,6 +229,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         if processing { return }  // completed inline: process() drains when its batch ends
         drain()
         guard context.channel.isActive else { return }
+        updateReading(context: context)
         now = env.clock.nowMilliseconds()
         process(context: context)
         if closeWhenDrained {

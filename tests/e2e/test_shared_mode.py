@@ -213,3 +213,16 @@ def test_slow_redis_still_gets_answers_within_the_timeout(make_sluice, redis_ser
     assert int(stats[b"l2_redis_fallbacks"]) > 0
     # Afterwards, shared service again.
     assert wait_for(lambda: r.set("after", "x") and r.pttl("after") == -1, 5, step=0.05) is not None
+
+
+def test_deep_pipeline_beyond_the_outstanding_limit_is_answered_in_order(make_sluice, redis_server):
+    # 3,000 commands sent at once: more than the 512 replies a connection keeps outstanding,
+    # so reading pauses and resumes; every reply must still come, in order.
+    _, (a,) = shared(make_sluice, redis_server, 1)
+    pipe = a.pipeline(transaction=False)
+    for i in range(1500):
+        pipe.set(f"deep:{i}", str(i))
+        pipe.get(f"deep:{i}")
+    replies = pipe.execute()
+    assert replies[0::2] == [True] * 1500
+    assert replies[1::2] == [str(i).encode() for i in range(1500)]
