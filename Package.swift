@@ -29,13 +29,16 @@ let package = Package(
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: hotPath
         ),
-        // Cache, lease, eviction: pure logic, clocks passed in, no sockets.
+        // Cache, lease, eviction, limits, breakers, vectors, embedder: pure logic, clocks passed in,
+        // no sockets. Resources: the built-in embedder's token table (see Resources/NOTICE.md).
         .target(
             name: "SluiceDomain",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
+            exclude: ["Resources/NOTICE.md"],
+            resources: [.copy("Resources/tokens.table"), .copy("Resources/tokens.vocab")],
             swiftSettings: hotPath
         ),
         .systemLibrary(

@@ -8,7 +8,7 @@ struct SluiceBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sluice-bench",
         abstract: "Benchmarks for Sluice's parts.",
-        subcommands: [Eviction.self, Memory.self, Vectors.self]
+        subcommands: [Eviction.self, Memory.self, Vectors.self, GPTCache.self]
     )
 }
 

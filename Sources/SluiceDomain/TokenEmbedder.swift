@@ -1,0 +1,130 @@
+import Foundation
+
+/// The built-in embedder: text → unit vector with no model to download and no network.
+///
+/// It splits text into lower-case words, drops a few stop words, cuts words into WordPiece
+/// tokens (BERT's uncased vocabulary) and averages the tokens' rows of a table distilled from
+/// all-MiniLM-L6-v2's input embeddings (see Resources/NOTICE.md and tools/make_token_table.py).
+/// No transformer runs, so embedding costs microseconds; because the rows come from a model
+/// trained on paraphrases, "cutting-edge" lands near "state-of-the-art", which a hashing
+/// embedder cannot do. `version` is stored with every entry: vectors of different embedders are
+/// never compared.
+public final class TokenEmbedder: Sendable {
+    public let version: String
+    public let dimension: Int
+    let vocabulary: [String: Int32]
+    let unknown: Int32
+    /// rows × dimension int8 values, and one scale per row.
+    let values: [Int8]
+    let scales: [Float]
+
+    static let stopWords: Set<String> = [
+        "a", "an", "the", "is", "are", "was", "were", "be", "been", "of", "to", "in", "on", "for",
+        "and", "or", "with", "as", "by", "at", "from", "that", "this", "these", "those", "it", "its", "into",
+    ]
+
+    public enum LoadError: Error, CustomStringConvertible {
+        case missing(String), malformed(String)
+        public var description: String {
+            switch self {
+            case .missing(let s): return "embedder table missing: \(s)"
+            case .malformed(let s): return "embedder table malformed: \(s)"
+            }
+        }
+    }
+
+    /// The table shipped with Sluice.
+    public static func builtIn() throws -> TokenEmbedder {
+        guard let table = Bundle.module.url(forResource: "tokens", withExtension: "table"),
+              let vocab = Bundle.module.url(forResource: "tokens", withExtension: "vocab") else {
+            throw LoadError.missing("tokens.table / tokens.vocab in the SluiceDomain bundle")
+        }
+        return try TokenEmbedder(table: Data(contentsOf: table), vocabulary: String(decoding: Data(contentsOf: vocab), as: UTF8.self))
+    }
+
+    public init(table: Data, vocabulary text: String) throws {
+        let bytes = [UInt8](table)
+        func u32(_ at: Int) -> Int { Int(bytes[at]) | Int(bytes[at + 1]) << 8 | Int(bytes[at + 2]) << 16 | Int(bytes[at + 3]) << 24 }
+        guard bytes.count >= 16, bytes[0..<4] == [0x53, 0x4C, 0x54, 0x54] else { throw LoadError.malformed("bad magic") }
+        let version = u32(4), rows = u32(8), dims = u32(12)
+        guard dims > 0, bytes.count == 16 + rows * (4 + dims) else { throw LoadError.malformed("size") }
+        let words = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast(text.hasSuffix("\n") ? 1 : 0)
+        guard words.count == rows else { throw LoadError.malformed("vocabulary has \(words.count) lines, table \(rows) rows") }
+        var vocabulary: [String: Int32] = [:]
+        vocabulary.reserveCapacity(rows)
+        for (i, w) in words.enumerated() { vocabulary[String(w)] = Int32(i) }
+        var values = [Int8](repeating: 0, count: rows * dims)
+        var scales = [Float](repeating: 0, count: rows)
+        for r in 0..<rows {
+            let at = 16 + r * (4 + dims)
+            scales[r] = Float(bitPattern: UInt32(u32(at)))
+            for j in 0..<dims { values[r * dims + j] = Int8(bitPattern: bytes[at + 4 + j]) }
+        }
+        self.version = "minilm-tok\(dims)-v\(version)"
+        self.dimension = dims
+        self.vocabulary = vocabulary
+        self.unknown = vocabulary["[UNK]"] ?? 0
+        self.values = values
+        self.scales = scales
+    }
+
+    /// The unit vector of `text`; nil when it has no content words at all.
+    public func embed(_ text: String) -> [Float]? {
+        var sum = [Float](repeating: 0, count: dimension)
+        var tokens = 0
+        for word in Self.words(text) where !Self.stopWords.contains(word) {
+            for t in wordPieces(word) {
+                let base = Int(t) * dimension
+                let s = scales[Int(t)]
+                for j in 0..<dimension { sum[j] += Float(values[base + j]) * s }
+                tokens += 1
+            }
+        }
+        guard tokens > 0 else { return nil }
+        var norm: Float = 0
+        for x in sum { norm += x * x }
+        guard norm > 0 else { return nil }
+        let inv = 1 / norm.squareRoot()
+        return sum.map { $0 * inv }
+    }
+
+    /// Lower-case runs of letters and digits (punctuation separates words and is dropped).
+    static func words(_ text: String) -> [String] {
+        var out: [String] = []
+        var current = ""
+        for ch in text.lowercased().unicodeScalars {
+            if CharacterSet.alphanumerics.contains(ch) {
+                current.unicodeScalars.append(ch)
+            } else if !current.isEmpty {
+                out.append(current)
+                current = ""
+            }
+        }
+        if !current.isEmpty { out.append(current) }
+        return out
+    }
+
+    /// Greedy longest-match WordPiece, as BERT does; an unmatched word is [UNK].
+    func wordPieces(_ word: String) -> [Int32] {
+        let chars = Array(word)
+        guard chars.count <= 100 else { return [unknown] }
+        var pieces: [Int32] = []
+        var start = 0
+        while start < chars.count {
+            var end = chars.count
+            var found: Int32?
+            while start < end {
+                let piece = (start == 0 ? "" : "##") + String(chars[start..<end])
+                if let id = vocabulary[piece] {
+                    found = id
+                    break
+                }
+                end -= 1
+            }
+            guard let id = found else { return [unknown] }
+            pieces.append(id)
+            start = end
+        }
+        return pieces
+    }
+}
