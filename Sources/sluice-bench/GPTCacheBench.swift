@@ -32,14 +32,18 @@ struct GPTCache: ParsableCommand {
         let perEmbed = Double(DispatchTime.now().uptimeNanoseconds - start) / Double(2 * pairs.count) / 1000
         let best = queries.map { q in q.flatMap { index.search($0, k: 1).first } }
         print("embedder \(embedder.version), \(pairs.count) pairs, \(String(format: "%.1f", perEmbed)) µs per embedding")
-        print("threshold   correct   wrong   miss")
-        for t in thresholds.split(separator: ",").compactMap({ Float($0) }) {
-            var correct = 0, wrong = 0, miss = 0
-            for (i, b) in best.enumerated() {
-                guard let b, b.score >= t else { miss += 1; continue }
-                if Int(b.id) == i || origins[Int(b.id)] == origins[i] { correct += 1 } else { wrong += 1 }
+        for guarded in [false, true] {
+            print(guarded ? "with the trap guard:" : "without the trap guard:")
+            print("threshold   correct   wrong   miss")
+            for t in thresholds.split(separator: ",").compactMap({ Float($0) }) {
+                var correct = 0, wrong = 0, miss = 0
+                for (i, b) in best.enumerated() {
+                    guard let b, b.score >= t else { miss += 1; continue }
+                    if guarded && TrapGuard.check(pairs[i]["similar"]!, origins[Int(b.id)]) != .ok { miss += 1; continue }
+                    if Int(b.id) == i || origins[Int(b.id)] == origins[i] { correct += 1 } else { wrong += 1 }
+                }
+                print(String(format: "%9.2f   %7d   %5d   %4d", t, correct, wrong, miss))
             }
-            print(String(format: "%9.2f   %7d   %5d   %4d", t, correct, wrong, miss))
         }
     }
 }

@@ -1,0 +1,90 @@
+/// Refuses a semantic hit whose prompts differ in something a cosine cannot see.
+///
+/// Embeddings of "What is 15% of 200?" and "What is 20% of 200?", or of "Is X safe?" and
+/// "Is X not safe?", are nearly identical, yet the answers differ. GPTCache's users report such
+/// hits ("function of TV" answered with "function of money"). So, for the best candidate only:
+/// - **numbers**: the sets of numbers (digit runs) must be equal;
+/// - **negation**: both prompts say no (not, no, never, n't, without, absence, ...), or neither;
+/// - **names and identifiers**: a word that looks like a name (capitalised, not first in its
+///   sentence) or an identifier (has a digit, `_`, or an inner capital) in one prompt must occur
+///   in the other, compared case-insensitively with spaces and punctuation squeezed out:
+///   "Paris" vs "Rome" is a trap; "Diffusers ..." vs "... diffusers" and "Hugging Face.js" vs
+///   "Huggingface.js" are not.
+public enum TrapGuard {
+    public enum Verdict: String, Sendable, Hashable {
+        case ok, numbers, negation, names
+    }
+
+    public static func check(_ query: String, _ candidate: String) -> Verdict {
+        let q = Analysis(query), c = Analysis(candidate)
+        if q.numbers != c.numbers { return .numbers }
+        let differing = q.words.symmetricDifference(c.words)
+        let union = q.words.union(c.words)
+        guard differing.count <= max(4, union.count / 4) else { return .ok }  // a paraphrase, not an edit
+        if q.negated != c.negated { return .negation }
+        let qNames = q.names.filter { differing.contains($0) || !c.words.contains($0) }
+        let cNames = c.names.filter { differing.contains($0) || !q.words.contains($0) }
+        if qNames.contains(where: { !c.squeezed.contains($0) }) || cNames.contains(where: { !q.squeezed.contains($0) }) {
+            return .names
+        }
+        return .ok
+    }
+
+    static let negations: Set<String> = ["not", "no", "never", "none", "nothing", "neither", "nor", "without", "cannot", "isnt",
+                                         "arent", "wasnt", "werent", "dont", "doesnt", "didnt", "wont", "cant", "shouldnt", "couldnt",
+                                         "absence", "absent", "lack", "lacks", "lacking", "missing", "hasnt", "havent"]
+
+    struct Analysis {
+        var numbers: Set<String> = []
+        var words: Set<String> = []
+        var names: Set<String> = []
+        var negated = false
+        /// Lower-case letters and digits only, for "does this name occur at all".
+        var squeezed = ""
+
+        init(_ text: String) {
+            var sentenceStart = true
+            var negations = 0
+            for raw in Self.tokens(text) {
+                if raw == "." || raw == "?" || raw == "!" {
+                    sentenceStart = true
+                    continue
+                }
+                let lower = raw.lowercased().replacingOccurrences(of: "'", with: "")
+                words.insert(lower)
+                if raw.contains(where: \.isNumber) {
+                    numbers.insert(String(raw.filter { $0.isNumber || $0 == "." }))
+                }
+                if TrapGuard.negations.contains(lower) || lower.hasSuffix("nt") && raw.hasSuffix("n't") { negations += 1 }
+                let innerCapital = raw.dropFirst().contains(where: \.isUppercase)
+                let capitalised = raw.first?.isUppercase == true
+                if raw.contains(where: \.isNumber) || raw.contains("_") || innerCapital || (capitalised && !sentenceStart) {
+                    names.insert(lower)
+                }
+                sentenceStart = false
+            }
+            // Said at all, not counted: "No, X doesn't exist" answers the same as "X is not there".
+            negated = negations > 0
+            squeezed = String(text.lowercased().filter { $0.isLetter || $0.isNumber })
+            names = Set(names.map { String($0.filter { $0.isLetter || $0.isNumber }) }.filter { !$0.isEmpty })
+        }
+
+        /// Words (letters, digits, apostrophes, inner dots/underscores) and sentence ends.
+        static func tokens(_ text: String) -> [String] {
+            var out: [String] = []
+            var current = ""
+            let chars = Array(text)
+            for (i, ch) in chars.enumerated() {
+                let inner = (ch == "." || ch == "'" || ch == "_") && !current.isEmpty && i + 1 < chars.count && (chars[i + 1].isLetter || chars[i + 1].isNumber)
+                if ch.isLetter || ch.isNumber || inner {
+                    current.append(ch)
+                } else {
+                    if !current.isEmpty { out.append(current); current = "" }
+                    if ch == "." || ch == "?" || ch == "!" { out.append(String(ch)) }
+                }
+            }
+            if !current.isEmpty { out.append(current) }
+            return out
+        }
+    }
+}
