@@ -11,7 +11,7 @@ public final class CommandTable: Sendable {
         RichCacheCommands.self,
         RateLimitCommands.self,
         BreakerCommands.self,
-        PlannedCommands.self,
+        SemanticCommands.self,
     ]
 
     public let commands: [Command]

@@ -32,6 +32,7 @@ public struct HousekeepingService: Service {
             let now = environment.clock.nowMilliseconds()
             Self.sweep(keyspace, tick: tick, now: now)
             environment.limiter.sweep(shard: tick % environment.limiter.shardCount, now: now)
+            if tick % 10 == 0 { environment.semantic.sweep(now: now) }
             // SQLite rows: every ~30 s at the default interval.
             if let store, tick % 300 == 299 {
                 let loop = MultiThreadedEventLoopGroup.singleton.any()

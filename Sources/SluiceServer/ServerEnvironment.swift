@@ -14,6 +14,9 @@ public final class ServerEnvironment: Sendable {
     public let breakers: BreakerRegistry
     /// Shared mode: breakers kept in Redis for every instance.
     public let sharedBreakers: SharedBreakers?
+    public let semantic: SemanticCache
+    /// The built-in embedder (nil if its table failed to load: SEM.* then needs VEC).
+    public let embedder: TokenEmbedder?
     public let clock: any WallClock
     public let logger: Logger
     public let startedAt: Int64
@@ -28,6 +31,13 @@ public final class ServerEnvironment: Sendable {
         }
         self.breakers = BreakerRegistry(maxBreakers: configuration.maxBreakers)
         self.sharedBreakers = cache.shared.map { SharedBreakers(client: $0.client) }
+        self.semantic = SemanticCache(defaultMinScore: configuration.semanticMinScore, defaultMaxEntries: configuration.semanticMaxEntries)
+        do {
+            self.embedder = try TokenEmbedder.builtIn()
+        } catch {
+            logger.error("built-in embedder unavailable; SEM.* needs VEC", metadata: ["error": "\(error)"])
+            self.embedder = nil
+        }
         self.clock = clock
         self.logger = logger
         self.startedAt = clock.nowMilliseconds()

@@ -50,7 +50,7 @@ struct ConnectionHandlerTests {
         ("CACHE.SET k v TOKENS\r\n", "-ERR syntax error\r\n"),
         ("SELECT 3\r\n", "-ERR DB index is out of range\r\n"),
         ("HELLO 4\r\n", "-NOPROTO sorry, this protocol version is not supported (Sluice speaks RESP2 and RESP3)\r\n"),
-        ("SEM.GET ns q\r\n", "-ERR 'SEM.GET' is not available yet in this Sluice build (the semantic cache is planned; see docs/PROTOCOL.md)\r\n"),
+        ("SEM.GET ns\r\n", "-ERR wrong number of arguments for 'sem.get' command\r\n"),
         ("AUTH x\r\n", "-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n"),
     ])
     func badInputGetsOneErrorAndTheConnectionGoesOn(request: String, reply: String) async throws {

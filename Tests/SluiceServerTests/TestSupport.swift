@@ -44,7 +44,12 @@ struct Harness {
     /// Sends bytes and returns every reply byte written in response (waiting for `expect`
     /// bytes when given, for replies that complete later).
     func send(_ wire: String, waitFor expectedBytes: Int? = nil) async throws -> String {
-        try await channel.writeInbound(ByteBuffer(string: wire))
+        try await send(bytes: ByteBuffer(string: wire), waitFor: expectedBytes)
+    }
+
+    /// Sends raw bytes (binary arguments such as VEC).
+    func send(bytes: ByteBuffer, waitFor expectedBytes: Int? = nil) async throws -> String {
+        try await channel.writeInbound(bytes)
         var out = ""
         while let b = try await channel.readOutbound(as: ByteBuffer.self) { out += String(buffer: b) }
         if let expectedBytes {

@@ -1,0 +1,86 @@
+import NIOCore
+import SluiceProtocol
+import Testing
+@testable import SluiceServer
+
+@Suite("SEM.* over the wire")
+struct SemanticCommandTests {
+    /// VEC bytes: little-endian float32.
+    func vec(_ xs: [Float]) -> ByteBuffer {
+        var b = ByteBuffer()
+        for x in xs { b.writeInteger(x.bitPattern, endianness: .little) }
+        return b
+    }
+
+    /// A RESP request with binary-safe arguments (inline requests cannot carry VEC).
+    func command(_ words: [String], vec v: [Float]) -> ByteBuffer {
+        RESPCommand(words.map { ByteBuffer(string: $0) } + [vec(v)]).frame
+    }
+
+    @Test func paraphraseHitsAndNamespacesAndScopesIsolate() async throws {
+        let h = try await Harness.make()
+        #expect(try await h.send("SEM.SET faq \"How do I reset my password?\" \"Use Forgot password.\" SCOPE gpt4\r\n") == "+OK\r\n")
+        let hit = try await h.send("SEM.GET faq \"What's the way to reset my password?\" SCOPE gpt4\r\n")
+        #expect(hit.hasPrefix("*3\r\n$20\r\nUse Forgot password.\r\n$") && hit.hasSuffix("$27\r\nHow do I reset my password?\r\n"))
+        #expect(try await h.send("SEM.GET faq \"What's the way to reset my password?\" SCOPE claude\r\n") == "*-1\r\n")
+        #expect(try await h.send("SEM.GET faq \"What's the way to reset my password?\"\r\n") == "*-1\r\n")  // no scope = scope ""
+        #expect(try await h.send("SEM.GET other \"What's the way to reset my password?\" SCOPE gpt4\r\n") == "*-1\r\n")
+        await h.close()
+    }
+
+    @Test func trapsAreMissesAndCounted() async throws {
+        let h = try await Harness.make()
+        _ = try await h.send("SEM.SET m \"What is 15% of 200?\" 30\r\nSEM.SET m \"Is ibuprofen safe during pregnancy?\" yes\r\n")
+        #expect(try await h.send("SEM.GET m \"What is 20% of 200?\" MINSCORE 0.5\r\n") == "*-1\r\n")
+        #expect(try await h.send("SEM.GET m \"Is ibuprofen not safe during pregnancy?\" MINSCORE 0.5\r\n") == "*-1\r\n")
+        #expect(try await h.send("SEM.GET m \"What is 15% of 200?\"\r\n").hasPrefix("*3\r\n$2\r\n30\r\n"))
+        let info = try await h.send("SEM.INFO m\r\n")
+        #expect(info.contains("$5\r\ntraps\r\n:2\r\n") && info.contains("$4\r\nhits\r\n:1\r\n"))
+        await h.close()
+    }
+
+    @Test func entriesExpire() async throws {
+        let h = try await Harness.make()
+        _ = try await h.send("SEM.SET t \"Explain recursion simply\" answer PX 1000\r\n")
+        #expect(try await h.send("SEM.GET t \"Explain recursion simply\"\r\n").hasPrefix("*3\r\n"))
+        h.clock.advance(1000)
+        #expect(try await h.send("SEM.GET t \"Explain recursion simply\"\r\n") == "*-1\r\n")
+        await h.close()
+    }
+
+    @Test func clientVectorsAndTheirChecks() async throws {
+        let h = try await Harness.make()
+        #expect(try await h.send(bytes: command(["SEM.SET", "v", "tell me about rivers", "r1", "VEC"], vec: [1, 0, 0])) == "+OK\r\n")
+        #expect(try await h.send(bytes: command(["SEM.GET", "v", "describe rivers to me", "VEC"], vec: [0.9, 0.1, 0])).hasPrefix("*3\r\n$2\r\nr1\r\n"))
+        #expect(try await h.send(bytes: command(["SEM.GET", "v", "x", "VEC"], vec: [1, 0])) == "-ERR namespace 'v' holds vectors of client/3 (embedder/dimension); this request's are client/2\r\n")
+        #expect(try await h.send("SEM.GET v \"no vector here\"\r\n") == "-ERR namespace 'v' holds vectors of client/3 (embedder/dimension); this request's are minilm-tok128-v1/128\r\n")
+        #expect(try await h.send("SEM.SET v p r VEC abc\r\n") == "-ERR VEC must be little-endian float32 values: 1 to 4096 of them (got 3 bytes)\r\n")
+        await h.close()
+    }
+
+    @Test func minScoreFromRequestThenNamespaceThenDefault() async throws {
+        let h = try await Harness.make()
+        _ = try await h.send("SEM.SET s \"How do I reset my password?\" r\r\n")
+        let q = "SEM.GET s \"What's the way to reset my password?\""
+        #expect(try await h.send(q + " MINSCORE 0.99\r\n") == "*-1\r\n")
+        #expect(try await h.send("SEM.CONFIG s MINSCORE 0.99\r\n").contains("$9\r\nmin_score\r\n$4\r\n0.99\r\n"))
+        #expect(try await h.send(q + "\r\n") == "*-1\r\n")
+        #expect(try await h.send(q + " MINSCORE 0.5\r\n").hasPrefix("*3\r\n"))
+        #expect(try await h.send(q + " MINSCORE 2\r\n") == "-ERR MINSCORE must be a number from -1 to 1\r\n")
+        await h.close()
+    }
+
+    @Test func oldestAreEvictedAndDeletesAreReal() async throws {
+        let h = try await Harness.make()
+        _ = try await h.send("SEM.CONFIG e MAXENTRIES 2\r\n")
+        _ = try await h.send("SEM.SET e \"How do volcanoes form?\" 1\r\nSEM.SET e \"Best pasta recipe\" 2\r\nSEM.SET e \"Explain quantum entanglement\" 3\r\n")
+        let info = try await h.send("SEM.INFO e\r\n")
+        #expect(info.contains("$7\r\nentries\r\n:2\r\n") && info.contains("$9\r\nevictions\r\n:1\r\n"))
+        #expect(try await h.send("SEM.GET e \"How do volcanoes form?\" MINSCORE 0.95\r\n") == "*-1\r\n")  // evicted (oldest)
+        #expect(try await h.send("SEM.GET e \"Best pasta recipe\" MINSCORE 0.95\r\n").hasPrefix("*3\r\n$1\r\n2\r\n"))
+        #expect(try await h.send("SEM.DEL e \"Best pasta recipe\"\r\nSEM.DEL e \"Best pasta recipe\"\r\n") == ":1\r\n:0\r\n")
+        #expect(try await h.send("SEM.GET e \"Best pasta recipe\" MINSCORE 0.95\r\n") == "*-1\r\n")
+        #expect(try await h.send("SEM.DEL e\r\nSEM.INFO e\r\n") == ":1\r\n*-1\r\n")
+        await h.close()
+    }
+}
