@@ -24,6 +24,14 @@ public final class SQLiteStore: Sendable {
         case delete
     }
 
+    /// A change to the semantic entries (written in the same batches as cache entries).
+    public enum SemanticChange: Sendable {
+        case set(namespace: String, scope: String, prompt: String, response: ByteBuffer, embedder: String, vector: [Float],
+                 createdAt: Int64, expiresAt: Int64)
+        case delete(namespace: String, scope: String, prompt: String)
+        case drop(namespace: String)
+    }
+
     public struct Counters: Sendable, Hashable {
         public var batches = 0
         public var writes = 0
@@ -35,6 +43,8 @@ public final class SQLiteStore: Sendable {
         var pending: [ByteBuffer: Operation] = [:]
         /// The batch the writer is committing now; still visible to readers until committed.
         var inFlight: [ByteBuffer: Operation] = [:]
+        /// In order: a later change to the same prompt must land after an earlier one.
+        var semantic: [SemanticChange] = []
         var flushScheduled = false
         var counters = Counters()
         var closed = false
@@ -64,6 +74,17 @@ public final class SQLiteStore: Sendable {
             cost REAL NOT NULL DEFAULT 0
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS entries_expiry ON entries(expires_at) WHERE expires_at != 0;
+        CREATE TABLE IF NOT EXISTS sem_entries (
+            ns TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            prompt TEXT NOT NULL,
+            response BLOB NOT NULL,
+            embedder TEXT NOT NULL,
+            vector BLOB NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (ns, scope, prompt)
+        ) WITHOUT ROWID;
         """
 
     /// Opens (creating if needed) `path`. `readerThreads` reads may run at once.
@@ -117,6 +138,37 @@ public final class SQLiteStore: Sendable {
         }
     }
 
+    /// Queues a semantic change for the next batch.
+    public func enqueue(_ change: SemanticChange) {
+        let schedule = state.withLock { s -> Bool in
+            guard !s.closed else { return false }
+            s.semantic.append(change)
+            if s.flushScheduled { return false }
+            s.flushScheduled = true
+            return true
+        }
+        if schedule {
+            writerPool.submit { [self] _ in flushBatches() }
+        }
+    }
+
+    /// Every live semantic entry, oldest first (start-up reload).
+    public func forEachSemanticEntry(now: Int64, _ body: (SemanticChange) -> Void) throws {
+        try writer.withLock { db in
+            let stmt = try db.statement("SELECT ns, scope, prompt, response, embedder, vector, created_at, expires_at FROM sem_entries WHERE expires_at = 0 OR expires_at > ?1 ORDER BY created_at")
+            stmt.bind(1, now)
+            while try stmt.step() {
+                var blob = stmt.blob(5)
+                var vector: [Float] = []
+                vector.reserveCapacity(blob.readableBytes / 4)
+                while let bits = blob.readInteger(endianness: .little, as: UInt32.self) { vector.append(Float(bitPattern: bits)) }
+                body(.set(namespace: String(buffer: stmt.blob(0)), scope: String(buffer: stmt.blob(1)), prompt: String(buffer: stmt.blob(2)),
+                          response: stmt.blob(3), embedder: String(buffer: stmt.blob(4)), vector: vector,
+                          createdAt: stmt.int64(6), expiresAt: stmt.int64(7)))
+            }
+        }
+    }
+
     /// Commits batches until nothing is pending. Runs on the writer thread.
     func flushBatches(waiting: Bool = true) {
         while true {
@@ -125,26 +177,29 @@ public final class SQLiteStore: Sendable {
                 let (seconds, attoseconds) = groupCommitWindow.components
                 usleep(UInt32(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
             }
-            let batch = state.withLock { s -> [ByteBuffer: Operation] in
-                if s.pending.isEmpty {
+            let (batch, semantic) = state.withLock { s -> ([ByteBuffer: Operation], [SemanticChange]) in
+                if s.pending.isEmpty && s.semantic.isEmpty {
                     s.flushScheduled = false
-                    return [:]
+                    return ([:], [])
                 }
                 s.inFlight = s.pending
                 s.pending = [:]
-                return s.inFlight
+                let semantic = s.semantic
+                s.semantic = []
+                return (s.inFlight, semantic)
             }
-            if batch.isEmpty { return }
-            let ok = commit(batch)
+            if batch.isEmpty && semantic.isEmpty { return }
+            let ok = commit(batch, semantic)
             state.withLock { s in
                 s.inFlight = [:]
                 s.counters.batches += 1
-                if ok { s.counters.writes += batch.count } else { s.counters.writeErrors += batch.count }
+                let n = batch.count + semantic.count
+                if ok { s.counters.writes += n } else { s.counters.writeErrors += n }
             }
         }
     }
 
-    func commit(_ batch: [ByteBuffer: Operation]) -> Bool {
+    func commit(_ batch: [ByteBuffer: Operation], _ semantic: [SemanticChange] = []) -> Bool {
         writer.withLock { db -> Bool in
             do {
                 try db.execute("BEGIN")
@@ -166,6 +221,7 @@ public final class SQLiteStore: Sendable {
                         try stmt.run()
                     }
                 }
+                for change in semantic { try apply(change, db) }
                 try db.execute("COMMIT")
                 return true
             } catch {
@@ -173,6 +229,34 @@ public final class SQLiteStore: Sendable {
                 try? db.execute("ROLLBACK")
                 return false
             }
+        }
+    }
+
+    func apply(_ change: SemanticChange, _ db: SQLiteConnection) throws {
+        switch change {
+        case .set(let ns, let scope, let prompt, let response, let embedder, let vector, let createdAt, let expiresAt):
+            let stmt = try db.statement("INSERT OR REPLACE INTO sem_entries(ns, scope, prompt, response, embedder, vector, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+            var blob = ByteBuffer()
+            for x in vector { blob.writeInteger(x.bitPattern, endianness: .little) }
+            stmt.bind(1, ByteBuffer(string: ns))
+            stmt.bind(2, ByteBuffer(string: scope))
+            stmt.bind(3, ByteBuffer(string: prompt))
+            stmt.bind(4, response)
+            stmt.bind(5, ByteBuffer(string: embedder))
+            stmt.bind(6, blob)
+            stmt.bind(7, createdAt)
+            stmt.bind(8, expiresAt)
+            try stmt.run()
+        case .delete(let ns, let scope, let prompt):
+            let stmt = try db.statement("DELETE FROM sem_entries WHERE ns = ?1 AND scope = ?2 AND prompt = ?3")
+            stmt.bind(1, ByteBuffer(string: ns))
+            stmt.bind(2, ByteBuffer(string: scope))
+            stmt.bind(3, ByteBuffer(string: prompt))
+            try stmt.run()
+        case .drop(let ns):
+            let stmt = try db.statement("DELETE FROM sem_entries WHERE ns = ?1")
+            stmt.bind(1, ByteBuffer(string: ns))
+            try stmt.run()
         }
     }
 
@@ -233,7 +317,11 @@ public final class SQLiteStore: Sendable {
                 let stmt = try db.statement("DELETE FROM entries WHERE expires_at != 0 AND expires_at <= ?1")
                 stmt.bind(1, now)
                 try stmt.run()
-                return db.changes
+                let removed = db.changes
+                let sem = try db.statement("DELETE FROM sem_entries WHERE expires_at != 0 AND expires_at <= ?1")
+                sem.bind(1, now)
+                try sem.run()
+                return removed + db.changes
             }
         }
     }

@@ -53,6 +53,18 @@ public final class SluiceNode: Sendable {
         let l2: (any L2Store)? = redis ?? store
         let environment = ServerEnvironment(configuration: configuration, cache: TieredCache(keyspace: keyspace, l2: l2),
                                             clock: clock, logger: logger)
+        if let store {
+            // Semantic entries, oldest first (so a namespace's size bound keeps the newest).
+            var reloaded = 0
+            try store.forEachSemanticEntry(now: clock.nowMilliseconds()) { change in
+                guard case .set(let ns, let scope, let prompt, let response, let embedder, let vector, let createdAt, let expiresAt) = change else { return }
+                _ = environment.semantic.write(ns) {
+                    $0.set(prompt, response: response, vector: vector, embedder: embedder, scope: scope, createdAt: createdAt, expiresAt: expiresAt)
+                }
+                reloaded += 1
+            }
+            if reloaded > 0 { logger.info("semantic entries reloaded", metadata: ["count": "\(reloaded)"]) }
+        }
         let server: SluiceServer
         do {
             server = try await SluiceServer.start(environment: environment)

@@ -42,3 +42,22 @@ def test_gptcache_benchmark_meets_the_bar_at_the_default(sluice):
     assert correct >= 904 and wrong <= 92, (correct, wrong)
     info = as_dict(r.execute_command("SEM.INFO", "bench"))
     assert info[b"entries"] == len(set(origins)) and info[b"embedder"] == b"minilm-tok128-v1"
+
+
+def test_semantic_entries_survive_a_restart(sluice):
+    import signal
+    r = sluice.client()
+    r.execute_command("SEM.SET", "kb", "How do volcanoes form?", "Magma rises...", "SCOPE", "s1")
+    r.execute_command("SEM.SET", "kb", "Best pasta recipe", "Boil water...", "PX", 100)
+    r.execute_command("SEM.SET", "gone", "Explain quantum entanglement", "x")
+    r.execute_command("SEM.DEL", "gone")
+    r.execute_command("SEM.SET", "kb", "Why is the sky blue?", "Rayleigh scattering")
+    assert r.execute_command("SEM.DEL", "kb", "Why is the sky blue?") == 1
+    assert sluice.stop(signal.SIGTERM) == 0
+    sluice.start()
+    r = sluice.client()
+    reply = r.execute_command("SEM.GET", "kb", "How are volcanoes formed?", "SCOPE", "s1")
+    assert reply is not None and reply[0] == b"Magma rises..."
+    assert r.execute_command("SEM.GET", "kb", "Best pasta recipe") is None  # expired while down
+    assert r.execute_command("SEM.INFO", "gone") is None
+    assert r.execute_command("SEM.GET", "kb", "Why is the sky blue?", "MINSCORE", 0.99) is None
