@@ -24,14 +24,6 @@ public final class SQLiteStore: Sendable {
         case delete
     }
 
-    /// A change to the semantic entries (written in the same batches as cache entries).
-    public enum SemanticChange: Sendable {
-        case set(namespace: String, scope: String, prompt: String, response: ByteBuffer, embedder: String, vector: [Float],
-                 createdAt: Int64, expiresAt: Int64)
-        case delete(namespace: String, scope: String, prompt: String)
-        case drop(namespace: String)
-    }
-
     public struct Counters: Sendable, Hashable {
         public var batches = 0
         public var writes = 0

@@ -22,7 +22,11 @@ public final class ServerEnvironment: Sendable {
     public let startedAt: Int64
     public let counters = ServerCounters()
 
-    public init(configuration: ServerConfiguration, cache: TieredCache, clock: any WallClock = SystemClock(), logger: Logger = Logger(label: "sluice")) {
+    /// Shared mode: the stream every instance's SEM changes go through.
+    public let semanticLog: SharedSemanticLog?
+
+    public init(configuration: ServerConfiguration, cache: TieredCache, clock: any WallClock = SystemClock(), logger: Logger = Logger(label: "sluice"),
+                semantic: SemanticCache? = nil, semanticLog: SharedSemanticLog? = nil) {
         self.configuration = configuration
         self.cache = cache
         self.limiter = RateLimiter(maxKeys: configuration.maxLimitKeys, reservationTTL: configuration.reservationTTLMilliseconds)
@@ -31,7 +35,8 @@ public final class ServerEnvironment: Sendable {
         }
         self.breakers = BreakerRegistry(maxBreakers: configuration.maxBreakers)
         self.sharedBreakers = cache.shared.map { SharedBreakers(client: $0.client) }
-        self.semantic = SemanticCache(defaultMinScore: configuration.semanticMinScore, defaultMaxEntries: configuration.semanticMaxEntries)
+        self.semantic = semantic ?? SemanticCache(defaultMinScore: configuration.semanticMinScore, defaultMaxEntries: configuration.semanticMaxEntries)
+        self.semanticLog = semanticLog
         do {
             self.embedder = try TokenEmbedder.builtIn()
         } catch {
@@ -41,6 +46,16 @@ public final class ServerEnvironment: Sendable {
         self.clock = clock
         self.logger = logger
         self.startedAt = clock.nowMilliseconds()
+    }
+
+    /// Keeps a SEM change beyond this process: the Redis stream in shared mode, the SQLite file
+    /// in embedded mode.
+    public func recordSemantic(_ change: SemanticChange) {
+        if let semanticLog {
+            semanticLog.publish(change)
+        } else if let store = cache.l2 as? SQLiteStore {
+            store.enqueue(change)
+        }
     }
 
     /// Lease tokens: random, so a token cannot be guessed from another.

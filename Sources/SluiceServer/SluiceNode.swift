@@ -51,16 +51,18 @@ public final class SluiceNode: Sendable {
             logger.info("embedded L2 opened", metadata: ["path": "\(store.path)", "keys": "\(restored)"])
         }
         let l2: (any L2Store)? = redis ?? store
+        let semantic = SemanticCache(defaultMinScore: configuration.semanticMinScore, defaultMaxEntries: configuration.semanticMaxEntries)
+        // Shared mode: follow every instance's SEM changes (replayed from the start of the stream).
+        let semanticLog = redis.map { r in
+            SharedSemanticLog(client: r.client, logger: logger) { change in SemanticSync.apply(change, to: semantic) }
+        }
         let environment = ServerEnvironment(configuration: configuration, cache: TieredCache(keyspace: keyspace, l2: l2),
-                                            clock: clock, logger: logger)
+                                            clock: clock, logger: logger, semantic: semantic, semanticLog: semanticLog)
         if let store {
             // Semantic entries, oldest first (so a namespace's size bound keeps the newest).
             var reloaded = 0
             try store.forEachSemanticEntry(now: clock.nowMilliseconds()) { change in
-                guard case .set(let ns, let scope, let prompt, let response, let embedder, let vector, let createdAt, let expiresAt) = change else { return }
-                _ = environment.semantic.write(ns) {
-                    $0.set(prompt, response: response, vector: vector, embedder: embedder, scope: scope, createdAt: createdAt, expiresAt: expiresAt)
-                }
+                SemanticSync.apply(change, to: semantic)
                 reloaded += 1
             }
             if reloaded > 0 { logger.info("semantic entries reloaded", metadata: ["count": "\(reloaded)"]) }
@@ -69,6 +71,7 @@ public final class SluiceNode: Sendable {
         do {
             server = try await SluiceServer.start(environment: environment)
         } catch {
+            semanticLog?.close()
             redis?.close()
             await store?.close()
             throw error
@@ -89,7 +92,7 @@ public final class SluiceNode: Sendable {
     public var services: [any Service] {
         var services: [any Service] = []
         if let store { services.append(StoreService(store: store)) }
-        if let redis { services.append(RedisService(redis: redis)) }
+        if let redis { services.append(RedisService(redis: redis, semanticLog: environment.semanticLog)) }
         services.append(HousekeepingService(environment: environment, store: store))
         services.append(server)
         return services
@@ -99,6 +102,7 @@ public final class SluiceNode: Sendable {
     public func shutdown() async {
         await server.stop()
         await store?.close()
+        environment.semanticLog?.close()
         redis?.close()
     }
 }
@@ -121,9 +125,27 @@ struct StoreService: Service {
 /// Keeps the Redis connections open while the node runs; closes them on shutdown.
 struct RedisService: Service {
     let redis: RedisCacheStore
+    let semanticLog: SharedSemanticLog?
 
     func run() async throws {
         try? await gracefulShutdown()
+        semanticLog?.close()
         redis.close()
+    }
+}
+
+/// Applies a recorded SEM change (from SQLite at start-up, or from the shared stream).
+enum SemanticSync {
+    static func apply(_ change: SemanticChange, to cache: SemanticCache) {
+        switch change {
+        case .set(let ns, let scope, let prompt, let response, let embedder, let vector, let createdAt, let expiresAt):
+            _ = cache.write(ns) {
+                $0.set(prompt, response: response, vector: vector, embedder: embedder, scope: scope, createdAt: createdAt, expiresAt: expiresAt)
+            }
+        case .delete(let ns, let scope, let prompt):
+            _ = cache.write(ns) { $0.delete(prompt, scope: scope) }
+        case .drop(let ns):
+            _ = cache.drop(ns)
+        }
     }
 }

@@ -226,3 +226,16 @@ def test_deep_pipeline_beyond_the_outstanding_limit_is_answered_in_order(make_sl
     replies = pipe.execute()
     assert replies[0::2] == [True] * 1500
     assert replies[1::2] == [str(i).encode() for i in range(1500)]
+
+
+def test_semantic_entries_are_shared_within_200_ms(make_sluice, redis_server):
+    _, (a, b) = shared(make_sluice, redis_server, 2)
+    a.execute_command("SEM.SET", "kb", "How do volcanoes form?", "Magma rises...", "SCOPE", "s")
+    took = wait_for(lambda: b.execute_command("SEM.GET", "kb", "How are volcanoes formed?", "SCOPE", "s") is not None, 0.2)
+    assert took is not None, "B did not see A's entry within 200 ms"
+    # An instance that starts later replays the stream.
+    c = make_sluice("--redis", redis_server.url).start().client()
+    assert wait_for(lambda: c.execute_command("SEM.GET", "kb", "How are volcanoes formed?", "SCOPE", "s") is not None, 2) is not None
+    # A delete through B reaches A.
+    assert b.execute_command("SEM.DEL", "kb", "How do volcanoes form?", "SCOPE", "s") == 1
+    assert wait_for(lambda: a.execute_command("SEM.GET", "kb", "How are volcanoes formed?", "SCOPE", "s") is None, 0.5) is not None

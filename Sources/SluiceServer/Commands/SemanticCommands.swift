@@ -8,8 +8,6 @@ enum SemanticCommands: CommandGroup {
     static func commands(_ env: ServerEnvironment) -> [Command] {
         let cache = env.semantic
         let embedder = env.embedder
-        // Embedded mode: entries also go to SQLite, to be reloaded after a restart.
-        let store = env.cache.l2 as? SQLiteStore
         return [
             Command("sem.set", arity: -4, summary: "SEM.SET ns prompt response [PX ms | EX s] [SCOPE s] [VEC f32blob]: +OK") { ctx, out throws(CommandError) in
                 let ns = try ctx.next().text, prompt = try ctx.next().text
@@ -28,7 +26,7 @@ enum SemanticCommands: CommandGroup {
                     throw CommandError("too many semantic namespaces (at most \(cache.maxNamespaces))")
                 }
                 if case .failure(let f) = result { throw mismatch(ns, f) }
-                store?.enqueue(.set(namespace: ns, scope: options.scope, prompt: prompt, response: response, embedder: version,
+                env.recordSemantic(SemanticChange.set(namespace: ns, scope: options.scope, prompt: prompt, response: response, embedder: version,
                                     vector: vector, createdAt: now, expiresAt: expiresAt))
                 out.writeRESPOK()
                 return .done
@@ -51,7 +49,7 @@ enum SemanticCommands: CommandGroup {
                 let ns = try ctx.next().text
                 guard ctx.hasMore else {
                     out.writeRESPInteger(cache.drop(ns))
-                    store?.enqueue(.drop(namespace: ns))
+                    env.recordSemantic(.drop(namespace: ns))
                     return .done
                 }
                 let prompt = try ctx.next().text
@@ -62,7 +60,7 @@ enum SemanticCommands: CommandGroup {
                 }
                 guard !ctx.hasMore else { throw CommandError.syntax }
                 let removed = cache.read(ns) { _ in true } == nil ? false : (cache.write(ns) { $0.delete(prompt, scope: scope) } ?? false)
-                if removed { store?.enqueue(.delete(namespace: ns, scope: scope, prompt: prompt)) }
+                if removed { env.recordSemantic(.delete(namespace: ns, scope: scope, prompt: prompt)) }
                 out.writeRESPInteger(removed ? 1 : 0)
                 return .done
             },
