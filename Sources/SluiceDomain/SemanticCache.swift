@@ -101,6 +101,11 @@ public final class SemanticCache: Sendable {
 
     public var names: [String] { slots.withLock { Array($0.keys) } }
 
+    /// Entries in a namespace (0 if there is none), without waiting for its lock's writers.
+    public func count(_ name: String) -> Int {
+        read(name) { $0.count } ?? 0
+    }
+
     public func sweep(now: Int64) {
         for name in names { _ = write(name) { $0.sweep(now: now) } }
     }

@@ -46,6 +46,9 @@ public struct ServerConfiguration: Sendable {
     /// measurement: GPTCache's 999 pairs give 918 correct, 66 wrong, 15 misses there
     /// (`sluice-bench gptcache`).
     public var semanticMinScore: Float = 0.7
+    /// SEM.GET on a namespace larger than this searches on a thread pool, not the event loop
+    /// (an exact scan of 100,000 × 128 floats takes milliseconds).
+    public var semanticOffloadEntries = 10_000
     /// Entries a semantic namespace holds before it evicts its oldest (SEM.CONFIG changes it).
     public var semanticMaxEntries = 100_000
     /// Most circuit breakers (names).

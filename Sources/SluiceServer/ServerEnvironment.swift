@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOPosix
 import SluiceBackends
 import SluiceDomain
 import Synchronization
@@ -22,6 +23,9 @@ public final class ServerEnvironment: Sendable {
     public let startedAt: Int64
     public let counters = ServerCounters()
 
+    /// Threads for work too long for an event loop (searches of large SEM namespaces).
+    public let searchPool: NIOThreadPool
+
     /// Shared mode: the stream every instance's SEM changes go through.
     public let semanticLog: SharedSemanticLog?
 
@@ -37,6 +41,8 @@ public final class ServerEnvironment: Sendable {
         self.sharedBreakers = cache.shared.map { SharedBreakers(client: $0.client) }
         self.semantic = semantic ?? SemanticCache(defaultMinScore: configuration.semanticMinScore, defaultMaxEntries: configuration.semanticMaxEntries)
         self.semanticLog = semanticLog
+        self.searchPool = NIOThreadPool(numberOfThreads: 2)
+        self.searchPool.start()
         do {
             self.embedder = try TokenEmbedder.builtIn()
         } catch {

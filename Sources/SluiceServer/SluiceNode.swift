@@ -101,6 +101,7 @@ public final class SluiceNode: Sendable {
     /// Stops listening, then flushes and closes the store.
     public func shutdown() async {
         await server.stop()
+        try? await environment.searchPool.shutdownGracefully()
         await store?.close()
         environment.semanticLog?.close()
         redis?.close()

@@ -70,6 +70,17 @@ struct SemanticCommandTests {
         await h.close()
     }
 
+    @Test func bigNamespacesAreSearchedOffTheEventLoopWithTheSameReplies() async throws {
+        // Threshold 1: the second entry makes the namespace "big"; replies stay the same and in order.
+        let h = try await Harness.make { $0.semanticOffloadEntries = 1 }
+        _ = try await h.send("SEM.SET big \"How do volcanoes form?\" magma\r\nSEM.SET big \"Best pasta recipe\" boil\r\n")
+        let expected = "*3\r\n$5\r\nmagma\r\n"
+        let reply = try await h.send("SEM.GET big \"How are volcanoes formed?\"\r\nSEM.GET big \"What is 15% of 200?\"\r\nPING\r\n", until: "+PONG\r\n")
+        #expect(reply.hasPrefix(expected))
+        #expect(reply.hasSuffix("\r\n*-1\r\n+PONG\r\n"))
+        await h.close()
+    }
+
     @Test func oldestAreEvictedAndDeletesAreReal() async throws {
         let h = try await Harness.make()
         _ = try await h.send("SEM.CONFIG e MAXENTRIES 2\r\n")

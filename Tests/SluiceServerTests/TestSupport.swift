@@ -61,6 +61,15 @@ struct Harness {
         return out
     }
 
+    /// Sends and collects replies until they end with `suffix` (for replies that come later).
+    func send(_ wire: String, until suffix: String) async throws -> String {
+        var out = try await send(wire)
+        while !out.hasSuffix(suffix) {
+            out += String(buffer: try await channel.waitForOutboundWrite(as: ByteBuffer.self))
+        }
+        return out
+    }
+
     func close() async {
         _ = try? await channel.finish()
         await store?.close()

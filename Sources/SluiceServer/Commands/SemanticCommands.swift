@@ -8,6 +8,7 @@ enum SemanticCommands: CommandGroup {
     static func commands(_ env: ServerEnvironment) -> [Command] {
         let cache = env.semantic
         let embedder = env.embedder
+        let offload = env.configuration.semanticOffloadEntries
         return [
             Command("sem.set", arity: -4, summary: "SEM.SET ns prompt response [PX ms | EX s] [SCOPE s] [VEC f32blob]: +OK") { ctx, out throws(CommandError) in
                 let ns = try ctx.next().text, prompt = try ctx.next().text
@@ -35,14 +36,14 @@ enum SemanticCommands: CommandGroup {
                 let ns = try ctx.next().text, prompt = try ctx.next().text
                 var options = try Options.parse(&ctx, allowMinScore: true) { _, _ in false }
                 let (vector, version) = try options.vector(for: prompt, embedder)
-                switch cache.get(ns, prompt: prompt, vector: vector, embedder: version, scope: options.scope, minScore: options.minScore, now: ctx.now) {
-                case .failure(let f):
-                    throw mismatch(ns, f)
-                case .success(.hit(let m)):
-                    RESPValue.array([.bulkString(m.entry.response), .double(Double(m.score)), .bulk(m.entry.prompt)]).encode(into: &out)
-                case .success(.miss), .success(.trap):
-                    out.writeRESPNullArray()
+                let now = ctx.now, scope = options.scope, minScore = options.minScore
+                if cache.count(ns) > offload {
+                    // A big scan: off the event loop, so other connections are not held up.
+                    return .later(env.searchPool.runIfActive(eventLoop: ctx.eventLoop) {
+                        getReply(ns, cache.get(ns, prompt: prompt, vector: vector, embedder: version, scope: scope, minScore: minScore, now: now))
+                    })
                 }
+                getReply(ns, cache.get(ns, prompt: prompt, vector: vector, embedder: version, scope: scope, minScore: minScore, now: now)).encode(into: &out)
                 return .done
             },
             Command("sem.del", arity: -2, summary: "SEM.DEL ns [prompt [SCOPE s]]: entries removed (no prompt: the whole namespace)") { ctx, out throws(CommandError) in
@@ -100,6 +101,14 @@ enum SemanticCommands: CommandGroup {
                 return .done
             },
         ]
+    }
+
+    static func getReply(_ ns: String, _ result: Result<SemanticNamespace.Outcome, SemanticNamespace.Failure>) -> RESPValue {
+        switch result {
+        case .failure(let f): return .error(mismatch(ns, f).line)
+        case .success(.hit(let m)): return .array([.bulkString(m.entry.response), .double(Double(m.score)), .bulk(m.entry.prompt)])
+        case .success(.miss), .success(.trap): return .array(nil)
+        }
     }
 
     /// SCOPE, MINSCORE and VEC, in any order, plus what the command adds (`extra`).
