@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOPosix
 import SluiceDomain
 import SluiceProtocol
 import Synchronization
@@ -220,12 +221,12 @@ extension RedisCacheStore: L2Store {
 
     public func store(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta) {
         // Fire-and-forget path (promotion-free writes); commands use write(...) and wait.
-        let loop = MultiThreadedEventLoopGroupSingleton.loop
+        let loop = MultiThreadedEventLoopGroup.singleton.any()
         _ = write(key, value: value, meta: meta, condition: nil, now: meta.createdAt, on: loop)
     }
 
     public func delete(_ key: ByteBuffer) {
-        _ = remove([key], on: MultiThreadedEventLoopGroupSingleton.loop)
+        _ = remove([key], on: MultiThreadedEventLoopGroup.singleton.any())
     }
 
     public func statistics() -> [(String, Int)] {
@@ -241,10 +242,4 @@ extension RedisCacheStore: L2Store {
             ("redis_invalidations_received", invalidationsReceived.load(ordering: .relaxed)),
         ]
     }
-}
-
-import NIOPosix
-
-enum MultiThreadedEventLoopGroupSingleton {
-    static var loop: any EventLoop { MultiThreadedEventLoopGroup.singleton.any() }
 }

@@ -32,9 +32,6 @@ public final class RedisClient: Sendable {
         return connections[start % connections.count].send(arguments, on: eventLoop)
     }
 
-    public func send(_ words: String..., on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue> {
-        send(words.map { ByteBuffer(string: $0) }, on: eventLoop)
-    }
 
     public var counters: RedisConnection.Counters {
         connections.reduce(into: RedisConnection.Counters()) { sum, c in

@@ -10,72 +10,34 @@ import Synchronization
 /// break it reconnects and goes on from the last ID it saw (or from the start, when the stream
 /// was trimmed past it — applying an entry twice must be harmless for the caller).
 public final class RedisStreamTail: @unchecked Sendable {
-    // @unchecked: `closed` and `fd` are guarded by `lock`; the context belongs to the thread.
+    // @unchecked: `lastID` is touched only by the worker's thread.
     public let endpoint: RedisEndpoint
     let stream: String
     let onEntry: @Sendable ([String: ByteBuffer]) -> Void
     let logger: Logger
-    let lock = NSCondition()
-    var closed = false
-    var fd: Int32 = -1
-    var done = false
+    let worker: RedisSessionThread
     let caughtUp = Atomic<Bool>(false)
+    var lastID = "0"
 
     public init(endpoint: RedisEndpoint, stream: String, logger: Logger, onEntry: @escaping @Sendable ([String: ByteBuffer]) -> Void) {
         self.endpoint = endpoint
         self.stream = stream
         self.onEntry = onEntry
         self.logger = logger
-        let thread = Thread { [self] in run() }
-        thread.name = "sluice-redis-tail"
-        thread.start()
+        // Reads block 1 s at a time, well under this timeout, so a dead Redis is noticed.
+        worker = RedisSessionThread(endpoint: endpoint, readTimeout: .seconds(5))
+        worker.start(name: "sluice-redis-tail") { [self] c in follow(c, from: &lastID) }
     }
 
     /// The replay of what the stream held at start-up is done.
     public var isCaughtUp: Bool { caughtUp.load(ordering: .relaxed) }
 
-    public func close() {
-        lock.lock()
-        closed = true
-        if fd >= 0 { shutdown(fd, Int32(SHUT_RDWR)) }
-        while !done { lock.wait() }
-        lock.unlock()
-    }
-
-    var isClosed: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return closed
-    }
-
-    func run() {
-        var lastID = "0"
-        while !isClosed {
-            guard case .success(let c) = RedisConnection.open(endpoint, connectTimeout: .milliseconds(500), readTimeout: .seconds(5)) else {
-                lock.lock()
-                if !closed { _ = lock.wait(until: Date(timeIntervalSinceNow: 0.2)) }
-                lock.unlock()
-                continue
-            }
-            lock.lock()
-            fd = c.pointee.fd
-            lock.unlock()
-            follow(c, from: &lastID)
-            lock.lock()
-            fd = -1
-            lock.unlock()
-            redisFree(c)
-        }
-        lock.lock()
-        done = true
-        lock.broadcast()
-        lock.unlock()
-    }
+    public func close() { worker.close() }
 
     /// XREAD in a loop until the connection breaks. Blocks 1 s at a time (under the 5 s read
     /// timeout), so a dead Redis is noticed and a closed tail stops.
     func follow(_ c: UnsafeMutablePointer<redisContext>, from lastID: inout String) {
-        while !isClosed {
+        while !worker.isClosed {
             let command = ["XREAD", "COUNT", "1000", "BLOCK", "1000", "STREAMS", stream, lastID].map { ByteBuffer(string: $0) }
             guard RedisConnection.append(command, to: c) == REDIS_OK else { return }
             var raw: UnsafeMutableRawPointer?

@@ -8,18 +8,15 @@ import Synchronization
 /// else). Messages are handed to `onMessage` on the subscriber's thread. After any break it
 /// reconnects with backoff and calls `onSubscribed(resumed: true)`, because messages sent while
 /// it was away are lost and whoever relies on them must assume the worst.
-public final class RedisSubscriber: @unchecked Sendable {
-    // @unchecked: `closed` and `fd` are guarded by `lock`; the context belongs to the thread.
+public final class RedisSubscriber: Sendable {
     public let endpoint: RedisEndpoint
     let channels: [String]
     let onMessage: @Sendable (ByteBuffer) -> Void
     let onSubscribed: @Sendable (_ resumed: Bool) -> Void
     let logger: Logger
-    let lock = NSCondition()
-    var closed = false
-    var fd: Int32 = -1
-    var done = false
+    let worker: RedisSessionThread
     let subscribedFlag = Atomic<Bool>(false)
+    let sessions = Atomic<Int>(0)
 
     public init(endpoint: RedisEndpoint, channels: [String], logger: Logger = Logger(label: "sluice.redis.sub"),
                 onSubscribed: @escaping @Sendable (_ resumed: Bool) -> Void = { _ in },
@@ -29,55 +26,17 @@ public final class RedisSubscriber: @unchecked Sendable {
         self.onMessage = onMessage
         self.onSubscribed = onSubscribed
         self.logger = logger
-        let thread = Thread { [self] in run() }
-        thread.name = "sluice-redis-sub"
-        thread.start()
+        // No read timeout: a subscription waits for messages as long as it takes.
+        worker = RedisSessionThread(endpoint: endpoint, readTimeout: nil)
+        worker.start(name: "sluice-redis-sub") { [self] c in
+            listen(c, resumed: sessions.add(1, ordering: .relaxed).oldValue > 0)
+            subscribedFlag.store(false, ordering: .relaxed)
+        }
     }
 
     public var isSubscribed: Bool { subscribedFlag.load(ordering: .relaxed) }
 
-    public func close() {
-        lock.lock()
-        closed = true
-        if fd >= 0 { shutdown(fd, Int32(SHUT_RDWR)) }  // unblocks the thread's read
-        lock.broadcast()
-        while !done { lock.wait() }
-        lock.unlock()
-    }
-
-    func run() {
-        var backoff = Duration.milliseconds(50)
-        var resumed = false
-        while true {
-            lock.lock()
-            if closed { break }
-            lock.unlock()
-            guard case .success(let c) = RedisConnection.open(endpoint, connectTimeout: .milliseconds(500), readTimeout: nil) else {
-                lock.lock()
-                if !closed { _ = lock.wait(until: Date(timeIntervalSinceNow: backoff.seconds)) }
-                lock.unlock()
-                backoff = min(backoff * 2, .seconds(1))
-                continue
-            }
-            lock.lock()
-            fd = c.pointee.fd
-            let stop = closed
-            lock.unlock()
-            if !stop {
-                backoff = .milliseconds(50)
-                listen(c, resumed: resumed)
-                resumed = true
-            }
-            subscribedFlag.store(false, ordering: .relaxed)
-            lock.lock()
-            fd = -1
-            lock.unlock()
-            redisFree(c)
-        }
-        done = true
-        lock.broadcast()
-        lock.unlock()
-    }
+    public func close() { worker.close() }
 
     /// Subscribes and delivers messages until the connection breaks.
     func listen(_ c: UnsafeMutablePointer<redisContext>, resumed: Bool) {
@@ -87,7 +46,7 @@ public final class RedisSubscriber: @unchecked Sendable {
         while true {
             var raw: UnsafeMutableRawPointer?
             guard redisGetReply(c, &raw) == REDIS_OK, let raw else {
-                if !isClosed { logger.warning("Redis subscription lost", metadata: ["error": "\(RedisConnection.errorString(c))"]) }
+                if !worker.isClosed { logger.warning("Redis subscription lost", metadata: ["error": "\(RedisConnection.errorString(c))"]) }
                 return
             }
             let value = RedisConnection.value(of: raw.assumingMemoryBound(to: redisReply.self))
@@ -103,11 +62,5 @@ public final class RedisSubscriber: @unchecked Sendable {
                 onMessage(payload)
             }
         }
-    }
-
-    var isClosed: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return closed
     }
 }

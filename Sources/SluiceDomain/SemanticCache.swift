@@ -35,10 +35,10 @@ public final class SemanticCache: Sendable {
         }
     }
 
-    /// Runs `body` with the namespace locked for writing (created if needed). nil: no room for
-    /// another namespace.
-    public func write<R>(_ name: String, _ body: (inout SemanticNamespace) -> R) -> R? {
-        guard let s = slot(name, create: true) else { return nil }
+    /// Runs `body` with the namespace locked for writing, creating it unless `create` is false.
+    /// nil: no such namespace (and not created), or no room for another one.
+    public func write<R>(_ name: String, create: Bool = true, _ body: (inout SemanticNamespace) -> R) -> R? {
+        guard let s = slot(name, create: create) else { return nil }
         s.lock.lockWrite()
         defer { s.lock.unlock() }
         return body(&s.namespace)
@@ -107,7 +107,7 @@ public final class SemanticCache: Sendable {
     }
 
     public func sweep(now: Int64) {
-        for name in names { _ = write(name) { $0.sweep(now: now) } }
+        for name in names { _ = write(name, create: false) { $0.sweep(now: now) } }
     }
 }
 

@@ -144,7 +144,7 @@ enum SemanticSync {
                 $0.set(prompt, response: response, vector: vector, embedder: embedder, scope: scope, createdAt: createdAt, expiresAt: expiresAt)
             }
         case .delete(let ns, let scope, let prompt):
-            _ = cache.write(ns) { $0.delete(prompt, scope: scope) }
+            _ = cache.write(ns, create: false) { $0.delete(prompt, scope: scope) }
         case .drop(let ns):
             _ = cache.drop(ns)
         }

@@ -8,7 +8,6 @@ import ServiceLifecycle
 public final class SluiceServer: Service, Sendable {
     public let environment: ServerEnvironment
     let group: MultiThreadedEventLoopGroup
-    let table: CommandTable
     let channel: any Channel
 
     /// Binds and starts accepting. Use ``run()`` (as a `Service`) or ``stop()``.
@@ -36,17 +35,16 @@ public final class SluiceServer: Service, Sendable {
                 "threads": "\(threads)",
                 "l2": "\(environment.cache.l2?.kind ?? "none")",
             ])
-            return SluiceServer(environment: environment, group: group, table: table, channel: channel)
+            return SluiceServer(environment: environment, group: group, channel: channel)
         } catch {
             try? await group.shutdownGracefully()
             throw error
         }
     }
 
-    init(environment: ServerEnvironment, group: MultiThreadedEventLoopGroup, table: CommandTable, channel: any Channel) {
+    init(environment: ServerEnvironment, group: MultiThreadedEventLoopGroup, channel: any Channel) {
         self.environment = environment
         self.group = group
-        self.table = table
         self.channel = channel
     }
 

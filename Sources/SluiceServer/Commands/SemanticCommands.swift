@@ -60,7 +60,7 @@ enum SemanticCommands: CommandGroup {
                     scope = try ctx.next().text
                 }
                 guard !ctx.hasMore else { throw CommandError.syntax }
-                let removed = cache.read(ns) { _ in true } == nil ? false : (cache.write(ns) { $0.delete(prompt, scope: scope) } ?? false)
+                let removed = cache.write(ns, create: false) { $0.delete(prompt, scope: scope) } ?? false
                 if removed { env.recordSemantic(.delete(namespace: ns, scope: scope, prompt: prompt)) }
                 out.writeRESPInteger(removed ? 1 : 0)
                 return .done
