@@ -8,9 +8,9 @@ import PackageDescription
 // (swift_beginAccess). Debug builds, which every test runs, keep the checks on.
 let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
+// Linux only: the C libraries come from Debian (pkg-config, apt) and the code uses Glibc.
 let package = Package(
     name: "sluice",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "sluice", targets: ["sluice"]),
         .executable(name: "sluice-bench", targets: ["sluice-bench"]),
@@ -41,6 +41,9 @@ let package = Package(
             resources: [.copy("Resources/tokens.table"), .copy("Resources/tokens.vocab")],
             swiftSettings: hotPath
         ),
+        // Files compiled into the binary with C23 #embed (the Lua scripts of shared mode), so a
+        // `sluice` copied alone has everything it needs.
+        .target(name: "CSluiceResources"),
         .systemLibrary(
             name: "CSQLite",
             pkgConfig: "sqlite3",
@@ -51,16 +54,18 @@ let package = Package(
             pkgConfig: "hiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
-        // Storage behind the domain: SQLite (embedded L2) and Redis (shared mode, via hiredis).
+        // The capabilities (exact cache, semantic store, limits, breakers) as protocols, with their
+        // embedded, Redis and Redis-down fallback implementations; SQLite and hiredis underneath.
         .target(
             name: "SluiceBackends",
             dependencies: [
-                "CSQLite", "CHiredis", "SluiceDomain", "SluiceProtocol",
+                "CSQLite", "CHiredis", "CSluiceResources", "SluiceDomain", "SluiceProtocol",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            exclude: ["Lua"],  // compiled in through CSluiceResources
             swiftSettings: hotPath
         ),
         // Listener, connection handler, command dispatch.
@@ -79,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "sluice",
             dependencies: [
-                "SluiceServer", "SluiceDomain",
+                "SluiceServer", "SluiceDomain", "SluiceBackends",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -10,15 +10,6 @@ public struct ServerConfiguration: Sendable {
     public var threads = 0
     /// Directory of the embedded L2 (SQLite). nil = no L2 (L1 only).
     public var dataDirectory: String? = "./sluice-data"
-    public enum LimitsWhenRedisDown: String, Sendable, CaseIterable {
-        /// Decide with this instance's own buckets (each instance then allows up to the limit).
-        case local
-        /// Refuse every request until Redis is back.
-        case deny
-        /// Allow every request until Redis is back.
-        case allow
-    }
-
     /// Shared mode only: how RL.TAKE / RL.RESERVE decide while Redis cannot answer.
     public var limitsWhenRedisDown = LimitsWhenRedisDown.local
     /// Shared mode: a Redis command not answered within this many ms fails over to the

@@ -1,17 +1,37 @@
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import SluiceBackends
 import SluiceDomain
 
-/// One running Sluice: the store, the keyspace restored from it, the listener and the
-/// housekeeping, wired from a ``ServerConfiguration``. The executable runs its ``services`` in
-/// a `ServiceGroup`; tests start and stop nodes in-process.
+/// One running Sluice, wired from a ``ServerConfiguration``: this is the one place that knows
+/// which implementation of each capability runs (embedded, or Redis with its Redis-down
+/// fallback), starts the threads and pools, and hands every command group only what it uses.
+/// The executable runs its ``services`` in a `ServiceGroup`; tests start and stop nodes in-process.
 public final class SluiceNode: Sendable {
-    public let environment: ServerEnvironment
-    public let server: SluiceServer
-    public let store: SQLiteStore?
-    public let redis: RedisCacheStore?
+    public let listener: Listener
+    public let counters: ServerCounters
+    let housekeeping: HousekeepingService
+    let store: SQLiteStore?
+    let redis: RedisParts?
+    let searchPool: NIOThreadPool
+
+    /// The shared-mode pieces that own threads and connections.
+    struct RedisParts: Sendable {
+        let client: RedisClient
+        let invalidations: RedisInvalidations
+        let semantic: RedisSemanticStore
+    }
+
+    /// The capabilities, whichever implementation runs them.
+    struct Capabilities {
+        var cache: any ExactCache
+        var limits: any RateLimits
+        var breakers: any Breakers
+        var semantic: any SemanticStore
+    }
 
     public static func start(
         configuration: ServerConfiguration,
@@ -21,132 +41,156 @@ public final class SluiceNode: Sendable {
         if let problem = configuration.validationError() {
             throw ConfigurationError(message: problem)
         }
+        let startedAt = clock.nowMilliseconds()
+        let searchPool = NIOThreadPool(numberOfThreads: 2)
+        searchPool.start()
+        let limiter = RateLimiter(maxKeys: configuration.maxLimitKeys, reservationTTL: configuration.reservationTTLMilliseconds)
+        let registry = BreakerRegistry(maxBreakers: configuration.maxBreakers)
+        let semanticCache = SemanticCache(defaultMinScore: configuration.semanticMinScore, defaultMaxEntries: configuration.semanticMaxEntries)
+        let embedder = Self.loadEmbedder(logger: logger)
+
         var store: SQLiteStore?
-        var redis: RedisCacheStore?
+        var redis: RedisParts?
+        let keyspace: Keyspace
+        let capabilities: Capabilities
         if let url = configuration.redisURL {
+            // Shared mode: Redis is the authority; each capability falls back to this process
+            // while Redis cannot answer.
             let endpoint = try RedisEndpoint.parse(url).get()
-            redis = RedisCacheStore(client: RedisClient(endpoint: endpoint, commandTimeout: .milliseconds(configuration.redisTimeoutMilliseconds),
-                                                        logger: logger))
+            let client = RedisClient(endpoint: endpoint, commandTimeout: .milliseconds(configuration.redisTimeoutMilliseconds), logger: logger)
+            for script in LuaScripts.all { script.load(client, on: MultiThreadedEventLoopGroup.singleton.any()) }
+            keyspace = Keyspace(l1Capacity: configuration.l1MaxMemory, shardCount: configuration.l1Shards, tracksL2: false)
+            let invalidations = RedisInvalidations(client: client)
+            let cache = RedisExactCache(keyspace: keyspace, client: client, invalidations: invalidations)
+            cache.startInvalidations(logger: logger)
+            let semantic = RedisSemanticStore(local: EmbeddedSemanticStore(cache: semanticCache, store: nil, searchPool: searchPool,
+                                                                           offloadEntries: configuration.semanticOffloadEntries),
+                                              client: client, logger: logger)
+            let policy = RedisDownPolicy(limits: configuration.limitsWhenRedisDown, logger: logger)
+            let localLimits = EmbeddedRateLimits(limiter: limiter)
+            let localBreakers = EmbeddedBreakers(registry: registry)
+            capabilities = Capabilities(
+                cache: FallbackExactCache(primary: cache, keyspace: keyspace, policy: policy),
+                limits: FallbackRateLimits(primary: RedisRateLimits(client: client, reservationTTL: configuration.reservationTTLMilliseconds, local: localLimits),
+                                           local: localLimits, policy: policy),
+                breakers: FallbackBreakers(primary: RedisBreakers(client: client, local: localBreakers), local: localBreakers, policy: policy),
+                semantic: FallbackSemanticStore(primary: semantic, policy: policy))
+            redis = RedisParts(client: client, invalidations: invalidations, semantic: semantic)
             logger.info("shared mode: L2 in Redis", metadata: ["redis": "\(endpoint)"])
-        } else if let directory = configuration.dataDirectory {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            store = try SQLiteStore(path: directory + "/sluice.db", logger: logger)
-        }
-        let keyspace = Keyspace(l1Capacity: configuration.l1MaxMemory, shardCount: configuration.l1Shards, tracksL2: store != nil)
-        // Other instances' writes and deletes drop our L1 copies.
-        redis?.subscribe(logger: logger, drop: { key in
-            let hash = keyspace.hasher.hash(key)
-            keyspace.withShard(hash: hash) { $0.dropL1(key, hash: hash) }
-        }, dropAll: {
-            keyspace.forEachShard { $0.clearL1() }
-        })
-        if let store {
-            // The directory of what the L2 holds; values stay on disk until read.
-            var restored = 0
-            try store.forEachLiveKey(now: clock.nowMilliseconds()) { key, expiresAt in
-                let hash = keyspace.hasher.hash(key)
-                keyspace.withShard(hash: hash) { $0.restore(hash: hash, expiresAt: expiresAt) }
-                restored += 1
+        } else {
+            if let directory = configuration.dataDirectory {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                store = try SQLiteStore(path: directory + "/sluice.db", logger: logger)
             }
-            logger.info("embedded L2 opened", metadata: ["path": "\(store.path)", "keys": "\(restored)"])
+            keyspace = Keyspace(l1Capacity: configuration.l1MaxMemory, shardCount: configuration.l1Shards, tracksL2: store != nil)
+            if let store { try Self.restore(keyspace: keyspace, semantic: semanticCache, from: store, now: clock.nowMilliseconds(), logger: logger) }
+            capabilities = Capabilities(
+                cache: EmbeddedExactCache(keyspace: keyspace, store: store),
+                limits: EmbeddedRateLimits(limiter: limiter),
+                breakers: EmbeddedBreakers(registry: registry),
+                semantic: EmbeddedSemanticStore(cache: semanticCache, store: store, searchPool: searchPool,
+                                                offloadEntries: configuration.semanticOffloadEntries))
         }
-        let l2: (any L2Store)? = redis ?? store
-        let semantic = SemanticCache(defaultMinScore: configuration.semanticMinScore, defaultMaxEntries: configuration.semanticMaxEntries)
-        // Shared mode: follow every instance's SEM changes (replayed from the start of the stream).
-        let semanticLog = redis.map { r in
-            SharedSemanticLog(client: r.client, logger: logger) { change in SemanticSync.apply(change, to: semantic) }
-        }
-        let environment = ServerEnvironment(configuration: configuration, cache: TieredCache(keyspace: keyspace, l2: l2),
-                                            clock: clock, logger: logger, semantic: semantic, semanticLog: semanticLog)
-        if let store {
-            // Semantic entries, oldest first (so a namespace's size bound keeps the newest).
-            var reloaded = 0
-            try store.forEachSemanticEntry(now: clock.nowMilliseconds()) { change in
-                SemanticSync.apply(change, to: semantic)
-                reloaded += 1
-            }
-            if reloaded > 0 { logger.info("semantic entries reloaded", metadata: ["count": "\(reloaded)"]) }
-        }
-        let server: SluiceServer
+
+        let counters = ServerCounters()
+        let table = commandTable(capabilities, embedder: embedder, counters: counters, configuration: configuration, startedAt: startedAt)
+        let listener: Listener
         do {
-            server = try await SluiceServer.start(environment: environment)
+            listener = try await Listener.start(configuration: configuration, table: table, counters: counters, clock: clock, logger: logger,
+                                                backend: capabilities.cache.statistics(now: startedAt).backend)
         } catch {
-            semanticLog?.close()
-            redis?.close()
+            redis?.semantic.close()
+            redis?.invalidations.close()
+            redis?.client.close()
             await store?.close()
+            try? await searchPool.shutdownGracefully()
             throw error
         }
-        return SluiceNode(environment: environment, server: server, store: store, redis: redis)
+        let housekeeping = HousekeepingService(keyspace: keyspace, limiter: limiter, semantic: semanticCache, store: store, clock: clock,
+                                               logger: logger, intervalMilliseconds: configuration.sweepIntervalMilliseconds)
+        return SluiceNode(listener: listener, counters: counters, housekeeping: housekeeping, store: store, redis: redis, searchPool: searchPool)
     }
 
-    init(environment: ServerEnvironment, server: SluiceServer, store: SQLiteStore?, redis: RedisCacheStore?) {
-        self.environment = environment
-        self.server = server
+    init(listener: Listener, counters: ServerCounters, housekeeping: HousekeepingService, store: SQLiteStore?, redis: RedisParts?,
+         searchPool: NIOThreadPool) {
+        self.listener = listener
+        self.counters = counters
+        self.housekeeping = housekeeping
         self.store = store
         self.redis = redis
+        self.searchPool = searchPool
     }
 
-    public var port: Int { server.port }
+    /// Every command group, each given only the capabilities it uses.
+    static func commandTable(_ c: Capabilities, embedder: TokenEmbedder?, counters: ServerCounters, configuration: ServerConfiguration,
+                             startedAt: Int64) -> CommandTable {
+        let report = StatsReport(cache: c.cache, limits: c.limits, breakers: c.breakers, counters: counters,
+                                 configuration: configuration, startedAt: startedAt)
+        return CommandTable(groups: [
+            ConnectionCommands(password: configuration.requirePass),
+            ServerCommands(report: report, configuration: configuration),
+            ExactCacheCommands(cache: c.cache),
+            RichCacheCommands(cache: c.cache, maxLease: configuration.maxLeaseMilliseconds),
+            RateLimitCommands(limits: c.limits),
+            BreakerCommands(breakers: c.breakers),
+            SemanticCommands(store: c.semantic, embedder: embedder),
+        ])
+    }
+
+    /// The built-in embedder; without its table SEM.* still works with client vectors (VEC).
+    static func loadEmbedder(logger: Logger) -> TokenEmbedder? {
+        do {
+            return try TokenEmbedder.builtIn()
+        } catch {
+            logger.error("built-in embedder unavailable; SEM.* needs VEC", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// At start-up in embedded mode: the directory of what the file holds (values stay on disk
+    /// until read), and the semantic entries, oldest first (so a namespace's size bound keeps
+    /// the newest).
+    static func restore(keyspace: Keyspace, semantic: SemanticCache, from store: SQLiteStore, now: Int64, logger: Logger) throws {
+        var restored = 0
+        try store.forEachLiveKey(now: now) { key, expiresAt in
+            let hash = keyspace.hasher.hash(key)
+            keyspace.withShard(hash: hash) { $0.restore(hash: hash, expiresAt: expiresAt) }
+            restored += 1
+        }
+        logger.info("embedded L2 opened", metadata: ["path": "\(store.path)", "keys": "\(restored)"])
+        var reloaded = 0
+        try store.forEachSemanticEntry(now: now) { change in
+            change.apply(to: semantic)
+            reloaded += 1
+        }
+        if reloaded > 0 { logger.info("semantic entries reloaded", metadata: ["count": "\(reloaded)"]) }
+    }
+
+    public var port: Int { listener.port }
 
     /// In shutdown order last-to-first: the listener stops first, the store flushes last.
     public var services: [any Service] {
         var services: [any Service] = []
         if let store { services.append(StoreService(store: store)) }
-        if let redis { services.append(RedisService(redis: redis, semanticLog: environment.semanticLog)) }
-        services.append(HousekeepingService(environment: environment, store: store))
-        services.append(server)
+        if let redis { services.append(RedisService(parts: redis)) }
+        services.append(housekeeping)
+        services.append(listener)
         return services
     }
 
-    /// Stops listening, then flushes and closes the store.
+    /// Stops listening, then flushes and closes the store and the Redis connections.
     public func shutdown() async {
-        await server.stop()
-        try? await environment.searchPool.shutdownGracefully()
+        await listener.stop()
+        try? await searchPool.shutdownGracefully()
         await store?.close()
-        environment.semanticLog?.close()
         redis?.close()
     }
 }
 
-public struct ConfigurationError: Error, CustomStringConvertible {
-    public let message: String
-    public var description: String { message }
-}
-
-/// Keeps the store open while the node runs; flushes and closes it on shutdown.
-struct StoreService: Service {
-    let store: SQLiteStore
-
-    func run() async throws {
-        try? await gracefulShutdown()
-        await store.close()
-    }
-}
-
-/// Keeps the Redis connections open while the node runs; closes them on shutdown.
-struct RedisService: Service {
-    let redis: RedisCacheStore
-    let semanticLog: SharedSemanticLog?
-
-    func run() async throws {
-        try? await gracefulShutdown()
-        semanticLog?.close()
-        redis.close()
-    }
-}
-
-/// Applies a recorded SEM change (from SQLite at start-up, or from the shared stream).
-enum SemanticSync {
-    static func apply(_ change: SemanticChange, to cache: SemanticCache) {
-        switch change {
-        case .set(let ns, let scope, let prompt, let response, let embedder, let vector, let createdAt, let expiresAt):
-            _ = cache.write(ns) {
-                $0.set(prompt, response: response, vector: vector, embedder: embedder, scope: scope, createdAt: createdAt, expiresAt: expiresAt)
-            }
-        case .delete(let ns, let scope, let prompt):
-            _ = cache.write(ns, create: false) { $0.delete(prompt, scope: scope) }
-        case .drop(let ns):
-            _ = cache.drop(ns)
-        }
+extension SluiceNode.RedisParts {
+    func close() {
+        semantic.close()
+        invalidations.close()
+        client.close()
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
+import SluiceBackends
 import SluiceServer
 
 @main
@@ -83,7 +84,7 @@ struct Serve: AsyncParsableCommand {
             config.redisTimeoutMilliseconds = Int64(ms)
         }
         if let v = setting(limitsWhenRedisDown, "LIMITS_WHEN_REDIS_DOWN") {
-            guard let policy = ServerConfiguration.LimitsWhenRedisDown(rawValue: v.lowercased()) else {
+            guard let policy = LimitsWhenRedisDown(rawValue: v.lowercased()) else {
                 throw ValidationError("--limits-when-redis-down: '\(v)' is not local, deny or allow")
             }
             config.limitsWhenRedisDown = policy

@@ -1,5 +1,7 @@
+import Logging
 import NIOCore
 import NIOEmbedded
+import SluiceBackends
 import SluiceDomain
 import Testing
 @testable import SluiceServer
@@ -73,7 +75,7 @@ struct ConnectionHandlerTests {
         let h = try await Harness.make()
         #expect(try await h.send("*1\r\n$x\r\n") == "-ERR Protocol error: invalid bulk length\r\n")
         try await h.channel.closeFuture.get()
-        #expect(h.env.counters.protocolErrors.load(ordering: .relaxed) == 1)
+        #expect(h.counters.protocolErrors.load(ordering: .relaxed) == 1)
     }
 
     @Test func quitRepliesThenCloses() async throws {
@@ -179,19 +181,23 @@ struct ConnectionHandlerTests {
     }
 }
 
-/// An L2 whose answers are ready before the caller asks for them. Redis does this when it is
-/// down (the send fails at once, on the caller's own event loop), but only by timing; this stub
-/// makes that case deterministic. Not a stand-in for Redis anywhere else.
-struct ImmediateL2: L2Store {
+/// A shared-mode cache whose answers are ready before the caller asks for them. Redis does this
+/// when it is down (the send fails at once, on the caller's own event loop), but only by timing;
+/// this stub makes that case deterministic. Not a stand-in for Redis anywhere else.
+struct ImmediateCache: ExactCache {
     let value: ByteBuffer?
-    var kind: String { "immediate" }
-    func fetch(_ key: ByteBuffer, now: Int64, on eventLoop: any EventLoop) -> EventLoopFuture<(ByteBuffer, EntryMeta)?> {
-        if let value { return eventLoop.makeSucceededFuture((value, EntryMeta(createdAt: now))) }
-        return eventLoop.makeFailedFuture(CommandError("down"))
+    let keyspace: Keyspace
+    func read(_ key: ByteBuffer, lease: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<CacheRead> {
+        guard let value else { return .later(eventLoop.makeFailedFuture(RedisError.unavailable("down"))) }
+        return .later(eventLoop.makeSucceededFuture(.hit(CachedValue(entry: Array(value.readableBytesView), keyLength: 0), EntryMeta(createdAt: now), .l2)))
     }
-    func store(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta) {}
-    func delete(_ key: ByteBuffer) {}
-    func statistics() -> [(String, Int)] { [] }
+    func write(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta, condition: WriteCondition, now: Int64, on eventLoop: any EventLoop) -> Deferred<CacheWrite> { .ready(.stored) }
+    func delete(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Int> { .ready(0) }
+    func exists(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Int> { .ready(0) }
+    func timeToLive(_ key: ByteBuffer, now: Int64, on eventLoop: any EventLoop) -> Deferred<TimeToLive> { .ready(.absent) }
+    func statistics(now: Int64) -> ExactCacheStatistics {
+        ExactCacheStatistics(keyspace: keyspace.summary(now: now), l1Capacity: 0, backend: "immediate", backendCounters: [])
+    }
 }
 
 @Suite("Replies that are ready at once")
@@ -200,20 +206,15 @@ struct ImmediateReplyTests {
     func alreadyCompletedL2ReadsAreAnsweredInOrder(value: ByteBuffer?) async throws {
         var config = ServerConfiguration()
         config.dataDirectory = nil
-        let keyspace = Keyspace(l1Capacity: 1 << 20, shardCount: 1, tracksL2: true)
-        let key = ByteBuffer(string: "k")
-        let hash = keyspace.hasher.hash(key)
-        keyspace.withShard(hash: hash) { $0.restore(hash: hash, expiresAt: 0) }  // known to be in L2 only
-        let env = ServerEnvironment(configuration: config, cache: TieredCache(keyspace: keyspace, l2: ImmediateL2(value: value)), clock: ManualClock())
-        let table = CommandTable.standard(env)
-        let channel = NIOAsyncTestingChannel()
-        try await channel.eventLoop.submit {
-            try channel.pipeline.syncOperations.addHandler(ConnectionHandler(environment: env, table: table))
-        }.get()
-        try await channel.writeInbound(ByteBuffer(string: "GET k\r\nPING\r\n"))
+        let keyspace = Keyspace(l1Capacity: 1 << 20, shardCount: 1, tracksL2: false)
+        // Through the real Redis-down decorator: a failed read falls back to an L1 miss at once.
+        let cache = FallbackExactCache(primary: ImmediateCache(value: value, keyspace: keyspace), keyspace: keyspace,
+                                       policy: RedisDownPolicy(limits: .local, logger: Logger(label: "test")))
+        let h = try await Harness.make(config: config, clock: ManualClock(), store: nil, cache: cache)
+        try await h.channel.writeInbound(ByteBuffer(string: "GET k\r\nPING\r\n"))
         var out = ""
-        while let b = try await channel.readOutbound(as: ByteBuffer.self) { out += String(buffer: b) }
+        while let b = try await h.channel.readOutbound(as: ByteBuffer.self) { out += String(buffer: b) }
         #expect(out == (value == nil ? "$-1\r\n+PONG\r\n" : "$7\r\nfrom-l2\r\n+PONG\r\n"))
-        _ = try? await channel.finish()
+        await h.close()
     }
 }

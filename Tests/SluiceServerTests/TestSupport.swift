@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import NIOPosix
 import NIOCore
 import NIOEmbedded
 import SluiceBackends
@@ -13,12 +15,20 @@ final class ManualClock: WallClock {
     func advance(_ ms: Int64) { now.add(ms, ordering: .relaxed) }
 }
 
-/// One connection handler on a test channel, with the environment behind it.
+/// One connection handler on a test channel, wired as `SluiceNode` wires the embedded mode.
 struct Harness {
     let channel: NIOAsyncTestingChannel
-    let env: ServerEnvironment
+    let counters: ServerCounters
     let clock: ManualClock
     let store: SQLiteStore?
+
+    /// Loaded once for all tests (3.9 MB).
+    static let embedder = SluiceNode.loadEmbedder(logger: Logger(label: "test"))
+    static let searchPool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        return pool
+    }()
 
     static func make(configure: (inout ServerConfiguration) -> Void = { _ in }, l2: Bool = false, l1Capacity: Int = 1 << 24) async throws -> Harness {
         var config = ServerConfiguration()
@@ -31,14 +41,28 @@ struct Harness {
             store = try SQLiteStore(path: dir.appendingPathComponent("sluice.db").path)
         }
         let keyspace = Keyspace(l1Capacity: l1Capacity, shardCount: 4, tracksL2: store != nil)
-        let env = ServerEnvironment(configuration: config, cache: TieredCache(keyspace: keyspace, l2: store), clock: clock)
-        let table = CommandTable.standard(env)
+        return try await make(config: config, clock: clock, store: store, cache: EmbeddedExactCache(keyspace: keyspace, store: store))
+    }
+
+    /// A harness around a given exact cache (the rest embedded).
+    static func make(config: ServerConfiguration, clock: ManualClock, store: SQLiteStore?, cache: any ExactCache) async throws -> Harness {
+        let capabilities = SluiceNode.Capabilities(
+            cache: cache,
+            limits: EmbeddedRateLimits(limiter: RateLimiter(maxKeys: config.maxLimitKeys, reservationTTL: config.reservationTTLMilliseconds)),
+            breakers: EmbeddedBreakers(registry: BreakerRegistry(maxBreakers: config.maxBreakers)),
+            semantic: EmbeddedSemanticStore(cache: SemanticCache(defaultMinScore: config.semanticMinScore, defaultMaxEntries: config.semanticMaxEntries),
+                                            store: store, searchPool: searchPool, offloadEntries: config.semanticOffloadEntries))
+        let counters = ServerCounters()
+        let table = SluiceNode.commandTable(capabilities, embedder: embedder, counters: counters, configuration: config,
+                                            startedAt: clock.nowMilliseconds())
         let channel = NIOAsyncTestingChannel()
         try await channel.eventLoop.submit {
-            try channel.pipeline.syncOperations.addHandler(ConnectionHandler(environment: env, table: table))
+            try channel.pipeline.syncOperations.addHandler(ConnectionHandler(
+                table: table, counters: counters, clock: clock, limits: config.limits, requiresAuth: config.requirePass != nil,
+                logger: Logger(label: "test")))
         }.get()
         try await channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1))
-        return Harness(channel: channel, env: env, clock: clock, store: store)
+        return Harness(channel: channel, counters: counters, clock: clock, store: store)
     }
 
     /// Sends bytes and returns every reply byte written in response (waiting for `expect`

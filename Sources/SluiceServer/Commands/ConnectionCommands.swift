@@ -2,9 +2,12 @@ import NIOCore
 import SluiceProtocol
 
 /// PING, ECHO, AUTH, HELLO, QUIT, SELECT, CLIENT: what Redis clients send on their own.
-enum ConnectionCommands: CommandGroup {
-    static func commands(_ env: ServerEnvironment) -> [Command] {
-        let password = env.configuration.requirePass
+struct ConnectionCommands: CommandGroup {
+    /// `--requirepass`; nil: no AUTH needed.
+    let password: String?
+
+    var commands: [Command] {
+        let password = password
         return [
             Command("ping", arity: -1, summary: "PING [message]: +PONG, or the message back") { ctx, out throws(CommandError) in
                 switch ctx.argumentCount {
@@ -25,12 +28,12 @@ enum ConnectionCommands: CommandGroup {
                     // Only the "default" user exists, as in a Redis without ACLs.
                     let user = secret
                     secret = try ctx.next()
-                    guard user.isKeyword("default") else { throw authFailed }
+                    guard user.isKeyword("default") else { throw Self.authFailed }
                 }
                 guard let password else {
                     throw CommandError("AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
                 }
-                guard secret.text == password else { throw authFailed }
+                guard secret.text == password else { throw Self.authFailed }
                 ctx.session.authenticated = true
                 out.writeRESPOK()
                 return .done
@@ -47,7 +50,7 @@ enum ConnectionCommands: CommandGroup {
                     let option = try ctx.next()
                     if option.isKeyword("AUTH") {
                         let user = try ctx.next(), secret = try ctx.next()
-                        guard let password, user.isKeyword("default"), secret.text == password else { throw authFailed }
+                        guard let password, user.isKeyword("default"), secret.text == password else { throw Self.authFailed }
                         ctx.session.authenticated = true
                     } else if option.isKeyword("SETNAME") {
                         ctx.session.name = try ctx.next().text
@@ -55,7 +58,7 @@ enum ConnectionCommands: CommandGroup {
                         throw CommandError.syntax
                     }
                 }
-                guard ctx.session.authenticated else { throw noAuth }
+                guard ctx.session.authenticated else { throw Self.noAuth }
                 // The reply already uses the version asked for, as Redis does.
                 out.version = version
                 RESPValue.map([

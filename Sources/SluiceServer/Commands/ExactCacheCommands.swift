@@ -1,35 +1,29 @@
 import NIOCore
+import SluiceBackends
 import SluiceDomain
 import SluiceProtocol
 
 /// GET, SET, DEL, EXISTS, TTL, PTTL shaped like Redis's, so unmodified clients' get/set work.
-enum ExactCacheCommands: CommandGroup {
-    static func commands(_ env: ServerEnvironment) -> [Command] {
-        let cache = env.cache
+struct ExactCacheCommands: CommandGroup {
+    let cache: any ExactCache
+
+    var commands: [Command] {
+        let cache = cache
         return [
             Command("get", arity: 2, summary: "GET key: the value, or nil") { ctx, out throws(CommandError) in
-                switch cache.read(try ctx.next(), now: ctx.now, on: ctx.eventLoop) {
-                case .hit(let value, _, _):
-                    out.writeRESPBulk(bytes: value.bytes)
-                    return .done
-                case .miss:
-                    out.writeRESPNull()
-                    return .done
-                case .fetching(let future):
-                    return .later(future.map { found in .bulkString(found?.0) })
-                }
+                ctx.reply(cache.read(try ctx.next(), lease: 0, now: ctx.now, on: ctx.eventLoop), into: &out, Self.writeValue)
             },
             Command("set", arity: -3, summary: "SET key value [EX s | PX ms] [NX | XX]: +OK, or nil when NX/XX refuse") { ctx, out throws(CommandError) in
                 let key = try ctx.next(), value = try ctx.next()
                 var expiresAt: Int64 = 0
-                var condition = TieredCache.Condition.always
+                var condition = WriteCondition.always
                 while ctx.hasMore {
                     let option = try ctx.next()
                     if option.isKeyword("EX") || option.isKeyword("PX") {
                         guard expiresAt == 0 else { throw CommandError.syntax }
                         guard ctx.hasMore else { throw CommandError.syntax }
                         let amount = try ctx.nextInteger()
-                        expiresAt = try expiry(amount, unitMilliseconds: option.isKeyword("EX") ? 1000 : 1, now: ctx.now, command: "set")
+                        expiresAt = try Self.expiry(amount, unitMilliseconds: option.isKeyword("EX") ? 1000 : 1, now: ctx.now, command: "set")
                     } else if option.isKeyword("NX") || option.isKeyword("XX") {
                         guard condition == .always else { throw CommandError.syntax }
                         condition = option.isKeyword("NX") ? .ifAbsent : .ifPresent
@@ -38,54 +32,39 @@ enum ExactCacheCommands: CommandGroup {
                     }
                 }
                 let meta = EntryMeta(createdAt: ctx.now, expiresAt: expiresAt)
-                if cache.shared != nil {
-                    return .later(cache.writeShared(key, value: value, meta: meta, condition: condition, now: ctx.now, on: ctx.eventLoop)
-                        .map { $0 ? .simpleString("OK") : .null })
+                return ctx.reply(cache.write(key, value: value, meta: meta, condition: condition, now: ctx.now, on: ctx.eventLoop), into: &out) { written, out in
+                    if written == .stored { out.writeRESPOK() } else { out.writeRESPNull() }
                 }
-                if cache.write(key, value: value, meta: meta, condition: condition, now: ctx.now) {
-                    out.writeRESPOK()
-                } else {
-                    out.writeRESPNull()
-                }
-                return .done
             },
             Command("del", arity: -2, summary: "DEL key [key ...]: how many existed") { ctx, out throws(CommandError) in
-                if cache.shared != nil {
-                    return .later(cache.deleteShared(Array(ctx.arguments), now: ctx.now, on: ctx.eventLoop).map { .integer($0) })
-                }
-                var removed = 0
-                while let key = ctx.arguments.next() {
-                    if cache.delete(key, now: ctx.now) { removed += 1 }
-                }
-                out.writeRESPInteger(removed)
-                return .done
+                ctx.reply(cache.delete(Array(ctx.arguments), now: ctx.now, on: ctx.eventLoop), into: &out, Self.writeCount)
             },
             Command("exists", arity: -2, summary: "EXISTS key [key ...]: how many exist (repeats count again)") { ctx, out throws(CommandError) in
-                if cache.shared != nil {
-                    return .later(cache.existsShared(Array(ctx.arguments), now: ctx.now, on: ctx.eventLoop).map { .integer($0) })
-                }
-                var found = 0
-                while let key = ctx.arguments.next() {
-                    if cache.expiry(key, now: ctx.now) != nil { found += 1 }
-                }
-                out.writeRESPInteger(found)
-                return .done
+                ctx.reply(cache.exists(Array(ctx.arguments), now: ctx.now, on: ctx.eventLoop), into: &out, Self.writeCount)
             },
             Command("ttl", arity: 2, summary: "TTL key: seconds left, -1 no expiry, -2 no key") { ctx, out throws(CommandError) in
-                if cache.shared != nil {
-                    return .later(cache.pttlShared(try ctx.next(), now: ctx.now, on: ctx.eventLoop).map { .integer($0 < 0 ? $0 : ($0 + 500) / 1000) })
+                ctx.reply(cache.timeToLive(try ctx.next(), now: ctx.now, on: ctx.eventLoop), into: &out) { ttl, out in
+                    out.writeRESPInteger(Self.timeToLive(ttl, unit: 1000))
                 }
-                out.writeRESPInteger(timeToLive(cache.expiry(try ctx.next(), now: ctx.now), now: ctx.now, unit: 1000))
-                return .done
             },
             Command("pttl", arity: 2, summary: "PTTL key: milliseconds left, -1 no expiry, -2 no key") { ctx, out throws(CommandError) in
-                if cache.shared != nil {
-                    return .later(cache.pttlShared(try ctx.next(), now: ctx.now, on: ctx.eventLoop).map { .integer($0) })
+                ctx.reply(cache.timeToLive(try ctx.next(), now: ctx.now, on: ctx.eventLoop), into: &out) { ttl, out in
+                    out.writeRESPInteger(Self.timeToLive(ttl, unit: 1))
                 }
-                out.writeRESPInteger(timeToLive(cache.expiry(try ctx.next(), now: ctx.now), now: ctx.now, unit: 1))
-                return .done
             },
         ]
+    }
+
+    @inlinable
+    static func writeValue(_ read: CacheRead, _ out: inout RESPWriter) {
+        switch read {
+        case .hit(let value, _, _): out.writeRESPBulk(bytes: value.bytes)
+        case .miss: out.writeRESPNull()
+        }
+    }
+
+    static func writeCount(_ n: Int, _ out: inout RESPWriter) {
+        out.writeRESPInteger(n)
     }
 
     /// Absolute expiry for a relative TTL; Redis's error for zero, negative or overflowing ones.
@@ -98,10 +77,11 @@ enum ExactCacheCommands: CommandGroup {
     }
 
     /// Redis's TTL reply: -2 absent, -1 no expiry, else time left rounded to the unit.
-    static func timeToLive(_ expiresAt: Int64?, now: Int64, unit: Int64) -> Int {
-        guard let expiresAt else { return -2 }
-        if expiresAt == 0 { return -1 }
-        let left = max(expiresAt - now, 0)
-        return Int((left + unit / 2) / unit)
+    static func timeToLive(_ ttl: TimeToLive, unit: Int64) -> Int {
+        switch ttl {
+        case .absent: return -2
+        case .forever: return -1
+        case .milliseconds(let left): return Int((max(left, 0) + unit / 2) / unit)
+        }
     }
 }

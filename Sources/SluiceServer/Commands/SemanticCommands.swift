@@ -3,55 +3,55 @@ import SluiceBackends
 import SluiceDomain
 import SluiceProtocol
 
-/// SEM.SET, SEM.GET, SEM.DEL, SEM.INFO, SEM.CONFIG: the semantic cache (embedded mode).
-enum SemanticCommands: CommandGroup {
-    static func commands(_ env: ServerEnvironment) -> [Command] {
-        let cache = env.semantic
-        let embedder = env.embedder
-        let offload = env.configuration.semanticOffloadEntries
+/// SEM.SET, SEM.GET, SEM.DEL, SEM.INFO, SEM.CONFIG: the semantic cache.
+struct SemanticCommands: CommandGroup {
+    let store: any SemanticStore
+    /// The built-in embedder (nil if its table failed to load: SEM.* then needs VEC).
+    let embedder: TokenEmbedder?
+
+    var commands: [Command] {
+        let store = store, embedder = embedder
         return [
             Command("sem.set", arity: -4, summary: "SEM.SET ns prompt response [PX ms | EX s] [SCOPE s] [VEC f32blob]: +OK") { ctx, out throws(CommandError) in
                 let ns = try ctx.next().text, prompt = try ctx.next().text
-                let response = TieredCache.copy(try ctx.next())
+                let response = ByteBuffer.owned(try ctx.next())
                 var expiresAt: Int64 = 0
-                var options = try Options.parse(&ctx, allowMinScore: false) { option, ctx throws(CommandError) -> Bool in
+                let options = try Options.parse(&ctx, allowMinScore: false) { option, ctx throws(CommandError) -> Bool in
                     guard option.isKeyword("PX") || option.isKeyword("EX") else { return false }
                     guard expiresAt == 0 else { throw CommandError.syntax }
                     expiresAt = try ExactCacheCommands.expiry(try ctx.nextInteger(), unitMilliseconds: option.isKeyword("EX") ? 1000 : 1, now: ctx.now, command: "sem.set")
                     return true
                 }
                 let (vector, version) = try options.vector(for: prompt, embedder)
-                let now = ctx.now
-                guard let result = cache.write(ns, { $0.set(prompt, response: response, vector: vector, embedder: version, scope: options.scope,
-                                                          createdAt: now, expiresAt: expiresAt) }) else {
-                    throw CommandError("too many semantic namespaces (at most \(cache.maxNamespaces))")
+                let entry = SemanticWrite(namespace: ns, scope: options.scope, prompt: prompt, response: response, embedder: version,
+                                          vector: vector, createdAt: ctx.now, expiresAt: expiresAt)
+                return ctx.reply(store.set(entry, on: ctx.eventLoop), into: &out) { result, out in
+                    guard case .success = result else { return Self.writeFailure(ns, result, &out) }
+                    out.writeRESPOK()
                 }
-                if case .failure(let f) = result { throw mismatch(ns, f) }
-                env.recordSemantic(SemanticChange.set(namespace: ns, scope: options.scope, prompt: prompt, response: response, embedder: version,
-                                    vector: vector, createdAt: now, expiresAt: expiresAt))
-                out.writeRESPOK()
-                return .done
             },
             Command("sem.get", arity: -3, summary: "SEM.GET ns prompt [MINSCORE x] [SCOPE s] [VEC f32blob]: [response, score, matched_prompt] or nil") { ctx, out throws(CommandError) in
                 let ns = try ctx.next().text, prompt = try ctx.next().text
-                var options = try Options.parse(&ctx, allowMinScore: true) { _, _ in false }
+                let options = try Options.parse(&ctx, allowMinScore: true) { _, _ in false }
                 let (vector, version) = try options.vector(for: prompt, embedder)
-                let now = ctx.now, scope = options.scope, minScore = options.minScore
-                if cache.count(ns) > offload {
-                    // A big scan: off the event loop, so other connections are not held up.
-                    return .later(env.searchPool.runIfActive(eventLoop: ctx.eventLoop) {
-                        getReply(ns, cache.get(ns, prompt: prompt, vector: vector, embedder: version, scope: scope, minScore: minScore, now: now))
-                    })
+                let query = SemanticQuery(namespace: ns, prompt: prompt, scope: options.scope, minScore: options.minScore, embedder: version, vector: vector)
+                return ctx.reply(store.get(query, now: ctx.now, on: ctx.eventLoop), into: &out) { result, out in
+                    switch result {
+                    case .failure: Self.writeFailure(ns, result, &out)
+                    case .success(.hit(let m)):
+                        out.writeRESPArrayHeader(3)
+                        out.writeRESPBulk(m.entry.response)
+                        out.writeRESPDouble(Double(m.score))
+                        out.writeRESPBulk(m.entry.prompt)
+                    case .success(.miss), .success(.trap):
+                        out.writeRESPNullArray()
+                    }
                 }
-                getReply(ns, cache.get(ns, prompt: prompt, vector: vector, embedder: version, scope: scope, minScore: minScore, now: now)).encode(into: &out)
-                return .done
             },
             Command("sem.del", arity: -2, summary: "SEM.DEL ns [prompt [SCOPE s]]: entries removed (no prompt: the whole namespace)") { ctx, out throws(CommandError) in
                 let ns = try ctx.next().text
                 guard ctx.hasMore else {
-                    out.writeRESPInteger(cache.drop(ns))
-                    env.recordSemantic(.drop(namespace: ns))
-                    return .done
+                    return ctx.reply(store.drop(namespace: ns, on: ctx.eventLoop), into: &out) { n, out in out.writeRESPInteger(n) }
                 }
                 let prompt = try ctx.next().text
                 var scope = ""
@@ -60,17 +60,16 @@ enum SemanticCommands: CommandGroup {
                     scope = try ctx.next().text
                 }
                 guard !ctx.hasMore else { throw CommandError.syntax }
-                let removed = cache.write(ns, create: false) { $0.delete(prompt, scope: scope) } ?? false
-                if removed { env.recordSemantic(.delete(namespace: ns, scope: scope, prompt: prompt)) }
-                out.writeRESPInteger(removed ? 1 : 0)
-                return .done
+                return ctx.reply(store.delete(namespace: ns, prompt: prompt, scope: scope, on: ctx.eventLoop), into: &out) { removed, out in
+                    out.writeRESPInteger(removed ? 1 : 0)
+                }
             },
             Command("sem.info", arity: 2, summary: "SEM.INFO ns: map of entries, dimension, embedder, min_score, max_entries, hits, misses, traps, evictions, expired") { ctx, out throws(CommandError) in
-                guard let info = cache.info(try ctx.next().text) else {
+                guard let info = store.info(namespace: try ctx.next().text) else {
                     out.writeRESPNullArray()
                     return .done
                 }
-                infoReply(info).encode(into: &out)
+                Self.writeInfo(info, &out)
                 return .done
             },
             Command("sem.config", arity: -2, summary: "SEM.CONFIG ns [MINSCORE x] [MAXENTRIES n]: the namespace's info") { ctx, out throws(CommandError) in
@@ -80,7 +79,7 @@ enum SemanticCommands: CommandGroup {
                     let option = try ctx.next()
                     guard ctx.hasMore else { throw CommandError.syntax }
                     if option.isKeyword("MINSCORE") {
-                        minScore = try score(try ctx.next())
+                        minScore = try Self.score(try ctx.next())
                     } else if option.isKeyword("MAXENTRIES") {
                         let n = try ctx.nextInteger()
                         guard n >= 1, n <= 10_000_000 else { throw CommandError("MAXENTRIES must be 1 to 10000000") }
@@ -89,26 +88,37 @@ enum SemanticCommands: CommandGroup {
                         throw CommandError.syntax
                     }
                 }
-                let configured: Bool? = cache.write(ns) { n -> Bool in
-                    if let minScore { n.minScore = minScore }
-                    if let maxEntries { n.maxEntries = maxEntries }
-                    return true
+                return ctx.reply(store.configure(namespace: ns, minScore: minScore, maxEntries: maxEntries, on: ctx.eventLoop), into: &out) { result, out in
+                    guard case .success(let info) = result else { return Self.writeFailure(ns, result, &out) }
+                    Self.writeInfo(info, &out)
                 }
-                guard configured != nil, let info = cache.info(ns) else {
-                    throw CommandError("too many semantic namespaces (at most \(cache.maxNamespaces))")
-                }
-                infoReply(info).encode(into: &out)
-                return .done
             },
         ]
     }
 
-    static func getReply(_ ns: String, _ result: Result<SemanticNamespace.Outcome, SemanticNamespace.Failure>) -> RESPValue {
+    static func writeFailure<T>(_ ns: String, _ result: Result<T, SemanticFailure>, _ out: inout RESPWriter) {
         switch result {
-        case .failure(let f): return .error(mismatch(ns, f).line)
-        case .success(.hit(let m)): return .array([.bulkString(m.entry.response), .double(Double(m.score)), .bulk(m.entry.prompt)])
-        case .success(.miss), .success(.trap): return .array(nil)
+        case .success: return
+        case .failure(.embedderMismatch(let have, let got)):
+            out.writeRESPError("ERR namespace '\(ns)' holds vectors of \(have) (embedder/dimension); this request's are \(got)")
+        case .failure(.tooManyNamespaces(let limit)):
+            out.writeRESPError("ERR too many semantic namespaces (at most \(limit))")
         }
+    }
+
+    static func writeInfo(_ i: SemanticCache.Info, _ out: inout RESPWriter) {
+        out.writeRESPMapHeader(10)
+        out.writeRESPBulk("entries"); out.writeRESPInteger(i.entries)
+        out.writeRESPBulk("dimension"); if let d = i.dimension { out.writeRESPInteger(d) } else { out.writeRESPNull() }
+        out.writeRESPBulk("embedder"); if let e = i.embedder { out.writeRESPBulk(e) } else { out.writeRESPNull() }
+        // Through the float's own shortest text, so 0.7 reads 0.7, not 0.699999988079071.
+        out.writeRESPBulk("min_score"); out.writeRESPDouble(Double("\(i.minScore)") ?? Double(i.minScore))
+        out.writeRESPBulk("max_entries"); out.writeRESPInteger(i.maxEntries)
+        out.writeRESPBulk("hits"); out.writeRESPInteger(i.hits)
+        out.writeRESPBulk("misses"); out.writeRESPInteger(i.misses)
+        out.writeRESPBulk("traps"); out.writeRESPInteger(i.traps)
+        out.writeRESPBulk("evictions"); out.writeRESPInteger(i.evictions)
+        out.writeRESPBulk("expired"); out.writeRESPInteger(i.expired)
     }
 
     /// SCOPE, MINSCORE and VEC, in any order, plus what the command adds (`extra`).
@@ -137,7 +147,7 @@ enum SemanticCommands: CommandGroup {
         }
 
         /// The client's vector, or the built-in embedder's for `text`, with the embedder's name.
-        mutating func vector(for text: String, _ embedder: TokenEmbedder?) throws(CommandError) -> ([Float], String) {
+        func vector(for text: String, _ embedder: TokenEmbedder?) throws(CommandError) -> ([Float], String) {
             if let v = vector { return (v, "client") }
             guard let embedder else { throw CommandError("the built-in embedder is not available on this server; send VEC") }
             guard let v = embedder.embed(text) else {
@@ -165,27 +175,5 @@ enum SemanticCommands: CommandGroup {
     static func score(_ b: ByteBuffer) throws(CommandError) -> Float {
         guard let x = b.doubleValue, x >= -1, x <= 1 else { throw CommandError("MINSCORE must be a number from -1 to 1") }
         return Float(x)
-    }
-
-    static func mismatch(_ ns: String, _ f: SemanticNamespace.Failure) -> CommandError {
-        switch f {
-        case .embedderMismatch(let have, let got):
-            return CommandError("namespace '\(ns)' holds vectors of \(have) (embedder/dimension); this request's are \(got)")
-        }
-    }
-
-    static func infoReply(_ i: SemanticCache.Info) -> RESPValue {
-        .map([
-            .bulk("entries"), .integer(i.entries),
-            .bulk("dimension"), i.dimension.map { .integer($0) } ?? .null,
-            .bulk("embedder"), i.embedder.map { .bulk($0) } ?? .null,
-            .bulk("min_score"), .double(Double("\(i.minScore)") ?? Double(i.minScore)),
-            .bulk("max_entries"), .integer(i.maxEntries),
-            .bulk("hits"), .integer(i.hits),
-            .bulk("misses"), .integer(i.misses),
-            .bulk("traps"), .integer(i.traps),
-            .bulk("evictions"), .integer(i.evictions),
-            .bulk("expired"), .integer(i.expired),
-        ])
     }
 }

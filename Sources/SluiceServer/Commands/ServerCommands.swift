@@ -3,17 +3,21 @@ import SluiceDomain
 import SluiceProtocol
 
 /// INFO, STATS, COMMAND, CONFIG GET, DBSIZE, TIME: introspection.
-enum ServerCommands: CommandGroup {
-    static func commands(_ env: ServerEnvironment) -> [Command] {
-        [
+struct ServerCommands: CommandGroup {
+    let report: StatsReport
+    let configuration: ServerConfiguration
+
+    var commands: [Command] {
+        let report = report, configuration = configuration
+        return [
             Command("info", arity: -1, summary: "INFO [section]: Redis-style text report") { ctx, out throws(CommandError) in
                 let section = ctx.hasMore ? try ctx.next().text.lowercased() : nil
-                out.writeRESPBulk(Report(env, now: ctx.now).info(section: section))
+                out.writeRESPBulk(report.info(section: section, now: ctx.now))
                 return .done
             },
             Command("stats", arity: 1, summary: "STATS: [name, value, ...] counters of every layer") { ctx, out in
                 var items: [RESPValue] = []
-                for (name, value) in Report(env, now: ctx.now).stats() {
+                for (name, value) in report.stats(now: ctx.now) {
                     items.append(.bulk(name))
                     items.append(value)
                 }
@@ -21,7 +25,7 @@ enum ServerCommands: CommandGroup {
                 return .done
             },
             Command("dbsize", arity: 1, summary: "DBSIZE: number of keys") { ctx, out in
-                out.writeRESPInteger(env.cache.keyspace.summary(now: ctx.now).keys)
+                out.writeRESPInteger(report.keyCount(now: ctx.now))
                 return .done
             },
             Command("time", arity: 1, summary: "TIME: [unix seconds, microseconds]") { ctx, out in
@@ -37,7 +41,7 @@ enum ServerCommands: CommandGroup {
                 }
                 var items: [RESPValue] = []
                 while let pattern = ctx.arguments.next() {
-                    for (name, value) in settings(env) where glob(pattern.text.lowercased(), name) {
+                    for (name, value) in Self.settings(configuration) where Self.glob(pattern.text.lowercased(), name) {
                         items.append(.bulk(name))
                         items.append(.bulk(value))
                     }
@@ -49,7 +53,7 @@ enum ServerCommands: CommandGroup {
                 let table = ctx.table
                 guard ctx.hasMore else {
                     out.writeRESPArrayHeader(table.commands.count)
-                    for c in table.commands { commandInfo(c).encode(into: &out) }
+                    for c in table.commands { Self.commandInfo(c).encode(into: &out) }
                     return .done
                 }
                 let sub = try ctx.next()
@@ -60,7 +64,7 @@ enum ServerCommands: CommandGroup {
                 } else if sub.isKeyword("INFO") {
                     var items: [RESPValue] = []
                     while let name = ctx.arguments.next() {
-                        items.append(table.lookup(name).map { commandInfo(table.commands[$0]) } ?? .array(nil))
+                        items.append(table.lookup(name).map { Self.commandInfo(table.commands[$0]) } ?? .array(nil))
                     }
                     RESPValue.array(items).encode(into: &out)
                 } else if sub.isKeyword("DOCS") {
@@ -87,8 +91,7 @@ enum ServerCommands: CommandGroup {
         return .array([.bulk(c.name), .integer(c.arity), .array([]), .integer(hasKey ? 1 : 0), .integer(hasKey ? 1 : 0), .integer(hasKey ? 1 : 0)])
     }
 
-    static func settings(_ env: ServerEnvironment) -> [(String, String)] {
-        let c = env.configuration
+    static func settings(_ c: ServerConfiguration) -> [(String, String)] {
         return [
             ("bind", c.host), ("port", String(c.port)),
             ("maxmemory", String(c.l1MaxMemory)), ("maxmemory-policy", "s3fifo"),

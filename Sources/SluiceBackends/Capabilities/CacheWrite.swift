@@ -1,0 +1,8 @@
+/// What became of a write to the exact cache.
+public enum CacheWrite: Sendable, Hashable {
+    case stored
+    /// NX / XX refused it.
+    case notStored
+    /// Another caller holds the lease on this key.
+    case leaseRefused
+}

@@ -1,0 +1,27 @@
+import NIOCore
+import SluiceDomain
+
+/// The exact-match cache with leases: GET/SET/DEL/EXISTS/TTL and CACHE.GET/CACHE.SET are
+/// written once against this.
+///
+/// Implementations: ``EmbeddedExactCache`` (L1 + the SQLite file), ``RedisExactCache`` (L1 + a
+/// Redis every instance shares) and ``FallbackExactCache``, the Redis-down policy around the
+/// Redis one. Keys and values may be slices of a connection's read buffer: an implementation
+/// copies what it keeps beyond the call.
+public protocol ExactCache: Sendable {
+    /// A key's value; on a miss, with `lease` > 0, also asks for a lease of that many ms.
+    func read(_ key: ByteBuffer, lease: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<CacheRead>
+
+    func write(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta, condition: WriteCondition, now: Int64,
+               on eventLoop: any EventLoop) -> Deferred<CacheWrite>
+
+    /// How many of the keys existed (and are gone now).
+    func delete(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Int>
+
+    /// How many of the keys exist (a key named twice counts twice, as in Redis).
+    func exists(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Int>
+
+    func timeToLive(_ key: ByteBuffer, now: Int64, on eventLoop: any EventLoop) -> Deferred<TimeToLive>
+
+    func statistics(now: Int64) -> ExactCacheStatistics
+}

@@ -1,0 +1,17 @@
+import SluiceDomain
+
+/// The rate limiter's numbers for STATS.
+public struct RateLimitStatistics: Sendable {
+    /// This process's buckets, slots and budgets.
+    public var local: RateLimiter.Summary
+    /// Buckets are decided in Redis for every instance.
+    public var shared: Bool
+    /// Decisions made without Redis (`--limits-when-redis-down`), breakers' included.
+    public var fallbacks: Int
+
+    public init(local: RateLimiter.Summary, shared: Bool, fallbacks: Int) {
+        self.local = local
+        self.shared = shared
+        self.fallbacks = fallbacks
+    }
+}

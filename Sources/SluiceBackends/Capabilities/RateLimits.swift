@@ -1,0 +1,34 @@
+import NIOCore
+import SluiceDomain
+
+/// Rate limits: RPM/TPM token buckets with reservations (`RL.TAKE/RESERVE/SETTLE/PEEK`),
+/// concurrency slots (`RL.ACQUIRE/RELEASE`) and spend budgets (`RL.SPEND`). The RL.* commands
+/// are written once against this.
+///
+/// Implementations: ``EmbeddedRateLimits`` (this process's buckets), ``RedisRateLimits`` (one
+/// bucket per key for every instance, decided in Redis by `Lua/token_bucket.lua`) and
+/// ``FallbackRateLimits``, the `--limits-when-redis-down` policy around the Redis one.
+public protocol RateLimits: Sendable {
+    /// Checks and charges one request and `tokens` tokens, both or neither.
+    func take(_ key: ByteBuffer, spec: LimitSpec, tokens: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<LimitDecision, LimitError>>
+
+    /// ``take`` with an estimate, remembered under an id for ``settle``.
+    func reserve(_ key: ByteBuffer, spec: LimitSpec, estimate: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<ReservationDecision, LimitError>>
+
+    /// Charges or refunds the difference between the actual tokens and the estimate.
+    func settle(id: UInt64, actual: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<Settlement, LimitError>>
+
+    /// A key's buckets without charging; nil when it has none (never used, or full again).
+    func peek(_ key: ByteBuffer, now: Int64, on eventLoop: any EventLoop) -> Deferred<LimitSnapshot?>
+
+    /// One of `limit` concurrency slots for `duration` ms.
+    func acquire(_ key: ByteBuffer, limit: Int, duration: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SlotDecision, LimitError>>
+
+    /// true: the slot was held and is free now.
+    func release(_ key: ByteBuffer, slot: UInt64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Bool>
+
+    /// Spends `amount` of `budget` in the current window of `period` ms.
+    func spend(_ key: ByteBuffer, amount: Double, budget: Double, period: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SpendDecision, LimitError>>
+
+    func statistics() -> RateLimitStatistics
+}

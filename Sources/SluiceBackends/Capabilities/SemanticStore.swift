@@ -1,0 +1,26 @@
+import NIOCore
+import SluiceDomain
+
+/// The semantic cache: the SEM.* commands are written once against this.
+///
+/// Implementations: ``EmbeddedSemanticStore`` (the in-memory index, kept in the SQLite file),
+/// ``RedisSemanticStore`` (the same index, every change shared through a Redis stream that
+/// every instance follows) and ``FallbackSemanticStore``, the Redis-down policy around it.
+/// Searches always run on this process's index.
+public protocol SemanticStore: Sendable {
+    func set(_ entry: SemanticWrite, on eventLoop: any EventLoop) -> Deferred<Result<Void, SemanticFailure>>
+
+    func get(_ query: SemanticQuery, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SemanticNamespace.Outcome, SemanticFailure>>
+
+    /// true: the prompt was there (in that scope) and is gone now.
+    func delete(namespace: String, prompt: String, scope: String, on eventLoop: any EventLoop) -> Deferred<Bool>
+
+    /// Removes a whole namespace; how many entries it had.
+    func drop(namespace: String, on eventLoop: any EventLoop) -> Deferred<Int>
+
+    /// nil: no such namespace.
+    func info(namespace: String) -> SemanticCache.Info?
+
+    /// Sets the namespace's default MINSCORE and its size bound (this instance's); answers its info.
+    func configure(namespace: String, minScore: Float?, maxEntries: Int?, on eventLoop: any EventLoop) -> Deferred<Result<SemanticCache.Info, SemanticFailure>>
+}

@@ -1,0 +1,132 @@
+import NIOCore
+import SluiceDomain
+
+/// The exact cache of one process: L1 in memory in front of the SQLite file (or of nothing).
+///
+/// The keyspace's shards know every key the file holds (the directory), so everything but the
+/// value of an entry L1 has evicted is answered from memory, under one shard lock: NX/XX, a
+/// lease after a miss, EXISTS, TTL. Only such a value is read from the file, on the store's
+/// reader threads, and promoted into L1 if the key did not change meanwhile. Writes go to L1
+/// at once and to the file in the store's next group commit.
+///
+/// Without a store it is an L1-only cache; the shared mode's Redis-down fallback uses it so.
+public final class EmbeddedExactCache: ExactCache {
+    public let keyspace: Keyspace
+    public let store: SQLiteStore?
+    /// Count lookups as hits/misses (off for the fallback's second look at a request that the
+    /// shared-mode read already counted).
+    let countsLookups: Bool
+
+    public init(keyspace: Keyspace, store: SQLiteStore?, countsLookups: Bool = true) {
+        precondition(keyspace.tracksL2 == (store != nil), "the keyspace keeps a directory exactly when a store is behind it")
+        self.keyspace = keyspace
+        self.store = store
+        self.countsLookups = countsLookups
+    }
+
+    enum ReadStep {
+        case answered(CacheRead)
+        case fetch(version: UInt64)
+    }
+
+    public func read(_ key: ByteBuffer, lease: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<CacheRead> {
+        let hash = keyspace.hasher.hash(key)
+        let token = lease > 0 ? LeaseToken.random() : 0
+        let counting = countsLookups
+        let step = keyspace.withShard(hash: hash) { shard -> ReadStep in
+            switch shard.read(key, hash: hash, now: now, counting: counting) {
+            case .hit(let value, let meta): return .answered(.hit(value, meta, .l1))
+            case .inL2(let version): return .fetch(version: version)
+            case .miss: return .answered(.miss(lease: Self.lease(&shard, key, hash: hash, token: token, duration: lease, now: now)))
+            }
+        }
+        switch step {
+        case .answered(let read):
+            return .ready(read)
+        case .fetch(let version):
+            guard let store else { return .ready(.miss(lease: nil)) }
+            let owned = ByteBuffer.owned(key)
+            let keyspace = keyspace
+            return .later(store.fetch(owned, now: now, on: eventLoop).map { found -> CacheRead in
+                keyspace.withShard(hash: hash) { shard -> CacheRead in
+                    guard let (value, meta) = found else {
+                        shard.countL2Miss()
+                        return .miss(lease: Self.lease(&shard, owned, hash: hash, token: token, duration: lease, now: now))
+                    }
+                    let entry = S3FIFOCache.entry(key: owned, value: value)
+                    shard.promote(entry: entry, keyLength: owned.readableBytes, hash: hash, meta: meta, version: version)
+                    return .hit(CachedValue(entry: entry, keyLength: owned.readableBytes), meta, .l2)
+                }
+            }.recover { _ in
+                // The file could not be read: a miss, not an error, for the client.
+                keyspace.withShard(hash: hash) { $0.countL2Miss() }
+                return .miss(lease: nil)
+            })
+        }
+    }
+
+    /// After a miss, under the shard's lock: grants `token` when a lease was asked for, nobody
+    /// holds one, and the value has not been stored since the miss.
+    static func lease(_ shard: inout CacheShard, _ key: ByteBuffer, hash: UInt64, token: UInt64, duration: Int64, now: Int64) -> UInt64? {
+        guard duration > 0 else { return nil }
+        if shard.expiry(key, hash: hash, now: now) != nil { return nil }
+        if case .granted(let t) = shard.lease(hash: hash, token: token, now: now, duration: duration) { return t }
+        return nil
+    }
+
+    public func write(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta, condition: WriteCondition, now: Int64,
+                      on eventLoop: any EventLoop) -> Deferred<CacheWrite> {
+        // Built before taking the lock: an exact-size entry that does not pin the read buffer.
+        let entry = S3FIFOCache.entry(key: key, value: value)
+        let hash = keyspace.hasher.hash(key)
+        let outcome = keyspace.withShard(hash: hash) { shard -> CacheWrite in
+            switch condition {
+            case .always: break
+            case .ifAbsent: if shard.expiry(key, hash: hash, now: now) != nil { return .notStored }
+            case .ifPresent: if shard.expiry(key, hash: hash, now: now) == nil { return .notStored }
+            case .leaseHolder(let token): if !shard.leases.admits(hash, token: token, now: now) { return .leaseRefused }
+            }
+            shard.write(entry: entry, keyLength: key.readableBytes, hash: hash, meta: meta)
+            return .stored
+        }
+        if outcome == .stored, let store {
+            store.store(.owned(key), value: .owned(value), meta: meta)
+        }
+        return .ready(outcome)
+    }
+
+    public func delete(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Int> {
+        var removed = 0
+        for key in keys {
+            let hash = keyspace.hasher.hash(key)
+            if keyspace.withShard(hash: hash, { $0.delete(key, hash: hash, now: now) }) {
+                removed += 1
+                store?.delete(.owned(key))
+            }
+        }
+        return .ready(removed)
+    }
+
+    public func exists(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Int> {
+        .ready(keys.reduce(0) { $0 + (expiry($1, now: now) != nil ? 1 : 0) })
+    }
+
+    public func timeToLive(_ key: ByteBuffer, now: Int64, on eventLoop: any EventLoop) -> Deferred<TimeToLive> {
+        switch expiry(key, now: now) {
+        case nil: return .ready(.absent)
+        case 0?: return .ready(.forever)
+        case let at?: return .ready(.milliseconds(at - now))
+        }
+    }
+
+    /// Expiry of a live key: nil = absent, 0 = never.
+    func expiry(_ key: ByteBuffer, now: Int64) -> Int64? {
+        let hash = keyspace.hasher.hash(key)
+        return keyspace.withShard(hash: hash) { $0.expiry(key, hash: hash, now: now) }
+    }
+
+    public func statistics(now: Int64) -> ExactCacheStatistics {
+        ExactCacheStatistics(keyspace: keyspace.summary(now: now), l1Capacity: keyspace.l1Capacity,
+                             backend: store == nil ? "none" : "sqlite", backendCounters: store?.statistics() ?? [])
+    }
+}

@@ -1,0 +1,87 @@
+import NIOCore
+import SluiceDomain
+
+/// The rate limits' Redis-down policy, around ``RedisRateLimits``: while Redis cannot answer,
+/// `--limits-when-redis-down` decides — `local` (this instance's own buckets), `deny` or
+/// `allow` — and the decision is counted (`rl_fallbacks`). A reservation made while Redis was
+/// down lives in this instance, so RL.SETTLE looks there when Redis does not know the id.
+public final class FallbackRateLimits: RateLimits {
+    public let primary: any RateLimits
+    let local: EmbeddedRateLimits
+    let policy: RedisDownPolicy
+
+    public init(primary: any RateLimits, local: EmbeddedRateLimits, policy: RedisDownPolicy) {
+        self.primary = primary
+        self.local = local
+        self.policy = policy
+    }
+
+    static let denied = LimitDecision(allowed: false, remainingRequests: -1, remainingTokens: -1, retryAfter: 1000, reset: 0)
+    static let allowed = LimitDecision(allowed: true, remainingRequests: -1, remainingTokens: -1, retryAfter: 0, reset: 0)
+
+    public func take(_ key: ByteBuffer, spec: LimitSpec, tokens: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<LimitDecision, LimitError>> {
+        let key = ByteBuffer.owned(key)
+        return policy.recover(primary.take(key, spec: spec, tokens: tokens, now: now, on: eventLoop), .decision, on: eventLoop) { [self] in
+            switch policy.limits {
+            case .local: return local.take(key, spec: spec, tokens: tokens, now: now, on: eventLoop)
+            case .deny: return .ready(.success(Self.denied))
+            case .allow: return .ready(.success(Self.allowed))
+            }
+        }
+    }
+
+    public func reserve(_ key: ByteBuffer, spec: LimitSpec, estimate: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<ReservationDecision, LimitError>> {
+        let key = ByteBuffer.owned(key)
+        return policy.recover(primary.reserve(key, spec: spec, estimate: estimate, now: now, on: eventLoop), .decision, on: eventLoop) { [self] in
+            switch policy.limits {
+            case .local: return local.reserve(key, spec: spec, estimate: estimate, now: now, on: eventLoop)
+            case .deny: return .ready(.success(ReservationDecision(decision: Self.denied, id: nil)))
+            case .allow:
+                // Nothing is recorded: settling it later is answered "unknown reservation".
+                return .ready(.success(ReservationDecision(decision: Self.allowed, id: UInt64.random(in: 1 ... (UInt64.max >> 1)))))
+            }
+        }
+    }
+
+    public func settle(id: UInt64, actual: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<Settlement, LimitError>> {
+        let settled = primary.settle(id: id, actual: actual, now: now, on: eventLoop).flatMap { [local] result -> Deferred<Result<Settlement, LimitError>> in
+            if case .failure(.unknownReservation) = result { return local.settle(id: id, actual: actual, now: now, on: eventLoop) }
+            return .ready(result)
+        }
+        return policy.recover(settled, .decision, on: eventLoop) { [local] in local.settle(id: id, actual: actual, now: now, on: eventLoop) }
+    }
+
+    public func peek(_ key: ByteBuffer, now: Int64, on eventLoop: any EventLoop) -> Deferred<LimitSnapshot?> {
+        let key = ByteBuffer.owned(key)
+        return policy.recover(primary.peek(key, now: now, on: eventLoop), .decision, on: eventLoop) { [local] in
+            local.peek(key, now: now, on: eventLoop)
+        }
+    }
+
+    public func acquire(_ key: ByteBuffer, limit: Int, duration: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SlotDecision, LimitError>> {
+        let key = ByteBuffer.owned(key)
+        return policy.recover(primary.acquire(key, limit: limit, duration: duration, now: now, on: eventLoop), .decision, on: eventLoop) { [local] in
+            local.acquire(key, limit: limit, duration: duration, now: now, on: eventLoop)
+        }
+    }
+
+    public func release(_ key: ByteBuffer, slot: UInt64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Bool> {
+        let key = ByteBuffer.owned(key)
+        return policy.recover(primary.release(key, slot: slot, now: now, on: eventLoop), .decision, on: eventLoop) { [local] in
+            local.release(key, slot: slot, now: now, on: eventLoop)
+        }
+    }
+
+    public func spend(_ key: ByteBuffer, amount: Double, budget: Double, period: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SpendDecision, LimitError>> {
+        let key = ByteBuffer.owned(key)
+        return policy.recover(primary.spend(key, amount: amount, budget: budget, period: period, now: now, on: eventLoop), .decision, on: eventLoop) { [local] in
+            local.spend(key, amount: amount, budget: budget, period: period, now: now, on: eventLoop)
+        }
+    }
+
+    public func statistics() -> RateLimitStatistics {
+        var s = primary.statistics()
+        s.fallbacks = policy.decisionFallbackCount
+        return s
+    }
+}

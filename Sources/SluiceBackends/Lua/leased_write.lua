@@ -1,0 +1,16 @@
+-- CACHE.SET ... LEASE token in shared mode: stores the entry unless another caller holds a live
+-- lease on the key, and ends the lease, as one atomic step (Swift twin: LeaseTable.admits).
+--
+-- KEYS[1]  the entry key       KEYS[2]  the lease key (holds the token; expires with the lease)
+-- ARGV[1]  the packed entry    ARGV[2]  the writer's token    ARGV[3]  PX ms, 0 = no expiry
+-- Returns 1 when stored, 0 when another caller's lease refused it.
+
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[2] then return 0 end
+if tonumber(ARGV[3]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+redis.call('DEL', KEYS[2])
+return 1

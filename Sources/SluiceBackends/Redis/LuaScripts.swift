@@ -1,0 +1,14 @@
+import CSluiceResources
+
+/// The Lua scripts of shared mode. The sources are `Lua/*.lua`, compiled into the binary (see
+/// `CSluiceResources`), so a `sluice` copied alone still has them.
+public enum LuaScripts {
+    /// RL.TAKE / RESERVE / SETTLE / PEEK (Swift twin: TokenBucket, RateLimiterShard).
+    public static let tokenBucket = RedisScript(name: "token_bucket", source: String(cString: sluice_lua_token_bucket()))
+    /// CB.* (Swift twin: CircuitBreaker).
+    public static let breaker = RedisScript(name: "breaker", source: String(cString: sluice_lua_breaker()))
+    /// CACHE.SET ... LEASE (Swift twin: LeaseTable.admits).
+    public static let leasedWrite = RedisScript(name: "leased_write", source: String(cString: sluice_lua_leased_write()))
+
+    public static let all = [tokenBucket, breaker, leasedWrite]
+}

@@ -1,0 +1,220 @@
+import Logging
+import NIOCore
+import SluiceDomain
+import SluiceProtocol
+
+/// The exact cache in shared mode: Redis is the authority that every instance reads and writes;
+/// this process's L1 keeps copies, dropped when another instance writes the key.
+///
+/// - Reads answer from L1 when they can; otherwise GET + PTTL (one round trip, pipelined) and
+///   the value is copied into L1. A lease after a miss is `SET sluice:lease:<key> token NX PX`,
+///   cluster-wide.
+/// - Writes reply after Redis stored them, so a read on another instance right after sees them.
+///   An unconditional write goes into L1 first (a pipelined GET on the same connection reads
+///   it back at once); NX/XX and leased writes are decided by Redis and reach L1 after it agreed.
+/// - Deletes drop the L1 copy first, then DEL in Redis (the key and its lease).
+///
+/// Layout: `sluice:c:<key>` holds a 27-byte header ("SL1", created-at ms, tokens, cost bits)
+/// and the value, with Redis's own expiry (PX). A value written there by something else (no
+/// header) is served as-is. Redis errors fail the future: ``FallbackExactCache`` decides then.
+public final class RedisExactCache: ExactCache {
+    public static let keyPrefix = "sluice:c:"
+    public static let leasePrefix = "sluice:lease:"
+    static let magic: [UInt8] = Array("SL1".utf8)
+    static let headerLength = 3 + 8 + 8 + 8
+    /// Command words, built once (a ByteBuffer per word per call showed up in profiles).
+    enum Word {
+        static let set = ByteBuffer(string: "SET"), get = ByteBuffer(string: "GET"), pttl = ByteBuffer(string: "PTTL")
+        static let px = ByteBuffer(string: "PX"), del = ByteBuffer(string: "DEL"), exists = ByteBuffer(string: "EXISTS")
+        static let nx = ByteBuffer(string: "NX"), xx = ByteBuffer(string: "XX")
+    }
+
+    public let keyspace: Keyspace
+    public let client: RedisClient
+    public let invalidations: RedisInvalidations
+
+    public init(keyspace: Keyspace, client: RedisClient, invalidations: RedisInvalidations) {
+        precondition(!keyspace.tracksL2, "in shared mode Redis, not a local directory, knows the keys")
+        self.keyspace = keyspace
+        self.client = client
+        self.invalidations = invalidations
+    }
+
+    /// Follows the other instances' writes: drops their keys' L1 copies.
+    public func startInvalidations(logger: Logger) {
+        let keyspace = keyspace
+        invalidations.subscribe(logger: logger, drop: { key in
+            let hash = keyspace.hasher.hash(key)
+            keyspace.withShard(hash: hash) { $0.dropL1(key, hash: hash) }
+        }, dropAll: {
+            keyspace.forEachShard { $0.clearL1() }
+        })
+    }
+
+    // MARK: ExactCache
+
+    public func read(_ key: ByteBuffer, lease: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<CacheRead> {
+        let hash = keyspace.hasher.hash(key)
+        let local = keyspace.withShard(hash: hash) { $0.read(key, hash: hash, now: now) }
+        if case .hit(let value, let meta) = local { return .ready(.hit(value, meta, .l1)) }
+        let owned = ByteBuffer.owned(key)
+        let k = Self.redisKey(owned)
+        let value = client.send([Word.get, k], on: eventLoop)
+        let ttl = client.send([Word.pttl, k], on: eventLoop)
+        let keyspace = keyspace
+        return .later(value.and(ttl).flatMap { [self] value, ttl -> EventLoopFuture<CacheRead> in
+            guard case .bulkString(let stored?) = value else {
+                keyspace.withShard(hash: hash) { $0.countL2Miss() }
+                guard lease > 0 else { return eventLoop.makeSucceededFuture(.miss(lease: nil)) }
+                return acquireLease(owned, hash: hash, duration: lease, on: eventLoop).map { .miss(lease: $0) }
+            }
+            var expiresAt: Int64 = 0
+            if case .integer(let ms) = ttl, ms > 0 { expiresAt = now + Int64(ms) }
+            let (bytes, meta) = Self.unpack(stored, expiresAt: expiresAt, now: now)
+            let entry = S3FIFOCache.entry(key: owned, value: bytes)
+            keyspace.withShard(hash: hash) {
+                $0.promote(entry: entry, keyLength: owned.readableBytes, hash: hash, meta: meta, version: nil)
+            }
+            return eventLoop.makeSucceededFuture(.hit(CachedValue(entry: entry, keyLength: owned.readableBytes), meta, .l2))
+        })
+    }
+
+    /// One lease per key across all instances: SET NX PX. The token, when this caller holds it now.
+    func acquireLease(_ key: ByteBuffer, hash: UInt64, duration: Int64, on eventLoop: any EventLoop) -> EventLoopFuture<UInt64?> {
+        let token = LeaseToken.random()
+        return client.send([Word.set, Self.leaseKey(key), ByteBuffer(string: String(token)), Word.nx, Word.px,
+                            ByteBuffer(string: String(duration))], on: eventLoop).map { [keyspace] reply in
+            let granted: Bool
+            if case .simpleString = reply { granted = true } else { granted = false }
+            keyspace.withShard(hash: hash) { shard in
+                if granted { shard.counters.leasesGranted += 1 } else { shard.counters.leaseWaits += 1 }
+            }
+            return granted ? token : nil
+        }
+    }
+
+    public func write(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta, condition: WriteCondition, now: Int64,
+                      on eventLoop: any EventLoop) -> Deferred<CacheWrite> {
+        let key = ByteBuffer.owned(key), value = ByteBuffer.owned(value)
+        let px = meta.expiresAt == 0 ? 0 : max(meta.expiresAt - now, 1)
+        let stored: EventLoopFuture<Bool>
+        switch condition {
+        case .always, .ifAbsent, .ifPresent:
+            if condition == .always { writeL1(key, value: value, meta: meta) }
+            var args = [Word.set, Self.redisKey(key), Self.pack(value, meta)]
+            if px > 0 { args += [Word.px, ByteBuffer(string: String(px))] }
+            if condition == .ifAbsent { args.append(Word.nx) }
+            if condition == .ifPresent { args.append(Word.xx) }
+            stored = client.send(args, on: eventLoop).flatMapThrowing { reply in
+                switch reply {
+                case .simpleString: return true
+                case .bulkString(nil): return false
+                default: throw RedisError.unexpectedReply("SET: \(reply)")
+                }
+            }
+        case .leaseHolder(let token):
+            stored = LuaScripts.leasedWrite.run(client, keys: [Self.redisKey(key), Self.leaseKey(key)],
+                                                arguments: [Self.pack(value, meta), ByteBuffer(string: String(token)), ByteBuffer(string: String(px))],
+                                                on: eventLoop).flatMapThrowing { reply in
+                guard case .integer(let n) = reply else { throw RedisError.unexpectedReply("leased write: \(reply)") }
+                return n == 1
+            }
+        }
+        return .later(stored.map { [self] stored -> CacheWrite in
+            guard stored else {
+                if case .leaseHolder = condition { return .leaseRefused }
+                return .notStored
+            }
+            if condition != .always { writeL1(key, value: value, meta: meta) }
+            invalidations.publish(key, on: eventLoop)
+            return .stored
+        })
+    }
+
+    func writeL1(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta) {
+        let entry = S3FIFOCache.entry(key: key, value: value)
+        let hash = keyspace.hasher.hash(key)
+        keyspace.withShard(hash: hash) { $0.write(entry: entry, keyLength: key.readableBytes, hash: hash, meta: meta) }
+    }
+
+    public func delete(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Int> {
+        let keys = keys.map(ByteBuffer.owned)
+        for key in keys {
+            let hash = keyspace.hasher.hash(key)
+            _ = keyspace.withShard(hash: hash) { $0.delete(key, hash: hash, now: now) }
+        }
+        let removed = client.send([Word.del] + keys.map(Self.redisKey), on: eventLoop)
+        let leases = client.send([Word.del] + keys.map(Self.leaseKey), on: eventLoop)
+        return .later(removed.and(leases).flatMapThrowing { [self] reply, _ in
+            guard case .integer(let n) = reply else { throw RedisError.unexpectedReply("DEL: \(reply)") }
+            for key in keys { invalidations.publish(key, on: eventLoop) }
+            return n
+        })
+    }
+
+    public func exists(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Int> {
+        .later(client.send([Word.exists] + keys.map(Self.redisKey), on: eventLoop).flatMapThrowing { reply in
+            guard case .integer(let n) = reply else { throw RedisError.unexpectedReply("EXISTS: \(reply)") }
+            return n
+        })
+    }
+
+    public func timeToLive(_ key: ByteBuffer, now: Int64, on eventLoop: any EventLoop) -> Deferred<TimeToLive> {
+        .later(client.send([Word.pttl, Self.redisKey(key)], on: eventLoop).flatMapThrowing { reply in
+            guard case .integer(let ms) = reply else { throw RedisError.unexpectedReply("PTTL: \(reply)") }
+            switch ms {
+            case -2: return .absent
+            case -1: return .forever
+            default: return .milliseconds(Int64(ms))
+            }
+        })
+    }
+
+    public func statistics(now: Int64) -> ExactCacheStatistics {
+        let c = client.counters
+        return ExactCacheStatistics(keyspace: keyspace.summary(now: now), l1Capacity: keyspace.l1Capacity, backend: "redis", backendCounters: [
+            ("redis_connected", client.isConnected ? 1 : 0),
+            ("redis_subscribed", invalidations.isSubscribed ? 1 : 0),
+            ("redis_commands", c.commands),
+            ("redis_failures", c.failures),
+            ("redis_connects", c.connects),
+            ("redis_disconnects", c.disconnects),
+            ("redis_invalidations_received", invalidations.receivedCount),
+        ])
+    }
+
+    // MARK: Keys and entry format
+
+    static func redisKey(_ key: ByteBuffer) -> ByteBuffer {
+        var b = ByteBuffer(string: keyPrefix)
+        b.writeImmutableBuffer(key)
+        return b
+    }
+
+    static func leaseKey(_ key: ByteBuffer) -> ByteBuffer {
+        var b = ByteBuffer(string: leasePrefix)
+        b.writeImmutableBuffer(key)
+        return b
+    }
+
+    static func pack(_ value: ByteBuffer, _ meta: EntryMeta) -> ByteBuffer {
+        var b = ByteBuffer()
+        b.reserveCapacity(headerLength + value.readableBytes)
+        b.writeBytes(magic)
+        b.writeInteger(meta.createdAt)
+        b.writeInteger(meta.tokens)
+        b.writeInteger(meta.cost.bitPattern)
+        b.writeImmutableBuffer(value)
+        return b
+    }
+
+    static func unpack(_ stored: ByteBuffer, expiresAt: Int64, now: Int64) -> (ByteBuffer, EntryMeta) {
+        guard stored.readableBytes >= headerLength, stored.getBytes(at: stored.readerIndex, length: 3) == magic else {
+            return (stored, EntryMeta(createdAt: now, expiresAt: expiresAt))
+        }
+        let i = stored.readerIndex
+        let meta = EntryMeta(createdAt: stored.getInteger(at: i + 3)!, expiresAt: expiresAt,
+                             tokens: stored.getInteger(at: i + 11)!, cost: Double(bitPattern: stored.getInteger(at: i + 19)!))
+        return (stored.getSlice(at: i + headerLength, length: stored.readableBytes - headerLength)!, meta)
+    }
+}

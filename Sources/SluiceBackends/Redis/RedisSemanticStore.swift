@@ -1,0 +1,110 @@
+import Logging
+import NIOCore
+import NIOPosix
+import SluiceDomain
+
+/// The semantic cache in shared mode: every SEM change goes into one Redis stream,
+/// `sluice:sem:log`, and every instance follows it (from the start at start-up), so an entry
+/// set through one instance is found through all. Searches run on this process's index
+/// (``EmbeddedSemanticStore``), which a change reaches at once on the instance that made it and
+/// through the stream on the others. A change is answered once Redis has it in the stream. The
+/// stream keeps about the last million changes (XADD MAXLEN ~). SEM.CONFIG stays per instance.
+public final class RedisSemanticStore: SemanticStore {
+    public static let stream = "sluice:sem:log"
+    public let local: EmbeddedSemanticStore
+    let client: RedisClient
+    let tail: RedisStreamTail
+
+    public init(local: EmbeddedSemanticStore, client: RedisClient, logger: Logger) {
+        self.local = local
+        self.client = client
+        let cache = local.cache
+        self.tail = RedisStreamTail(endpoint: client.endpoint, stream: Self.stream, logger: logger) { fields in
+            Self.decode(fields)?.apply(to: cache)
+        }
+    }
+
+    /// The replay of what the stream held at start-up is done.
+    public var isCaughtUp: Bool { tail.isCaughtUp }
+
+    public func close() { tail.close() }
+
+    /// XADD; fails when Redis does not take it.
+    func publish(_ change: SemanticChange, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        var args = ["XADD", Self.stream, "MAXLEN", "~", "1000000", "*"].map { ByteBuffer(string: $0) }
+        for (k, v) in Self.encode(change) { args += [ByteBuffer(string: k), v] }
+        return client.send(args, on: eventLoop).flatMapThrowing { reply in
+            guard case .bulkString(.some) = reply else { throw RedisError.unexpectedReply("XADD: \(reply)") }
+        }
+    }
+
+    // MARK: SemanticStore
+
+    public func set(_ entry: SemanticWrite, on eventLoop: any EventLoop) -> Deferred<Result<Void, SemanticFailure>> {
+        let result = local.set(entry, on: eventLoop)
+        guard case .ready(.success) = result else { return result }
+        return .later(publish(SemanticChange(entry), on: eventLoop).map { .success(()) })
+    }
+
+    public func get(_ query: SemanticQuery, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SemanticNamespace.Outcome, SemanticFailure>> {
+        local.get(query, now: now, on: eventLoop)
+    }
+
+    public func delete(namespace: String, prompt: String, scope: String, on eventLoop: any EventLoop) -> Deferred<Bool> {
+        guard case .ready(true) = local.delete(namespace: namespace, prompt: prompt, scope: scope, on: eventLoop) else { return .ready(false) }
+        return .later(publish(.delete(namespace: namespace, scope: scope, prompt: prompt), on: eventLoop).map { true })
+    }
+
+    public func drop(namespace: String, on eventLoop: any EventLoop) -> Deferred<Int> {
+        guard case .ready(let removed) = local.drop(namespace: namespace, on: eventLoop) else { return .ready(0) }
+        return .later(publish(.drop(namespace: namespace), on: eventLoop).map { removed })
+    }
+
+    public func info(namespace: String) -> SemanticCache.Info? {
+        local.info(namespace: namespace)
+    }
+
+    public func configure(namespace: String, minScore: Float?, maxEntries: Int?, on eventLoop: any EventLoop) -> Deferred<Result<SemanticCache.Info, SemanticFailure>> {
+        local.configure(namespace: namespace, minScore: minScore, maxEntries: maxEntries, on: eventLoop)
+    }
+
+    // MARK: Stream entries
+
+    static func encode(_ change: SemanticChange) -> [(String, ByteBuffer)] {
+        switch change {
+        case .set(let ns, let scope, let prompt, let response, let embedder, let vector, let createdAt, let expiresAt):
+            var blob = ByteBuffer()
+            for x in vector { blob.writeInteger(x.bitPattern, endianness: .little) }
+            return [("op", ByteBuffer(string: "set")), ("ns", ByteBuffer(string: ns)), ("scope", ByteBuffer(string: scope)),
+                    ("prompt", ByteBuffer(string: prompt)), ("response", response), ("embedder", ByteBuffer(string: embedder)),
+                    ("vector", blob), ("created", ByteBuffer(string: String(createdAt))), ("expires", ByteBuffer(string: String(expiresAt)))]
+        case .delete(let ns, let scope, let prompt):
+            return [("op", ByteBuffer(string: "del")), ("ns", ByteBuffer(string: ns)), ("scope", ByteBuffer(string: scope)),
+                    ("prompt", ByteBuffer(string: prompt))]
+        case .drop(let ns):
+            return [("op", ByteBuffer(string: "drop")), ("ns", ByteBuffer(string: ns))]
+        }
+    }
+
+    static func decode(_ f: [String: ByteBuffer]) -> SemanticChange? {
+        func text(_ k: String) -> String? { f[k].map { String(buffer: $0) } }
+        guard let op = text("op"), let ns = text("ns") else { return nil }
+        switch op {
+        case "set":
+            guard let scope = text("scope"), let prompt = text("prompt"), let response = f["response"], let embedder = text("embedder"),
+                  var blob = f["vector"], let created = text("created").flatMap({ Int64($0) }),
+                  let expires = text("expires").flatMap({ Int64($0) }) else { return nil }
+            var vector: [Float] = []
+            while let bits = blob.readInteger(endianness: .little, as: UInt32.self) { vector.append(Float(bitPattern: bits)) }
+            return .set(namespace: ns, scope: scope, prompt: prompt, response: response, embedder: embedder, vector: vector,
+                        createdAt: created, expiresAt: expires)
+        case "del":
+            guard let scope = text("scope"), let prompt = text("prompt") else { return nil }
+            return .delete(namespace: ns, scope: scope, prompt: prompt)
+        case "drop":
+            return .drop(namespace: ns)
+        default:
+            return nil
+        }
+    }
+}

@@ -1,0 +1,21 @@
+import NIOCore
+
+/// A value as the L1 holds it: a view of the entry's bytes after the key. Holding one keeps the
+/// entry's storage alive (a reference, no copy).
+public struct CachedValue: Sendable {
+    public let entry: [UInt8]
+    public let keyLength: Int
+
+    /// `entry` is the key's bytes followed by the value's (``S3FIFOCache/entry(key:value:)``).
+    public init(entry: [UInt8], keyLength: Int) {
+        self.entry = entry
+        self.keyLength = keyLength
+    }
+
+    public var count: Int { entry.count - keyLength }
+
+    /// The value's bytes.
+    public var bytes: ArraySlice<UInt8> { entry[keyLength...] }
+
+    public var byteBuffer: ByteBuffer { ByteBuffer(bytes: bytes) }
+}

@@ -1,0 +1,7 @@
+/// Why a rate-limit request cannot be answered with a decision.
+public enum LimitError: Error, Sendable, Hashable {
+    /// More than the bucket can ever hold.
+    case exceedsBurst(asked: Int64, burst: Int64)
+    case tooManyKeys(limit: Int)
+    case unknownReservation
+}

@@ -1,0 +1,86 @@
+import NIOCore
+
+/// All rate-limit keys of this process, sharded by key hash.
+public final class RateLimiter: Sendable {
+    @usableFromInline let shards: Sharded<RateLimiterShard>
+    public let hasher: KeyHasher
+    /// An unsettled reservation expires after this long, charged at its estimate.
+    public let reservationTTL: Int64
+    public let maxKeys: Int
+
+    public init(maxKeys: Int = 1_000_000, reservationTTL: Int64 = 10 * 60 * 1000, shardCount: Int = 64, hasher: KeyHasher = KeyHasher()) {
+        let n = max(shardCount, 1)
+        // The bound is shared out evenly; a shard refuses new keys past its share.
+        shards = Sharded(count: n) { _ in RateLimiterShard(maxKeys: max(maxKeys / n, 1)) }
+        self.hasher = hasher
+        self.reservationTTL = reservationTTL
+        self.maxKeys = maxKeys
+    }
+
+    public func take(_ key: ByteBuffer, spec: LimitSpec, tokens: Int64, now: Int64) -> Result<LimitDecision, LimitError> {
+        shards.withShard(hash: hasher.hash(key)) { $0.take(key, spec: spec, tokens: tokens, now: now) }
+    }
+
+    /// The reservation id names its shard in its low bits, so SETTLE finds it from the id alone.
+    public func reserve(_ key: ByteBuffer, spec: LimitSpec, estimate: Int64, now: Int64) -> (Result<LimitDecision, LimitError>, UInt64) {
+        let shard = shards.index(for: hasher.hash(key))
+        let mask = UInt64(shards.count - 1)
+        let id = (UInt64.random(in: 1 ... (UInt64.max >> 1)) & ~mask) | UInt64(shard)
+        let result = shards.withShard(at: shard) {
+            $0.reserve(key, spec: spec, estimate: estimate, id: id, expiresAt: now + reservationTTL, now: now)
+        }
+        return (result, id)
+    }
+
+    public func settle(id: UInt64, actual: Int64, now: Int64) -> Result<Settlement, LimitError> {
+        shards.withShard(at: Int(id & UInt64(shards.count - 1))) { $0.settle(id: id, actual: actual, now: now) }
+    }
+
+    public func peek(_ key: ByteBuffer, now: Int64) -> (LimitDecision, LimitSpec)? {
+        shards.withShard(hash: hasher.hash(key)) { $0.peek(key, now: now) }
+    }
+
+    public func acquire(_ key: ByteBuffer, limit: Int, duration: Int64, now: Int64) -> Result<SlotDecision, LimitError> {
+        let slot = UInt64.random(in: 1 ... (UInt64.max >> 1))
+        return shards.withShard(hash: hasher.hash(key)) { $0.acquire(key, limit: limit, slot: slot, duration: duration, now: now) }
+    }
+
+    public func release(_ key: ByteBuffer, slot: UInt64, now: Int64) -> Bool {
+        shards.withShard(hash: hasher.hash(key)) { $0.release(key, slot: slot, now: now) }
+    }
+
+    public func spend(_ key: ByteBuffer, amount: Double, budget: Double, period: Int64, now: Int64) -> Result<SpendDecision, LimitError> {
+        shards.withShard(hash: hasher.hash(key)) { $0.spend(key, amount: amount, budget: budget, period: period, now: now) }
+    }
+
+    public func sweep(shard index: Int, now: Int64) {
+        shards.withShard(at: index) { $0.sweep(now: now) }
+    }
+
+    public var shardCount: Int { shards.count }
+
+    public struct Summary: Sendable, Hashable {
+        public var counters = RateLimiterShard.Counters()
+        public var keys = 0
+        public var reservations = 0
+        public var slotKeys = 0
+        public var slotsHeld = 0
+        public var budgetKeys = 0
+    }
+
+    public func summary() -> Summary {
+        var s = Summary()
+        shards.forEach { shard in
+            s.keys += shard.limits.count
+            s.slotKeys += shard.slots.count
+            s.slotsHeld += shard.slots.values.reduce(0) { $0 + $1.holders.count }
+            s.budgetKeys += shard.budgets.count
+            s.reservations += shard.reservations.count
+            s.counters.allowed += shard.counters.allowed
+            s.counters.denied += shard.counters.denied
+            s.counters.reservationsExpired += shard.counters.reservationsExpired
+            s.counters.keysReclaimed += shard.counters.keysReclaimed
+        }
+        return s
+    }
+}

@@ -1,0 +1,112 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// All semantic namespaces. Each sits behind its own read-write lock: searches of one namespace
+/// run side by side; a write waits only for the searches in progress in that namespace.
+public final class SemanticCache: Sendable {
+    final class Slot: @unchecked Sendable {
+        // @unchecked: `namespace` is only touched under `lock`.
+        let lock = ReadWriteLock()
+        var namespace: SemanticNamespace
+        let hits = Atomic<Int>(0), misses = Atomic<Int>(0), traps = Atomic<Int>(0)
+        init(_ ns: SemanticNamespace) { namespace = ns }
+    }
+
+    let slots = Mutex<[String: Slot]>([:])
+    public let defaultMinScore: Float
+    public let defaultMaxEntries: Int
+    public let maxNamespaces: Int
+
+    public init(defaultMinScore: Float = 0.7, defaultMaxEntries: Int = 100_000, maxNamespaces: Int = 10_000) {
+        self.defaultMinScore = defaultMinScore
+        self.defaultMaxEntries = defaultMaxEntries
+        self.maxNamespaces = maxNamespaces
+    }
+
+    func slot(_ name: String, create: Bool) -> Slot? {
+        slots.withLock { all in
+            if let s = all[name] { return s }
+            guard create, all.count < maxNamespaces else { return nil }
+            let s = Slot(SemanticNamespace(maxEntries: defaultMaxEntries))
+            all[name] = s
+            return s
+        }
+    }
+
+    /// Runs `body` with the namespace locked for writing, creating it unless `create` is false.
+    /// nil: no such namespace (and not created), or no room for another one.
+    public func write<R>(_ name: String, create: Bool = true, _ body: (inout SemanticNamespace) -> R) -> R? {
+        guard let s = slot(name, create: create) else { return nil }
+        s.lock.lockWrite()
+        defer { s.lock.unlock() }
+        return body(&s.namespace)
+    }
+
+    /// Runs `body` with the namespace locked for reading; nil if there is no such namespace.
+    /// (Counters are updated through `write`; searches only read.)
+    public func read<R>(_ name: String, _ body: (SemanticNamespace) -> R) -> R? {
+        guard let s = slot(name, create: false) else { return nil }
+        s.lock.lockRead()
+        defer { s.lock.unlock() }
+        return body(s.namespace)
+    }
+
+    /// A search under the read lock; counts the outcome. Unknown namespace: a miss.
+    public func get(_ name: String, prompt: String, vector: [Float], embedder: String, scope: String, minScore: Float?,
+                    now: Int64) -> Result<SemanticNamespace.Outcome, SemanticFailure> {
+        guard let s = slot(name, create: false) else { return .success(.miss) }
+        s.lock.lockRead()
+        let threshold = minScore ?? s.namespace.minScore ?? defaultMinScore
+        let result = s.namespace.get(prompt, vector: vector, embedder: embedder, scope: scope, minScore: threshold, now: now)
+        s.lock.unlock()
+        switch result {
+        case .success(.hit): s.hits.add(1, ordering: .relaxed)
+        case .success(.miss): s.misses.add(1, ordering: .relaxed)
+        case .success(.trap):
+            s.traps.add(1, ordering: .relaxed)
+            s.misses.add(1, ordering: .relaxed)
+        case .failure: break
+        }
+        return result
+    }
+
+    public struct Info: Sendable, Hashable {
+        public var entries: Int
+        public var dimension: Int?
+        public var embedder: String?
+        public var minScore: Float
+        public var maxEntries: Int
+        public var hits: Int, misses: Int, traps: Int, evictions: Int, expired: Int
+    }
+
+    public func info(_ name: String) -> Info? {
+        guard let s = slot(name, create: false) else { return nil }
+        s.lock.lockRead()
+        defer { s.lock.unlock() }
+        let ns = s.namespace
+        return Info(entries: ns.count, dimension: ns.dimension, embedder: ns.embedder, minScore: ns.minScore ?? defaultMinScore,
+                    maxEntries: ns.maxEntries, hits: s.hits.load(ordering: .relaxed), misses: s.misses.load(ordering: .relaxed),
+                    traps: s.traps.load(ordering: .relaxed), evictions: ns.counters.evictions, expired: ns.counters.expired)
+    }
+
+    /// Removes a whole namespace; how many entries it had.
+    public func drop(_ name: String) -> Int {
+        guard let s = slots.withLock({ $0.removeValue(forKey: name) }) else { return 0 }
+        s.lock.lockRead()
+        defer { s.lock.unlock() }
+        return s.namespace.count
+    }
+
+    public var names: [String] { slots.withLock { Array($0.keys) } }
+
+    /// Entries in a namespace (0 if there is none), without waiting for its lock's writers.
+    public func count(_ name: String) -> Int {
+        read(name) { $0.count } ?? 0
+    }
+
+    public func sweep(now: Int64) {
+        for name in names { _ = write(name, create: false) { $0.sweep(now: now) } }
+    }
+}

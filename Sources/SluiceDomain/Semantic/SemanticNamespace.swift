@@ -1,0 +1,131 @@
+import DequeModule
+import NIOCore
+
+/// One semantic-cache namespace: prompts with their responses, found by cosine similarity of
+/// their vectors. Namespaces never see each other's entries; within one, a `scope` (e.g. a hash
+/// of model + temperature + system prompt) is an exact-match filter.
+///
+/// A namespace is tied to the first embedder (and so dimension) that writes to it: vectors of
+/// two embedders are never compared. It holds at most `maxEntries` (oldest evicted first).
+/// A plain value; the caller holds the lock and passes `now`.
+public struct SemanticNamespace: Sendable {
+    public struct Entry: Sendable, Hashable {
+        public var prompt: String
+        public var response: ByteBuffer
+        public var scope: String
+        public var createdAt: Int64
+        /// 0 = never.
+        public var expiresAt: Int64
+
+        public func isExpired(at now: Int64) -> Bool { expiresAt != 0 && expiresAt <= now }
+    }
+
+    public struct Match: Sendable, Hashable {
+        public var entry: Entry
+        public var score: Float
+    }
+
+    public enum Outcome: Sendable, Hashable {
+        case hit(Match)
+        case miss
+        /// The best candidate passed the score but the trap guard refused it.
+        case trap(TrapGuard.Verdict)
+    }
+
+    public struct Counters: Sendable, Hashable {
+        public var evictions = 0, expired = 0
+    }
+
+    public private(set) var embedder: String?
+    var index: VectorIndex?
+    var entries: [UInt64: Entry] = [:]
+    /// scope + NUL + prompt → id: the same prompt in the same scope replaces its entry.
+    var byPrompt: [String: UInt64] = [:]
+    var order = Deque<UInt64>()
+    var nextID: UInt64 = 1
+    public var maxEntries: Int
+    /// Per-namespace default for MINSCORE (nil: the server's default).
+    public var minScore: Float?
+    public var counters = Counters()
+
+    public init(maxEntries: Int) {
+        self.maxEntries = max(maxEntries, 1)
+    }
+
+    public var count: Int { entries.count }
+    public var dimension: Int? { index?.dimension }
+
+    static func key(_ prompt: String, _ scope: String) -> String { scope + "\u{0}" + prompt }
+
+    /// Stores (or replaces) the entry for `prompt` in `scope`.
+    public mutating func set(_ prompt: String, response: ByteBuffer, vector: [Float], embedder: String, scope: String,
+                             createdAt: Int64, expiresAt: Int64) -> Result<Void, SemanticFailure> {
+        if let mine = self.embedder, mine != embedder || index?.dimension != vector.count {
+            return .failure(.embedderMismatch(namespace: "\(mine)/\(index?.dimension ?? 0)", request: "\(embedder)/\(vector.count)"))
+        }
+        if self.embedder == nil {
+            self.embedder = embedder
+            index = VectorIndex(dimension: vector.count)
+        }
+        let key = Self.key(prompt, scope)
+        if let old = byPrompt[key] { remove(id: old) }
+        while entries.count >= maxEntries, let oldest = order.popFirst() {
+            if entries[oldest] != nil {
+                remove(id: oldest)
+                counters.evictions += 1
+            }
+        }
+        let id = nextID
+        nextID += 1
+        guard index!.upsert(id: id, vector: vector) else { return .success(()) }  // zero vector: nothing to find it by
+        entries[id] = Entry(prompt: prompt, response: response, scope: scope, createdAt: createdAt, expiresAt: expiresAt)
+        byPrompt[key] = id
+        order.append(id)
+        return .success(())
+    }
+
+    /// The best entry in `scope` at or above `minScore`, unless the trap guard refuses it.
+    /// Reads only: many searches may run at once.
+    public func get(_ prompt: String, vector: [Float], embedder: String, scope: String, minScore: Float,
+                             now: Int64) -> Result<Outcome, SemanticFailure> {
+        guard let index else { return .success(.miss) }
+        guard self.embedder == embedder, index.dimension == vector.count else {
+            return .failure(.embedderMismatch(namespace: "\(self.embedder ?? "?")/\(index.dimension)", request: "\(embedder)/\(vector.count)"))
+        }
+        let entries = self.entries
+        let best = index.search(vector, k: 1) { id in
+            guard let e = entries[id] else { return false }
+            return e.scope == scope && !e.isExpired(at: now)
+        }.first
+        guard let best, best.score >= minScore, let entry = entries[best.id] else { return .success(.miss) }
+        let verdict = TrapGuard.check(prompt, entry.prompt)
+        guard verdict == .ok else { return .success(.trap(verdict)) }
+        return .success(.hit(Match(entry: entry, score: best.score)))
+    }
+
+    /// Whether `prompt` is stored in `scope`.
+    public func contains(_ prompt: String, scope: String) -> Bool {
+        byPrompt[Self.key(prompt, scope)] != nil
+    }
+
+    /// Deletes `prompt` in `scope`; true if it was there.
+    public mutating func delete(_ prompt: String, scope: String) -> Bool {
+        guard let id = byPrompt[Self.key(prompt, scope)] else { return false }
+        remove(id: id)
+        return true
+    }
+
+    public mutating func sweep(now: Int64) {
+        for (id, e) in entries where e.isExpired(at: now) {
+            remove(id: id)
+            counters.expired += 1
+        }
+        if order.count > 2 * entries.count + 1024 { order = Deque(order.filter { entries[$0] != nil }) }
+    }
+
+    mutating func remove(id: UInt64) {
+        guard let e = entries.removeValue(forKey: id) else { return }
+        byPrompt[Self.key(e.prompt, e.scope)] = nil
+        index?.remove(id: id)
+    }
+}

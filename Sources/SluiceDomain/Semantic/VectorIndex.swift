@@ -1,0 +1,164 @@
+/// Vectors of one dimension in contiguous storage, searched by cosine similarity.
+///
+/// Vectors are stored normalised, so cosine is a dot product: an exact scan is one pass over
+/// `count × dimension` floats with SIMD. The int8 mode keeps a second, quantised copy (one scale
+/// per vector) that is four times smaller to scan; it picks the best `candidates` by the
+/// approximate score and re-ranks those exactly, so the scores it returns are exact.
+///
+/// Deletes are real: the last vector moves into the hole (no tombstones to skip). A plain value;
+/// the caller holds whatever lock it needs.
+public struct VectorIndex: Sendable {
+    public let dimension: Int
+    /// Padded to a multiple of 16 floats so every row is whole SIMD16 loads.
+    let stride: Int
+    var vectors: [Float] = []
+    var quantized: [Int8] = []
+    var scales: [Float] = []
+    public private(set) var ids: [UInt64] = []
+    var position: [UInt64: Int] = [:]
+
+    public init(dimension: Int) {
+        precondition(dimension > 0)
+        self.dimension = dimension
+        self.stride = (dimension + 15) / 16 * 16
+    }
+
+    public var count: Int { ids.count }
+
+    public struct Match: Sendable, Hashable {
+        public var id: UInt64
+        public var score: Float
+    }
+
+    /// Adds or replaces `id`. false: wrong dimension or a zero vector.
+    @discardableResult
+    public mutating func upsert(id: UInt64, vector: [Float]) -> Bool {
+        guard vector.count == dimension, let row = Self.normalised(vector, stride: stride) else { return false }
+        let (q, scale) = Self.quantise(row)
+        if let i = position[id] {
+            vectors.replaceSubrange(i * stride ..< (i + 1) * stride, with: row)
+            quantized.replaceSubrange(i * stride ..< (i + 1) * stride, with: q)
+            scales[i] = scale
+            return true
+        }
+        position[id] = ids.count
+        ids.append(id)
+        vectors.append(contentsOf: row)
+        quantized.append(contentsOf: q)
+        scales.append(scale)
+        return true
+    }
+
+    /// Removes `id`; the last row moves into its place.
+    @discardableResult
+    public mutating func remove(id: UInt64) -> Bool {
+        guard let i = position.removeValue(forKey: id) else { return false }
+        let last = ids.count - 1
+        if i != last {
+            let moved = ids[last]
+            ids[i] = moved
+            position[moved] = i
+            for j in 0..<stride {
+                vectors[i * stride + j] = vectors[last * stride + j]
+                quantized[i * stride + j] = quantized[last * stride + j]
+            }
+            scales[i] = scales[last]
+        }
+        ids.removeLast()
+        vectors.removeLast(stride)
+        quantized.removeLast(stride)
+        scales.removeLast()
+        return true
+    }
+
+    public func contains(id: UInt64) -> Bool { position[id] != nil }
+
+    // MARK: Search
+
+    /// The `k` most similar vectors that pass `filter`, best first (exact scan).
+    public func search(_ query: [Float], k: Int, filter: (UInt64) -> Bool = { _ in true }) -> [Match] {
+        guard query.count == dimension, k > 0, let q = Self.normalised(query, stride: stride) else { return [] }
+        var top = TopK(k)
+        vectors.withUnsafeBufferPointer { rows in
+            q.withUnsafeBufferPointer { qp in
+                for i in 0..<ids.count where filter(ids[i]) {
+                    top.offer(Match(id: ids[i], score: Self.dot(qp.baseAddress!, rows.baseAddress! + i * stride, stride)))
+                }
+            }
+        }
+        return top.sorted()
+    }
+
+    /// The int8 scan: the best `candidates` by approximate score, re-ranked exactly; best first.
+    public func searchQuantised(_ query: [Float], k: Int, candidates: Int = 64, filter: (UInt64) -> Bool = { _ in true }) -> [Match] {
+        guard query.count == dimension, k > 0, let q = Self.normalised(query, stride: stride) else { return [] }
+        let (qq, _) = Self.quantise(q)
+        var rough = TopK(max(candidates, k))
+        quantized.withUnsafeBufferPointer { rows in
+            qq.withUnsafeBufferPointer { qp in
+                for i in 0..<ids.count where filter(ids[i]) {
+                    let approx = Float(Self.dot8(qp.baseAddress!, rows.baseAddress! + i * stride, stride)) * scales[i]
+                    rough.offer(Match(id: UInt64(i), score: approx))  // row index for the re-rank
+                }
+            }
+        }
+        var top = TopK(k)
+        vectors.withUnsafeBufferPointer { rows in
+            q.withUnsafeBufferPointer { qp in
+                for m in rough.items {
+                    let i = Int(m.id)
+                    top.offer(Match(id: ids[i], score: Self.dot(qp.baseAddress!, rows.baseAddress! + i * stride, stride)))
+                }
+            }
+        }
+        return top.sorted()
+    }
+
+    // MARK: Kernels
+
+    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
+        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+        var i = 0
+        while i + 32 <= n {
+            acc0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+            acc1 += ra.loadUnaligned(fromByteOffset: (i + 16) * 4, as: SIMD16<Float>.self) * rb.loadUnaligned(fromByteOffset: (i + 16) * 4, as: SIMD16<Float>.self)
+            i += 32
+        }
+        if i < n {
+            acc0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+        }
+        return (acc0 + acc1).sum()
+    }
+
+    /// A plain loop on purpose: LLVM vectorises it (widening multiply-adds); Swift's generic
+    /// SIMD widening conversions did not, and ran slower than the float scan.
+    static func dot8(_ a: UnsafePointer<Int8>, _ b: UnsafePointer<Int8>, _ n: Int) -> Int32 {
+        var acc: Int32 = 0
+        for i in 0..<n {
+            acc &+= Int32(a[i]) &* Int32(b[i])
+        }
+        return acc
+    }
+
+    /// Unit length, zero-padded to `stride`; nil for a zero or non-finite vector.
+    static func normalised(_ v: [Float], stride: Int) -> [Float]? {
+        var sum: Float = 0
+        for x in v { sum += x * x }
+        guard sum > 0, sum.isFinite else { return nil }
+        let inv = 1 / sum.squareRoot()
+        var row = [Float](repeating: 0, count: stride)
+        for i in 0..<v.count { row[i] = v[i] * inv }
+        return row
+    }
+
+    /// Symmetric int8 with one scale per vector: x ≈ q × scale; returns the scale to apply to a
+    /// dot product with a query quantised the same way (query scale folded out: ranks only).
+    static func quantise(_ row: [Float]) -> ([Int8], Float) {
+        var peak: Float = 0
+        for x in row { peak = max(peak, abs(x)) }
+        guard peak > 0 else { return ([Int8](repeating: 0, count: row.count), 0) }
+        let s = 127 / peak
+        return (row.map { Int8(($0 * s).rounded()) }, peak / 127)
+    }
+}

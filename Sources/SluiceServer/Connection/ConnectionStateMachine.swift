@@ -1,0 +1,183 @@
+import DequeModule
+import NIOCore
+import SluiceProtocol
+
+/// The order of one connection's replies and whether it reads, as a plain state machine: the
+/// ``ConnectionHandler`` feeds it events and does what the returned ``Action`` says. No NIO
+/// channel in here, so every rule is tested on its own (`ConnectionStateMachineTests`).
+///
+/// Replies leave in request order, yet the connection does not stop when a command must wait
+/// (an L2 read, anything in shared mode): such a reply gets a *slot*, the replies of the
+/// requests after it are kept behind that slot, and slots move to ``output`` in order as their
+/// replies arrive. So a pipelining client keeps many round trips in flight. At most
+/// `maxPendingReplies` slots; past that, reading pauses until the head drains.
+///
+/// Lifecycle: reading → draining (QUIT, a protocol error, or the client closed its side: no
+/// more requests, every reply owed is still written) → closed (the handler closes the channel).
+struct ConnectionStateMachine {
+    struct Slot {
+        var reply: Result<Reply, any Error>?
+        /// The protocol version when the request was read (HELLO may change it later).
+        var version: RESPVersion
+        /// Replies of the requests after this one, written once it is.
+        var after: RESPWriter
+    }
+
+    enum Lifecycle: Equatable {
+        case reading
+        case draining
+        case closed
+    }
+
+    /// What the handler must do after an event.
+    struct Action: Equatable {
+        /// Write ``output`` out (it holds replies).
+        var flush = false
+        /// Stop (false) or start again (true) reading from the socket.
+        var setReading: Bool?
+        /// Every reply is out: close the connection (after the flush).
+        var close = false
+        /// Room for requests again: run any input already buffered.
+        var runBufferedInput = false
+    }
+
+    /// Replies that may be written now, in order.
+    private(set) var output: RESPWriter
+    private var slots = Deque<Slot>()
+    /// Sequence number of `slots.first`.
+    private var headSequence = 0
+    private(set) var lifecycle = Lifecycle.reading
+    /// Inside a batch, replies that arrive are only recorded: the batch's end drains them.
+    private var inBatch = false
+    private(set) var readingPaused = false
+    let maxPendingReplies: Int
+
+    init(maxPendingReplies: Int, output: RESPWriter = RESPWriter()) {
+        self.maxPendingReplies = maxPendingReplies
+        self.output = output
+    }
+
+    var pendingReplies: Int { slots.count }
+
+    /// May another request be read and run now?
+    var canRunRequest: Bool { lifecycle == .reading && slots.count < maxPendingReplies }
+
+    // MARK: A batch of requests
+
+    /// Starts running the requests of one read. Returns the writer for their replies (the
+    /// ready output, or the queue behind the last slot), or nil when no request may run now.
+    mutating func startBatch() -> RESPWriter? {
+        guard canRunRequest, !inBatch else { return nil }
+        inBatch = true
+        return takeTail()
+    }
+
+    /// The request just run answers later: what `tail` holds goes before its reply, what is
+    /// written to `tail` from now on goes after it. Returns the reply's sequence number.
+    mutating func replyDeferred(tail: inout RESPWriter) -> Int {
+        precondition(inBatch, "replies are deferred while a batch runs")
+        putTail(tail)
+        slots.append(Slot(reply: nil, version: tail.version, after: RESPWriter(version: tail.version)))
+        tail = takeTail()
+        return headSequence + slots.count - 1
+    }
+
+    /// Whether `tail` is the ready output itself (nothing is pending), so it may be written out
+    /// early in a long batch.
+    var tailIsOutput: Bool { slots.isEmpty }
+
+    /// The batch is done (all input used, or no more room, or reading stopped).
+    mutating func finishBatch(tail: RESPWriter) -> Action {
+        precondition(inBatch)
+        putTail(tail)
+        inBatch = false
+        drain()
+        var action = nextAction()
+        action.runBufferedInput = false  // the batch just ran all it could
+        return action
+    }
+
+    // MARK: Events
+
+    /// A deferred reply arrived (on the connection's event loop).
+    mutating func replyArrived(sequence: Int, _ result: Result<Reply, any Error>) -> Action {
+        let index = sequence - headSequence
+        guard index >= 0, index < slots.count, lifecycle != .closed else { return Action() }
+        slots[index].reply = result
+        if inBatch { return Action() }  // completed inline: the batch drains when it ends
+        drain()
+        return nextAction()
+    }
+
+    /// QUIT, a protocol error, or the client closed its side: read no more; close once every
+    /// reply owed is written.
+    mutating func stopReading() -> Action {
+        if lifecycle == .reading { lifecycle = .draining }
+        if inBatch { return Action() }
+        return nextAction()
+    }
+
+    /// The channel went away: nothing more is written.
+    mutating func closed() {
+        lifecycle = .closed
+        slots.removeAll()
+    }
+
+    /// Hands the ready bytes to the handler to write.
+    mutating func takeOutput() -> ByteBuffer {
+        let bytes = output.buffer
+        output.buffer.clear()
+        return bytes
+    }
+
+    // MARK: Internals
+
+    /// Moves every leading slot whose reply has arrived into the output, in order.
+    private mutating func drain() {
+        while let head = slots.first, let reply = head.reply {
+            output.version = head.version
+            switch reply {
+            case .success(let reply): reply.write(&output)
+            case .failure(let error as CommandError): output.writeRESPError(error.line)
+            case .failure(let error): output.writeRESPError("ERR internal error: \(error)")
+            }
+            var after = head.after
+            output.buffer.writeBuffer(&after.buffer)
+            output.version = after.version
+            slots.removeFirst()
+            headSequence += 1
+        }
+    }
+
+    private mutating func nextAction() -> Action {
+        var action = Action()
+        action.flush = output.buffer.readableBytes > 0
+        let shouldPause = lifecycle == .reading && slots.count >= maxPendingReplies
+        if shouldPause != readingPaused && lifecycle == .reading {
+            readingPaused = shouldPause
+            action.setReading = !shouldPause
+        }
+        if lifecycle == .draining && slots.isEmpty {
+            lifecycle = .closed
+            action.close = true
+        }
+        action.runBufferedInput = canRunRequest
+        return action
+    }
+
+    /// The writer for the next reply, taken out of its home (see ``putTail(_:)``).
+    private mutating func takeTail() -> RESPWriter {
+        if slots.isEmpty {
+            let out = output
+            output = RESPWriter(version: out.version)
+            return out
+        }
+        let out = slots[slots.count - 1].after
+        slots[slots.count - 1].after = RESPWriter(version: out.version)
+        return out
+    }
+
+    private mutating func putTail(_ out: RESPWriter) {
+        if slots.isEmpty { output = out } else { slots[slots.count - 1].after = out }
+    }
+}

@@ -1,0 +1,47 @@
+import NIOCore
+import SluiceBackends
+import SluiceProtocol
+
+/// What a command handler gets: its arguments (after the verb), the time the read batch
+/// started, the connection's event loop and session.
+public struct CommandContext {
+    public var arguments: RESPCommand.Arguments
+    /// Arguments after the verb.
+    public let argumentCount: Int
+    public let now: Int64
+    // The connection handler owns these and outlives every synchronous command call, so the
+    // context borrows them without reference counting (they are on the per-request path).
+    public unowned(unsafe) let eventLoop: any EventLoop
+    public unowned(unsafe) let session: Session
+    public unowned(unsafe) let table: CommandTable
+    public let name: String
+
+    /// Next argument. The arity check before the handler runs guarantees the fixed ones exist.
+    @inlinable
+    public mutating func next() throws(CommandError) -> ByteBuffer {
+        guard let argument = arguments.next() else { throw CommandError.wrongArity(name) }
+        return argument
+    }
+
+    @inlinable
+    public mutating func nextInteger() throws(CommandError) -> Int {
+        guard let value = try next().decimalValue else { throw CommandError.notInteger }
+        return value
+    }
+
+    public var hasMore: Bool { !arguments.isEmpty }
+
+    /// Writes a capability's answer with `write`: into `out` now when it is ready, or when its
+    /// turn comes when it arrives later — the same function either way.
+    @inlinable
+    public func reply<T>(_ answer: Deferred<T>, into out: inout RESPWriter,
+                         _ write: @escaping @Sendable (T, inout RESPWriter) -> Void) -> CommandResult {
+        switch answer {
+        case .ready(let value):
+            write(value, &out)
+            return .done
+        case .later(let future):
+            return .later(future.map { value in Reply { write(value, &$0) } })
+        }
+    }
+}

@@ -1,0 +1,15 @@
+/// A command's reply when it refuses: one `-ERR ...` line. Throwing it writes nothing else.
+public struct CommandError: Error, Sendable, Equatable {
+    /// The whole error line without the leading '-', e.g. "ERR syntax error" or "NOAUTH ...".
+    public let line: String
+
+    public init(_ message: String) { line = "ERR " + message }
+    public init(code: String, _ message: String) { line = code + " " + message }
+
+    public static let syntax = CommandError("syntax error")
+    public static let notInteger = CommandError("value is not an integer or out of range")
+    public static let notFloat = CommandError("value is not a valid float")
+    public static func wrongArity(_ name: String) -> CommandError {
+        CommandError("wrong number of arguments for '\(name)' command")
+    }
+}

@@ -1,0 +1,64 @@
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import SluiceBackends
+import SluiceDomain
+
+/// Reclaims expired entries in the background so that memory is freed even for keys nobody
+/// reads again: each tick sweeps a slice of every shard's L1, the directory and leases of one
+/// shard in turn, one rate-limiter shard in turn (expired reservations, full buckets), and
+/// now and then the semantic namespaces and the SQLite rows.
+public struct HousekeepingService: Service {
+    let keyspace: Keyspace
+    let limiter: RateLimiter
+    let semantic: SemanticCache
+    let store: SQLiteStore?
+    let clock: any WallClock
+    let logger: Logger
+    let interval: Duration
+
+    public init(keyspace: Keyspace, limiter: RateLimiter, semantic: SemanticCache, store: SQLiteStore?, clock: any WallClock,
+                logger: Logger, intervalMilliseconds: Int64) {
+        self.keyspace = keyspace
+        self.limiter = limiter
+        self.semantic = semantic
+        self.store = store
+        self.clock = clock
+        self.logger = logger
+        self.interval = .milliseconds(intervalMilliseconds)
+    }
+
+    public func run() async throws {
+        var tick = 0
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                try await Task.sleep(for: interval)
+            } catch {
+                return
+            }
+            let now = clock.nowMilliseconds()
+            Self.sweep(keyspace, tick: tick, now: now)
+            limiter.sweep(shard: tick % limiter.shardCount, now: now)
+            if tick % 10 == 0 { semantic.sweep(now: now) }
+            // SQLite rows: every ~30 s at the default interval.
+            if let store, tick % 300 == 299 {
+                let loop = MultiThreadedEventLoopGroup.singleton.any()
+                if let removed = try? await store.deleteExpired(now: now, on: loop).get(), removed > 0 {
+                    logger.debug("removed expired rows", metadata: ["count": "\(removed)"])
+                }
+            }
+            tick &+= 1
+        }
+    }
+
+    /// One housekeeping step over the keyspace.
+    public static func sweep(_ keyspace: Keyspace, tick: Int, now: Int64) {
+        let full = tick % keyspace.shardCount
+        for i in 0..<keyspace.shardCount {
+            keyspace.withShard(at: i) { shard in
+                shard.sweep(now: now, budget: 256, includingDirectory: i == full)
+            }
+        }
+    }
+}

@@ -1,0 +1,128 @@
+import SluiceBackends
+import SluiceDomain
+import SluiceProtocol
+
+/// The numbers behind INFO and STATS: asked from each capability, gathered once per call.
+public final class StatsReport: Sendable {
+    let cache: any ExactCache
+    let limits: any RateLimits
+    let breakers: any Breakers
+    let counters: ServerCounters
+    let configuration: ServerConfiguration
+    let startedAt: Int64
+
+    public init(cache: any ExactCache, limits: any RateLimits, breakers: any Breakers, counters: ServerCounters,
+                configuration: ServerConfiguration, startedAt: Int64) {
+        self.cache = cache
+        self.limits = limits
+        self.breakers = breakers
+        self.counters = counters
+        self.configuration = configuration
+        self.startedAt = startedAt
+    }
+
+    func stats(now: Int64) -> [(String, RESPValue)] {
+        let cacheStats = cache.statistics(now: now)
+        let c = cacheStats.keyspace.counters
+        let l1 = cacheStats.keyspace.l1
+        let limitStats = limits.statistics()
+        let rl = limitStats.local
+        let cb = breakers.statistics(now: now)
+        var rows: [(String, RESPValue)] = [
+            ("l1_hits", .integer(c.hits)),
+            ("l1_misses", .integer(c.misses)),
+            ("l1_entries", .integer(l1.entries)),
+            ("l1_bytes", .integer(l1.bytes)),
+            ("l1_max_bytes", .integer(cacheStats.l1Capacity)),
+            ("l1_evictions", .integer(l1.evictions)),
+            ("l2_backend", .bulk(cacheStats.backend)),
+            ("l2_hits", .integer(c.l2Hits)),
+            ("l2_misses", .integer(c.l2Misses)),
+            ("keys", .integer(cacheStats.keyspace.keys)),
+            ("expired", .integer(c.expired)),
+            ("leases_granted", .integer(c.leasesGranted)),
+            ("lease_waits", .integer(c.leaseWaits)),
+            ("leases_active", .integer(cacheStats.keyspace.leases)),
+            ("tokens_saved", .integer(Int(c.tokensSaved))),
+            ("cost_saved", .double(c.costSaved)),
+            ("rl_allowed", .integer(rl.counters.allowed)),
+            ("rl_denied", .integer(rl.counters.denied)),
+            ("rl_keys", .integer(rl.keys)),
+            ("rl_shared", .integer(limitStats.shared ? 1 : 0)),
+            ("rl_fallbacks", .integer(limitStats.fallbacks)),
+            ("rl_reservations_open", .integer(rl.reservations)),
+            ("rl_reservations_expired", .integer(rl.counters.reservationsExpired)),
+            ("rl_keys_reclaimed", .integer(rl.counters.keysReclaimed)),
+            ("rl_slot_keys", .integer(rl.slotKeys)),
+            ("rl_slots_held", .integer(rl.slotsHeld)),
+            ("rl_budget_keys", .integer(rl.budgetKeys)),
+            ("cb_breakers", .integer(cb.breakers)),
+            ("cb_open", .integer(cb.open)),
+            ("cb_half_open", .integer(cb.halfOpen)),
+            ("connected_clients", .integer(counters.connectedClients.load(ordering: .relaxed))),
+            ("commands_processed", .integer(counters.commandsProcessed.load(ordering: .relaxed))),
+            ("rejected_requests", .integer(counters.rejectedRequests.load(ordering: .relaxed))),
+            ("protocol_errors", .integer(counters.protocolErrors.load(ordering: .relaxed))),
+        ]
+        for (name, value) in cacheStats.backendCounters { rows.append(("l2_" + name, .integer(value))) }
+        return rows
+    }
+
+    /// Keys in the cache (DBSIZE).
+    func keyCount(now: Int64) -> Int {
+        cache.statistics(now: now).keyspace.keys
+    }
+
+    func info(section: String?, now: Int64) -> String {
+        let c = configuration
+        let cacheStats = cache.statistics(now: now)
+        let hits = cacheStats.keyspace.counters
+        var sections: [(String, [(String, String)])] = [
+            ("Server", [
+                ("redis_version", SluiceVersion.redisCompatible),
+                ("sluice_version", SluiceVersion.current),
+                ("redis_mode", "standalone"),
+                ("tcp_port", String(c.port)),
+                ("uptime_in_seconds", String((now - startedAt) / 1000)),
+            ]),
+            ("Clients", [
+                ("connected_clients", String(counters.connectedClients.load(ordering: .relaxed))),
+            ]),
+            ("Memory", [
+                ("used_memory", String(cacheStats.keyspace.l1.bytes)),
+                ("maxmemory", String(cacheStats.l1Capacity)),
+                ("maxmemory_policy", "s3fifo"),
+            ]),
+            ("Stats", [
+                ("total_connections_received", String(counters.totalConnections.load(ordering: .relaxed))),
+                ("total_commands_processed", String(counters.commandsProcessed.load(ordering: .relaxed))),
+                ("keyspace_hits", String(hits.hits + hits.l2Hits)),
+                ("keyspace_misses", String(hits.l2Misses + (cacheStats.backend == "none" ? hits.misses : 0))),
+                ("expired_keys", String(hits.expired)),
+                ("evicted_keys", String(cacheStats.keyspace.l1.evictions)),
+            ]),
+            ("Persistence", [
+                ("l2_backend", cacheStats.backend),
+                ("data_dir", c.dataDirectory ?? ""),
+            ]),
+            ("Keyspace", [("db0", "keys=\(cacheStats.keyspace.keys),expires=0")]),
+        ]
+        if let url = c.redisURL, case .success(let endpoint) = RedisEndpoint.parse(url) {
+            // Shared mode: the Redis connection state and how often Sluice answered without it.
+            var rows: [(String, String)] = [
+                ("redis_url", endpoint.description),
+                ("limits_when_redis_down", c.limitsWhenRedisDown.rawValue),
+                ("rl_fallbacks", String(limits.statistics().fallbacks)),
+            ]
+            for (name, value) in cacheStats.backendCounters { rows.append((name, String(value))) }
+            sections.append(("Redis", rows))
+        }
+        var text = ""
+        for (name, rows) in sections where section == nil || section == "all" || section == "everything" || section == name.lowercased() {
+            if !text.isEmpty { text += "\r\n" }
+            text += "# \(name)\r\n"
+            for (k, v) in rows { text += "\(k):\(v)\r\n" }
+        }
+        return text
+    }
+}
