@@ -4,8 +4,8 @@
 -- The Swift twin is SluiceDomain's TokenBucket + RateLimiterShard; TokenBucketDifferentialTests
 -- runs both on the same seeded operations and compares every decision. Same arithmetic: levels in
 -- 1/60000 token (a rate of n per minute adds n units per ms), integer ceilings, debt down to a
--- floor; all values stay below 2^53, so Lua's doubles are exact, and they are stored with
--- '%.0f' (Redis would write numbers with 14 significant digits).
+-- floor; all values stay below 2^53, so Lua's doubles hold them exactly (they are stored as
+-- plain integers with '%.0f').
 --
 -- KEYS[1]  take, peek: the bucket hash    settle: the reservation hash
 -- KEYS[2]  take with a reservation: the reservation hash
