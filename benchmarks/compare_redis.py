@@ -79,6 +79,8 @@ def main():
     ap.add_argument("--redis-cmd", help="a command for redis-server instead of -t ({sha} = the loaded script)")
     ap.add_argument("--sluice-cmd", help="the command for Sluice instead of -t")
     ap.add_argument("--redis-script", help="Lua file to SCRIPT LOAD into redis-server first")
+    ap.add_argument("--baseline", help="another sluice binary (e.g. built from an older commit with --scratch-path) "
+                                       "measured in the same run, for before/after figures")
     opts = ap.parse_args()
 
     if not os.path.exists(opts.sluice):
@@ -93,10 +95,19 @@ def main():
         sluice = subprocess.Popen([opts.sluice, "serve", "--port", str(sluice_port), *mode,
                                    "--log-level", "warning", *opts.sluice_args.split()], stdout=subprocess.DEVNULL)
         wait_port(sluice_port, sluice)
+        servers = [("redis", redis_port), ("sluice", sluice_port)]
+        if opts.baseline:
+            baseline_port = free_port()
+            base_mode = mode if opts.shared else ["--data-dir", tmp + "/baseline"]
+            baseline = subprocess.Popen([opts.baseline, "serve", "--port", str(baseline_port), *base_mode,
+                                         "--log-level", "warning", *opts.sluice_args.split()], stdout=subprocess.DEVNULL)
+            wait_port(baseline_port, baseline)
+            servers.insert(1, ("before", baseline_port))
         common = ["-n", str(opts.n), "-P", str(opts.P), "-c", str(opts.c), "-d", str(opts.d), *opts.extra.split()]
         if opts.r:
             common += ["-r", str(opts.r)]
-        per_server = {"redis": ["-t", opts.tests, *common], "sluice": ["-t", opts.tests, *common]}
+        per_server = {"redis": ["-t", opts.tests, *common], "sluice": ["-t", opts.tests, *common],
+                      "before": ["-t", opts.tests, *common]}
         label = None
         if opts.redis_cmd or opts.sluice_cmd:
             if not (opts.redis_cmd and opts.sluice_cmd):
@@ -106,29 +117,36 @@ def main():
                 sha = subprocess.run(["redis-cli", "-p", str(redis_port), "SCRIPT", "LOAD", open(opts.redis_script).read()],
                                      capture_output=True, text=True, check=True).stdout.strip()
             per_server = {"redis": [*common, *shlex.split(opts.redis_cmd.replace("{sha}", sha))],
-                          "sluice": [*common, *shlex.split(opts.sluice_cmd)]}
+                          "sluice": [*common, *shlex.split(opts.sluice_cmd)],
+                          "before": [*common, *shlex.split(opts.sluice_cmd)]}
             label = "command"
             print(f"redis:  redis-benchmark {' '.join(per_server['redis'])}")
             print(f"sluice: redis-benchmark {' '.join(per_server['sluice'])}")
         else:
             print(f"redis-benchmark {' '.join(per_server['redis'])}")
         print(f"({opts.rounds} round(s), alternating, median)")
-        runs = {"redis": [], "sluice": []}
+        runs = {name: [] for name, _ in servers}
         for r in range(opts.rounds):
-            for name, port in (("redis", redis_port), ("sluice", sluice_port)):
+            for name, port in servers:
                 res = bench(port, per_server[name], label)
                 runs[name].append(res)
                 print(f"  round {r + 1} {name:6s} " + "  ".join(f"{k}={v:,.0f}" for k, v in res.items()), flush=True)
         tests = list(runs["redis"][0].keys())
         print()
-        print(f"{'test':<14}{'redis rps':>14}{'sluice rps':>14}{'sluice/redis':>14}")
+        before = "before" in runs
+        print(f"{'test':<14}{'redis rps':>14}{'sluice rps':>14}{'sluice/redis':>14}"
+              + (f"{'before rps':>14}{'before/redis':>14}" if before else ""))
         for t in tests:
             red = statistics.median(x.get(t, 0) for x in runs["redis"])
             slu = statistics.median(x.get(t, 0) for x in runs["sluice"])
-            print(f"{t:<14}{red:>14,.0f}{slu:>14,.0f}{(slu / red if red else 0):>14.2f}")
+            line = f"{t:<14}{red:>14,.0f}{slu:>14,.0f}{(slu / red if red else 0):>14.2f}"
+            if before:
+                bef = statistics.median(x.get(t, 0) for x in runs["before"])
+                line += f"{bef:>14,.0f}{(bef / red if red else 0):>14.2f}"
+            print(line)
         print("sluice mode:", "shared (--redis, same redis-server)" if opts.shared else "embedded (SQLite L2)")
     finally:
-        for p in [x for x in (locals().get("sluice"), redis) if x is not None]:
+        for p in [x for x in (locals().get("sluice"), locals().get("baseline"), redis) if x is not None]:
             p.terminate()
             try:
                 p.wait(timeout=15)
