@@ -10,18 +10,29 @@ public struct RESPLimits: Sendable, Hashable {
     public var maxArguments: Int
     /// Largest whole request frame, in bytes.
     public var maxRequestBytes: Int
+    /// A request over a limit closes the connection (a protocol error) instead of being refused
+    /// and skipped: what Redis does for clients that have not authenticated yet.
+    public var overLimitIsFatal: Bool
 
     public init(
         maxInlineLength: Int = 64 * 1024,
         maxBulkLength: Int = 16 * 1024 * 1024,
         maxArguments: Int = 1024 * 1024,
-        maxRequestBytes: Int? = nil
+        maxRequestBytes: Int? = nil,
+        overLimitIsFatal: Bool = false
     ) {
         self.maxInlineLength = maxInlineLength
         self.maxBulkLength = maxBulkLength
         self.maxArguments = maxArguments
         self.maxRequestBytes = maxRequestBytes ?? (maxBulkLength + 1024 * 1024)
+        self.overLimitIsFatal = overLimitIsFatal
     }
+
+    /// For a connection that has not authenticated (when a password is set): small requests
+    /// only — AUTH, HELLO and the like — so an unauthenticated peer cannot make the server hold
+    /// megabytes. Redis's limits for the same case are alike (10 kB bulks, 1024 arguments).
+    public static let beforeAuth = RESPLimits(maxInlineLength: 16 * 1024, maxBulkLength: 16 * 1024, maxArguments: 32,
+                                              maxRequestBytes: 64 * 1024, overLimitIsFatal: true)
 }
 
 /// A request the parser refused but could step over: the connection stays usable and the
@@ -47,10 +58,16 @@ public enum RESPRequest: Sendable, Equatable {
 /// when one is complete, and throws ``RESPProtocolError`` when the stream is broken.
 ///
 /// It consumes bytes only for complete requests, except while stepping over a rejected
-/// request's payload, which it discards as it arrives instead of buffering it.
+/// request's payload, which it discards as it arrives instead of buffering it. A request that
+/// arrives in many reads is not re-scanned from its start each time: the parser remembers how
+/// far it got (so the work is linear in the request's size), as long as it is called again with
+/// the same buffer, more bytes appended.
 public struct RESPRequestParser: Sendable {
     public var limits: RESPLimits
     var discard: Discard?
+    var partial: PartialArray?
+    /// Element headers examined so far (tests check that the work is linear).
+    var headersExamined = 0
 
     /// Progress through the payload of a request already rejected.
     struct Discard: Sendable {
@@ -60,6 +77,18 @@ public struct RESPRequestParser: Sendable {
         var elements: Int
         /// Inline line: drop through the next "\n".
         var untilNewline: Bool
+    }
+
+    /// How far an incomplete array request has been checked.
+    struct PartialArray: Sendable {
+        /// The buffer's reader index when the request began (a different one: start over).
+        var start: Int
+        var count: Int
+        /// The next element to check, and where its `$` header is.
+        var element: Int
+        var index: Int
+        /// Bytes of the frame up to `index`.
+        var total: Int
     }
 
     public init(limits: RESPLimits = RESPLimits()) {
@@ -73,7 +102,11 @@ public struct RESPRequestParser: Sendable {
             }
             guard let first = buffer.readableBytesView.first else { return nil }
             if first == UInt8(ascii: "*") {
-                return try parseArray(&buffer)
+                switch try parseArray(&buffer) {
+                case .needMore: return nil
+                case .empty: continue  // "*0" / "*-1": Redis does nothing and sends nothing
+                case .request(let request): return request
+                }
             }
             switch try parseInline(&buffer) {
             case .needMore: return nil
@@ -83,56 +116,89 @@ public struct RESPRequestParser: Sendable {
         }
     }
 
+    enum Step {
+        case needMore, empty, request(RESPRequest)
+    }
+
     // MARK: RESP arrays
 
-    mutating func parseArray(_ buffer: inout ByteBuffer) throws(RESPProtocolError) -> RESPRequest? {
+    mutating func parseArray(_ buffer: inout ByteBuffer) throws(RESPProtocolError) -> Step {
         let start = buffer.readerIndex
         let end = buffer.writerIndex
-        guard let (count, afterHeader) = try readLength(buffer, at: start + 1, end: end, what: "multibulk length") else {
-            return nil
+        var state: PartialArray
+        if let p = partial, p.start == start {
+            state = p
+        } else {
+            partial = nil
+            guard let (count, afterHeader) = try readLength(buffer, at: start + 1, end: end, what: "multibulk length") else {
+                return .needMore
+            }
+            if count <= 0 {
+                buffer.moveReaderIndex(to: afterHeader)
+                return .empty
+            }
+            if count > limits.maxArguments {
+                if limits.overLimitIsFatal { throw RESPProtocolError("too many arguments before AUTH (\(count) > \(limits.maxArguments))") }
+                buffer.moveReaderIndex(to: afterHeader)
+                discard = Discard(bytes: 0, elements: count, untilNewline: false)
+                return .request(.rejected(RESPRejection("too many arguments in request (\(count) > \(limits.maxArguments))")))
+            }
+            state = PartialArray(start: start, count: count, element: 0, index: afterHeader, total: afterHeader - start)
         }
-        if count <= 0 {
-            // "*0\r\n" or "*-1\r\n": Redis treats both as nothing to do.
-            buffer.moveReaderIndex(to: afterHeader)
-            return .rejected(RESPRejection("empty command"))
-        }
-        if count > limits.maxArguments {
-            buffer.moveReaderIndex(to: afterHeader)
-            discard = Discard(bytes: 0, elements: count, untilNewline: false)
-            return .rejected(RESPRejection("too many arguments in request (\(count) > \(limits.maxArguments))"))
-        }
-        var index = afterHeader
-        var total = afterHeader - start
-        for element in 0..<count {
-            guard index < end else { return nil }
+        while state.element < state.count {
+            let index = state.index
+            headersExamined &+= 1
+            guard index < end else {
+                partial = state
+                return .needMore
+            }
             guard buffer.getInteger(at: index, as: UInt8.self) == UInt8(ascii: "$") else {
+                partial = nil
                 let got = buffer.getInteger(at: index, as: UInt8.self)!
                 throw RESPProtocolError("expected '$', got '\(Self.printable(got))'")
             }
-            guard let (length, afterLength) = try readLength(buffer, at: index + 1, end: end, what: "bulk length") else {
-                return nil
+            let header: (Int, Int)?
+            do {
+                header = try readLength(buffer, at: index + 1, end: end, what: "bulk length")
+            } catch {
+                partial = nil
+                throw error
+            }
+            guard let (length, afterLength) = header else {
+                partial = state
+                return .needMore
             }
             if length < 0 {
+                partial = nil
                 throw RESPProtocolError("invalid bulk length")
             }
-            total += (afterLength - index) + length + 2
+            let total = state.total + (afterLength - index) + length + 2
             if length > limits.maxBulkLength || total > limits.maxRequestBytes {
+                partial = nil
+                if limits.overLimitIsFatal { throw RESPProtocolError("request too large before AUTH") }
                 buffer.moveReaderIndex(to: afterLength)
-                discard = Discard(bytes: length + 2, elements: count - element - 1, untilNewline: false)
+                discard = Discard(bytes: length + 2, elements: state.count - state.element - 1, untilNewline: false)
                 if length > limits.maxBulkLength {
-                    return .rejected(RESPRejection("value too large (\(length) bytes > \(limits.maxBulkLength))"))
+                    return .request(.rejected(RESPRejection("value too large (\(length) bytes > \(limits.maxBulkLength))")))
                 }
-                return .rejected(RESPRejection("request too large (more than \(limits.maxRequestBytes) bytes)"))
+                return .request(.rejected(RESPRejection("request too large (more than \(limits.maxRequestBytes) bytes)")))
             }
             let payloadEnd = afterLength + length
-            guard payloadEnd + 2 <= end else { return nil }
+            guard payloadEnd + 2 <= end else {
+                partial = state
+                return .needMore
+            }
             guard buffer.getInteger(at: payloadEnd, as: UInt16.self) == Self.crlf else {
+                partial = nil
                 throw RESPProtocolError("bulk string not terminated by CRLF")
             }
-            index = payloadEnd + 2
+            state.index = payloadEnd + 2
+            state.total = total
+            state.element += 1
         }
-        let frame = buffer.readSlice(length: index - start)!
-        return .command(RESPCommand(validatedFrame: frame, count: count))
+        partial = nil
+        let frame = buffer.readSlice(length: state.index - start)!
+        return .request(.command(RESPCommand(validatedFrame: frame, count: state.count)))
     }
 
     static let crlf: UInt16 = UInt16(UInt8(ascii: "\r")) << 8 | UInt16(UInt8(ascii: "\n"))
@@ -208,14 +274,11 @@ public struct RESPRequestParser: Sendable {
 
     // MARK: Inline
 
-    enum InlineResult {
-        case needMore, empty, request(RESPRequest)
-    }
-
-    mutating func parseInline(_ buffer: inout ByteBuffer) throws(RESPProtocolError) -> InlineResult {
+    mutating func parseInline(_ buffer: inout ByteBuffer) throws(RESPProtocolError) -> Step {
         let view = buffer.readableBytesView
         guard let nl = view.firstIndex(of: UInt8(ascii: "\n")) else {
             if view.count > limits.maxInlineLength {
+                if limits.overLimitIsFatal { throw RESPProtocolError("inline request too long before AUTH") }
                 buffer.moveReaderIndex(to: buffer.writerIndex)
                 discard = Discard(bytes: 0, elements: 0, untilNewline: true)
                 return .request(.rejected(RESPRejection("inline request too long (more than \(limits.maxInlineLength) bytes)")))
@@ -225,6 +288,7 @@ public struct RESPRequestParser: Sendable {
         var lineEnd = nl
         if lineEnd > view.startIndex && view[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
         if lineEnd - view.startIndex > limits.maxInlineLength {
+            if limits.overLimitIsFatal { throw RESPProtocolError("inline request too long before AUTH") }
             buffer.moveReaderIndex(to: nl + 1)
             return .request(.rejected(RESPRejection("inline request too long (more than \(limits.maxInlineLength) bytes)")))
         }

@@ -35,6 +35,33 @@ struct S3FIFOCacheTests {
         #expect(cache.statistics.entries == 0 && cache.statistics.bytes == 0)
     }
 
+    /// The entry being replaced, alone in main, grows to nearly the whole budget while small
+    /// holds a little: eviction must take from small instead of cycling the spared entry forever
+    /// (it used to spin, holding the shard's lock).
+    @Test(.timeLimit(.minutes(1)))
+    func replacingTheOnlyMainEntryWithANearlyFullOneEvictsFromSmall() {
+        let capacity = 10_000
+        var cache = S3FIFOCache(capacity: capacity)
+        put(&cache, "m", String(repeating: "a", count: 500))
+        _ = get(&cache, "m")  // read once: promoted to main when small is next evicted
+        var i = 0
+        while let index = cache.index[key("m").1], cache.slots[Int(index)].place == .small {
+            put(&cache, "s\(i)", String(repeating: "b", count: 300))
+            i += 1
+        }
+        // Leave one small entry beside "m" alone in main.
+        while cache.statistics.entries > 2 {
+            cache.evictFromSmall(sparing: -1)
+        }
+        #expect(cache.main.filter { cache.slots[Int($0)].place == .main }.count == 1)
+        #expect(cache.smallBytes > 0 && cache.smallBytes < capacity / 10)
+        let nearlyFull = String(repeating: "c", count: capacity - S3FIFOCache.entryOverhead - 1 - 50)
+        put(&cache, "m", nearlyFull)
+        #expect(get(&cache, "m") == nearlyFull)
+        #expect(cache.statistics.bytes <= capacity)
+        #expect(cache.invariantViolation() == nil)
+    }
+
     @Test func neverExceedsItsByteBudget() {
         let capacity = 50 * S3FIFOCache.charge(keyLength: 8, valueLength: 100)
         var cache = S3FIFOCache(capacity: capacity)

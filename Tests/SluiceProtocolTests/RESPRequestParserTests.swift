@@ -113,10 +113,43 @@ struct RESPRequestParserTests {
         #expect(throws: RESPProtocolError(message)) { _ = try parser.next(from: &buffer) }
     }
 
-    @Test func emptyArrayIsRejectedNotFatal() throws {
-        let requests = try parseAll("*0\r\nPING\r\n")
-        #expect(requests.count == 2)
-        #expect(args(requests[1]) == ["PING"])
+    /// Redis sends nothing for `*0` (or `*-1`): answering would put a pipelining client out of
+    /// step with its replies.
+    @Test func emptyArrayIsIgnoredAsRedisDoes() throws {
+        let requests = try parseAll("*0\r\n*-1\r\nPING\r\n")
+        #expect(requests.count == 1)
+        #expect(args(requests[0]) == ["PING"])
+    }
+
+    /// A big request arriving in many small reads is checked once, not from its start on every read.
+    @Test func requestInManyReadsIsParsedInLinearWork() throws {
+        let n = 20_000
+        var wire = ByteBuffer(string: "*\(n)\r\n")
+        for i in 0..<n { wire.writeString("$\(String(i).utf8.count)\r\n\(i)\r\n") }
+        var parser = RESPRequestParser()
+        var buffer = ByteBuffer()
+        var chunks = 0
+        var request: RESPRequest?
+        while wire.readableBytes > 0 {
+            var chunk = wire.readSlice(length: min(97, wire.readableBytes))!
+            buffer.writeBuffer(&chunk)
+            chunks += 1
+            if let r = try parser.next(from: &buffer) { request = r }
+        }
+        guard case .command(let c) = request else { Issue.record("no request"); return }
+        #expect(c.count == n)
+        // Each element once, plus at most one re-read of an incomplete header per read.
+        #expect(parser.headersExamined <= n + chunks)
+    }
+
+    @Test func overLimitBeforeAuthClosesInsteadOfBuffering() throws {
+        var parser = RESPRequestParser(limits: .beforeAuth)
+        var big = ByteBuffer(string: "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$15000000\r\nxxxx")
+        #expect(throws: RESPProtocolError("request too large before AUTH")) { _ = try parser.next(from: &big) }
+        var many = ByteBuffer(string: "*1000\r\n")
+        #expect(throws: RESPProtocolError("too many arguments before AUTH (1000 > 32)")) { _ = try parser.next(from: &many) }
+        var fine = ByteBuffer(string: "AUTH secret\r\n")
+        #expect(try parser.next(from: &fine) == .command(RESPCommand("AUTH", "secret")))
     }
 
     /// NIOTestUtils feeds the bytes whole, one at a time and in random splits, and checks that

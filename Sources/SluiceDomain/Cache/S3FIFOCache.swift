@@ -233,13 +233,17 @@ public struct S3FIFOCache: Sendable {
 
     // MARK: Eviction
 
+    /// Evicts until `incoming` more bytes fit, never the entry at `sparing` (the one being
+    /// replaced). Every round frees an entry or moves one from small to main, so it ends.
     mutating func evict(toFit incoming: Int, sparing: Int) {
         while statistics.bytes + incoming > capacity && statistics.entries > 0 {
             if small.isEmpty && main.isEmpty { break }  // nothing left to evict (cannot happen if the books are right)
             if (smallBytes >= capacity / 10 && !small.isEmpty) || main.isEmpty {
                 evictFromSmall(sparing: sparing)
-            } else {
-                evictFromMain(sparing: sparing)
+            } else if !evictFromMain(sparing: sparing) {
+                // Main holds only the entry being replaced: take from small, or stop (it alone fits).
+                if small.isEmpty { break }
+                evictFromSmall(sparing: sparing)
             }
         }
     }
@@ -268,7 +272,9 @@ public struct S3FIFOCache: Sendable {
         }
     }
 
-    mutating func evictFromMain(sparing: Int) {
+    /// false: main held nothing to evict but the spared entry.
+    @discardableResult
+    mutating func evictFromMain(sparing: Int) -> Bool {
         while let i32 = main.popFirst() {
             let i = Int(i32)
             switch slots[i].place {
@@ -279,15 +285,16 @@ public struct S3FIFOCache: Sendable {
                 if slots[i].freq > 0 || i == sparing {
                     if slots[i].freq > 0 { slots[i].freq -= 1 }
                     main.append(i32)
-                    if i == sparing && main.count == 1 { return }
+                    if i == sparing && main.count == 1 { return false }
                     continue
                 }
                 evictLive(slot: i)
-                return
+                return true
             default:
                 continue
             }
         }
+        return false
     }
 
     mutating func evictLive(slot i: Int) {
