@@ -63,9 +63,9 @@ public final class SluiceNode: Sendable {
             let invalidations = RedisInvalidations(client: client)
             let cache = RedisExactCache(keyspace: keyspace, client: client, invalidations: invalidations)
             cache.startInvalidations(logger: logger)
-            let semantic = RedisSemanticStore(local: EmbeddedSemanticStore(cache: semanticCache, store: nil, searchPool: searchPool,
-                                                                           offloadEntries: configuration.semanticOffloadEntries),
-                                              client: client, logger: logger)
+            let localSemantic = EmbeddedSemanticStore(cache: semanticCache, store: nil, searchPool: searchPool,
+                                                      offloadEntries: configuration.semanticOffloadEntries)
+            let semantic = RedisSemanticStore(local: localSemantic, client: client, logger: logger)
             let policy = RedisDownPolicy(limits: configuration.limitsWhenRedisDown, logger: logger)
             let localLimits = EmbeddedRateLimits(limiter: limiter)
             let localBreakers = EmbeddedBreakers(registry: registry)
@@ -74,7 +74,7 @@ public final class SluiceNode: Sendable {
                 limits: FallbackRateLimits(primary: RedisRateLimits(client: client, reservationTTL: configuration.reservationTTLMilliseconds, local: localLimits),
                                            local: localLimits, policy: policy),
                 breakers: FallbackBreakers(primary: RedisBreakers(client: client, local: localBreakers), local: localBreakers, policy: policy),
-                semantic: FallbackSemanticStore(primary: semantic, policy: policy))
+                semantic: FallbackSemanticStore(primary: semantic, local: localSemantic, policy: policy))
             redis = RedisParts(client: client, invalidations: invalidations, semantic: semantic)
             logger.info("shared mode: L2 in Redis", metadata: ["redis": "\(endpoint)"])
         } else {

@@ -192,7 +192,7 @@ struct ImmediateCache: ExactCache {
         return .later(eventLoop.makeSucceededFuture(.hit(CachedValue(entry: Array(value.readableBytesView), keyLength: 0), EntryMeta(createdAt: now), .l2)))
     }
     func write(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta, condition: WriteCondition, now: Int64, on eventLoop: any EventLoop) -> Deferred<CacheWrite> { .ready(.stored) }
-    func delete(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Int> { .ready(0) }
+    func delete(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<Int, StoreFailure>> { .ready(.success(0)) }
     func exists(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Int> { .ready(0) }
     func timeToLive(_ key: ByteBuffer, now: Int64, on eventLoop: any EventLoop) -> Deferred<TimeToLive> { .ready(.absent) }
     func statistics(now: Int64) -> ExactCacheStatistics {
@@ -215,6 +215,31 @@ struct ImmediateReplyTests {
         var out = ""
         while let b = try await h.channel.readOutbound(as: ByteBuffer.self) { out += String(buffer: b) }
         #expect(out == (value == nil ? "$-1\r\n+PONG\r\n" : "$7\r\nfrom-l2\r\n+PONG\r\n"))
+        await h.close()
+    }
+
+    /// More requests in one read than there are reply slots, every reply completing at once:
+    /// all are answered without the client sending anything more.
+    @Test(.timeLimit(.minutes(1)))
+    func moreInlineRepliesThanSlotsInOneReadAreAllAnswered() async throws {
+        var config = ServerConfiguration()
+        config.dataDirectory = nil
+        let keyspace = Keyspace(l1Capacity: 1 << 20, shardCount: 1, tracksL2: false)
+        let cache = FallbackExactCache(primary: ImmediateCache(value: nil, keyspace: keyspace), keyspace: keyspace,
+                                       policy: RedisDownPolicy(limits: .local, logger: Logger(label: "test")))
+        let h = try await Harness.make(config: config, clock: ManualClock(), store: nil, cache: cache)
+        let n = ConnectionHandler.maxPendingReplies * 2 + 17
+        let expected = String(repeating: "$-1\r\n", count: n) + "+PONG\r\n"
+        let reply = try await h.send(String(repeating: "GET k\r\n", count: n) + "PING\r\n", waitFor: expected.utf8.count)
+        #expect(reply == expected)
+        await h.close()
+    }
+
+    /// Embedded mode: a value evicted from L1 but still waiting for its SQLite commit is read
+    /// from the pending writes, a future already complete when the command returns.
+    @Test func pendingSQLiteWritesAnswerInline() async throws {
+        let h = try await Harness.make(l2: true, l1Capacity: 0)
+        #expect(try await h.send("SET a 1\r\nGET a\r\nCACHE.GET a\r\nPING\r\n") == "+OK\r\n$1\r\n1\r\n*4\r\n$1\r\n1\r\n$2\r\nl2\r\n:0\r\n$-1\r\n+PONG\r\n")
         await h.close()
     }
 }

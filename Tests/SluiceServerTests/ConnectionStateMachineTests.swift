@@ -22,7 +22,7 @@ struct ConnectionStateMachineTests {
         tail.writeRESPOK()
         tail.writeRESPInteger(7)
         let action = m.finishBatch(tail: tail)
-        #expect(action == .init(flush: true, setReading: nil, close: false, runBufferedInput: false))
+        #expect(action == .init(flush: true, setReading: nil, close: false, runBufferedInput: true))
         #expect(text(&m) == "+OK\r\n:7\r\n")
     }
 
@@ -103,11 +103,65 @@ struct ConnectionStateMachineTests {
         var tail = m.startBatch()!
         let a = m.replyDeferred(tail: &tail)
         let b = m.replyDeferred(tail: &tail)
+        tail.writeRESPOK()
         _ = m.finishBatch(tail: tail)
         _ = m.replyArrived(sequence: b, .failure(CommandError("told you")))
         _ = m.replyArrived(sequence: a, .failure(Failure()))
-        #expect(text(&m).hasPrefix("-ERR internal error: "))
+        #expect(text(&m) == "-ERR internal error: Failure()\r\n-ERR told you\r\n+OK\r\n")
         #expect(m.pendingReplies == 0)
+    }
+
+    /// Redis down answers at once: every slot of a batch completes inline. The batch stops at
+    /// the limit with input left; draining must say there is room again, or the rest of the
+    /// client's pipeline would wait for bytes that never come.
+    @Test func slotsAllCompletedInlineLeaveRoomForTheRestOfTheInput() {
+        var m = ConnectionStateMachine(maxPendingReplies: 3)
+        var tail = m.startBatch()!
+        for i in 0..<3 {
+            let s = m.replyDeferred(tail: &tail)
+            _ = m.replyArrived(sequence: s, Self.reply("r\(i)"))
+        }
+        #expect(!m.canRunRequest)  // the handler's loop stops here, input left
+        let action = m.finishBatch(tail: tail)
+        #expect(action.runBufferedInput && action.flush && action.setReading == nil)
+        #expect(text(&m) == "$2\r\nr0\r\n$2\r\nr1\r\n$2\r\nr2\r\n")
+    }
+
+    @Test func aReplyFromAnEarlierBatchArrivingInsideANewOneWaitsForItsEnd() {
+        var m = ConnectionStateMachine(maxPendingReplies: 4)
+        var tail = m.startBatch()!
+        let early = m.replyDeferred(tail: &tail)
+        tail.writeRESPInteger(1)
+        _ = m.finishBatch(tail: tail)
+        tail = m.startBatch()!
+        tail.writeRESPInteger(2)
+        #expect(m.replyArrived(sequence: early, Self.reply("early")) == ConnectionStateMachine.Action())
+        tail.writeRESPInteger(3)
+        #expect(m.finishBatch(tail: tail).flush)
+        #expect(text(&m) == "$5\r\nearly\r\n:1\r\n:2\r\n:3\r\n")
+    }
+
+    @Test func stopReadingWhilePausedClosesOnceTheRepliesAreOut() {
+        var m = ConnectionStateMachine(maxPendingReplies: 1)
+        var tail = m.startBatch()!
+        let a = m.replyDeferred(tail: &tail)
+        #expect(m.finishBatch(tail: tail).setReading == false)
+        #expect(!m.stopReading().close)
+        let last = m.replyArrived(sequence: a, Self.reply("a"))
+        #expect(last.close && last.setReading == nil)
+        #expect(text(&m) == "$1\r\na\r\n")
+    }
+
+    @Test func theChannelClosingInsideABatchEndsItQuietly() {
+        var m = ConnectionStateMachine(maxPendingReplies: 4)
+        var tail = m.startBatch()!
+        let a = m.replyDeferred(tail: &tail)
+        tail.writeRESPOK()
+        m.closed()  // a failed early write closed the channel mid-batch
+        #expect(!m.canRunRequest)
+        #expect(m.finishBatch(tail: tail) == ConnectionStateMachine.Action())
+        #expect(m.replyArrived(sequence: a, Self.reply("late")) == ConnectionStateMachine.Action())
+        #expect(text(&m) == "")
     }
 
     @Test func eachReplyKeepsTheProtocolVersionOfItsRequest() {
@@ -121,13 +175,4 @@ struct ConnectionStateMachineTests {
         #expect(text(&m) == "$-1\r\n_\r\n")
     }
 
-    @Test func repliesAfterTheConnectionClosedAreIgnored() {
-        var m = ConnectionStateMachine(maxPendingReplies: 4)
-        var tail = m.startBatch()!
-        let a = m.replyDeferred(tail: &tail)
-        _ = m.finishBatch(tail: tail)
-        m.closed()
-        #expect(m.replyArrived(sequence: a, Self.reply("late")) == ConnectionStateMachine.Action())
-        #expect(text(&m) == "")
-    }
 }

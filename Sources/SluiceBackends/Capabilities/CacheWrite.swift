@@ -1,3 +1,5 @@
+import SluiceDomain
+
 /// What became of a write to the exact cache.
 public enum CacheWrite: Sendable, Hashable {
     case stored
@@ -5,4 +7,6 @@ public enum CacheWrite: Sendable, Hashable {
     case notStored
     /// Another caller holds the lease on this key.
     case leaseRefused
+    /// Shared mode: Redis did not store it (the local copy is dropped too).
+    case failed(StoreFailure)
 }

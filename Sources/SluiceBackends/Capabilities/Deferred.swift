@@ -13,14 +13,6 @@ public enum Deferred<Value: Sendable>: Sendable {
     case ready(Value)
     case later(EventLoopFuture<Value>)
 
-    @inlinable
-    public func map<T>(_ transform: @escaping @Sendable (Value) -> T) -> Deferred<T> {
-        switch self {
-        case .ready(let value): return .ready(transform(value))
-        case .later(let future): return .later(future.map(transform))
-        }
-    }
-
     /// Chains another step that may itself be ready or later.
     @inlinable
     public func flatMap<T>(_ next: @escaping @Sendable (Value) -> Deferred<T>) -> Deferred<T> {

@@ -15,8 +15,9 @@ public protocol ExactCache: Sendable {
     func write(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta, condition: WriteCondition, now: Int64,
                on eventLoop: any EventLoop) -> Deferred<CacheWrite>
 
-    /// How many of the keys existed (and are gone now).
-    func delete(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Int>
+    /// How many of the keys existed (and are gone now); a failure when the delete could not
+    /// be made in the shared store.
+    func delete(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<Int, StoreFailure>>
 
     /// How many of the keys exist (a key named twice counts twice, as in Redis).
     func exists(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Int>

@@ -13,10 +13,10 @@ public protocol SemanticStore: Sendable {
     func get(_ query: SemanticQuery, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SemanticNamespace.Outcome, SemanticFailure>>
 
     /// true: the prompt was there (in that scope) and is gone now.
-    func delete(namespace: String, prompt: String, scope: String, on eventLoop: any EventLoop) -> Deferred<Bool>
+    func delete(namespace: String, prompt: String, scope: String, on eventLoop: any EventLoop) -> Deferred<Result<Bool, SemanticFailure>>
 
     /// Removes a whole namespace; how many entries it had.
-    func drop(namespace: String, on eventLoop: any EventLoop) -> Deferred<Int>
+    func drop(namespace: String, on eventLoop: any EventLoop) -> Deferred<Result<Int, SemanticFailure>>
 
     /// nil: no such namespace.
     func info(namespace: String) -> SemanticCache.Info?

@@ -58,9 +58,16 @@ public final class EmbeddedExactCache: ExactCache {
                     return .hit(CachedValue(entry: entry, keyLength: owned.readableBytes), meta, .l2)
                 }
             }.recover { _ in
-                // The file could not be read: a miss, not an error, for the client.
-                keyspace.withShard(hash: hash) { $0.countL2Miss() }
-                return .miss(lease: nil)
+                // The file could not be read: a miss, not an error, for the client (who may
+                // compute the value: with a lease, so that others wait for it).
+                keyspace.withShard(hash: hash) { shard -> CacheRead in
+                    shard.countL2Miss()
+                    // The key is there but unreadable: whoever gets the lease recomputes it.
+                    guard lease > 0, case .granted(let t) = shard.lease(hash: hash, token: token, now: now, duration: lease) else {
+                        return .miss(lease: nil)
+                    }
+                    return .miss(lease: t)
+                }
             })
         }
     }
@@ -95,7 +102,7 @@ public final class EmbeddedExactCache: ExactCache {
         return .ready(outcome)
     }
 
-    public func delete(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Int> {
+    public func delete(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<Int, StoreFailure>> {
         var removed = 0
         for key in keys {
             let hash = keyspace.hasher.hash(key)
@@ -104,7 +111,7 @@ public final class EmbeddedExactCache: ExactCache {
                 store?.delete(.owned(key))
             }
         }
-        return .ready(removed)
+        return .ready(.success(removed))
     }
 
     public func exists(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Int> {

@@ -43,16 +43,16 @@ public final class EmbeddedSemanticStore: SemanticStore {
         return .ready(search())
     }
 
-    public func delete(namespace: String, prompt: String, scope: String, on eventLoop: any EventLoop) -> Deferred<Bool> {
+    public func delete(namespace: String, prompt: String, scope: String, on eventLoop: any EventLoop) -> Deferred<Result<Bool, SemanticFailure>> {
         let removed = cache.write(namespace, create: false) { $0.delete(prompt, scope: scope) } ?? false
         if removed { store?.enqueue(.delete(namespace: namespace, scope: scope, prompt: prompt)) }
-        return .ready(removed)
+        return .ready(.success(removed))
     }
 
-    public func drop(namespace: String, on eventLoop: any EventLoop) -> Deferred<Int> {
+    public func drop(namespace: String, on eventLoop: any EventLoop) -> Deferred<Result<Int, SemanticFailure>> {
         let removed = cache.drop(namespace)
         store?.enqueue(.drop(namespace: namespace))
-        return .ready(removed)
+        return .ready(.success(removed))
     }
 
     public func info(namespace: String) -> SemanticCache.Info? {

@@ -1,14 +1,14 @@
 import NIOCore
 import SluiceDomain
 
-/// The exact cache's Redis-down policy, around ``RedisExactCache``: while Redis cannot answer,
-/// this instance's L1 does.
+/// The exact cache's Redis-down policy, around ``RedisExactCache``. While Redis cannot answer:
 ///
-/// - read: L1 (already looked at by the Redis read) — a miss, with a lease from this instance's
-///   lease table when one was asked for;
-/// - write: kept in L1 and answered as stored (NX/XX and leases decided by this instance);
-/// - delete: the L1 copies are gone; answers how many of the keys L1 held;
-/// - exists, TTL: what L1 knows.
+/// - reads (GET, CACHE.GET, EXISTS, TTL) are answered by this instance's L1 — a miss when L1
+///   does not hold the key, with a lease from this instance's lease table when one was asked for;
+/// - writes (SET, CACHE.SET, DEL) are *not* acknowledged: the client gets `-TRYAGAIN` (Redis
+///   unreachable) or the error Redis gave, and the local copy is dropped, so nothing answered
+///   `+OK` can be lost when Redis comes back (and L1 is cleared).
+///
 /// Every such answer is counted (`redis_fallbacks` in STATS).
 public final class FallbackExactCache: ExactCache {
     public let primary: any ExactCache
@@ -26,40 +26,50 @@ public final class FallbackExactCache: ExactCache {
         let answer = primary.read(key, lease: lease, now: now, on: eventLoop)
         guard case .later = answer else { return answer }
         let key = ByteBuffer.owned(key)
-        return policy.recover(answer, .cache, on: eventLoop) { [local] in local.read(key, lease: lease, now: now, on: eventLoop) }
+        return policy.recover(answer, .cache, on: eventLoop) { [local] _ in
+            let hash = local.keyspace.hasher.hash(key)
+            local.keyspace.withShard(hash: hash) { $0.countL2Miss() }
+            return local.read(key, lease: lease, now: now, on: eventLoop)
+        }
     }
 
     public func write(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta, condition: WriteCondition, now: Int64,
                       on eventLoop: any EventLoop) -> Deferred<CacheWrite> {
-        let key = ByteBuffer.owned(key), value = ByteBuffer.owned(value)
-        return policy.recover(primary.write(key, value: value, meta: meta, condition: condition, now: now, on: eventLoop), .cache, on: eventLoop) { [local] in
-            local.write(key, value: value, meta: meta, condition: condition, now: now, on: eventLoop)
+        let answer = primary.write(key, value: value, meta: meta, condition: condition, now: now, on: eventLoop)
+        guard case .later = answer else { return answer }
+        let key = ByteBuffer.owned(key)
+        return policy.recover(answer, .cache, on: eventLoop) { [local] error in
+            // An unconditional write went into L1 before Redis was asked: take it back.
+            _ = local.delete([key], now: now, on: eventLoop)
+            return .ready(.failed(RedisDownPolicy.storeFailure(error)))
         }
     }
 
-    public func delete(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Int> {
-        // Asked before: the primary drops the L1 copies before it asks Redis.
-        guard case .ready(let held) = local.exists(keys, now: now, on: eventLoop) else { preconditionFailure("L1 answers at once") }
-        return policy.recover(primary.delete(keys, now: now, on: eventLoop), .cache, on: eventLoop) { .ready(held) }
+    public func delete(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<Int, StoreFailure>> {
+        // The L1 copies are gone already (dropped before Redis was asked); Redis still holds the keys.
+        policy.recover(primary.delete(keys, now: now, on: eventLoop), .cache, on: eventLoop) { error in
+            .ready(.failure(RedisDownPolicy.storeFailure(error)))
+        }
     }
 
     public func exists(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Int> {
+        let answer = primary.exists(keys, now: now, on: eventLoop)
+        guard case .later = answer else { return answer }
         let keys = keys.map(ByteBuffer.owned)
-        return policy.recover(primary.exists(keys, now: now, on: eventLoop), .cache, on: eventLoop) { [local] in
-            local.exists(keys, now: now, on: eventLoop)
-        }
+        return policy.recover(answer, .cache, on: eventLoop) { [local] _ in local.exists(keys, now: now, on: eventLoop) }
     }
 
     public func timeToLive(_ key: ByteBuffer, now: Int64, on eventLoop: any EventLoop) -> Deferred<TimeToLive> {
+        let answer = primary.timeToLive(key, now: now, on: eventLoop)
+        guard case .later = answer else { return answer }
         let key = ByteBuffer.owned(key)
-        return policy.recover(primary.timeToLive(key, now: now, on: eventLoop), .cache, on: eventLoop) { [local] in
-            local.timeToLive(key, now: now, on: eventLoop)
-        }
+        return policy.recover(answer, .cache, on: eventLoop) { [local] _ in local.timeToLive(key, now: now, on: eventLoop) }
     }
 
     public func statistics(now: Int64) -> ExactCacheStatistics {
         var s = primary.statistics(now: now)
         s.backendCounters.append(("redis_fallbacks", policy.cacheFallbackCount))
+        s.backendCounters.append(("redis_semantic_fallbacks", policy.semanticFallbackCount))
         return s
     }
 }

@@ -20,8 +20,10 @@ public final class FallbackRateLimits: RateLimits {
     static let allowed = LimitDecision(allowed: true, remainingRequests: -1, remainingTokens: -1, retryAfter: 0, reset: 0)
 
     public func take(_ key: ByteBuffer, spec: LimitSpec, tokens: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<LimitDecision, LimitError>> {
+        let answer = primary.take(key, spec: spec, tokens: tokens, now: now, on: eventLoop)
+        guard case .later = answer else { return answer }
         let key = ByteBuffer.owned(key)
-        return policy.recover(primary.take(key, spec: spec, tokens: tokens, now: now, on: eventLoop), .decision, on: eventLoop) { [self] in
+        return policy.recover(answer, .decision, on: eventLoop) { [self] _ in
             switch policy.limits {
             case .local: return local.take(key, spec: spec, tokens: tokens, now: now, on: eventLoop)
             case .deny: return .ready(.success(Self.denied))
@@ -31,14 +33,16 @@ public final class FallbackRateLimits: RateLimits {
     }
 
     public func reserve(_ key: ByteBuffer, spec: LimitSpec, estimate: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<ReservationDecision, LimitError>> {
+        let answer = primary.reserve(key, spec: spec, estimate: estimate, now: now, on: eventLoop)
+        guard case .later = answer else { return answer }
         let key = ByteBuffer.owned(key)
-        return policy.recover(primary.reserve(key, spec: spec, estimate: estimate, now: now, on: eventLoop), .decision, on: eventLoop) { [self] in
+        return policy.recover(answer, .decision, on: eventLoop) { [self] _ in
             switch policy.limits {
             case .local: return local.reserve(key, spec: spec, estimate: estimate, now: now, on: eventLoop)
             case .deny: return .ready(.success(ReservationDecision(decision: Self.denied, id: nil)))
             case .allow:
                 // Nothing is recorded: settling it later is answered "unknown reservation".
-                return .ready(.success(ReservationDecision(decision: Self.allowed, id: UInt64.random(in: 1 ... (UInt64.max >> 1)))))
+                return .ready(.success(ReservationDecision(decision: Self.allowed, id: RandomID.next())))
             }
         }
     }
@@ -48,33 +52,41 @@ public final class FallbackRateLimits: RateLimits {
             if case .failure(.unknownReservation) = result { return local.settle(id: id, actual: actual, now: now, on: eventLoop) }
             return .ready(result)
         }
-        return policy.recover(settled, .decision, on: eventLoop) { [local] in local.settle(id: id, actual: actual, now: now, on: eventLoop) }
+        return policy.recover(settled, .decision, on: eventLoop) { [local] _ in local.settle(id: id, actual: actual, now: now, on: eventLoop) }
     }
 
     public func peek(_ key: ByteBuffer, now: Int64, on eventLoop: any EventLoop) -> Deferred<LimitSnapshot?> {
+        let answer = primary.peek(key, now: now, on: eventLoop)
+        guard case .later = answer else { return answer }
         let key = ByteBuffer.owned(key)
-        return policy.recover(primary.peek(key, now: now, on: eventLoop), .decision, on: eventLoop) { [local] in
+        return policy.recover(answer, .decision, on: eventLoop) { [local] _ in
             local.peek(key, now: now, on: eventLoop)
         }
     }
 
     public func acquire(_ key: ByteBuffer, limit: Int, duration: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SlotDecision, LimitError>> {
+        let answer = primary.acquire(key, limit: limit, duration: duration, now: now, on: eventLoop)
+        guard case .later = answer else { return answer }
         let key = ByteBuffer.owned(key)
-        return policy.recover(primary.acquire(key, limit: limit, duration: duration, now: now, on: eventLoop), .decision, on: eventLoop) { [local] in
+        return policy.recover(answer, .decision, on: eventLoop) { [local] _ in
             local.acquire(key, limit: limit, duration: duration, now: now, on: eventLoop)
         }
     }
 
     public func release(_ key: ByteBuffer, slot: UInt64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Bool> {
+        let answer = primary.release(key, slot: slot, now: now, on: eventLoop)
+        guard case .later = answer else { return answer }
         let key = ByteBuffer.owned(key)
-        return policy.recover(primary.release(key, slot: slot, now: now, on: eventLoop), .decision, on: eventLoop) { [local] in
+        return policy.recover(answer, .decision, on: eventLoop) { [local] _ in
             local.release(key, slot: slot, now: now, on: eventLoop)
         }
     }
 
     public func spend(_ key: ByteBuffer, amount: Double, budget: Double, period: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SpendDecision, LimitError>> {
+        let answer = primary.spend(key, amount: amount, budget: budget, period: period, now: now, on: eventLoop)
+        guard case .later = answer else { return answer }
         let key = ByteBuffer.owned(key)
-        return policy.recover(primary.spend(key, amount: amount, budget: budget, period: period, now: now, on: eventLoop), .decision, on: eventLoop) { [local] in
+        return policy.recover(answer, .decision, on: eventLoop) { [local] _ in
             local.spend(key, amount: amount, budget: budget, period: period, now: now, on: eventLoop)
         }
     }

@@ -1,37 +1,44 @@
 import NIOCore
 import SluiceDomain
 
-/// The semantic cache's Redis-down policy, around ``RedisSemanticStore``: a change Redis did not
-/// take is kept in this instance's index (other instances do not see it) and answered as done,
-/// counted in `redis_fallbacks`. Searches never need Redis.
+/// The semantic cache's Redis-down policy, around ``RedisSemanticStore``. Searches never need
+/// Redis. A change Redis did not take into the shared stream is not acknowledged: the client
+/// gets `-TRYAGAIN` (or Redis's error) and this instance's index takes the change back, so it
+/// holds nothing the other instances cannot see. Counted (`redis_semantic_fallbacks`).
 public final class FallbackSemanticStore: SemanticStore {
-    public let primary: RedisSemanticStore
+    public let primary: any SemanticStore
+    /// The index the primary searches and changes.
+    let local: EmbeddedSemanticStore
     let policy: RedisDownPolicy
 
-    public init(primary: RedisSemanticStore, policy: RedisDownPolicy) {
+    public init(primary: any SemanticStore, local: EmbeddedSemanticStore, policy: RedisDownPolicy) {
         self.primary = primary
+        self.local = local
         self.policy = policy
     }
 
-    var local: EmbeddedSemanticStore { primary.local }
-
     public func set(_ entry: SemanticWrite, on eventLoop: any EventLoop) -> Deferred<Result<Void, SemanticFailure>> {
-        // The primary applied it to the local index before it asked Redis.
-        policy.recover(primary.set(entry, on: eventLoop), .cache, on: eventLoop) { .ready(.success(())) }
+        policy.recover(primary.set(entry, on: eventLoop), .semantic, on: eventLoop) { [local] error in
+            // Applied locally before Redis was asked: take it back.
+            _ = local.delete(namespace: entry.namespace, prompt: entry.prompt, scope: entry.scope, on: eventLoop)
+            return .ready(.failure(.store(RedisDownPolicy.storeFailure(error))))
+        }
     }
 
     public func get(_ query: SemanticQuery, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SemanticNamespace.Outcome, SemanticFailure>> {
         primary.get(query, now: now, on: eventLoop)
     }
 
-    public func delete(namespace: String, prompt: String, scope: String, on eventLoop: any EventLoop) -> Deferred<Bool> {
-        let held = local.contains(namespace: namespace, prompt: prompt, scope: scope)
-        return policy.recover(primary.delete(namespace: namespace, prompt: prompt, scope: scope, on: eventLoop), .cache, on: eventLoop) { .ready(held) }
+    public func delete(namespace: String, prompt: String, scope: String, on eventLoop: any EventLoop) -> Deferred<Result<Bool, SemanticFailure>> {
+        policy.recover(primary.delete(namespace: namespace, prompt: prompt, scope: scope, on: eventLoop), .semantic, on: eventLoop) { error in
+            .ready(.failure(.store(RedisDownPolicy.storeFailure(error))))
+        }
     }
 
-    public func drop(namespace: String, on eventLoop: any EventLoop) -> Deferred<Int> {
-        let held = local.info(namespace: namespace)?.entries ?? 0
-        return policy.recover(primary.drop(namespace: namespace, on: eventLoop), .cache, on: eventLoop) { .ready(held) }
+    public func drop(namespace: String, on eventLoop: any EventLoop) -> Deferred<Result<Int, SemanticFailure>> {
+        policy.recover(primary.drop(namespace: namespace, on: eventLoop), .semantic, on: eventLoop) { error in
+            .ready(.failure(.store(RedisDownPolicy.storeFailure(error))))
+        }
     }
 
     public func info(namespace: String) -> SemanticCache.Info? {

@@ -51,7 +51,7 @@ public final class RedisBreakers: Breakers {
             guard items.count == 4 else { throw RedisError.unexpectedReply("breaker allow: \(items)") }
             let ticket = try Self.integer(items[2])
             return .success(CircuitBreaker.Permission(allowed: try Self.integer(items[0]) == 1, state: try Self.state(items[1]),
-                                                      ticket: ticket == 0 ? nil : UInt64(ticket), retryAfter: try Self.integer(items[3])))
+                                                      ticket: ticket <= 0 ? nil : UInt64(ticket), retryAfter: try Self.integer(items[3])))
         })
     }
 
@@ -71,7 +71,7 @@ public final class RedisBreakers: Breakers {
             return .success(CircuitBreaker.Snapshot(
                 state: try Self.state(items[0]), forced: forced, calls: Int(try Self.integer(items[2])),
                 failures: Int(try Self.integer(items[3])), slow: Int(try Self.integer(items[4])),
-                nextTransition: try Self.integer(items[5]), generation: UInt64(try Self.integer(items[6])),
+                nextTransition: try Self.integer(items[5]), generation: UInt64(clamping: try Self.integer(items[6])),
                 probesIssued: Int(try Self.integer(items[7]))))
         })
     }

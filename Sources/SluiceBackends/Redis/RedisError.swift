@@ -8,6 +8,16 @@ public enum RedisError: Error, Sendable, Hashable, CustomStringConvertible {
     case shutDown
     /// Redis answered something a script or command never returns (a bug, or not Redis).
     case unexpectedReply(String)
+    /// Redis answered with an error (OOM, READONLY, a script error ...).
+    case errorReply(String)
+
+    /// The connection is down or broke: an outage, not an answer.
+    public var isOutage: Bool {
+        switch self {
+        case .unavailable, .connectionLost, .shutDown: return true
+        case .badURL, .unexpectedReply, .errorReply: return false
+        }
+    }
 
     public var description: String {
         switch self {
@@ -16,6 +26,7 @@ public enum RedisError: Error, Sendable, Hashable, CustomStringConvertible {
         case .connectionLost(let s): return "Redis connection lost: \(s)"
         case .shutDown: return "Redis client shut down"
         case .unexpectedReply(let s): return "unexpected reply from Redis: \(s)"
+        case .errorReply(let s): return "Redis answered: \(s)"
         }
     }
 }

@@ -62,7 +62,9 @@ public final class RedisExactCache: ExactCache {
         let value = client.send([Word.get, k], on: eventLoop)
         let ttl = client.send([Word.pttl, k], on: eventLoop)
         let keyspace = keyspace
-        return .later(value.and(ttl).flatMap { [self] value, ttl -> EventLoopFuture<CacheRead> in
+        return .later(value.and(ttl).flatMapThrowing { value, ttl -> (RESPValue, RESPValue) in
+            (try Self.checked(value), try Self.checked(ttl))
+        }.flatMap { [self] value, ttl -> EventLoopFuture<CacheRead> in
             guard case .bulkString(let stored?) = value else {
                 keyspace.withShard(hash: hash) { $0.countL2Miss() }
                 guard lease > 0 else { return eventLoop.makeSucceededFuture(.miss(lease: nil)) }
@@ -83,9 +85,14 @@ public final class RedisExactCache: ExactCache {
     func acquireLease(_ key: ByteBuffer, hash: UInt64, duration: Int64, on eventLoop: any EventLoop) -> EventLoopFuture<UInt64?> {
         let token = LeaseToken.random()
         return client.send([Word.set, Self.leaseKey(key), ByteBuffer(string: String(token)), Word.nx, Word.px,
-                            ByteBuffer(string: String(duration))], on: eventLoop).map { [keyspace] reply in
+                            ByteBuffer(string: String(duration))], on: eventLoop).flatMapThrowing { [keyspace] reply in
             let granted: Bool
-            if case .simpleString = reply { granted = true } else { granted = false }
+            switch reply {
+            case .simpleString: granted = true
+            case .bulkString(nil): granted = false
+            case .error(let message): throw RedisError.errorReply(message)
+            default: throw RedisError.unexpectedReply("SET NX: \(reply)")
+            }
             keyspace.withShard(hash: hash) { shard in
                 if granted { shard.counters.leasesGranted += 1 } else { shard.counters.leaseWaits += 1 }
             }
@@ -109,6 +116,7 @@ public final class RedisExactCache: ExactCache {
                 switch reply {
                 case .simpleString: return true
                 case .bulkString(nil): return false
+                case .error(let message): throw RedisError.errorReply(message)
                 default: throw RedisError.unexpectedReply("SET: \(reply)")
                 }
             }
@@ -116,7 +124,7 @@ public final class RedisExactCache: ExactCache {
             stored = LuaScripts.leasedWrite.run(client, keys: [Self.redisKey(key), Self.leaseKey(key)],
                                                 arguments: [Self.pack(value, meta), ByteBuffer(string: String(token)), ByteBuffer(string: String(px))],
                                                 on: eventLoop).flatMapThrowing { reply in
-                guard case .integer(let n) = reply else { throw RedisError.unexpectedReply("leased write: \(reply)") }
+                guard case .integer(let n) = try Self.checked(reply) else { throw RedisError.unexpectedReply("leased write: \(reply)") }
                 return n == 1
             }
         }
@@ -137,7 +145,7 @@ public final class RedisExactCache: ExactCache {
         keyspace.withShard(hash: hash) { $0.write(entry: entry, keyLength: key.readableBytes, hash: hash, meta: meta) }
     }
 
-    public func delete(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Int> {
+    public func delete(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<Int, StoreFailure>> {
         let keys = keys.map(ByteBuffer.owned)
         for key in keys {
             let hash = keyspace.hasher.hash(key)
@@ -146,22 +154,22 @@ public final class RedisExactCache: ExactCache {
         let removed = client.send([Word.del] + keys.map(Self.redisKey), on: eventLoop)
         let leases = client.send([Word.del] + keys.map(Self.leaseKey), on: eventLoop)
         return .later(removed.and(leases).flatMapThrowing { [self] reply, _ in
-            guard case .integer(let n) = reply else { throw RedisError.unexpectedReply("DEL: \(reply)") }
+            guard case .integer(let n) = try Self.checked(reply) else { throw RedisError.unexpectedReply("DEL: \(reply)") }
             for key in keys { invalidations.publish(key, on: eventLoop) }
-            return n
+            return .success(n)
         })
     }
 
     public func exists(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Int> {
         .later(client.send([Word.exists] + keys.map(Self.redisKey), on: eventLoop).flatMapThrowing { reply in
-            guard case .integer(let n) = reply else { throw RedisError.unexpectedReply("EXISTS: \(reply)") }
+            guard case .integer(let n) = try Self.checked(reply) else { throw RedisError.unexpectedReply("EXISTS: \(reply)") }
             return n
         })
     }
 
     public func timeToLive(_ key: ByteBuffer, now: Int64, on eventLoop: any EventLoop) -> Deferred<TimeToLive> {
         .later(client.send([Word.pttl, Self.redisKey(key)], on: eventLoop).flatMapThrowing { reply in
-            guard case .integer(let ms) = reply else { throw RedisError.unexpectedReply("PTTL: \(reply)") }
+            guard case .integer(let ms) = try Self.checked(reply) else { throw RedisError.unexpectedReply("PTTL: \(reply)") }
             switch ms {
             case -2: return .absent
             case -1: return .forever
@@ -181,6 +189,12 @@ public final class RedisExactCache: ExactCache {
             ("redis_disconnects", c.disconnects),
             ("redis_invalidations_received", invalidations.receivedCount),
         ])
+    }
+
+    /// The reply, unless Redis answered with an error.
+    static func checked(_ reply: RESPValue) throws -> RESPValue {
+        if case .error(let message) = reply { throw RedisError.errorReply(message) }
+        return reply
     }
 
     // MARK: Keys and entry format

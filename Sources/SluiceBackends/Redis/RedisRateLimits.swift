@@ -57,7 +57,7 @@ public final class RedisRateLimits: RateLimits {
 
     public func reserve(_ key: ByteBuffer, spec: LimitSpec, estimate: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<ReservationDecision, LimitError>> {
         if let impossible = spec.impossibility(tokens: estimate) { return .ready(.failure(impossible)) }
-        let id = UInt64.random(in: 1 ... (UInt64.max >> 1))
+        let id = RandomID.next()
         return .later(run(Self.take, keys: [Self.bucketKey(key), Self.reservationKey(id)],
                           takeArguments(spec, estimate) + [Self.number(reservationTTL)], now: now, on: eventLoop)
             .flatMapThrowing { n in

@@ -34,6 +34,7 @@ public final class RedisSemanticStore: SemanticStore {
         var args = ["XADD", Self.stream, "MAXLEN", "~", "1000000", "*"].map { ByteBuffer(string: $0) }
         for (k, v) in Self.encode(change) { args += [ByteBuffer(string: k), v] }
         return client.send(args, on: eventLoop).flatMapThrowing { reply in
+            if case .error(let message) = reply { throw RedisError.errorReply(message) }
             guard case .bulkString(.some) = reply else { throw RedisError.unexpectedReply("XADD: \(reply)") }
         }
     }
@@ -50,14 +51,16 @@ public final class RedisSemanticStore: SemanticStore {
         local.get(query, now: now, on: eventLoop)
     }
 
-    public func delete(namespace: String, prompt: String, scope: String, on eventLoop: any EventLoop) -> Deferred<Bool> {
-        guard case .ready(true) = local.delete(namespace: namespace, prompt: prompt, scope: scope, on: eventLoop) else { return .ready(false) }
-        return .later(publish(.delete(namespace: namespace, scope: scope, prompt: prompt), on: eventLoop).map { true })
+    public func delete(namespace: String, prompt: String, scope: String, on eventLoop: any EventLoop) -> Deferred<Result<Bool, SemanticFailure>> {
+        guard case .ready(.success(true)) = local.delete(namespace: namespace, prompt: prompt, scope: scope, on: eventLoop) else {
+            return .ready(.success(false))
+        }
+        return .later(publish(.delete(namespace: namespace, scope: scope, prompt: prompt), on: eventLoop).map { .success(true) })
     }
 
-    public func drop(namespace: String, on eventLoop: any EventLoop) -> Deferred<Int> {
-        guard case .ready(let removed) = local.drop(namespace: namespace, on: eventLoop) else { return .ready(0) }
-        return .later(publish(.drop(namespace: namespace), on: eventLoop).map { removed })
+    public func drop(namespace: String, on eventLoop: any EventLoop) -> Deferred<Result<Int, SemanticFailure>> {
+        guard case .ready(.success(let removed)) = local.drop(namespace: namespace, on: eventLoop) else { return .ready(.success(0)) }
+        return .later(publish(.drop(namespace: namespace), on: eventLoop).map { .success(removed) })
     }
 
     public func info(namespace: String) -> SemanticCache.Info? {

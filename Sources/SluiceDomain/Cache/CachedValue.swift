@@ -1,5 +1,3 @@
-import NIOCore
-
 /// A value as the L1 holds it: a view of the entry's bytes after the key. Holding one keeps the
 /// entry's storage alive (a reference, no copy).
 public struct CachedValue: Sendable {
@@ -16,6 +14,4 @@ public struct CachedValue: Sendable {
 
     /// The value's bytes.
     public var bytes: ArraySlice<UInt8> { entry[keyLength...] }
-
-    public var byteBuffer: ByteBuffer { ByteBuffer(bytes: bytes) }
 }

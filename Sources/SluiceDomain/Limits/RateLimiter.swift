@@ -25,7 +25,7 @@ public final class RateLimiter: Sendable {
     public func reserve(_ key: ByteBuffer, spec: LimitSpec, estimate: Int64, now: Int64) -> (Result<LimitDecision, LimitError>, UInt64) {
         let shard = shards.index(for: hasher.hash(key))
         let mask = UInt64(shards.count - 1)
-        let id = (UInt64.random(in: 1 ... (UInt64.max >> 1)) & ~mask) | UInt64(shard)
+        let id = (RandomID.next() & ~mask) | UInt64(shard)
         let result = shards.withShard(at: shard) {
             $0.reserve(key, spec: spec, estimate: estimate, id: id, expiresAt: now + reservationTTL, now: now)
         }
@@ -41,7 +41,7 @@ public final class RateLimiter: Sendable {
     }
 
     public func acquire(_ key: ByteBuffer, limit: Int, duration: Int64, now: Int64) -> Result<SlotDecision, LimitError> {
-        let slot = UInt64.random(in: 1 ... (UInt64.max >> 1))
+        let slot = RandomID.next()
         return shards.withShard(hash: hasher.hash(key)) { $0.acquire(key, limit: limit, slot: slot, duration: duration, now: now) }
     }
 

@@ -4,4 +4,6 @@ public enum SemanticFailure: Error, Sendable, Hashable {
     case embedderMismatch(namespace: String, request: String)
     /// A new namespace, and the cache already holds its limit.
     case tooManyNamespaces(limit: Int)
+    /// Shared mode: the change could not be shared (Redis unreachable or refusing); not kept.
+    case store(StoreFailure)
 }

@@ -111,7 +111,9 @@ struct BreakerCommands: CommandGroup {
     }
 
     static func writeFailure<T>(_ result: Result<T, BreakerError>, _ out: inout RESPWriter) {
-        guard case .failure(.tooManyBreakers(let limit)) = result else { return }
-        out.writeRESPError("ERR too many circuit breakers (at most \(limit))")
+        guard case .failure(let error) = result else { return }
+        switch error {
+        case .tooManyBreakers(let limit): out.writeRESPError("ERR too many circuit breakers (at most \(limit))")
+        }
     }
 }

@@ -33,11 +33,20 @@ struct ExactCacheCommands: CommandGroup {
                 }
                 let meta = EntryMeta(createdAt: ctx.now, expiresAt: expiresAt)
                 return ctx.reply(cache.write(key, value: value, meta: meta, condition: condition, now: ctx.now, on: ctx.eventLoop), into: &out) { written, out in
-                    if written == .stored { out.writeRESPOK() } else { out.writeRESPNull() }
+                    switch written {
+                    case .stored: out.writeRESPOK()
+                    case .notStored, .leaseRefused: out.writeRESPNull()
+                    case .failed(let failure): out.writeRESPError(CommandError.notStored(failure).line)
+                    }
                 }
             },
             Command("del", arity: -2, summary: "DEL key [key ...]: how many existed") { ctx, out throws(CommandError) in
-                ctx.reply(cache.delete(Array(ctx.arguments), now: ctx.now, on: ctx.eventLoop), into: &out, Self.writeCount)
+                ctx.reply(cache.delete(Array(ctx.arguments), now: ctx.now, on: ctx.eventLoop), into: &out) { result, out in
+                    switch result {
+                    case .success(let n): out.writeRESPInteger(n)
+                    case .failure(let failure): out.writeRESPError(CommandError.notStored(failure).line)
+                    }
+                }
             },
             Command("exists", arity: -2, summary: "EXISTS key [key ...]: how many exist (repeats count again)") { ctx, out throws(CommandError) in
                 ctx.reply(cache.exists(Array(ctx.arguments), now: ctx.now, on: ctx.eventLoop), into: &out, Self.writeCount)

@@ -66,8 +66,9 @@ struct RateLimitCommands: CommandGroup {
             },
             Command("rl.acquire", arity: -3, summary: "RL.ACQUIRE key limit [TTL ms]: [acquired, slot_id|nil, in_use, retry_after_ms]") { ctx, out throws(CommandError) in
                 let key = try ctx.next()
-                let limit = try Self.amount(&ctx, "limit")
-                guard limit >= 1, limit <= 1_000_000 else { throw CommandError("limit must be 1 to 1000000") }
+                guard let limit = try ctx.next().decimalValue, limit >= 1, limit <= 1_000_000 else {
+                    throw CommandError("limit must be 1 to 1000000")
+                }
                 let ttl = try Self.trailingMilliseconds(&ctx, "TTL", default: 60_000)
                 return ctx.reply(limits.acquire(key, limit: Int(limit), duration: ttl, now: ctx.now, on: ctx.eventLoop), into: &out) { result, out in
                     guard case .success(let d) = result else { return Self.writeFailure(result, &out) }

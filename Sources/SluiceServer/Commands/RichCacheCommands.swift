@@ -59,7 +59,11 @@ struct RichCacheCommands: CommandGroup {
                     }
                 }
                 return ctx.reply(cache.write(key, value: value, meta: meta, condition: condition, now: ctx.now, on: ctx.eventLoop), into: &out) { written, out in
-                    if written == .leaseRefused { out.writeRESPError(Self.leaseRefused.line) } else { out.writeRESPOK() }
+                    switch written {
+                    case .stored, .notStored: out.writeRESPOK()
+                    case .leaseRefused: out.writeRESPError(Self.leaseRefused.line)
+                    case .failed(let failure): out.writeRESPError(CommandError.notStored(failure).line)
+                    }
                 }
             },
         ]

@@ -51,7 +51,10 @@ struct SemanticCommands: CommandGroup {
             Command("sem.del", arity: -2, summary: "SEM.DEL ns [prompt [SCOPE s]]: entries removed (no prompt: the whole namespace)") { ctx, out throws(CommandError) in
                 let ns = try ctx.next().text
                 guard ctx.hasMore else {
-                    return ctx.reply(store.drop(namespace: ns, on: ctx.eventLoop), into: &out) { n, out in out.writeRESPInteger(n) }
+                    return ctx.reply(store.drop(namespace: ns, on: ctx.eventLoop), into: &out) { result, out in
+                        guard case .success(let n) = result else { return Self.writeFailure(ns, result, &out) }
+                        out.writeRESPInteger(n)
+                    }
                 }
                 let prompt = try ctx.next().text
                 var scope = ""
@@ -60,7 +63,8 @@ struct SemanticCommands: CommandGroup {
                     scope = try ctx.next().text
                 }
                 guard !ctx.hasMore else { throw CommandError.syntax }
-                return ctx.reply(store.delete(namespace: ns, prompt: prompt, scope: scope, on: ctx.eventLoop), into: &out) { removed, out in
+                return ctx.reply(store.delete(namespace: ns, prompt: prompt, scope: scope, on: ctx.eventLoop), into: &out) { result, out in
+                    guard case .success(let removed) = result else { return Self.writeFailure(ns, result, &out) }
                     out.writeRESPInteger(removed ? 1 : 0)
                 }
             },
@@ -103,6 +107,8 @@ struct SemanticCommands: CommandGroup {
             out.writeRESPError("ERR namespace '\(ns)' holds vectors of \(have) (embedder/dimension); this request's are \(got)")
         case .failure(.tooManyNamespaces(let limit)):
             out.writeRESPError("ERR too many semantic namespaces (at most \(limit))")
+        case .failure(.store(let failure)):
+            out.writeRESPError(CommandError.notStored(failure).line)
         }
     }
 

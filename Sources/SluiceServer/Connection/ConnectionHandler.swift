@@ -19,6 +19,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     private let counters: ServerCounters
     private let clock: any WallClock
     private let logger: Logger
+    private let limits: RESPLimits
     private var parser: RESPRequestParser
     private var state: ConnectionStateMachine
     private let session: Session
@@ -26,6 +27,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var input: ByteBuffer?
     /// A flush is queued on the event loop (replies arriving together go out in one write).
     private var flushScheduled = false
+    /// Inside ``process(context:flushNow:)``: replies completing inline must not start another.
+    private var processing = false
     private var commandsSinceReport = 0
     private var now: Int64 = 0
 
@@ -34,7 +37,9 @@ final class ConnectionHandler: ChannelInboundHandler {
         self.counters = counters
         self.clock = clock
         self.logger = logger
-        self.parser = RESPRequestParser(limits: limits)
+        self.limits = limits
+        // Until AUTH, only small requests (a password is needed only when one is set).
+        self.parser = RESPRequestParser(limits: requiresAuth ? .beforeAuth : limits)
         self.state = ConnectionStateMachine(maxPendingReplies: Self.maxPendingReplies)
         self.session = Session(id: counters.newClientID(), authenticated: !requiresAuth)
     }
@@ -89,15 +94,29 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     /// Runs the buffered requests while there is room for their replies.
     private func process(context: ChannelHandlerContext, flushNow: Bool) {
-        guard var buffer = input, var out = state.startBatch() else { return }
+        guard !processing else { return }
+        processing = true
+        defer { processing = false }
+        while runBatch(context: context, flushNow: flushNow) {
+            now = clock.nowMilliseconds()
+        }
+    }
+
+    /// One batch; true when it ended with room again and input left (run another).
+    private func runBatch(context: ChannelHandlerContext, flushNow: Bool) -> Bool {
+        guard var buffer = input, var out = state.startBatch() else { return false }
         input = nil
         // Locals for the whole batch: class properties passed inout would pay a dynamic
         // exclusivity check on every request.
         var parser = self.parser
+        var needsMoreBytes = false
         while state.canRunRequest {
             let request: RESPRequest
             do {
-                guard let next = try parser.next(from: &buffer) else { break }
+                guard let next = try parser.next(from: &buffer) else {
+                    needsMoreBytes = true
+                    break
+                }
                 request = next
             } catch {
                 counters.protocolErrors.add(1, ordering: .relaxed)
@@ -108,6 +127,9 @@ final class ConnectionHandler: ChannelInboundHandler {
             switch request {
             case .command(let command):
                 execute(command, into: &out, context: context)
+                if parser.limits.overLimitIsFatal && session.authenticated {
+                    parser.limits = limits  // authenticated: the configured limits from now on
+                }
             case .rejected(let rejection):
                 counters.rejectedRequests.add(1, ordering: .relaxed)
                 out.writeRESPError("ERR " + rejection.message)
@@ -119,7 +141,10 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
         self.parser = parser
         if state.lifecycle == .reading && buffer.readableBytes > 0 { input = buffer }
-        perform(state.finishBatch(tail: out), context: context, flushNow: flushNow)
+        let action = state.finishBatch(tail: out)
+        perform(action, context: context, flushNow: flushNow)
+        // Stopped for want of room, and the replies that arrived meanwhile made some: go on.
+        return !needsMoreBytes && action.runBufferedInput && input != nil
     }
 
     private func execute(_ command: RESPCommand, into out: inout RESPWriter, context: ChannelHandlerContext) {
@@ -190,12 +215,11 @@ final class ConnectionHandler: ChannelInboundHandler {
             context.writeAndFlush(wrapOutboundOut(pending)).whenComplete { _ in channel.close(promise: nil) }
             return
         }
-        if action.runBufferedInput && input != nil {
+        if action.flush && flushNow { scheduleFlush(context: context) }
+        if action.runBufferedInput && input != nil && !processing {
             now = clock.nowMilliseconds()
             process(context: context, flushNow: flushNow)
-            return
         }
-        if action.flush && flushNow { scheduleFlush(context: context) }
     }
 
     private func scheduleFlush(context: ChannelHandlerContext) {

@@ -87,14 +87,17 @@ struct ConnectionStateMachine {
     var tailIsOutput: Bool { slots.isEmpty }
 
     /// The batch is done (all input used, or no more room, or reading stopped).
+    /// The batch is done (all input used, no more room, or reading stopped). Replies that
+    /// arrived during it are written out now; if that made room, `runBufferedInput` says so —
+    /// replies completed inline (Redis down answers at once) fill the slots without anything
+    /// left to wait for.
     mutating func finishBatch(tail: RESPWriter) -> Action {
         precondition(inBatch)
-        putTail(tail)
         inBatch = false
+        guard lifecycle != .closed else { return Action() }
+        putTail(tail)
         drain()
-        var action = nextAction()
-        action.runBufferedInput = false  // the batch just ran all it could
-        return action
+        return nextAction()
     }
 
     // MARK: Events

@@ -1,3 +1,5 @@
+import SluiceDomain
+
 /// A command's reply when it refuses: one `-ERR ...` line. Throwing it writes nothing else.
 public struct CommandError: Error, Sendable, Equatable {
     /// The whole error line without the leading '-', e.g. "ERR syntax error" or "NOAUTH ...".
@@ -11,5 +13,15 @@ public struct CommandError: Error, Sendable, Equatable {
     public static let notFloat = CommandError("value is not a valid float")
     public static func wrongArity(_ name: String) -> CommandError {
         CommandError("wrong number of arguments for '\(name)' command")
+    }
+
+    /// A write the shared store (Redis) did not take: nothing was stored, the client may retry.
+    public static func notStored(_ failure: StoreFailure) -> CommandError {
+        switch failure {
+        case .unavailable(let reason):
+            return CommandError(code: "TRYAGAIN", "the shared store (Redis) cannot be reached, so nothing was stored; try again (\(reason))")
+        case .refused(let message):
+            return CommandError("the shared store (Redis) refused the write, so nothing was stored: \(message)")
+        }
     }
 }
