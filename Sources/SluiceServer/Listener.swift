@@ -12,7 +12,7 @@ public final class Listener: Service, Sendable {
 
     /// Binds and starts accepting. Use ``run()`` (as a `Service`) or ``stop()``.
     static func start(configuration: ServerConfiguration, table: CommandTable, counters: ServerCounters,
-                      clock: any WallClock, logger: Logger, backend: String) async throws -> Listener {
+                      clock: any TimeSource, logger: Logger, backend: String) async throws -> Listener {
         let threads = configuration.threads > 0 ? configuration.threads : System.coreCount
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let limits = configuration.limits

@@ -35,7 +35,7 @@ public final class SluiceNode: Sendable {
 
     public static func start(
         configuration: ServerConfiguration,
-        clock: any WallClock = SystemClock(),
+        clock: any TimeSource = SystemClock(),
         logger: Logger = Logger(label: "sluice")
     ) async throws -> SluiceNode {
         if let problem = configuration.validationError() {

@@ -55,7 +55,7 @@ struct CacheShardTests {
         shard.write(b, hash: h, value: ByteBuffer(string: "v"), meta: EntryMeta(createdAt: 0, expiresAt: 10))
         #expect(shard.expiry(b, hash: h, now: 9) == 10)
         #expect(shard.expiry(b, hash: h, now: 10) == nil)
-        shard.sweep(now: 10, budget: 100)
+        shard.sweep(now: Timestamp(wall: 10, monotonic: 10), budget: 100)
         #expect(shard.keyCount == 0)
     }
 

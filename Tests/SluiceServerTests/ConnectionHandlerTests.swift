@@ -187,14 +187,14 @@ struct ConnectionHandlerTests {
 struct ImmediateCache: ExactCache {
     let value: ByteBuffer?
     let keyspace: Keyspace
-    func read(_ key: ByteBuffer, lease: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<CacheRead> {
+    func read(_ key: ByteBuffer, lease: Int64, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<CacheRead> {
         guard let value else { return .later(eventLoop.makeFailedFuture(RedisError.unavailable("down"))) }
-        return .later(eventLoop.makeSucceededFuture(.hit(CachedValue(entry: Array(value.readableBytesView), keyLength: 0), EntryMeta(createdAt: now), .l2)))
+        return .later(eventLoop.makeSucceededFuture(.hit(CachedValue(entry: Array(value.readableBytesView), keyLength: 0), EntryMeta(createdAt: now.wall), .l2)))
     }
-    func write(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta, condition: WriteCondition, now: Int64, on eventLoop: any EventLoop) -> Deferred<CacheWrite> { .ready(.stored) }
-    func delete(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<Int, StoreFailure>> { .ready(.success(0)) }
-    func exists(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Int> { .ready(0) }
-    func timeToLive(_ key: ByteBuffer, now: Int64, on eventLoop: any EventLoop) -> Deferred<TimeToLive> { .ready(.absent) }
+    func write(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta, condition: WriteCondition, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<CacheWrite> { .ready(.stored) }
+    func delete(_ keys: [ByteBuffer], now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Int, StoreFailure>> { .ready(.success(0)) }
+    func exists(_ keys: [ByteBuffer], now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Int> { .ready(0) }
+    func timeToLive(_ key: ByteBuffer, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<TimeToLive> { .ready(.absent) }
     func statistics(now: Int64) -> ExactCacheStatistics {
         ExactCacheStatistics(keyspace: keyspace.summary(now: now), l1Capacity: 0, backend: "immediate", backendCounters: [])
     }

@@ -17,7 +17,7 @@ struct HousekeepingTests {
         #expect(summary.l1.entries == 2000 && summary.keys == 2000)
         // One full round of ticks after the expiry: every shard's L1 slots and directory swept.
         for tick in 0..<(keyspace.shardCount * 2) {
-            HousekeepingService.sweep(keyspace, tick: tick, now: 100)
+            HousekeepingService.sweep(keyspace, tick: tick, now: Timestamp(wall: 100, monotonic: 100))
         }
         summary = keyspace.summary(now: 100)
         #expect(summary.l1.entries == 1000)

@@ -16,6 +16,28 @@ struct LimitAndBreakerCommandTests {
         await h.close()
     }
 
+    /// An NTP step of the wall clock by an hour: buckets do not refill, an open breaker stays
+    /// open, a lease is still held — intervals run on the monotonic clock. Expiry of stored
+    /// entries, which is persisted, follows the wall clock.
+    @Test func aWallClockStepMovesExpiryButNoInterval() async throws {
+        let h = try await Harness.make()
+        #expect(try await h.send("RL.TAKE k 1 0\r\n").hasPrefix("*5\r\n:1\r\n"))
+        #expect(try await h.send("RL.TAKE k 1 0\r\n") == "*5\r\n:0\r\n:0\r\n:-1\r\n:60000\r\n:60000\r\n")
+        _ = try await h.send("CB.CONFIG up MIN-CALLS 1 OPEN-MS 5000\r\n")
+        let ticket = try await h.send("CB.ALLOW up\r\n").split(separator: "\r\n")[5]
+        #expect(try await h.send("CB.REPORT up \(ticket) fail\r\n") == "*2\r\n:1\r\n$4\r\nopen\r\n")
+        #expect(try await h.send("CACHE.GET q LEASE 5000\r\n").hasPrefix("*4\r\n$-1\r\n$-1\r\n$-1\r\n$"))
+        #expect(try await h.send("SET shortlived v EX 10\r\n") == "+OK\r\n")
+
+        h.clock.stepWallClock(3_600_000)
+
+        #expect(try await h.send("RL.TAKE k 1 0\r\n") == "*5\r\n:0\r\n:0\r\n:-1\r\n:60000\r\n:60000\r\n")
+        #expect(try await h.send("CB.ALLOW up\r\n") == "*4\r\n:0\r\n$4\r\nopen\r\n$-1\r\n:5000\r\n")
+        #expect(try await h.send("CACHE.GET q LEASE 5000\r\n") == "*4\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n")
+        #expect(try await h.send("GET shortlived\r\n") == "$-1\r\n")
+        await h.close()
+    }
+
     @Test func reserveAndSettle() async throws {
         let h = try await Harness.make()
         let reply = try await h.send("RL.RESERVE t 100 1000 800\r\n")

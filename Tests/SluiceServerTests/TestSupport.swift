@@ -8,11 +8,18 @@ import SluiceDomain
 import Synchronization
 @testable import SluiceServer
 
-/// A clock the test moves by hand.
-final class ManualClock: WallClock {
+/// Clocks the test moves by hand (both at once, unless it steps the wall clock alone).
+final class ManualClock: TimeSource {
     let now = Atomic<Int64>(1_700_000_000_000)
+    let monotonic = Atomic<Int64>(1_000_000)
     func nowMilliseconds() -> Int64 { now.load(ordering: .relaxed) }
-    func advance(_ ms: Int64) { now.add(ms, ordering: .relaxed) }
+    func monotonicMilliseconds() -> Int64 { monotonic.load(ordering: .relaxed) }
+    func advance(_ ms: Int64) {
+        now.add(ms, ordering: .relaxed)
+        monotonic.add(ms, ordering: .relaxed)
+    }
+    /// An NTP step: the wall clock jumps, the monotonic one does not.
+    func stepWallClock(_ ms: Int64) { now.add(ms, ordering: .relaxed) }
 }
 
 /// One connection handler on a test channel, wired as `SluiceNode` wires the embedded mode.

@@ -10,19 +10,19 @@ import SluiceDomain
 /// copies what it keeps beyond the call.
 public protocol ExactCache: Sendable {
     /// A key's value; on a miss, with `lease` > 0, also asks for a lease of that many ms.
-    func read(_ key: ByteBuffer, lease: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<CacheRead>
+    func read(_ key: ByteBuffer, lease: Int64, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<CacheRead>
 
-    func write(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta, condition: WriteCondition, now: Int64,
+    func write(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta, condition: WriteCondition, now: Timestamp,
                on eventLoop: any EventLoop) -> Deferred<CacheWrite>
 
     /// How many of the keys existed (and are gone now); a failure when the delete could not
     /// be made in the shared store.
-    func delete(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<Int, StoreFailure>>
+    func delete(_ keys: [ByteBuffer], now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Int, StoreFailure>>
 
     /// How many of the keys exist (a key named twice counts twice, as in Redis).
-    func exists(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Int>
+    func exists(_ keys: [ByteBuffer], now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Int>
 
-    func timeToLive(_ key: ByteBuffer, now: Int64, on eventLoop: any EventLoop) -> Deferred<TimeToLive>
+    func timeToLive(_ key: ByteBuffer, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<TimeToLive>
 
     func statistics(now: Int64) -> ExactCacheStatistics
 }

@@ -29,12 +29,12 @@ public final class EmbeddedExactCache: ExactCache {
         case fetch(version: UInt64)
     }
 
-    public func read(_ key: ByteBuffer, lease: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<CacheRead> {
+    public func read(_ key: ByteBuffer, lease: Int64, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<CacheRead> {
         let hash = keyspace.hasher.hash(key)
         let token = lease > 0 ? LeaseToken.random() : 0
         let counting = countsLookups
         let step = keyspace.withShard(hash: hash) { shard -> ReadStep in
-            switch shard.read(key, hash: hash, now: now, counting: counting) {
+            switch shard.read(key, hash: hash, now: now.wall, counting: counting) {
             case .hit(let value, let meta): return .answered(.hit(value, meta, .l1))
             case .inL2(let version): return .fetch(version: version)
             case .miss: return .answered(.miss(lease: Self.lease(&shard, key, hash: hash, token: token, duration: lease, now: now)))
@@ -47,7 +47,7 @@ public final class EmbeddedExactCache: ExactCache {
             guard let store else { return .ready(.miss(lease: nil)) }
             let owned = ByteBuffer.owned(key)
             let keyspace = keyspace
-            return .later(store.fetch(owned, now: now, on: eventLoop).map { found -> CacheRead in
+            return .later(store.fetch(owned, now: now.wall, on: eventLoop).map { found -> CacheRead in
                 keyspace.withShard(hash: hash) { shard -> CacheRead in
                     guard let (value, meta) = found else {
                         shard.countL2Miss()
@@ -63,7 +63,7 @@ public final class EmbeddedExactCache: ExactCache {
                 keyspace.withShard(hash: hash) { shard -> CacheRead in
                     shard.countL2Miss()
                     // The key is there but unreadable: whoever gets the lease recomputes it.
-                    guard lease > 0, case .granted(let t) = shard.lease(hash: hash, token: token, now: now, duration: lease) else {
+                    guard lease > 0, case .granted(let t) = shard.lease(hash: hash, token: token, now: now.monotonic, duration: lease) else {
                         return .miss(lease: nil)
                     }
                     return .miss(lease: t)
@@ -74,14 +74,14 @@ public final class EmbeddedExactCache: ExactCache {
 
     /// After a miss, under the shard's lock: grants `token` when a lease was asked for, nobody
     /// holds one, and the value has not been stored since the miss.
-    static func lease(_ shard: inout CacheShard, _ key: ByteBuffer, hash: UInt64, token: UInt64, duration: Int64, now: Int64) -> UInt64? {
+    static func lease(_ shard: inout CacheShard, _ key: ByteBuffer, hash: UInt64, token: UInt64, duration: Int64, now: Timestamp) -> UInt64? {
         guard duration > 0 else { return nil }
-        if shard.expiry(key, hash: hash, now: now) != nil { return nil }
-        if case .granted(let t) = shard.lease(hash: hash, token: token, now: now, duration: duration) { return t }
+        if shard.expiry(key, hash: hash, now: now.wall) != nil { return nil }
+        if case .granted(let t) = shard.lease(hash: hash, token: token, now: now.monotonic, duration: duration) { return t }
         return nil
     }
 
-    public func write(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta, condition: WriteCondition, now: Int64,
+    public func write(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta, condition: WriteCondition, now: Timestamp,
                       on eventLoop: any EventLoop) -> Deferred<CacheWrite> {
         // Built before taking the lock: an exact-size entry that does not pin the read buffer.
         let entry = S3FIFOCache.entry(key: key, value: value)
@@ -89,9 +89,9 @@ public final class EmbeddedExactCache: ExactCache {
         let outcome = keyspace.withShard(hash: hash) { shard -> CacheWrite in
             switch condition {
             case .always: break
-            case .ifAbsent: if shard.expiry(key, hash: hash, now: now) != nil { return .notStored }
-            case .ifPresent: if shard.expiry(key, hash: hash, now: now) == nil { return .notStored }
-            case .leaseHolder(let token): if !shard.leases.admits(hash, token: token, now: now) { return .leaseRefused }
+            case .ifAbsent: if shard.expiry(key, hash: hash, now: now.wall) != nil { return .notStored }
+            case .ifPresent: if shard.expiry(key, hash: hash, now: now.wall) == nil { return .notStored }
+            case .leaseHolder(let token): if !shard.leases.admits(hash, token: token, now: now.monotonic) { return .leaseRefused }
             }
             shard.write(entry: entry, keyLength: key.readableBytes, hash: hash, meta: meta)
             return .stored
@@ -102,11 +102,11 @@ public final class EmbeddedExactCache: ExactCache {
         return .ready(outcome)
     }
 
-    public func delete(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<Int, StoreFailure>> {
+    public func delete(_ keys: [ByteBuffer], now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Int, StoreFailure>> {
         var removed = 0
         for key in keys {
             let hash = keyspace.hasher.hash(key)
-            if keyspace.withShard(hash: hash, { $0.delete(key, hash: hash, now: now) }) {
+            if keyspace.withShard(hash: hash, { $0.delete(key, hash: hash, now: now.wall) }) {
                 removed += 1
                 store?.delete(.owned(key))
             }
@@ -114,15 +114,15 @@ public final class EmbeddedExactCache: ExactCache {
         return .ready(.success(removed))
     }
 
-    public func exists(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Int> {
-        .ready(keys.reduce(0) { $0 + (expiry($1, now: now) != nil ? 1 : 0) })
+    public func exists(_ keys: [ByteBuffer], now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Int> {
+        .ready(keys.reduce(0) { $0 + (expiry($1, now: now.wall) != nil ? 1 : 0) })
     }
 
-    public func timeToLive(_ key: ByteBuffer, now: Int64, on eventLoop: any EventLoop) -> Deferred<TimeToLive> {
-        switch expiry(key, now: now) {
+    public func timeToLive(_ key: ByteBuffer, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<TimeToLive> {
+        switch expiry(key, now: now.wall) {
         case nil: return .ready(.absent)
         case 0?: return .ready(.forever)
-        case let at?: return .ready(.milliseconds(at - now))
+        case let at?: return .ready(.milliseconds(at - now.wall))
         }
     }
 

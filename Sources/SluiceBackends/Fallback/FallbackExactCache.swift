@@ -22,7 +22,7 @@ public final class FallbackExactCache: ExactCache {
         self.policy = policy
     }
 
-    public func read(_ key: ByteBuffer, lease: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<CacheRead> {
+    public func read(_ key: ByteBuffer, lease: Int64, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<CacheRead> {
         let answer = primary.read(key, lease: lease, now: now, on: eventLoop)
         guard case .later = answer else { return answer }
         let key = ByteBuffer.owned(key)
@@ -33,7 +33,7 @@ public final class FallbackExactCache: ExactCache {
         }
     }
 
-    public func write(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta, condition: WriteCondition, now: Int64,
+    public func write(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta, condition: WriteCondition, now: Timestamp,
                       on eventLoop: any EventLoop) -> Deferred<CacheWrite> {
         let answer = primary.write(key, value: value, meta: meta, condition: condition, now: now, on: eventLoop)
         guard case .later = answer else { return answer }
@@ -45,21 +45,21 @@ public final class FallbackExactCache: ExactCache {
         }
     }
 
-    public func delete(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<Int, StoreFailure>> {
+    public func delete(_ keys: [ByteBuffer], now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Int, StoreFailure>> {
         // The L1 copies are gone already (dropped before Redis was asked); Redis still holds the keys.
         policy.recover(primary.delete(keys, now: now, on: eventLoop), .cache, on: eventLoop) { error in
             .ready(.failure(RedisDownPolicy.storeFailure(error)))
         }
     }
 
-    public func exists(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Int> {
+    public func exists(_ keys: [ByteBuffer], now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Int> {
         let answer = primary.exists(keys, now: now, on: eventLoop)
         guard case .later = answer else { return answer }
         let keys = keys.map(ByteBuffer.owned)
         return policy.recover(answer, .cache, on: eventLoop) { [local] _ in local.exists(keys, now: now, on: eventLoop) }
     }
 
-    public func timeToLive(_ key: ByteBuffer, now: Int64, on eventLoop: any EventLoop) -> Deferred<TimeToLive> {
+    public func timeToLive(_ key: ByteBuffer, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<TimeToLive> {
         let answer = primary.timeToLive(key, now: now, on: eventLoop)
         guard case .later = answer else { return answer }
         let key = ByteBuffer.owned(key)

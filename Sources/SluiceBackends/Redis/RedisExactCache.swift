@@ -53,9 +53,9 @@ public final class RedisExactCache: ExactCache {
 
     // MARK: ExactCache
 
-    public func read(_ key: ByteBuffer, lease: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<CacheRead> {
+    public func read(_ key: ByteBuffer, lease: Int64, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<CacheRead> {
         let hash = keyspace.hasher.hash(key)
-        let local = keyspace.withShard(hash: hash) { $0.read(key, hash: hash, now: now) }
+        let local = keyspace.withShard(hash: hash) { $0.read(key, hash: hash, now: now.wall) }
         if case .hit(let value, let meta) = local { return .ready(.hit(value, meta, .l1)) }
         let owned = ByteBuffer.owned(key)
         let k = Self.redisKey(owned)
@@ -71,8 +71,8 @@ public final class RedisExactCache: ExactCache {
                 return acquireLease(owned, hash: hash, duration: lease, on: eventLoop).map { .miss(lease: $0) }
             }
             var expiresAt: Int64 = 0
-            if case .integer(let ms) = ttl, ms > 0 { expiresAt = now + Int64(ms) }
-            let (bytes, meta) = Self.unpack(stored, expiresAt: expiresAt, now: now)
+            if case .integer(let ms) = ttl, ms > 0 { expiresAt = now.wall.addingSaturating(Int64(ms)) }
+            let (bytes, meta) = Self.unpack(stored, expiresAt: expiresAt, now: now.wall)
             let entry = S3FIFOCache.entry(key: owned, value: bytes)
             keyspace.withShard(hash: hash) {
                 $0.promote(entry: entry, keyLength: owned.readableBytes, hash: hash, meta: meta, version: nil)
@@ -100,10 +100,10 @@ public final class RedisExactCache: ExactCache {
         }
     }
 
-    public func write(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta, condition: WriteCondition, now: Int64,
+    public func write(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta, condition: WriteCondition, now: Timestamp,
                       on eventLoop: any EventLoop) -> Deferred<CacheWrite> {
         let key = ByteBuffer.owned(key), value = ByteBuffer.owned(value)
-        let px = meta.expiresAt == 0 ? 0 : max(meta.expiresAt - now, 1)
+        let px = meta.expiresAt == 0 ? 0 : max(meta.expiresAt - now.wall, 1)
         let stored: EventLoopFuture<Bool>
         switch condition {
         case .always, .ifAbsent, .ifPresent:
@@ -145,11 +145,11 @@ public final class RedisExactCache: ExactCache {
         keyspace.withShard(hash: hash) { $0.write(entry: entry, keyLength: key.readableBytes, hash: hash, meta: meta) }
     }
 
-    public func delete(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<Int, StoreFailure>> {
+    public func delete(_ keys: [ByteBuffer], now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Int, StoreFailure>> {
         let keys = keys.map(ByteBuffer.owned)
         for key in keys {
             let hash = keyspace.hasher.hash(key)
-            _ = keyspace.withShard(hash: hash) { $0.delete(key, hash: hash, now: now) }
+            _ = keyspace.withShard(hash: hash) { $0.delete(key, hash: hash, now: now.wall) }
         }
         let removed = client.send([Word.del] + keys.map(Self.redisKey), on: eventLoop)
         let leases = client.send([Word.del] + keys.map(Self.leaseKey), on: eventLoop)
@@ -160,14 +160,14 @@ public final class RedisExactCache: ExactCache {
         })
     }
 
-    public func exists(_ keys: [ByteBuffer], now: Int64, on eventLoop: any EventLoop) -> Deferred<Int> {
+    public func exists(_ keys: [ByteBuffer], now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Int> {
         .later(client.send([Word.exists] + keys.map(Self.redisKey), on: eventLoop).flatMapThrowing { reply in
             guard case .integer(let n) = try Self.checked(reply) else { throw RedisError.unexpectedReply("EXISTS: \(reply)") }
             return n
         })
     }
 
-    public func timeToLive(_ key: ByteBuffer, now: Int64, on eventLoop: any EventLoop) -> Deferred<TimeToLive> {
+    public func timeToLive(_ key: ByteBuffer, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<TimeToLive> {
         .later(client.send([Word.pttl, Self.redisKey(key)], on: eventLoop).flatMapThrowing { reply in
             guard case .integer(let ms) = try Self.checked(reply) else { throw RedisError.unexpectedReply("PTTL: \(reply)") }
             switch ms {

@@ -169,6 +169,7 @@ public struct CacheShard: Sendable {
     }
 
     /// After a miss: grant `token`, or say someone else is already computing this key.
+    /// `now` is monotonic (leases live in memory only).
     public mutating func lease(hash: UInt64, token: UInt64, now: Int64, duration: Int64) -> LeaseOutcome {
         if leases.acquire(hash, token: token, now: now, duration: duration) {
             counters.leasesGranted += 1
@@ -181,18 +182,19 @@ public struct CacheShard: Sendable {
     // MARK: Housekeeping
 
     /// Reclaims expired entries: up to `budget` L1 slots per call (continuing where the last
-    /// call stopped) and, when asked, the whole directory and the lease table.
-    public mutating func sweep(now: Int64, budget: Int, includingDirectory: Bool = true) {
-        let (next, removed) = l1.sweepExpired(now: now, from: sweepCursor, budget: budget)
+    /// call stopped) and, when asked, the whole directory and the lease table. Entries expire
+    /// by the wall clock, leases by the monotonic one.
+    public mutating func sweep(now: Timestamp, budget: Int, includingDirectory: Bool = true) {
+        let (next, removed) = l1.sweepExpired(now: now.wall, from: sweepCursor, budget: budget)
         sweepCursor = next
         counters.expired += removed
         guard includingDirectory else { return }
         if let d = directory {
             let before = d.count
-            directory = d.filter { $0.value.expiresAt == 0 || $0.value.expiresAt > now }
+            directory = d.filter { $0.value.expiresAt == 0 || $0.value.expiresAt > now.wall }
             counters.expired += before - directory!.count
         }
-        if leases.count > 0 { leases.sweep(now: now) }
+        if leases.count > 0 { leases.sweep(now: now.monotonic) }
     }
 
     /// Fills the directory from the L2 at start-up (no L1 values yet).

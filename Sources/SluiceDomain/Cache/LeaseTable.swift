@@ -22,7 +22,7 @@ public struct LeaseTable: Sendable {
     /// Grants `token` for `duration` ms unless another live lease exists. true: granted.
     public mutating func acquire(_ hash: UInt64, token: UInt64, now: Int64, duration: Int64) -> Bool {
         if holder(of: hash, now: now) != nil { return false }
-        leases[hash] = Lease(token: token, expiresAt: now + duration)
+        leases[hash] = Lease(token: token, expiresAt: now.addingSaturating(duration))
         return true
     }
 

@@ -11,7 +11,7 @@ struct BreakerCommands: CommandGroup {
         let breakers = breakers
         return [
             Command("cb.allow", arity: 2, summary: "CB.ALLOW name: [allowed, state, ticket|nil, retry_after_ms]") { ctx, out throws(CommandError) in
-                ctx.reply(breakers.allow(try ctx.next().text, now: ctx.now, on: ctx.eventLoop), into: &out) { result, out in
+                ctx.reply(breakers.allow(try ctx.next().text, now: ctx.monotonic, on: ctx.eventLoop), into: &out) { result, out in
                     guard case .success(let p) = result else { return Self.writeFailure(result, &out) }
                     out.writeRESPArrayHeader(4)
                     out.writeRESPInteger(p.allowed ? 1 : 0)
@@ -35,7 +35,7 @@ struct BreakerCommands: CommandGroup {
                     latency = Int64(ms)
                 }
                 guard !ctx.hasMore else { throw CommandError.syntax }
-                return ctx.reply(breakers.report(name, ticket: ticket, outcome: outcome, latency: latency, now: ctx.now, on: ctx.eventLoop), into: &out) { result, out in
+                return ctx.reply(breakers.report(name, ticket: ticket, outcome: outcome, latency: latency, now: ctx.monotonic, on: ctx.eventLoop), into: &out) { result, out in
                     guard case .success(let r) = result else { return Self.writeFailure(result, &out) }
                     out.writeRESPArrayHeader(2)
                     out.writeRESPInteger(r.counted ? 1 : 0)
@@ -43,7 +43,7 @@ struct BreakerCommands: CommandGroup {
                 }
             },
             Command("cb.state", arity: 2, summary: "CB.STATE name: map of state, forced, calls, failures, slow, next_transition_ms, generation, probes_issued") { ctx, out throws(CommandError) in
-                ctx.reply(breakers.state(try ctx.next().text, now: ctx.now, on: ctx.eventLoop), into: &out) { result, out in
+                ctx.reply(breakers.state(try ctx.next().text, now: ctx.monotonic, on: ctx.eventLoop), into: &out) { result, out in
                     guard case .success(let s) = result else { return Self.writeFailure(result, &out) }
                     out.writeRESPMapHeader(8)
                     out.writeRESPBulk("state"); out.writeRESPBulk(s.state.rawValue)
@@ -63,7 +63,7 @@ struct BreakerCommands: CommandGroup {
                 if word.isKeyword("open") { pin = .open } else if word.isKeyword("closed") { pin = .closed } else if word.isKeyword("auto") { pin = nil } else {
                     throw CommandError("CB.FORCE takes open, closed or auto")
                 }
-                return ctx.reply(breakers.force(name, pin, now: ctx.now, on: ctx.eventLoop), into: &out) { result, out in
+                return ctx.reply(breakers.force(name, pin, now: ctx.monotonic, on: ctx.eventLoop), into: &out) { result, out in
                     guard case .success = result else { return Self.writeFailure(result, &out) }
                     out.writeRESPOK()
                 }
@@ -95,7 +95,7 @@ struct BreakerCommands: CommandGroup {
                         throw CommandError.syntax
                     }
                 }
-                return ctx.reply(breakers.configure(name, change, now: ctx.now, on: ctx.eventLoop), into: &out) { result, out in
+                return ctx.reply(breakers.configure(name, change, now: ctx.monotonic, on: ctx.eventLoop), into: &out) { result, out in
                     guard case .success(let policy) = result else { return Self.writeFailure(result, &out) }
                     out.writeRESPMapHeader(7)
                     out.writeRESPBulk("window"); out.writeRESPInteger(policy.window)

@@ -11,7 +11,7 @@ struct ExactCacheCommands: CommandGroup {
         let cache = cache
         return [
             Command("get", arity: 2, summary: "GET key: the value, or nil") { ctx, out throws(CommandError) in
-                ctx.reply(cache.read(try ctx.next(), lease: 0, now: ctx.now, on: ctx.eventLoop), into: &out, Self.writeValue)
+                ctx.reply(cache.read(try ctx.next(), lease: 0, now: ctx.time, on: ctx.eventLoop), into: &out, Self.writeValue)
             },
             Command("set", arity: -3, summary: "SET key value [EX s | PX ms] [NX | XX]: +OK, or nil when NX/XX refuse") { ctx, out throws(CommandError) in
                 let key = try ctx.next(), value = try ctx.next()
@@ -32,7 +32,7 @@ struct ExactCacheCommands: CommandGroup {
                     }
                 }
                 let meta = EntryMeta(createdAt: ctx.now, expiresAt: expiresAt)
-                return ctx.reply(cache.write(key, value: value, meta: meta, condition: condition, now: ctx.now, on: ctx.eventLoop), into: &out) { written, out in
+                return ctx.reply(cache.write(key, value: value, meta: meta, condition: condition, now: ctx.time, on: ctx.eventLoop), into: &out) { written, out in
                     switch written {
                     case .stored: out.writeRESPOK()
                     case .notStored, .leaseRefused: out.writeRESPNull()
@@ -41,7 +41,7 @@ struct ExactCacheCommands: CommandGroup {
                 }
             },
             Command("del", arity: -2, summary: "DEL key [key ...]: how many existed") { ctx, out throws(CommandError) in
-                ctx.reply(cache.delete(Array(ctx.arguments), now: ctx.now, on: ctx.eventLoop), into: &out) { result, out in
+                ctx.reply(cache.delete(Array(ctx.arguments), now: ctx.time, on: ctx.eventLoop), into: &out) { result, out in
                     switch result {
                     case .success(let n): out.writeRESPInteger(n)
                     case .failure(let failure): out.writeRESPError(CommandError.notStored(failure).line)
@@ -49,15 +49,15 @@ struct ExactCacheCommands: CommandGroup {
                 }
             },
             Command("exists", arity: -2, summary: "EXISTS key [key ...]: how many exist (repeats count again)") { ctx, out throws(CommandError) in
-                ctx.reply(cache.exists(Array(ctx.arguments), now: ctx.now, on: ctx.eventLoop), into: &out, Self.writeCount)
+                ctx.reply(cache.exists(Array(ctx.arguments), now: ctx.time, on: ctx.eventLoop), into: &out, Self.writeCount)
             },
             Command("ttl", arity: 2, summary: "TTL key: seconds left, -1 no expiry, -2 no key") { ctx, out throws(CommandError) in
-                ctx.reply(cache.timeToLive(try ctx.next(), now: ctx.now, on: ctx.eventLoop), into: &out) { ttl, out in
+                ctx.reply(cache.timeToLive(try ctx.next(), now: ctx.time, on: ctx.eventLoop), into: &out) { ttl, out in
                     out.writeRESPInteger(Self.timeToLive(ttl, unit: 1000))
                 }
             },
             Command("pttl", arity: 2, summary: "PTTL key: milliseconds left, -1 no expiry, -2 no key") { ctx, out throws(CommandError) in
-                ctx.reply(cache.timeToLive(try ctx.next(), now: ctx.now, on: ctx.eventLoop), into: &out) { ttl, out in
+                ctx.reply(cache.timeToLive(try ctx.next(), now: ctx.time, on: ctx.eventLoop), into: &out) { ttl, out in
                     out.writeRESPInteger(Self.timeToLive(ttl, unit: 1))
                 }
             },

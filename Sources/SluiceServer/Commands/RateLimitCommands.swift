@@ -25,7 +25,7 @@ struct RateLimitCommands: CommandGroup {
                         try Self.burst(option, &ctx, &spec)
                     }
                 }
-                return ctx.reply(limits.take(key, spec: spec, tokens: tokens, now: ctx.now, on: ctx.eventLoop), into: &out) { result, out in
+                return ctx.reply(limits.take(key, spec: spec, tokens: tokens, now: ctx.monotonic, on: ctx.eventLoop), into: &out) { result, out in
                     guard case .success(let d) = result else { return Self.writeFailure(result, &out) }
                     out.writeRESPArrayHeader(5)
                     out.writeRESPInteger(d.allowed ? 1 : 0)
@@ -37,7 +37,7 @@ struct RateLimitCommands: CommandGroup {
                 var spec = try Self.limitSpec(&ctx)
                 let estimate = try Self.amount(&ctx, "estimate")
                 while ctx.hasMore { try Self.burst(try ctx.next(), &ctx, &spec) }
-                return ctx.reply(limits.reserve(key, spec: spec, estimate: estimate, now: ctx.now, on: ctx.eventLoop), into: &out) { result, out in
+                return ctx.reply(limits.reserve(key, spec: spec, estimate: estimate, now: ctx.monotonic, on: ctx.eventLoop), into: &out) { result, out in
                     guard case .success(let r) = result else { return Self.writeFailure(result, &out) }
                     out.writeRESPArrayHeader(3)
                     out.writeRESPInteger(r.decision.allowed ? 1 : 0)
@@ -48,7 +48,7 @@ struct RateLimitCommands: CommandGroup {
             Command("rl.settle", arity: 3, summary: "RL.SETTLE reservation_id actual_tokens: [charged (+) or refunded (-) tokens, remaining_tokens]") { ctx, out throws(CommandError) in
                 guard let id = UInt64(try ctx.next().text) else { throw Self.unknownReservation }
                 let actual = try Self.amount(&ctx, "actual")
-                return ctx.reply(limits.settle(id: id, actual: actual, now: ctx.now, on: ctx.eventLoop), into: &out) { result, out in
+                return ctx.reply(limits.settle(id: id, actual: actual, now: ctx.monotonic, on: ctx.eventLoop), into: &out) { result, out in
                     guard case .success(let s) = result else { return Self.writeFailure(result, &out) }
                     out.writeRESPArrayHeader(2)
                     out.writeRESPInteger(Int(s.delta))
@@ -56,7 +56,7 @@ struct RateLimitCommands: CommandGroup {
                 }
             },
             Command("rl.peek", arity: 2, summary: "RL.PEEK key: [remaining_requests, remaining_tokens, retry_after_ms, reset_ms, rpm, tpm] or nil; charges nothing") { ctx, out throws(CommandError) in
-                ctx.reply(limits.peek(try ctx.next(), now: ctx.now, on: ctx.eventLoop), into: &out) { snapshot, out in
+                ctx.reply(limits.peek(try ctx.next(), now: ctx.monotonic, on: ctx.eventLoop), into: &out) { snapshot, out in
                     guard let snapshot else { return out.writeRESPNullArray() }
                     out.writeRESPArrayHeader(6)
                     Self.writeNumbers(snapshot.decision, into: &out)
@@ -70,7 +70,7 @@ struct RateLimitCommands: CommandGroup {
                     throw CommandError("limit must be 1 to 1000000")
                 }
                 let ttl = try Self.trailingMilliseconds(&ctx, "TTL", default: 60_000)
-                return ctx.reply(limits.acquire(key, limit: Int(limit), duration: ttl, now: ctx.now, on: ctx.eventLoop), into: &out) { result, out in
+                return ctx.reply(limits.acquire(key, limit: Int(limit), duration: ttl, now: ctx.monotonic, on: ctx.eventLoop), into: &out) { result, out in
                     guard case .success(let d) = result else { return Self.writeFailure(result, &out) }
                     out.writeRESPArrayHeader(4)
                     out.writeRESPInteger(d.acquired ? 1 : 0)
@@ -85,7 +85,7 @@ struct RateLimitCommands: CommandGroup {
                     out.writeRESPInteger(0)
                     return .done
                 }
-                return ctx.reply(limits.release(key, slot: slot, now: ctx.now, on: ctx.eventLoop), into: &out) { released, out in
+                return ctx.reply(limits.release(key, slot: slot, now: ctx.monotonic, on: ctx.eventLoop), into: &out) { released, out in
                     out.writeRESPInteger(released ? 1 : 0)
                 }
             },
@@ -94,7 +94,7 @@ struct RateLimitCommands: CommandGroup {
                 guard let amount = try ctx.next().doubleValue, amount >= 0 else { throw CommandError("amount must be a non-negative number") }
                 guard let budget = try ctx.next().doubleValue, budget >= 0 else { throw CommandError("budget must be a non-negative number") }
                 let period = try Self.trailingMilliseconds(&ctx, "PERIOD", default: 86_400_000)
-                return ctx.reply(limits.spend(key, amount: amount, budget: budget, period: period, now: ctx.now, on: ctx.eventLoop), into: &out) { result, out in
+                return ctx.reply(limits.spend(key, amount: amount, budget: budget, period: period, now: ctx.monotonic, on: ctx.eventLoop), into: &out) { result, out in
                     guard case .success(let d) = result else { return Self.writeFailure(result, &out) }
                     out.writeRESPArrayHeader(3)
                     out.writeRESPInteger(d.allowed ? 1 : 0)

@@ -27,7 +27,7 @@ struct RichCacheCommands: CommandGroup {
                     lease = Int64(ms)
                 }
                 let now = ctx.now
-                return ctx.reply(cache.read(key, lease: lease, now: now, on: ctx.eventLoop), into: &out) { read, out in
+                return ctx.reply(cache.read(key, lease: lease, now: ctx.time, on: ctx.eventLoop), into: &out) { read, out in
                     Self.writeRead(read, now: now, into: &out)
                 }
             },
@@ -58,7 +58,7 @@ struct RichCacheCommands: CommandGroup {
                         throw CommandError.syntax
                     }
                 }
-                return ctx.reply(cache.write(key, value: value, meta: meta, condition: condition, now: ctx.now, on: ctx.eventLoop), into: &out) { written, out in
+                return ctx.reply(cache.write(key, value: value, meta: meta, condition: condition, now: ctx.time, on: ctx.eventLoop), into: &out) { written, out in
                     switch written {
                     case .stored, .notStored: out.writeRESPOK()
                     case .leaseRefused: out.writeRESPError(Self.leaseRefused.line)

@@ -17,7 +17,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     private let table: CommandTable
     private let counters: ServerCounters
-    private let clock: any WallClock
+    private let clock: any TimeSource
     private let logger: Logger
     private let limits: RESPLimits
     private var parser: RESPRequestParser
@@ -30,9 +30,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// Inside ``process(context:flushNow:)``: replies completing inline must not start another.
     private var processing = false
     private var commandsSinceReport = 0
-    private var now: Int64 = 0
+    private var now = Timestamp(wall: 0, monotonic: 0)
 
-    init(table: CommandTable, counters: ServerCounters, clock: any WallClock, limits: RESPLimits, requiresAuth: Bool, logger: Logger) {
+    init(table: CommandTable, counters: ServerCounters, clock: any TimeSource, limits: RESPLimits, requiresAuth: Bool, logger: Logger) {
         self.table = table
         self.counters = counters
         self.clock = clock
@@ -66,7 +66,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         } else {
             input!.writeBuffer(&bytes)
         }
-        now = clock.nowMilliseconds()
+        now = clock.timestamp()
         process(context: context, flushNow: false)
     }
 
@@ -98,7 +98,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         processing = true
         defer { processing = false }
         while runBatch(context: context, flushNow: flushNow) {
-            now = clock.nowMilliseconds()
+            now = clock.timestamp()
         }
     }
 
@@ -162,7 +162,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             out.writeRESPError("NOAUTH Authentication required.")
             return
         }
-        var ctx = CommandContext(arguments: arguments, argumentCount: command.count - 1, now: now,
+        var ctx = CommandContext(arguments: arguments, argumentCount: command.count - 1, time: now,
                                  eventLoop: context.eventLoop, session: session, table: table,
                                  name: table.commands[index].name)
         let result: CommandResult
@@ -217,7 +217,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
         if action.flush && flushNow { scheduleFlush(context: context) }
         if action.runBufferedInput && input != nil && !processing {
-            now = clock.nowMilliseconds()
+            now = clock.timestamp()
             process(context: context, flushNow: flushNow)
         }
     }

@@ -1,5 +1,6 @@
 import NIOCore
 import SluiceBackends
+import SluiceDomain
 import SluiceProtocol
 
 /// What a command handler gets: its arguments (after the verb), the time the read batch
@@ -8,7 +9,8 @@ public struct CommandContext {
     public var arguments: RESPCommand.Arguments
     /// Arguments after the verb.
     public let argumentCount: Int
-    public let now: Int64
+    /// When the read batch started, on both clocks.
+    public let time: Timestamp
     // The connection handler owns these and outlives every synchronous command call, so the
     // context borrows them without reference counting (they are on the per-request path).
     public unowned(unsafe) let eventLoop: any EventLoop
@@ -30,6 +32,11 @@ public struct CommandContext {
     }
 
     public var hasMore: Bool { !arguments.isEmpty }
+
+    /// Wall-clock ms: for expiry and age, which are persisted or shown.
+    @inlinable public var now: Int64 { time.wall }
+    /// Monotonic ms: for intervals kept in memory (buckets, breakers, reservations, slots).
+    @inlinable public var monotonic: Int64 { time.monotonic }
 
     /// Writes a capability's answer with `write`: into `out` now when it is ready, or when its
     /// turn comes when it arrives later — the same function either way.

@@ -14,11 +14,11 @@ public struct HousekeepingService: Service {
     let limiter: RateLimiter
     let semantic: SemanticCache
     let store: SQLiteStore?
-    let clock: any WallClock
+    let clock: any TimeSource
     let logger: Logger
     let interval: Duration
 
-    public init(keyspace: Keyspace, limiter: RateLimiter, semantic: SemanticCache, store: SQLiteStore?, clock: any WallClock,
+    public init(keyspace: Keyspace, limiter: RateLimiter, semantic: SemanticCache, store: SQLiteStore?, clock: any TimeSource,
                 logger: Logger, intervalMilliseconds: Int64) {
         self.keyspace = keyspace
         self.limiter = limiter
@@ -37,14 +37,14 @@ public struct HousekeepingService: Service {
             } catch {
                 return
             }
-            let now = clock.nowMilliseconds()
+            let now = clock.timestamp()
             Self.sweep(keyspace, tick: tick, now: now)
-            limiter.sweep(shard: tick % limiter.shardCount, now: now)
-            if tick % 10 == 0 { semantic.sweep(now: now) }
+            limiter.sweep(shard: tick % limiter.shardCount, now: now.monotonic)
+            if tick % 10 == 0 { semantic.sweep(now: now.wall) }
             // SQLite rows: every ~30 s at the default interval.
             if let store, tick % 300 == 299 {
                 let loop = MultiThreadedEventLoopGroup.singleton.any()
-                if let removed = try? await store.deleteExpired(now: now, on: loop).get(), removed > 0 {
+                if let removed = try? await store.deleteExpired(now: now.wall, on: loop).get(), removed > 0 {
                     logger.debug("removed expired rows", metadata: ["count": "\(removed)"])
                 }
             }
@@ -53,7 +53,7 @@ public struct HousekeepingService: Service {
     }
 
     /// One housekeeping step over the keyspace.
-    public static func sweep(_ keyspace: Keyspace, tick: Int, now: Int64) {
+    public static func sweep(_ keyspace: Keyspace, tick: Int, now: Timestamp) {
         let full = tick % keyspace.shardCount
         for i in 0..<keyspace.shardCount {
             keyspace.withShard(at: i) { shard in
