@@ -11,6 +11,20 @@ struct CacheShardTests {
         return (b, hasher.hash(b))
     }
 
+    /// An entry carrying the largest token count (say, written by an older version and read
+    /// back from the file) read again and again: the saved-tokens counter stops at its maximum
+    /// instead of trapping, in L1 hits, L2 promotions and summaries.
+    @Test func tokensSavedSaturateInsteadOfTrapping() {
+        var shard = CacheShard(l1Capacity: 1 << 20, tracksL2: true)
+        let (b, h) = k("tk")
+        shard.write(b, hash: h, value: ByteBuffer(string: "v"), meta: EntryMeta(createdAt: 0, tokens: .max, cost: 1e308))
+        for _ in 0..<3 { _ = shard.read(b, hash: h, now: 1) }
+        shard.promote(b, hash: h, value: ByteBuffer(string: "v"), meta: EntryMeta(createdAt: 0, tokens: .max), version: nil)
+        #expect(shard.counters.tokensSaved == .max)
+        let twice = shard.counters + shard.counters
+        #expect(twice.tokensSaved == .max)
+    }
+
     @Test func valueEvictedFromL1IsStillKnownThroughTheDirectory() {
         let small = S3FIFOCache.charge(keyLength: 2, valueLength: 10) * 3
         var shard = CacheShard(l1Capacity: small, tracksL2: true)

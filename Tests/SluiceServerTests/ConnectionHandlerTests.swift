@@ -47,6 +47,8 @@ struct ConnectionHandlerTests {
         ("CACHE.GET k LEASE 0\r\n", "-ERR LEASE must be between 1 and 600000 ms\r\n"),
         ("CACHE.GET k LEASE x\r\n", "-ERR value is not an integer or out of range\r\n"),
         ("CACHE.SET k v TOKENS -1\r\n", "-ERR TOKENS must not be negative\r\n"),
+        ("CACHE.SET k v TOKENS 9223372036854775807\r\n", "-ERR TOKENS must be at most 10000000000\r\n"),
+        ("CACHE.SET k v COST 1e300\r\n", "-ERR COST must be at most 1000000000\r\n"),
         ("CACHE.SET k v COST abc\r\n", "-ERR COST must be a non-negative number\r\n"),
         ("CACHE.SET k v LEASE nope\r\n", "-ERR LEASE token is not valid\r\n"),
         ("CACHE.SET k v TOKENS\r\n", "-ERR syntax error\r\n"),

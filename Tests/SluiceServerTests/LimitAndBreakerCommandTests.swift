@@ -38,6 +38,20 @@ struct LimitAndBreakerCommandTests {
         await h.close()
     }
 
+    /// Hundreds of settlements far above their (zero) estimates: the debt stops at its floor
+    /// instead of overflowing (it used to trap after ~140), and the bucket stays usable.
+    @Test func debtFromHugeSettlementsStopsAtItsFloor() async throws {
+        let h = try await Harness.make()
+        for _ in 0..<200 {
+            let reply = try await h.send("RL.RESERVE d 1000000 10000000000 0\r\n")
+            let id = reply.split(separator: "\r\n")[3]
+            #expect(try await h.send("RL.SETTLE \(id) 10000000000\r\n") == "*2\r\n:10000000000\r\n:0\r\n")
+        }
+        let denied = try await h.send("RL.TAKE d 1000000 10000000000 TOKENS 1\r\n")
+        #expect(denied.hasPrefix("*5\r\n:0\r\n"))
+        await h.close()
+    }
+
     @Test func reserveAndSettle() async throws {
         let h = try await Harness.make()
         let reply = try await h.send("RL.RESERVE t 100 1000 800\r\n")
@@ -84,6 +98,9 @@ struct LimitAndBreakerCommandTests {
         ("CB.REPORT up 1 ok -3\r\n", "-ERR latency_ms must not be negative\r\n"),
         ("CB.FORCE up sideways\r\n", "-ERR CB.FORCE takes open, closed or auto\r\n"),
         ("CB.CONFIG up WINDOW 0\r\n", "-ERR WINDOW must be 1 to 10000\r\n"),
+        ("CB.CONFIG b OPEN-MS 9223372036854775807 MIN-CALLS 1\r\n", "-ERR OPEN-MS must be 1 to 604800000 ms\r\n"),
+        ("RL.SPEND k 1e300 1e300\r\n", "-ERR amount and budget must be at most 1e15\r\n"),
+        ("RL.TAKE k 9223372036854775807 1\r\n", "-ERR rpm must be between 0 and 10000000000\r\n"),
         ("CB.CONFIG up FAILURE-RATE 1.5\r\n", "-ERR FAILURE-RATE must be above 0 and at most 1\r\n"),
         ("CB.CONFIG up OPEN-MS\r\n", "-ERR syntax error\r\n"),
     ])

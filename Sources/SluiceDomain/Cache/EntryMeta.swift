@@ -1,6 +1,11 @@
 /// What the cache knows about a stored value besides its bytes. Times are wall-clock
 /// milliseconds since the Unix epoch, so they mean the same after a restart.
 public struct EntryMeta: Sendable, Hashable {
+    /// Largest `TOKENS` a client may attach (the saved-tokens counters saturate anyway).
+    public static let maxTokens: Int64 = 10_000_000_000
+    /// Largest `COST` a client may attach.
+    public static let maxCost: Double = 1_000_000_000
+
     public var createdAt: Int64
     /// 0 = never expires.
     public var expiresAt: Int64

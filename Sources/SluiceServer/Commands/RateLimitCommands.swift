@@ -9,6 +9,8 @@ struct RateLimitCommands: CommandGroup {
     let limits: any RateLimits
 
     static let unknownReservation = CommandError("unknown or expired reservation")
+    /// Largest amount or budget for RL.SPEND: sums of them stay finite and comparable.
+    static let maxMoney: Double = 1e15
 
     var commands: [Command] {
         let limits = limits
@@ -93,6 +95,7 @@ struct RateLimitCommands: CommandGroup {
                 let key = try ctx.next()
                 guard let amount = try ctx.next().doubleValue, amount >= 0 else { throw CommandError("amount must be a non-negative number") }
                 guard let budget = try ctx.next().doubleValue, budget >= 0 else { throw CommandError("budget must be a non-negative number") }
+                guard amount <= Self.maxMoney, budget <= Self.maxMoney else { throw CommandError("amount and budget must be at most 1e15") }
                 let period = try Self.trailingMilliseconds(&ctx, "PERIOD", default: 86_400_000)
                 return ctx.reply(limits.spend(key, amount: amount, budget: budget, period: period, now: ctx.monotonic, on: ctx.eventLoop), into: &out) { result, out in
                     guard case .success(let d) = result else { return Self.writeFailure(result, &out) }

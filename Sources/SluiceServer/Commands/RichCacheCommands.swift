@@ -45,11 +45,13 @@ struct RichCacheCommands: CommandGroup {
                     } else if option.isKeyword("TOKENS") {
                         let tokens = try ctx.nextInteger()
                         guard tokens >= 0 else { throw CommandError("TOKENS must not be negative") }
+                        guard Int64(tokens) <= EntryMeta.maxTokens else { throw CommandError("TOKENS must be at most \(EntryMeta.maxTokens)") }
                         meta.tokens = Int64(tokens)
                     } else if option.isKeyword("COST") {
                         guard let cost = try ctx.next().doubleValue, cost >= 0 else {
                             throw CommandError("COST must be a non-negative number")
                         }
+                        guard cost <= EntryMeta.maxCost else { throw CommandError("COST must be at most \(Int(EntryMeta.maxCost))") }
                         meta.cost = cost
                     } else if option.isKeyword("LEASE") {
                         guard let token = UInt64(try ctx.next().text) else { throw CommandError("LEASE token is not valid") }
