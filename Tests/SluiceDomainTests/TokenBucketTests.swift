@@ -39,6 +39,18 @@ struct TokenBucketTests {
         #expect(b.wait(for: 1) == 1)
     }
 
+    /// More debt than Int64 holds, one largest charge at a time: it stops at the floor (it
+    /// used to overflow and trap after about 140 settlements of 2⁴⁰ tokens).
+    @Test func debtStopsAtTheFloor() {
+        var b = TokenBucket(perMinute: TokenBucket.maxTokens, capacity: TokenBucket.maxTokens, now: 0)
+        for _ in 0..<20_000 { b.charge(TokenBucket.maxTokens) }
+        #expect(b.level == TokenBucket.floorUnits && b.remaining == 0)
+        b.refill(now: 2)
+        #expect(b.wait(for: 1) > 0)
+        b.refund(TokenBucket.maxTokens)
+        #expect(b.level == TokenBucket.floorUnits + 2 * TokenBucket.maxTokens + TokenBucket.maxTokens * TokenBucket.unit)  // 2 ms of refill, then the refund
+    }
+
     @Test func reconfigureKeepsLevelCappedAtNewCapacity() {
         var b = TokenBucket(perMinute: 100, capacity: 100, now: 0)
         b.charge(10)

@@ -38,13 +38,18 @@ struct LimitAndBreakerCommandTests {
         await h.close()
     }
 
-    /// Hundreds of settlements far above their (zero) estimates: the debt stops at its floor
-    /// instead of overflowing (it used to trap after ~140), and the bucket stays usable.
+    /// Settlements far above their (zero) estimates: the debt stops at its floor (see
+    /// `TokenBucketTests.debtStopsAtTheFloor`, which would trap without it) and the bucket
+    /// stays usable.
     @Test func debtFromHugeSettlementsStopsAtItsFloor() async throws {
         let h = try await Harness.make()
+        var ids: [Substring] = []
         for _ in 0..<200 {
             let reply = try await h.send("RL.RESERVE d 1000000 10000000000 0\r\n")
-            let id = reply.split(separator: "\r\n")[3]
+            #expect(reply.hasPrefix("*3\r\n:1\r\n"))
+            ids.append(reply.split(separator: "\r\n")[3])
+        }
+        for id in ids {
             #expect(try await h.send("RL.SETTLE \(id) 10000000000\r\n") == "*2\r\n:10000000000\r\n:0\r\n")
         }
         let denied = try await h.send("RL.TAKE d 1000000 10000000000 TOKENS 1\r\n")
