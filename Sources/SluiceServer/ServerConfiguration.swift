@@ -44,6 +44,28 @@ public struct ServerConfiguration: Sendable {
     public var semanticMaxEntries = 100_000
     /// Most circuit breakers (names).
     public var maxBreakers = 10_000
+    /// Most semantic namespaces.
+    public var semanticMaxNamespaces = 10_000
+
+    // MARK: Connections
+
+    /// Most client connections at once; one more is answered `-ERR max number of clients
+    /// reached` and closed (`--maxclients`, as Redis). Lowered at start-up when the open-files
+    /// limit cannot be raised to hold it plus ``reservedFileDescriptors``.
+    public var maxClients = 10_000
+    /// File descriptors kept for Sluice itself (event loops, the SQLite file, Redis, logs).
+    public static let reservedFileDescriptors = 128
+    /// A client whose unsent replies exceed this many bytes is disconnected at once (0: no limit).
+    public var clientOutputHardLimit = 64 * 1024 * 1024
+    /// ... or exceed this many (then Sluice also stops reading its requests) for
+    /// ``clientOutputSoftSeconds`` on end (`--client-output-buffer-limit hard soft seconds`).
+    public var clientOutputSoftLimit = 1024 * 1024
+    public var clientOutputSoftSeconds = 60
+    /// Close a connection idle for this many seconds (`--timeout`; 0: never, the default).
+    public var idleTimeoutSeconds = 0
+    /// How long a failed AUTH waits before its reply (successive failures on one connection
+    /// queue up behind each other).
+    public var authFailureDelayMilliseconds: Int64 = 100
 
     public init() {}
 
@@ -58,6 +80,11 @@ public struct ServerConfiguration: Sendable {
         }
         if port < 0 || port > 65535 { return "port \(port) is out of range" }
         if l1MaxMemory < 0 { return "--l1-max-memory must not be negative" }
+        if maxClients < 1 { return "--maxclients must be at least 1" }
+        if clientOutputHardLimit < 0 || clientOutputSoftLimit < 0 || clientOutputSoftSeconds < 0 {
+            return "--client-output-buffer-limit: sizes and seconds must not be negative"
+        }
+        if idleTimeoutSeconds < 0 { return "--timeout must not be negative" }
         if let redisURL, case .failure(let error) = RedisEndpoint.parse(redisURL) { return "--redis: \(error)" }
         return nil
     }

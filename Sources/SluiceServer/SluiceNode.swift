@@ -13,6 +13,8 @@ import SluiceDomain
 public final class SluiceNode: Sendable {
     public let listener: Listener
     public let counters: ServerCounters
+    /// The event loops: connections, and every future the backends complete.
+    let group: MultiThreadedEventLoopGroup
     let housekeeping: HousekeepingService
     let store: SQLiteStore?
     let redis: RedisParts?
@@ -42,6 +44,10 @@ public final class SluiceNode: Sendable {
             throw ConfigurationError(message: problem)
         }
         let startedAt = clock.nowMilliseconds()
+        // Created first, while file descriptors are plentiful: nothing later creates event loops.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads > 0 ? configuration.threads : System.coreCount)
+        let maxClients = FileDescriptorLimit.raise(toHold: configuration.maxClients, reserved: ServerConfiguration.reservedFileDescriptors,
+                                                   logger: logger)
         let searchPool = NIOThreadPool(numberOfThreads: 2)
         searchPool.start()
         let limiter = RateLimiter(maxKeys: configuration.maxLimitKeys, reservationTTL: configuration.reservationTTLMilliseconds)
@@ -58,7 +64,7 @@ public final class SluiceNode: Sendable {
             // while Redis cannot answer.
             let endpoint = try RedisEndpoint.parse(url).get()
             let client = RedisClient(endpoint: endpoint, commandTimeout: .milliseconds(configuration.redisTimeoutMilliseconds), logger: logger)
-            for script in LuaScripts.all { script.load(client, on: MultiThreadedEventLoopGroup.singleton.any()) }
+            for script in LuaScripts.all { script.load(client, on: group.any()) }
             keyspace = Keyspace(l1Capacity: configuration.l1MaxMemory, shardCount: configuration.l1Shards, tracksL2: false)
             let invalidations = RedisInvalidations(client: client)
             let cache = RedisExactCache(keyspace: keyspace, client: client, invalidations: invalidations)
@@ -93,10 +99,16 @@ public final class SluiceNode: Sendable {
         }
 
         let counters = ServerCounters()
-        let table = commandTable(capabilities, embedder: embedder, counters: counters, configuration: configuration, startedAt: startedAt)
+        let table = commandTable(capabilities, embedder: embedder, counters: counters, configuration: configuration, startedAt: startedAt,
+                                 logger: logger)
+        let settings = ConnectionHandler.Settings(
+            table: table, counters: counters, clock: clock, logger: logger, limits: configuration.limits,
+            requiresAuth: configuration.requirePass != nil, maxClients: maxClients,
+            outputHardLimit: configuration.clientOutputHardLimit, outputSoftLimit: configuration.clientOutputSoftLimit,
+            outputSoftSeconds: configuration.clientOutputSoftSeconds)
         let listener: Listener
         do {
-            listener = try await Listener.start(configuration: configuration, table: table, counters: counters, clock: clock, logger: logger,
+            listener = try await Listener.start(configuration: configuration, group: group, settings: settings,
                                                 backend: capabilities.cache.statistics(now: startedAt).backend)
         } catch {
             redis?.semantic.close()
@@ -104,17 +116,21 @@ public final class SluiceNode: Sendable {
             redis?.client.close()
             await store?.close()
             try? await searchPool.shutdownGracefully()
+            try? await group.shutdownGracefully()
             throw error
         }
         let housekeeping = HousekeepingService(keyspace: keyspace, limiter: limiter, semantic: semanticCache, store: store, clock: clock,
-                                               logger: logger, intervalMilliseconds: configuration.sweepIntervalMilliseconds)
-        return SluiceNode(listener: listener, counters: counters, housekeeping: housekeeping, store: store, redis: redis, searchPool: searchPool)
+                                               logger: logger, intervalMilliseconds: configuration.sweepIntervalMilliseconds,
+                                               eventLoop: group.any())
+        return SluiceNode(listener: listener, counters: counters, group: group, housekeeping: housekeeping, store: store, redis: redis,
+                          searchPool: searchPool)
     }
 
-    init(listener: Listener, counters: ServerCounters, housekeeping: HousekeepingService, store: SQLiteStore?, redis: RedisParts?,
-         searchPool: NIOThreadPool) {
+    init(listener: Listener, counters: ServerCounters, group: MultiThreadedEventLoopGroup, housekeeping: HousekeepingService,
+         store: SQLiteStore?, redis: RedisParts?, searchPool: NIOThreadPool) {
         self.listener = listener
         self.counters = counters
+        self.group = group
         self.housekeeping = housekeeping
         self.store = store
         self.redis = redis
@@ -123,11 +139,12 @@ public final class SluiceNode: Sendable {
 
     /// Every command group, each given only the capabilities it uses.
     static func commandTable(_ c: Capabilities, embedder: TokenEmbedder?, counters: ServerCounters, configuration: ServerConfiguration,
-                             startedAt: Int64) -> CommandTable {
+                             startedAt: Int64, logger: Logger) -> CommandTable {
         let report = StatsReport(cache: c.cache, limits: c.limits, breakers: c.breakers, counters: counters,
                                  configuration: configuration, startedAt: startedAt)
         return CommandTable(groups: [
-            ConnectionCommands(password: configuration.requirePass),
+            ConnectionCommands(password: configuration.requirePass.map(PasswordCheck.init), counters: counters, logger: logger,
+                               failureDelay: configuration.authFailureDelayMilliseconds),
             ServerCommands(report: report, configuration: configuration),
             ExactCacheCommands(cache: c.cache),
             RichCacheCommands(cache: c.cache, maxLease: configuration.maxLeaseMilliseconds),
@@ -171,6 +188,7 @@ public final class SluiceNode: Sendable {
     /// In shutdown order last-to-first: the listener stops first, the store flushes last.
     public var services: [any Service] {
         var services: [any Service] = []
+        services.append(EventLoopService(group: group, searchPool: searchPool))
         if let store { services.append(StoreService(store: store)) }
         if let redis { services.append(RedisService(parts: redis)) }
         services.append(housekeeping)
@@ -184,6 +202,7 @@ public final class SluiceNode: Sendable {
         try? await searchPool.shutdownGracefully()
         await store?.close()
         redis?.close()
+        try? await group.shutdownGracefully()
     }
 }
 

@@ -66,6 +66,15 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Largest value (bulk string) accepted: bytes, or with kb/mb/gb. Env: SLUICE_MAX_VALUE_SIZE. (default: 16mb)", valueName: "size"))
     var maxValueSize: String?
 
+    @Option(name: .long, help: ArgumentHelp("Most client connections at once; one more is answered '-ERR max number of clients reached' and closed. Sluice raises its open-files limit to fit them (or allows fewer, with a warning). Env: SLUICE_MAXCLIENTS. (default: 10000)", valueName: "n"))
+    var maxclients: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Client output buffer limit, as Redis's: '<hard> <soft> <seconds>'. A client whose unsent replies exceed hard is disconnected at once; above soft Sluice stops running its requests, and disconnects it if that lasts the seconds. 0 disables a part. Env: SLUICE_CLIENT_OUTPUT_BUFFER_LIMIT. (default: '64mb 1mb 60')", valueName: "limits"))
+    var clientOutputBufferLimit: String?
+
+    @Option(name: .long, help: ArgumentHelp("Close a connection idle for this many seconds; 0 = never. Env: SLUICE_TIMEOUT. (default: 0)", valueName: "seconds"))
+    var timeout: Int?
+
     @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical. Env: SLUICE_LOG_LEVEL. (default: info)", valueName: "level"))
     var logLevel: String?
 
@@ -94,6 +103,15 @@ struct Serve: AsyncParsableCommand {
         config.requirePass = setting(requirepass, "REQUIREPASS").flatMap { $0.isEmpty ? nil : $0 }
         config.allowUnauthenticatedRemote = allowUnauthenticatedRemote || ["1", "true", "yes"].contains(env["SLUICE_ALLOW_UNAUTHENTICATED_REMOTE"]?.lowercased() ?? "")
         if let v = setting(maxValueSize, "MAX_VALUE_SIZE") { config.limits = .init(maxBulkLength: try byteSize(v, "max-value-size")) }
+        if let v = setting(maxclients.map(String.init), "MAXCLIENTS") { config.maxClients = try integer(v, "maxclients") }
+        if let v = setting(clientOutputBufferLimit, "CLIENT_OUTPUT_BUFFER_LIMIT") {
+            let parts = v.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+            guard parts.count == 3 else { throw ValidationError("--client-output-buffer-limit: '\(v)' is not '<hard> <soft> <seconds>'") }
+            config.clientOutputHardLimit = try byteSize(parts[0], "client-output-buffer-limit")
+            config.clientOutputSoftLimit = try byteSize(parts[1], "client-output-buffer-limit")
+            config.clientOutputSoftSeconds = try integer(parts[2], "client-output-buffer-limit")
+        }
+        if let v = setting(timeout.map(String.init), "TIMEOUT") { config.idleTimeoutSeconds = try integer(v, "timeout") }
 
         let levelName = setting(logLevel, "LOG_LEVEL") ?? "info"
         guard let level = Logger.Level(rawValue: levelName.lowercased()) else {
@@ -127,7 +145,11 @@ struct Serve: AsyncParsableCommand {
         let lower = text.lowercased().trimmingCharacters(in: .whitespaces)
         let units: [(String, Int)] = [("gb", 1 << 30), ("g", 1 << 30), ("mb", 1 << 20), ("m", 1 << 20), ("kb", 1 << 10), ("k", 1 << 10), ("b", 1)]
         for (suffix, factor) in units where lower.hasSuffix(suffix) {
-            if let n = Int(lower.dropLast(suffix.count)), n >= 0 { return n * factor }
+            if let n = Int(lower.dropLast(suffix.count)), n >= 0 {
+                let (bytes, overflow) = n.multipliedReportingOverflow(by: factor)
+                guard !overflow else { throw ValidationError("--\(name): '\(text)' is too large") }
+                return bytes
+            }
             throw ValidationError("--\(name): '\(text)' is not a size like 256mb")
         }
         guard let n = Int(lower), n >= 0 else { throw ValidationError("--\(name): '\(text)' is not a size like 256mb") }

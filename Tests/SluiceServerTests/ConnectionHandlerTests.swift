@@ -96,11 +96,74 @@ struct ConnectionHandlerTests {
         try await h.channel.closeFuture.get()
     }
 
+    @Test func aClientPastMaxClientsIsToldAndClosed() async throws {
+        let counters = ServerCounters()
+        counters.connectedClients.store(3, ordering: .relaxed)  // three others are connected
+        let h = try await Harness.make(configure: { $0.maxClients = 3 }, counters: counters)
+        var out = ""
+        while let b = try await h.channel.readOutbound(as: ByteBuffer.self) { out += String(buffer: b) }
+        #expect(out == "-ERR max number of clients reached\r\n")
+        try await h.channel.closeFuture.get()
+        #expect(counters.rejectedConnections.load(ordering: .relaxed) == 1)
+    }
+
+    /// A client that stops reading its replies (its socket is not writable) gets no more of its
+    /// requests run, and is let go if that lasts the soft limit's seconds.
+    @Test func aClientThatDoesNotReadIsPausedThenDisconnected() async throws {
+        let h = try await Harness.make { $0.clientOutputSoftSeconds = 2 }
+        h.channel.isWritable = false
+        h.channel.pipeline.fireChannelWritabilityChanged()
+        #expect(try await h.send("SET a 1\r\nGET a\r\n") == "")  // read, but not run
+        h.channel.isWritable = true
+        h.channel.pipeline.fireChannelWritabilityChanged()
+        #expect(try await h.advance(milliseconds: 0) == "+OK\r\n$1\r\n1\r\n")
+        // Stuck again, for longer than the soft limit's 2 s: disconnected.
+        h.channel.isWritable = false
+        h.channel.pipeline.fireChannelWritabilityChanged()
+        _ = try await h.advance(milliseconds: 2000)
+        try await h.channel.closeFuture.get()
+        #expect(h.counters.outputLimitDisconnects.load(ordering: .relaxed) == 1)
+    }
+
+    @Test func anIdleConnectionIsClosedByTheTimeout() async throws {
+        let h = try await Harness.make()
+        #expect(try await h.send("PING\r\n") == "+PONG\r\n")
+        h.channel.pipeline.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.read)  // what --timeout's handler sends
+        try await h.channel.closeFuture.get()
+        #expect(h.counters.idleDisconnects.load(ordering: .relaxed) == 1)
+    }
+
+    /// CONFIG GET's pattern matching is linear: many stars against a long name that almost
+    /// matches take microseconds (the recursive matcher took exponential time; CVE-2022-36021).
+    @Test(.timeLimit(.minutes(1)))
+    func globIsLinear() {
+        let name = String(repeating: "a", count: 2000)
+        #expect(!ServerCommands.glob(String(repeating: "*a", count: 40) + "b", name))
+        #expect(ServerCommands.glob(String(repeating: "*a", count: 40), name))
+        #expect(ServerCommands.glob("max*", "maxmemory") && ServerCommands.glob("?ort", "port") && !ServerCommands.glob("p?rt*x", "port"))
+        #expect(ServerCommands.glob("*", "") && ServerCommands.glob("**", "x") && !ServerCommands.glob("", "x"))
+    }
+
     @Test func authGatesCommands() async throws {
         let h = try await Harness.make { $0.requirePass = "s3cret" }
         #expect(try await h.send("GET a\r\n") == "-NOAUTH Authentication required.\r\n")
-        #expect(try await h.send("AUTH wrong\r\n") == "-WRONGPASS invalid username-password pair or user is disabled.\r\n")
+        #expect(try await h.send("AUTH wrong\r\n") == "")  // answered after the failure delay
+        #expect(try await h.advance(milliseconds: 100) == "-WRONGPASS invalid username-password pair or user is disabled.\r\n")
         #expect(try await h.send("AUTH default s3cret\r\nGET a\r\n") == "+OK\r\n$-1\r\n")
+        await h.close()
+    }
+
+    /// Wrong passwords, pipelined: each is answered 100 ms after the one before (guessing is
+    /// slow, the event loop is not held), counted, and nothing after them runs early.
+    @Test func failedAuthIsDelayedCountedAndQueued() async throws {
+        let h = try await Harness.make { $0.requirePass = "s3cret" }
+        #expect(try await h.send("AUTH a\r\nAUTH b\r\nHELLO 2 AUTH default c\r\nAUTH s3cret\r\nPING\r\n") == "")
+        let wrong = "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+        #expect(try await h.advance(milliseconds: 99) == "")
+        #expect(try await h.advance(milliseconds: 1) == wrong)
+        #expect(try await h.advance(milliseconds: 100) == wrong)
+        #expect(try await h.advance(milliseconds: 100) == wrong + "+OK\r\n+PONG\r\n")
+        #expect(h.counters.authFailures.load(ordering: .relaxed) == 3)
         await h.close()
     }
 

@@ -21,7 +21,7 @@ struct ConnectionStateMachineTests {
         var tail = m.startBatch()!
         tail.writeRESPOK()
         tail.writeRESPInteger(7)
-        let action = m.finishBatch(tail: tail)
+        let action = m.finishBatch(tail: tail, inputLeft: false)
         #expect(action == .init(flush: true, setReading: nil, close: false, runBufferedInput: true))
         #expect(text(&m) == "+OK\r\n:7\r\n")
     }
@@ -34,7 +34,7 @@ struct ConnectionStateMachineTests {
         tail.writeRESPInteger(3)                        // request 3: ready, waits behind 2
         let fourth = m.replyDeferred(tail: &tail)       // request 4: later
         tail.writeRESPInteger(5)                        // request 5: ready, waits behind 4
-        _ = m.finishBatch(tail: tail)
+        _ = m.finishBatch(tail: tail, inputLeft: false)
         #expect(m.pendingReplies == 2)
         #expect(text(&m) == "+OK\r\n")
         // 4 arrives first: nothing may leave yet.
@@ -53,7 +53,7 @@ struct ConnectionStateMachineTests {
         // An already-complete future calls back at once, inside the batch: only recorded.
         #expect(m.replyArrived(sequence: first, Self.reply("now")) == ConnectionStateMachine.Action())
         tail.writeRESPOK()
-        #expect(m.finishBatch(tail: tail).flush)
+        #expect(m.finishBatch(tail: tail, inputLeft: false).flush)
         #expect(text(&m) == "$3\r\nnow\r\n+OK\r\n")
     }
 
@@ -64,7 +64,7 @@ struct ConnectionStateMachineTests {
         #expect(m.canRunRequest)
         let b = m.replyDeferred(tail: &tail)
         #expect(!m.canRunRequest)                       // the handler's loop stops here
-        let paused = m.finishBatch(tail: tail)
+        let paused = m.finishBatch(tail: tail, inputLeft: true)
         #expect(paused.setReading == false && m.readingPaused)
         #expect(m.startBatch() == nil)                  // no request may run while full
         // The tail arriving frees nothing: the head still waits.
@@ -81,7 +81,7 @@ struct ConnectionStateMachineTests {
         let pending = m.replyDeferred(tail: &tail)
         tail.writeRESPOK()                              // QUIT's +OK, behind the pending reply
         #expect(m.stopReading() == ConnectionStateMachine.Action())  // inside the batch: nothing yet
-        let end = m.finishBatch(tail: tail)
+        let end = m.finishBatch(tail: tail, inputLeft: false)
         #expect(!end.close && m.lifecycle == .draining && !m.canRunRequest)
         let last = m.replyArrived(sequence: pending, Self.reply("owed"))
         #expect(last.close && last.flush && m.lifecycle == .closed)
@@ -92,7 +92,7 @@ struct ConnectionStateMachineTests {
         var m = ConnectionStateMachine(maxPendingReplies: 4)
         var tail = m.startBatch()!
         tail.writeRESPOK()
-        _ = m.finishBatch(tail: tail)
+        _ = m.finishBatch(tail: tail, inputLeft: false)
         let action = m.stopReading()
         #expect(action.close && action.flush)
         #expect(text(&m) == "+OK\r\n")
@@ -104,7 +104,7 @@ struct ConnectionStateMachineTests {
         let a = m.replyDeferred(tail: &tail)
         let b = m.replyDeferred(tail: &tail)
         tail.writeRESPOK()
-        _ = m.finishBatch(tail: tail)
+        _ = m.finishBatch(tail: tail, inputLeft: false)
         _ = m.replyArrived(sequence: b, .failure(CommandError("told you")))
         _ = m.replyArrived(sequence: a, .failure(Failure()))
         #expect(text(&m) == "-ERR internal error: Failure()\r\n-ERR told you\r\n+OK\r\n")
@@ -122,7 +122,7 @@ struct ConnectionStateMachineTests {
             _ = m.replyArrived(sequence: s, Self.reply("r\(i)"))
         }
         #expect(!m.canRunRequest)  // the handler's loop stops here, input left
-        let action = m.finishBatch(tail: tail)
+        let action = m.finishBatch(tail: tail, inputLeft: true)
         #expect(action.runBufferedInput && action.flush && action.setReading == nil)
         #expect(text(&m) == "$2\r\nr0\r\n$2\r\nr1\r\n$2\r\nr2\r\n")
     }
@@ -132,12 +132,12 @@ struct ConnectionStateMachineTests {
         var tail = m.startBatch()!
         let early = m.replyDeferred(tail: &tail)
         tail.writeRESPInteger(1)
-        _ = m.finishBatch(tail: tail)
+        _ = m.finishBatch(tail: tail, inputLeft: false)
         tail = m.startBatch()!
         tail.writeRESPInteger(2)
         #expect(m.replyArrived(sequence: early, Self.reply("early")) == ConnectionStateMachine.Action())
         tail.writeRESPInteger(3)
-        #expect(m.finishBatch(tail: tail).flush)
+        #expect(m.finishBatch(tail: tail, inputLeft: false).flush)
         #expect(text(&m) == "$5\r\nearly\r\n:1\r\n:2\r\n:3\r\n")
     }
 
@@ -145,7 +145,7 @@ struct ConnectionStateMachineTests {
         var m = ConnectionStateMachine(maxPendingReplies: 1)
         var tail = m.startBatch()!
         let a = m.replyDeferred(tail: &tail)
-        #expect(m.finishBatch(tail: tail).setReading == false)
+        #expect(m.finishBatch(tail: tail, inputLeft: false).setReading == false)
         #expect(!m.stopReading().close)
         let last = m.replyArrived(sequence: a, Self.reply("a"))
         #expect(last.close && last.setReading == nil)
@@ -159,7 +159,7 @@ struct ConnectionStateMachineTests {
         tail.writeRESPOK()
         m.closed()  // a failed early write closed the channel mid-batch
         #expect(!m.canRunRequest)
-        #expect(m.finishBatch(tail: tail) == ConnectionStateMachine.Action())
+        #expect(m.finishBatch(tail: tail, inputLeft: false) == ConnectionStateMachine.Action())
         #expect(m.replyArrived(sequence: a, Self.reply("late")) == ConnectionStateMachine.Action())
         #expect(text(&m) == "")
     }
@@ -170,7 +170,7 @@ struct ConnectionStateMachineTests {
         let a = m.replyDeferred(tail: &tail)            // asked in RESP2
         tail.version = .resp3                           // HELLO 3 in between
         tail.writeRESPNull()
-        _ = m.finishBatch(tail: tail)
+        _ = m.finishBatch(tail: tail, inputLeft: false)
         _ = m.replyArrived(sequence: a, .success(Reply { $0.writeRESPNull() }))
         #expect(text(&m) == "$-1\r\n_\r\n")
     }

@@ -37,7 +37,8 @@ struct Harness {
         return pool
     }()
 
-    static func make(configure: (inout ServerConfiguration) -> Void = { _ in }, l2: Bool = false, l1Capacity: Int = 1 << 24) async throws -> Harness {
+    static func make(configure: (inout ServerConfiguration) -> Void = { _ in }, l2: Bool = false, l1Capacity: Int = 1 << 24,
+                     counters: ServerCounters = ServerCounters()) async throws -> Harness {
         var config = ServerConfiguration()
         configure(&config)
         let clock = ManualClock()
@@ -48,25 +49,30 @@ struct Harness {
             store = try SQLiteStore(path: dir.appendingPathComponent("sluice.db").path)
         }
         let keyspace = Keyspace(l1Capacity: l1Capacity, shardCount: 4, tracksL2: store != nil)
-        return try await make(config: config, clock: clock, store: store, cache: EmbeddedExactCache(keyspace: keyspace, store: store))
+        return try await make(config: config, clock: clock, store: store, cache: EmbeddedExactCache(keyspace: keyspace, store: store),
+                              counters: counters)
     }
 
     /// A harness around a given exact cache (the rest embedded).
-    static func make(config: ServerConfiguration, clock: ManualClock, store: SQLiteStore?, cache: any ExactCache) async throws -> Harness {
+    static func make(config: ServerConfiguration, clock: ManualClock, store: SQLiteStore?, cache: any ExactCache,
+                     counters: ServerCounters = ServerCounters()) async throws -> Harness {
         let capabilities = SluiceNode.Capabilities(
             cache: cache,
             limits: EmbeddedRateLimits(limiter: RateLimiter(maxKeys: config.maxLimitKeys, reservationTTL: config.reservationTTLMilliseconds)),
             breakers: EmbeddedBreakers(registry: BreakerRegistry(maxBreakers: config.maxBreakers)),
             semantic: EmbeddedSemanticStore(cache: SemanticCache(defaultMinScore: config.semanticMinScore, defaultMaxEntries: config.semanticMaxEntries),
                                             store: store, searchPool: searchPool, offloadEntries: config.semanticOffloadEntries))
-        let counters = ServerCounters()
+        let logger = Logger(label: "test")
         let table = SluiceNode.commandTable(capabilities, embedder: embedder, counters: counters, configuration: config,
-                                            startedAt: clock.nowMilliseconds())
+                                            startedAt: clock.nowMilliseconds(), logger: logger)
+        let settings = ConnectionHandler.Settings(
+            table: table, counters: counters, clock: clock, logger: logger, limits: config.limits,
+            requiresAuth: config.requirePass != nil, maxClients: config.maxClients,
+            outputHardLimit: config.clientOutputHardLimit, outputSoftLimit: config.clientOutputSoftLimit,
+            outputSoftSeconds: config.clientOutputSoftSeconds)
         let channel = NIOAsyncTestingChannel()
         try await channel.eventLoop.submit {
-            try channel.pipeline.syncOperations.addHandler(ConnectionHandler(
-                table: table, counters: counters, clock: clock, limits: config.limits, requiresAuth: config.requirePass != nil,
-                logger: Logger(label: "test")))
+            try channel.pipeline.syncOperations.addHandler(ConnectionHandler(settings: settings))
         }.get()
         try await channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1))
         return Harness(channel: channel, counters: counters, clock: clock, store: store)
@@ -89,6 +95,15 @@ struct Harness {
                 out += String(buffer: b)
             }
         }
+        return out
+    }
+
+    /// Moves the channel's event-loop time (scheduled replies, such as a failed AUTH's) and
+    /// returns what was written meanwhile.
+    func advance(milliseconds: Int64) async throws -> String {
+        await channel.testingEventLoop.advanceTime(by: .milliseconds(milliseconds))
+        var out = ""
+        while let b = try await channel.readOutbound(as: ByteBuffer.self) { out += String(buffer: b) }
         return out
     }
 

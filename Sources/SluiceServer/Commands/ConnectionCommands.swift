@@ -1,13 +1,20 @@
+import Logging
 import NIOCore
+import SluiceDomain
 import SluiceProtocol
 
 /// PING, ECHO, AUTH, HELLO, QUIT, SELECT, CLIENT: what Redis clients send on their own.
 struct ConnectionCommands: CommandGroup {
     /// `--requirepass`; nil: no AUTH needed.
-    let password: String?
+    let password: PasswordCheck?
+    let counters: ServerCounters
+    let logger: Logger
+    /// Each failed AUTH is answered this long after the previous failed one on its connection.
+    let failureDelay: Int64
 
     var commands: [Command] {
         let password = password
+        let refuse: @Sendable (inout CommandContext) -> CommandResult = { [self] ctx in self.refuse(&ctx) }
         return [
             Command("ping", arity: -1, summary: "PING [message]: +PONG, or the message back") { ctx, out throws(CommandError) in
                 switch ctx.argumentCount {
@@ -28,12 +35,12 @@ struct ConnectionCommands: CommandGroup {
                     // Only the "default" user exists, as in a Redis without ACLs.
                     let user = secret
                     secret = try ctx.next()
-                    guard user.isKeyword("default") else { throw Self.authFailed }
+                    guard user.isKeyword("default") else { return refuse(&ctx) }
                 }
                 guard let password else {
                     throw CommandError("AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
                 }
-                guard secret.text == password else { throw Self.authFailed }
+                guard password.matches(secret) else { return refuse(&ctx) }
                 ctx.session.authenticated = true
                 out.writeRESPOK()
                 return .done
@@ -50,7 +57,7 @@ struct ConnectionCommands: CommandGroup {
                     let option = try ctx.next()
                     if option.isKeyword("AUTH") {
                         let user = try ctx.next(), secret = try ctx.next()
-                        guard let password, user.isKeyword("default"), secret.text == password else { throw Self.authFailed }
+                        guard let password, user.isKeyword("default"), password.matches(secret) else { return refuse(&ctx) }
                         ctx.session.authenticated = true
                     } else if option.isKeyword("SETNAME") {
                         ctx.session.name = try ctx.next().text
@@ -111,5 +118,25 @@ struct ConnectionCommands: CommandGroup {
     }
 
     static let authFailed = CommandError(code: "WRONGPASS", "invalid username-password pair or user is disabled.")
+
+    /// A wrong password: counted, logged (the first on a connection, then every 100th), and
+    /// answered only after `failureDelay` ms more than the previous failure on this connection,
+    /// so guessing is slow without holding the event loop (the reply is a scheduled task).
+    func refuse(_ ctx: inout CommandContext) -> CommandResult {
+        let total = counters.authFailures.add(1, ordering: .relaxed).newValue
+        let session = ctx.session
+        session.authFailures += 1
+        if session.authFailures % 100 == 1 {
+            logger.warning("failed AUTH", metadata: [
+                "client": "\(session.id)", "failures_on_connection": "\(session.authFailures)", "failures_total": "\(total)",
+            ])
+        }
+        let at = max(ctx.monotonic, session.authReplyNotBefore).addingSaturating(failureDelay)
+        session.authReplyNotBefore = at
+        let eventLoop = ctx.eventLoop
+        return .later(eventLoop.scheduleTask(in: .milliseconds(at - ctx.monotonic)) { () throws -> Reply in
+            throw Self.authFailed
+        }.futureResult)
+    }
     static let noAuth = CommandError(code: "NOAUTH", "HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 }

@@ -100,18 +100,31 @@ struct ServerCommands: CommandGroup {
         ]
     }
 
-    /// Redis-style glob with '*' and '?'.
+    /// Glob with '*' and '?', in time linear in pattern × name: on a mismatch it backtracks only
+    /// to the last '*' (the recursive matcher this replaces was exponential in the number of
+    /// stars, the bug of Redis's CVE-2022-36021).
     static func glob(_ pattern: String, _ name: String) -> Bool {
         let p = Array(pattern.utf8), s = Array(name.utf8)
-        func match(_ i: Int, _ j: Int) -> Bool {
-            if i == p.count { return j == s.count }
-            if p[i] == UInt8(ascii: "*") {
-                for k in j...s.count where match(i + 1, k) { return true }
+        var i = 0, j = 0
+        var star = -1, resume = 0
+        while j < s.count {
+            if i < p.count && (p[i] == UInt8(ascii: "?") || (p[i] == s[j] && p[i] != UInt8(ascii: "*"))) {
+                i += 1
+                j += 1
+            } else if i < p.count && p[i] == UInt8(ascii: "*") {
+                star = i
+                resume = j
+                i += 1
+            } else if star >= 0 {
+                // Let the last star take one more character and try again from there.
+                i = star + 1
+                resume += 1
+                j = resume
+            } else {
                 return false
             }
-            guard j < s.count, p[i] == UInt8(ascii: "?") || p[i] == s[j] else { return false }
-            return match(i + 1, j + 1)
         }
-        return match(0, 0)
+        while i < p.count && p[i] == UInt8(ascii: "*") { i += 1 }
+        return i == p.count
     }
 }

@@ -15,39 +15,66 @@ final class ConnectionHandler: ChannelInboundHandler {
     static let flushThreshold = 64 * 1024
     static let maxPendingReplies = 512
 
-    private let table: CommandTable
-    private let counters: ServerCounters
-    private let clock: any TimeSource
-    private let logger: Logger
-    private let limits: RESPLimits
+    /// What every connection of a listener shares.
+    struct Settings: Sendable {
+        var table: CommandTable
+        var counters: ServerCounters
+        var clock: any TimeSource
+        var logger: Logger
+        var limits: RESPLimits
+        var requiresAuth: Bool
+        var maxClients: Int
+        /// 0: no limit.
+        var outputHardLimit: Int
+        /// Replies queued behind pending ones (and the socket's high-water mark) stop here.
+        var outputSoftLimit: Int
+        /// Disconnect a client whose output stays above the soft limit this long (0: never).
+        var outputSoftSeconds: Int
+    }
+
+    private let settings: Settings
     private var parser: RESPRequestParser
     private var state: ConnectionStateMachine
     private let session: Session
     /// Bytes read but not yet parsed (a partial request, or requests waiting for room).
     private var input: ByteBuffer?
+    /// The client sent all it will (half-close) or the server is shutting down: run what was
+    /// read, answer it, then close.
+    private var inputEnded = false
     /// A flush is queued on the event loop (replies arriving together go out in one write).
     private var flushScheduled = false
     /// Inside ``process(context:flushNow:)``: replies completing inline must not start another.
     private var processing = false
+    /// Closes the connection if its output stays above the soft limit for too long.
+    private var softLimitTimer: Scheduled<Void>?
     private var commandsSinceReport = 0
     private var now = Timestamp(wall: 0, monotonic: 0)
 
-    init(table: CommandTable, counters: ServerCounters, clock: any TimeSource, limits: RESPLimits, requiresAuth: Bool, logger: Logger) {
-        self.table = table
-        self.counters = counters
-        self.clock = clock
-        self.logger = logger
-        self.limits = limits
+    init(settings: Settings) {
+        self.settings = settings
         // Until AUTH, only small requests (a password is needed only when one is set).
-        self.parser = RESPRequestParser(limits: requiresAuth ? .beforeAuth : limits)
-        self.state = ConnectionStateMachine(maxPendingReplies: Self.maxPendingReplies)
-        self.session = Session(id: counters.newClientID(), authenticated: !requiresAuth)
+        self.parser = RESPRequestParser(limits: settings.requiresAuth ? .beforeAuth : settings.limits)
+        self.state = ConnectionStateMachine(maxPendingReplies: Self.maxPendingReplies,
+                                            maxQueuedBytes: max(settings.outputSoftLimit, Self.flushThreshold))
+        self.session = Session(id: settings.counters.newClientID(), authenticated: !settings.requiresAuth)
     }
 
+    var counters: ServerCounters { settings.counters }
+
     func channelActive(context: ChannelHandlerContext) {
-        counters.connectedClients.add(1, ordering: .relaxed)
+        let connected = counters.connectedClients.add(1, ordering: .relaxed).newValue
         counters.totalConnections.add(1, ordering: .relaxed)
         context.fireChannelActive()
+        if connected > settings.maxClients {
+            // As Redis: say why, and close, before the process runs out of file descriptors.
+            counters.rejectedConnections.add(1, ordering: .relaxed)
+            input = nil
+            _ = state.stopReading()
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "-ERR max number of clients reached\r\n"))).whenComplete { _ in
+                channel.close(promise: nil)
+            }
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -55,18 +82,19 @@ final class ConnectionHandler: ChannelInboundHandler {
         reportCommands()
         state.closed()
         input = nil
+        softLimitTimer?.cancel()
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
-        guard state.lifecycle == .reading else { return }
+        guard state.lifecycle == .reading, !inputEnded else { return }
         if input == nil {
             input = bytes
         } else {
             input!.writeBuffer(&bytes)
         }
-        now = clock.timestamp()
+        now = settings.clock.timestamp()
         process(context: context, flushNow: false)
     }
 
@@ -78,15 +106,47 @@ final class ConnectionHandler: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
             // The client sent all it will send: answer what is there, then close.
-            input = nil
-            perform(state.stopReading(), context: context, flushNow: true)
+            endInput(context: context)
+            return
+        }
+        if event is ChannelShouldQuiesceEvent {
+            // Graceful shutdown: read nothing more, answer every request already read, close.
+            try? context.channel.syncOptions?.setOption(.autoRead, value: false)
+            endInput(context: context)
+            return
+        }
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            // --timeout: idle long enough, and nothing owed to it.
+            if state.pendingReplies == 0 && input == nil {
+                counters.idleDisconnects.add(1, ordering: .relaxed)
+                context.close(promise: nil)
+            }
             return
         }
         context.fireUserInboundEventTriggered(event)
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        let writable = context.channel.isWritable
+        if writable {
+            softLimitTimer?.cancel()
+            softLimitTimer = nil
+        } else if softLimitTimer == nil && settings.outputSoftSeconds > 0 {
+            // The client is not reading its replies; if it still is not in a while, let it go.
+            let channel = context.channel
+            let counters = counters
+            softLimitTimer = context.eventLoop.scheduleTask(in: .seconds(Int64(settings.outputSoftSeconds))) {
+                guard channel.isActive, !channel.isWritable else { return }
+                counters.outputLimitDisconnects.add(1, ordering: .relaxed)
+                channel.close(promise: nil)
+            }
+        }
+        perform(state.writabilityChanged(writable: writable), context: context, flushNow: true)
+        context.fireChannelWritabilityChanged()
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        logger.debug("connection error", metadata: ["error": "\(error)", "client": "\(session.id)"])
+        settings.logger.debug("connection error", metadata: ["error": "\(error)", "client": "\(session.id)"])
         context.close(promise: nil)
     }
 
@@ -98,7 +158,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         processing = true
         defer { processing = false }
         while runBatch(context: context, flushNow: flushNow) {
-            now = clock.timestamp()
+            now = settings.clock.timestamp()
         }
     }
 
@@ -110,7 +170,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         // exclusivity check on every request.
         var parser = self.parser
         var needsMoreBytes = false
-        while state.canRunRequest {
+        while state.canRunRequest && (state.tailIsOutput || state.queuedBytes + out.buffer.readableBytes < state.maxQueuedBytes) {
             let request: RESPRequest
             do {
                 guard let next = try parser.next(from: &buffer) else {
@@ -128,7 +188,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             case .command(let command):
                 execute(command, into: &out, context: context)
                 if parser.limits.overLimitIsFatal && session.authenticated {
-                    parser.limits = limits  // authenticated: the configured limits from now on
+                    parser.limits = settings.limits  // authenticated: the configured limits from now on
                 }
             case .rejected(let rejection):
                 counters.rejectedRequests.add(1, ordering: .relaxed)
@@ -137,18 +197,29 @@ final class ConnectionHandler: ChannelInboundHandler {
             if state.tailIsOutput && out.buffer.readableBytes >= Self.flushThreshold {
                 context.writeAndFlush(wrapOutboundOut(out.buffer), promise: nil)
                 out.buffer.clear()
+                // A client that does not read its replies stops the batch here (see
+                // channelWritabilityChanged); what it sent stays unread in its socket.
+                if !context.channel.isWritable { _ = state.writabilityChanged(writable: false) }
             }
         }
         self.parser = parser
+        let inputLeft = state.lifecycle == .reading && !needsMoreBytes && buffer.readableBytes > 0
         if state.lifecycle == .reading && buffer.readableBytes > 0 { input = buffer }
-        let action = state.finishBatch(tail: out)
+        let action = state.finishBatch(tail: out, inputLeft: inputLeft)
         perform(action, context: context, flushNow: flushNow)
+        if inputEnded && !inputLeft {
+            // All that was read has run (what is left is an incomplete request that will not end).
+            input = nil
+            perform(state.stopReading(), context: context, flushNow: true)
+            return false
+        }
         // Stopped for want of room, and the replies that arrived meanwhile made some: go on.
-        return !needsMoreBytes && action.runBufferedInput && input != nil
+        return inputLeft && action.runBufferedInput && input != nil
     }
 
     private func execute(_ command: RESPCommand, into out: inout RESPWriter, context: ChannelHandlerContext) {
         commandsSinceReport += 1
+        let table = settings.table
         var arguments = command.arguments
         guard let verb = arguments.next(), let index = table.lookup(verb) else {
             writeUnknown(command, into: &out)
@@ -201,12 +272,25 @@ final class ConnectionHandler: ChannelInboundHandler {
         out.writeRESPError(message)
     }
 
+    /// No more input will come (half-close, shutdown): run what is buffered, then close once
+    /// every reply is out.
+    private func endInput(context: ChannelHandlerContext) {
+        guard !inputEnded else { return }
+        inputEnded = true
+        if input == nil {
+            perform(state.stopReading(), context: context, flushNow: true)
+        } else {
+            now = settings.clock.timestamp()
+            process(context: context, flushNow: true)
+        }
+    }
+
     // MARK: Doing what the state machine says
 
     /// `flushNow`: outside a read (a reply arrived, the client half-closed): write out now (one
     /// flush per event-loop tick); inside a read, `channelReadComplete` flushes.
     private func perform(_ action: ConnectionStateMachine.Action, context: ChannelHandlerContext, flushNow: Bool) {
-        if let reading = action.setReading {
+        if let reading = action.setReading, !inputEnded {
             try? context.channel.syncOptions?.setOption(.autoRead, value: reading)
         }
         if action.close {
@@ -217,7 +301,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
         if action.flush && flushNow { scheduleFlush(context: context) }
         if action.runBufferedInput && input != nil && !processing {
-            now = clock.timestamp()
+            now = settings.clock.timestamp()
             process(context: context, flushNow: flushNow)
         }
     }
@@ -236,6 +320,20 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func flush(context: ChannelHandlerContext) {
         guard state.output.buffer.readableBytes > 0, context.channel.isActive else { return }
         context.writeAndFlush(wrapOutboundOut(state.takeOutput()), promise: nil)
+        enforceHardLimit(context: context)
+    }
+
+    /// More unsent output than the hard limit (a client that does not read, replies queued
+    /// behind slow ones): disconnect now, as Redis's client-output-buffer-limit does.
+    private func enforceHardLimit(context: ChannelHandlerContext) {
+        guard settings.outputHardLimit > 0,
+              let buffered = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes),
+              buffered + state.queuedBytes > settings.outputHardLimit else { return }
+        counters.outputLimitDisconnects.add(1, ordering: .relaxed)
+        settings.logger.info("client disconnected: output buffer over the hard limit", metadata: [
+            "client": "\(session.id)", "bytes": "\(buffered + state.queuedBytes)",
+        ])
+        context.close(promise: nil)
     }
 
     private func reportCommands() {

@@ -9,8 +9,13 @@ import SluiceProtocol
 /// Replies leave in request order, yet the connection does not stop when a command must wait
 /// (an L2 read, anything in shared mode): such a reply gets a *slot*, the replies of the
 /// requests after it are kept behind that slot, and slots move to ``output`` in order as their
-/// replies arrive. So a pipelining client keeps many round trips in flight. At most
-/// `maxPendingReplies` slots; past that, reading pauses until the head drains.
+/// replies arrive. So a pipelining client keeps many round trips in flight.
+///
+/// What may pile up is bounded, and requests stop running (and reading pauses) while a bound is
+/// reached: at most `maxPendingReplies` slots, at most `maxQueuedBytes` of replies waiting behind
+/// them, and nothing more while the socket is not writable (the client is not reading its
+/// replies). Input is read only while the next request is incomplete, so what is buffered on
+/// the way in is at most one request.
 ///
 /// Lifecycle: reading → draining (QUIT, a protocol error, or the client closed its side: no
 /// more requests, every reply owed is still written) → closed (the handler closes the channel).
@@ -50,17 +55,31 @@ struct ConnectionStateMachine {
     /// Inside a batch, replies that arrive are only recorded: the batch's end drains them.
     private var inBatch = false
     private(set) var readingPaused = false
+    /// The socket does not take more (its buffer is above the high-water mark).
+    private(set) var outputBlocked = false
+    /// The last batch stopped with complete requests left in the input.
+    private var inputWaiting = false
+    /// Bytes of replies kept behind pending slots (not counting the tail a batch has out).
+    private(set) var queuedBytes = 0
     let maxPendingReplies: Int
+    let maxQueuedBytes: Int
 
-    init(maxPendingReplies: Int, output: RESPWriter = RESPWriter()) {
+    init(maxPendingReplies: Int, maxQueuedBytes: Int = .max, output: RESPWriter = RESPWriter()) {
         self.maxPendingReplies = maxPendingReplies
+        self.maxQueuedBytes = maxQueuedBytes
         self.output = output
     }
 
     var pendingReplies: Int { slots.count }
 
     /// May another request be read and run now?
-    var canRunRequest: Bool { lifecycle == .reading && slots.count < maxPendingReplies }
+    var canRunRequest: Bool {
+        lifecycle == .reading && slots.count < maxPendingReplies && !outputBlocked && queuedBytes < maxQueuedBytes
+    }
+
+    /// Whether `tail` is the ready output itself (nothing is pending), so it may be written out
+    /// early in a long batch.
+    var tailIsOutput: Bool { slots.isEmpty }
 
     // MARK: A batch of requests
 
@@ -82,20 +101,16 @@ struct ConnectionStateMachine {
         return headSequence + slots.count - 1
     }
 
-    /// Whether `tail` is the ready output itself (nothing is pending), so it may be written out
-    /// early in a long batch.
-    var tailIsOutput: Bool { slots.isEmpty }
-
-    /// The batch is done (all input used, or no more room, or reading stopped).
-    /// The batch is done (all input used, no more room, or reading stopped). Replies that
-    /// arrived during it are written out now; if that made room, `runBufferedInput` says so —
-    /// replies completed inline (Redis down answers at once) fill the slots without anything
-    /// left to wait for.
-    mutating func finishBatch(tail: RESPWriter) -> Action {
+    /// The batch is done. `inputLeft`: it stopped with complete requests still in the input
+    /// (for want of room), not because the next one is incomplete. Replies that arrived during
+    /// it are written out now; if that made room, `runBufferedInput` says so — replies
+    /// completed inline (Redis down answers at once) fill the slots with nothing left to wait for.
+    mutating func finishBatch(tail: RESPWriter, inputLeft: Bool) -> Action {
         precondition(inBatch)
         inBatch = false
         guard lifecycle != .closed else { return Action() }
         putTail(tail)
+        inputWaiting = inputLeft
         drain()
         return nextAction()
     }
@@ -112,6 +127,13 @@ struct ConnectionStateMachine {
         return nextAction()
     }
 
+    /// The socket's writability changed (above / back below its high-water mark).
+    mutating func writabilityChanged(writable: Bool) -> Action {
+        outputBlocked = !writable
+        if inBatch || lifecycle == .closed { return Action() }  // the batch stops / resumes on its own
+        return nextAction()
+    }
+
     /// QUIT, a protocol error, or the client closed its side: read no more; close once every
     /// reply owed is written.
     mutating func stopReading() -> Action {
@@ -124,6 +146,7 @@ struct ConnectionStateMachine {
     mutating func closed() {
         lifecycle = .closed
         slots.removeAll()
+        queuedBytes = 0
     }
 
     /// Hands the ready bytes to the handler to write.
@@ -145,6 +168,7 @@ struct ConnectionStateMachine {
             case .failure(let error): output.writeRESPError("ERR internal error: \(error)")
             }
             var after = head.after
+            queuedBytes -= after.buffer.readableBytes
             output.buffer.writeBuffer(&after.buffer)
             output.version = after.version
             slots.removeFirst()
@@ -155,10 +179,13 @@ struct ConnectionStateMachine {
     private mutating func nextAction() -> Action {
         var action = Action()
         action.flush = output.buffer.readableBytes > 0
-        let shouldPause = lifecycle == .reading && slots.count >= maxPendingReplies
-        if shouldPause != readingPaused && lifecycle == .reading {
-            readingPaused = shouldPause
-            action.setReading = !shouldPause
+        if lifecycle == .reading {
+            // Read while requests can run, or while the next one is still incomplete.
+            let shouldPause = !canRunRequest && (inputWaiting || slots.count >= maxPendingReplies || outputBlocked || queuedBytes >= maxQueuedBytes)
+            if shouldPause != readingPaused {
+                readingPaused = shouldPause
+                action.setReading = !shouldPause
+            }
         }
         if lifecycle == .draining && slots.isEmpty {
             lifecycle = .closed
@@ -176,11 +203,17 @@ struct ConnectionStateMachine {
             return out
         }
         let out = slots[slots.count - 1].after
+        queuedBytes -= out.buffer.readableBytes
         slots[slots.count - 1].after = RESPWriter(version: out.version)
         return out
     }
 
     private mutating func putTail(_ out: RESPWriter) {
-        if slots.isEmpty { output = out } else { slots[slots.count - 1].after = out }
+        if slots.isEmpty {
+            output = out
+        } else {
+            slots[slots.count - 1].after = out
+            queuedBytes += out.buffer.readableBytes
+        }
     }
 }

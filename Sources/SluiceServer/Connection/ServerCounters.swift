@@ -8,6 +8,14 @@ public final class ServerCounters: Sendable {
     public let commandsProcessed = Atomic<Int>(0)
     public let rejectedRequests = Atomic<Int>(0)
     public let protocolErrors = Atomic<Int>(0)
+    /// Connections refused at `--maxclients`.
+    public let rejectedConnections = Atomic<Int>(0)
+    /// Connections closed by `--timeout`.
+    public let idleDisconnects = Atomic<Int>(0)
+    /// Connections closed by the client output buffer limits.
+    public let outputLimitDisconnects = Atomic<Int>(0)
+    /// Failed AUTH / HELLO AUTH attempts.
+    public let authFailures = Atomic<Int>(0)
     let nextClientID = Atomic<Int>(1)
 
     public init() {}

@@ -6,6 +6,10 @@ public final class Session {
     public var name: String?
     public var libraryName: String?
     public var libraryVersion: String?
+    /// Failed AUTH attempts on this connection.
+    public var authFailures = 0
+    /// Monotonic ms before which the next failed AUTH is not answered (failures queue up).
+    public var authReplyNotBefore: Int64 = 0
 
     public init(id: Int, authenticated: Bool) {
         self.id = id

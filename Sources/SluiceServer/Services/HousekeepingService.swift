@@ -17,9 +17,11 @@ public struct HousekeepingService: Service {
     let clock: any TimeSource
     let logger: Logger
     let interval: Duration
+    let eventLoop: any EventLoop
 
     public init(keyspace: Keyspace, limiter: RateLimiter, semantic: SemanticCache, store: SQLiteStore?, clock: any TimeSource,
-                logger: Logger, intervalMilliseconds: Int64) {
+                logger: Logger, intervalMilliseconds: Int64, eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
         self.keyspace = keyspace
         self.limiter = limiter
         self.semantic = semantic
@@ -43,8 +45,7 @@ public struct HousekeepingService: Service {
             if tick % 10 == 0 { semantic.sweep(now: now.wall) }
             // SQLite rows: every ~30 s at the default interval.
             if let store, tick % 300 == 299 {
-                let loop = MultiThreadedEventLoopGroup.singleton.any()
-                if let removed = try? await store.deleteExpired(now: now.wall, on: loop).get(), removed > 0 {
+                if let removed = try? await store.deleteExpired(now: now.wall, on: eventLoop).get(), removed > 0 {
                     logger.debug("removed expired rows", metadata: ["count": "\(removed)"])
                 }
             }
