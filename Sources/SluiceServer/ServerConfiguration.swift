@@ -46,6 +46,19 @@ public struct ServerConfiguration: Sendable {
     public var maxBreakers = 10_000
     /// Most semantic namespaces.
     public var semanticMaxNamespaces = 10_000
+    /// Most semantic entries in all namespaces together; when full, a new entry takes the place
+    /// of its namespace's oldest.
+    public var semanticMaxTotalEntries = 1_000_000
+
+    // MARK: Embedded L2 (SQLite)
+
+    /// When a write to the embedded file is acknowledged: `everysec` (at once; synced within a
+    /// second), `always` (after it is synced), `no` (at once; the OS syncs). `--fsync`.
+    public var fsync = SQLiteStore.FsyncPolicy.everysec
+    /// The file's bound in bytes (0: none); past it the oldest rows go. `--l2-max-bytes`.
+    public var l2MaxBytes = 1 << 30
+    /// Writes waiting for the disk past this many bytes hold their acknowledgements.
+    public var l2MaxPendingBytes = 64 << 20
 
     // MARK: Connections
 
@@ -85,6 +98,8 @@ public struct ServerConfiguration: Sendable {
             return "--client-output-buffer-limit: sizes and seconds must not be negative"
         }
         if idleTimeoutSeconds < 0 { return "--timeout must not be negative" }
+        if l2MaxBytes < 0 { return "--l2-max-bytes must not be negative" }
+        if semanticMaxNamespaces < 1 || semanticMaxTotalEntries < 1 { return "--sem-max-namespaces and --sem-max-entries must be at least 1" }
         if let redisURL, case .failure(let error) = RedisEndpoint.parse(redisURL) { return "--redis: \(error)" }
         return nil
     }

@@ -18,7 +18,8 @@ public final class SluiceNode: Sendable {
     let housekeeping: HousekeepingService
     let store: SQLiteStore?
     let redis: RedisParts?
-    let searchPool: NIOThreadPool
+    /// Single-thread lanes for operations on large semantic namespaces.
+    let lanes: [NIOThreadPool]
 
     /// The shared-mode pieces that own threads and connections.
     struct RedisParts: Sendable {
@@ -48,11 +49,12 @@ public final class SluiceNode: Sendable {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads > 0 ? configuration.threads : System.coreCount)
         let maxClients = FileDescriptorLimit.raise(toHold: configuration.maxClients, reserved: ServerConfiguration.reservedFileDescriptors,
                                                    logger: logger)
-        let searchPool = NIOThreadPool(numberOfThreads: 2)
-        searchPool.start()
+        let lanes = (0..<2).map { _ in NIOThreadPool(numberOfThreads: 1) }
+        for lane in lanes { lane.start() }
         let limiter = RateLimiter(maxKeys: configuration.maxLimitKeys, reservationTTL: configuration.reservationTTLMilliseconds)
         let registry = BreakerRegistry(maxBreakers: configuration.maxBreakers)
-        let semanticCache = SemanticCache(defaultMinScore: configuration.semanticMinScore, defaultMaxEntries: configuration.semanticMaxEntries)
+        let semanticCache = SemanticCache(defaultMinScore: configuration.semanticMinScore, defaultMaxEntries: configuration.semanticMaxEntries,
+                                          maxNamespaces: configuration.semanticMaxNamespaces, maxTotalEntries: configuration.semanticMaxTotalEntries)
         let embedder = Self.loadEmbedder(logger: logger)
 
         var store: SQLiteStore?
@@ -69,7 +71,7 @@ public final class SluiceNode: Sendable {
             let invalidations = RedisInvalidations(client: client)
             let cache = RedisExactCache(keyspace: keyspace, client: client, invalidations: invalidations)
             cache.startInvalidations(logger: logger)
-            let localSemantic = EmbeddedSemanticStore(cache: semanticCache, store: nil, searchPool: searchPool,
+            let localSemantic = EmbeddedSemanticStore(cache: semanticCache, store: nil, lanes: lanes,
                                                       offloadEntries: configuration.semanticOffloadEntries)
             let semantic = RedisSemanticStore(local: localSemantic, client: client, logger: logger)
             let policy = RedisDownPolicy(limits: configuration.limitsWhenRedisDown, logger: logger)
@@ -86,15 +88,18 @@ public final class SluiceNode: Sendable {
         } else {
             if let directory = configuration.dataDirectory {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-                store = try SQLiteStore(path: directory + "/sluice.db", logger: logger)
+                store = try SQLiteStore(path: directory + "/sluice.db", fsync: configuration.fsync, maxBytes: configuration.l2MaxBytes,
+                                        maxPendingBytes: configuration.l2MaxPendingBytes, logger: logger)
             }
             keyspace = Keyspace(l1Capacity: configuration.l1MaxMemory, shardCount: configuration.l1Shards, tracksL2: store != nil)
             if let store { try Self.restore(keyspace: keyspace, semantic: semanticCache, from: store, now: clock.nowMilliseconds(), logger: logger) }
+            let cache = EmbeddedExactCache(keyspace: keyspace, store: store)
+            cache.followStoreEvictions()
             capabilities = Capabilities(
-                cache: EmbeddedExactCache(keyspace: keyspace, store: store),
+                cache: cache,
                 limits: EmbeddedRateLimits(limiter: limiter),
                 breakers: EmbeddedBreakers(registry: registry),
-                semantic: EmbeddedSemanticStore(cache: semanticCache, store: store, searchPool: searchPool,
+                semantic: EmbeddedSemanticStore(cache: semanticCache, store: store, lanes: lanes,
                                                 offloadEntries: configuration.semanticOffloadEntries))
         }
 
@@ -115,7 +120,7 @@ public final class SluiceNode: Sendable {
             redis?.invalidations.close()
             redis?.client.close()
             await store?.close()
-            try? await searchPool.shutdownGracefully()
+            for lane in lanes { try? await lane.shutdownGracefully() }
             try? await group.shutdownGracefully()
             throw error
         }
@@ -123,18 +128,18 @@ public final class SluiceNode: Sendable {
                                                logger: logger, intervalMilliseconds: configuration.sweepIntervalMilliseconds,
                                                eventLoop: group.any())
         return SluiceNode(listener: listener, counters: counters, group: group, housekeeping: housekeeping, store: store, redis: redis,
-                          searchPool: searchPool)
+                          lanes: lanes)
     }
 
     init(listener: Listener, counters: ServerCounters, group: MultiThreadedEventLoopGroup, housekeeping: HousekeepingService,
-         store: SQLiteStore?, redis: RedisParts?, searchPool: NIOThreadPool) {
+         store: SQLiteStore?, redis: RedisParts?, lanes: [NIOThreadPool]) {
         self.listener = listener
         self.counters = counters
         self.group = group
         self.housekeeping = housekeeping
         self.store = store
         self.redis = redis
-        self.searchPool = searchPool
+        self.lanes = lanes
     }
 
     /// Every command group, each given only the capabilities it uses.
@@ -177,7 +182,8 @@ public final class SluiceNode: Sendable {
         logger.info("embedded L2 opened", metadata: ["path": "\(store.path)", "keys": "\(restored)"])
         var reloaded = 0
         try store.forEachSemanticEntry(now: now) { change in
-            change.apply(to: semantic)
+            // Oldest first: entries past a namespace's bound are evicted again, their rows with them.
+            for eviction in change.apply(to: semantic) { store.enqueue(eviction) }
             reloaded += 1
         }
         if reloaded > 0 { logger.info("semantic entries reloaded", metadata: ["count": "\(reloaded)"]) }
@@ -188,7 +194,7 @@ public final class SluiceNode: Sendable {
     /// In shutdown order last-to-first: the listener stops first, the store flushes last.
     public var services: [any Service] {
         var services: [any Service] = []
-        services.append(EventLoopService(group: group, searchPool: searchPool))
+        services.append(EventLoopService(group: group, lanes: lanes))
         if let store { services.append(StoreService(store: store)) }
         if let redis { services.append(RedisService(parts: redis)) }
         services.append(housekeeping)
@@ -199,7 +205,7 @@ public final class SluiceNode: Sendable {
     /// Stops listening, then flushes and closes the store and the Redis connections.
     public func shutdown() async {
         await listener.stop()
-        try? await searchPool.shutdownGracefully()
+        for lane in lanes { try? await lane.shutdownGracefully() }
         await store?.close()
         redis?.close()
         try? await group.shutdownGracefully()

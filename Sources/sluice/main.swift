@@ -75,6 +75,18 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Close a connection idle for this many seconds; 0 = never. Env: SLUICE_TIMEOUT. (default: 0)", valueName: "seconds"))
     var timeout: Int?
 
+    @Option(name: .long, help: ArgumentHelp("Embedded mode: when a write is acknowledged. everysec: at once, on disk within a second (as Redis's appendfsync everysec); always: after it is synced to disk; no: at once, the OS syncs. Env: SLUICE_FSYNC. (default: everysec)", valueName: "policy"))
+    var fsync: String?
+
+    @Option(name: .long, help: ArgumentHelp("Embedded mode: most bytes the SQLite file holds; past it the oldest entries go (0 = no bound). Env: SLUICE_L2_MAX_BYTES. (default: 1gb)", valueName: "size"))
+    var l2MaxBytes: String?
+
+    @Option(name: .long, help: ArgumentHelp("Most semantic namespaces. Env: SLUICE_SEM_MAX_NAMESPACES. (default: 10000)", valueName: "n"))
+    var semMaxNamespaces: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Most semantic entries in all namespaces together; when full, a new entry takes its namespace's oldest one's place. Env: SLUICE_SEM_MAX_ENTRIES. (default: 1000000)", valueName: "n"))
+    var semMaxEntries: Int?
+
     @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical. Env: SLUICE_LOG_LEVEL. (default: info)", valueName: "level"))
     var logLevel: String?
 
@@ -112,6 +124,15 @@ struct Serve: AsyncParsableCommand {
             config.clientOutputSoftSeconds = try integer(parts[2], "client-output-buffer-limit")
         }
         if let v = setting(timeout.map(String.init), "TIMEOUT") { config.idleTimeoutSeconds = try integer(v, "timeout") }
+        if let v = setting(fsync, "FSYNC") {
+            guard let policy = SQLiteStore.FsyncPolicy(rawValue: v.lowercased()) else {
+                throw ValidationError("--fsync: '\(v)' is not always, everysec or no")
+            }
+            config.fsync = policy
+        }
+        if let v = setting(l2MaxBytes, "L2_MAX_BYTES") { config.l2MaxBytes = try byteSize(v, "l2-max-bytes") }
+        if let v = setting(semMaxNamespaces.map(String.init), "SEM_MAX_NAMESPACES") { config.semanticMaxNamespaces = try integer(v, "sem-max-namespaces") }
+        if let v = setting(semMaxEntries.map(String.init), "SEM_MAX_ENTRIES") { config.semanticMaxTotalEntries = try integer(v, "sem-max-entries") }
 
         let levelName = setting(logLevel, "LOG_LEVEL") ?? "info"
         guard let level = Logger.Level(rawValue: levelName.lowercased()) else {

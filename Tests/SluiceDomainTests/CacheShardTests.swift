@@ -25,6 +25,24 @@ struct CacheShardTests {
         #expect(twice.tokensSaved == .max)
     }
 
+    /// Shared mode (no directory): a GET's fetch from Redis that raced a DEL (or an
+    /// invalidation) of the key does not put the old value back into L1.
+    @Test func sharedModePromotionSkipsKeysChangedDuringTheFetch() {
+        var shard = CacheShard(l1Capacity: 1 << 20, tracksL2: false)
+        let (b, h) = k("raced")
+        guard case .miss = shard.read(b, hash: h, now: 1) else { Issue.record("expected a miss"); return }
+        let before = shard.changes
+        _ = shard.delete(b, hash: h, now: 1)  // DEL while the GET's reply is on its way
+        shard.promote(entry: S3FIFOCache.entry(key: b, value: ByteBuffer(string: "old")), keyLength: b.readableBytes, hash: h,
+                      meta: EntryMeta(createdAt: 0), version: nil, unchangedSince: before)
+        guard case .miss = shard.read(b, hash: h, now: 1) else { Issue.record("resurrected"); return }
+        // Without a change in between, the fetched value is kept.
+        let quiet = shard.changes
+        shard.promote(entry: S3FIFOCache.entry(key: b, value: ByteBuffer(string: "new")), keyLength: b.readableBytes, hash: h,
+                      meta: EntryMeta(createdAt: 0), version: nil, unchangedSince: quiet)
+        guard case .hit = shard.read(b, hash: h, now: 1) else { Issue.record("not promoted"); return }
+    }
+
     @Test func valueEvictedFromL1IsStillKnownThroughTheDirectory() {
         let small = S3FIFOCache.charge(keyLength: 2, valueLength: 10) * 3
         var shard = CacheShard(l1Capacity: small, tracksL2: true)

@@ -31,11 +31,11 @@ struct Harness {
 
     /// Loaded once for all tests (3.9 MB).
     static let embedder = SluiceNode.loadEmbedder(logger: Logger(label: "test"))
-    static let searchPool: NIOThreadPool = {
+    static let lanes: [NIOThreadPool] = (0..<2).map { _ in
         let pool = NIOThreadPool(numberOfThreads: 1)
         pool.start()
         return pool
-    }()
+    }
 
     static func make(configure: (inout ServerConfiguration) -> Void = { _ in }, l2: Bool = false, l1Capacity: Int = 1 << 24,
                      counters: ServerCounters = ServerCounters()) async throws -> Harness {
@@ -61,7 +61,7 @@ struct Harness {
             limits: EmbeddedRateLimits(limiter: RateLimiter(maxKeys: config.maxLimitKeys, reservationTTL: config.reservationTTLMilliseconds)),
             breakers: EmbeddedBreakers(registry: BreakerRegistry(maxBreakers: config.maxBreakers)),
             semantic: EmbeddedSemanticStore(cache: SemanticCache(defaultMinScore: config.semanticMinScore, defaultMaxEntries: config.semanticMaxEntries),
-                                            store: store, searchPool: searchPool, offloadEntries: config.semanticOffloadEntries))
+                                            store: store, lanes: lanes, offloadEntries: config.semanticOffloadEntries))
         let logger = Logger(label: "test")
         let table = SluiceNode.commandTable(capabilities, embedder: embedder, counters: counters, configuration: config,
                                             startedAt: clock.nowMilliseconds(), logger: logger)

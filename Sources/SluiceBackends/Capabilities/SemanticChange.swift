@@ -9,22 +9,37 @@ public enum SemanticChange: Sendable {
     case delete(namespace: String, scope: String, prompt: String)
     case drop(namespace: String)
 
+    /// Roughly what it holds in memory (for the store's queue bound).
+    var approximateBytes: Int {
+        switch self {
+        case .set(let ns, let scope, let prompt, let response, _, let vector, _, _):
+            return ns.utf8.count + scope.utf8.count + prompt.utf8.count + response.readableBytes + vector.count * 4 + 96
+        case .delete(let ns, let scope, let prompt):
+            return ns.utf8.count + scope.utf8.count + prompt.utf8.count + 96
+        case .drop(let ns):
+            return ns.utf8.count + 96
+        }
+    }
+
     public init(_ write: SemanticWrite) {
         self = .set(namespace: write.namespace, scope: write.scope, prompt: write.prompt, response: write.response,
                     embedder: write.embedder, vector: write.vector, createdAt: write.createdAt, expiresAt: write.expiresAt)
     }
 
     /// Applies the change to an in-memory index (a replay: a change applied twice is harmless).
-    public func apply(to cache: SemanticCache) {
+    /// Returns the changes that the bounds it met call for in turn (entries evicted for room).
+    @discardableResult
+    public func apply(to cache: SemanticCache) -> [SemanticChange] {
         switch self {
         case .set(let ns, let scope, let prompt, let response, let embedder, let vector, let createdAt, let expiresAt):
-            _ = cache.write(ns) {
-                $0.set(prompt, response: response, vector: vector, embedder: embedder, scope: scope, createdAt: createdAt, expiresAt: expiresAt)
-            }
+            let evicted = (try? cache.set(ns, prompt: prompt, response: response, vector: vector, embedder: embedder, scope: scope,
+                                          createdAt: createdAt, expiresAt: expiresAt).get()) ?? []
+            return evicted.map { .delete(namespace: ns, scope: $0.scope, prompt: $0.prompt) }
         case .delete(let ns, let scope, let prompt):
             _ = cache.write(ns, create: false) { $0.delete(prompt, scope: scope) }
         case .drop(let ns):
             _ = cache.drop(ns)
         }
+        return []
     }
 }

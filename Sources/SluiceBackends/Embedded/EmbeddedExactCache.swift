@@ -24,6 +24,23 @@ public final class EmbeddedExactCache: ExactCache {
         self.countsLookups = countsLookups
     }
 
+    /// Keeps the directory in step with rows the store deletes to stay under its size bound:
+    /// a key whose row is gone leaves the directory (its L1 copy, if any, stays until evicted).
+    /// A key written again since is left alone: its new row is on its way.
+    public func followStoreEvictions() {
+        guard let store else { return }
+        let keyspace = keyspace
+        store.onEvicted { keys in
+            for key in keys {
+                let hash = keyspace.hasher.hash(key)
+                keyspace.withShard(hash: hash) { shard in
+                    // The store's queue is consulted under the shard's lock, where writes enqueue.
+                    if !store.isPending(key) { shard.forgetL2(hash: hash) }
+                }
+            }
+        }
+    }
+
     enum ReadStep {
         case answered(CacheRead)
         case fetch(version: UInt64)
@@ -83,35 +100,64 @@ public final class EmbeddedExactCache: ExactCache {
 
     public func write(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta, condition: WriteCondition, now: Timestamp,
                       on eventLoop: any EventLoop) -> Deferred<CacheWrite> {
-        // Built before taking the lock: an exact-size entry that does not pin the read buffer.
+        if let store, let why = store.failure { return .ready(.failed(.notPersisted(why))) }
+        // Built before taking the lock: an exact-size entry that does not pin the read buffer,
+        // and the copies the store's queue keeps.
         let entry = S3FIFOCache.entry(key: key, value: value)
+        let queued = store.map { _ in (ByteBuffer.owned(key), ByteBuffer.owned(value)) }
         let hash = keyspace.hasher.hash(key)
-        let outcome = keyspace.withShard(hash: hash) { shard -> CacheWrite in
+        let (outcome, admission) = keyspace.withShard(hash: hash) { shard -> (CacheWrite, SQLiteStore.Admission) in
             switch condition {
             case .always: break
-            case .ifAbsent: if shard.expiry(key, hash: hash, now: now.wall) != nil { return .notStored }
-            case .ifPresent: if shard.expiry(key, hash: hash, now: now.wall) == nil { return .notStored }
-            case .leaseHolder(let token): if !shard.leases.admits(hash, token: token, now: now.monotonic) { return .leaseRefused }
+            case .ifAbsent: if shard.expiry(key, hash: hash, now: now.wall) != nil { return (.notStored, .now) }
+            case .ifPresent: if shard.expiry(key, hash: hash, now: now.wall) == nil { return (.notStored, .now) }
+            case .leaseHolder(let token): if !shard.leases.admits(hash, token: token, now: now.monotonic) { return (.leaseRefused, .now) }
             }
             shard.write(entry: entry, keyLength: key.readableBytes, hash: hash, meta: meta)
-            return .stored
+            // Queued under the shard's lock, so that an eviction of this key's old row sees it.
+            guard let store, let (k, v) = queued else { return (.stored, .now) }
+            return (.stored, store.store(k, value: v, meta: meta))
         }
-        if outcome == .stored, let store {
-            store.store(.owned(key), value: .owned(value), meta: meta)
+        return acknowledge(outcome, admission, on: eventLoop)
+    }
+
+    /// Holds the answer until the store says so: when the write is durable (`--fsync always`),
+    /// or when its queue has room again (a writer faster than the disk).
+    func acknowledge<T: Sendable>(_ answer: T, _ admission: SQLiteStore.Admission, on eventLoop: any EventLoop,
+                                  failed: @escaping @Sendable (StoreFailure) -> T) -> Deferred<T> {
+        guard let store else { return .ready(answer) }
+        switch admission {
+        case .now:
+            return .ready(answer)
+        case .whenRoom:
+            return .later(store.room(on: eventLoop).map { answer }.recover { failed(.notPersisted("\($0)")) })
+        case .whenDurable(let ticket):
+            return .later(store.durable(ticket, on: eventLoop).map { answer }.recover { failed(.notPersisted("\($0)")) })
         }
-        return .ready(outcome)
+    }
+
+    func acknowledge(_ outcome: CacheWrite, _ admission: SQLiteStore.Admission, on eventLoop: any EventLoop) -> Deferred<CacheWrite> {
+        acknowledge(outcome, admission, on: eventLoop) { .failed($0) }
     }
 
     public func delete(_ keys: [ByteBuffer], now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Int, StoreFailure>> {
+        if let store, let why = store.failure { return .ready(.failure(.notPersisted(why))) }
         var removed = 0
+        var admission = SQLiteStore.Admission.now
         for key in keys {
             let hash = keyspace.hasher.hash(key)
-            if keyspace.withShard(hash: hash, { $0.delete(key, hash: hash, now: now.wall) }) {
+            let queued = store.map { _ in ByteBuffer.owned(key) }
+            let done = keyspace.withShard(hash: hash) { shard -> SQLiteStore.Admission? in
+                guard shard.delete(key, hash: hash, now: now.wall) else { return nil }
+                guard let store, let queued else { return .now }
+                return store.delete(queued)
+            }
+            if let done {
                 removed += 1
-                store?.delete(.owned(key))
+                if case .now = done {} else { admission = done }
             }
         }
-        return .ready(.success(removed))
+        return acknowledge(.success(removed), admission, on: eventLoop) { .failure($0) }
     }
 
     public func exists(_ keys: [ByteBuffer], now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Int> {

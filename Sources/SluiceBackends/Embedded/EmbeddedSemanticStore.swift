@@ -1,58 +1,106 @@
 import NIOCore
 import NIOPosix
 import SluiceDomain
+import Synchronization
 
 /// The semantic cache of one process: the in-memory index (``SemanticCache``), with every change
 /// also queued for the SQLite file when there is one, so the entries survive a restart.
 ///
-/// A search of a namespace larger than `offloadEntries` runs on `searchPool`, not on the event
-/// loop: an exact scan of 100,000 vectors takes milliseconds, and the other connections of that
-/// loop must not wait for it.
+/// Operations on a namespace larger than `offloadEntries` run on a *lane* — one of a few
+/// single-thread pools, picked by the namespace's name — not on the event loop: an exact scan
+/// of 100,000 vectors takes milliseconds, and neither the loop's other connections nor a write
+/// must wait behind it on the loop. One lane per namespace keeps that namespace's operations in
+/// the order they were asked (a SEM.GET right after a SEM.SET sees it). Smaller namespaces are
+/// served on the event loop, where their scans take microseconds. At most `maxQueued`
+/// operations wait for lanes; past that the answer is `busy`.
 public final class EmbeddedSemanticStore: SemanticStore {
     public let cache: SemanticCache
     let store: SQLiteStore?
-    let searchPool: NIOThreadPool
+    let lanes: [NIOThreadPool]
     let offloadEntries: Int
+    let maxQueued: Int
+    let queued = Atomic<Int>(0)
 
-    public init(cache: SemanticCache, store: SQLiteStore?, searchPool: NIOThreadPool, offloadEntries: Int) {
+    public init(cache: SemanticCache, store: SQLiteStore?, lanes: [NIOThreadPool], offloadEntries: Int, maxQueued: Int = 10_000) {
+        precondition(!lanes.isEmpty)
         self.cache = cache
         self.store = store
-        self.searchPool = searchPool
+        self.lanes = lanes
         self.offloadEntries = offloadEntries
+        self.maxQueued = maxQueued
+    }
+
+    /// Runs `work` on the event loop for a small namespace, on its lane for a large one.
+    func run<T: Sendable>(_ namespace: String, on eventLoop: any EventLoop, busy: T,
+                          _ work: @escaping @Sendable () -> T) -> Deferred<T> {
+        guard cache.count(namespace) > offloadEntries else { return .ready(work()) }
+        guard queued.add(1, ordering: .relaxed).newValue <= maxQueued else {
+            queued.subtract(1, ordering: .relaxed)
+            return .ready(busy)
+        }
+        var hasher = Hasher()
+        hasher.combine(namespace)
+        let lane = lanes[Int(UInt(bitPattern: hasher.finalize()) % UInt(lanes.count))]
+        return .later(lane.runIfActive(eventLoop: eventLoop) { [self] in
+            defer { queued.subtract(1, ordering: .relaxed) }
+            return work()
+        })
     }
 
     public func set(_ entry: SemanticWrite, on eventLoop: any EventLoop) -> Deferred<Result<Void, SemanticFailure>> {
-        let result = cache.write(entry.namespace) {
-            $0.set(entry.prompt, response: entry.response, vector: entry.vector, embedder: entry.embedder, scope: entry.scope,
-                   createdAt: entry.createdAt, expiresAt: entry.expiresAt)
+        if let store, let why = store.failure { return .ready(.failure(.store(.notPersisted(why)))) }
+        let stored = run(entry.namespace, on: eventLoop, busy: Result<SQLiteStore.Admission, SemanticFailure>.failure(.busy)) { [cache, store] in
+            cache.set(entry.namespace, prompt: entry.prompt, response: entry.response, vector: entry.vector, embedder: entry.embedder,
+                      scope: entry.scope, createdAt: entry.createdAt, expiresAt: entry.expiresAt).map { evicted -> SQLiteStore.Admission in
+                guard let store else { return .now }
+                // Rows of entries evicted to make room go too, or the file would keep them all.
+                for e in evicted { store.enqueue(.delete(namespace: entry.namespace, scope: e.scope, prompt: e.prompt)) }
+                return store.enqueue(SemanticChange(entry))
+            }
         }
-        guard let result else { return .ready(.failure(.tooManyNamespaces(limit: cache.maxNamespaces))) }
-        if case .success = result { store?.enqueue(SemanticChange(entry)) }
-        return .ready(result)
+        return stored.flatMap { [self] result in
+            switch result {
+            case .failure(let f): return .ready(.failure(f))
+            case .success(let admission): return acknowledge(admission, on: eventLoop)
+            }
+        }
+    }
+
+    /// Holds the answer until the store says so (see ``EmbeddedExactCache``).
+    func acknowledge(_ admission: SQLiteStore.Admission, on eventLoop: any EventLoop) -> Deferred<Result<Void, SemanticFailure>> {
+        guard let store else { return .ready(.success(())) }
+        let wait: EventLoopFuture<Void>
+        switch admission {
+        case .now: return .ready(.success(()))
+        case .whenRoom: wait = store.room(on: eventLoop)
+        case .whenDurable(let ticket): wait = store.durable(ticket, on: eventLoop)
+        }
+        return .later(wait.map { .success(()) }.recover { .failure(.store(.notPersisted("\($0)"))) })
     }
 
     public func get(_ query: SemanticQuery, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SemanticNamespace.Outcome, SemanticFailure>> {
-        let cache = cache
-        let search: @Sendable () -> Result<SemanticNamespace.Outcome, SemanticFailure> = {
+        run(query.namespace, on: eventLoop, busy: .failure(.busy)) { [cache] in
             cache.get(query.namespace, prompt: query.prompt, vector: query.vector, embedder: query.embedder, scope: query.scope,
                       minScore: query.minScore, now: now)
         }
-        if cache.count(query.namespace) > offloadEntries {
-            return .later(searchPool.runIfActive(eventLoop: eventLoop, search))
-        }
-        return .ready(search())
     }
 
     public func delete(namespace: String, prompt: String, scope: String, on eventLoop: any EventLoop) -> Deferred<Result<Bool, SemanticFailure>> {
-        let removed = cache.write(namespace, create: false) { $0.delete(prompt, scope: scope) } ?? false
-        if removed { store?.enqueue(.delete(namespace: namespace, scope: scope, prompt: prompt)) }
-        return .ready(.success(removed))
+        if let store, let why = store.failure { return .ready(.failure(.store(.notPersisted(why)))) }
+        return run(namespace, on: eventLoop, busy: .failure(.busy)) { [cache, store] in
+            let removed = cache.write(namespace, create: false) { $0.delete(prompt, scope: scope) } ?? false
+            if removed { store?.enqueue(.delete(namespace: namespace, scope: scope, prompt: prompt)) }
+            return .success(removed)
+        }
     }
 
     public func drop(namespace: String, on eventLoop: any EventLoop) -> Deferred<Result<Int, SemanticFailure>> {
-        let removed = cache.drop(namespace)
-        store?.enqueue(.drop(namespace: namespace))
-        return .ready(.success(removed))
+        if let store, let why = store.failure { return .ready(.failure(.store(.notPersisted(why)))) }
+        return run(namespace, on: eventLoop, busy: .failure(.busy)) { [cache, store] in
+            let removed = cache.drop(namespace)
+            store?.enqueue(.drop(namespace: namespace))
+            return .success(removed)
+        }
     }
 
     public func info(namespace: String) -> SemanticCache.Info? {
@@ -60,18 +108,15 @@ public final class EmbeddedSemanticStore: SemanticStore {
     }
 
     public func configure(namespace: String, minScore: Float?, maxEntries: Int?, on eventLoop: any EventLoop) -> Deferred<Result<SemanticCache.Info, SemanticFailure>> {
-        let configured: Void? = cache.write(namespace) { n in
-            if let minScore { n.minScore = minScore }
-            if let maxEntries { n.maxEntries = maxEntries }
+        run(namespace, on: eventLoop, busy: .failure(.busy)) { [cache] in
+            let configured: Void? = cache.write(namespace) { n in
+                if let minScore { n.minScore = minScore }
+                if let maxEntries { n.maxEntries = maxEntries }
+            }
+            guard configured != nil, let info = cache.info(namespace) else {
+                return .failure(.tooManyNamespaces(limit: cache.maxNamespaces))
+            }
+            return .success(info)
         }
-        guard configured != nil, let info = cache.info(namespace) else {
-            return .ready(.failure(.tooManyNamespaces(limit: cache.maxNamespaces)))
-        }
-        return .ready(.success(info))
-    }
-
-    /// Whether `prompt` is stored in `scope` (the Redis-down fallback asks before a delete).
-    public func contains(namespace: String, prompt: String, scope: String) -> Bool {
-        cache.read(namespace) { $0.contains(prompt, scope: scope) } ?? false
     }
 }

@@ -55,7 +55,7 @@ public final class RedisExactCache: ExactCache {
 
     public func read(_ key: ByteBuffer, lease: Int64, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<CacheRead> {
         let hash = keyspace.hasher.hash(key)
-        let local = keyspace.withShard(hash: hash) { $0.read(key, hash: hash, now: now.wall) }
+        let (local, changes) = keyspace.withShard(hash: hash) { ($0.read(key, hash: hash, now: now.wall), $0.changes) }
         if case .hit(let value, let meta) = local { return .ready(.hit(value, meta, .l1)) }
         let owned = ByteBuffer.owned(key)
         let k = Self.redisKey(owned)
@@ -75,7 +75,7 @@ public final class RedisExactCache: ExactCache {
             let (bytes, meta) = Self.unpack(stored, expiresAt: expiresAt, now: now.wall)
             let entry = S3FIFOCache.entry(key: owned, value: bytes)
             keyspace.withShard(hash: hash) {
-                $0.promote(entry: entry, keyLength: owned.readableBytes, hash: hash, meta: meta, version: nil)
+                $0.promote(entry: entry, keyLength: owned.readableBytes, hash: hash, meta: meta, version: nil, unchangedSince: changes)
             }
             return eventLoop.makeSucceededFuture(.hit(CachedValue(entry: entry, keyLength: owned.readableBytes), meta, .l2))
         })

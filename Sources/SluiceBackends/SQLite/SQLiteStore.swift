@@ -1,3 +1,4 @@
+import DequeModule
 import Logging
 import NIOCore
 import NIOPosix
@@ -7,21 +8,48 @@ import Synchronization
 import Glibc
 #endif
 
-/// The embedded L2: a SQLite file (WAL) holding every cached entry, so the cache survives
-/// restarts with no Redis anywhere.
+/// The embedded L2: a SQLite file (WAL) holding every cached entry and the semantic entries,
+/// so the cache survives restarts with no Redis anywhere.
 ///
 /// Writes never block the caller: they go into a pending map and one writer thread commits
 /// everything pending in one transaction ("group commit"), then takes the next batch. Reads
 /// run on a small pool of reader connections and see pending writes first, so a value evicted
 /// from L1 before its write reached disk is still found.
 ///
-/// Durability is like Redis's default `appendfsync everysec`: an acknowledged write reaches
-/// the file within one batch (milliseconds); a graceful shutdown flushes everything; a crash
-/// of the process may lose the batch in flight.
+/// Bounds, and what happens at each:
+/// - **Pending writes** (`maxPendingBytes`): past it, ``room(on:)`` is a future that completes
+///   when the writer has caught up — callers hold their acknowledgement until then, so a fast
+///   writer is slowed to the disk's pace instead of growing memory.
+/// - **The file** (`maxBytes`, counted by triggers in the file itself): past it, the oldest
+///   rows (entries and semantic entries, by creation time) are deleted after each commit, and
+///   ``onEvicted`` hears which keys went.
+/// - **Reads waiting for a thread** (`maxQueuedReads`): past it, a read fails at once (a miss).
+///
+/// Durability (``FsyncPolicy``): `everysec` (default) acknowledges at once, commits within the
+/// group-commit window and makes the WAL durable at least once a second; `always`
+/// acknowledges after the commit is synced; `no` leaves syncing to the OS. A commit that fails
+/// (disk full, read-only) is retried with backoff; meanwhile ``failure`` says why and callers
+/// refuse new writes.
 public final class SQLiteStore: Sendable {
     public enum Operation: Sendable {
         case set(value: ByteBuffer, meta: EntryMeta)
         case delete
+
+        var bytes: Int {
+            switch self {
+            case .set(let value, _): return value.readableBytes + SQLiteStore.rowOverhead
+            case .delete: return SQLiteStore.rowOverhead
+            }
+        }
+    }
+
+    public enum FsyncPolicy: String, Sendable, CaseIterable {
+        /// Acknowledge after the batch is committed and synced to disk.
+        case always
+        /// Acknowledge at once; commit within the group-commit window, sync the WAL every second.
+        case everysec
+        /// Acknowledge at once; never sync (the OS writes back when it likes).
+        case no
     }
 
     public struct Counters: Sendable, Hashable {
@@ -29,6 +57,8 @@ public final class SQLiteStore: Sendable {
         public var writes = 0
         public var writeErrors = 0
         public var reads = 0
+        public var evictedRows = 0
+        public var readsRefused = 0
     }
 
     struct State: Sendable {
@@ -37,26 +67,48 @@ public final class SQLiteStore: Sendable {
         var inFlight: [ByteBuffer: Operation] = [:]
         /// In order: a later change to the same prompt must land after an earlier one.
         var semantic: [SemanticChange] = []
+        var pendingBytes = 0
+        var inFlightBytes = 0
+        /// What the queue holds in memory, to compare with `maxPendingBytes`.
+        var queuedBytes: Int { pendingBytes + inFlightBytes }
+        /// Changes enqueued so far, and the number of them known committed.
+        var enqueued: UInt64 = 0
+        var committed: UInt64 = 0
+        var durableWaiters = Deque<(UInt64, EventLoopPromise<Void>)>()
+        var roomWaiters: [EventLoopPromise<Void>] = []
+        /// Why the last commit failed (nil: it did not).
+        var failure: String?
+        var bytesInFile = 0
         var flushScheduled = false
         var counters = Counters()
         var closed = false
     }
 
+    /// What a row costs beyond its value, roughly (key, columns, b-tree and index entries).
+    static let rowOverhead = 96
+
     public let path: String
-    /// Writes arriving within this window after a commit go into the next one together:
-    /// fewer, larger transactions (the writer thread otherwise spends its time on locking
-    /// and WAL appends for batches of one or two rows).
+    public let fsync: FsyncPolicy
+    /// Writes arriving within this window after a commit go into the next one together (not
+    /// with `fsync always`, where callers are waiting).
     public let groupCommitWindow: Duration
+    public let maxPendingBytes: Int
+    /// 0: the file is not bounded.
+    public let maxBytes: Int
+    public let maxQueuedReads: Int
     let state = Mutex(State())
     let readers: Mutex<[SQLiteConnection]>
     let writer: Mutex<SQLiteConnection>
     let writerPool: NIOThreadPool
     let readerPool: NIOThreadPool
+    let queuedReads = Atomic<Int>(0)
+    let evictionHandler = Mutex<(@Sendable ([ByteBuffer]) -> Void)?>(nil)
+    /// Monotonic seconds of the last WAL checkpoint (`everysec`).
+    let lastSync = Atomic<Int64>(0)
     let logger: Logger
 
     static let schema = """
         PRAGMA journal_mode=WAL;
-        PRAGMA synchronous=NORMAL;
         CREATE TABLE IF NOT EXISTS entries (
             key BLOB PRIMARY KEY,
             value BLOB NOT NULL,
@@ -66,6 +118,7 @@ public final class SQLiteStore: Sendable {
             cost REAL NOT NULL DEFAULT 0
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS entries_expiry ON entries(expires_at) WHERE expires_at != 0;
+        CREATE INDEX IF NOT EXISTS entries_age ON entries(created_at);
         CREATE TABLE IF NOT EXISTS sem_entries (
             ns TEXT NOT NULL,
             scope TEXT NOT NULL,
@@ -77,16 +130,44 @@ public final class SQLiteStore: Sendable {
             expires_at INTEGER NOT NULL DEFAULT 0,
             PRIMARY KEY (ns, scope, prompt)
         ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS sem_entries_age ON sem_entries(created_at);
+        CREATE TABLE IF NOT EXISTS usage (id INTEGER PRIMARY KEY CHECK (id = 1), bytes INTEGER NOT NULL);
+        INSERT OR IGNORE INTO usage(id, bytes) SELECT 1,
+            (SELECT coalesce(sum(length(key) + length(value) + 96), 0) FROM entries) +
+            (SELECT coalesce(sum(length(ns) + length(scope) + length(prompt) + length(response) + length(vector) + 96), 0) FROM sem_entries);
+        CREATE TRIGGER IF NOT EXISTS entries_in AFTER INSERT ON entries BEGIN
+            UPDATE usage SET bytes = bytes + length(NEW.key) + length(NEW.value) + 96 WHERE id = 1; END;
+        CREATE TRIGGER IF NOT EXISTS entries_out AFTER DELETE ON entries BEGIN
+            UPDATE usage SET bytes = bytes - length(OLD.key) - length(OLD.value) - 96 WHERE id = 1; END;
+        CREATE TRIGGER IF NOT EXISTS entries_change AFTER UPDATE ON entries BEGIN
+            UPDATE usage SET bytes = bytes + length(NEW.value) - length(OLD.value) WHERE id = 1; END;
+        CREATE TRIGGER IF NOT EXISTS sem_in AFTER INSERT ON sem_entries BEGIN
+            UPDATE usage SET bytes = bytes + length(NEW.ns) + length(NEW.scope) + length(NEW.prompt) + length(NEW.response)
+                + length(NEW.vector) + 96 WHERE id = 1; END;
+        CREATE TRIGGER IF NOT EXISTS sem_out AFTER DELETE ON sem_entries BEGIN
+            UPDATE usage SET bytes = bytes - length(OLD.ns) - length(OLD.scope) - length(OLD.prompt) - length(OLD.response)
+                - length(OLD.vector) - 96 WHERE id = 1; END;
         """
 
     /// Opens (creating if needed) `path`. `readerThreads` reads may run at once.
-    public init(path: String, readerThreads: Int = 2, groupCommitWindow: Duration = .milliseconds(5),
+    public init(path: String, fsync: FsyncPolicy = .everysec, maxBytes: Int = 0, maxPendingBytes: Int = 64 << 20,
+                readerThreads: Int = 2, maxQueuedReads: Int = 10_000, groupCommitWindow: Duration = .milliseconds(5),
                 logger: Logger = Logger(label: "sluice.sqlite")) throws {
         self.path = path
-        self.groupCommitWindow = groupCommitWindow
+        self.fsync = fsync
+        self.maxBytes = maxBytes
+        self.maxPendingBytes = maxPendingBytes
+        self.maxQueuedReads = maxQueuedReads
+        self.groupCommitWindow = fsync == .always ? .zero : groupCommitWindow
         self.logger = logger
         let writerConnection = try SQLiteConnection(path: path)
         try writerConnection.execute(Self.schema)
+        switch fsync {
+        case .always: try writerConnection.execute("PRAGMA synchronous=FULL;")
+        case .everysec: try writerConnection.execute("PRAGMA synchronous=NORMAL;")
+        case .no: try writerConnection.execute("PRAGMA synchronous=OFF;")
+        }
+        let bytes = try Self.bytesInFile(writerConnection)
         writer = Mutex(writerConnection)
         var readerConnections: [SQLiteConnection] = []
         for _ in 0..<max(readerThreads, 1) {
@@ -99,9 +180,22 @@ public final class SQLiteStore: Sendable {
         readerPool = NIOThreadPool(numberOfThreads: max(readerThreads, 1))
         writerPool.start()
         readerPool.start()
+        state.withLock { $0.bytesInFile = bytes }
     }
 
     public var counters: Counters { state.withLock { $0.counters } }
+
+    /// Bytes the file holds by the store's count (values, keys, a per-row overhead).
+    public var bytesInFile: Int { state.withLock { $0.bytesInFile } }
+
+    /// Why the store cannot write now (a commit failed and is being retried), or nil.
+    public var failure: String? { state.withLock { $0.failure } }
+
+    /// Called (on the writer thread) with the keys of entries deleted to keep the file under
+    /// its bound. Set once, before writes begin.
+    public func onEvicted(_ handler: @escaping @Sendable ([ByteBuffer]) -> Void) {
+        evictionHandler.withLock { $0 = handler }
+    }
 
     /// Every live key with its expiry, for the in-memory directory at start-up.
     public func forEachLiveKey(now: Int64, _ body: (ByteBuffer, Int64) -> Void) throws {
@@ -111,36 +205,6 @@ public final class SQLiteStore: Sendable {
             while try stmt.step() {
                 body(stmt.blob(0), stmt.int64(1))
             }
-        }
-    }
-
-    // MARK: Writes
-
-    /// Queues a write; it is committed with the next batch. Never blocks on disk.
-    public func enqueue(key: ByteBuffer, _ operation: Operation) {
-        let schedule = state.withLock { s -> Bool in
-            guard !s.closed else { return false }
-            s.pending[key] = operation
-            if s.flushScheduled { return false }
-            s.flushScheduled = true
-            return true
-        }
-        if schedule {
-            writerPool.submit { [self] _ in flushBatches() }
-        }
-    }
-
-    /// Queues a semantic change for the next batch.
-    public func enqueue(_ change: SemanticChange) {
-        let schedule = state.withLock { s -> Bool in
-            guard !s.closed else { return false }
-            s.semantic.append(change)
-            if s.flushScheduled { return false }
-            s.flushScheduled = true
-            return true
-        }
-        if schedule {
-            writerPool.submit { [self] _ in flushBatches() }
         }
     }
 
@@ -161,39 +225,177 @@ public final class SQLiteStore: Sendable {
         }
     }
 
+    // MARK: Writes
+
+    /// What the caller should wait for before acknowledging a write it queued.
+    public enum Admission: Sendable {
+        /// Acknowledge now.
+        case now
+        /// `fsync always`: acknowledge when change number `ticket` is on disk (``durable(_:on:)``).
+        case whenDurable(UInt64)
+        /// Too much is pending: acknowledge when there is room again (``room(on:)``).
+        case whenRoom
+    }
+
+    /// Queues a write; it is committed with the next batch. Never blocks on disk.
+    @discardableResult
+    public func enqueue(key: ByteBuffer, _ operation: Operation) -> Admission {
+        enqueue { s in
+            s.pendingBytes += operation.bytes - (s.pending.updateValue(operation, forKey: key)?.bytes ?? 0)
+        }
+    }
+
+    /// Queues a semantic change for the next batch.
+    @discardableResult
+    public func enqueue(_ change: SemanticChange) -> Admission {
+        enqueue { s in
+            s.semantic.append(change)
+            s.pendingBytes += change.approximateBytes
+        }
+    }
+
+    func enqueue(_ add: (inout State) -> Void) -> Admission {
+        let (schedule, admission) = state.withLock { s -> (Bool, Admission) in
+            guard !s.closed else { return (false, .now) }
+            add(&s)
+            s.enqueued += 1
+            let admission: Admission = fsync == .always ? .whenDurable(s.enqueued) : s.queuedBytes > maxPendingBytes ? .whenRoom : .now
+            if s.flushScheduled { return (false, admission) }
+            s.flushScheduled = true
+            return (true, admission)
+        }
+        if schedule {
+            writerPool.submit { [self] _ in flushBatches() }
+        }
+        return admission
+    }
+
+    /// Completes when change `ticket` is committed (and synced, with `fsync always`); fails with
+    /// the disk's error when its commit failed.
+    public func durable(_ ticket: UInt64, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        let promise = eventLoop.makePromise(of: Void.self)
+        let failure = state.withLock { s -> String?? in
+            if s.committed >= ticket { return .some(nil) }
+            if let f = s.failure { return .some(f) }
+            s.durableWaiters.append((ticket, promise))
+            return .none
+        }
+        switch failure {
+        case .some(nil): promise.succeed(())
+        case .some(let f?): promise.fail(SQLiteError(code: 0, message: f))
+        case .none: break
+        }
+        return promise.futureResult
+    }
+
+    /// Completes when the pending writes are back under their bound.
+    public func room(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        let promise = eventLoop.makePromise(of: Void.self)
+        let now = state.withLock { s -> Bool in
+            if s.queuedBytes <= maxPendingBytes || s.closed { return true }
+            s.roomWaiters.append(promise)
+            return false
+        }
+        if now { promise.succeed(()) }
+        return promise.futureResult
+    }
+
+    /// Whether `key` has a write queued or being committed (eviction leaves such keys alone).
+    public func isPending(_ key: ByteBuffer) -> Bool {
+        state.withLock { $0.pending[key] != nil || $0.inFlight[key] != nil }
+    }
+
     /// Commits batches until nothing is pending. Runs on the writer thread.
     func flushBatches(waiting: Bool = true) {
+        var backoff: UInt32 = 50_000
         while true {
             if waiting && groupCommitWindow > .zero {
                 // On the writer's own thread, never an event loop.
                 let (seconds, attoseconds) = groupCommitWindow.components
                 usleep(UInt32(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
             }
-            let (batch, semantic) = state.withLock { s -> ([ByteBuffer: Operation], [SemanticChange]) in
+            let (batch, semantic, ticket) = state.withLock { s -> ([ByteBuffer: Operation], [SemanticChange], UInt64) in
                 if s.pending.isEmpty && s.semantic.isEmpty {
                     s.flushScheduled = false
-                    return ([:], [])
+                    return ([:], [], s.enqueued)
                 }
                 s.inFlight = s.pending
                 s.pending = [:]
+                s.inFlightBytes = s.pendingBytes
+                s.pendingBytes = 0
                 let semantic = s.semantic
                 s.semantic = []
-                return (s.inFlight, semantic)
+                return (s.inFlight, semantic, s.enqueued)
             }
-            if batch.isEmpty && semantic.isEmpty { return }
-            let ok = commit(batch, semantic)
-            state.withLock { s in
-                s.inFlight = [:]
-                s.counters.batches += 1
-                let n = batch.count + semantic.count
-                if ok { s.counters.writes += n } else { s.counters.writeErrors += n }
+            if batch.isEmpty && semantic.isEmpty {
+                completeCommitted(through: ticket, failure: nil)
+                return
+            }
+            let result = commit(batch, semantic)
+            let n = batch.count + semantic.count
+            switch result {
+            case .success(let bytes):
+                let rooms = state.withLock { s -> [EventLoopPromise<Void>] in
+                    s.inFlight = [:]
+                    s.inFlightBytes = 0
+                    s.failure = nil
+                    s.bytesInFile = bytes
+                    s.counters.batches += 1
+                    s.counters.writes += n
+                    guard s.queuedBytes <= maxPendingBytes else { return [] }
+                    defer { s.roomWaiters = [] }
+                    return s.roomWaiters
+                }
+                for p in rooms { p.succeed(()) }
+                completeCommitted(through: ticket, failure: nil)
+                backoff = 50_000
+                if maxBytes > 0 && bytes > maxBytes { evict(over: bytes) }
+                if fsync == .everysec { syncEverySecond() }
+            case .failure(let error):
+                // Nothing acknowledged is dropped: the batch goes back in front of what came
+                // since, and is tried again after a pause. Meanwhile callers refuse new writes.
+                state.withLock { s in
+                    for (key, op) in s.inFlight where s.pending[key] == nil { s.pending[key] = op }
+                    s.inFlight = [:]
+                    s.pendingBytes += s.inFlightBytes
+                    s.inFlightBytes = 0
+                    s.semantic = semantic + s.semantic
+                    s.failure = "\(error)"
+                    s.counters.writeErrors += n
+                }
+                completeCommitted(through: 0, failure: "\(error)")
+                if state.withLock({ $0.closed }) { return }
+                usleep(backoff)
+                backoff = min(backoff * 2, 1_000_000)
             }
         }
     }
 
-    func commit(_ batch: [ByteBuffer: Operation], _ semantic: [SemanticChange] = []) -> Bool {
-        writer.withLock { db -> Bool in
-            do {
+    /// Wakes the `fsync always` writers whose changes are committed (or failed).
+    func completeCommitted(through ticket: UInt64, failure: String?) {
+        let (done, failed) = state.withLock { s -> ([EventLoopPromise<Void>], [EventLoopPromise<Void>]) in
+            if failure == nil { s.committed = max(s.committed, ticket) }
+            var done: [EventLoopPromise<Void>] = [], failed: [EventLoopPromise<Void>] = []
+            while let first = s.durableWaiters.first {
+                if first.0 <= s.committed {
+                    done.append(first.1)
+                } else if failure != nil {
+                    failed.append(first.1)
+                } else {
+                    break
+                }
+                s.durableWaiters.removeFirst()
+            }
+            return (done, failed)
+        }
+        for p in done { p.succeed(()) }
+        for p in failed { p.fail(SQLiteError(code: 0, message: failure ?? "commit failed")) }
+    }
+
+    /// One transaction for the batch; the file's size after it.
+    func commit(_ batch: [ByteBuffer: Operation], _ semantic: [SemanticChange] = []) -> Result<Int, SQLiteError> {
+        writer.withLock { db -> Result<Int, SQLiteError> in
+            do throws(SQLiteError) {
                 try db.execute("BEGIN")
                 for (key, op) in batch {
                     switch op {
@@ -215,16 +417,22 @@ public final class SQLiteStore: Sendable {
                 }
                 for change in semantic { try apply(change, db) }
                 try db.execute("COMMIT")
-                return true
+                return .success(try Self.bytesInFile(db))
             } catch {
-                logger.error("SQLite batch of \(batch.count) writes failed", metadata: ["error": "\(error)", "path": "\(path)"])
+                logger.error("SQLite batch of \(batch.count + semantic.count) writes failed; retrying", metadata: ["error": "\(error)", "path": "\(path)"])
                 try? db.execute("ROLLBACK")
-                return false
+                return .failure(error)
             }
         }
     }
 
-    func apply(_ change: SemanticChange, _ db: SQLiteConnection) throws {
+    static func bytesInFile(_ db: SQLiteConnection) throws(SQLiteError) -> Int {
+        let stmt = try db.statement("SELECT bytes FROM usage WHERE id = 1")
+        guard try stmt.step() else { return 0 }
+        return Int(stmt.int64(0))
+    }
+
+    func apply(_ change: SemanticChange, _ db: SQLiteConnection) throws(SQLiteError) {
         switch change {
         case .set(let ns, let scope, let prompt, let response, let embedder, let vector, let createdAt, let expiresAt):
             let stmt = try db.statement("INSERT OR REPLACE INTO sem_entries(ns, scope, prompt, response, embedder, vector, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
@@ -252,7 +460,92 @@ public final class SQLiteStore: Sendable {
         }
     }
 
-    /// Waits until everything queued so far is on disk (shutdown, tests).
+    /// Deletes the oldest rows (entries and semantic entries together, by creation time) until
+    /// the file is under 90% of its bound; rows with a write pending are left alone (they are
+    /// about to be rewritten). Runs on the writer thread.
+    func evict(over bytes: Int) {
+        let target = maxBytes / 10 * 9
+        var evictedKeys: [ByteBuffer] = []
+        var rows = 0
+        _ = writer.withLock { db -> Bool in
+            do {
+                var size = bytes
+                while size > target {
+                    try db.execute("BEGIN")
+                    let oldest = try db.statement("SELECT key, created_at FROM entries ORDER BY created_at LIMIT 256")
+                    var candidates: [(ByteBuffer, Int64)] = []
+                    while try oldest.step() { candidates.append((oldest.blob(0), oldest.int64(1))) }
+                    let oldestSemantic = try db.statement("SELECT ns, scope, prompt, created_at FROM sem_entries ORDER BY created_at LIMIT 256")
+                    var semantic: [(ByteBuffer, ByteBuffer, ByteBuffer, Int64)] = []
+                    while try oldestSemantic.step() {
+                        semantic.append((oldestSemantic.blob(0), oldestSemantic.blob(1), oldestSemantic.blob(2), oldestSemantic.int64(3)))
+                    }
+                    if candidates.isEmpty && semantic.isEmpty {
+                        try db.execute("COMMIT")
+                        break
+                    }
+                    // Whichever table's 256 oldest are older goes first.
+                    let entriesFirst = !candidates.isEmpty && (semantic.isEmpty || candidates[0].1 <= semantic[0].3)
+                    if entriesFirst {
+                        let busy = state.withLock { s in Set(candidates.map(\.0).filter { s.pending[$0] != nil || s.inFlight[$0] != nil }) }
+                        let delete = try db.statement("DELETE FROM entries WHERE key = ?1")
+                        var deleted = 0
+                        for (key, _) in candidates where !busy.contains(key) {
+                            delete.bind(1, key)
+                            try delete.run()
+                            evictedKeys.append(key)
+                            deleted += 1
+                        }
+                        rows += deleted
+                        if deleted == 0 {
+                            try db.execute("COMMIT")
+                            break  // everything this old is being rewritten: try after the next commit
+                        }
+                    } else {
+                        let delete = try db.statement("DELETE FROM sem_entries WHERE ns = ?1 AND scope = ?2 AND prompt = ?3")
+                        for (ns, scope, prompt, _) in semantic {
+                            delete.bind(1, ns)
+                            delete.bind(2, scope)
+                            delete.bind(3, prompt)
+                            try delete.run()
+                        }
+                        rows += semantic.count
+                    }
+                    try db.execute("COMMIT")
+                    size = try Self.bytesInFile(db)
+                }
+                state.withLock { s in
+                    s.bytesInFile = size
+                    s.counters.evictedRows += rows
+                }
+                return true
+            } catch {
+                try? db.execute("ROLLBACK")
+                logger.error("SQLite eviction failed", metadata: ["error": "\(error)", "path": "\(path)"])
+                return false
+            }
+        }
+        if !evictedKeys.isEmpty, let handler = evictionHandler.withLock({ $0 }) { handler(evictedKeys) }
+    }
+
+    /// `everysec`: a passive checkpoint at most once a second; it syncs the WAL, so a commit
+    /// is durable against power loss within about a second.
+    func syncEverySecond() {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        let now = Int64(ts.tv_sec)
+        guard now > lastSync.load(ordering: .relaxed) else { return }
+        lastSync.store(now, ordering: .relaxed)
+        writer.withLock { db in
+            do {
+                try db.execute("PRAGMA wal_checkpoint(PASSIVE);")
+            } catch {
+                logger.warning("SQLite checkpoint failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Waits until everything queued so far is committed (shutdown, tests).
     public func flush() async {
         // Run on the writer thread so it orders after any batch in progress.
         try? await writerPool.runIfActive { [self] in flushBatches(waiting: false) }
@@ -275,8 +568,14 @@ public final class SQLiteStore: Sendable {
                 return eventLoop.makeSucceededFuture(nil)
             }
         }
+        guard queuedReads.add(1, ordering: .relaxed).newValue <= maxQueuedReads else {
+            queuedReads.subtract(1, ordering: .relaxed)
+            state.withLock { $0.counters.readsRefused += 1 }
+            return eventLoop.makeFailedFuture(SQLiteError(code: 0, message: "too many reads waiting for the disk"))
+        }
         return readerPool.runIfActive(eventLoop: eventLoop) { [self] in
-            try readFromDisk(key, now: now)
+            defer { queuedReads.subtract(1, ordering: .relaxed) }
+            return try readFromDisk(key, now: now)
         }
     }
 
@@ -313,7 +612,10 @@ public final class SQLiteStore: Sendable {
                 let sem = try db.statement("DELETE FROM sem_entries WHERE expires_at != 0 AND expires_at <= ?1")
                 sem.bind(1, now)
                 try sem.run()
-                return removed + db.changes
+                let total = removed + db.changes
+                let bytes = try Self.bytesInFile(db)
+                state.withLock { $0.bytesInFile = bytes }
+                return total
             }
         }
     }
@@ -321,7 +623,12 @@ public final class SQLiteStore: Sendable {
     /// Flushes, then stops the threads. Later writes are dropped.
     public func close() async {
         await flush()
-        state.withLock { $0.closed = true }
+        let waiters = state.withLock { s -> [EventLoopPromise<Void>] in
+            s.closed = true
+            defer { s.roomWaiters = [] }
+            return s.roomWaiters + s.durableWaiters.map(\.1)
+        }
+        for p in waiters { p.fail(SQLiteError(code: 0, message: "store closed")) }
         try? await writerPool.shutdownGracefully()
         try? await readerPool.shutdownGracefully()
     }
@@ -329,18 +636,22 @@ public final class SQLiteStore: Sendable {
 
 extension SQLiteStore {
     /// Queues a write of `key` (owned buffers: the queue keeps them until the commit).
-    public func store(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta) {
+    @discardableResult
+    public func store(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta) -> Admission {
         enqueue(key: key, .set(value: value, meta: meta))
     }
 
     /// Queues a delete of `key`.
-    public func delete(_ key: ByteBuffer) {
+    @discardableResult
+    public func delete(_ key: ByteBuffer) -> Admission {
         enqueue(key: key, .delete)
     }
 
     /// Counters for STATS, as (name, value).
     public func statistics() -> [(String, Int)] {
-        let c = counters
-        return [("batches", c.batches), ("writes", c.writes), ("write_errors", c.writeErrors), ("reads", c.reads)]
+        let (c, bytes, failing) = state.withLock { ($0.counters, $0.bytesInFile, $0.failure != nil) }
+        return [("batches", c.batches), ("writes", c.writes), ("write_errors", c.writeErrors), ("reads", c.reads),
+                ("bytes", bytes), ("max_bytes", maxBytes), ("evicted_rows", c.evictedRows), ("reads_refused", c.readsRefused),
+                ("failing", failing ? 1 : 0)]
     }
 }

@@ -49,6 +49,11 @@ public struct CacheShard: Sendable {
     public var counters = Counters()
     var nextVersion: UInt64 = 1
     var sweepCursor = 0
+    /// Counts every change to a key of this shard (write, delete, expiry, an L1 copy dropped).
+    /// Without a directory (shared mode) a value fetched from Redis is promoted only if this did
+    /// not move while it was fetched: a GET racing a DEL or an invalidation must not put the
+    /// old value back into L1.
+    public private(set) var changes: UInt64 = 0
 
     /// `tracksL2`: keep the directory (true when the L2 is a local store this process owns).
     public init(l1Capacity: Int, tracksL2: Bool) {
@@ -99,11 +104,14 @@ public struct CacheShard: Sendable {
     }
 
     /// ``promote(_:hash:value:meta:version:)`` with the entry already built (key bytes, then value bytes).
-    public mutating func promote(entry: [UInt8], keyLength: Int, hash: UInt64, meta: EntryMeta, version: UInt64?) {
+    /// `unchangedSince`: promote only if ``changes`` still has this value (shared mode).
+    public mutating func promote(entry: [UInt8], keyLength: Int, hash: UInt64, meta: EntryMeta, version: UInt64?,
+                                 unchangedSince: UInt64? = nil) {
         counters.l2Hits += 1
         counters.tokensSaved = counters.tokensSaved.addingSaturating(meta.tokens)
         counters.costSaved += meta.cost
         if let directory, directory[hash]?.version != version { return }
+        if let unchangedSince, changes != unchangedSince { return }
         if l1.contains(hash: hash) { return }
         l1.write(entry: entry, keyLength: keyLength, hash: hash, meta: meta)
     }
@@ -121,6 +129,7 @@ public struct CacheShard: Sendable {
 
     /// `entry` is the key's bytes followed by the value's (``S3FIFOCache/entry(key:value:)``).
     public mutating func write(entry: [UInt8], keyLength: Int, hash: UInt64, meta: EntryMeta) {
+        changes &+= 1
         l1.write(entry: entry, keyLength: keyLength, hash: hash, meta: meta)
         if directory != nil {
             directory![hash] = DirectoryEntry(expiresAt: meta.expiresAt, version: nextVersion)
@@ -131,6 +140,7 @@ public struct CacheShard: Sendable {
 
     /// true: the key existed (live) and is gone now.
     public mutating func delete(_ key: ByteBuffer, hash: UInt64, now: Int64) -> Bool {
+        changes &+= 1
         var existed = l1.remove(key, hash: hash, now: now)
         if let entry = directory?.removeValue(forKey: hash) {
             existed = existed || entry.expiresAt == 0 || entry.expiresAt > now
@@ -142,6 +152,7 @@ public struct CacheShard: Sendable {
     /// Changes the expiry of a live key; false if there is none.
     public mutating func setExpiry(_ key: ByteBuffer, hash: UInt64, expiresAt: Int64, now: Int64) -> Bool {
         guard expiry(key, hash: hash, now: now) != nil else { return false }
+        changes &+= 1
         if let (value, meta) = l1.read(key, hash: hash, now: now) {
             var meta = meta
             meta.expiresAt = expiresAt
@@ -151,13 +162,21 @@ public struct CacheShard: Sendable {
         return true
     }
 
+    /// The L2 no longer holds this key (its row was evicted to keep the file under its bound):
+    /// forget it in the directory. An L1 copy stays until L1 evicts it.
+    public mutating func forgetL2(hash: UInt64) {
+        directory?[hash] = nil
+    }
+
     /// Another instance changed this key: forget the L1 copy (shared mode).
     public mutating func dropL1(_ key: ByteBuffer, hash: UInt64) {
+        changes &+= 1
         l1.remove(key, hash: hash, now: 0)
     }
 
     /// Invalidations may have been missed: forget every L1 copy (shared mode).
     public mutating func clearL1() {
+        changes &+= 1
         l1 = S3FIFOCache(capacity: l1.capacity, promotionThreshold: l1.promotionThreshold)
     }
 

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import NIOCore
 import Synchronization
 
 /// All semantic namespaces. Each sits behind its own read-write lock: searches of one namespace
@@ -18,11 +19,31 @@ public final class SemanticCache: Sendable {
     public let defaultMinScore: Float
     public let defaultMaxEntries: Int
     public let maxNamespaces: Int
+    /// Entries in all namespaces together.
+    public let maxTotalEntries: Int
+    let total = Atomic<Int>(0)
 
-    public init(defaultMinScore: Float = 0.7, defaultMaxEntries: Int = 100_000, maxNamespaces: Int = 10_000) {
+    public init(defaultMinScore: Float = 0.7, defaultMaxEntries: Int = 100_000, maxNamespaces: Int = 10_000,
+                maxTotalEntries: Int = 1_000_000) {
         self.defaultMinScore = defaultMinScore
         self.defaultMaxEntries = defaultMaxEntries
         self.maxNamespaces = maxNamespaces
+        self.maxTotalEntries = maxTotalEntries
+    }
+
+    /// Entries in all namespaces.
+    public var totalEntries: Int { total.load(ordering: .relaxed) }
+
+    /// Stores an entry (see ``SemanticNamespace/set``), within the bounds on namespaces and on
+    /// entries overall. Returns the entries evicted to make room.
+    public func set(_ name: String, prompt: String, response: ByteBuffer, vector: [Float], embedder: String, scope: String,
+                    createdAt: Int64, expiresAt: Int64) -> Result<[SemanticNamespace.Eviction], SemanticFailure> {
+        // Checked without a lock: concurrent writers may overshoot by one entry each.
+        let full = totalEntries >= maxTotalEntries ? maxTotalEntries : nil
+        return write(name) {
+            $0.set(prompt, response: response, vector: vector, embedder: embedder, scope: scope, createdAt: createdAt,
+                   expiresAt: expiresAt, cacheFull: full)
+        } ?? .failure(.tooManyNamespaces(limit: maxNamespaces))
     }
 
     func slot(_ name: String, create: Bool) -> Slot? {
@@ -41,7 +62,10 @@ public final class SemanticCache: Sendable {
         guard let s = slot(name, create: create) else { return nil }
         s.lock.lockWrite()
         defer { s.lock.unlock() }
-        return body(&s.namespace)
+        let before = s.namespace.count
+        let result = body(&s.namespace)
+        total.add(s.namespace.count - before, ordering: .relaxed)
+        return result
     }
 
     /// Runs `body` with the namespace locked for reading; nil if there is no such namespace.
@@ -94,9 +118,12 @@ public final class SemanticCache: Sendable {
     /// Removes a whole namespace; how many entries it had.
     public func drop(_ name: String) -> Int {
         guard let s = slots.withLock({ $0.removeValue(forKey: name) }) else { return 0 }
-        s.lock.lockRead()
+        s.lock.lockWrite()
         defer { s.lock.unlock() }
-        return s.namespace.count
+        let n = s.namespace.count
+        s.namespace = SemanticNamespace(maxEntries: s.namespace.maxEntries)  // any write racing in lands in a detached namespace
+        total.subtract(n, ordering: .relaxed)
+        return n
     }
 
     public var names: [String] { slots.withLock { Array($0.keys) } }
@@ -106,7 +133,11 @@ public final class SemanticCache: Sendable {
         read(name) { $0.count } ?? 0
     }
 
+    /// Drops expired entries, and recounts the total (a write racing a drop may have counted an
+    /// entry of a namespace that is gone).
     public func sweep(now: Int64) {
-        for name in names { _ = write(name, create: false) { $0.sweep(now: now) } }
+        var counted = 0
+        for name in names { counted += write(name, create: false) { $0.sweep(now: now); return $0.count } ?? 0 }
+        total.store(counted, ordering: .relaxed)
     }
 }

@@ -4,6 +4,10 @@ public enum SemanticFailure: Error, Sendable, Hashable {
     case embedderMismatch(namespace: String, request: String)
     /// A new namespace, and the cache already holds its limit.
     case tooManyNamespaces(limit: Int)
+    /// The cache holds its limit of entries and this namespace has none to give up.
+    case full(limit: Int)
+    /// Too many searches are waiting for a thread.
+    case busy
     /// Shared mode: the change could not be shared (Redis unreachable or refusing); not kept.
     case store(StoreFailure)
 }

@@ -57,9 +57,18 @@ public struct SemanticNamespace: Sendable {
 
     static func key(_ prompt: String, _ scope: String) -> String { scope + "\u{0}" + prompt }
 
-    /// Stores (or replaces) the entry for `prompt` in `scope`.
+    /// An entry evicted to make room (its persisted copy is to be deleted too).
+    public struct Eviction: Sendable, Hashable {
+        public var scope: String
+        public var prompt: String
+    }
+
+    /// Stores (or replaces) the entry for `prompt` in `scope`, evicting the oldest past
+    /// `maxEntries`. `cacheFull`: the whole cache is at its bound (this value): a new entry may
+    /// only take the place of this namespace's oldest, and an empty namespace cannot grow.
+    /// Returns the entries evicted.
     public mutating func set(_ prompt: String, response: ByteBuffer, vector: [Float], embedder: String, scope: String,
-                             createdAt: Int64, expiresAt: Int64) -> Result<Void, SemanticFailure> {
+                             createdAt: Int64, expiresAt: Int64, cacheFull: Int? = nil) -> Result<[Eviction], SemanticFailure> {
         if let mine = self.embedder, mine != embedder || index?.dimension != vector.count {
             return .failure(.embedderMismatch(namespace: "\(mine)/\(index?.dimension ?? 0)", request: "\(embedder)/\(vector.count)"))
         }
@@ -68,20 +77,28 @@ public struct SemanticNamespace: Sendable {
             index = VectorIndex(dimension: vector.count)
         }
         let key = Self.key(prompt, scope)
-        if let old = byPrompt[key] { remove(id: old) }
-        while entries.count >= maxEntries, let oldest = order.popFirst() {
-            if entries[oldest] != nil {
+        let replacing = byPrompt[key]
+        var limit = maxEntries
+        if let cacheFull, replacing == nil {
+            guard !entries.isEmpty else { return .failure(.full(limit: cacheFull)) }
+            limit = min(limit, entries.count)
+        }
+        if let replacing { remove(id: replacing) }
+        var evicted: [Eviction] = []
+        while entries.count >= limit, let oldest = order.popFirst() {
+            if let e = entries[oldest] {
                 remove(id: oldest)
                 counters.evictions += 1
+                evicted.append(Eviction(scope: e.scope, prompt: e.prompt))
             }
         }
         let id = nextID
         nextID += 1
-        guard index!.upsert(id: id, vector: vector) else { return .success(()) }  // zero vector: nothing to find it by
+        guard index!.upsert(id: id, vector: vector) else { return .success(evicted) }  // zero vector: nothing to find it by
         entries[id] = Entry(prompt: prompt, response: response, scope: scope, createdAt: createdAt, expiresAt: expiresAt)
         byPrompt[key] = id
         order.append(id)
-        return .success(())
+        return .success(evicted)
     }
 
     /// The best entry in `scope` at or above `minScore`, unless the trap guard refuses it.

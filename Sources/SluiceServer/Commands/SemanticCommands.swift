@@ -109,6 +109,10 @@ struct SemanticCommands: CommandGroup {
             out.writeRESPError("ERR too many semantic namespaces (at most \(limit))")
         case .failure(.store(let failure)):
             out.writeRESPError(CommandError.notStored(failure).line)
+        case .failure(.full(let limit)):
+            out.writeRESPError("ERR the semantic cache is full (\(limit) entries) and namespace '\(ns)' has none to give up; SEM.DEL some, or lower other namespaces' MAXENTRIES")
+        case .failure(.busy):
+            out.writeRESPError("ERR busy: too many semantic searches are waiting; try again")
         }
     }
 

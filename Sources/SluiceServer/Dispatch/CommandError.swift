@@ -22,6 +22,8 @@ public struct CommandError: Error, Sendable, Equatable {
             return CommandError(code: "TRYAGAIN", "the shared store (Redis) cannot be reached, so nothing was stored; try again (\(reason))")
         case .refused(let message):
             return CommandError("the shared store (Redis) refused the write, so nothing was stored: \(message)")
+        case .notPersisted(let reason):
+            return CommandError(code: "MISCONF", "Sluice cannot write its data file, so writes are refused until it can (reads still work): \(reason)")
         }
     }
 }

@@ -1,15 +1,15 @@
 import NIOPosix
 import ServiceLifecycle
 
-/// Keeps the event loops and the search threads running while the node runs; stops them last,
+/// Keeps the event loops and the semantic lanes running while the node runs; stops them last,
 /// after the listener has answered its connections and the stores have flushed.
 struct EventLoopService: Service {
     let group: MultiThreadedEventLoopGroup
-    let searchPool: NIOThreadPool
+    let lanes: [NIOThreadPool]
 
     func run() async throws {
         try? await gracefulShutdown()
-        try? await searchPool.shutdownGracefully()
+        for lane in lanes { try? await lane.shutdownGracefully() }
         try? await group.shutdownGracefully()
     }
 }
