@@ -88,8 +88,12 @@ public final class SluiceNode: Sendable {
         } else {
             if let directory = configuration.dataDirectory {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-                store = try SQLiteStore(path: directory + "/sluice.db", fsync: configuration.fsync, maxBytes: configuration.l2MaxBytes,
-                                        maxPendingBytes: configuration.l2MaxPendingBytes, logger: logger)
+                do {
+                    store = try SQLiteStore(path: directory + "/sluice.db", fsync: configuration.fsync, maxBytes: configuration.l2MaxBytes,
+                                            maxPendingBytes: configuration.l2MaxPendingBytes, logger: logger)
+                } catch {
+                    throw ConfigurationError(message: "--data-dir \(directory): cannot open sluice.db for writing (\(error)); is the directory writable?")
+                }
             }
             keyspace = Keyspace(l1Capacity: configuration.l1MaxMemory, shardCount: configuration.l1Shards, tracksL2: store != nil)
             if let store { try Self.restore(keyspace: keyspace, semantic: semanticCache, from: store, now: clock.nowMilliseconds(), logger: logger) }

@@ -63,6 +63,10 @@ public final class StatsReport: Sendable {
             ("commands_processed", .integer(counters.commandsProcessed.load(ordering: .relaxed))),
             ("rejected_requests", .integer(counters.rejectedRequests.load(ordering: .relaxed))),
             ("protocol_errors", .integer(counters.protocolErrors.load(ordering: .relaxed))),
+            ("rejected_connections", .integer(counters.rejectedConnections.load(ordering: .relaxed))),
+            ("output_limit_disconnects", .integer(counters.outputLimitDisconnects.load(ordering: .relaxed))),
+            ("idle_disconnects", .integer(counters.idleDisconnects.load(ordering: .relaxed))),
+            ("auth_failures", .integer(counters.authFailures.load(ordering: .relaxed))),
         ]
         for (name, value) in cacheStats.backendCounters { rows.append(("l2_" + name, .integer(value))) }
         return rows

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import NIOCore
 import NIOPosix
 import Testing
@@ -59,6 +60,61 @@ struct SQLiteStoreTests {
         let c = store.counters
         #expect(c.writes == 501)
         #expect(c.batches >= 1 && c.batches <= 501)
+        await store.close()
+    }
+
+    /// Past `maxBytes` the oldest rows go (entries and semantic entries by age), down to 90%;
+    /// the eviction handler hears every evicted key.
+    @Test func theFileStaysUnderItsBoundOldestFirst() async throws {
+        let store = try SQLiteStore(path: tempPath(), maxBytes: 100_000)
+        let evicted = Mutex<[String]>([])
+        store.onEvicted { keys in evicted.withLock { $0 += keys.map { String(buffer: $0) } } }
+        let value = b(String(repeating: "v", count: 100))
+        store.enqueue(.set(namespace: "ns", scope: "", prompt: "old question", response: value, embedder: "e", vector: [1, 0],
+                           createdAt: -1, expiresAt: 0))
+        for i in 0..<2_000 {
+            store.store(b("key\(i)"), value: value, meta: EntryMeta(createdAt: Int64(i)))
+            if i % 500 == 499 { await store.flush() }
+        }
+        await store.flush()
+        #expect(store.bytesInFile <= 100_000)
+        let gone = evicted.withLock { $0 }
+        #expect(gone.count > 1_000)
+        #expect(store.counters.evictedRows == gone.count + 1)  // and the semantic row
+        #expect(gone.contains("key0") && !gone.contains("key1999"))
+        // The newest rows are still there; the oldest are not.
+        #expect(try await store.fetch(b("key1999"), now: 0, on: loop).get() != nil)
+        #expect(try await store.fetch(b("key0"), now: 0, on: loop).get() == nil)
+        var semantic = 0
+        try store.forEachSemanticEntry(now: 0) { _ in semantic += 1 }
+        #expect(semantic == 0)  // older than every entry: it went first
+        await store.close()
+    }
+
+    /// A writer faster than the disk is held back: past the pending bound, writes say to wait
+    /// for room, and the room comes once the writer catches up.
+    @Test func pendingWritesPastTheirBoundHoldTheAcknowledgement() async throws {
+        let store = try SQLiteStore(path: tempPath(), maxPendingBytes: 10_000)
+        var waits = 0
+        for i in 0..<1_000 {
+            if case .whenRoom = store.store(b("k\(i)"), value: b(String(repeating: "x", count: 100)), meta: EntryMeta(createdAt: 0)) {
+                waits += 1
+            }
+        }
+        #expect(waits > 0)
+        try await store.room(on: loop).get()
+        await store.flush()
+        #expect(store.counters.writes == 1_000)
+        await store.close()
+    }
+
+    @Test func fsyncAlwaysAcknowledgesAfterTheCommit() async throws {
+        let store = try SQLiteStore(path: tempPath(), fsync: .always)
+        guard case .whenDurable(let ticket) = store.store(b("k"), value: b("v"), meta: EntryMeta(createdAt: 0)) else {
+            Issue.record("fsync always must wait for the commit"); return
+        }
+        try await store.durable(ticket, on: loop).get()
+        #expect(store.counters.writes >= 1)
         await store.close()
     }
 

@@ -30,12 +30,13 @@ class SluiceProcess:
         self.extra_args = list(extra_args)
         self.proc = None
         self.log_path = os.path.join(data_dir, "sluice.log")
+        self.preexec = None  # e.g. lower the open-files limit before exec
 
     def start(self):
         log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
             [SLUICE_BIN, "serve", "--port", str(self.port), "--data-dir", self.data_dir, *self.extra_args],
-            stdout=log, stderr=subprocess.STDOUT,
+            stdout=log, stderr=subprocess.STDOUT, preexec_fn=self.preexec,
         )
         deadline = time.time() + 20
         while time.time() < deadline:

@@ -35,6 +35,9 @@ public final class RedisConnection: @unchecked Sendable {
     }
 
     public let endpoint: RedisEndpoint
+    /// Commands waiting to be written past this fail at once (`unavailable`): a Redis slower
+    /// than the clients must not grow the queue without bound; the callers fall back.
+    public static let maxQueued = 100_000
     let connectTimeout: Duration
     let commandTimeout: Duration
     let healthInterval: Duration
@@ -74,6 +77,10 @@ public final class RedisConnection: @unchecked Sendable {
             condition.unlock()
             stats.withLock { $0.failures += 1 }
             promise.fail(RedisError.unavailable("not connected to \(endpoint)"))
+        } else if queue.count >= Self.maxQueued {
+            condition.unlock()
+            stats.withLock { $0.failures += 1 }
+            promise.fail(RedisError.unavailable("\(Self.maxQueued) commands already waiting for \(endpoint)"))
         } else {
             queue.append(Pending(arguments: arguments, promise: promise))
             condition.signal()

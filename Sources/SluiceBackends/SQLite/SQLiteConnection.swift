@@ -27,6 +27,8 @@ final class SQLiteConnection: @unchecked Sendable {
     }
 
     func execute(_ sql: String) throws(SQLiteError) {
+        // No cached statement may still be running (a checkpoint or a COMMIT waits for them).
+        for (_, stmt) in statements { sqlite3_reset(stmt) }
         var error: UnsafeMutablePointer<CChar>?
         let rc = sqlite3_exec(db, sql, nil, nil, &error)
         if rc != SQLITE_OK {
@@ -83,7 +85,15 @@ final class SQLiteConnection: @unchecked Sendable {
             throw connection.error(rc)
         }
 
-        func run() throws(SQLiteError) { _ = try step() }
+        /// Runs a statement that returns no rows, and resets it, so it can be bound again.
+        func run() throws(SQLiteError) {
+            defer { sqlite3_reset(stmt) }
+            _ = try step()
+        }
+
+        /// Ends a statement that was not stepped to its end (a single-row SELECT): until then it
+        /// holds a read snapshot, which keeps checkpoints from reclaiming the WAL.
+        func finish() { sqlite3_reset(stmt) }
 
         func blob(_ column: Int32) -> ByteBuffer {
             let count = Int(sqlite3_column_bytes(stmt, column))

@@ -109,6 +109,7 @@ public final class SQLiteStore: Sendable {
 
     static let schema = """
         PRAGMA journal_mode=WAL;
+        PRAGMA journal_size_limit=67108864;
         CREATE TABLE IF NOT EXISTS entries (
             key BLOB PRIMARY KEY,
             value BLOB NOT NULL,
@@ -428,6 +429,7 @@ public final class SQLiteStore: Sendable {
 
     static func bytesInFile(_ db: SQLiteConnection) throws(SQLiteError) -> Int {
         let stmt = try db.statement("SELECT bytes FROM usage WHERE id = 1")
+        defer { stmt.finish() }
         guard try stmt.step() else { return 0 }
         return Int(stmt.int64(0))
     }
@@ -518,6 +520,7 @@ public final class SQLiteStore: Sendable {
                     s.bytesInFile = size
                     s.counters.evictedRows += rows
                 }
+                logger.debug("evicted the oldest rows", metadata: ["rows": "\(rows)", "bytes_before": "\(bytes)", "bytes_after": "\(size)"])
                 return true
             } catch {
                 try? db.execute("ROLLBACK")
@@ -592,6 +595,7 @@ public final class SQLiteStore: Sendable {
 
     func read(_ key: ByteBuffer, now: Int64, db: SQLiteConnection) throws -> (ByteBuffer, EntryMeta)? {
         let stmt = try db.statement("SELECT value, created_at, expires_at, tokens, cost FROM entries WHERE key = ?1")
+        defer { stmt.finish() }
         stmt.bind(1, key)
         guard try stmt.step() else { return nil }
         let meta = EntryMeta(createdAt: stmt.int64(1), expiresAt: stmt.int64(2), tokens: stmt.int64(3), cost: stmt.double(4))
