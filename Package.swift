@@ -14,6 +14,10 @@ let package = Package(
     products: [
         .executable(name: "sluice", targets: ["sluice"]),
         .executable(name: "sluice-bench", targets: ["sluice-bench"]),
+        // For the fuzzers (fuzz/, a package of its own) and programs that embed Sluice.
+        .library(name: "SluiceProtocol", targets: ["SluiceProtocol"]),
+        .library(name: "SluiceDomain", targets: ["SluiceDomain"]),
+        .library(name: "SluiceServer", targets: ["SluiceServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

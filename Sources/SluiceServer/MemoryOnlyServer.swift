@@ -1,0 +1,60 @@
+import Logging
+import NIOCore
+import NIOPosix
+import SluiceBackends
+import SluiceDomain
+
+/// Sluice's commands over memory alone — L1, this process's limits and breakers, the semantic
+/// index; no file, no Redis, no sockets — wired as ``SluiceNode`` wires the embedded mode. For
+/// driving the real dispatcher where a listener would be in the way: the command-sequence
+/// fuzzer, and programs that embed Sluice's protocol in a pipeline of their own.
+public final class MemoryOnlyServer: Sendable {
+    let settings: ConnectionHandler.Settings
+    let keyspace: Keyspace
+    let lanes: [NIOThreadPool]
+
+    public init(configuration: ServerConfiguration, clock: any TimeSource, logger: Logger = Logger(label: "sluice"),
+                embedder: TokenEmbedder? = nil) {
+        var configuration = configuration
+        configuration.dataDirectory = nil
+        configuration.redisURL = nil
+        keyspace = Keyspace(l1Capacity: configuration.l1MaxMemory, shardCount: min(configuration.l1Shards, 4), tracksL2: false)
+        lanes = [NIOThreadPool(numberOfThreads: 1)]
+        for lane in lanes { lane.start() }
+        let capabilities = SluiceNode.Capabilities(
+            cache: EmbeddedExactCache(keyspace: keyspace, store: nil),
+            limits: EmbeddedRateLimits(limiter: RateLimiter(maxKeys: configuration.maxLimitKeys, reservationTTL: configuration.reservationTTLMilliseconds,
+                                                            shardCount: 4)),
+            breakers: EmbeddedBreakers(registry: BreakerRegistry(maxBreakers: configuration.maxBreakers)),
+            semantic: EmbeddedSemanticStore(
+                cache: SemanticCache(defaultMinScore: configuration.semanticMinScore, defaultMaxEntries: configuration.semanticMaxEntries,
+                                     maxNamespaces: configuration.semanticMaxNamespaces, maxTotalEntries: configuration.semanticMaxTotalEntries),
+                store: nil, lanes: lanes, offloadEntries: configuration.semanticOffloadEntries))
+        let counters = ServerCounters()
+        let table = SluiceNode.commandTable(capabilities, embedder: embedder, counters: counters, configuration: configuration,
+                                            startedAt: clock.nowMilliseconds(), logger: logger)
+        settings = ConnectionHandler.Settings(
+            table: table, counters: counters, clock: clock, logger: logger, limits: configuration.limits,
+            requiresAuth: configuration.requirePass != nil, maxClients: configuration.maxClients,
+            outputHardLimit: configuration.clientOutputHardLimit, outputSoftLimit: configuration.clientOutputSoftLimit,
+            outputSoftSeconds: configuration.clientOutputSoftSeconds)
+    }
+
+    /// A new connection's handler, for a channel of the caller's.
+    public func makeConnectionHandler() -> any ChannelHandler {
+        ConnectionHandler(settings: settings)
+    }
+
+    /// A broken rule of the L1's books, if any (fuzzers check after every input).
+    public func invariantViolation() -> String? {
+        var problem: String?
+        keyspace.forEachShard { shard in
+            if problem == nil { problem = shard.l1.invariantViolation() }
+        }
+        return problem
+    }
+
+    public func shutdown() {
+        for lane in lanes { try? lane.syncShutdownGracefully() }
+    }
+}

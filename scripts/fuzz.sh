@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (fuzz/, with AddressSanitizer) and runs each for a while on its
+# seed corpus. Fails when a fuzzer finds a crash; the crashing input is left in .fuzz-out/.
+#   scripts/fuzz.sh            # 30 s per target (what .ci/run does)
+#   scripts/fuzz.sh 1800 -jobs=2 -workers=2   # longer, in parallel
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-30}"
+shift || true
+echo "==> building the fuzzers (release, -sanitize=fuzzer,address)"
+swift build -c release --package-path fuzz --scratch-path .build-fuzz --sanitize=fuzzer --sanitize=address 2>&1 | tail -1
+out=.fuzz-out
+mkdir -p "$out"
+for target in FuzzParser FuzzCommands; do
+  corpus="fuzz/corpus/$(echo "$target" | sed 's/Fuzz//' | tr 'A-Z' 'a-z')"
+  work="$out/$target"
+  mkdir -p "$work"
+  echo "==> $target for ${seconds}s (seeds: $corpus)"
+  # New interesting inputs go to $work; the seeds in the repository are read only.
+  ASAN_OPTIONS=detect_leaks=0 .build-fuzz/release/$target "$work" "$corpus" -max_total_time="$seconds" \
+    -max_len=4096 -timeout=10 -rss_limit_mb=4096 -artifact_prefix="$out/$target-" -print_final_stats=1 "$@" 2>&1 \
+    | grep -E "^#[0-9]+.*(DONE|INITED)|stat::|ERROR|SUMMARY|Deadly|crash|timeout" || true
+  if ls "$out/$target-"crash-* "$out/$target-"timeout-* "$out/$target-"oom-* >/dev/null 2>&1; then
+    echo "$target found a failure:"; ls "$out/$target-"*; exit 1
+  fi
+done
+echo "==> fuzzers found nothing"
