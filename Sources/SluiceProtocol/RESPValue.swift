@@ -82,7 +82,7 @@ public enum RESPValue: Sendable, Hashable {
             guard let n = Int(text) else { throw RESPProtocolError("invalid multibulk length") }
             if n < 0 { return .array(nil) }
             var items: [RESPValue] = []
-            items.reserveCapacity(n)
+            items.reserveCapacity(min(n, 1024))  // the count is the peer's word, not yet its bytes
             for _ in 0..<n {
                 guard let item = try parse(&buffer, depth: depth + 1) else { return nil }
                 items.append(item)
@@ -93,7 +93,7 @@ public enum RESPValue: Sendable, Hashable {
             guard let d = Double(text) else { throw RESPProtocolError("invalid double") }
             return .double(d)
         case UInt8(ascii: "%"):
-            guard let n = Int(text), n >= 0 else { throw RESPProtocolError("invalid map length") }
+            guard let n = Int(text), n >= 0, n <= Int.max / 2 else { throw RESPProtocolError("invalid map length") }
             var items: [RESPValue] = []
             for _ in 0..<(2 * n) {
                 guard let item = try parse(&buffer, depth: depth + 1) else { return nil }

@@ -12,15 +12,18 @@ public final class MemoryOnlyServer: Sendable {
     let settings: ConnectionHandler.Settings
     let keyspace: Keyspace
     let lanes: [NIOThreadPool]
+    let ownsLanes: Bool
 
+    /// `lanes`: threads for large semantic namespaces (one is started and owned when nil).
     public init(configuration: ServerConfiguration, clock: any TimeSource, logger: Logger = Logger(label: "sluice"),
-                embedder: TokenEmbedder? = nil) {
+                embedder: TokenEmbedder? = nil, lanes: [NIOThreadPool]? = nil) {
         var configuration = configuration
         configuration.dataDirectory = nil
         configuration.redisURL = nil
         keyspace = Keyspace(l1Capacity: configuration.l1MaxMemory, shardCount: min(configuration.l1Shards, 4), tracksL2: false)
-        lanes = [NIOThreadPool(numberOfThreads: 1)]
-        for lane in lanes { lane.start() }
+        ownsLanes = lanes == nil
+        self.lanes = lanes ?? [NIOThreadPool(numberOfThreads: 1)]
+        if ownsLanes { for lane in self.lanes { lane.start() } }
         let capabilities = SluiceNode.Capabilities(
             cache: EmbeddedExactCache(keyspace: keyspace, store: nil),
             limits: EmbeddedRateLimits(limiter: RateLimiter(maxKeys: configuration.maxLimitKeys, reservationTTL: configuration.reservationTTLMilliseconds,
@@ -29,7 +32,7 @@ public final class MemoryOnlyServer: Sendable {
             semantic: EmbeddedSemanticStore(
                 cache: SemanticCache(defaultMinScore: configuration.semanticMinScore, defaultMaxEntries: configuration.semanticMaxEntries,
                                      maxNamespaces: configuration.semanticMaxNamespaces, maxTotalEntries: configuration.semanticMaxTotalEntries),
-                store: nil, lanes: lanes, offloadEntries: configuration.semanticOffloadEntries))
+                store: nil, lanes: self.lanes, offloadEntries: configuration.semanticOffloadEntries))
         let counters = ServerCounters()
         let table = SluiceNode.commandTable(capabilities, embedder: embedder, counters: counters, configuration: configuration,
                                             startedAt: clock.nowMilliseconds(), logger: logger)
@@ -55,6 +58,6 @@ public final class MemoryOnlyServer: Sendable {
     }
 
     public func shutdown() {
-        for lane in lanes { try? lane.syncShutdownGracefully() }
+        if ownsLanes { for lane in lanes { try? lane.syncShutdownGracefully() } }
     }
 }

@@ -44,4 +44,13 @@ struct RESPEncodingTests {
         #expect(String(buffer: c.frame) == "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n")
         #expect(c.arguments.map { String(buffer: $0) } == ["SET", "k", "v"])
     }
+
+    /// Found by the fuzzer: a reply announcing 3×10¹¹ elements made the client-side parser
+    /// reserve terabytes up front; a huge map count overflowed 2 × n.
+    @Test func hugeAnnouncedCountsNeitherAllocateNorTrap() throws {
+        var array = ByteBuffer(string: "*336854775807\r\n$1\r\nk\r\n")
+        #expect(try RESPValue(consuming: &array) == nil)  // needs more bytes, honestly
+        var map = ByteBuffer(string: "%9223372036854775807\r\n")
+        #expect(throws: RESPProtocolError.self) { _ = try RESPValue(consuming: &map) }
+    }
 }
