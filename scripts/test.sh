@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what is missing, builds, runs the Swift tests, then
 # the end-to-end tests against a real sluice process with real clients (redis-cli,
-# redis-benchmark, redis-py) and a real redis-server started here on a free loopback port.
+# redis-benchmark, redis-py) and a real redis-server started here on a free loopback port,
+# then the fuzzers for a minute.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --python
@@ -26,3 +27,9 @@ for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep
 echo "==> end-to-end tests (pytest)"
 SLUICE_BIN="$PWD/.build/debug/sluice" SLUICE_TEST_REDIS_PORT="$port" \
   .venv-test/bin/python -m pytest -q tests/e2e
+
+# The parser and command-sequence fuzzers (libFuzzer + AddressSanitizer), 30 s each from the
+# seed corpus; any crash fails the run. Skip with SLUICE_SKIP_FUZZ=1 (the build takes minutes).
+if [ "${SLUICE_SKIP_FUZZ:-}" != "1" ]; then
+  scripts/fuzz.sh 30
+fi
