@@ -4,12 +4,15 @@ import NIOExtras
 import NIOPosix
 import ServiceLifecycle
 import SluiceDomain
+import Synchronization
 
 /// The listening side: binds, hands each connection a ``ConnectionHandler``, and on graceful
 /// shutdown stops accepting and lets every open connection answer what it has read, then close.
 public final class Listener: Service, Sendable {
     let channel: any Channel
-    let quiesce: ServerQuiescingHelper
+    /// Released once the listener stopped: its deinit completes a promise on an event loop,
+    /// which must still be running then.
+    let quiesce: Mutex<ServerQuiescingHelper?>
     let logger: Logger
     /// How long a graceful shutdown waits for connections to finish their replies.
     let drainTimeout: TimeAmount
@@ -53,7 +56,7 @@ public final class Listener: Service, Sendable {
 
     init(channel: any Channel, quiesce: ServerQuiescingHelper, logger: Logger, drainTimeout: TimeAmount) {
         self.channel = channel
-        self.quiesce = quiesce
+        self.quiesce = Mutex(quiesce)
         self.logger = logger
         self.drainTimeout = drainTimeout
     }
@@ -71,17 +74,21 @@ public final class Listener: Service, Sendable {
 
     /// Stops accepting; every connection answers what it has read and closes.
     func initiateShutdown() {
-        let done = channel.eventLoop.makePromise(of: Void.self)
-        quiesce.initiateShutdown(promise: done)
+        quiesce.withLock { $0?.initiateShutdown(promise: nil) }
     }
 
     /// Stops accepting and waits (at most `drainTimeout`) for open connections to finish.
     public func stop() async {
         let done = channel.eventLoop.makePromise(of: Void.self)
-        quiesce.initiateShutdown(promise: done)
+        guard let helper = quiesce.withLock({ $0 }) else {
+            try? await channel.closeFuture.get()
+            return
+        }
+        helper.initiateShutdown(promise: done)
         let timeout = channel.eventLoop.scheduleTask(in: drainTimeout) { done.succeed(()) }
         try? await done.futureResult.get()
         timeout.cancel()
         try? await channel.closeFuture.get()
+        quiesce.withLock { $0 = nil }
     }
 }

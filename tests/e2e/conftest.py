@@ -37,6 +37,9 @@ class SluiceProcess:
         self.proc = subprocess.Popen(
             [SLUICE_BIN, "serve", "--port", str(self.port), "--data-dir", self.data_dir, *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, preexec_fn=self.preexec,
+            # NIO's strict mode turns misuse it would only warn about (a task scheduled on a loop
+            # that has shut down) into a crash the tests see.
+            env={**os.environ, "SWIFTNIO_STRICT": "1"},
         )
         deadline = time.time() + 20
         while time.time() < deadline:
