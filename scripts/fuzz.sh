@@ -8,7 +8,11 @@ cd "$(dirname "$0")/.."
 seconds="${1:-30}"
 shift || true
 echo "==> building the fuzzers (release, -sanitize=fuzzer,address)"
-swift build -c release --package-path fuzz --scratch-path .build-fuzz --sanitize=fuzzer --sanitize=address 2>&1 \
+# `--sanitize` alone instruments only the fuzz package's own targets; the code under test lives in
+# the dependency `sluice`, so the flags also go to every module through -Xswiftc (without this
+# libFuzzer sees a few hundred edges and its guidance is blind).
+swift build -c release --package-path fuzz --scratch-path .build-fuzz --sanitize=fuzzer --sanitize=address \
+  -Xswiftc -sanitize=fuzzer,address 2>&1 \
   | grep -E "error|Compiling Fuzz|Build complete" || true
 test -x .build-fuzz/release/FuzzParser -a -x .build-fuzz/release/FuzzCommands
 out=.fuzz-out
