@@ -74,7 +74,7 @@ public enum RESPValue: Sendable, Hashable {
         case UInt8(ascii: "$"):
             guard let n = Int(text) else { throw RESPProtocolError("invalid bulk length") }
             if n < 0 { return .bulkString(nil) }
-            guard buffer.readableBytes >= n + 2 else { return nil }
+            guard n <= buffer.readableBytes - 2 else { return nil }  // not n + 2: n may be near Int.max
             let slice = buffer.readSlice(length: n)!
             buffer.moveReaderIndex(forwardBy: 2)
             return .bulkString(slice)

@@ -31,7 +31,8 @@ public final class MemoryOnlyServer: Sendable {
             breakers: EmbeddedBreakers(registry: BreakerRegistry(maxBreakers: configuration.maxBreakers)),
             semantic: EmbeddedSemanticStore(
                 cache: SemanticCache(defaultMinScore: configuration.semanticMinScore, defaultMaxEntries: configuration.semanticMaxEntries,
-                                     maxNamespaces: configuration.semanticMaxNamespaces, maxTotalEntries: configuration.semanticMaxTotalEntries),
+                                     maxNamespaces: configuration.semanticMaxNamespaces, maxTotalEntries: configuration.semanticMaxTotalEntries,
+                                     maxTotalBytes: configuration.semanticMaxMemory),
                 store: nil, lanes: self.lanes, offloadEntries: configuration.semanticOffloadEntries))
         let counters = ServerCounters()
         let table = SluiceNode.commandTable(capabilities, embedder: embedder, counters: counters, configuration: configuration,

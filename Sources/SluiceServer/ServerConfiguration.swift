@@ -49,6 +49,8 @@ public struct ServerConfiguration: Sendable {
     /// Most semantic entries in all namespaces together; when full, a new entry takes the place
     /// of its namespace's oldest.
     public var semanticMaxTotalEntries = 1_000_000
+    /// Most memory of semantic entries together (texts, vectors, overhead); full works as above.
+    public var semanticMaxMemory = 1 << 30
 
     // MARK: Embedded L2 (SQLite)
 
@@ -100,6 +102,7 @@ public struct ServerConfiguration: Sendable {
         if idleTimeoutSeconds < 0 { return "--timeout must not be negative" }
         if l2MaxBytes < 0 { return "--l2-max-bytes must not be negative" }
         if semanticMaxNamespaces < 1 || semanticMaxTotalEntries < 1 { return "--sem-max-namespaces and --sem-max-entries must be at least 1" }
+        if semanticMaxMemory < 1 { return "--sem-max-memory must be at least 1 byte" }
         if let redisURL, case .failure(let error) = RedisEndpoint.parse(redisURL) { return "--redis: \(error)" }
         return nil
     }

@@ -54,7 +54,8 @@ public final class SluiceNode: Sendable {
         let limiter = RateLimiter(maxKeys: configuration.maxLimitKeys, reservationTTL: configuration.reservationTTLMilliseconds)
         let registry = BreakerRegistry(maxBreakers: configuration.maxBreakers)
         let semanticCache = SemanticCache(defaultMinScore: configuration.semanticMinScore, defaultMaxEntries: configuration.semanticMaxEntries,
-                                          maxNamespaces: configuration.semanticMaxNamespaces, maxTotalEntries: configuration.semanticMaxTotalEntries)
+                                          maxNamespaces: configuration.semanticMaxNamespaces, maxTotalEntries: configuration.semanticMaxTotalEntries,
+                                     maxTotalBytes: configuration.semanticMaxMemory)
         let embedder = Self.loadEmbedder(logger: logger)
 
         var store: SQLiteStore?
@@ -68,7 +69,7 @@ public final class SluiceNode: Sendable {
             let client = RedisClient(endpoint: endpoint, commandTimeout: .milliseconds(configuration.redisTimeoutMilliseconds), logger: logger)
             for script in LuaScripts.all { script.load(client, on: group.any()) }
             keyspace = Keyspace(l1Capacity: configuration.l1MaxMemory, shardCount: configuration.l1Shards, tracksL2: false)
-            let invalidations = RedisInvalidations(client: client)
+            let invalidations = RedisInvalidations(client: client, logger: logger)
             let cache = RedisExactCache(keyspace: keyspace, client: client, invalidations: invalidations)
             cache.startInvalidations(logger: logger)
             let localSemantic = EmbeddedSemanticStore(cache: semanticCache, store: nil, lanes: lanes,

@@ -87,6 +87,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Most semantic entries in all namespaces together; when full, a new entry takes its namespace's oldest one's place. Env: SLUICE_SEM_MAX_ENTRIES. (default: 1000000)", valueName: "n"))
     var semMaxEntries: Int?
 
+    @Option(name: .long, help: ArgumentHelp("Semantic namespaces with more entries than this are searched and written on their own threads, not the event loop (a scan of many vectors takes milliseconds). Env: SLUICE_SEM_OFFLOAD_ENTRIES. (default: 10000)", valueName: "n"))
+    var semOffloadEntries: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Most memory of semantic entries together (prompts, responses, vectors); when full, a new entry takes its namespace's oldest one's place. Env: SLUICE_SEM_MAX_MEMORY. (default: 1gb)", valueName: "size"))
+    var semMaxMemory: String?
+
     @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical. Env: SLUICE_LOG_LEVEL. (default: info)", valueName: "level"))
     var logLevel: String?
 
@@ -133,6 +139,8 @@ struct Serve: AsyncParsableCommand {
         if let v = setting(l2MaxBytes, "L2_MAX_BYTES") { config.l2MaxBytes = try byteSize(v, "l2-max-bytes") }
         if let v = setting(semMaxNamespaces.map(String.init), "SEM_MAX_NAMESPACES") { config.semanticMaxNamespaces = try integer(v, "sem-max-namespaces") }
         if let v = setting(semMaxEntries.map(String.init), "SEM_MAX_ENTRIES") { config.semanticMaxTotalEntries = try integer(v, "sem-max-entries") }
+        if let v = setting(semOffloadEntries.map(String.init), "SEM_OFFLOAD_ENTRIES") { config.semanticOffloadEntries = try integer(v, "sem-offload-entries") }
+        if let v = setting(semMaxMemory, "SEM_MAX_MEMORY") { config.semanticMaxMemory = try byteSize(v, "sem-max-memory") }
 
         let levelName = setting(logLevel, "LOG_LEVEL") ?? "info"
         guard let level = Logger.Level(rawValue: levelName.lowercased()) else {

@@ -139,4 +139,62 @@ struct SQLiteStoreTests {
     @Test func unwritablePathFailsClearly() {
         #expect(throws: SQLiteError.self) { _ = try SQLiteStore(path: "/nonexistent-dir/x/sluice.db") }
     }
+
+    /// The byte count behind --l2-max-bytes, recomputed from the rows.
+    func recount(_ path: String) throws -> (Int, Int) {
+        let db = try SQLiteConnection(path: path)
+        let counted = try SQLiteStore.bytesInFile(db)
+        let stmt = try db.statement("""
+            SELECT (SELECT coalesce(sum(length(key) + length(value) + 96), 0) FROM entries) +
+                   (SELECT coalesce(sum(length(ns) + length(scope) + length(prompt) + length(response) + length(vector) + 96), 0) FROM sem_entries)
+            """)
+        defer { stmt.finish() }
+        _ = try stmt.step()
+        return (counted, Int(stmt.int64(0)))
+    }
+
+    @Test func replacingASemanticEntryKeepsTheByteCountTrue() async throws {
+        let path = tempPath()
+        let store = try SQLiteStore(path: path)
+        for i in 0..<30 {
+            // The same prompt again and again, its answer growing: one row, whatever the count of writes.
+            store.enqueue(.set(namespace: "ns", scope: "", prompt: "the prompt", response: ByteBuffer(repeating: 0x61, count: 1000 + i),
+                               embedder: "e", vector: [1, 0, 0, 0], createdAt: Int64(i), expiresAt: 0))
+            await store.flush()
+        }
+        store.store(b("k"), value: b("v"), meta: EntryMeta(createdAt: 0))
+        store.store(b("k"), value: b("longer value"), meta: EntryMeta(createdAt: 1))
+        await store.flush()
+        let (counted, actual) = try recount(path)
+        #expect(counted == actual)
+        #expect(store.bytesInFile == actual)
+        await store.close()
+    }
+
+    @Test func expiryRunsWhileWritesKeepComing() async throws {
+        // The writer thread commits a batch at a time and lets other work in between: a steady
+        // stream of writes must not hold back the expiry delete (and housekeeping behind it).
+        let store = try SQLiteStore(path: tempPath(), groupCommitWindow: .milliseconds(1))
+        store.store(b("old"), value: b("x"), meta: EntryMeta(createdAt: 0, expiresAt: 10))
+        await store.flush()
+        let writing = Atomic<Bool>(true), producerDone = Atomic<Bool>(false)
+        let producer = Task.detached {
+            defer { producerDone.store(true, ordering: .relaxed) }
+            var i = 0
+            // Bounded: about 20 s at most, well past what the delete should need.
+            while writing.load(ordering: .relaxed) && i < 2_000_000 {
+                store.store(ByteBuffer(string: "k\(i % 1000)"), value: ByteBuffer(string: "v\(i)"), meta: EntryMeta(createdAt: 100))
+                i += 1
+                if i % 64 == 0 { try? await Task.sleep(for: .microseconds(200)) }
+            }
+            return i
+        }
+        let removed = try await store.deleteExpired(now: 1000, on: loop).get()
+        let stillWriting = !producerDone.load(ordering: .relaxed)
+        writing.store(false, ordering: .relaxed)
+        _ = await producer.value
+        #expect(removed == 1)
+        #expect(stillWriting)  // done while the stream went on, not after it
+        await store.close()
+    }
 }

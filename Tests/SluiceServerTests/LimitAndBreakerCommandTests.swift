@@ -82,7 +82,7 @@ struct LimitAndBreakerCommandTests {
     }
 
     @Test(arguments: [
-        ("RL.ACQUIRE k 0\r\n", "-ERR limit must be 1 to 1000000\r\n"),
+        ("RL.ACQUIRE k 0\r\n", "-ERR limit must be 1 to 100000\r\n"),
         ("RL.ACQUIRE k 2 TTL 0\r\n", "-ERR TTL must be at least 1 ms\r\n"),
         ("RL.ACQUIRE k 2 WAIT 5\r\n", "-ERR syntax error\r\n"),
         ("RL.SPEND k -1 10\r\n", "-ERR amount must be a non-negative number\r\n"),
@@ -136,6 +136,14 @@ struct LimitAndBreakerCommandTests {
         #expect(try await h.send("CB.FORCE llm open\r\nCB.ALLOW llm\r\n") == "+OK\r\n*4\r\n:0\r\n$4\r\nopen\r\n$-1\r\n:-1\r\n")
         let stats = try await h.send("STATS\r\n")
         #expect(stats.contains("$11\r\ncb_breakers\r\n:1\r\n$7\r\ncb_open\r\n:1\r\n"))
+        await h.close()
+    }
+
+    @Test func slotLimitsAndLifetimesAreBounded() async throws {
+        let h = try await Harness.make()
+        #expect(try await h.send("RL.ACQUIRE k 100001\r\n") == "-ERR limit must be 1 to 100000\r\n")
+        #expect(try await h.send("RL.ACQUIRE k 10 TTL 86400001\r\n") == "-ERR TTL must be 1 to 86400000 ms\r\n")
+        #expect(try await h.send("RL.ACQUIRE k 10 TTL 86400000\r\n").hasPrefix("*4\r\n:1\r\n"))
         await h.close()
     }
 }

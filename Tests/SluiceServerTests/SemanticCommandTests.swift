@@ -94,4 +94,14 @@ struct SemanticCommandTests {
         #expect(try await h.send("SEM.DEL e\r\nSEM.INFO e\r\n") == ":1\r\n*-1\r\n")
         await h.close()
     }
+
+    @Test func overLongPromptsAreRefused() async throws {
+        let h = try await Harness.make()
+        let long = String(repeating: "word ", count: 64 * 1024 / 5 + 1)
+        let reply = try await h.send(bytes: RESPCommand(["SEM.SET", "ns", long, "answer"].map { ByteBuffer(string: $0) }).frame)
+        #expect(reply == "-ERR the prompt is longer than 65536 bytes\r\n")
+        let get = try await h.send(bytes: RESPCommand(["SEM.GET", "ns", long].map { ByteBuffer(string: $0) }).frame)
+        #expect(get == "-ERR the prompt is longer than 65536 bytes\r\n")
+        await h.close()
+    }
 }

@@ -252,3 +252,17 @@ def test_semantic_entries_are_shared_within_200_ms(make_sluice, redis_server):
     # A delete through B reaches A.
     assert b.execute_command("SEM.DEL", "kb", "How do volcanoes form?", "SCOPE", "s") == 1
     assert wait_for(lambda: a.execute_command("SEM.GET", "kb", "How are volcanoes formed?", "SCOPE", "s") is None, 0.5) is not None
+
+
+def test_semantic_changes_of_large_namespaces_reach_the_stream(make_sluice, redis_server):
+    # Namespaces over --sem-offload-entries are served on lanes and answer later; their
+    # changes must reach the other instances all the same.
+    a = make_sluice("--redis", redis_server.url, "--sem-offload-entries", "1").start().client()
+    b = make_sluice("--redis", redis_server.url, "--sem-offload-entries", "1").start().client()
+    for prompt in ["How do volcanoes form?", "What causes earthquakes?", "Why is the sky blue?"]:
+        assert a.execute_command("SEM.SET", "big", prompt, "answer: " + prompt) == b"OK"
+    assert wait_for(lambda: b.execute_command("SEM.GET", "big", "Why is the sky blue?") is not None, 2) is not None
+    assert a.execute_command("SEM.DEL", "big", "Why is the sky blue?") == 1
+    assert wait_for(lambda: b.execute_command("SEM.GET", "big", "Why is the sky blue?") is None, 2) is not None
+    assert a.execute_command("SEM.DEL", "big") == 2
+    assert wait_for(lambda: b.execute_command("SEM.GET", "big", "What causes earthquakes?") is None, 2) is not None

@@ -24,6 +24,15 @@ public enum Deferred<Value: Sendable>: Sendable {
         }
     }
 
+    /// Transforms the answer, now or when it comes.
+    @inlinable
+    public func map<T>(_ transform: @escaping @Sendable (Value) -> T) -> Deferred<T> {
+        switch self {
+        case .ready(let value): return .ready(transform(value))
+        case .later(let future): return .later(future.map(transform))
+        }
+    }
+
     /// The answer as a future on `eventLoop` (a ready value becomes a succeeded future).
     @inlinable
     public func future(on eventLoop: any EventLoop) -> EventLoopFuture<Value> {

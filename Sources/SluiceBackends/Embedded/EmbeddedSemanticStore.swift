@@ -20,6 +20,8 @@ public final class EmbeddedSemanticStore: SemanticStore {
     let offloadEntries: Int
     let maxQueued: Int
     let queued = Atomic<Int>(0)
+    /// Operations queued or running on lanes, per namespace (at most `maxQueued` in all).
+    let onLanes = Mutex<[String: Int]>([:])
 
     public init(cache: SemanticCache, store: SQLiteStore?, lanes: [NIOThreadPool], offloadEntries: Int, maxQueued: Int = 10_000) {
         precondition(!lanes.isEmpty)
@@ -30,19 +32,29 @@ public final class EmbeddedSemanticStore: SemanticStore {
         self.maxQueued = maxQueued
     }
 
-    /// Runs `work` on the event loop for a small namespace, on its lane for a large one.
+    /// Runs `work` on the event loop for a small namespace, on its lane for a large one — or
+    /// for any namespace with work still queued on its lane, so that an operation never
+    /// overtakes an earlier one (the namespace may have shrunk below the bound meanwhile).
     func run<T: Sendable>(_ namespace: String, on eventLoop: any EventLoop, busy: T,
                           _ work: @escaping @Sendable () -> T) -> Deferred<T> {
-        guard cache.count(namespace) > offloadEntries else { return .ready(work()) }
+        let behindLane = queued.load(ordering: .relaxed) > 0 && onLanes.withLock { $0[namespace] != nil }
+        guard behindLane || cache.count(namespace) > offloadEntries else { return .ready(work()) }
         guard queued.add(1, ordering: .relaxed).newValue <= maxQueued else {
             queued.subtract(1, ordering: .relaxed)
             return .ready(busy)
         }
+        onLanes.withLock { $0[namespace, default: 0] += 1 }
         var hasher = Hasher()
         hasher.combine(namespace)
         let lane = lanes[Int(UInt(bitPattern: hasher.finalize()) % UInt(lanes.count))]
         return .later(lane.runIfActive(eventLoop: eventLoop) { [self] in
-            defer { queued.subtract(1, ordering: .relaxed) }
+            defer {
+                onLanes.withLock { counts in
+                    counts[namespace, default: 1] -= 1
+                    if counts[namespace] == 0 { counts[namespace] = nil }
+                }
+                queued.subtract(1, ordering: .relaxed)
+            }
             return work()
         })
     }
@@ -87,19 +99,33 @@ public final class EmbeddedSemanticStore: SemanticStore {
 
     public func delete(namespace: String, prompt: String, scope: String, on eventLoop: any EventLoop) -> Deferred<Result<Bool, SemanticFailure>> {
         if let store, let why = store.failure { return .ready(.failure(.store(.notPersisted(why)))) }
-        return run(namespace, on: eventLoop, busy: .failure(.busy)) { [cache, store] in
+        let done = run(namespace, on: eventLoop, busy: Result<(Bool, SQLiteStore.Admission), SemanticFailure>.failure(.busy)) { [cache, store] in
             let removed = cache.write(namespace, create: false) { $0.delete(prompt, scope: scope) } ?? false
-            if removed { store?.enqueue(.delete(namespace: namespace, scope: scope, prompt: prompt)) }
-            return .success(removed)
+            guard removed, let store else { return .success((removed, .now)) }
+            return .success((true, store.enqueue(.delete(namespace: namespace, scope: scope, prompt: prompt))))
+        }
+        // Acknowledged as a SET is: after the store's admission (room, or fsync always).
+        return done.flatMap { [self] result in
+            switch result {
+            case .failure(let f): return .ready(.failure(f))
+            case .success(let (removed, admission)): return acknowledge(admission, on: eventLoop).map { $0.map { removed } }
+            }
         }
     }
 
     public func drop(namespace: String, on eventLoop: any EventLoop) -> Deferred<Result<Int, SemanticFailure>> {
         if let store, let why = store.failure { return .ready(.failure(.store(.notPersisted(why)))) }
-        return run(namespace, on: eventLoop, busy: .failure(.busy)) { [cache, store] in
+        let done = run(namespace, on: eventLoop, busy: Result<(Int, SQLiteStore.Admission), SemanticFailure>.failure(.busy)) { [cache, store] in
             let removed = cache.drop(namespace)
-            store?.enqueue(.drop(namespace: namespace))
-            return .success(removed)
+            // Nothing in memory: nothing in the file either (it mirrors memory).
+            guard removed > 0, let store else { return .success((removed, .now)) }
+            return .success((removed, store.enqueue(.drop(namespace: namespace))))
+        }
+        return done.flatMap { [self] result in
+            switch result {
+            case .failure(let f): return .ready(.failure(f))
+            case .success(let (removed, admission)): return acknowledge(admission, on: eventLoop).map { $0.map { removed } }
+            }
         }
     }
 

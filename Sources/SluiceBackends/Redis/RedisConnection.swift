@@ -38,12 +38,15 @@ public final class RedisConnection: @unchecked Sendable {
     /// Commands waiting to be written past this fail at once (`unavailable`): a Redis slower
     /// than the clients must not grow the queue without bound; the callers fall back.
     public static let maxQueued = 100_000
+    /// ... and past this many bytes of arguments (100,000 commands of 16 MB values would not fit).
+    public static let maxQueuedBytes = 256 << 20
     let connectTimeout: Duration
     let commandTimeout: Duration
     let healthInterval: Duration
     let logger: Logger
     let condition = NSCondition()
     var queue = Deque<Pending>()
+    var queuedBytes = 0
     var closed = false
     let connectedFlag = Atomic<Bool>(false)
     let stats = Mutex(Counters())
@@ -77,11 +80,12 @@ public final class RedisConnection: @unchecked Sendable {
             condition.unlock()
             stats.withLock { $0.failures += 1 }
             promise.fail(RedisError.unavailable("not connected to \(endpoint)"))
-        } else if queue.count >= Self.maxQueued {
+        } else if queue.count >= Self.maxQueued || queuedBytes >= Self.maxQueuedBytes {
             condition.unlock()
             stats.withLock { $0.failures += 1 }
-            promise.fail(RedisError.unavailable("\(Self.maxQueued) commands already waiting for \(endpoint)"))
+            promise.fail(RedisError.unavailable("\(queue.count) commands (\(queuedBytes) bytes) already waiting for \(endpoint)"))
         } else {
+            queuedBytes += arguments.reduce(0) { $0 + $1.readableBytes }
             queue.append(Pending(arguments: arguments, promise: promise))
             condition.signal()
             condition.unlock()
@@ -163,6 +167,7 @@ public final class RedisConnection: @unchecked Sendable {
         }
         let batch = Array(queue.prefix(1024))
         queue.removeFirst(batch.count)
+        queuedBytes -= batch.reduce(0) { $0 + $1.arguments.reduce(0) { $0 + $1.readableBytes } }
         return batch
     }
 
@@ -206,6 +211,7 @@ public final class RedisConnection: @unchecked Sendable {
         condition.lock()
         let pending = Array(queue)
         queue.removeAll()
+        queuedBytes = 0
         condition.unlock()
         if !pending.isEmpty { stats.withLock { $0.failures += pending.count } }
         for p in pending { p.promise?.fail(error) }

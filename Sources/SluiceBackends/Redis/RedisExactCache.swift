@@ -188,6 +188,7 @@ public final class RedisExactCache: ExactCache {
             ("redis_connects", c.connects),
             ("redis_disconnects", c.disconnects),
             ("redis_invalidations_received", invalidations.receivedCount),
+            ("redis_invalidations_lost", invalidations.lostCount),
         ])
     }
 

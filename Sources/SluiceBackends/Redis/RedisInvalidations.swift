@@ -19,9 +19,16 @@ public final class RedisInvalidations: Sendable {
     let pending = Mutex<[ObjectIdentifier: ByteBuffer]>([:])
     let subscriber = Mutex<RedisSubscriber?>(nil)
     let received = Atomic<Int>(0)
+    /// Bytes of PUBLISHes waiting to be tried again, and invalidations given up on.
+    let retrying = Atomic<Int>(0), lost = Atomic<Int>(0)
+    /// A PUBLISH that failed is tried again (the other instances would otherwise serve their old
+    /// copy until it expires) — for about five minutes, and while at most this many bytes wait.
+    static let maxRetryBytes = 64 << 20, maxAttempts = 300
+    let logger: Logger?
 
-    public init(client: RedisClient) {
+    public init(client: RedisClient, logger: Logger? = nil) {
         self.client = client
+        self.logger = logger
     }
 
     /// Starts listening: `drop(key)` for each key another instance changed, `dropAll()` after a
@@ -62,9 +69,42 @@ public final class RedisInvalidations: Sendable {
         guard first else { return }
         eventLoop.execute { [self] in
             guard let payload = pending.withLock({ $0.removeValue(forKey: id) }) else { return }
-            _ = client.send([Self.publishWord, Self.channelWord, payload], on: eventLoop)
+            send(payload, attempt: 0, on: eventLoop)
         }
     }
+
+    /// PUBLISH, tried again with a growing pause (up to 1 s) while Redis does not take it.
+    func send(_ payload: ByteBuffer, attempt: Int, on eventLoop: any EventLoop) {
+        client.send([Self.publishWord, Self.channelWord, payload], on: eventLoop).whenComplete { [self] result in
+            if attempt > 0 { retrying.subtract(payload.readableBytes, ordering: .relaxed) }
+            if case .success(let reply) = result {
+                if case .error = reply {} else { return }
+            }
+            let keys = Self.keyCount(payload)
+            guard attempt < Self.maxAttempts,
+                  retrying.add(payload.readableBytes, ordering: .relaxed).newValue <= Self.maxRetryBytes else {
+                if attempt < Self.maxAttempts { retrying.subtract(payload.readableBytes, ordering: .relaxed) }
+                lost.add(keys, ordering: .relaxed)
+                logger?.error("invalidations not delivered: other instances may serve old values of these keys until they expire",
+                              metadata: ["keys": "\(keys)", "attempts": "\(attempt + 1)"])
+                return
+            }
+            eventLoop.scheduleTask(in: .milliseconds(min(50 << min(attempt, 5), 1000))) { [self] in
+                send(payload, attempt: attempt + 1, on: eventLoop)
+            }
+        }
+    }
+
+    static func keyCount(_ payload: ByteBuffer) -> Int {
+        var keys = payload
+        keys.moveReaderIndex(forwardBy: min(8, keys.readableBytes))
+        var n = 0
+        while let length = keys.readInteger(as: UInt32.self), keys.readSlice(length: Int(length)) != nil { n += 1 }
+        return n
+    }
+
+    /// Invalidations given up on since start (each a key another instance may serve stale).
+    public var lostCount: Int { lost.load(ordering: .relaxed) }
 
     public func close() {
         subscriber.withLock { $0?.close() }

@@ -42,9 +42,12 @@ public final class RedisSemanticStore: SemanticStore {
     // MARK: SemanticStore
 
     public func set(_ entry: SemanticWrite, on eventLoop: any EventLoop) -> Deferred<Result<Void, SemanticFailure>> {
-        let result = local.set(entry, on: eventLoop)
-        guard case .ready(.success) = result else { return result }
-        return .later(publish(SemanticChange(entry), on: eventLoop).map { .success(()) })
+        // Chained, not matched on `.ready`: a large namespace answers later, from its lane,
+        // and its changes must reach the stream all the same.
+        local.set(entry, on: eventLoop).flatMap { [self] result in
+            guard case .success = result else { return .ready(result) }
+            return .later(publish(SemanticChange(entry), on: eventLoop).map { .success(()) })
+        }
     }
 
     public func get(_ query: SemanticQuery, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SemanticNamespace.Outcome, SemanticFailure>> {
@@ -52,15 +55,17 @@ public final class RedisSemanticStore: SemanticStore {
     }
 
     public func delete(namespace: String, prompt: String, scope: String, on eventLoop: any EventLoop) -> Deferred<Result<Bool, SemanticFailure>> {
-        guard case .ready(.success(true)) = local.delete(namespace: namespace, prompt: prompt, scope: scope, on: eventLoop) else {
-            return .ready(.success(false))
+        local.delete(namespace: namespace, prompt: prompt, scope: scope, on: eventLoop).flatMap { [self] result in
+            guard case .success(true) = result else { return .ready(result) }
+            return .later(publish(.delete(namespace: namespace, scope: scope, prompt: prompt), on: eventLoop).map { .success(true) })
         }
-        return .later(publish(.delete(namespace: namespace, scope: scope, prompt: prompt), on: eventLoop).map { .success(true) })
     }
 
     public func drop(namespace: String, on eventLoop: any EventLoop) -> Deferred<Result<Int, SemanticFailure>> {
-        guard case .ready(.success(let removed)) = local.drop(namespace: namespace, on: eventLoop) else { return .ready(.success(0)) }
-        return .later(publish(.drop(namespace: namespace), on: eventLoop).map { .success(removed) })
+        local.drop(namespace: namespace, on: eventLoop).flatMap { [self] result in
+            guard case .success(let removed) = result else { return .ready(result) }
+            return .later(publish(.drop(namespace: namespace), on: eventLoop).map { .success(removed) })
+        }
     }
 
     public func info(namespace: String) -> SemanticCache.Info? {

@@ -82,7 +82,14 @@ public final class SQLiteStore: Sendable {
         var flushScheduled = false
         var counters = Counters()
         var closed = false
+        /// `close()` has begun: a failing disk is retried only until `closeDeadline`.
+        var closing = false
+        /// A commit since the last WAL checkpoint (`everysec`).
+        var unsynced = false
     }
+
+    /// How long `close()` keeps retrying a failing disk before it gives up on what is queued.
+    public static let closeDeadline: Duration = .seconds(10)
 
     /// What a row costs beyond its value, roughly (key, columns, b-tree and index entries).
     static let rowOverhead = 96
@@ -148,6 +155,18 @@ public final class SQLiteStore: Sendable {
         CREATE TRIGGER IF NOT EXISTS sem_out AFTER DELETE ON sem_entries BEGIN
             UPDATE usage SET bytes = bytes - length(OLD.ns) - length(OLD.scope) - length(OLD.prompt) - length(OLD.response)
                 - length(OLD.vector) - 96 WHERE id = 1; END;
+        CREATE TRIGGER IF NOT EXISTS sem_change AFTER UPDATE ON sem_entries BEGIN
+            UPDATE usage SET bytes = bytes + length(NEW.response) + length(NEW.vector) - length(OLD.response)
+                - length(OLD.vector) WHERE id = 1; END;
+        """
+
+    /// The count recomputed from the rows, at every open: a file written by a version whose
+    /// count drifted (semantic replaces once bypassed the triggers) is right again.
+    static let recount = """
+        UPDATE usage SET bytes =
+            (SELECT coalesce(sum(length(key) + length(value) + 96), 0) FROM entries) +
+            (SELECT coalesce(sum(length(ns) + length(scope) + length(prompt) + length(response) + length(vector) + 96), 0) FROM sem_entries)
+            WHERE id = 1;
         """
 
     /// Opens (creating if needed) `path`. `readerThreads` reads may run at once.
@@ -163,6 +182,7 @@ public final class SQLiteStore: Sendable {
         self.logger = logger
         let writerConnection = try SQLiteConnection(path: path)
         try writerConnection.execute(Self.schema)
+        try writerConnection.execute(Self.recount)
         switch fsync {
         case .always: try writerConnection.execute("PRAGMA synchronous=FULL;")
         case .everysec: try writerConnection.execute("PRAGMA synchronous=NORMAL;")
@@ -266,7 +286,11 @@ public final class SQLiteStore: Sendable {
             return (true, admission)
         }
         if schedule {
-            writerPool.submit { [self] _ in flushBatches() }
+            writerPool.submit { [self] poolState in
+                    // A pool already stopped runs its queue as cancelled: close() flushed it.
+                    guard case .active = poolState else { return }
+                    flushBatches()
+                }
         }
         return admission
     }
@@ -306,10 +330,24 @@ public final class SQLiteStore: Sendable {
         state.withLock { $0.pending[key] != nil || $0.inFlight[key] != nil }
     }
 
-    /// Commits batches until nothing is pending. Runs on the writer thread.
-    func flushBatches(waiting: Bool = true) {
+    /// Commits batches until nothing is pending, or `maxBatches` of them: then it queues itself
+    /// again behind whatever else waits for the writer thread (expiry, checkpoints), which a
+    /// steady stream of writes would otherwise starve. Runs on the writer thread.
+    func flushBatches(waiting: Bool = true, maxBatches: Int = 16) {
         var backoff: UInt32 = 50_000
+        var batches = 0
+        var giveUpAt: ContinuousClock.Instant?
         while true {
+            batches += 1
+            if waiting && batches > maxBatches {
+                // flushScheduled stays true: this resubmission is the scheduled flush.
+                writerPool.submit { [self] poolState in
+                    // A pool already stopped runs its queue as cancelled: close() flushed it.
+                    guard case .active = poolState else { return }
+                    flushBatches()
+                }
+                return
+            }
             if waiting && groupCommitWindow > .zero {
                 // On the writer's own thread, never an event loop.
                 let (seconds, attoseconds) = groupCommitWindow.components
@@ -340,6 +378,7 @@ public final class SQLiteStore: Sendable {
                     s.inFlight = [:]
                     s.inFlightBytes = 0
                     s.failure = nil
+                    s.unsynced = true
                     s.bytesInFile = bytes
                     s.counters.batches += 1
                     s.counters.writes += n
@@ -353,9 +392,10 @@ public final class SQLiteStore: Sendable {
                 if maxBytes > 0 && bytes > maxBytes { evict(over: bytes) }
                 if fsync == .everysec { syncEverySecond() }
             case .failure(let error):
+                giveUpAt = giveUpAt ?? .now + Self.closeDeadline
                 // Nothing acknowledged is dropped: the batch goes back in front of what came
                 // since, and is tried again after a pause. Meanwhile callers refuse new writes.
-                state.withLock { s in
+                let (rooms, closing) = state.withLock { s -> ([EventLoopPromise<Void>], Bool) in
                     for (key, op) in s.inFlight where s.pending[key] == nil { s.pending[key] = op }
                     s.inFlight = [:]
                     s.pendingBytes += s.inFlightBytes
@@ -363,8 +403,18 @@ public final class SQLiteStore: Sendable {
                     s.semantic = semantic + s.semantic
                     s.failure = "\(error)"
                     s.counters.writeErrors += n
+                    // Writers waiting for room learn now that the disk fails, not when it recovers.
+                    defer { s.roomWaiters = [] }
+                    return (s.roomWaiters, s.closing)
                 }
+                for p in rooms { p.fail(SQLiteError(code: 0, message: "\(error)")) }
                 completeCommitted(through: 0, failure: "\(error)")
+                if closing, let giveUpAt, ContinuousClock.now >= giveUpAt {
+                    let lost = state.withLock { $0.pending.count + $0.semantic.count }
+                    logger.critical("shutting down with writes the disk would not take; they are lost",
+                                    metadata: ["writes": "\(lost)", "error": "\(error)", "path": "\(path)"])
+                    return
+                }
                 if state.withLock({ $0.closed }) { return }
                 usleep(backoff)
                 backoff = min(backoff * 2, 1_000_000)
@@ -437,7 +487,7 @@ public final class SQLiteStore: Sendable {
     func apply(_ change: SemanticChange, _ db: SQLiteConnection) throws(SQLiteError) {
         switch change {
         case .set(let ns, let scope, let prompt, let response, let embedder, let vector, let createdAt, let expiresAt):
-            let stmt = try db.statement("INSERT OR REPLACE INTO sem_entries(ns, scope, prompt, response, embedder, vector, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+            let stmt = try db.statement("INSERT INTO sem_entries(ns, scope, prompt, response, embedder, vector, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(ns, scope, prompt) DO UPDATE SET response=excluded.response, embedder=excluded.embedder, vector=excluded.vector, created_at=excluded.created_at, expires_at=excluded.expires_at")
             var blob = ByteBuffer()
             for x in vector { blob.writeInteger(x.bitPattern, endianness: .little) }
             stmt.bind(1, ByteBuffer(string: ns))
@@ -539,12 +589,23 @@ public final class SQLiteStore: Sendable {
         let now = Int64(ts.tv_sec)
         guard now > lastSync.load(ordering: .relaxed) else { return }
         lastSync.store(now, ordering: .relaxed)
+        state.withLock { $0.unsynced = false }
         writer.withLock { db in
             do {
                 try db.execute("PRAGMA wal_checkpoint(PASSIVE);")
             } catch {
                 logger.warning("SQLite checkpoint failed", metadata: ["error": "\(error)"])
             }
+        }
+    }
+
+    /// `everysec`: checkpoints when a commit since the last one is not yet synced; housekeeping
+    /// calls this every second, so the last commits of a burst do not wait for the next write.
+    public func syncIfDue() {
+        guard fsync == .everysec, state.withLock({ $0.unsynced }) else { return }
+        writerPool.submit { [self] poolState in
+            guard case .active = poolState else { return }
+            syncEverySecond()
         }
     }
 
@@ -626,6 +687,7 @@ public final class SQLiteStore: Sendable {
 
     /// Flushes, then stops the threads. Later writes are dropped.
     public func close() async {
+        state.withLock { $0.closing = true }
         await flush()
         let waiters = state.withLock { s -> [EventLoopPromise<Void>] in
             s.closed = true

@@ -8,8 +8,14 @@ public struct LeaseTable: Sendable {
     }
 
     var leases: [UInt64: Lease] = [:]
+    /// At most this many live leases (per shard). Past it a miss still gets a token but the
+    /// lease is not recorded: the caller computes as if it held one and its write is admitted,
+    /// only the others are not told to wait — stampede protection degrades, memory does not grow.
+    public let maxLeases: Int
 
-    public init() {}
+    public init(maxLeases: Int = 65_536) {
+        self.maxLeases = max(maxLeases, 1)
+    }
 
     public var count: Int { leases.count }
 
@@ -22,6 +28,7 @@ public struct LeaseTable: Sendable {
     /// Grants `token` for `duration` ms unless another live lease exists. true: granted.
     public mutating func acquire(_ hash: UInt64, token: UInt64, now: Int64, duration: Int64) -> Bool {
         if holder(of: hash, now: now) != nil { return false }
+        if leases.count >= maxLeases && leases[hash] == nil { return true }  // granted, untracked (see maxLeases)
         leases[hash] = Lease(token: token, expiresAt: now.addingSaturating(duration))
         return true
     }

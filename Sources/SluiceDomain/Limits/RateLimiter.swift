@@ -73,7 +73,7 @@ public final class RateLimiter: Sendable {
         shards.forEach { shard in
             s.keys += shard.limits.count
             s.slotKeys += shard.slots.count
-            s.slotsHeld += shard.slots.values.reduce(0) { $0 + $1.holders.count }
+            s.slotsHeld += shard.slotsHeld
             s.budgetKeys += shard.budgets.count
             s.reservations += shard.reservations.count
             s.counters.allowed += shard.counters.allowed

@@ -20,6 +20,8 @@ public struct RateLimiterShard: Sendable {
     public var limits: [ByteBuffer: Limits] = [:]
     public var reservations: [UInt64: Reservation] = [:]
     public var slots: [ByteBuffer: SlotPool] = [:]
+    /// Slots held across all of `slots`, bounded by `maxKeys`.
+    public internal(set) var slotsHeld = 0
     public var budgets: [ByteBuffer: SpendWindow] = [:]
     public let maxKeys: Int
     public var counters = Counters()
@@ -69,6 +71,8 @@ public struct RateLimiterShard: Sendable {
     /// Takes like ``take`` with `estimate` tokens and, if allowed, records a reservation
     /// `id` to settle later. It expires at `expiresAt`, charged at its estimate.
     public mutating func reserve(_ key: ByteBuffer, spec: LimitSpec, estimate: Int64, id: UInt64, expiresAt: Int64, now: Int64) -> Result<LimitDecision, LimitError> {
+        // Each open reservation is an entry: at most `maxKeys` of them per shard.
+        guard reservations.count < maxKeys else { return .failure(.tooManyReservations(limit: maxKeys)) }
         let result = take(key, spec: spec, tokens: estimate, now: now)
         if case .success(let d) = result, d.allowed {
             let owned = ByteBuffer.owned(key)

@@ -21,25 +21,32 @@ public final class SemanticCache: Sendable {
     public let maxNamespaces: Int
     /// Entries in all namespaces together.
     public let maxTotalEntries: Int
+    /// Memory of all entries together (prompts, responses, vectors, overhead).
+    public let maxTotalBytes: Int
     let total = Atomic<Int>(0)
+    let totalBytesCounter = Atomic<Int>(0)
 
     public init(defaultMinScore: Float = 0.7, defaultMaxEntries: Int = 100_000, maxNamespaces: Int = 10_000,
-                maxTotalEntries: Int = 1_000_000) {
+                maxTotalEntries: Int = 1_000_000, maxTotalBytes: Int = 1 << 30) {
         self.defaultMinScore = defaultMinScore
         self.defaultMaxEntries = defaultMaxEntries
         self.maxNamespaces = maxNamespaces
         self.maxTotalEntries = maxTotalEntries
+        self.maxTotalBytes = maxTotalBytes
     }
 
     /// Entries in all namespaces.
     public var totalEntries: Int { total.load(ordering: .relaxed) }
+    /// Bytes of all entries.
+    public var totalBytes: Int { totalBytesCounter.load(ordering: .relaxed) }
 
     /// Stores an entry (see ``SemanticNamespace/set``), within the bounds on namespaces and on
     /// entries overall. Returns the entries evicted to make room.
     public func set(_ name: String, prompt: String, response: ByteBuffer, vector: [Float], embedder: String, scope: String,
                     createdAt: Int64, expiresAt: Int64) -> Result<[SemanticNamespace.Eviction], SemanticFailure> {
-        // Checked without a lock: concurrent writers may overshoot by one entry each.
-        let full = totalEntries >= maxTotalEntries ? maxTotalEntries : nil
+        // Checked without a lock: concurrent writers may overshoot by one entry each. Full by
+        // bytes works as full by count: a new entry only takes the place of an old one.
+        let full = totalEntries >= maxTotalEntries ? maxTotalEntries : totalBytes >= maxTotalBytes ? totalEntries : nil
         return write(name) {
             $0.set(prompt, response: response, vector: vector, embedder: embedder, scope: scope, createdAt: createdAt,
                    expiresAt: expiresAt, cacheFull: full)
@@ -62,9 +69,10 @@ public final class SemanticCache: Sendable {
         guard let s = slot(name, create: create) else { return nil }
         s.lock.lockWrite()
         defer { s.lock.unlock() }
-        let before = s.namespace.count
+        let before = s.namespace.count, bytesBefore = s.namespace.bytes
         let result = body(&s.namespace)
         total.add(s.namespace.count - before, ordering: .relaxed)
+        totalBytesCounter.add(s.namespace.bytes - bytesBefore, ordering: .relaxed)
         return result
     }
 
@@ -121,6 +129,7 @@ public final class SemanticCache: Sendable {
         s.lock.lockWrite()
         defer { s.lock.unlock() }
         let n = s.namespace.count
+        totalBytesCounter.subtract(s.namespace.bytes, ordering: .relaxed)
         s.namespace = SemanticNamespace(maxEntries: s.namespace.maxEntries)  // any write racing in lands in a detached namespace
         total.subtract(n, ordering: .relaxed)
         return n
@@ -136,8 +145,15 @@ public final class SemanticCache: Sendable {
     /// Drops expired entries, and recounts the total (a write racing a drop may have counted an
     /// entry of a namespace that is gone).
     public func sweep(now: Int64) {
-        var counted = 0
-        for name in names { counted += write(name, create: false) { $0.sweep(now: now); return $0.count } ?? 0 }
+        var counted = 0, bytes = 0
+        for name in names {
+            counted += write(name, create: false) { ns in
+                ns.sweep(now: now)
+                bytes += ns.bytes
+                return ns.count
+            } ?? 0
+        }
         total.store(counted, ordering: .relaxed)
+        totalBytesCounter.store(bytes, ordering: .relaxed)
     }
 }

@@ -18,6 +18,10 @@ public struct SemanticNamespace: Sendable {
         public var expiresAt: Int64
 
         public func isExpired(at now: Int64) -> Bool { expiresAt != 0 && expiresAt <= now }
+
+        /// What the entry costs in memory, roughly: its texts, its vector, and per-entry
+        /// overhead (maps, index row, order).
+        func bytes(dimension: Int) -> Int { prompt.utf8.count + response.readableBytes + scope.utf8.count + dimension * 4 + 160 }
     }
 
     public struct Match: Sendable, Hashable {
@@ -47,6 +51,8 @@ public struct SemanticNamespace: Sendable {
     /// Per-namespace default for MINSCORE (nil: the server's default).
     public var minScore: Float?
     public var counters = Counters()
+    /// Memory the entries take (``Entry/bytes(dimension:)`` summed).
+    public private(set) var bytes = 0
 
     public init(maxEntries: Int) {
         self.maxEntries = max(maxEntries, 1)
@@ -95,7 +101,9 @@ public struct SemanticNamespace: Sendable {
         let id = nextID
         nextID += 1
         guard index!.upsert(id: id, vector: vector) else { return .success(evicted) }  // zero vector: nothing to find it by
-        entries[id] = Entry(prompt: prompt, response: response, scope: scope, createdAt: createdAt, expiresAt: expiresAt)
+        let entry = Entry(prompt: prompt, response: response, scope: scope, createdAt: createdAt, expiresAt: expiresAt)
+        entries[id] = entry
+        bytes += entry.bytes(dimension: vector.count)
         byPrompt[key] = id
         order.append(id)
         return .success(evicted)
@@ -142,6 +150,7 @@ public struct SemanticNamespace: Sendable {
 
     mutating func remove(id: UInt64) {
         guard let e = entries.removeValue(forKey: id) else { return }
+        bytes -= e.bytes(dimension: index?.dimension ?? 0)
         byPrompt[Self.key(e.prompt, e.scope)] = nil
         index?.remove(id: id)
     }

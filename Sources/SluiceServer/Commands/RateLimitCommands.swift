@@ -68,10 +68,12 @@ struct RateLimitCommands: CommandGroup {
             },
             Command("rl.acquire", arity: -3, summary: "RL.ACQUIRE key limit [TTL ms]: [acquired, slot_id|nil, in_use, retry_after_ms]") { ctx, out throws(CommandError) in
                 let key = try ctx.next()
-                guard let limit = try ctx.next().decimalValue, limit >= 1, limit <= 1_000_000 else {
-                    throw CommandError("limit must be 1 to 1000000")
+                guard let limit = try ctx.next().decimalValue, limit >= 1, limit <= 100_000 else {
+                    throw CommandError("limit must be 1 to 100000")
                 }
                 let ttl = try Self.trailingMilliseconds(&ctx, "TTL", default: 60_000)
+                // A slot outliving a day is a leak, not a lease on work in progress.
+                guard ttl <= 86_400_000 else { throw CommandError("TTL must be 1 to 86400000 ms") }
                 return ctx.reply(limits.acquire(key, limit: Int(limit), duration: ttl, now: ctx.monotonic, on: ctx.eventLoop), into: &out) { result, out in
                     guard case .success(let d) = result else { return Self.writeFailure(result, &out) }
                     out.writeRESPArrayHeader(4)
@@ -131,6 +133,10 @@ struct RateLimitCommands: CommandGroup {
             return CommandError("too many rate-limit keys (at most \(limit) live; full buckets are reclaimed)")
         case .unknownReservation:
             return unknownReservation
+        case .tooManyReservations(let limit):
+            return CommandError("too many open reservations (at most \(limit) per shard); settle them, or wait for them to expire")
+        case .tooManySlots(let limit):
+            return CommandError("too many concurrency slots held (at most \(limit) per shard); release them, or wait for them to expire")
         }
     }
 

@@ -158,6 +158,10 @@ struct SemanticCommands: CommandGroup {
 
         /// The client's vector, or the built-in embedder's for `text`, with the embedder's name.
         func vector(for text: String, _ embedder: TokenEmbedder?) throws(CommandError) -> ([Float], String) {
+            // Prompts are compared word by word on every hit; a bound keeps that cheap.
+            guard text.utf8.count <= SemanticCommands.maxPromptBytes else {
+                throw CommandError("the prompt is longer than \(SemanticCommands.maxPromptBytes) bytes")
+            }
             if let v = vector { return (v, "client") }
             guard let embedder else { throw CommandError("the built-in embedder is not available on this server; send VEC") }
             guard let v = embedder.embed(text) else {
@@ -168,6 +172,9 @@ struct SemanticCommands: CommandGroup {
     }
 
     /// VEC: little-endian float32, one per dimension (4 to 16,384 bytes).
+    /// Longest prompt SEM.SET and SEM.GET take.
+    static let maxPromptBytes = 64 * 1024
+
     static func vector(_ blob: ByteBuffer) throws(CommandError) -> [Float] {
         let n = blob.readableBytes
         guard n > 0, n % 4 == 0, n <= 4 * 4096 else {

@@ -116,8 +116,9 @@ final class ConnectionHandler: ChannelInboundHandler {
             return
         }
         if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
-            // --timeout: idle long enough, and nothing owed to it.
-            if state.pendingReplies == 0 && input == nil {
+            // --timeout: idle long enough, and nothing owed to it (half a request sent and then
+            // silence is idle too, as in Redis: it would hold a client slot for ever).
+            if state.pendingReplies == 0 {
                 counters.idleDisconnects.add(1, ordering: .relaxed)
                 context.close(promise: nil)
             }

@@ -4,6 +4,7 @@ import NIOPosix
 import ServiceLifecycle
 import SluiceBackends
 import SluiceDomain
+import Synchronization
 
 /// Reclaims expired entries in the background so that memory is freed even for keys nobody
 /// reads again: each tick sweeps a slice of every shard's L1, the directory and leases of one
@@ -18,6 +19,8 @@ public struct HousekeepingService: Service {
     let logger: Logger
     let interval: Duration
     let eventLoop: any EventLoop
+    /// A delete of expired rows is queued and not yet done.
+    let expiring = SharedFlag()
 
     public init(keyspace: Keyspace, limiter: RateLimiter, semantic: SemanticCache, store: SQLiteStore?, clock: any TimeSource,
                 logger: Logger, intervalMilliseconds: Int64, eventLoop: any EventLoop) {
@@ -43,10 +46,20 @@ public struct HousekeepingService: Service {
             Self.sweep(keyspace, tick: tick, now: now)
             limiter.sweep(shard: tick % limiter.shardCount, now: now.monotonic)
             if tick % 10 == 0 { semantic.sweep(now: now.wall) }
-            // SQLite rows: every ~30 s at the default interval.
-            if let store, tick % 300 == 299 {
-                if let removed = try? await store.deleteExpired(now: now.wall, on: eventLoop).get(), removed > 0 {
-                    logger.debug("removed expired rows", metadata: ["count": "\(removed)"])
+            if let store {
+                // `everysec`: the WAL is synced within about a second of the last commit.
+                if tick % 10 == 0 { store.syncIfDue() }
+                // SQLite rows: every ~30 s at the default interval. Not awaited: the writer
+                // thread may be busy with a long stream of commits, and the in-memory sweeps
+                // above must go on meanwhile; one such delete at a time.
+                if tick % 300 == 299, expiring.value.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
+                    let logger = logger, expiring = expiring
+                    store.deleteExpired(now: now.wall, on: eventLoop).whenComplete { result in
+                        expiring.value.store(false, ordering: .relaxed)
+                        if case .success(let removed) = result, removed > 0 {
+                            logger.debug("removed expired rows", metadata: ["count": "\(removed)"])
+                        }
+                    }
                 }
             }
             tick &+= 1

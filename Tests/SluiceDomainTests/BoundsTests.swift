@@ -1,0 +1,47 @@
+import NIOCore
+import Testing
+@testable import SluiceDomain
+
+/// Bounds on what clients can make the domain hold: leases, semantic bytes.
+@Suite("Bounds on leases and semantic memory")
+struct BoundsTests {
+    @Test func aFullLeaseTableGrantsWithoutRecording() {
+        var t = LeaseTable(maxLeases: 2)
+        let granted1 = t.acquire(1, token: 11, now: 0, duration: 1000)
+        #expect(granted1)
+        let granted2 = t.acquire(2, token: 22, now: 0, duration: 1000)
+        #expect(granted2)
+        let granted3 = t.acquire(1, token: 99, now: 0, duration: 1000)
+        #expect(!granted3)  // held: the others wait
+        // Full: key 3's caller may compute (and its write is admitted), but nothing is kept.
+        let granted4 = t.acquire(3, token: 33, now: 0, duration: 1000)
+        #expect(granted4)
+        #expect(t.count == 2)
+        #expect(t.admits(3, token: 33, now: 1))
+        #expect(t.holder(of: 3, now: 1) == nil)
+        t.sweep(now: 1000)
+        #expect(t.count == 0)
+        let granted5 = t.acquire(3, token: 33, now: 1000, duration: 1000)
+        #expect(granted5)
+        #expect(t.holder(of: 3, now: 1001)?.token == 33)
+    }
+
+    @Test func semanticMemoryIsBoundedByBytes() throws {
+        // Room for about three 1 KB entries: later ones take the oldest one's place.
+        let cache = SemanticCache(maxTotalBytes: 3 * 1200)
+        let response = ByteBuffer(repeating: 0x61, count: 1000)
+        for i in 0..<10 {
+            var v = [Float](repeating: 0, count: 4)
+            v[i % 4] = 1
+            v[(i + 1) % 4] = Float(i + 1)
+            _ = try cache.set("ns", prompt: "prompt \(i)", response: response, vector: v, embedder: "e", scope: "", createdAt: Int64(i), expiresAt: 0).get()
+        }
+        #expect(cache.totalBytes <= 4 * 1200)  // at most one entry over
+        #expect(cache.count("ns") <= 4)
+        #expect(cache.read("ns") { $0.contains("prompt 9", scope: "") } == true)
+        #expect(cache.read("ns") { $0.contains("prompt 0", scope: "") } == false)
+        // Bytes come back when entries go.
+        _ = cache.drop("ns")
+        #expect(cache.totalBytes == 0)
+    }
+}
