@@ -197,4 +197,42 @@ struct SQLiteStoreTests {
         #expect(stillWriting)  // done while the stream went on, not after it
         await store.close()
     }
+
+    @Test func evictionCountsBytesSoLargeRowsDoNotTakeSmallOnesWithThem() async throws {
+        // 20 small entries, then 1 MB answers past a 4 MB bound: each eviction frees about what
+        // is needed, and the file stays between the target (90%) and the bound.
+        let store = try SQLiteStore(path: tempPath(), maxBytes: 4_000_000)
+        let evictedSemantic = Mutex<[SQLiteStore.SemanticRow]>([])
+        store.onSemanticEvicted { rows in evictedSemantic.withLock { $0 += rows } }
+        for i in 0..<20 { store.store(b("small\(i)"), value: b("v"), meta: EntryMeta(createdAt: Int64(i))) }
+        await store.flush()
+        let big = ByteBuffer(repeating: 0x61, count: 1_000_000)
+        for i in 0..<8 {
+            store.enqueue(.set(namespace: "n", scope: "", prompt: "prompt \(i)", response: big, embedder: "e", vector: [1, 0],
+                               createdAt: Int64(100 + i), expiresAt: 0))
+            await store.flush()
+        }
+        #expect(store.bytesInFile <= 4_000_000)
+        #expect(store.bytesInFile >= 2_500_000)  // not emptied: the 256-row batches once took everything
+        var left = 0
+        try store.forEachSemanticEntry(now: 0) { _ in left += 1 }
+        let gone = evictedSemantic.withLock { $0 }
+        #expect(left + gone.count == 8)
+        #expect(gone.contains(SQLiteStore.SemanticRow(namespace: "n", scope: "", prompt: "prompt 0")))
+        await store.close()
+    }
+
+    @Test func queuedWritesAreBoundedByCountToo() async throws {
+        // Nothing commits for a second (the group-commit window): past the count bound, the
+        // acknowledgements wait, so kill -9 cannot lose more than about half a second of writes.
+        let store = try SQLiteStore(path: tempPath(), groupCommitWindow: .seconds(1))
+        var firstWait: Int?
+        for i in 0..<30_000 where firstWait == nil {
+            if case .whenRoom = store.store(b("k\(i)"), value: b("v"), meta: EntryMeta(createdAt: 0)) { firstWait = i }
+        }
+        #expect(firstWait != nil)
+        #expect((firstWait ?? 0) <= 10_001)
+        try await store.room(on: loop).get()
+        await store.close()
+    }
 }

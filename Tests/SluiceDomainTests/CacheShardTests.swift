@@ -162,4 +162,15 @@ struct KeyspaceTests {
         for i in 0..<1000 { shards.insert((a.hash(ByteBuffer(string: "k\(i)")) >> 40) & 63) }
         #expect(shards.count == 64)
     }
+
+    @Test func aKeyTheFileEvictedIsGoneFromL1Too() {
+        var shard = CacheShard(l1Capacity: 1 << 20, tracksL2: true)
+        let b = ByteBuffer(string: "evicted")
+        let h = KeyHasher(seed: 1).hash(b)
+        shard.write(b, hash: h, value: ByteBuffer(string: "v"), meta: EntryMeta(createdAt: 0))
+        guard case .hit = shard.read(b, hash: h, now: 1) else { Issue.record("not in L1"); return }
+        shard.forgetL2(hash: h)
+        guard case .miss = shard.read(b, hash: h, now: 1) else { Issue.record("GET must agree with the file"); return }
+        #expect(shard.expiry(b, hash: h, now: 1) == nil)
+    }
 }

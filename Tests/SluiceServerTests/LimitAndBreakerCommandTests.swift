@@ -146,4 +146,18 @@ struct LimitAndBreakerCommandTests {
         #expect(try await h.send("RL.ACQUIRE k 10 TTL 86400000\r\n").hasPrefix("*4\r\n:1\r\n"))
         await h.close()
     }
+
+    @Test func numbersAreDecimalAndNamesAreBounded() async throws {
+        let h = try await Harness.make()
+        for bad in ["0x10", "+5", "inf", "nan", "1e400"] {
+            #expect(try await h.send("RL.SPEND k \(bad) 10 1000\r\n") == "-ERR amount must be a non-negative number\r\n")
+        }
+        let long = String(repeating: "k", count: 1025)
+        #expect(try await h.send("RL.TAKE \(long) 10 0\r\n") == "-ERR key is longer than 1024 bytes\r\n")
+        #expect(try await h.send("CB.ALLOW \(long)\r\n") == "-ERR breaker name is longer than 1024 bytes\r\n")
+        #expect(try await h.send("SEM.INFO \(long)\r\n") == "-ERR namespace is longer than 1024 bytes\r\n")
+        #expect(try await h.send("CLIENT SETNAME \"a b\"\r\n") == "-ERR Client names cannot contain spaces, newlines or special characters.\r\n")
+        #expect(try await h.send("CLIENT SETNAME worker-1\r\n") == "+OK\r\n")
+        await h.close()
+    }
 }

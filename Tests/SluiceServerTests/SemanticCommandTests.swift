@@ -104,4 +104,10 @@ struct SemanticCommandTests {
         #expect(get == "-ERR the prompt is longer than 65536 bytes\r\n")
         await h.close()
     }
+
+    @Test func zeroVectorsAreRefused() async throws {
+        let h = try await Harness.make()
+        #expect(try await h.send(bytes: command(["SEM.SET", "v", "p", "r", "VEC"], vec: [0, 0, 0])) == "-ERR VEC must not be all zeros\r\n")
+        await h.close()
+    }
 }

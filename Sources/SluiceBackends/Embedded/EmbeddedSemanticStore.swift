@@ -30,6 +30,10 @@ public final class EmbeddedSemanticStore: SemanticStore {
         self.lanes = lanes
         self.offloadEntries = offloadEntries
         self.maxQueued = maxQueued
+        // Rows the file's bound evicted leave memory too: what is served is what a restart has.
+        store?.onSemanticEvicted { [cache] rows in
+            for row in rows { _ = cache.write(row.namespace, create: false) { $0.delete(row.prompt, scope: row.scope) } }
+        }
     }
 
     /// Runs `work` on the event loop for a small namespace, on its lane for a large one — or
@@ -38,7 +42,9 @@ public final class EmbeddedSemanticStore: SemanticStore {
     func run<T: Sendable>(_ namespace: String, on eventLoop: any EventLoop, busy: T,
                           _ work: @escaping @Sendable () -> T) -> Deferred<T> {
         let behindLane = queued.load(ordering: .relaxed) > 0 && onLanes.withLock { $0[namespace] != nil }
-        guard behindLane || cache.count(namespace) > offloadEntries else { return .ready(work()) }
+        // The bound is in entries of the built-in embedder's 128 dimensions: a namespace of
+        // 4,096-dimension client vectors goes to a lane at 1/32 of the entries.
+        guard behindLane || cache.scanCost(namespace) > offloadEntries &* 128 else { return .ready(work()) }
         guard queued.add(1, ordering: .relaxed).newValue <= maxQueued else {
             queued.subtract(1, ordering: .relaxed)
             return .ready(busy)

@@ -53,6 +53,7 @@ public final class RedisDownPolicy: Sendable {
     public static func storeFailure(_ error: any Error) -> StoreFailure {
         switch error as? RedisError {
         case .errorReply(let message)?: return .refused(message)
+        case .connectionLost(let reason)?: return .unconfirmed(reason)
         case let e? where e.isOutage: return .unavailable("\(e)")
         default: return .refused("\(error)")
         }

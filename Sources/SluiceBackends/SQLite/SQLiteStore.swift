@@ -86,6 +86,14 @@ public final class SQLiteStore: Sendable {
         var closing = false
         /// A commit since the last WAL checkpoint (`everysec`).
         var unsynced = false
+        /// Rows the writer commits per second, measured (a moving average over batches).
+        var commitRate: Double = 20_000
+        /// Writes queued, not yet committed (entries coalesce by key; semantic changes do not).
+        var queuedWrites: Int { pending.count + inFlight.count + semantic.count }
+        /// Past this many queued writes, acknowledgements wait: what the writer commits in about
+        /// half a second, so that a crash loses no more than `everysec` promises.
+        var maxQueuedWrites: Int { max(1_000, Int(commitRate / 2)) }
+        func overBound(_ maxBytes: Int) -> Bool { queuedBytes > maxBytes || queuedWrites > maxQueuedWrites }
     }
 
     /// How long `close()` keeps retrying a failing disk before it gives up on what is queued.
@@ -110,6 +118,14 @@ public final class SQLiteStore: Sendable {
     let readerPool: NIOThreadPool
     let queuedReads = Atomic<Int>(0)
     let evictionHandler = Mutex<(@Sendable ([ByteBuffer]) -> Void)?>(nil)
+    let semanticEvictionHandler = Mutex<(@Sendable ([SemanticRow]) -> Void)?>(nil)
+
+    /// A semantic entry's identity in the file.
+    public struct SemanticRow: Sendable, Hashable {
+        public var namespace: String
+        public var scope: String
+        public var prompt: String
+    }
     /// Monotonic seconds of the last WAL checkpoint (`everysec`).
     let lastSync = Atomic<Int64>(0)
     let logger: Logger
@@ -218,6 +234,12 @@ public final class SQLiteStore: Sendable {
         evictionHandler.withLock { $0 = handler }
     }
 
+    /// Called (on the writer thread) with the semantic entries deleted to keep the file under
+    /// its bound, so that memory forgets them too. Set once, before writes begin.
+    public func onSemanticEvicted(_ handler: @escaping @Sendable ([SemanticRow]) -> Void) {
+        semanticEvictionHandler.withLock { $0 = handler }
+    }
+
     /// Every live key with its expiry, for the in-memory directory at start-up.
     public func forEachLiveKey(now: Int64, _ body: (ByteBuffer, Int64) -> Void) throws {
         try writer.withLock { db in
@@ -280,7 +302,7 @@ public final class SQLiteStore: Sendable {
             guard !s.closed else { return (false, .now) }
             add(&s)
             s.enqueued += 1
-            let admission: Admission = fsync == .always ? .whenDurable(s.enqueued) : s.queuedBytes > maxPendingBytes ? .whenRoom : .now
+            let admission: Admission = fsync == .always ? .whenDurable(s.enqueued) : s.overBound(maxPendingBytes) ? .whenRoom : .now
             if s.flushScheduled { return (false, admission) }
             s.flushScheduled = true
             return (true, admission)
@@ -317,7 +339,7 @@ public final class SQLiteStore: Sendable {
     public func room(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         let promise = eventLoop.makePromise(of: Void.self)
         let now = state.withLock { s -> Bool in
-            if s.queuedBytes <= maxPendingBytes || s.closed { return true }
+            if !s.overBound(maxPendingBytes) || s.closed { return true }
             s.roomWaiters.append(promise)
             return false
         }
@@ -370,8 +392,10 @@ public final class SQLiteStore: Sendable {
                 completeCommitted(through: ticket, failure: nil)
                 return
             }
+            let started = ContinuousClock.now
             let result = commit(batch, semantic)
             let n = batch.count + semantic.count
+            let took = ContinuousClock.now - started
             switch result {
             case .success(let bytes):
                 let rooms = state.withLock { s -> [EventLoopPromise<Void>] in
@@ -382,7 +406,10 @@ public final class SQLiteStore: Sendable {
                     s.bytesInFile = bytes
                     s.counters.batches += 1
                     s.counters.writes += n
-                    guard s.queuedBytes <= maxPendingBytes else { return [] }
+                    // Only batches big enough to time say how fast the disk is.
+                    let seconds = Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18
+                    if n >= 100, seconds > 0 { s.commitRate = 0.8 * s.commitRate + 0.2 * (Double(n) / seconds) }
+                    guard !s.overBound(maxPendingBytes) else { return [] }
                     defer { s.roomWaiters = [] }
                     return s.roomWaiters
                 }
@@ -513,58 +540,63 @@ public final class SQLiteStore: Sendable {
     }
 
     /// Deletes the oldest rows (entries and semantic entries together, by creation time) until
-    /// the file is under 90% of its bound; rows with a write pending are left alone (they are
-    /// about to be rewritten). Runs on the writer thread.
+    /// the file is under 90% of its bound — row by row, counting their bytes, so a few large rows
+    /// do not take hundreds of small ones with them; rows with a write pending are left alone
+    /// (they are about to be rewritten). Runs on the writer thread.
     func evict(over bytes: Int) {
         let target = maxBytes / 10 * 9
         var evictedKeys: [ByteBuffer] = []
+        var evictedSemantic: [SemanticRow] = []
         var rows = 0
         _ = writer.withLock { db -> Bool in
             do {
                 var size = bytes
                 while size > target {
                     try db.execute("BEGIN")
-                    let oldest = try db.statement("SELECT key, created_at FROM entries ORDER BY created_at LIMIT 256")
-                    var candidates: [(ByteBuffer, Int64)] = []
-                    while try oldest.step() { candidates.append((oldest.blob(0), oldest.int64(1))) }
-                    let oldestSemantic = try db.statement("SELECT ns, scope, prompt, created_at FROM sem_entries ORDER BY created_at LIMIT 256")
-                    var semantic: [(ByteBuffer, ByteBuffer, ByteBuffer, Int64)] = []
+                    let oldest = try db.statement("SELECT key, created_at, length(key) + length(value) + 96 FROM entries ORDER BY created_at LIMIT 256")
+                    var candidates: [(ByteBuffer, Int64, Int)] = []
+                    while try oldest.step() { candidates.append((oldest.blob(0), oldest.int64(1), Int(oldest.int64(2)))) }
+                    let oldestSemantic = try db.statement(
+                        "SELECT ns, scope, prompt, created_at, length(ns) + length(scope) + length(prompt) + length(response) + length(vector) + 96 FROM sem_entries ORDER BY created_at LIMIT 256")
+                    var semantic: [(ByteBuffer, ByteBuffer, ByteBuffer, Int64, Int)] = []
                     while try oldestSemantic.step() {
-                        semantic.append((oldestSemantic.blob(0), oldestSemantic.blob(1), oldestSemantic.blob(2), oldestSemantic.int64(3)))
+                        semantic.append((oldestSemantic.blob(0), oldestSemantic.blob(1), oldestSemantic.blob(2), oldestSemantic.int64(3), Int(oldestSemantic.int64(4))))
                     }
                     if candidates.isEmpty && semantic.isEmpty {
                         try db.execute("COMMIT")
                         break
                     }
-                    // Whichever table's 256 oldest are older goes first.
-                    let entriesFirst = !candidates.isEmpty && (semantic.isEmpty || candidates[0].1 <= semantic[0].3)
-                    if entriesFirst {
-                        let busy = state.withLock { s in Set(candidates.map(\.0).filter { s.pending[$0] != nil || s.inFlight[$0] != nil }) }
-                        let delete = try db.statement("DELETE FROM entries WHERE key = ?1")
-                        var deleted = 0
-                        for (key, _) in candidates where !busy.contains(key) {
-                            delete.bind(1, key)
-                            try delete.run()
+                    let busy = state.withLock { s in Set(candidates.map(\.0).filter { s.pending[$0] != nil || s.inFlight[$0] != nil }) }
+                    let deleteEntry = try db.statement("DELETE FROM entries WHERE key = ?1")
+                    let deleteSemantic = try db.statement("DELETE FROM sem_entries WHERE ns = ?1 AND scope = ?2 AND prompt = ?3")
+                    // Merge the two lists by age, oldest first, until enough bytes are freed.
+                    var e = 0, m = 0, deleted = 0
+                    while size > target && (e < candidates.count || m < semantic.count) {
+                        let entryNext = e < candidates.count && (m >= semantic.count || candidates[e].1 <= semantic[m].3)
+                        if entryNext {
+                            let (key, _, bytes) = candidates[e]
+                            e += 1
+                            if busy.contains(key) { continue }
+                            deleteEntry.bind(1, key)
+                            try deleteEntry.run()
                             evictedKeys.append(key)
-                            deleted += 1
+                            size -= bytes
+                        } else {
+                            let (ns, scope, prompt, _, bytes) = semantic[m]
+                            m += 1
+                            deleteSemantic.bind(1, ns)
+                            deleteSemantic.bind(2, scope)
+                            deleteSemantic.bind(3, prompt)
+                            try deleteSemantic.run()
+                            evictedSemantic.append(SemanticRow(namespace: String(buffer: ns), scope: String(buffer: scope), prompt: String(buffer: prompt)))
+                            size -= bytes
                         }
-                        rows += deleted
-                        if deleted == 0 {
-                            try db.execute("COMMIT")
-                            break  // everything this old is being rewritten: try after the next commit
-                        }
-                    } else {
-                        let delete = try db.statement("DELETE FROM sem_entries WHERE ns = ?1 AND scope = ?2 AND prompt = ?3")
-                        for (ns, scope, prompt, _) in semantic {
-                            delete.bind(1, ns)
-                            delete.bind(2, scope)
-                            delete.bind(3, prompt)
-                            try delete.run()
-                        }
-                        rows += semantic.count
+                        deleted += 1
                     }
+                    rows += deleted
                     try db.execute("COMMIT")
                     size = try Self.bytesInFile(db)
+                    if deleted == 0 { break }  // everything this old is being rewritten: try after the next commit
                 }
                 state.withLock { s in
                     s.bytesInFile = size
@@ -579,6 +611,7 @@ public final class SQLiteStore: Sendable {
             }
         }
         if !evictedKeys.isEmpty, let handler = evictionHandler.withLock({ $0 }) { handler(evictedKeys) }
+        if !evictedSemantic.isEmpty, let handler = semanticEvictionHandler.withLock({ $0 }) { handler(evictedSemantic) }
     }
 
     /// `everysec`: a passive checkpoint at most once a second; it syncs the WAL, so a commit

@@ -164,8 +164,12 @@ public struct CacheShard: Sendable {
 
     /// The L2 no longer holds this key (its row was evicted to keep the file under its bound):
     /// forget it in the directory. An L1 copy stays until L1 evicts it.
+    /// The file's bound evicted this key: it is gone, from L1 too (GET, EXISTS, TTL and NX
+    /// must agree, and a restart would not bring it back either).
     public mutating func forgetL2(hash: UInt64) {
         directory?[hash] = nil
+        changes &+= 1
+        l1.remove(hash: hash)
     }
 
     /// Another instance changed this key: forget the L1 copy (shared mode).

@@ -142,6 +142,11 @@ public final class SemanticCache: Sendable {
         read(name) { $0.count } ?? 0
     }
 
+    /// What a scan of the namespace costs: entries × dimensions (0 if there is none).
+    public func scanCost(_ name: String) -> Int {
+        read(name) { $0.count &* ($0.dimension ?? 0) } ?? 0
+    }
+
     /// Drops expired entries, and recounts the total (a write racing a drop may have counted an
     /// entry of a namespace that is gone).
     public func sweep(now: Int64) {

@@ -11,7 +11,7 @@ struct BreakerCommands: CommandGroup {
         let breakers = breakers
         return [
             Command("cb.allow", arity: 2, summary: "CB.ALLOW name: [allowed, state, ticket|nil, retry_after_ms]") { ctx, out throws(CommandError) in
-                ctx.reply(breakers.allow(try ctx.next().text, now: ctx.monotonic, on: ctx.eventLoop), into: &out) { result, out in
+                ctx.reply(breakers.allow(try ctx.nextName("breaker name").text, now: ctx.monotonic, on: ctx.eventLoop), into: &out) { result, out in
                     guard case .success(let p) = result else { return Self.writeFailure(result, &out) }
                     out.writeRESPArrayHeader(4)
                     out.writeRESPInteger(p.allowed ? 1 : 0)
@@ -21,7 +21,7 @@ struct BreakerCommands: CommandGroup {
                 }
             },
             Command("cb.report", arity: -4, summary: "CB.REPORT name ticket ok|fail [latency_ms]: [counted 0/1, state]") { ctx, out throws(CommandError) in
-                let name = try ctx.next().text
+                let name = try ctx.nextName("breaker name").text
                 guard let ticket = UInt64(try ctx.next().text) else { throw CommandError("ticket is not valid") }
                 let word = try ctx.next()
                 let outcome: CircuitBreaker.Outcome
@@ -43,7 +43,7 @@ struct BreakerCommands: CommandGroup {
                 }
             },
             Command("cb.state", arity: 2, summary: "CB.STATE name: map of state, forced, calls, failures, slow, next_transition_ms, generation, probes_issued") { ctx, out throws(CommandError) in
-                ctx.reply(breakers.state(try ctx.next().text, now: ctx.monotonic, on: ctx.eventLoop), into: &out) { result, out in
+                ctx.reply(breakers.state(try ctx.nextName("breaker name").text, now: ctx.monotonic, on: ctx.eventLoop), into: &out) { result, out in
                     guard case .success(let s) = result else { return Self.writeFailure(result, &out) }
                     out.writeRESPMapHeader(8)
                     out.writeRESPBulk("state"); out.writeRESPBulk(s.state.rawValue)
@@ -57,7 +57,7 @@ struct BreakerCommands: CommandGroup {
                 }
             },
             Command("cb.force", arity: 3, summary: "CB.FORCE name open|closed|auto: +OK") { ctx, out throws(CommandError) in
-                let name = try ctx.next().text
+                let name = try ctx.nextName("breaker name").text
                 let word = try ctx.next()
                 let pin: CircuitBreaker.Forced?
                 if word.isKeyword("open") { pin = .open } else if word.isKeyword("closed") { pin = .closed } else if word.isKeyword("auto") { pin = nil } else {
@@ -69,7 +69,7 @@ struct BreakerCommands: CommandGroup {
                 }
             },
             Command("cb.config", arity: -2, summary: "CB.CONFIG name [WINDOW n] [MIN-CALLS n] [FAILURE-RATE x] [SLOW-MS ms] [SLOW-RATE x] [OPEN-MS ms] [PROBES n]: the policy in force") { ctx, out throws(CommandError) in
-                let name = try ctx.next().text
+                let name = try ctx.nextName("breaker name").text
                 var change = BreakerPolicyChange()
                 while ctx.hasMore {
                     let option = try ctx.next()

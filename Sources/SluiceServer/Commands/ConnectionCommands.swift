@@ -60,7 +60,7 @@ struct ConnectionCommands: CommandGroup {
                         guard let password, user.isKeyword("default"), password.matches(secret) else { return refuse(&ctx) }
                         ctx.session.authenticated = true
                     } else if option.isKeyword("SETNAME") {
-                        ctx.session.name = try ctx.next().text
+                        ctx.session.name = try Self.clientName(try ctx.next())
                     } else {
                         throw CommandError.syntax
                     }
@@ -91,7 +91,7 @@ struct ConnectionCommands: CommandGroup {
             Command("client", arity: -2, summary: "CLIENT SETNAME|GETNAME|ID|SETINFO|INFO") { ctx, out throws(CommandError) in
                 let sub = try ctx.next()
                 if sub.isKeyword("SETNAME") {
-                    ctx.session.name = try ctx.next().text
+                    ctx.session.name = try Self.clientName(try ctx.next())
                     out.writeRESPOK()
                 } else if sub.isKeyword("GETNAME") {
                     if let name = ctx.session.name { out.writeRESPBulk(name) } else { out.writeRESPNull() }
@@ -100,9 +100,9 @@ struct ConnectionCommands: CommandGroup {
                 } else if sub.isKeyword("SETINFO") {
                     let attribute = try ctx.next(), value = try ctx.next()
                     if attribute.isKeyword("LIB-NAME") {
-                        ctx.session.libraryName = value.text
+                        ctx.session.libraryName = try Self.clientName(value)
                     } else if attribute.isKeyword("LIB-VER") {
-                        ctx.session.libraryVersion = value.text
+                        ctx.session.libraryVersion = try Self.clientName(value)
                     } else {
                         throw CommandError("Unrecognized option '\(attribute.text)'")
                     }
@@ -117,16 +117,28 @@ struct ConnectionCommands: CommandGroup {
         ]
     }
 
+    /// Names and library facts go into CLIENT INFO lines: as in Redis, printable ASCII without
+    /// spaces only, and (unlike Redis) at most 256 bytes.
+    static func clientName(_ raw: ByteBuffer) throws(CommandError) -> String {
+        guard raw.readableBytes <= 256, raw.readableBytesView.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw CommandError("Client names cannot contain spaces, newlines or special characters.")
+        }
+        return raw.text
+    }
+
     static let authFailed = CommandError(code: "WRONGPASS", "invalid username-password pair or user is disabled.")
 
-    /// A wrong password: counted, logged (the first on a connection, then every 100th), and
-    /// answered only after `failureDelay` ms more than the previous failure on this connection,
-    /// so guessing is slow without holding the event loop (the reply is a scheduled task).
+    /// A wrong password: counted, logged (at most one line a second server-wide, with the totals:
+    /// a client opening connection after connection cannot flood the log), and answered only
+    /// after `failureDelay` ms more than the previous failure on this connection, so guessing is
+    /// slow without holding the event loop (the reply is a scheduled task).
     func refuse(_ ctx: inout CommandContext) -> CommandResult {
         let total = counters.authFailures.add(1, ordering: .relaxed).newValue
         let session = ctx.session
         session.authFailures += 1
-        if session.authFailures % 100 == 1 {
+        let second = ctx.monotonic / 1000
+        let last = counters.authLoggedSecond.load(ordering: .relaxed)
+        if second > last, counters.authLoggedSecond.compareExchange(expected: last, desired: second, ordering: .relaxed).exchanged {
             logger.warning("failed AUTH", metadata: [
                 "client": "\(session.id)", "failures_on_connection": "\(session.authFailures)", "failures_total": "\(total)",
             ])

@@ -16,7 +16,7 @@ struct RateLimitCommands: CommandGroup {
         let limits = limits
         return [
             Command("rl.take", arity: -4, summary: "RL.TAKE key rpm tpm [TOKENS n] [BURST requests tokens]: [allowed, remaining_requests, remaining_tokens, retry_after_ms, reset_ms]") { ctx, out throws(CommandError) in
-                let key = try ctx.next()
+                let key = try ctx.nextName()
                 var spec = try Self.limitSpec(&ctx)
                 var tokens: Int64 = 0
                 while ctx.hasMore {
@@ -35,7 +35,7 @@ struct RateLimitCommands: CommandGroup {
                 }
             },
             Command("rl.reserve", arity: -5, summary: "RL.RESERVE key rpm tpm estimate [BURST requests tokens]: [allowed, reservation_id|nil, retry_after_ms]") { ctx, out throws(CommandError) in
-                let key = try ctx.next()
+                let key = try ctx.nextName()
                 var spec = try Self.limitSpec(&ctx)
                 let estimate = try Self.amount(&ctx, "estimate")
                 while ctx.hasMore { try Self.burst(try ctx.next(), &ctx, &spec) }
@@ -58,7 +58,7 @@ struct RateLimitCommands: CommandGroup {
                 }
             },
             Command("rl.peek", arity: 2, summary: "RL.PEEK key: [remaining_requests, remaining_tokens, retry_after_ms, reset_ms, rpm, tpm] or nil; charges nothing") { ctx, out throws(CommandError) in
-                ctx.reply(limits.peek(try ctx.next(), now: ctx.monotonic, on: ctx.eventLoop), into: &out) { snapshot, out in
+                ctx.reply(limits.peek(try ctx.nextName(), now: ctx.monotonic, on: ctx.eventLoop), into: &out) { snapshot, out in
                     guard let snapshot else { return out.writeRESPNullArray() }
                     out.writeRESPArrayHeader(6)
                     Self.writeNumbers(snapshot.decision, into: &out)
@@ -67,7 +67,7 @@ struct RateLimitCommands: CommandGroup {
                 }
             },
             Command("rl.acquire", arity: -3, summary: "RL.ACQUIRE key limit [TTL ms]: [acquired, slot_id|nil, in_use, retry_after_ms]") { ctx, out throws(CommandError) in
-                let key = try ctx.next()
+                let key = try ctx.nextName()
                 guard let limit = try ctx.next().decimalValue, limit >= 1, limit <= 100_000 else {
                     throw CommandError("limit must be 1 to 100000")
                 }
@@ -84,7 +84,7 @@ struct RateLimitCommands: CommandGroup {
                 }
             },
             Command("rl.release", arity: 3, summary: "RL.RELEASE key slot_id: 1 released, 0 unknown or expired") { ctx, out throws(CommandError) in
-                let key = try ctx.next()
+                let key = try ctx.nextName()
                 guard let slot = UInt64(try ctx.next().text) else {
                     out.writeRESPInteger(0)
                     return .done
@@ -94,7 +94,7 @@ struct RateLimitCommands: CommandGroup {
                 }
             },
             Command("rl.spend", arity: -4, summary: "RL.SPEND key amount budget [PERIOD ms]: [allowed, remaining, reset_ms]") { ctx, out throws(CommandError) in
-                let key = try ctx.next()
+                let key = try ctx.nextName()
                 guard let amount = try ctx.next().doubleValue, amount >= 0 else { throw CommandError("amount must be a non-negative number") }
                 guard let budget = try ctx.next().doubleValue, budget >= 0 else { throw CommandError("budget must be a non-negative number") }
                 guard amount <= Self.maxMoney, budget <= Self.maxMoney else { throw CommandError("amount and budget must be at most 1e15") }

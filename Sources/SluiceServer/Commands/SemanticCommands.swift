@@ -13,7 +13,7 @@ struct SemanticCommands: CommandGroup {
         let store = store, embedder = embedder
         return [
             Command("sem.set", arity: -4, summary: "SEM.SET ns prompt response [PX ms | EX s] [SCOPE s] [VEC f32blob]: +OK") { ctx, out throws(CommandError) in
-                let ns = try ctx.next().text, prompt = try ctx.next().text
+                let ns = try ctx.nextName("namespace").text, prompt = try ctx.next().text
                 let response = ByteBuffer.owned(try ctx.next())
                 var expiresAt: Int64 = 0
                 let options = try Options.parse(&ctx, allowMinScore: false) { option, ctx throws(CommandError) -> Bool in
@@ -31,7 +31,7 @@ struct SemanticCommands: CommandGroup {
                 }
             },
             Command("sem.get", arity: -3, summary: "SEM.GET ns prompt [MINSCORE x] [SCOPE s] [VEC f32blob]: [response, score, matched_prompt] or nil") { ctx, out throws(CommandError) in
-                let ns = try ctx.next().text, prompt = try ctx.next().text
+                let ns = try ctx.nextName("namespace").text, prompt = try ctx.next().text
                 let options = try Options.parse(&ctx, allowMinScore: true) { _, _ in false }
                 let (vector, version) = try options.vector(for: prompt, embedder)
                 let query = SemanticQuery(namespace: ns, prompt: prompt, scope: options.scope, minScore: options.minScore, embedder: version, vector: vector)
@@ -49,7 +49,7 @@ struct SemanticCommands: CommandGroup {
                 }
             },
             Command("sem.del", arity: -2, summary: "SEM.DEL ns [prompt [SCOPE s]]: entries removed (no prompt: the whole namespace)") { ctx, out throws(CommandError) in
-                let ns = try ctx.next().text
+                let ns = try ctx.nextName("namespace").text
                 guard ctx.hasMore else {
                     return ctx.reply(store.drop(namespace: ns, on: ctx.eventLoop), into: &out) { result, out in
                         guard case .success(let n) = result else { return Self.writeFailure(ns, result, &out) }
@@ -60,7 +60,7 @@ struct SemanticCommands: CommandGroup {
                 var scope = ""
                 if ctx.hasMore {
                     guard try ctx.next().isKeyword("SCOPE"), ctx.hasMore else { throw CommandError.syntax }
-                    scope = try ctx.next().text
+                    scope = try ctx.nextName("scope").text
                 }
                 guard !ctx.hasMore else { throw CommandError.syntax }
                 return ctx.reply(store.delete(namespace: ns, prompt: prompt, scope: scope, on: ctx.eventLoop), into: &out) { result, out in
@@ -69,7 +69,7 @@ struct SemanticCommands: CommandGroup {
                 }
             },
             Command("sem.info", arity: 2, summary: "SEM.INFO ns: map of entries, dimension, embedder, min_score, max_entries, hits, misses, traps, evictions, expired") { ctx, out throws(CommandError) in
-                guard let info = store.info(namespace: try ctx.next().text) else {
+                guard let info = store.info(namespace: try ctx.nextName("namespace").text) else {
                     out.writeRESPNullArray()
                     return .done
                 }
@@ -77,7 +77,7 @@ struct SemanticCommands: CommandGroup {
                 return .done
             },
             Command("sem.config", arity: -2, summary: "SEM.CONFIG ns [MINSCORE x] [MAXENTRIES n]: the namespace's info") { ctx, out throws(CommandError) in
-                let ns = try ctx.next().text
+                let ns = try ctx.nextName("namespace").text
                 var minScore: Float?, maxEntries: Int?
                 while ctx.hasMore {
                     let option = try ctx.next()
@@ -144,7 +144,7 @@ struct SemanticCommands: CommandGroup {
                 let option = try ctx.next()
                 guard ctx.hasMore else { throw CommandError.syntax }
                 if option.isKeyword("SCOPE") {
-                    o.scope = try ctx.next().text
+                    o.scope = try ctx.nextName("scope").text
                 } else if option.isKeyword("VEC") {
                     o.vector = try SemanticCommands.vector(try ctx.next())
                 } else if allowMinScore && option.isKeyword("MINSCORE") {
@@ -186,6 +186,8 @@ struct SemanticCommands: CommandGroup {
             guard f.isFinite else { throw CommandError("VEC holds a value that is not a finite number") }
             out[i] = f
         }
+        // A zero vector has no direction: nothing could ever be found by it.
+        guard out.contains(where: { $0 != 0 }) else { throw CommandError("VEC must not be all zeros") }
         return out
     }
 

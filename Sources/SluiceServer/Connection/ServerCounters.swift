@@ -16,6 +16,8 @@ public final class ServerCounters: Sendable {
     public let outputLimitDisconnects = Atomic<Int>(0)
     /// Failed AUTH / HELLO AUTH attempts.
     public let authFailures = Atomic<Int>(0)
+    /// Monotonic second of the last "failed AUTH" log line (one per second at most).
+    public let authLoggedSecond = Atomic<Int64>(-1)
     let nextClientID = Atomic<Int>(1)
 
     public init() {}

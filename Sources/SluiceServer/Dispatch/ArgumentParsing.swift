@@ -40,10 +40,13 @@ extension ByteBuffer {
         }
     }
 
-    /// A finite decimal number, or nil.
+    /// A finite decimal number, or nil: digits, one optional leading minus, a point, an
+    /// exponent — not hex (`0x10`), not a leading `+`, not `inf`/`nan` (Swift's Double(String)
+    /// takes all of those).
     public var doubleValue: Double? {
-        guard readableBytes > 0, readableBytes < 64, let s = getString(at: readerIndex, length: readableBytes),
-              let d = Double(s), d.isFinite else { return nil }
+        guard readableBytes > 0, readableBytes < 64,
+              readableBytesView.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2E || $0 == 0x2D || $0 == 0x65 || $0 == 0x45 }),
+              let s = getString(at: readerIndex, length: readableBytes), let d = Double(s), d.isFinite else { return nil }
         return d
     }
 

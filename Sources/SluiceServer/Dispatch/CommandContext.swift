@@ -25,6 +25,20 @@ public struct CommandContext {
         return argument
     }
 
+    /// Longest name a client may give a limiter key, a breaker, a semantic namespace or scope:
+    /// each is kept in memory for as long as its state lives, up to a million of them.
+    public static let maxNameBytes = 1024
+
+    /// Next argument, a name (see ``maxNameBytes``).
+    @inlinable
+    public mutating func nextName(_ what: StaticString = "key") throws(CommandError) -> ByteBuffer {
+        let name = try next()
+        guard name.readableBytes <= Self.maxNameBytes else {
+            throw CommandError("\(what) is longer than \(Self.maxNameBytes) bytes")
+        }
+        return name
+    }
+
     @inlinable
     public mutating func nextInteger() throws(CommandError) -> Int {
         guard let value = try next().decimalValue else { throw CommandError.notInteger }

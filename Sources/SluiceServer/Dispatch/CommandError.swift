@@ -20,6 +20,9 @@ public struct CommandError: Error, Sendable, Equatable {
         switch failure {
         case .unavailable(let reason):
             return CommandError(code: "TRYAGAIN", "the shared store (Redis) cannot be reached, so nothing was stored; try again (\(reason))")
+        case .unconfirmed(let reason):
+            // Redis may have applied it: a retried SET NX may then find its own value.
+            return CommandError(code: "TRYAGAIN", "the shared store (Redis) did not confirm the write in time; it may or may not have been stored (\(reason))")
         case .refused(let message):
             return CommandError("the shared store (Redis) refused the write, so nothing was stored: \(message)")
         case .notPersisted(let reason):
