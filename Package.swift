@@ -66,6 +66,7 @@ let package = Package(
             dependencies: [
                 "CSQLite", "CHiredis", "CSluiceResources", "SluiceDomain", "SluiceProtocol",
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -122,6 +122,12 @@ async def client(port, deadline, stats, rng, churn):
         finally:
             stats["open"] -= 1
             writer.close()
+            # Wait for the close to reach the server before connecting again: otherwise churn
+            # briefly holds more than --connections open and --maxclients refuses some.
+            try:
+                await writer.wait_closed()
+            except (ConnectionError, OSError):
+                pass
 
 
 async def run(port, pid, connections, seconds, churn, warmup):
@@ -149,6 +155,31 @@ async def run(port, pid, connections, seconds, churn, warmup):
     return stats, after_warmup
 
 
+def server_counters(port):
+    """STATS as a dict of name -> integer (a plain socket: no client library needed)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+        c.sendall(b"STATS\r\n")
+        data = b""
+        c.settimeout(1)
+        try:
+            while True:
+                chunk = c.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except socket.timeout:
+            pass
+    lines = data.split(b"\r\n")
+    out, i = {}, 0
+    while i < len(lines) - 3:
+        if lines[i].startswith(b"$") and lines[i + 2].startswith(b":"):
+            out[lines[i + 1].decode(errors="replace")] = int(lines[i + 2][1:])
+            i += 3
+        else:
+            i += 1
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--connections", type=int, default=1000)
@@ -163,7 +194,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="sluice-soak-")
     port = free_port()
     proc = subprocess.Popen([opts.sluice, "serve", "--port", str(port), "--data-dir", tmp, "--log-level", "warning",
-                             "--maxclients", str(opts.connections + 100)], stdout=subprocess.DEVNULL)
+                             "--maxclients", str(opts.connections + opts.connections // 20 + 100)], stdout=subprocess.DEVNULL)
     try:
         for _ in range(200):
             try:
@@ -175,6 +206,10 @@ def main():
         stats, after = asyncio.run(run(port, proc.pid, opts.connections, opts.seconds, opts.churn,
                                        opts.warmup if opts.warmup is not None else opts.seconds / 3))
         end_rss = rss_mb(proc.pid)
+        counters = server_counters(port)
+        print("server: " + ", ".join(f"{k} {counters.get(k, '?')}" for k in
+                                     ("connected_clients", "rejected_connections", "idle_disconnects", "output_limit_disconnects",
+                                      "protocol_errors", "rejected_requests")))
         growth = (max(after) - after[0]) / after[0] if after[0] else 0
         print(f"\nconnections {opts.connections}, {opts.seconds} s: {stats['ops']:,} ops ({stats['ops'] / opts.seconds:,.0f}/s), "
               f"{stats['errors']} error replies, {stats['dropped']} dropped, {stats['connect_errors']} connect errors")
