@@ -112,9 +112,8 @@ public final class SQLiteStore: Sendable {
     /// 0: the file is not bounded.
     public let maxBytes: Int
     public let maxQueuedReads: Int
-    /// A pthread mutex (NIOLockedValueBox), not Synchronization's `Mutex`: on Linux the latter
-    /// is a bare futex ThreadSanitizer cannot see, and every access to the queue showed as a race.
-    let state = NIOLockedValueBox(State())
+    /// See ``QueueLock``.
+    let state = QueueLock(State())
     let readers: Mutex<[SQLiteConnection]>
     let writer: Mutex<SQLiteConnection>
     let writerPool: NIOThreadPool
@@ -220,16 +219,16 @@ public final class SQLiteStore: Sendable {
         readerPool = NIOThreadPool(numberOfThreads: max(readerThreads, 1))
         writerPool.start()
         readerPool.start()
-        state.withLockedValue { $0.bytesInFile = bytes }
+        state.withLock { $0.bytesInFile = bytes }
     }
 
-    public var counters: Counters { state.withLockedValue { $0.counters } }
+    public var counters: Counters { state.withLock { $0.counters } }
 
     /// Bytes the file holds by the store's count (values, keys, a per-row overhead).
-    public var bytesInFile: Int { state.withLockedValue { $0.bytesInFile } }
+    public var bytesInFile: Int { state.withLock { $0.bytesInFile } }
 
     /// Why the store cannot write now (a commit failed and is being retried), or nil.
-    public var failure: String? { state.withLockedValue { $0.failure } }
+    public var failure: String? { state.withLock { $0.failure } }
 
     /// Called (on the writer thread) with the keys of entries deleted to keep the file under
     /// its bound. Set once, before writes begin.
@@ -301,7 +300,7 @@ public final class SQLiteStore: Sendable {
     }
 
     func enqueue(_ add: (inout State) -> Void) -> Admission {
-        let (schedule, admission) = state.withLockedValue { s -> (Bool, Admission) in
+        let (schedule, admission) = state.withLock { s -> (Bool, Admission) in
             guard !s.closed else { return (false, .now) }
             add(&s)
             s.enqueued += 1
@@ -324,7 +323,7 @@ public final class SQLiteStore: Sendable {
     /// the disk's error when its commit failed.
     public func durable(_ ticket: UInt64, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         let promise = eventLoop.makePromise(of: Void.self)
-        let failure = state.withLockedValue { s -> String?? in
+        let failure = state.withLock { s -> String?? in
             if s.committed >= ticket { return .some(nil) }
             if let f = s.failure { return .some(f) }
             s.durableWaiters.append((ticket, promise))
@@ -341,7 +340,7 @@ public final class SQLiteStore: Sendable {
     /// Completes when the pending writes are back under their bound.
     public func room(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         let promise = eventLoop.makePromise(of: Void.self)
-        let now = state.withLockedValue { s -> Bool in
+        let now = state.withLock { s -> Bool in
             if !s.overBound(maxPendingBytes) || s.closed { return true }
             s.roomWaiters.append(promise)
             return false
@@ -352,7 +351,7 @@ public final class SQLiteStore: Sendable {
 
     /// Whether `key` has a write queued or being committed (eviction leaves such keys alone).
     public func isPending(_ key: ByteBuffer) -> Bool {
-        state.withLockedValue { $0.pending[key] != nil || $0.inFlight[key] != nil }
+        state.withLock { $0.pending[key] != nil || $0.inFlight[key] != nil }
     }
 
     /// Commits batches until nothing is pending, or `maxBatches` of them: then it queues itself
@@ -378,7 +377,7 @@ public final class SQLiteStore: Sendable {
                 let (seconds, attoseconds) = groupCommitWindow.components
                 usleep(UInt32(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
             }
-            let (batch, semantic, ticket) = state.withLockedValue { s -> ([ByteBuffer: Operation], [SemanticChange], UInt64) in
+            let (batch, semantic, ticket) = state.withLock { s -> ([ByteBuffer: Operation], [SemanticChange], UInt64) in
                 if s.pending.isEmpty && s.semantic.isEmpty {
                     s.flushScheduled = false
                     return ([:], [], s.enqueued)
@@ -401,7 +400,7 @@ public final class SQLiteStore: Sendable {
             let took = ContinuousClock.now - started
             switch result {
             case .success(let bytes):
-                let rooms = state.withLockedValue { s -> [EventLoopPromise<Void>] in
+                let rooms = state.withLock { s -> [EventLoopPromise<Void>] in
                     s.inFlight = [:]
                     s.inFlightBytes = 0
                     s.failure = nil
@@ -425,7 +424,7 @@ public final class SQLiteStore: Sendable {
                 giveUpAt = giveUpAt ?? .now + Self.closeDeadline
                 // Nothing acknowledged is dropped: the batch goes back in front of what came
                 // since, and is tried again after a pause. Meanwhile callers refuse new writes.
-                let (rooms, closing) = state.withLockedValue { s -> ([EventLoopPromise<Void>], Bool) in
+                let (rooms, closing) = state.withLock { s -> ([EventLoopPromise<Void>], Bool) in
                     for (key, op) in s.inFlight where s.pending[key] == nil { s.pending[key] = op }
                     s.inFlight = [:]
                     s.pendingBytes += s.inFlightBytes
@@ -440,12 +439,12 @@ public final class SQLiteStore: Sendable {
                 for p in rooms { p.fail(SQLiteError(code: 0, message: "\(error)")) }
                 completeCommitted(through: 0, failure: "\(error)")
                 if closing, let giveUpAt, ContinuousClock.now >= giveUpAt {
-                    let lost = state.withLockedValue { $0.pending.count + $0.semantic.count }
+                    let lost = state.withLock { $0.pending.count + $0.semantic.count }
                     logger.critical("shutting down with writes the disk would not take; they are lost",
                                     metadata: ["writes": "\(lost)", "error": "\(error)", "path": "\(path)"])
                     return
                 }
-                if state.withLockedValue({ $0.closed }) { return }
+                if state.withLock({ $0.closed }) { return }
                 usleep(backoff)
                 backoff = min(backoff * 2, 1_000_000)
             }
@@ -454,7 +453,7 @@ public final class SQLiteStore: Sendable {
 
     /// Wakes the `fsync always` writers whose changes are committed (or failed).
     func completeCommitted(through ticket: UInt64, failure: String?) {
-        let (done, failed) = state.withLockedValue { s -> ([EventLoopPromise<Void>], [EventLoopPromise<Void>]) in
+        let (done, failed) = state.withLock { s -> ([EventLoopPromise<Void>], [EventLoopPromise<Void>]) in
             if failure == nil { s.committed = max(s.committed, ticket) }
             var done: [EventLoopPromise<Void>] = [], failed: [EventLoopPromise<Void>] = []
             while let first = s.durableWaiters.first {
@@ -569,7 +568,7 @@ public final class SQLiteStore: Sendable {
                         try db.execute("COMMIT")
                         break
                     }
-                    let busy = state.withLockedValue { s in Set(candidates.map(\.0).filter { s.pending[$0] != nil || s.inFlight[$0] != nil }) }
+                    let busy = state.withLock { s in Set(candidates.map(\.0).filter { s.pending[$0] != nil || s.inFlight[$0] != nil }) }
                     let deleteEntry = try db.statement("DELETE FROM entries WHERE key = ?1")
                     let deleteSemantic = try db.statement("DELETE FROM sem_entries WHERE ns = ?1 AND scope = ?2 AND prompt = ?3")
                     // Merge the two lists by age, oldest first, until enough bytes are freed.
@@ -601,7 +600,7 @@ public final class SQLiteStore: Sendable {
                     size = try Self.bytesInFile(db)
                     if deleted == 0 { break }  // everything this old is being rewritten: try after the next commit
                 }
-                state.withLockedValue { s in
+                state.withLock { s in
                     s.bytesInFile = size
                     s.counters.evictedRows += rows
                 }
@@ -625,7 +624,7 @@ public final class SQLiteStore: Sendable {
         let now = Int64(ts.tv_sec)
         guard now > lastSync.load(ordering: .relaxed) else { return }
         lastSync.store(now, ordering: .relaxed)
-        state.withLockedValue { $0.unsynced = false }
+        state.withLock { $0.unsynced = false }
         writer.withLock { db in
             do {
                 try db.execute("PRAGMA wal_checkpoint(PASSIVE);")
@@ -638,7 +637,7 @@ public final class SQLiteStore: Sendable {
     /// `everysec`: checkpoints when a commit since the last one is not yet synced; housekeeping
     /// calls this every second, so the last commits of a burst do not wait for the next write.
     public func syncIfDue() {
-        guard fsync == .everysec, state.withLockedValue({ $0.unsynced }) else { return }
+        guard fsync == .everysec, state.withLock({ $0.unsynced }) else { return }
         writerPool.submit { [self] poolState in
             guard case .active = poolState else { return }
             syncEverySecond()
@@ -656,7 +655,7 @@ public final class SQLiteStore: Sendable {
     /// Reads a key's value and metadata (nil: absent or expired), off the caller's thread.
     public func fetch(_ key: ByteBuffer, now: Int64, on eventLoop: any EventLoop) -> EventLoopFuture<(ByteBuffer, EntryMeta)?> {
         // Writes not yet on disk answer first.
-        let queued = state.withLockedValue { s -> Operation? in
+        let queued = state.withLock { s -> Operation? in
             s.counters.reads += 1
             return s.pending[key] ?? s.inFlight[key]
         }
@@ -670,7 +669,7 @@ public final class SQLiteStore: Sendable {
         }
         guard queuedReads.add(1, ordering: .relaxed).newValue <= maxQueuedReads else {
             queuedReads.subtract(1, ordering: .relaxed)
-            state.withLockedValue { $0.counters.readsRefused += 1 }
+            state.withLock { $0.counters.readsRefused += 1 }
             return eventLoop.makeFailedFuture(SQLiteError(code: 0, message: "too many reads waiting for the disk"))
         }
         return readerPool.runIfActive(eventLoop: eventLoop) { [self] in
@@ -715,7 +714,7 @@ public final class SQLiteStore: Sendable {
                 try sem.run()
                 let total = removed + db.changes
                 let bytes = try Self.bytesInFile(db)
-                state.withLockedValue { $0.bytesInFile = bytes }
+                state.withLock { $0.bytesInFile = bytes }
                 return total
             }
         }
@@ -723,9 +722,9 @@ public final class SQLiteStore: Sendable {
 
     /// Flushes, then stops the threads. Later writes are dropped.
     public func close() async {
-        state.withLockedValue { $0.closing = true }
+        state.withLock { $0.closing = true }
         await flush()
-        let waiters = state.withLockedValue { s -> [EventLoopPromise<Void>] in
+        let waiters = state.withLock { s -> [EventLoopPromise<Void>] in
             s.closed = true
             defer { s.roomWaiters = [] }
             return s.roomWaiters + s.durableWaiters.map(\.1)
@@ -751,7 +750,7 @@ extension SQLiteStore {
 
     /// Counters for STATS, as (name, value).
     public func statistics() -> [(String, Int)] {
-        let (c, bytes, failing) = state.withLockedValue { ($0.counters, $0.bytesInFile, $0.failure != nil) }
+        let (c, bytes, failing) = state.withLock { ($0.counters, $0.bytesInFile, $0.failure != nil) }
         return [("batches", c.batches), ("writes", c.writes), ("write_errors", c.writeErrors), ("reads", c.reads),
                 ("bytes", bytes), ("max_bytes", maxBytes), ("evicted_rows", c.evictedRows), ("reads_refused", c.readsRefused),
                 ("failing", failing ? 1 : 0)]
