@@ -43,7 +43,7 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
             exclude: ["Resources/NOTICE.md"],
-            resources: [.copy("Resources/tokens.table"), .copy("Resources/tokens.vocab")],
+            resources: [.copy("Resources/tokens.table"), .copy("Resources/tokens.vocab"), .copy("Resources/lexicon.txt")],
             swiftSettings: hotPath
         ),
         // Files compiled into the binary with C23 #embed (the Lua scripts of shared mode), so a

@@ -32,7 +32,8 @@ public final class MemoryOnlyServer: Sendable {
             semantic: EmbeddedSemanticStore(
                 cache: SemanticCache(defaultMinScore: configuration.semanticMinScore, defaultMaxEntries: configuration.semanticMaxEntries,
                                      maxNamespaces: configuration.semanticMaxNamespaces, maxTotalEntries: configuration.semanticMaxTotalEntries,
-                                     maxTotalBytes: configuration.semanticMaxMemory),
+                                     maxTotalBytes: configuration.semanticMaxMemory,
+                                     verifier: configuration.semanticVerifier == .wordnet ? PromptVerifier.builtIn : nil),
                 store: nil, lanes: self.lanes, offloadEntries: configuration.semanticOffloadEntries))
         let counters = ServerCounters()
         let table = SluiceNode.commandTable(capabilities, embedder: embedder, counters: counters, configuration: configuration,

@@ -52,6 +52,16 @@ public struct ServerConfiguration: Sendable {
     /// Most memory of semantic entries together (texts, vectors, overhead); full works as above.
     public var semanticMaxMemory = 1 << 30
 
+    /// The second stage of a semantic lookup.
+    public enum SemanticVerifier: String, Sendable, CaseIterable {
+        /// Numbers, negation and names (``TrapGuard``).
+        case basic
+        /// Short prompts aligned word by word with WordNet (``PromptVerifier``); being tuned, so
+        /// not yet the default (see docs/DECISIONS.md, "Semantic precision").
+        case wordnet
+    }
+    public var semanticVerifier = SemanticVerifier.basic
+
     // MARK: Embedded L2 (SQLite)
 
     /// When a write to the embedded file is acknowledged: `everysec` (at once; synced within a
@@ -103,6 +113,7 @@ public struct ServerConfiguration: Sendable {
         if l2MaxBytes < 0 { return "--l2-max-bytes must not be negative" }
         if semanticMaxNamespaces < 1 || semanticMaxTotalEntries < 1 { return "--sem-max-namespaces and --sem-max-entries must be at least 1" }
         if semanticMaxMemory < 1 { return "--sem-max-memory must be at least 1 byte" }
+        if semanticOffloadEntries < 0 { return "--sem-offload-entries must not be negative" }
         if let redisURL, case .failure(let error) = RedisEndpoint.parse(redisURL) { return "--redis: \(error)" }
         return nil
     }

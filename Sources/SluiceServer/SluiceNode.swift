@@ -55,7 +55,8 @@ public final class SluiceNode: Sendable {
         let registry = BreakerRegistry(maxBreakers: configuration.maxBreakers)
         let semanticCache = SemanticCache(defaultMinScore: configuration.semanticMinScore, defaultMaxEntries: configuration.semanticMaxEntries,
                                           maxNamespaces: configuration.semanticMaxNamespaces, maxTotalEntries: configuration.semanticMaxTotalEntries,
-                                     maxTotalBytes: configuration.semanticMaxMemory)
+                                     maxTotalBytes: configuration.semanticMaxMemory,
+                                     verifier: configuration.semanticVerifier == .wordnet ? PromptVerifier.builtIn : nil)
         let embedder = Self.loadEmbedder(logger: logger)
 
         var store: SQLiteStore?

@@ -90,6 +90,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Semantic namespaces with more entries than this are searched and written on their own threads, not the event loop (a scan of many vectors takes milliseconds). Env: SLUICE_SEM_OFFLOAD_ENTRIES. (default: 10000)", valueName: "n"))
     var semOffloadEntries: Int?
 
+    @Option(name: .long, help: ArgumentHelp("The semantic lookup's second stage: basic (numbers, negation, names) or wordnet (short prompts aligned word by word: opposites, siblings, substitutions, order). Env: SLUICE_SEM_VERIFIER. (default: basic)", valueName: "kind"))
+    var semVerifier: String?
+
     @Option(name: .long, help: ArgumentHelp("Most memory of semantic entries together (prompts, responses, vectors); when full, a new entry takes its namespace's oldest one's place. Env: SLUICE_SEM_MAX_MEMORY. (default: 1gb)", valueName: "size"))
     var semMaxMemory: String?
 
@@ -140,6 +143,12 @@ struct Serve: AsyncParsableCommand {
         if let v = setting(semMaxNamespaces.map(String.init), "SEM_MAX_NAMESPACES") { config.semanticMaxNamespaces = try integer(v, "sem-max-namespaces") }
         if let v = setting(semMaxEntries.map(String.init), "SEM_MAX_ENTRIES") { config.semanticMaxTotalEntries = try integer(v, "sem-max-entries") }
         if let v = setting(semOffloadEntries.map(String.init), "SEM_OFFLOAD_ENTRIES") { config.semanticOffloadEntries = try integer(v, "sem-offload-entries") }
+        if let v = setting(semVerifier, "SEM_VERIFIER") {
+            guard let kind = ServerConfiguration.SemanticVerifier(rawValue: v.lowercased()) else {
+                throw ValidationError("--sem-verifier: expected basic or wordnet, got '\(v)'")
+            }
+            config.semanticVerifier = kind
+        }
         if let v = setting(semMaxMemory, "SEM_MAX_MEMORY") { config.semanticMaxMemory = try byteSize(v, "sem-max-memory") }
 
         let levelName = setting(logLevel, "LOG_LEVEL") ?? "info"

@@ -110,4 +110,20 @@ struct SemanticCommandTests {
         #expect(try await h.send(bytes: command(["SEM.SET", "v", "p", "r", "VEC"], vec: [0, 0, 0])) == "-ERR VEC must not be all zeros\r\n")
         await h.close()
     }
+
+    @Test func whyExplainsEveryOutcome() async throws {
+        let h = try await Harness.make()
+        #expect(try await h.send("SEM.SET w \"What is 15% of 200?\" 30\r\n") == "+OK\r\n")
+        let hit = try await h.send("SEM.GET w \"What is 15% of 200?\" WHY\r\n")
+        #expect(hit.hasPrefix("*4\r\n$2\r\n30\r\n") && hit.hasSuffix("$3\r\nhit\r\n"))
+        let trap = try await h.send("SEM.GET w \"What is 20% of 200?\" MINSCORE 0.5 WHY\r\n")
+        #expect(trap.hasPrefix("*4\r\n$-1\r\n") && trap.contains("$19\r\nWhat is 15% of 200?\r\n") && trap.hasSuffix("$13\r\ntrap: numbers\r\n"))
+        let below = try await h.send("SEM.GET w \"How do volcanoes erupt?\" MINSCORE 0.99 WHY\r\n")
+        #expect(below.hasPrefix("*4\r\n$-1\r\n") && below.hasSuffix("$19\r\nbelow minscore 0.99\r\n"))
+        let none = try await h.send("SEM.GET empty \"anything at all\" WHY\r\n")
+        #expect(none == "*4\r\n$-1\r\n$-1\r\n$-1\r\n$22\r\nno entry in this scope\r\n")
+        // Without WHY the replies are as before.
+        #expect(try await h.send("SEM.GET w \"What is 20% of 200?\" MINSCORE 0.5\r\n") == "*-1\r\n")
+        await h.close()
+    }
 }

@@ -6,7 +6,7 @@ answered from cache is a wrong hit; a paraphrase answered is a right one. The pa
 once, by a hash of their id, into a development part (about two thirds: look at it, tune on it)
 and a held-back part (one third: report it, never tune on it):
 
-    .build/release/sluice serve --port 7399 --data-dir /tmp/sem-eval &
+    .build/release/sluice serve --port 7399 --data-dir /tmp/sem-eval --sem-verifier wordnet &
     .venv-test/bin/python benchmarks/semantic/evaluate.py --port 7399 --part heldout
 
 --part dev|heldout|all; --show-errors lists the pairs it got wrong (dev part only, unless --part

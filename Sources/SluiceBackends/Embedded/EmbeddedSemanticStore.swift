@@ -18,6 +18,8 @@ public final class EmbeddedSemanticStore: SemanticStore {
     let store: SQLiteStore?
     let lanes: [NIOThreadPool]
     let offloadEntries: Int
+    /// `offloadEntries` in entries × dimensions of the built-in embedder (128).
+    let offloadCost: Int
     let maxQueued: Int
     let queued = Atomic<Int>(0)
     /// Operations queued or running on lanes, per namespace (at most `maxQueued` in all).
@@ -29,6 +31,10 @@ public final class EmbeddedSemanticStore: SemanticStore {
         self.store = store
         self.lanes = lanes
         self.offloadEntries = offloadEntries
+        // Saturating: `.max` means "never" (the fuzzer keeps everything on its one thread),
+        // and a wrapped product sent work to a lane instead (found by FuzzCommands in CI).
+        let (cost, overflow) = offloadEntries.multipliedReportingOverflow(by: 128)
+        self.offloadCost = overflow ? .max : cost
         self.maxQueued = maxQueued
         // Rows the file's bound evicted leave memory too: what is served is what a restart has.
         store?.onSemanticEvicted { [cache] rows in
@@ -44,7 +50,7 @@ public final class EmbeddedSemanticStore: SemanticStore {
         let behindLane = queued.load(ordering: .relaxed) > 0 && onLanes.withLock { $0[namespace] != nil }
         // The bound is in entries of the built-in embedder's 128 dimensions: a namespace of
         // 4,096-dimension client vectors goes to a lane at 1/32 of the entries.
-        guard behindLane || cache.scanCost(namespace) > offloadEntries &* 128 else { return .ready(work()) }
+        guard behindLane || cache.scanCost(namespace) > offloadCost else { return .ready(work()) }
         guard queued.add(1, ordering: .relaxed).newValue <= maxQueued else {
             queued.subtract(1, ordering: .relaxed)
             return .ready(busy)

@@ -26,8 +26,12 @@ public final class SemanticCache: Sendable {
     let total = Atomic<Int>(0)
     let totalBytesCounter = Atomic<Int>(0)
 
+    /// The second stage of every lookup; nil: ``TrapGuard``'s checks only.
+    public let verifier: PromptVerifier?
+
     public init(defaultMinScore: Float = 0.7, defaultMaxEntries: Int = 100_000, maxNamespaces: Int = 10_000,
-                maxTotalEntries: Int = 1_000_000, maxTotalBytes: Int = 1 << 30) {
+                maxTotalEntries: Int = 1_000_000, maxTotalBytes: Int = 1 << 30, verifier: PromptVerifier? = nil) {
+        self.verifier = verifier
         self.defaultMinScore = defaultMinScore
         self.defaultMaxEntries = defaultMaxEntries
         self.maxNamespaces = maxNamespaces
@@ -91,11 +95,11 @@ public final class SemanticCache: Sendable {
         guard let s = slot(name, create: false) else { return .success(.miss) }
         s.lock.lockRead()
         let threshold = minScore ?? s.namespace.minScore ?? defaultMinScore
-        let result = s.namespace.get(prompt, vector: vector, embedder: embedder, scope: scope, minScore: threshold, now: now)
+        let result = s.namespace.get(prompt, vector: vector, embedder: embedder, scope: scope, minScore: threshold, now: now, verifier: verifier)
         s.lock.unlock()
         switch result {
         case .success(.hit): s.hits.add(1, ordering: .relaxed)
-        case .success(.miss): s.misses.add(1, ordering: .relaxed)
+        case .success(.miss), .success(.below): s.misses.add(1, ordering: .relaxed)
         case .success(.trap):
             s.traps.add(1, ordering: .relaxed)
             s.misses.add(1, ordering: .relaxed)

@@ -31,9 +31,12 @@ public struct SemanticNamespace: Sendable {
 
     public enum Outcome: Sendable, Hashable {
         case hit(Match)
+        /// Nothing in this scope.
         case miss
-        /// The best candidate passed the score but the trap guard refused it.
-        case trap(TrapGuard.Verdict)
+        /// The best candidate scored below the minimum (which is given).
+        case below(Match, minScore: Float)
+        /// The best candidate passed the score but the verifier refused it, saying why.
+        case trap(Match, reason: String)
     }
 
     public struct Counters: Sendable, Hashable {
@@ -112,7 +115,7 @@ public struct SemanticNamespace: Sendable {
     /// The best entry in `scope` at or above `minScore`, unless the trap guard refuses it.
     /// Reads only: many searches may run at once.
     public func get(_ prompt: String, vector: [Float], embedder: String, scope: String, minScore: Float,
-                             now: Int64) -> Result<Outcome, SemanticFailure> {
+                    now: Int64, verifier: PromptVerifier? = nil) -> Result<Outcome, SemanticFailure> {
         guard let index else { return .success(.miss) }
         guard self.embedder == embedder, index.dimension == vector.count else {
             return .failure(.embedderMismatch(namespace: "\(self.embedder ?? "?")/\(index.dimension)", request: "\(embedder)/\(vector.count)"))
@@ -122,10 +125,16 @@ public struct SemanticNamespace: Sendable {
             guard let e = entries[id] else { return false }
             return e.scope == scope && !e.isExpired(at: now)
         }.first
-        guard let best, best.score >= minScore, let entry = entries[best.id] else { return .success(.miss) }
-        let verdict = TrapGuard.check(prompt, entry.prompt)
-        guard verdict == .ok else { return .success(.trap(verdict)) }
-        return .success(.hit(Match(entry: entry, score: best.score)))
+        guard let best, let entry = entries[best.id] else { return .success(.miss) }
+        let match = Match(entry: entry, score: best.score)
+        guard best.score >= minScore else { return .success(.below(match, minScore: minScore)) }
+        if let verifier {
+            if let reason = verifier.refusal(prompt, entry.prompt) { return .success(.trap(match, reason: reason)) }
+        } else {
+            let verdict = TrapGuard.check(prompt, entry.prompt)
+            if verdict != .ok { return .success(.trap(match, reason: verdict.rawValue)) }
+        }
+        return .success(.hit(match))
     }
 
     /// Whether `prompt` is stored in `scope`.

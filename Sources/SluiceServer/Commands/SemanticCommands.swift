@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import SluiceBackends
 import SluiceDomain
@@ -30,11 +31,17 @@ struct SemanticCommands: CommandGroup {
                     out.writeRESPOK()
                 }
             },
-            Command("sem.get", arity: -3, summary: "SEM.GET ns prompt [MINSCORE x] [SCOPE s] [VEC f32blob]: [response, score, matched_prompt] or nil") { ctx, out throws(CommandError) in
+            Command("sem.get", arity: -3, summary: "SEM.GET ns prompt [MINSCORE x] [SCOPE s] [VEC f32blob] [WHY]: [response, score, matched_prompt] or nil; with WHY always [response|nil, score|nil, prompt|nil, why]") { ctx, out throws(CommandError) in
                 let ns = try ctx.nextName("namespace").text, prompt = try ctx.next().text
                 let options = try Options.parse(&ctx, allowMinScore: true) { _, _ in false }
                 let (vector, version) = try options.vector(for: prompt, embedder)
                 let query = SemanticQuery(namespace: ns, prompt: prompt, scope: options.scope, minScore: options.minScore, embedder: version, vector: vector)
+                if options.why {
+                    return ctx.reply(store.get(query, now: ctx.now, on: ctx.eventLoop), into: &out) { result, out in
+                        guard case .success(let outcome) = result else { return Self.writeFailure(ns, result, &out) }
+                        Self.writeExplained(outcome, into: &out)
+                    }
+                }
                 return ctx.reply(store.get(query, now: ctx.now, on: ctx.eventLoop), into: &out) { result, out in
                     switch result {
                     case .failure: Self.writeFailure(ns, result, &out)
@@ -43,7 +50,7 @@ struct SemanticCommands: CommandGroup {
                         out.writeRESPBulk(m.entry.response)
                         out.writeRESPDouble(Double(m.score))
                         out.writeRESPBulk(m.entry.prompt)
-                    case .success(.miss), .success(.trap):
+                    case .success(.miss), .success(.trap), .success(.below):
                         out.writeRESPNullArray()
                     }
                 }
@@ -136,12 +143,18 @@ struct SemanticCommands: CommandGroup {
         var scope = ""
         var minScore: Float?
         var vector: [Float]?
+        /// SEM.GET ... WHY: say why the best candidate was or was not served.
+        var why = false
 
         static func parse(_ ctx: inout CommandContext, allowMinScore: Bool,
                           extra: (ByteBuffer, inout CommandContext) throws(CommandError) -> Bool) throws(CommandError) -> Options {
             var o = Options()
             while ctx.hasMore {
                 let option = try ctx.next()
+                if allowMinScore && option.isKeyword("WHY") {
+                    o.why = true
+                    continue
+                }
                 guard ctx.hasMore else { throw CommandError.syntax }
                 if option.isKeyword("SCOPE") {
                     o.scope = try ctx.nextName("scope").text
@@ -172,6 +185,34 @@ struct SemanticCommands: CommandGroup {
     }
 
     /// VEC: little-endian float32, one per dimension (4 to 16,384 bytes).
+    /// SEM.GET ... WHY: `[response|nil, score|nil, prompt|nil, why]`, `why` one of `hit`,
+    /// `trap: <what differs>`, `below minscore <x>`, `no entry in this scope`.
+    static func writeExplained(_ outcome: SemanticNamespace.Outcome, into out: inout RESPWriter) {
+        out.writeRESPArrayHeader(4)
+        switch outcome {
+        case .hit(let m):
+            out.writeRESPBulk(m.entry.response)
+            out.writeRESPDouble(Double(m.score))
+            out.writeRESPBulk(m.entry.prompt)
+            out.writeRESPBulk("hit")
+        case .trap(let m, let reason):
+            out.writeRESPNull()
+            out.writeRESPDouble(Double(m.score))
+            out.writeRESPBulk(m.entry.prompt)
+            out.writeRESPBulk("trap: " + reason)
+        case .below(let m, let minScore):
+            out.writeRESPNull()
+            out.writeRESPDouble(Double(m.score))
+            out.writeRESPBulk(m.entry.prompt)
+            out.writeRESPBulk("below minscore " + String(format: "%.2f", Double(minScore)))
+        case .miss:
+            out.writeRESPNull()
+            out.writeRESPNull()
+            out.writeRESPNull()
+            out.writeRESPBulk("no entry in this scope")
+        }
+    }
+
     /// Longest prompt SEM.SET and SEM.GET take.
     static let maxPromptBytes = 64 * 1024
 

@@ -21,6 +21,7 @@ public func fuzzCommands(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     var configuration = ServerConfiguration()
     configuration.l1MaxMemory = 64 * 1024  // small: eviction happens
     configuration.semanticOffloadEntries = .max  // keep everything on this thread
+    configuration.semanticVerifier = .wordnet  // the tokenizer and verifier see hostile prompts too
     let server = MemoryOnlyServer(configuration: configuration, clock: clock, logger: Logger(label: "fuzz", factory: { _ in SwiftLogNoOpLogHandler() }),
                                   embedder: Embedder.shared, lanes: Embedder.lanes)
     defer { server.shutdown() }

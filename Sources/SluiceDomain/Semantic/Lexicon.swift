@@ -1,0 +1,211 @@
+import Foundation
+
+/// WordNet 3.0 as the prompt verifier needs it: the senses of single-word lemmas, each synset's
+/// hypernyms (nouns, verbs) and similar-to heads (adjectives), word-level antonyms and
+/// derivations, and irregular forms. Compiled from Debian's `wordnet-base` by
+/// `tools/make_lexicon.py` into `Resources/lexicon.txt` (format described there).
+public final class Lexicon: Sendable {
+    /// Per synset: part of speech (`n`, `v`, `a`, `r`), its links, its depth below a root.
+    let partOfSpeech: [UInt8]
+    let linkStart: [Int32]
+    let linkData: [Int32]
+    let depth: [Int16]
+    let senses: [String: [Int32]]
+    let antonyms: [String: Set<String>]
+    let derivations: [String: Set<String>]
+    let irregular: [String: [String]]
+    /// Adjective synset → its words (for antonyms between adjective clusters).
+    let adjectiveWords: [Int32: [String]]
+
+    public enum LoadError: Error, CustomStringConvertible {
+        case missing, malformed(String)
+        public var description: String {
+            switch self {
+            case .missing: return "lexicon.txt missing from the SluiceDomain bundle"
+            case .malformed(let line): return "lexicon malformed near: \(line)"
+            }
+        }
+    }
+
+    /// The lexicon shipped with Sluice, loaded once (about 3 MB of text).
+    public static let builtIn: Lexicon? = {
+        guard let url = Bundle.module.url(forResource: "lexicon", withExtension: "txt"),
+              let data = try? Data(contentsOf: url) else { return nil }
+        return try? Lexicon(text: String(decoding: data, as: UTF8.self))
+    }()
+
+    public init(text: String) throws {
+        var pos: [UInt8] = [], starts: [Int32] = [], data: [Int32] = []
+        var senses: [String: [Int32]] = [:], antonyms: [String: Set<String>] = [:], derivations: [String: Set<String>] = [:]
+        var irregular: [String: [String]] = [:]
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard let kind = fields.first else { continue }
+            switch kind {
+            case "s":
+                guard fields.count == 2, let p = fields[1].utf8.first else { throw LoadError.malformed(String(line)) }
+                pos.append(p)
+                starts.append(Int32(data.count))
+                let rest = fields[1].dropFirst()
+                if rest != "-" { for id in rest.split(separator: ",") { data.append(Int32(id) ?? 0) } }
+            case "w":
+                guard fields.count == 3 else { throw LoadError.malformed(String(line)) }
+                senses[String(fields[1])] = fields[2].split(separator: ",").compactMap { Int32($0) }
+            case "a", "d":
+                guard fields.count == 3 else { throw LoadError.malformed(String(line)) }
+                let a = String(fields[1]), b = String(fields[2])
+                if kind == "a" {
+                    antonyms[a, default: []].insert(b)
+                    antonyms[b, default: []].insert(a)
+                } else {
+                    derivations[a, default: []].insert(b)
+                    derivations[b, default: []].insert(a)
+                }
+            case "x":
+                guard fields.count == 3 else { throw LoadError.malformed(String(line)) }
+                irregular[String(fields[1]), default: []].append(String(fields[2]))
+            default:
+                throw LoadError.malformed(String(line))
+            }
+        }
+        starts.append(Int32(data.count))
+        partOfSpeech = pos
+        linkStart = starts
+        linkData = data
+        self.senses = senses
+        self.antonyms = antonyms
+        self.derivations = derivations
+        self.irregular = irregular
+        var words: [Int32: [String]] = [:]
+        for (word, ids) in senses {
+            for id in ids where pos[Int(id)] == UInt8(ascii: "a") { words[id, default: []].append(word) }
+        }
+        adjectiveWords = words
+        // Depth below a root along same-part-of-speech hypernyms (the graph is acyclic).
+        var depth = [Int16](repeating: -1, count: pos.count)
+        func compute(_ s: Int) -> Int16 {
+            if depth[s] >= 0 { return depth[s] }
+            depth[s] = 0  // guards against a cycle in a malformed file
+            var best: Int16 = -1
+            for i in Int(starts[s])..<Int(starts[s + 1]) {
+                let p = Int(data[i])
+                guard p < pos.count, pos[p] == pos[s], pos[s] != UInt8(ascii: "a") else { continue }
+                let d = compute(p)
+                if best < 0 || d < best { best = d }
+            }
+            depth[s] = best < 0 ? 0 : best + 1
+            return depth[s]
+        }
+        for s in 0..<pos.count { _ = compute(s) }
+        self.depth = depth
+    }
+
+    public func isKnown(_ word: String) -> Bool { senses[word] != nil }
+
+    func links(_ s: Int32) -> ArraySlice<Int32> {
+        linkData[Int(linkStart[Int(s)])..<Int(linkStart[Int(s) + 1])]
+    }
+
+    func isPartOfSpeech(_ s: Int32, _ p: Character) -> Bool { partOfSpeech[Int(s)] == p.asciiValue }
+
+    /// Base forms of `word`: its irregular lemmas, then forms by WordNet's suffix rules that
+    /// the lexicon knows, with the word itself among them when it is known.
+    func lemmas(_ word: String) -> [String] {
+        var out = irregular[word] ?? []
+        for (suffix, replacement) in Self.suffixRules where word.hasSuffix(suffix) && word.count > suffix.count + 1 {
+            let base = String(word.dropLast(suffix.count)) + replacement
+            if isKnown(base) && !out.contains(base) { out.append(base) }
+        }
+        if isKnown(word) && !out.contains(word) {
+            if out.isEmpty { out.append(word) } else { out.append(word) }
+        }
+        return out.isEmpty ? [word] : out
+    }
+
+    static let suffixRules: [(String, String)] = [
+        ("s", ""), ("ies", "y"), ("es", "e"), ("es", ""), ("ed", "e"), ("ed", ""), ("ing", "e"), ("ing", ""),  // verbs
+        ("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"), ("men", "man"),  // nouns
+        ("er", ""), ("est", ""), ("er", "e"), ("est", "e"), ("ier", "y"), ("iest", "y"),  // adjectives
+    ]
+
+    /// Same meaning: equal, a shared synset, derivationally related, or one sense directly
+    /// above the other among the first three (dad / father) — unless they are antonyms.
+    func same(_ a: String, _ b: String) -> Bool {
+        if a == b || a.replacingOccurrences(of: "-", with: "") == b.replacingOccurrences(of: "-", with: "") { return true }
+        if antonym(a, b) { return false }
+        if derivations[a]?.contains(b) == true { return true }
+        guard let sa = senses[a], let sb = senses[b] else { return false }
+        if !Set(sa).isDisjoint(with: sb) { return true }
+        for x in sa.prefix(3) {
+            for y in sb.prefix(3) where partOfSpeech[Int(x)] == partOfSpeech[Int(y)] {
+                if links(x).contains(y) || links(y).contains(x) { return true }
+            }
+        }
+        return false
+    }
+
+    /// Opposites: WordNet antonyms (also through derivations: acceptance / rejection), a negating
+    /// prefix (install / uninstall), paired prefixes (import / export, upgrade / downgrade), or
+    /// adjectives whose cluster heads are antonyms (cheap ~ inexpensive / expensive).
+    func antonym(_ a: String, _ b: String) -> Bool {
+        if antonyms[a]?.contains(b) == true { return true }
+        let da = (derivations[a] ?? []).union([a]), db = (derivations[b] ?? []).union([b])
+        for x in da where !(antonyms[x] ?? []).isDisjoint(with: db) { return true }
+        for p in Self.negatingPrefixes where min(a.count, b.count) > 2 && (a == p + b || b == p + a) { return true }
+        for (p, q) in Self.pairedPrefixes {
+            if a.hasPrefix(p), b.hasPrefix(q), a.dropFirst(p.count) == b.dropFirst(q.count), a.count > p.count + 2 { return true }
+            if b.hasPrefix(p), a.hasPrefix(q), b.dropFirst(p.count) == a.dropFirst(q.count), b.count > p.count + 2 { return true }
+        }
+        let ha = adjectiveHeadWords(a), hb = adjectiveHeadWords(b)
+        if !ha.isEmpty && !hb.isEmpty {
+            for w in ha where !(antonyms[w] ?? []).isDisjoint(with: hb) { return true }
+        }
+        return false
+    }
+
+    static let negatingPrefixes = ["un", "dis", "de", "in", "im", "il", "ir", "non", "anti", "mis"]
+    static let pairedPrefixes = [("up", "down"), ("in", "out"), ("im", "ex"), ("over", "under"), ("inter", "intra"), ("pre", "post"), ("en", "de")]
+
+    /// The words of the heads of `word`'s first two adjective senses (a head is its own).
+    func adjectiveHeadWords(_ word: String) -> Set<String> {
+        var out = Set<String>()
+        for x in (senses[word] ?? []).filter({ isPartOfSpeech($0, "a") }).prefix(2) {
+            let heads = links(x).filter { isPartOfSpeech($0, "a") }
+            for h in heads.isEmpty ? [x] : Array(heads) { out.formUnion(adjectiveWords[h] ?? []) }
+        }
+        return out
+    }
+
+    /// Two nouns of the same kind: among their first three senses, a common hypernym within
+    /// `distance` steps of each (neither being the other's), itself at least `minDepth` below
+    /// the root (so "entity" or "object" do not make everything siblings).
+    func siblings(_ a: String, _ b: String, distance: Int = 3, minDepth: Int = 4) -> Bool {
+        guard let sa = senses[a], let sb = senses[b] else { return false }
+        for x in sa.prefix(3) where isPartOfSpeech(x, "n") {
+            let ax = ancestors(x, distance)
+            for y in sb.prefix(3) where isPartOfSpeech(y, "n") {
+                for (c, dy) in ancestors(y, distance) {
+                    guard let dx = ax[c], dx > 0, dy > 0, depth[Int(c)] >= minDepth else { continue }
+                    return true
+                }
+            }
+        }
+        return false
+    }
+
+    func ancestors(_ s: Int32, _ distance: Int) -> [Int32: Int] {
+        var out: [Int32: Int] = [s: 0]
+        var frontier = [s]
+        for d in 1...max(distance, 1) {
+            var next: [Int32] = []
+            for x in frontier {
+                for p in links(x) where partOfSpeech[Int(p)] == partOfSpeech[Int(x)] && out[p] == nil {
+                    out[p] = d
+                    next.append(p)
+                }
+            }
+            frontier = next
+        }
+        return out
+    }
+}

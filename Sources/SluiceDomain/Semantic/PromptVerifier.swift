@@ -1,0 +1,172 @@
+/// The second stage of a semantic lookup: does the best candidate ask the same thing as the
+/// query? The cosine of averaged token vectors cannot see an action replaced by its opposite, a
+/// thing by a sibling, a swap of who does what to whom, or a changed quantity; this looks at
+/// what differs.
+///
+/// Short prompts (at most ``shortContentWords`` content words — questions, instructions) are
+/// aligned word by word: words are lemmatised with WordNet (``Lexicon``), numbers (digits and
+/// words, ordinals) normalised, and each word of one prompt matched to an equal or synonymous
+/// word of the other. What is left unmatched is judged:
+/// - different numbers, or negation on one side only → refused;
+/// - a name or identifier in one prompt missing from the other → refused;
+/// - an unmatched pair that are opposites (WordNet antonyms, negating or paired prefixes, closed
+///   word pairs such as to/from, before/after) → refused, unless the other side says "less"
+///   (cheaper = less expensive);
+/// - an unmatched pair of nouns of the same kind (a common hypernym close to both) → refused;
+/// - a small substitution (1–2 words for 1–2 words) in an otherwise aligned prompt → refused;
+/// - the same words in another order → refused when a directional word (to, from, than, ...)
+///   lies between the swapped words in both, or when two adjacent blocks were exchanged with
+///   no symmetric connector (and, or, vs) between them; active/passive voice and "X of Y" /
+///   "Y's X" are the same question.
+/// When much differs (a rewording, not an edit) nothing is refused by these rules. Longer
+/// prompts — passages, documents — keep the first-generation checks (``TrapGuard``: numbers,
+/// negation, names), under which GPTCache's benchmark was measured.
+public struct PromptVerifier: Sendable {
+    public let lexicon: Lexicon
+    /// Prompts with more content words than this are judged by ``TrapGuard`` only.
+    public var shortContentWords = 8
+
+    public init(lexicon: Lexicon) {
+        self.lexicon = lexicon
+    }
+
+    /// The built-in verifier (nil when the lexicon is missing: then only ``TrapGuard`` runs).
+    public static let builtIn: PromptVerifier? = Lexicon.builtIn.map { PromptVerifier(lexicon: $0) }
+
+    /// Why `candidate` does not answer `query`, or nil when it does.
+    public func refusal(_ query: String, _ candidate: String) -> String? {
+        let q = PromptTokens(query, lexicon: lexicon), c = PromptTokens(candidate, lexicon: lexicon)
+        let longest = max(q.contentCount, c.contentCount)
+        guard longest <= shortContentWords else {
+            let verdict = TrapGuard.check(query, candidate)
+            return verdict == .ok ? nil : verdict.rawValue
+        }
+        if q.numbers.sorted() != c.numbers.sorted() {
+            return "numbers \(c.numbers.joined(separator: " ").orDash)→\(q.numbers.joined(separator: " ").orDash)"
+        }
+        let qs = q.tokens.filter { $0.kind != .stop && $0.kind != .negation }
+        let cs = c.tokens.filter { $0.kind != .stop && $0.kind != .negation }
+        // Match equal lemmas first, then synonyms, left to right.
+        var matchOf = [Int?](repeating: nil, count: qs.count)
+        var used = [Bool](repeating: false, count: cs.count)
+        for (i, t) in qs.enumerated() {
+            for (j, u) in cs.enumerated() where !used[j] && t.kind == u.kind && !Set(t.lemmas).isDisjoint(with: u.lemmas) {
+                matchOf[i] = j
+                used[j] = true
+                break
+            }
+        }
+        for (i, t) in qs.enumerated() where matchOf[i] == nil && t.kind == .content {
+            for (j, u) in cs.enumerated() where !used[j] && u.kind == .content && related(t, u, lexicon.same) {
+                matchOf[i] = j
+                used[j] = true
+                break
+            }
+        }
+        var uq = qs.indices.filter { matchOf[$0] == nil }.map { qs[$0] }
+        var uc = cs.indices.filter { !used[$0] }.map { cs[$0] }
+        // A rewording, not an edit: too much differs for a word-by-word judgement.
+        let differing = uq.count(where: { $0.kind == .content }) + uc.count(where: { $0.kind == .content })
+        guard differing <= max(4, (q.contentCount + c.contentCount) / 4) else { return nil }
+        if q.negated != c.negated { return "negation" }
+        for t in uq where t.isName && !c.squeezed.contains(t.squeezedBase) { return "name \(t.base)" }
+        for u in uc where u.isName && !q.squeezed.contains(u.squeezedBase) { return "name \(u.base)" }
+
+        let lessQ = uq.contains(where: { Self.lessWords.contains($0.lemma) })
+        let lessC = uc.contains(where: { Self.lessWords.contains($0.lemma) })
+        var flipped = Set<Int>()
+        for t in uq where t.kind != .number {
+            for u in uc where u.kind != .number && (Self.opposite(t.lemma, u.lemma) || related(t, u, lexicon.antonym)) {
+                if lessQ != lessC && !Self.isClosedOpposite(t.lemma) && !Self.isClosedOpposite(u.lemma) {
+                    flipped.formUnion([t.position, -1 - u.position])  // cheaper = less expensive
+                    continue
+                }
+                return "antonym \(u.base)→\(t.base)"
+            }
+        }
+        uq.removeAll { flipped.contains($0.position) || Self.lessWords.contains($0.lemma) }
+        uc.removeAll { flipped.contains(-1 - $0.position) || Self.lessWords.contains($0.lemma) }
+        for t in uq where t.kind == .content {
+            for u in uc where u.kind == .content && related(t, u, { lexicon.siblings($0, $1) }) {
+                return "sibling \(u.base)→\(t.base)"
+            }
+        }
+        let contentQ = uq.filter { $0.kind == .content }, contentC = uc.filter { $0.kind == .content }
+        let matchedContent = qs.indices.count(where: { matchOf[$0] != nil && qs[$0].kind == .content })
+        if (1...2).contains(contentQ.count) && (1...2).contains(contentC.count)
+            && (matchedContent >= 2 || (contentQ.count == 1 && contentC.count == 1)) {
+            return "substitution \(contentC.map(\.base).joined(separator: " "))→\(contentQ.map(\.base).joined(separator: " "))"
+        }
+        return order(q, c, qs, cs, matchOf, pure: contentQ.isEmpty && contentC.isEmpty)
+    }
+
+    /// Same words, another order: see the type's comment.
+    func order(_ q: PromptTokens, _ c: PromptTokens, _ qs: [PromptTokens.Token], _ cs: [PromptTokens.Token],
+               _ matchOf: [Int?], pure: Bool) -> String? {
+        guard q.passive == c.passive else { return nil }  // active / passive: the order is meant to change
+        let pairs = qs.indices.compactMap { i in matchOf[i].map { (i, $0) } }.filter { qs[$0.0].kind != .function }
+        let swapped = Self.isBlockSwap(pairs.map(\.1))
+        for a in pairs.indices {
+            for b in (a + 1)..<max(pairs.count, a + 1) where pairs[a].1 > pairs[b].1 {
+                let (i1, j1) = pairs[a], (i2, j2) = pairs[b]
+                let betweenQ = qs[(i1 + 1)..<i2], betweenC = cs[(j2 + 1)..<j1]
+                let lemmasQ = Set(betweenQ.map(\.lemma)), lemmasC = Set(betweenC.map(\.lemma))
+                if !lemmasQ.isDisjoint(with: Self.symmetric) || !lemmasC.isDisjoint(with: Self.symmetric) { continue }
+                // "side effects of metformin" / "metformin's side effects"
+                if (q.hasOf(between: qs[i1].position, qs[i2].position) && cs[j2].possessive)
+                    || (c.hasOf(between: cs[j2].position, cs[j1].position) && qs[i1].possessive) { continue }
+                let x = qs[i1].base, y = qs[i2].base
+                if !lemmasQ.isDisjoint(with: Self.directional) && !lemmasC.isDisjoint(with: Self.directional) { return "order \(x)…\(y)" }
+                let contentBetween = max(betweenQ.count(where: { $0.kind == .content }), betweenC.count(where: { $0.kind == .content }))
+                if pure && swapped && contentBetween <= 1 { return "order \(x)…\(y)" }
+            }
+        }
+        return nil
+    }
+
+    func related(_ t: PromptTokens.Token, _ u: PromptTokens.Token, _ relation: (String, String) -> Bool) -> Bool {
+        for a in t.lemmas { for b in u.lemmas where relation(a, b) { return true } }
+        return false
+    }
+
+    /// Whether `order` (positions in the other prompt) is increasing but for two adjacent blocks
+    /// exchanged: `... A B ...` in one prompt, `... B A ...` in the other.
+    static func isBlockSwap(_ order: [Int]) -> Bool {
+        let sorted = order.sorted()
+        var rank: [Int: Int] = [:]
+        for (i, v) in sorted.enumerated() { rank[v] = i }
+        let r = order.map { rank[$0]! }
+        var i = 0, j = r.count - 1
+        while i < r.count && r[i] == i { i += 1 }
+        while j >= 0 && r[j] == j { j -= 1 }
+        guard i < j else { return false }
+        let middle = Array(r[i...j])
+        for k in (i + 1)...j where middle == Array(k...j) + Array(i..<k) { return true }
+        return false
+    }
+
+    static let lessWords: Set<String> = ["less", "least", "fewer"]
+    static let symmetric: Set<String> = ["and", "or", "vs", "versus", "between", ",", "&", "/", "times", "plus", "multiplied", "added"]
+    static let directional: Set<String> = ["to", "from", "into", "than", "onto", "toward", "towards", "before", "after", "above", "below", "over", "under"]
+    /// Closed-class opposites WordNet does not hold as antonyms of each other.
+    static let closedOpposites: [String: Set<String>] = {
+        let pairs = [("to", "from"), ("before", "after"), ("above", "below"), ("over", "under"), ("more", "less"), ("more", "fewer"),
+                     ("most", "least"), ("up", "down"), ("in", "out"), ("on", "off"), ("into", "from"), ("min", "max"),
+                     ("minimum", "maximum"), ("with", "without"), ("next", "previous"), ("next", "last"), ("within", "after"),
+                     ("least", "exactly"), ("most", "exactly"), ("early", "late"), ("earlier", "later"), ("inside", "outside"),
+                     ("higher", "lower"), ("high", "low")]
+        var out: [String: Set<String>] = [:]
+        for (a, b) in pairs {
+            out[a, default: []].insert(b)
+            out[b, default: []].insert(a)
+        }
+        return out
+    }()
+
+    static func opposite(_ a: String, _ b: String) -> Bool { closedOpposites[a]?.contains(b) == true }
+    static func isClosedOpposite(_ a: String) -> Bool { closedOpposites[a] != nil }
+}
+
+extension String {
+    fileprivate var orDash: String { isEmpty ? "-" : self }
+}

@@ -1,0 +1,55 @@
+import Testing
+@testable import SluiceDomain
+
+/// The WordNet verifier on examples written for these tests (one or more per category of the
+/// development set); its measured precision and recall are in benchmarks/semantic.
+@Suite("Prompt verifier (second stage of a semantic lookup)")
+struct PromptVerifierTests {
+    static let verifier = PromptVerifier.builtIn
+
+    @Test(arguments: [
+        ("How do I uninstall Docker on Ubuntu?", "How do I install Docker on Ubuntu?", "antonym"),
+        ("How can I decrease my screen brightness?", "How can I increase my screen brightness?", "antonym"),
+        ("Can I take ibuprofen with coffee?", "Can I take aspirin with coffee?", "sibling"),
+        ("Convert Fahrenheit to Celsius", "Convert Celsius to Fahrenheit", "order"),
+        ("Give me ten tips for better sleep", "Give me three tips for better sleep", "numbers"),
+        ("Who was the second president of France?", "Who was the first president of France?", "numbers"),
+        ("What is the most expensive city in Spain?", "What is the cheapest city in Spain?", "antonym"),
+        ("Should I stretch after running?", "Should I stretch before running?", "antonym"),
+        ("Explain photosynthesis to a chemist", "Explain photosynthesis to a toddler", "substitution"),
+    ])
+    func trapsAreRefused(query: String, candidate: String, rule: String) throws {
+        let verifier = try #require(Self.verifier, "the lexicon ships with the SluiceDomain bundle")
+        let reason = verifier.refusal(query, candidate)
+        #expect(reason?.hasPrefix(rule) == true, "\(query) / \(candidate): \(reason ?? "accepted")")
+    }
+
+    @Test(arguments: [
+        ("What is the difference between HTTP and HTTPS?", "What is the difference between HTTPS and HTTP?"),
+        ("How do I reset my router?", "How can I reset my router?"),
+        ("Give me 3 ideas for a birthday party", "Give me three ideas for a birthday party"),
+        ("Who wrote Hamlet?", "Hamlet was written by whom?"),
+        ("What are the side effects of melatonin?", "What are melatonin's side effects?"),
+        ("Is flying cheaper than driving to Berlin?", "Is flying less expensive than driving to Berlin?"),
+        ("How do I repair a flat bicycle tyre?", "How do I fix a flat bicycle tyre?"),
+    ])
+    func paraphrasesPass(query: String, candidate: String) throws {
+        let verifier = try #require(Self.verifier)
+        #expect(verifier.refusal(query, candidate) == nil, "\(verifier.refusal(query, candidate) ?? "")")
+    }
+
+    @Test func longPassagesKeepTheBasicChecks() throws {
+        let verifier = try #require(Self.verifier)
+        let a = "The library provides tools to load datasets from the hub, process them with map and filter, and save them to disk in Arrow format."
+        let b = "The library offers utilities to load datasets from the hub, transform them with map and filter, and store them on disk in Arrow format."
+        #expect(verifier.refusal(a, b) == nil)
+        #expect(verifier.refusal(a.replacingOccurrences(of: "Arrow", with: "Parquet"), a) == "names")
+    }
+
+    @Test func blockSwapsAreFound() {
+        #expect(PromptVerifier.isBlockSwap([0, 2, 1, 3]))
+        #expect(PromptVerifier.isBlockSwap([2, 3, 0, 1]))
+        #expect(!PromptVerifier.isBlockSwap([0, 1, 2, 3]))
+        #expect(!PromptVerifier.isBlockSwap([3, 0, 2, 1]))
+    }
+}
