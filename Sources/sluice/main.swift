@@ -133,22 +133,12 @@ struct Serve: AsyncParsableCommand {
             config.clientOutputSoftSeconds = try integer(parts[2], "client-output-buffer-limit")
         }
         if let v = setting(timeout.map(String.init), "TIMEOUT") { config.idleTimeoutSeconds = try integer(v, "timeout") }
-        if let v = setting(fsync, "FSYNC") {
-            guard let policy = SQLiteStore.FsyncPolicy(rawValue: v.lowercased()) else {
-                throw ValidationError("--fsync: '\(v)' is not always, everysec or no")
-            }
-            config.fsync = policy
-        }
+        if let v = setting(fsync, "FSYNC") { config.fsync = try choice(v, "fsync") }
         if let v = setting(l2MaxBytes, "L2_MAX_BYTES") { config.l2MaxBytes = try byteSize(v, "l2-max-bytes") }
         if let v = setting(semMaxNamespaces.map(String.init), "SEM_MAX_NAMESPACES") { config.semanticMaxNamespaces = try integer(v, "sem-max-namespaces") }
         if let v = setting(semMaxEntries.map(String.init), "SEM_MAX_ENTRIES") { config.semanticMaxTotalEntries = try integer(v, "sem-max-entries") }
         if let v = setting(semOffloadEntries.map(String.init), "SEM_OFFLOAD_ENTRIES") { config.semanticOffloadEntries = try integer(v, "sem-offload-entries") }
-        if let v = setting(semVerifier, "SEM_VERIFIER") {
-            guard let kind = ServerConfiguration.SemanticVerifier(rawValue: v.lowercased()) else {
-                throw ValidationError("--sem-verifier: expected basic or wordnet, got '\(v)'")
-            }
-            config.semanticVerifier = kind
-        }
+        if let v = setting(semVerifier, "SEM_VERIFIER") { config.semanticVerifier = try choice(v, "sem-verifier") }
         if let v = setting(semMaxMemory, "SEM_MAX_MEMORY") { config.semanticMaxMemory = try byteSize(v, "sem-max-memory") }
 
         let levelName = setting(logLevel, "LOG_LEVEL") ?? "info"
@@ -173,7 +163,16 @@ struct Serve: AsyncParsableCommand {
         logger.info("sluice stopped")
     }
 
+    /// One of an option's named values, any case.
+    func choice<Value: RawRepresentable & CaseIterable>(_ text: String, _ name: String) throws -> Value where Value.RawValue == String {
+        guard let value = Value(rawValue: text.lowercased()) else {
+            throw ValidationError("--\(name): '\(text)' is not one of \(Value.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return value
+    }
+
     func integer(_ text: String, _ name: String) throws -> Int {
+
         guard let n = Int(text) else { throw ValidationError("--\(name): '\(text)' is not a whole number") }
         return n
     }
