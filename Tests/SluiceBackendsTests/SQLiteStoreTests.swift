@@ -218,7 +218,7 @@ struct SQLiteStoreTests {
         try store.forEachSemanticEntry(now: 0) { _ in left += 1 }
         let gone = evictedSemantic.withLock { $0 }
         #expect(left + gone.count == 8)
-        #expect(gone.contains(SQLiteStore.SemanticRow(namespace: "n", scope: "", prompt: "prompt 0")))
+        #expect(gone.contains(SQLiteStore.SemanticRow(namespace: "n", scope: "", prompt: "prompt 0", createdAt: 100)))
         await store.close()
     }
 
@@ -234,5 +234,11 @@ struct SQLiteStoreTests {
         #expect((firstWait ?? 0) <= 10_001)
         try await store.room(on: loop).get()
         await store.close()
+    }
+
+    @Test func aDurabilityWaitAfterCloseFailsAtOnce() async throws {
+        let store = try SQLiteStore(path: tempPath(), fsync: .always)
+        await store.close()
+        await #expect(throws: SQLiteError.self) { try await store.durable(1, on: loop).get() }
     }
 }

@@ -36,12 +36,27 @@ struct BoundsTests {
             v[(i + 1) % 4] = Float(i + 1)
             _ = try cache.set("ns", prompt: "prompt \(i)", response: response, vector: v, embedder: "e", scope: "", createdAt: Int64(i), expiresAt: 0).get()
         }
-        #expect(cache.totalBytes <= 4 * 1200)  // at most one entry over
-        #expect(cache.count("ns") <= 4)
+        #expect(cache.totalBytes <= 3 * 1200)
+        #expect(cache.count("ns") == 3)
+        // Replacing an entry with one the namespace cannot make room for is refused.
+        let huge = ByteBuffer(repeating: 0x62, count: 10_000)
+        let refused = cache.set("ns", prompt: "prompt 9", response: huge, vector: [1, 0, 0, 0], embedder: "e", scope: "", createdAt: 10, expiresAt: 0)
+        guard case .failure(.full) = refused else { Issue.record("expected full, got \(refused)"); return }
+        #expect(cache.totalBytes <= 3 * 1200)
         #expect(cache.read("ns") { $0.contains("prompt 9", scope: "") } == true)
         #expect(cache.read("ns") { $0.contains("prompt 0", scope: "") } == false)
         // Bytes come back when entries go.
         _ = cache.drop("ns")
         #expect(cache.totalBytes == 0)
+    }
+
+    @Test func aNewerWriteSurvivesTheEvictionOfItsOldRow() {
+        var ns = SemanticNamespace(maxEntries: 10)
+        _ = ns.set("p", response: ByteBuffer(string: "new"), vector: [1, 0], embedder: "e", scope: "", createdAt: 200, expiresAt: 0)
+        let oldRowEvicted = ns.delete("p", scope: "", createdAtMost: 100)  // the file evicted the row written at 100
+        #expect(!oldRowEvicted)
+        #expect(ns.contains("p", scope: ""))
+        let thisRowEvicted = ns.delete("p", scope: "", createdAtMost: 200)
+        #expect(thisRowEvicted)
     }
 }

@@ -38,7 +38,9 @@ public final class EmbeddedSemanticStore: SemanticStore {
         self.maxQueued = maxQueued
         // Rows the file's bound evicted leave memory too: what is served is what a restart has.
         store?.onSemanticEvicted { [cache] rows in
-            for row in rows { _ = cache.write(row.namespace, create: false) { $0.delete(row.prompt, scope: row.scope) } }
+            for row in rows {
+                _ = cache.write(row.namespace, create: false) { $0.delete(row.prompt, scope: row.scope, createdAtMost: row.createdAt) }
+            }
         }
     }
 

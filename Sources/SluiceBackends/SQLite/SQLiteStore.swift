@@ -127,6 +127,9 @@ public final class SQLiteStore: Sendable {
         public var namespace: String
         public var scope: String
         public var prompt: String
+        /// When the deleted row was written: a newer write of the prompt (queued, not yet in the
+        /// file) is not what was evicted.
+        public var createdAt: Int64 = 0
     }
     /// Monotonic seconds of the last WAL checkpoint (`everysec`).
     let lastSync = Atomic<Int64>(0)
@@ -325,6 +328,7 @@ public final class SQLiteStore: Sendable {
         let promise = eventLoop.makePromise(of: Void.self)
         let failure = state.withLock { s -> String?? in
             if s.committed >= ticket { return .some(nil) }
+            if s.closed { return .some("store closed") }
             if let f = s.failure { return .some(f) }
             s.durableWaiters.append((ticket, promise))
             return .none
@@ -584,13 +588,14 @@ public final class SQLiteStore: Sendable {
                             evictedKeys.append(key)
                             size -= bytes
                         } else {
-                            let (ns, scope, prompt, _, bytes) = semantic[m]
+                            let (ns, scope, prompt, created, bytes) = semantic[m]
                             m += 1
                             deleteSemantic.bind(1, ns)
                             deleteSemantic.bind(2, scope)
                             deleteSemantic.bind(3, prompt)
                             try deleteSemantic.run()
-                            evictedSemantic.append(SemanticRow(namespace: String(buffer: ns), scope: String(buffer: scope), prompt: String(buffer: prompt)))
+                            evictedSemantic.append(SemanticRow(namespace: String(buffer: ns), scope: String(buffer: scope), prompt: String(buffer: prompt),
+                                                               createdAt: created))
                             size -= bytes
                         }
                         deleted += 1
@@ -726,7 +731,10 @@ public final class SQLiteStore: Sendable {
         await flush()
         let waiters = state.withLock { s -> [EventLoopPromise<Void>] in
             s.closed = true
-            defer { s.roomWaiters = [] }
+            defer {
+                s.roomWaiters = []
+                s.durableWaiters = []
+            }
             return s.roomWaiters + s.durableWaiters.map(\.1)
         }
         for p in waiters { p.fail(SQLiteError(code: 0, message: "store closed")) }

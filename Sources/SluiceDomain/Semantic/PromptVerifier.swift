@@ -37,7 +37,9 @@ public struct PromptVerifier: Sendable {
     public func refusal(_ query: String, _ candidate: String) -> String? {
         let q = PromptTokens(query, lexicon: lexicon), c = PromptTokens(candidate, lexicon: lexicon)
         let longest = max(q.contentCount, c.contentCount)
-        guard longest <= shortContentWords else {
+        // Word-by-word matching is quadratic: a prompt of thousands of commas or "and"s (few
+        // content words, many tokens) gets the basic checks only.
+        guard longest <= shortContentWords, q.tokens.count <= Self.maxTokens, c.tokens.count <= Self.maxTokens else {
             let verdict = TrapGuard.check(query, candidate)
             return verdict == .ok ? nil : verdict.rawValue
         }
@@ -145,6 +147,8 @@ public struct PromptVerifier: Sendable {
         return false
     }
 
+    /// Tokens of a prompt the word-by-word judgement takes at most.
+    static let maxTokens = 64
     static let lessWords: Set<String> = ["less", "least", "fewer"]
     static let symmetric: Set<String> = ["and", "or", "vs", "versus", "between", ",", "&", "/", "times", "plus", "multiplied", "added"]
     static let directional: Set<String> = ["to", "from", "into", "than", "onto", "toward", "towards", "before", "after", "above", "below", "over", "under"]

@@ -50,10 +50,13 @@ public final class SemanticCache: Sendable {
                     createdAt: Int64, expiresAt: Int64) -> Result<[SemanticNamespace.Eviction], SemanticFailure> {
         // Checked without a lock: concurrent writers may overshoot by one entry each. Full by
         // bytes works as full by count: a new entry only takes the place of an old one.
-        let full = totalEntries >= maxTotalEntries ? maxTotalEntries : totalBytes >= maxTotalBytes ? totalEntries : nil
+        let full = totalEntries >= maxTotalEntries ? maxTotalEntries : nil
+        let needed = prompt.utf8.count + response.readableBytes + scope.utf8.count + vector.count * 4 + 160
+        let (sum, overflow) = totalBytes.addingReportingOverflow(needed)
+        let bytesToFree = overflow ? Int.max : max(sum - maxTotalBytes, 0)
         return write(name) {
             $0.set(prompt, response: response, vector: vector, embedder: embedder, scope: scope, createdAt: createdAt,
-                   expiresAt: expiresAt, cacheFull: full)
+                   expiresAt: expiresAt, cacheFull: full, bytesToFree: bytesToFree)
         } ?? .failure(.tooManyNamespaces(limit: maxNamespaces))
     }
 

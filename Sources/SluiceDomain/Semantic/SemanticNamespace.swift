@@ -77,7 +77,7 @@ public struct SemanticNamespace: Sendable {
     /// only take the place of this namespace's oldest, and an empty namespace cannot grow.
     /// Returns the entries evicted.
     public mutating func set(_ prompt: String, response: ByteBuffer, vector: [Float], embedder: String, scope: String,
-                             createdAt: Int64, expiresAt: Int64, cacheFull: Int? = nil) -> Result<[Eviction], SemanticFailure> {
+                             createdAt: Int64, expiresAt: Int64, cacheFull: Int? = nil, bytesToFree: Int = 0) -> Result<[Eviction], SemanticFailure> {
         if let mine = self.embedder, mine != embedder || index?.dimension != vector.count {
             return .failure(.embedderMismatch(namespace: "\(mine)/\(index?.dimension ?? 0)", request: "\(embedder)/\(vector.count)"))
         }
@@ -92,9 +92,15 @@ public struct SemanticNamespace: Sendable {
             guard !entries.isEmpty else { return .failure(.full(limit: cacheFull)) }
             limit = min(limit, entries.count)
         }
+        // Over the cache's memory bound: this namespace frees what the new entry needs, oldest
+        // first (its own old copy counts), or the write is refused when it has not that much.
+        if bytesToFree > 0 && bytesToFree > bytes {
+            return .failure(.full(limit: cacheFull ?? entries.count))
+        }
+        let bytesBefore = bytes
         if let replacing { remove(id: replacing) }
         var evicted: [Eviction] = []
-        while entries.count >= limit, let oldest = order.popFirst() {
+        while entries.count >= limit || bytesBefore - bytes < bytesToFree, let oldest = order.popFirst() {
             if let e = entries[oldest] {
                 remove(id: oldest)
                 counters.evictions += 1
@@ -140,6 +146,14 @@ public struct SemanticNamespace: Sendable {
     /// Whether `prompt` is stored in `scope`.
     public func contains(_ prompt: String, scope: String) -> Bool {
         byPrompt[Self.key(prompt, scope)] != nil
+    }
+
+    /// Deletes `prompt` in `scope` if its entry was created at or before `createdAt` (a newer
+    /// write of the same prompt stays); true if it was deleted.
+    public mutating func delete(_ prompt: String, scope: String, createdAtMost createdAt: Int64) -> Bool {
+        guard let id = byPrompt[Self.key(prompt, scope)], let e = entries[id], e.createdAt <= createdAt else { return false }
+        remove(id: id)
+        return true
     }
 
     /// Deletes `prompt` in `scope`; true if it was there.

@@ -22,8 +22,10 @@ public enum TrapGuard {
         let union = q.words.union(c.words)
         guard differing.count <= max(4, union.count / 4) else { return .ok }  // a paraphrase, not an edit
         if q.negated != c.negated { return .negation }
-        let qNames = q.names.filter { differing.contains($0) || !c.words.contains($0) }
-        let cNames = c.names.filter { differing.contains($0) || !q.words.contains($0) }
+        // At most 64 names each way: each is searched for in the whole other prompt, and a
+        // 64 KiB prompt of made-up names must not cost seconds.
+        let qNames = q.names.filter { differing.contains($0) || !c.words.contains($0) }.prefix(64)
+        let cNames = c.names.filter { differing.contains($0) || !q.words.contains($0) }.prefix(64)
         if qNames.contains(where: { !c.squeezed.contains($0) }) || cNames.contains(where: { !q.squeezed.contains($0) }) {
             return .names
         }
