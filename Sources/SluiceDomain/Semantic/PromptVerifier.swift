@@ -44,7 +44,7 @@ public struct PromptVerifier: Sendable {
             return verdict == .ok ? nil : verdict.rawValue
         }
         if q.numbers.sorted() != c.numbers.sorted() {
-            return "numbers \(c.numbers.joined(separator: " ").orDash)→\(q.numbers.joined(separator: " ").orDash)"
+            return "numbers \(Self.list(c.numbers))→\(Self.list(q.numbers))"
         }
         let qs = q.tokens.filter { $0.kind != .stop && $0.kind != .negation }
         let cs = c.tokens.filter { $0.kind != .stop && $0.kind != .negation }
@@ -126,6 +126,11 @@ public struct PromptVerifier: Sendable {
         return nil
     }
 
+    /// At most eight items, for a reason a client reads.
+    static func list(_ items: [String]) -> String {
+        items.isEmpty ? "-" : items.prefix(8).joined(separator: " ") + (items.count > 8 ? " …" : "")
+    }
+
     func related(_ t: PromptTokens.Token, _ u: PromptTokens.Token, _ relation: (String, String) -> Bool) -> Bool {
         for a in t.lemmas { for b in u.lemmas where relation(a, b) { return true } }
         return false
@@ -169,8 +174,4 @@ public struct PromptVerifier: Sendable {
 
     static func opposite(_ a: String, _ b: String) -> Bool { closedOpposites[a]?.contains(b) == true }
     static func isClosedOpposite(_ a: String) -> Bool { closedOpposites[a] != nil }
-}
-
-extension String {
-    fileprivate var orDash: String { isEmpty ? "-" : self }
 }
