@@ -17,8 +17,7 @@ public final class EmbeddedSemanticStore: SemanticStore {
     public let cache: SemanticCache
     let store: SQLiteStore?
     let lanes: [NIOThreadPool]
-    let offloadEntries: Int
-    /// `offloadEntries` in entries × dimensions of the built-in embedder (128).
+    /// The offload bound in entries × dimensions: `offloadEntries` of the built-in embedder's 128.
     let offloadCost: Int
     let maxQueued: Int
     let queued = Atomic<Int>(0)
@@ -30,7 +29,6 @@ public final class EmbeddedSemanticStore: SemanticStore {
         self.cache = cache
         self.store = store
         self.lanes = lanes
-        self.offloadEntries = offloadEntries
         // Saturating: `.max` means "never" (the fuzzer keeps everything on its one thread),
         // and a wrapped product sent work to a lane instead (found by FuzzCommands in CI).
         let (cost, overflow) = offloadEntries.multipliedReportingOverflow(by: 128)

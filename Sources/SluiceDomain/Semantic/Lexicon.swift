@@ -116,9 +116,7 @@ public final class Lexicon: Sendable {
             let base = String(word.dropLast(suffix.count)) + replacement
             if isKnown(base) && !out.contains(base) { out.append(base) }
         }
-        if isKnown(word) && !out.contains(word) {
-            if out.isEmpty { out.append(word) } else { out.append(word) }
-        }
+        if isKnown(word) && !out.contains(word) { out.append(word) }
         return out.isEmpty ? [word] : out
     }
 
