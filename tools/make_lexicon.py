@@ -57,6 +57,7 @@ def main():
             synsets[(p, offset)] = len(records)
             records.append((p, words, pointers))
     senses = {}  # lemma -> [synset ids] in sense order (index files give the order)
+    usage = {}  # lemma -> {pos: (senses tagged in SemCor, senses)}: which part of speech a word mostly is
     for pos, name in POS_FILES.items():
         with open(os.path.join(WORDNET, "index." + name), encoding="latin-1") as f:
             for line in f:
@@ -70,6 +71,7 @@ def main():
                 offsets = fields[6 + ptr_count:]
                 ids = [synsets[(pos, o)] for o in offsets if (pos, o) in synsets]
                 senses.setdefault(lemma, []).extend(ids)
+                usage.setdefault(lemma, {})[pos] = (int(fields[5 + ptr_count]), int(fields[4 + ptr_count]))
     antonyms, derivations = set(), set()
     lines = []
     for index, (pos, words, pointers) in enumerate(records):
@@ -87,7 +89,9 @@ def main():
                     (antonyms if symbol == "!" else derivations).add(tuple(sorted((a, b))))
         lines.append(f"s {pos}{','.join(map(str, links)) or '-'}")
     for lemma in sorted(senses):
-        lines.append(f"w {lemma} {','.join(map(str, senses[lemma]))}")
+        by_pos = usage.get(lemma, {})
+        main_pos = max(by_pos, key=lambda p: by_pos[p]) if by_pos else "n"
+        lines.append(f"w {lemma} {','.join(map(str, senses[lemma]))} {main_pos}")
     lines += [f"a {a} {b}" for a, b in sorted(antonyms)]
     lines += [f"d {a} {b}" for a, b in sorted(derivations)]
     for name in POS_FILES.values():

@@ -56,11 +56,11 @@ public struct ServerConfiguration: Sendable {
     public enum SemanticVerifier: String, Sendable, CaseIterable {
         /// Numbers, negation and names (``TrapGuard``).
         case basic
-        /// Short prompts aligned word by word with WordNet (``PromptVerifier``); being tuned, so
-        /// not yet the default (see docs/DECISIONS.md, "Semantic precision").
+        /// Short prompts aligned word by word with WordNet (``PromptVerifier``), longer ones
+        /// judged as by `basic` (see docs/SEMANTIC.md).
         case wordnet
     }
-    public var semanticVerifier = SemanticVerifier.basic
+    public var semanticVerifier = SemanticVerifier.wordnet
 
     // MARK: Embedded L2 (SQLite)
 

@@ -90,7 +90,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Semantic namespaces with more entries than this are searched and written on their own threads, not the event loop (a scan of many vectors takes milliseconds). Env: SLUICE_SEM_OFFLOAD_ENTRIES. (default: 10000)", valueName: "n"))
     var semOffloadEntries: Int?
 
-    @Option(name: .long, help: ArgumentHelp("The semantic lookup's second stage: basic (numbers, negation, names) or wordnet (short prompts aligned word by word: opposites, siblings, substitutions, order). Env: SLUICE_SEM_VERIFIER. (default: basic)", valueName: "kind"))
+    @Option(name: .long, help: ArgumentHelp("The semantic lookup's second stage: basic (numbers, negation, names) or wordnet (short prompts aligned word by word: opposites, siblings, substitutions, order). Env: SLUICE_SEM_VERIFIER. (default: wordnet)", valueName: "kind"))
     var semVerifier: String?
 
     @Option(name: .long, help: ArgumentHelp("Most memory of semantic entries together (prompts, responses, vectors); when full, a new entry takes its namespace's oldest one's place. Env: SLUICE_SEM_MAX_MEMORY. (default: 1gb)", valueName: "size"))

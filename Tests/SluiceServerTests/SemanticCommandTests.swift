@@ -126,4 +126,22 @@ struct SemanticCommandTests {
         #expect(try await h.send("SEM.GET w \"What is 20% of 200?\" MINSCORE 0.5\r\n") == "*-1\r\n")
         await h.close()
     }
+
+    @Test func feedbackTightensAnEntryAndSaysSo() async throws {
+        let h = try await Harness.make()
+        _ = try await h.send(bytes: command(["SEM.SET", "f", "stored", "the answer", "VEC"], vec: [1, 0, 0]))
+        #expect(try await h.send(bytes: command(["SEM.GET", "f", "asked", "VEC"], vec: [0.8, 0.6, 0])).hasPrefix("*3\r\n$10\r\nthe answer\r\n"))
+        let bad = try await h.send(bytes: command(["SEM.FEEDBACK", "f", "asked", "bad", "VEC"], vec: [0.8, 0.6, 0]))
+        #expect(bad.hasPrefix("*6\r\n$6\r\nstored\r\n") && bad.hasSuffix(":0\r\n:1\r\n:0\r\n"), "\(bad)")
+        #expect(try await h.send(bytes: command(["SEM.GET", "f", "asked", "VEC"], vec: [0.8, 0.6, 0])) == "*-1\r\n")
+        let why = try await h.send(bytes: command(["SEM.GET", "f", "asked", "WHY", "VEC"], vec: [0.8, 0.6, 0]))
+        #expect(why.contains("below minscore 0.8"), "\(why)")
+        // Nothing answers it any more: nil, and nothing changes.
+        #expect(try await h.send(bytes: command(["SEM.FEEDBACK", "f", "asked", "bad", "VEC"], vec: [0.8, 0.6, 0])) == "*-1\r\n")
+        #expect(try await h.send("SEM.FEEDBACK f stored maybe\r\n") == "-ERR the verdict must be good or bad\r\n")
+        #expect(try await h.send("SEM.FEEDBACK f stored good WHY\r\n") == "-ERR syntax error\r\n")
+        let info = try await h.send("SEM.INFO f\r\n")
+        #expect(info.contains("$12\r\nfeedback_bad\r\n:1\r\n"))
+        await h.close()
+    }
 }

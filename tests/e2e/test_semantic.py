@@ -61,3 +61,39 @@ def test_semantic_entries_survive_a_restart(sluice):
     assert r.execute_command("SEM.GET", "kb", "Best pasta recipe") is None  # expired while down
     assert r.execute_command("SEM.INFO", "gone") is None
     assert r.execute_command("SEM.GET", "kb", "Why is the sky blue?", "MINSCORE", 0.99) is None
+
+
+def vec(*xs):
+    import struct
+    return struct.pack(f"<{len(xs)}f", *xs)
+
+
+def test_feedback_tightens_an_entry_and_survives_a_restart(sluice):
+    import signal
+    r = sluice.client()
+    assert r.execute_command("SEM.SET", "fb", "How do I reset my password?", "the answer", "VEC", vec(1, 0, 0)) == b"OK"
+    asked = vec(0.8, 0.6, 0)
+    assert r.execute_command("SEM.GET", "fb", "How can I reset my password?", "VEC", asked)[0] == b"the answer"
+    prompt, score, threshold, good, bad, deleted = r.execute_command("SEM.FEEDBACK", "fb", "How can I reset my password?", "bad", "VEC", asked)
+    assert prompt == b"How do I reset my password?" and abs(float(score) - 0.8) < 1e-4 and float(threshold) > 0.8 and (good, bad, deleted) == (0, 1, 0)
+    assert r.execute_command("SEM.GET", "fb", "How can I reset my password?", "VEC", asked) is None
+    assert sluice.stop(signal.SIGTERM) == 0
+    sluice.start()
+    r = sluice.client()
+    # The verdict came back with the entry: still refused, a closer query still served.
+    assert r.execute_command("SEM.GET", "fb", "How can I reset my password?", "VEC", asked) is None
+    assert r.execute_command("SEM.GET", "fb", "How could I reset my password?", "VEC", vec(0.9, 0.43589, 0))[0] == b"the answer"
+    # A new answer for the prompt starts over, and that too survives a restart.
+    assert r.execute_command("SEM.SET", "fb", "How do I reset my password?", "a better answer", "VEC", vec(1, 0, 0)) == b"OK"
+    assert sluice.stop(signal.SIGTERM) == 0
+    sluice.start()
+    assert sluice.client().execute_command("SEM.GET", "fb", "How can I reset my password?", "VEC", asked)[0] == b"a better answer"
+
+
+def test_a_bad_verdict_on_the_stored_prompt_itself_deletes_the_entry(sluice):
+    r = sluice.client()
+    r.execute_command("SEM.SET", "fb2", "How do I reset my password?", "Use Forgot password.")
+    reply = r.execute_command("SEM.FEEDBACK", "fb2", "How do I reset my password?", "bad")
+    assert reply[0] == b"How do I reset my password?" and reply[5] == 1
+    assert r.execute_command("SEM.GET", "fb2", "How do I reset my password?") is None
+    assert as_dict(r.execute_command("SEM.INFO", "fb2"))[b"entries"] == 0

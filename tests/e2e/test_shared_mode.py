@@ -266,3 +266,22 @@ def test_semantic_changes_of_large_namespaces_reach_the_stream(make_sluice, redi
     assert wait_for(lambda: b.execute_command("SEM.GET", "big", "Why is the sky blue?") is None, 2) is not None
     assert a.execute_command("SEM.DEL", "big") == 2
     assert wait_for(lambda: b.execute_command("SEM.GET", "big", "What causes earthquakes?") is None, 2) is not None
+
+
+def test_semantic_feedback_is_shared_and_replayed(make_sluice, redis_server):
+    import struct
+
+    def vec(*xs):
+        return struct.pack(f"<{len(xs)}f", *xs)
+
+    _, (a, b) = shared(make_sluice, redis_server, 2)
+    asked = vec(0.8, 0.6, 0)
+    a.execute_command("SEM.SET", "fbs", "How do I reset my password?", "the answer", "VEC", vec(1, 0, 0))
+    assert wait_for(lambda: b.execute_command("SEM.GET", "fbs", "How can I reset my password?", "VEC", asked) is not None, 2) is not None
+    assert b.execute_command("SEM.FEEDBACK", "fbs", "How can I reset my password?", "bad", "VEC", asked)[4] == 1
+    # B's verdict reaches A through the stream ...
+    assert wait_for(lambda: a.execute_command("SEM.GET", "fbs", "How can I reset my password?", "VEC", asked) is None, 2) is not None
+    # ... and an instance started later replays it after the entry.
+    c = make_sluice("--redis", redis_server.url).start().client()
+    assert wait_for(lambda: c.execute_command("SEM.GET", "fbs", "How could I reset my password?", "VEC", vec(0.9, 0.43589, 0)) is not None, 2) is not None
+    assert c.execute_command("SEM.GET", "fbs", "How can I reset my password?", "VEC", asked) is None

@@ -18,6 +18,10 @@ public protocol SemanticStore: Sendable {
     /// Removes a whole namespace; how many entries it had.
     func drop(namespace: String, on eventLoop: any EventLoop) -> Deferred<Result<Int, SemanticFailure>>
 
+    /// Records a verdict (`SEM.FEEDBACK`) on the entry that answers `query`; nil: none does.
+    /// Persisted and shared as the entries are.
+    func feedback(_ query: SemanticQuery, good: Bool, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SemanticCache.Feedback?, SemanticFailure>>
+
     /// nil: no such namespace.
     func info(namespace: String) -> SemanticCache.Info?
 

@@ -109,6 +109,23 @@ public final class EmbeddedSemanticStore: SemanticStore {
         }
     }
 
+    public func feedback(_ query: SemanticQuery, good: Bool, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SemanticCache.Feedback?, SemanticFailure>> {
+        if let store, let why = store.failure { return .ready(.failure(.store(.notPersisted(why)))) }
+        let done = run(query.namespace, on: eventLoop, busy: Result<(SemanticCache.Feedback?, SQLiteStore.Admission), SemanticFailure>.failure(.busy)) { [cache, store] in
+            cache.feedback(query.namespace, prompt: query.prompt, vector: query.vector, embedder: query.embedder, scope: query.scope,
+                           minScore: query.minScore, good: good, now: now).map { feedback in
+                guard let feedback, let store, let change = SemanticChange(feedback, namespace: query.namespace) else { return (feedback, .now) }
+                return (feedback, store.enqueue(change))
+            }
+        }
+        return done.flatMap { [self] result in
+            switch result {
+            case .failure(let f): return .ready(.failure(f))
+            case .success(let (feedback, admission)): return acknowledge(admission, on: eventLoop).map { $0.map { feedback } }
+            }
+        }
+    }
+
     public func delete(namespace: String, prompt: String, scope: String, on eventLoop: any EventLoop) -> Deferred<Result<Bool, SemanticFailure>> {
         if let store, let why = store.failure { return .ready(.failure(.store(.notPersisted(why)))) }
         let done = run(namespace, on: eventLoop, busy: Result<(Bool, SQLiteStore.Admission), SemanticFailure>.failure(.busy)) { [cache, store] in

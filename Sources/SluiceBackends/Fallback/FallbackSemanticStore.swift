@@ -29,6 +29,14 @@ public final class FallbackSemanticStore: SemanticStore {
         primary.get(query, now: now, on: eventLoop)
     }
 
+    /// A verdict Redis did not take stays on this instance only (it cannot be taken back
+    /// exactly: the entry's earlier verdicts are gone); the client is told it was not shared.
+    public func feedback(_ query: SemanticQuery, good: Bool, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SemanticCache.Feedback?, SemanticFailure>> {
+        policy.recover(primary.feedback(query, good: good, now: now, on: eventLoop), .semantic, on: eventLoop) { error in
+            .ready(.failure(.store(RedisDownPolicy.storeFailure(error))))
+        }
+    }
+
     public func delete(namespace: String, prompt: String, scope: String, on eventLoop: any EventLoop) -> Deferred<Result<Bool, SemanticFailure>> {
         policy.recover(primary.delete(namespace: namespace, prompt: prompt, scope: scope, on: eventLoop), .semantic, on: eventLoop) { error in
             .ready(.failure(.store(RedisDownPolicy.storeFailure(error))))

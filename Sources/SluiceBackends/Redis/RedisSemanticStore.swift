@@ -54,6 +54,13 @@ public final class RedisSemanticStore: SemanticStore {
         local.get(query, now: now, on: eventLoop)
     }
 
+    public func feedback(_ query: SemanticQuery, good: Bool, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SemanticCache.Feedback?, SemanticFailure>> {
+        local.feedback(query, good: good, now: now, on: eventLoop).flatMap { [self] result in
+            guard case .success(let feedback?) = result, let change = SemanticChange(feedback, namespace: query.namespace) else { return .ready(result) }
+            return .later(publish(change, on: eventLoop).map { .success(feedback) })
+        }
+    }
+
     public func delete(namespace: String, prompt: String, scope: String, on eventLoop: any EventLoop) -> Deferred<Result<Bool, SemanticFailure>> {
         local.delete(namespace: namespace, prompt: prompt, scope: scope, on: eventLoop).flatMap { [self] result in
             guard case .success(true) = result else { return .ready(result) }
@@ -91,6 +98,9 @@ public final class RedisSemanticStore: SemanticStore {
                     ("prompt", ByteBuffer(string: prompt))]
         case .drop(let ns):
             return [("op", ByteBuffer(string: "drop")), ("ns", ByteBuffer(string: ns))]
+        case .verdicts(let ns, let scope, let prompt, let verdicts):
+            return [("op", ByteBuffer(string: "verdicts")), ("ns", ByteBuffer(string: ns)), ("scope", ByteBuffer(string: scope)),
+                    ("prompt", ByteBuffer(string: prompt)), ("verdicts", ByteBuffer(string: verdicts.encoded))]
         }
     }
 
@@ -111,6 +121,11 @@ public final class RedisSemanticStore: SemanticStore {
             return .delete(namespace: ns, scope: scope, prompt: prompt)
         case "drop":
             return .drop(namespace: ns)
+        case "verdicts":
+            guard let scope = text("scope"), let prompt = text("prompt"), let verdicts = text("verdicts").flatMap(Verdicts.init(encoded:)) else {
+                return nil
+            }
+            return .verdicts(namespace: ns, scope: scope, prompt: prompt, verdicts)
         default:
             return nil
         }

@@ -160,6 +160,17 @@ public final class SQLiteStore: Sendable {
             PRIMARY KEY (ns, scope, prompt)
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS sem_entries_age ON sem_entries(created_at);
+        CREATE TABLE IF NOT EXISTS sem_verdicts (
+            ns TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            prompt TEXT NOT NULL,
+            verdicts TEXT NOT NULL,
+            PRIMARY KEY (ns, scope, prompt)
+        ) WITHOUT ROWID;
+        CREATE TRIGGER IF NOT EXISTS sem_verdicts_gone AFTER DELETE ON sem_entries BEGIN
+            DELETE FROM sem_verdicts WHERE ns = OLD.ns AND scope = OLD.scope AND prompt = OLD.prompt; END;
+        CREATE TRIGGER IF NOT EXISTS sem_verdicts_reset AFTER UPDATE OF response ON sem_entries BEGIN
+            DELETE FROM sem_verdicts WHERE ns = OLD.ns AND scope = OLD.scope AND prompt = OLD.prompt; END;
         CREATE TABLE IF NOT EXISTS usage (id INTEGER PRIMARY KEY CHECK (id = 1), bytes INTEGER NOT NULL);
         INSERT OR IGNORE INTO usage(id, bytes) SELECT 1,
             (SELECT coalesce(sum(length(key) + length(value) + 96), 0) FROM entries) +
@@ -259,16 +270,23 @@ public final class SQLiteStore: Sendable {
     /// Every live semantic entry, oldest first (start-up reload).
     public func forEachSemanticEntry(now: Int64, _ body: (SemanticChange) -> Void) throws {
         try writer.withLock { db in
-            let stmt = try db.statement("SELECT ns, scope, prompt, response, embedder, vector, created_at, expires_at FROM sem_entries WHERE expires_at = 0 OR expires_at > ?1 ORDER BY created_at")
+            let stmt = try db.statement("""
+                SELECT e.ns, e.scope, e.prompt, e.response, e.embedder, e.vector, e.created_at, e.expires_at, v.verdicts
+                FROM sem_entries e LEFT JOIN sem_verdicts v ON v.ns = e.ns AND v.scope = e.scope AND v.prompt = e.prompt
+                WHERE e.expires_at = 0 OR e.expires_at > ?1 ORDER BY e.created_at
+                """)
             stmt.bind(1, now)
             while try stmt.step() {
                 var blob = stmt.blob(5)
                 var vector: [Float] = []
                 vector.reserveCapacity(blob.readableBytes / 4)
                 while let bits = blob.readInteger(endianness: .little, as: UInt32.self) { vector.append(Float(bitPattern: bits)) }
-                body(.set(namespace: String(buffer: stmt.blob(0)), scope: String(buffer: stmt.blob(1)), prompt: String(buffer: stmt.blob(2)),
-                          response: stmt.blob(3), embedder: String(buffer: stmt.blob(4)), vector: vector,
-                          createdAt: stmt.int64(6), expiresAt: stmt.int64(7)))
+                let ns = String(buffer: stmt.blob(0)), scope = String(buffer: stmt.blob(1)), prompt = String(buffer: stmt.blob(2))
+                body(.set(namespace: ns, scope: scope, prompt: prompt, response: stmt.blob(3), embedder: String(buffer: stmt.blob(4)),
+                          vector: vector, createdAt: stmt.int64(6), expiresAt: stmt.int64(7)))
+                if let verdicts = Verdicts(encoded: String(buffer: stmt.blob(8))) {
+                    body(.verdicts(namespace: ns, scope: scope, prompt: prompt, verdicts))
+                }
             }
         }
     }
@@ -541,6 +559,18 @@ public final class SQLiteStore: Sendable {
         case .drop(let ns):
             let stmt = try db.statement("DELETE FROM sem_entries WHERE ns = ?1")
             stmt.bind(1, ByteBuffer(string: ns))
+            try stmt.run()
+        case .verdicts(let ns, let scope, let prompt, let verdicts):
+            // Only for an entry the file has: verdicts never outlive their entry.
+            let stmt = try db.statement("""
+                INSERT INTO sem_verdicts(ns, scope, prompt, verdicts) SELECT ?1, ?2, ?3, ?4
+                WHERE EXISTS (SELECT 1 FROM sem_entries WHERE ns = ?1 AND scope = ?2 AND prompt = ?3)
+                ON CONFLICT(ns, scope, prompt) DO UPDATE SET verdicts = excluded.verdicts
+                """)
+            stmt.bind(1, ByteBuffer(string: ns))
+            stmt.bind(2, ByteBuffer(string: scope))
+            stmt.bind(3, ByteBuffer(string: prompt))
+            stmt.bind(4, ByteBuffer(string: verdicts.encoded))
             try stmt.run()
         }
     }

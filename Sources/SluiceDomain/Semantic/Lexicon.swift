@@ -11,6 +11,8 @@ public final class Lexicon: Sendable {
     let linkData: [Int32]
     let depth: [Int16]
     let senses: [String: [Int32]]
+    /// The part of speech a word mostly is (most senses tagged in WordNet's SemCor counts).
+    let mainPartOfSpeech: [String: UInt8]
     let antonyms: [String: Set<String>]
     let derivations: [String: Set<String>]
     let irregular: [String: [String]]
@@ -36,6 +38,7 @@ public final class Lexicon: Sendable {
 
     public init(text: String) throws {
         var pos: [UInt8] = [], starts: [Int32] = [], data: [Int32] = []
+        var mainPOS: [String: UInt8] = [:]
         var senses: [String: [Int32]] = [:], antonyms: [String: Set<String>] = [:], derivations: [String: Set<String>] = [:]
         var irregular: [String: [String]] = [:]
         for line in text.split(separator: "\n") {
@@ -49,8 +52,9 @@ public final class Lexicon: Sendable {
                 let rest = fields[1].dropFirst()
                 if rest != "-" { for id in rest.split(separator: ",") { data.append(Int32(id) ?? 0) } }
             case "w":
-                guard fields.count == 3 else { throw LoadError.malformed(String(line)) }
+                guard fields.count == 3 || fields.count == 4 else { throw LoadError.malformed(String(line)) }
                 senses[String(fields[1])] = fields[2].split(separator: ",").compactMap { Int32($0) }
+                if fields.count == 4, let p = fields[3].utf8.first { mainPOS[String(fields[1])] = p }
             case "a", "d":
                 guard fields.count == 3 else { throw LoadError.malformed(String(line)) }
                 let a = String(fields[1]), b = String(fields[2])
@@ -73,6 +77,7 @@ public final class Lexicon: Sendable {
         linkStart = starts
         linkData = data
         self.senses = senses
+        self.mainPartOfSpeech = mainPOS
         self.antonyms = antonyms
         self.derivations = derivations
         self.irregular = irregular
@@ -101,6 +106,11 @@ public final class Lexicon: Sendable {
     }
 
     public func isKnown(_ word: String) -> Bool { senses[word] != nil }
+
+    /// `n`, `v`, `a` or `r`: what `word` mostly is; nil when the lexicon does not know it.
+    func partOfSpeech(of word: String) -> Character? {
+        mainPartOfSpeech[word].map { Character(UnicodeScalar($0)) }
+    }
 
     func links(_ s: Int32) -> ArraySlice<Int32> {
         linkData[Int(linkStart[Int(s)])..<Int(linkStart[Int(s) + 1])]

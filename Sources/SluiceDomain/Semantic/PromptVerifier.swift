@@ -13,7 +13,12 @@
 ///   word pairs such as to/from, before/after) → refused, unless the other side says "less"
 ///   (cheaper = less expensive);
 /// - an unmatched pair of nouns of the same kind (a common hypernym close to both) → refused;
-/// - a small substitution (1–2 words for 1–2 words) in an otherwise aligned prompt → refused;
+/// - a small substitution (1–2 words for 1–2 words) in an otherwise aligned prompt → refused,
+///   unless every word swapped is a verb or an adverb (as the word is mostly used, by WordNet's
+///   tagged-sense counts): paraphrasers swap those freely (boost → improve), while a thing, a
+///   quality or a name swapped asks about something else;
+/// - the last two rules only when the frame stayed: when more than two stop words changed too
+///   ("X is not a feature of Y" / "No, X doesn't exist in Y"), a word for a word is a rewording;
 /// - the same words in another order → refused when a directional word (to, from, than, ...)
 ///   lies between the swapped words in both, or when two adjacent blocks were exchanged with
 ///   no symmetric connector (and, or, vs) between them; active/passive voice and "X of Y" /
@@ -24,7 +29,7 @@
 public struct PromptVerifier: Sendable {
     public let lexicon: Lexicon
     /// Prompts with more content words than this are judged by ``TrapGuard`` only.
-    public var shortContentWords = 8
+    public var shortContentWords = 6
 
     public init(lexicon: Lexicon) {
         self.lexicon = lexicon
@@ -88,6 +93,12 @@ public struct PromptVerifier: Sendable {
         }
         uq.removeAll { flipped.contains($0.position) || Self.lessWords.contains($0.lemma) }
         uc.removeAll { flipped.contains(-1 - $0.position) || Self.lessWords.contains($0.lemma) }
+        // A rewording changes the frame (the stop words around the content words) as well: "X is
+        // not a feature of Y" / "No, X doesn't exist in Y". There a word for another word is a
+        // paraphraser's choice; a trap keeps the frame and swaps the thing.
+        guard Self.frameChange(q, c) <= Self.maxFrameChange else {
+            return order(q, c, qs, cs, matchOf, pure: false)
+        }
         for t in uq where t.kind == .content {
             for u in uc where u.kind == .content && related(t, u, { lexicon.siblings($0, $1) }) {
                 return "sibling \(u.base)→\(t.base)"
@@ -96,7 +107,8 @@ public struct PromptVerifier: Sendable {
         let contentQ = uq.filter { $0.kind == .content }, contentC = uc.filter { $0.kind == .content }
         let matchedContent = qs.indices.count(where: { matchOf[$0] != nil && qs[$0].kind == .content })
         if (1...2).contains(contentQ.count) && (1...2).contains(contentC.count)
-            && (matchedContent >= 2 || (contentQ.count == 1 && contentC.count == 1)) {
+            && (matchedContent >= 2 || (contentQ.count == 1 && contentC.count == 1))
+            && !(contentQ + contentC).allSatisfy(isAction) {
             return "substitution \(contentC.map(\.base).joined(separator: " "))→\(contentQ.map(\.base).joined(separator: " "))"
         }
         return order(q, c, qs, cs, matchOf, pure: contentQ.isEmpty && contentC.isEmpty)
@@ -125,6 +137,25 @@ public struct PromptVerifier: Sendable {
         }
         return nil
     }
+
+    /// A verb or an adverb, as the word is mostly used: the words a paraphraser swaps freely
+    /// (get → obtain, properly → correctly). A thing, a quality or a name swapped is a different
+    /// question; so is a verb swapped for a noun.
+    func isAction(_ t: PromptTokens.Token) -> Bool {
+        guard !t.isName, let lemma = t.lemmas.first(where: lexicon.isKnown), let p = lexicon.partOfSpeech(of: lemma) else { return false }
+        return p == "v" || p == "r"
+    }
+
+    /// Stop words one prompt has and the other has not (counted with repeats).
+    static func frameChange(_ q: PromptTokens, _ c: PromptTokens) -> Int {
+        var counts: [String: Int] = [:]
+        for t in q.tokens where t.kind == .stop { counts[t.lemma, default: 0] += 1 }
+        for t in c.tokens where t.kind == .stop { counts[t.lemma, default: 0] -= 1 }
+        return counts.values.reduce(0) { $0 + abs($1) }
+    }
+
+    /// More stop words changed than this: a rewording (see ``frameChange``).
+    static let maxFrameChange = 2
 
     /// At most eight items, for a reason a client reads.
     static func list(_ items: [String]) -> String {

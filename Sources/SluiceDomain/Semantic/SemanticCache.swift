@@ -12,6 +12,7 @@ public final class SemanticCache: Sendable {
         let lock = ReadWriteLock()
         var namespace: SemanticNamespace
         let hits = Atomic<Int>(0), misses = Atomic<Int>(0), traps = Atomic<Int>(0)
+        let judgedGood = Atomic<Int>(0), judgedBad = Atomic<Int>(0)
         init(_ ns: SemanticNamespace) { namespace = ns }
     }
 
@@ -111,6 +112,48 @@ public final class SemanticCache: Sendable {
         return result
     }
 
+    /// A verdict recorded by ``feedback``: on which entry, at what score, and what it learned.
+    public struct Feedback: Sendable, Hashable {
+        public var scope: String
+        /// The entry's prompt (the verdict is on its answer).
+        public var prompt: String
+        public var score: Float
+        public var verdicts: Verdicts
+        /// The threshold the entry answers at now, under the bar the verdict was given with.
+        public var threshold: Float
+        /// A bad verdict on the entry's own prompt: its answer is wrong, the entry is gone.
+        public var deleted: Bool
+    }
+
+    /// Records a verdict on the entry that answers `prompt` (a query that was answered, with
+    /// the arguments it was asked with): the entry stored for exactly `prompt` if there is one,
+    /// else the one the lookup picks. nil: nothing answers it.
+    public func feedback(_ name: String, prompt: String, vector: [Float], embedder: String, scope: String, minScore: Float?,
+                         good: Bool, now: Int64) -> Result<Feedback?, SemanticFailure> {
+        let result = write(name, create: false) { ns -> Result<Feedback?, SemanticFailure> in
+            let bar = minScore ?? ns.minScore ?? defaultMinScore
+            let id: UInt64, entry: SemanticNamespace.Entry, score: Float
+            if let found = ns.exact(prompt, scope: scope, now: now) {
+                (id, entry, score) = (found.0, found.1, 1)
+            } else {
+                switch ns.lookup(prompt, vector: vector, embedder: embedder, scope: scope, minScore: bar, now: now, verifier: verifier) {
+                case .failure(let f): return .failure(f)
+                case .success((.hit(let match), let matchID?)): (id, entry, score) = (matchID, match.entry, match.score)
+                case .success: return .success(nil)
+                }
+            }
+            guard let verdicts = ns.judge(id: id, score: score, good: good) else { return .success(nil) }
+            let deleted = verdicts.condemnsEntry
+            if deleted { _ = ns.delete(entry.prompt, scope: entry.scope) }
+            return .success(Feedback(scope: entry.scope, prompt: entry.prompt, score: score, verdicts: verdicts,
+                                     threshold: verdicts.threshold(bar: bar), deleted: deleted))
+        } ?? .success(nil)
+        if case .success(let f?) = result, let s = slot(name, create: false) {
+            if good { s.judgedGood.add(1, ordering: .relaxed) } else { s.judgedBad.add(1, ordering: .relaxed) }
+        }
+        return result
+    }
+
     public struct Info: Sendable, Hashable {
         public var entries: Int
         public var dimension: Int?
@@ -118,6 +161,8 @@ public final class SemanticCache: Sendable {
         public var minScore: Float
         public var maxEntries: Int
         public var hits: Int, misses: Int, traps: Int, evictions: Int, expired: Int
+        /// Verdicts recorded by SEM.FEEDBACK on this instance.
+        public var feedbackGood = 0, feedbackBad = 0
     }
 
     public func info(_ name: String) -> Info? {
@@ -127,7 +172,8 @@ public final class SemanticCache: Sendable {
         let ns = s.namespace
         return Info(entries: ns.count, dimension: ns.dimension, embedder: ns.embedder, minScore: ns.minScore ?? defaultMinScore,
                     maxEntries: ns.maxEntries, hits: s.hits.load(ordering: .relaxed), misses: s.misses.load(ordering: .relaxed),
-                    traps: s.traps.load(ordering: .relaxed), evictions: ns.counters.evictions, expired: ns.counters.expired)
+                    traps: s.traps.load(ordering: .relaxed), evictions: ns.counters.evictions, expired: ns.counters.expired,
+                    feedbackGood: s.judgedGood.load(ordering: .relaxed), feedbackBad: s.judgedBad.load(ordering: .relaxed))
     }
 
     /// Removes a whole namespace; how many entries it had.

@@ -16,6 +16,8 @@ public struct SemanticNamespace: Sendable {
         public var createdAt: Int64
         /// 0 = never.
         public var expiresAt: Int64
+        /// What `SEM.FEEDBACK` taught this entry (nil: no verdict yet): see ``Verdicts``.
+        public var verdicts: Verdicts? = nil
 
         public func isExpired(at now: Int64) -> Bool { expiresAt != 0 && expiresAt <= now }
 
@@ -28,6 +30,11 @@ public struct SemanticNamespace: Sendable {
         public var entry: Entry
         public var score: Float
     }
+
+    /// How many candidates the index proposes for re-ranking and verification.
+    public static let candidates = 8
+    /// How many of them (best re-ranked first) the verifier looks at, at most.
+    public static let verified = 4
 
     public enum Outcome: Sendable, Hashable {
         case hit(Match)
@@ -118,29 +125,91 @@ public struct SemanticNamespace: Sendable {
         return .success(evicted)
     }
 
-    /// The best entry in `scope` at or above `minScore`, unless the trap guard refuses it.
-    /// Reads only: many searches may run at once.
+    /// The entry that answers `prompt` in `scope`, in two stages. The index proposes the
+    /// ``candidates`` nearest by cosine; those at or above their threshold (`minScore`, or the
+    /// entry's own after feedback: ``Verdicts``) are re-ranked by cosine plus how alike they look
+    /// (``SurfaceSimilarity``), and the verifier decides, best first, whether one asks the same
+    /// thing as `prompt` (at most ``verified`` are looked at). Reads only: many searches may run
+    /// at once.
     public func get(_ prompt: String, vector: [Float], embedder: String, scope: String, minScore: Float,
                     now: Int64, verifier: PromptVerifier? = nil) -> Result<Outcome, SemanticFailure> {
-        guard let index else { return .success(.miss) }
+        lookup(prompt, vector: vector, embedder: embedder, scope: scope, minScore: minScore, now: now, verifier: verifier).map(\.outcome)
+    }
+
+    /// ``get`` with the id of the entry that answered (for feedback).
+    func lookup(_ prompt: String, vector: [Float], embedder: String, scope: String, minScore: Float,
+                now: Int64, verifier: PromptVerifier?) -> Result<(outcome: Outcome, id: UInt64?), SemanticFailure> {
+        guard let index else { return .success((.miss, nil)) }
         guard self.embedder == embedder, index.dimension == vector.count else {
             return .failure(.embedderMismatch(namespace: "\(self.embedder ?? "?")/\(index.dimension)", request: "\(embedder)/\(vector.count)"))
         }
         let entries = self.entries
-        let best = index.search(vector, k: 1) { id in
+        let found = index.search(vector, k: Self.candidates) { id in
             guard let e = entries[id] else { return false }
             return e.scope == scope && !e.isExpired(at: now)
-        }.first
-        guard let best, let entry = entries[best.id] else { return .success(.miss) }
-        let match = Match(entry: entry, score: best.score)
-        guard best.score >= minScore else { return .success(.below(match, minScore: minScore)) }
-        if let verifier {
-            if let reason = verifier.refusal(prompt, entry.prompt) { return .success(.trap(match, reason: reason)) }
-        } else {
-            let verdict = TrapGuard.check(prompt, entry.prompt)
-            if verdict != .ok { return .success(.trap(match, reason: verdict.rawValue)) }
         }
-        return .success(.hit(match))
+        guard let nearest = found.first, let nearestEntry = entries[nearest.id] else { return .success((.miss, nil)) }
+        var eligible: [(id: UInt64, entry: Entry, score: Float, rank: Float)] = []
+        for m in found {
+            guard let e = entries[m.id], m.score >= Verdicts.threshold(of: e, bar: minScore) else { continue }
+            eligible.append((m.id, e, m.score, m.score))
+        }
+        guard !eligible.isEmpty else {
+            let bar = Verdicts.threshold(of: nearestEntry, bar: minScore)
+            return .success((.below(Match(entry: nearestEntry, score: nearest.score), minScore: bar), nil))
+        }
+        if eligible.count > 1 {
+            let query = SurfaceSimilarity(prompt)
+            for i in eligible.indices {
+                eligible[i].rank = query.rerankScore(cosine: eligible[i].score, SurfaceSimilarity(eligible[i].entry.prompt))
+            }
+            eligible.sort { $0.rank > $1.rank }
+        }
+        var refused: (Match, String)? = nil
+        for candidate in eligible.prefix(Self.verified) {
+            let match = Match(entry: candidate.entry, score: candidate.score)
+            let reason: String?
+            if let verifier {
+                reason = verifier.refusal(prompt, candidate.entry.prompt)
+            } else {
+                let verdict = TrapGuard.check(prompt, candidate.entry.prompt)
+                reason = verdict == .ok ? nil : verdict.rawValue
+            }
+            guard let reason else { return .success((.hit(match), candidate.id)) }
+            if refused == nil { refused = (match, reason) }
+            // A different number or name says "another item": the next candidate may be the
+            // one asked about. Any other refusal may be a rewording misjudged, and the next
+            // candidate is then a worse answer, not a better one.
+            guard reason.hasPrefix("name") || reason.hasPrefix("numbers") else { break }
+        }
+        let (match, reason) = refused!
+        return .success((.trap(match, reason: reason), nil))
+    }
+
+    /// The entry stored for exactly `prompt` in `scope`, with its id.
+    func exact(_ prompt: String, scope: String, now: Int64) -> (UInt64, Entry)? {
+        guard let id = byPrompt[Self.key(prompt, scope)], let e = entries[id], !e.isExpired(at: now) else { return nil }
+        return (id, e)
+    }
+
+    /// Records a verdict on the entry `id` answering at `score`; the entry's verdicts after it
+    /// (nil when there is no such entry).
+    mutating func judge(id: UInt64, score: Float, good: Bool) -> Verdicts? {
+        guard var e = entries[id] else { return nil }
+        var v = e.verdicts ?? Verdicts()
+        v.record(score: score, good: good)
+        e.verdicts = v
+        entries[id] = e
+        return v
+    }
+
+    /// Sets the verdicts of the entry for `prompt` in `scope` (a replay, or another instance's
+    /// feedback); false when there is no such entry.
+    public mutating func setVerdicts(_ verdicts: Verdicts, prompt: String, scope: String) -> Bool {
+        guard let id = byPrompt[Self.key(prompt, scope)], var e = entries[id] else { return false }
+        e.verdicts = verdicts
+        entries[id] = e
+        return true
     }
 
     /// Whether `prompt` is stored in `scope`.

@@ -4,7 +4,7 @@ import SluiceBackends
 import SluiceDomain
 import SluiceProtocol
 
-/// SEM.SET, SEM.GET, SEM.DEL, SEM.INFO, SEM.CONFIG: the semantic cache.
+/// SEM.SET, SEM.GET, SEM.FEEDBACK, SEM.DEL, SEM.INFO, SEM.CONFIG: the semantic cache.
 struct SemanticCommands: CommandGroup {
     let store: any SemanticStore
     /// The built-in embedder (nil if its table failed to load: SEM.* then needs VEC).
@@ -55,6 +55,26 @@ struct SemanticCommands: CommandGroup {
                     }
                 }
             },
+            Command("sem.feedback", arity: -4, summary: "SEM.FEEDBACK ns prompt good|bad [SCOPE s] [MINSCORE x] [VEC f32blob]: [entry_prompt, score, threshold, good, bad, deleted] or nil") { ctx, out throws(CommandError) in
+                let ns = try ctx.nextName("namespace").text, prompt = try ctx.next().text
+                let verdict = try ctx.next()
+                guard verdict.isKeyword("GOOD") || verdict.isKeyword("BAD") else { throw CommandError("the verdict must be good or bad") }
+                let options = try Options.parse(&ctx, allowMinScore: true) { _, _ in false }
+                guard !options.why else { throw CommandError.syntax }
+                let (vector, version) = try options.vector(for: prompt, embedder)
+                let query = SemanticQuery(namespace: ns, prompt: prompt, scope: options.scope, minScore: options.minScore, embedder: version, vector: vector)
+                return ctx.reply(store.feedback(query, good: verdict.isKeyword("GOOD"), now: ctx.now, on: ctx.eventLoop), into: &out) { result, out in
+                    guard case .success(let feedback) = result else { return Self.writeFailure(ns, result, &out) }
+                    guard let feedback else { return out.writeRESPNullArray() }
+                    out.writeRESPArrayHeader(6)
+                    out.writeRESPBulk(feedback.prompt)
+                    out.writeRESPDouble(Double(feedback.score))
+                    out.writeRESPDouble(Double("\(feedback.threshold)") ?? Double(feedback.threshold))
+                    out.writeRESPInteger(feedback.verdicts.good)
+                    out.writeRESPInteger(feedback.verdicts.bad)
+                    out.writeRESPInteger(feedback.deleted ? 1 : 0)
+                }
+            },
             Command("sem.del", arity: -2, summary: "SEM.DEL ns [prompt [SCOPE s]]: entries removed (no prompt: the whole namespace)") { ctx, out throws(CommandError) in
                 let ns = try ctx.nextName("namespace").text
                 guard ctx.hasMore else {
@@ -75,7 +95,7 @@ struct SemanticCommands: CommandGroup {
                     out.writeRESPInteger(removed ? 1 : 0)
                 }
             },
-            Command("sem.info", arity: 2, summary: "SEM.INFO ns: map of entries, dimension, embedder, min_score, max_entries, hits, misses, traps, evictions, expired") { ctx, out throws(CommandError) in
+            Command("sem.info", arity: 2, summary: "SEM.INFO ns: map of entries, dimension, embedder, min_score, max_entries, hits, misses, traps, evictions, expired, feedback_good, feedback_bad") { ctx, out throws(CommandError) in
                 guard let info = store.info(namespace: try ctx.nextName("namespace").text) else {
                     out.writeRESPNullArray()
                     return .done
@@ -124,7 +144,7 @@ struct SemanticCommands: CommandGroup {
     }
 
     static func writeInfo(_ i: SemanticCache.Info, _ out: inout RESPWriter) {
-        out.writeRESPMapHeader(10)
+        out.writeRESPMapHeader(12)
         out.writeRESPBulk("entries"); out.writeRESPInteger(i.entries)
         out.writeRESPBulk("dimension"); if let d = i.dimension { out.writeRESPInteger(d) } else { out.writeRESPNull() }
         out.writeRESPBulk("embedder"); if let e = i.embedder { out.writeRESPBulk(e) } else { out.writeRESPNull() }
@@ -136,6 +156,8 @@ struct SemanticCommands: CommandGroup {
         out.writeRESPBulk("traps"); out.writeRESPInteger(i.traps)
         out.writeRESPBulk("evictions"); out.writeRESPInteger(i.evictions)
         out.writeRESPBulk("expired"); out.writeRESPInteger(i.expired)
+        out.writeRESPBulk("feedback_good"); out.writeRESPInteger(i.feedbackGood)
+        out.writeRESPBulk("feedback_bad"); out.writeRESPInteger(i.feedbackBad)
     }
 
     /// SCOPE, MINSCORE and VEC, in any order, plus what the command adds (`extra`).

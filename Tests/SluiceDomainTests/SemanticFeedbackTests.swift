@@ -1,0 +1,101 @@
+import NIOCore
+import Testing
+@testable import SluiceDomain
+
+/// SEM.FEEDBACK's per-entry thresholds (``Verdicts``) and the re-rank of near-duplicates, on the
+/// in-memory cache (the wire, the file and the shared stream are tested in SluiceServerTests and
+/// tests/e2e).
+@Suite("Semantic feedback and re-ranking")
+struct SemanticFeedbackTests {
+    /// A unit vector at `cosine` from (1, 0, 0).
+    func at(_ cosine: Float) -> [Float] { [cosine, (1 - cosine * cosine).squareRoot(), 0] }
+
+    func cache(_ entries: [(String, [Float])]) -> SemanticCache {
+        let c = SemanticCache(defaultMinScore: 0.7)
+        for (prompt, v) in entries {
+            _ = c.set("ns", prompt: prompt, response: ByteBuffer(string: "answer to " + prompt), vector: v, embedder: "client", scope: "", createdAt: 0, expiresAt: 0)
+        }
+        return c
+    }
+
+    func get(_ c: SemanticCache, _ prompt: String, _ v: [Float], minScore: Float? = nil) -> SemanticNamespace.Outcome? {
+        try? c.get("ns", prompt: prompt, vector: v, embedder: "client", scope: "", minScore: minScore, now: 1).get()
+    }
+
+    @Test func aBadVerdictRefusesThatQueryAndEveryLessSimilarOne() throws {
+        let c = cache([("stored", [1, 0, 0])])
+        guard case .hit = get(c, "asked", at(0.8)) else { Issue.record("expected a hit at 0.8"); return }
+        let f = try #require(try c.feedback("ns", prompt: "asked", vector: at(0.8), embedder: "client", scope: "", minScore: nil, good: false, now: 1).get())
+        #expect(f.prompt == "stored" && abs(f.score - 0.8) < 1e-4 && f.verdicts.bad == 1 && !f.deleted)
+        #expect(f.threshold > 0.8 && f.threshold <= 0.8 + Verdicts.margin + 1e-4)
+        guard case .below(_, let bar) = get(c, "asked", at(0.8)) else { Issue.record("the judged query must not hit again"); return }
+        #expect(bar > 0.8)
+        guard case .below = get(c, "further", at(0.75)) else { Issue.record("a less similar query must not hit"); return }
+        guard case .hit = get(c, "closer", at(0.9)) else { Issue.record("a closer query still hits"); return }
+        // Even an explicit low MINSCORE does not go under a bad score.
+        guard case .below = get(c, "asked", at(0.8), minScore: 0.5) else { Issue.record("MINSCORE 0.5 must not undo a bad verdict"); return }
+        #expect(c.info("ns")?.feedbackBad == 1)
+    }
+
+    @Test func goodVerdictsRelaxWithinTheBoundAndNeverUnderABadScore() {
+        var v = Verdicts()
+        for _ in 0..<20 { v.record(score: 0.75, good: true) }
+        #expect(v.good == 20 && abs(v.threshold(bar: 0.7) - (0.7 - Verdicts.maxRelax)) < 1e-5)
+        v.record(score: 0.66, good: false)
+        #expect(v.relax == 0 && abs(v.threshold(bar: 0.7) - 0.7) < 1e-5)  // a bad verdict takes the relaxing back
+        for _ in 0..<20 { v.record(score: 0.9, good: true) }
+        #expect(abs(v.threshold(bar: 0.7) - (0.66 + Verdicts.margin)) < 1e-5)  // not under the bad score
+        v.record(score: 0.93, good: false)
+        #expect(v.threshold(bar: 0.7) > 0.93)
+        #expect(v.threshold(bar: 0.95) >= 0.95 - Verdicts.maxRelax)
+    }
+
+    @Test func goodVerdictsLetAnEntryAnswerSlightlyBelowTheBar() throws {
+        let c = cache([("stored", [1, 0, 0])])
+        guard case .below = get(c, "asked", at(0.68)) else { Issue.record("0.68 is below the default 0.7"); return }
+        for _ in 0..<2 {
+            _ = try c.feedback("ns", prompt: "stored", vector: [1, 0, 0], embedder: "client", scope: "", minScore: nil, good: true, now: 1).get()
+        }
+        guard case .hit = get(c, "asked", at(0.68)) else { Issue.record("two good verdicts lower the threshold by 0.04"); return }
+        guard case .below = get(c, "far", at(0.55)) else { Issue.record("never more than 0.1 below the bar"); return }
+    }
+
+    @Test func aBadVerdictOnTheEntrysOwnPromptDeletesIt() throws {
+        let c = cache([("stored", [1, 0, 0])])
+        let f = try #require(try c.feedback("ns", prompt: "stored", vector: [1, 0, 0], embedder: "client", scope: "", minScore: nil, good: false, now: 1).get())
+        #expect(f.deleted && f.score == 1)
+        #expect(c.count("ns") == 0)
+    }
+
+    @Test func feedbackOnNothingChangesNothing() throws {
+        let c = cache([("stored", [1, 0, 0])])
+        #expect(try c.feedback("ns", prompt: "far", vector: [0, 1, 0], embedder: "client", scope: "", minScore: nil, good: false, now: 1).get() == nil)
+        #expect(try c.feedback("none", prompt: "x", vector: [1, 0, 0], embedder: "client", scope: "", minScore: nil, good: true, now: 1).get() == nil)
+        guard case .hit = get(c, "stored", [1, 0, 0]) else { Issue.record("untouched"); return }
+    }
+
+    @Test func replacingAnEntryForgetsItsVerdicts() throws {
+        let c = cache([("stored", [1, 0, 0])])
+        _ = try c.feedback("ns", prompt: "asked", vector: at(0.8), embedder: "client", scope: "", minScore: nil, good: false, now: 1).get()
+        _ = c.set("ns", prompt: "stored", response: ByteBuffer(string: "a better answer"), vector: [1, 0, 0], embedder: "client", scope: "", createdAt: 1, expiresAt: 0)
+        guard case .hit = get(c, "asked", at(0.8)) else { Issue.record("a new answer starts without verdicts"); return }
+    }
+
+    @Test func verdictsSurviveTheirTextForm() {
+        let v = Verdicts(relax: 0.04, worstBad: 0.81, good: 3, bad: 1)
+        #expect(Verdicts(encoded: v.encoded) == v)
+        #expect(Verdicts(encoded: "1 2 3") == nil && Verdicts(encoded: "x 0 0 0") == nil)
+        // Out-of-range numbers from a file or a stream are clamped, not trusted.
+        let clamped = Verdicts(encoded: "5 9 -1 -7")
+        #expect(clamped?.relax == Verdicts.maxRelax && clamped?.worstBad == 1 && clamped?.good == 0 && clamped?.bad == 0)
+    }
+
+    @Test func nearDuplicatesAreRerankedByHowTheyLook() throws {
+        // Same vector, different spelling: the cosine ties, the surface decides.
+        let c = cache([("The base class is `GeneratorBasedBuilder`.", [1, 0, 0]), ("The base class is GeneratorBasedBuilder.", [1, 0, 0])])
+        guard case .hit(let m) = get(c, "The base class is GeneratorBasedBuilder!", [1, 0, 0]) else { Issue.record("expected a hit"); return }
+        #expect(m.entry.prompt == "The base class is GeneratorBasedBuilder.")
+        let a = SurfaceSimilarity("How do I reset my password?")
+        #expect(a.rerankScore(cosine: 0, a) > 0.349 && a.rerankScore(cosine: 0, SurfaceSimilarity("")) == 0)
+    }
+}
