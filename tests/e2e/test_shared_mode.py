@@ -275,13 +275,19 @@ def test_semantic_feedback_is_shared_and_replayed(make_sluice, redis_server):
         return struct.pack(f"<{len(xs)}f", *xs)
 
     _, (a, b) = shared(make_sluice, redis_server, 2)
-    asked = vec(0.8, 0.6, 0)
+    asked, closer = vec(0.8, 0.6, 0), vec(0.9, 0.43589, 0)
+    q, c_q = "How can I reset my password?", "How could I reset my password?"
     a.execute_command("SEM.SET", "fbs", "How do I reset my password?", "the answer", "VEC", vec(1, 0, 0))
-    assert wait_for(lambda: b.execute_command("SEM.GET", "fbs", "How can I reset my password?", "VEC", asked) is not None, 2) is not None
-    assert b.execute_command("SEM.FEEDBACK", "fbs", "How can I reset my password?", "bad", "VEC", asked)[4] == 1
-    # B's verdict reaches A through the stream ...
-    assert wait_for(lambda: a.execute_command("SEM.GET", "fbs", "How can I reset my password?", "VEC", asked) is None, 2) is not None
-    # ... and an instance started later replays it after the entry.
+    assert a.execute_command("SEM.GET", "fbs", q, "VEC", asked) is not None
+    assert wait_for(lambda: b.execute_command("SEM.GET", "fbs", q, "VEC", asked) is not None, 2) is not None
+    assert b.execute_command("SEM.FEEDBACK", "fbs", q, "bad", "VEC", asked)[4] == 1
+    # B's verdict reaches A through the stream (A served the query before) ...
+    assert wait_for(lambda: a.execute_command("SEM.GET", "fbs", q, "VEC", asked) is None, 2) is not None
+    assert a.execute_command("SEM.GET", "fbs", c_q, "VEC", closer) is not None
+    # ... and an instance started later replays it after the entry: once C has the entry,
+    # the verdict (later in the stream) follows; it never serves the judged query after that.
     c = make_sluice("--redis", redis_server.url).start().client()
-    assert wait_for(lambda: c.execute_command("SEM.GET", "fbs", "How could I reset my password?", "VEC", vec(0.9, 0.43589, 0)) is not None, 2) is not None
-    assert c.execute_command("SEM.GET", "fbs", "How can I reset my password?", "VEC", asked) is None
+    assert wait_for(lambda: c.execute_command("SEM.GET", "fbs", c_q, "VEC", closer) is not None, 2) is not None
+    assert wait_for(lambda: c.execute_command("SEM.GET", "fbs", q, "VEC", asked) is None, 2) is not None
+    time.sleep(0.2)
+    assert c.execute_command("SEM.GET", "fbs", q, "VEC", asked) is None

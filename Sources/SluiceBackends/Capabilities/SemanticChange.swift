@@ -8,8 +8,9 @@ public enum SemanticChange: Sendable {
              createdAt: Int64, expiresAt: Int64)
     case delete(namespace: String, scope: String, prompt: String)
     case drop(namespace: String)
-    /// What `SEM.FEEDBACK` taught the entry for `prompt` in `scope`.
-    case verdicts(namespace: String, scope: String, prompt: String, Verdicts)
+    /// What `SEM.FEEDBACK` taught the entry for `prompt` in `scope` created at `createdAt`
+    /// (joined into what the entry has; an entry they condemn is deleted).
+    case verdicts(namespace: String, scope: String, prompt: String, createdAt: Int64, Verdicts)
 
     /// Roughly what it holds in memory (for the store's queue bound).
     var approximateBytes: Int {
@@ -20,15 +21,14 @@ public enum SemanticChange: Sendable {
             return ns.utf8.count + scope.utf8.count + prompt.utf8.count + 96
         case .drop(let ns):
             return ns.utf8.count + 96
-        case .verdicts(let ns, let scope, let prompt, _):
+        case .verdicts(let ns, let scope, let prompt, _, _):
             return ns.utf8.count + scope.utf8.count + prompt.utf8.count + 128
         }
     }
 
-    /// The change a recorded verdict makes: the entry's new verdicts, or its deletion.
-    public init?(_ feedback: SemanticCache.Feedback, namespace: String) {
-        self = feedback.deleted ? .delete(namespace: namespace, scope: feedback.scope, prompt: feedback.prompt)
-            : .verdicts(namespace: namespace, scope: feedback.scope, prompt: feedback.prompt, feedback.verdicts)
+    /// The change a recorded verdict makes (a condemning one deletes that version of the entry).
+    public init(_ feedback: SemanticCache.Feedback, namespace: String) {
+        self = .verdicts(namespace: namespace, scope: feedback.scope, prompt: feedback.prompt, createdAt: feedback.createdAt, feedback.verdicts)
     }
 
     public init(_ write: SemanticWrite) {
@@ -49,8 +49,8 @@ public enum SemanticChange: Sendable {
             _ = cache.write(ns, create: false) { $0.delete(prompt, scope: scope) }
         case .drop(let ns):
             _ = cache.drop(ns)
-        case .verdicts(let ns, let scope, let prompt, let verdicts):
-            _ = cache.write(ns, create: false) { $0.setVerdicts(verdicts, prompt: prompt, scope: scope) }
+        case .verdicts(let ns, let scope, let prompt, let createdAt, let verdicts):
+            _ = cache.write(ns, create: false) { $0.mergeVerdicts(verdicts, prompt: prompt, scope: scope, createdAt: createdAt) }
         }
         return []
     }

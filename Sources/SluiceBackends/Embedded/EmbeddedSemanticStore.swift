@@ -114,8 +114,8 @@ public final class EmbeddedSemanticStore: SemanticStore {
         let done = run(query.namespace, on: eventLoop, busy: Result<(SemanticCache.Feedback?, SQLiteStore.Admission), SemanticFailure>.failure(.busy)) { [cache, store] in
             cache.feedback(query.namespace, prompt: query.prompt, vector: query.vector, embedder: query.embedder, scope: query.scope,
                            minScore: query.minScore, good: good, now: now).map { feedback in
-                guard let feedback, let store, let change = SemanticChange(feedback, namespace: query.namespace) else { return (feedback, .now) }
-                return (feedback, store.enqueue(change))
+                guard let feedback, let store else { return (feedback, .now) }
+                return (feedback, store.enqueue(SemanticChange(feedback, namespace: query.namespace)))
             }
         }
         return done.flatMap { [self] result in

@@ -56,8 +56,8 @@ public final class RedisSemanticStore: SemanticStore {
 
     public func feedback(_ query: SemanticQuery, good: Bool, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SemanticCache.Feedback?, SemanticFailure>> {
         local.feedback(query, good: good, now: now, on: eventLoop).flatMap { [self] result in
-            guard case .success(let feedback?) = result, let change = SemanticChange(feedback, namespace: query.namespace) else { return .ready(result) }
-            return .later(publish(change, on: eventLoop).map { .success(feedback) })
+            guard case .success(let feedback?) = result else { return .ready(result) }
+            return .later(publish(SemanticChange(feedback, namespace: query.namespace), on: eventLoop).map { .success(feedback) })
         }
     }
 
@@ -98,9 +98,10 @@ public final class RedisSemanticStore: SemanticStore {
                     ("prompt", ByteBuffer(string: prompt))]
         case .drop(let ns):
             return [("op", ByteBuffer(string: "drop")), ("ns", ByteBuffer(string: ns))]
-        case .verdicts(let ns, let scope, let prompt, let verdicts):
+        case .verdicts(let ns, let scope, let prompt, let createdAt, let verdicts):
             return [("op", ByteBuffer(string: "verdicts")), ("ns", ByteBuffer(string: ns)), ("scope", ByteBuffer(string: scope)),
-                    ("prompt", ByteBuffer(string: prompt)), ("verdicts", ByteBuffer(string: verdicts.encoded))]
+                    ("prompt", ByteBuffer(string: prompt)), ("created", ByteBuffer(string: String(createdAt))),
+                    ("verdicts", ByteBuffer(string: verdicts.encoded))]
         }
     }
 
@@ -122,10 +123,9 @@ public final class RedisSemanticStore: SemanticStore {
         case "drop":
             return .drop(namespace: ns)
         case "verdicts":
-            guard let scope = text("scope"), let prompt = text("prompt"), let verdicts = text("verdicts").flatMap(Verdicts.init(encoded:)) else {
-                return nil
-            }
-            return .verdicts(namespace: ns, scope: scope, prompt: prompt, verdicts)
+            guard let scope = text("scope"), let prompt = text("prompt"), let created = text("created").flatMap({ Int64($0) }),
+                  let verdicts = text("verdicts").flatMap(Verdicts.init(encoded:)) else { return nil }
+            return .verdicts(namespace: ns, scope: scope, prompt: prompt, createdAt: created, verdicts)
         default:
             return nil
         }

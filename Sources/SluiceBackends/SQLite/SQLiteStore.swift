@@ -285,7 +285,7 @@ public final class SQLiteStore: Sendable {
                 body(.set(namespace: ns, scope: scope, prompt: prompt, response: stmt.blob(3), embedder: String(buffer: stmt.blob(4)),
                           vector: vector, createdAt: stmt.int64(6), expiresAt: stmt.int64(7)))
                 if let verdicts = Verdicts(encoded: String(buffer: stmt.blob(8))) {
-                    body(.verdicts(namespace: ns, scope: scope, prompt: prompt, verdicts))
+                    body(.verdicts(namespace: ns, scope: scope, prompt: prompt, createdAt: stmt.int64(6), verdicts))
                 }
             }
         }
@@ -560,17 +560,27 @@ public final class SQLiteStore: Sendable {
             let stmt = try db.statement("DELETE FROM sem_entries WHERE ns = ?1")
             stmt.bind(1, ByteBuffer(string: ns))
             try stmt.run()
-        case .verdicts(let ns, let scope, let prompt, let verdicts):
-            // Only for an entry the file has: verdicts never outlive their entry.
+        case .verdicts(let ns, let scope, let prompt, let createdAt, let verdicts):
+            // Only for that version of the entry: verdicts never outlive it nor pass to a new answer.
+            if verdicts.condemnsEntry {
+                let stmt = try db.statement("DELETE FROM sem_entries WHERE ns = ?1 AND scope = ?2 AND prompt = ?3 AND created_at = ?4")
+                stmt.bind(1, ByteBuffer(string: ns))
+                stmt.bind(2, ByteBuffer(string: scope))
+                stmt.bind(3, ByteBuffer(string: prompt))
+                stmt.bind(4, createdAt)
+                try stmt.run()
+                return
+            }
             let stmt = try db.statement("""
                 INSERT INTO sem_verdicts(ns, scope, prompt, verdicts) SELECT ?1, ?2, ?3, ?4
-                WHERE EXISTS (SELECT 1 FROM sem_entries WHERE ns = ?1 AND scope = ?2 AND prompt = ?3)
+                WHERE EXISTS (SELECT 1 FROM sem_entries WHERE ns = ?1 AND scope = ?2 AND prompt = ?3 AND created_at = ?5)
                 ON CONFLICT(ns, scope, prompt) DO UPDATE SET verdicts = excluded.verdicts
                 """)
             stmt.bind(1, ByteBuffer(string: ns))
             stmt.bind(2, ByteBuffer(string: scope))
             stmt.bind(3, ByteBuffer(string: prompt))
             stmt.bind(4, ByteBuffer(string: verdicts.encoded))
+            stmt.bind(5, createdAt)
             try stmt.run()
         }
     }

@@ -17,8 +17,9 @@
 ///   unless every word swapped is a verb or an adverb (as the word is mostly used, by WordNet's
 ///   tagged-sense counts): paraphrasers swap those freely (boost → improve), while a thing, a
 ///   quality or a name swapped asks about something else;
-/// - the last two rules only when the frame stayed: when more than two stop words changed too
-///   ("X is not a feature of Y" / "No, X doesn't exist in Y"), a word for a word is a rewording;
+/// - the substitution rule only when the frame stayed: when more than two stop words changed
+///   too ("X is not a feature of Y" / "No, X doesn't exist in Y"), a word for a word is a
+///   rewording (a sibling swapped is refused all the same);
 /// - the same words in another order → refused when a directional word (to, from, than, ...)
 ///   lies between the swapped words in both, or when two adjacent blocks were exchanged with
 ///   no symmetric connector (and, or, vs) between them; active/passive voice and "X of Y" /
@@ -93,12 +94,6 @@ public struct PromptVerifier: Sendable {
         }
         uq.removeAll { flipped.contains($0.position) || Self.lessWords.contains($0.lemma) }
         uc.removeAll { flipped.contains(-1 - $0.position) || Self.lessWords.contains($0.lemma) }
-        // A rewording changes the frame (the stop words around the content words) as well: "X is
-        // not a feature of Y" / "No, X doesn't exist in Y". There a word for another word is a
-        // paraphraser's choice; a trap keeps the frame and swaps the thing.
-        guard Self.frameChange(q, c) <= Self.maxFrameChange else {
-            return order(q, c, qs, cs, matchOf, pure: false)
-        }
         for t in uq where t.kind == .content {
             for u in uc where u.kind == .content && related(t, u, { lexicon.siblings($0, $1) }) {
                 return "sibling \(u.base)→\(t.base)"
@@ -106,7 +101,11 @@ public struct PromptVerifier: Sendable {
         }
         let contentQ = uq.filter { $0.kind == .content }, contentC = uc.filter { $0.kind == .content }
         let matchedContent = qs.indices.count(where: { matchOf[$0] != nil && qs[$0].kind == .content })
-        if (1...2).contains(contentQ.count) && (1...2).contains(contentC.count)
+        // A rewording changes the frame (the stop words around the content words) as well: "X is
+        // not a feature of Y" / "No, X doesn't exist in Y". There a word for another word is a
+        // paraphraser's choice; a trap keeps the frame and swaps the thing.
+        if Self.frameChange(q, c) <= Self.maxFrameChange
+            && (1...2).contains(contentQ.count) && (1...2).contains(contentC.count)
             && (matchedContent >= 2 || (contentQ.count == 1 && contentC.count == 1))
             && !(contentQ + contentC).allSatisfy(isAction) {
             return "substitution \(contentC.map(\.base).joined(separator: " "))→\(contentQ.map(\.base).joined(separator: " "))"

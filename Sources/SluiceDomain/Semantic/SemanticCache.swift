@@ -117,6 +117,8 @@ public final class SemanticCache: Sendable {
         public var scope: String
         /// The entry's prompt (the verdict is on its answer).
         public var prompt: String
+        /// Which version of the entry (a later SEM.SET of the prompt is another).
+        public var createdAt: Int64
         public var score: Float
         public var verdicts: Verdicts
         /// The threshold the entry answers at now, under the bar the verdict was given with.
@@ -130,28 +132,34 @@ public final class SemanticCache: Sendable {
     /// else the one the lookup picks. nil: nothing answers it.
     public func feedback(_ name: String, prompt: String, vector: [Float], embedder: String, scope: String, minScore: Float?,
                          good: Bool, now: Int64) -> Result<Feedback?, SemanticFailure> {
-        let result = write(name, create: false) { ns -> Result<Feedback?, SemanticFailure> in
-            let bar = minScore ?? ns.minScore ?? defaultMinScore
-            let id: UInt64, entry: SemanticNamespace.Entry, score: Float
-            if let found = ns.exact(prompt, scope: scope, now: now) {
-                (id, entry, score) = (found.0, found.1, 1)
-            } else {
-                switch ns.lookup(prompt, vector: vector, embedder: embedder, scope: scope, minScore: bar, now: now, verifier: verifier) {
-                case .failure(let f): return .failure(f)
-                case .success((.hit(let match), let matchID?)): (id, entry, score) = (matchID, match.entry, match.score)
-                case .success: return .success(nil)
+        guard let s = slot(name, create: false) else { return .success(nil) }
+        // The search under the read lock, as a SEM.GET's: other searches go on meanwhile.
+        s.lock.lockRead()
+        let bar = minScore ?? s.namespace.minScore ?? defaultMinScore
+        let found: Result<(UInt64, SemanticNamespace.Entry, Float)?, SemanticFailure>
+        if let exact = s.namespace.exact(prompt, scope: scope, now: now) {
+            found = .success((exact.0, exact.1, 1))
+        } else {
+            found = s.namespace.lookup(prompt, vector: vector, embedder: embedder, scope: scope, minScore: bar, now: now, verifier: verifier)
+                .map { result in
+                    guard case .hit(let match) = result.outcome, let id = result.id else { return nil }
+                    return (id, match.entry, match.score)
                 }
-            }
-            guard let verdicts = ns.judge(id: id, score: score, good: good) else { return .success(nil) }
-            let deleted = verdicts.condemnsEntry
-            if deleted { _ = ns.delete(entry.prompt, scope: entry.scope) }
-            return .success(Feedback(scope: entry.scope, prompt: entry.prompt, score: score, verdicts: verdicts,
-                                     threshold: verdicts.threshold(bar: bar), deleted: deleted))
-        } ?? .success(nil)
-        if case .success(let f?) = result, let s = slot(name, create: false) {
+        }
+        s.lock.unlock()
+        guard case .success(let candidate?) = found else { return found.map { _ in nil } }
+        let (id, entry, score) = candidate
+        // Then the verdict, under the write lock, on that very entry (not one that replaced it).
+        let recorded = write(name, create: false) { ns -> Feedback? in
+            guard let verdicts = ns.judge(id: id, createdAt: entry.createdAt, score: score, good: good) else { return nil }
+            if verdicts.condemnsEntry { ns.remove(id: id) }
+            return Feedback(scope: entry.scope, prompt: entry.prompt, createdAt: entry.createdAt, score: score, verdicts: verdicts,
+                            threshold: verdicts.threshold(bar: bar), deleted: verdicts.condemnsEntry)
+        } ?? nil
+        if recorded != nil {
             if good { s.judgedGood.add(1, ordering: .relaxed) } else { s.judgedBad.add(1, ordering: .relaxed) }
         }
-        return result
+        return .success(recorded)
     }
 
     public struct Info: Sendable, Hashable {

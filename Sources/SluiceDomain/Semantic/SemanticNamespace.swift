@@ -194,8 +194,8 @@ public struct SemanticNamespace: Sendable {
 
     /// Records a verdict on the entry `id` answering at `score`; the entry's verdicts after it
     /// (nil when there is no such entry).
-    mutating func judge(id: UInt64, score: Float, good: Bool) -> Verdicts? {
-        guard var e = entries[id] else { return nil }
+    mutating func judge(id: UInt64, createdAt: Int64, score: Float, good: Bool) -> Verdicts? {
+        guard var e = entries[id], e.createdAt == createdAt else { return nil }
         var v = e.verdicts ?? Verdicts()
         v.record(score: score, good: good)
         e.verdicts = v
@@ -203,11 +203,17 @@ public struct SemanticNamespace: Sendable {
         return v
     }
 
-    /// Sets the verdicts of the entry for `prompt` in `scope` (a replay, or another instance's
-    /// feedback); false when there is no such entry.
-    public mutating func setVerdicts(_ verdicts: Verdicts, prompt: String, scope: String) -> Bool {
-        guard let id = byPrompt[Self.key(prompt, scope)], var e = entries[id] else { return false }
-        e.verdicts = verdicts
+    /// Joins `verdicts` into those of the entry for `prompt` in `scope` created at `createdAt`
+    /// (a replay, or another instance's feedback): verdicts on an answer since replaced do not
+    /// touch the new one. An entry they condemn is deleted. false: no such entry.
+    public mutating func mergeVerdicts(_ verdicts: Verdicts, prompt: String, scope: String, createdAt: Int64) -> Bool {
+        guard let id = byPrompt[Self.key(prompt, scope)], var e = entries[id], e.createdAt == createdAt else { return false }
+        let merged = e.verdicts.map { $0.merged(with: verdicts) } ?? verdicts
+        if merged.condemnsEntry {
+            remove(id: id)
+            return true
+        }
+        e.verdicts = merged
         entries[id] = e
         return true
     }

@@ -24,7 +24,7 @@ public struct Verdicts: Sendable, Hashable {
 
     public init(relax: Float = 0, worstBad: Float = 0, good: Int = 0, bad: Int = 0) {
         self.relax = min(max(relax.isFinite ? relax : 0, 0), Self.maxRelax)
-        self.worstBad = worstBad.isFinite ? min(max(worstBad, -1), 1) : 1
+        self.worstBad = worstBad.isFinite ? min(max(worstBad, -1), 1) : 1  // NaN: judged wrong at any score
         self.good = max(good, 0)
         self.bad = max(bad, 0)
     }
@@ -41,6 +41,17 @@ public struct Verdicts: Sendable, Hashable {
             worstBad = max(worstBad, score.isFinite ? min(max(score, -1), 1) : 1)
             relax = 0
         }
+    }
+
+    /// These verdicts joined with another instance's for the same entry: order-insensitive and
+    /// idempotent (a stream replayed, or two instances judging at once, end the same way
+    /// everywhere). The highest bad score and the counts are maxima — so a bad verdict is never
+    /// lost to a concurrent good one — and the relaxing is that of the state with more verdicts
+    /// (bad ones first), the smaller on a tie.
+    public func merged(with other: Verdicts) -> Verdicts {
+        let mine = (bad, good), theirs = (other.bad, other.good)
+        let relax = mine == theirs ? min(self.relax, other.relax) : (mine > theirs ? self.relax : other.relax)
+        return Verdicts(relax: relax, worstBad: Swift.max(worstBad, other.worstBad), good: Swift.max(good, other.good), bad: Swift.max(bad, other.bad))
     }
 
     /// The threshold of an entry with these verdicts when the bar in force is `bar`.
