@@ -29,6 +29,8 @@ def main():
     ap.add_argument("--entries", type=int, default=10_000)
     ap.add_argument("--requests", type=int, default=2_000)
     ap.add_argument("--namespace", default=f"latency-{int(time.time())}")
+    ap.add_argument("--settle", type=float, default=2.0,
+                    help="seconds to wait after loading, so the load's background writes (SQLite) are done: steady state")
     opts = ap.parse_args()
     rng = random.Random(1)
     r = redis.Redis(port=opts.port, protocol=2)
@@ -41,6 +43,7 @@ def main():
         if len(pipe) >= 1000:
             pipe.execute()
     pipe.execute()
+    time.sleep(opts.settle)
     times = []
     hits = 0
     for i in range(opts.requests):

@@ -73,6 +73,9 @@ public struct SemanticNamespace: Sendable {
 
     static func key(_ prompt: String, _ scope: String) -> String { scope + "\u{0}" + prompt }
 
+    /// The index's tag for a scope.
+    static func tag(_ scope: String) -> UInt64 { UInt64(bitPattern: Int64(scope.hashValue)) }
+
     /// An entry evicted to make room (its persisted copy is to be deleted too).
     public struct Eviction: Sendable, Hashable {
         public var scope: String
@@ -116,7 +119,7 @@ public struct SemanticNamespace: Sendable {
         }
         let id = nextID
         nextID += 1
-        guard index!.upsert(id: id, vector: vector) else { return .success(evicted) }  // zero vector: nothing to find it by
+        guard index!.upsert(id: id, vector: vector, tag: Self.tag(scope), expiresAt: expiresAt) else { return .success(evicted) }  // zero vector: nothing to find it by
         let entry = Entry(prompt: prompt, response: response, scope: scope, createdAt: createdAt, expiresAt: expiresAt)
         entries[id] = entry
         bytes += entry.bytes(dimension: vector.count)
@@ -143,11 +146,9 @@ public struct SemanticNamespace: Sendable {
         guard self.embedder == embedder, index.dimension == vector.count else {
             return .failure(.embedderMismatch(namespace: "\(self.embedder ?? "?")/\(index.dimension)", request: "\(embedder)/\(vector.count)"))
         }
-        let entries = self.entries
-        let found = index.search(vector, k: Self.candidates) { id in
-            guard let e = entries[id] else { return false }
-            return e.scope == scope && !e.isExpired(at: now)
-        }
+        // The scan filters on the scope's hash; a candidate of another scope with the same hash
+        // (Hasher is seeded per process: not something a client can aim for) is dropped here.
+        let found = index.search(vector, k: Self.candidates, tag: Self.tag(scope), now: now).filter { entries[$0.id]?.scope == scope }
         guard let nearest = found.first, let nearestEntry = entries[nearest.id] else { return .success((.miss, nil)) }
         var eligible: [(id: UInt64, entry: Entry, score: Float, rank: Float)] = []
         for m in found {

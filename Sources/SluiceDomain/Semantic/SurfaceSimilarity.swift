@@ -42,13 +42,13 @@ public struct SurfaceSimilarity: Sendable {
         trigrams = grams.sorted()
 
         // Words: runs of ASCII letters and digits (lower-cased) or of non-ASCII bytes.
-        var pairs: Set<UInt64> = []
+        var pairs: [UInt64] = []
         var previous: UInt64? = nil
         var current: UInt64 = 0xcbf2_9ce4_8422_2325
         var inWord = false
         func endWord() {
             if inWord {
-                if let previous { pairs.insert(previous &* 0x100_0000_01b3 ^ (current << 17 | current >> 47)) }
+                if let previous { pairs.append(previous &* 0x100_0000_01b3 ^ (current << 17 | current >> 47)) }
                 previous = current
             }
             current = 0xcbf2_9ce4_8422_2325
@@ -65,7 +65,11 @@ public struct SurfaceSimilarity: Sendable {
             }
         }
         endWord()
-        bigrams = pairs.sorted()
+        pairs.sort()
+        var unique: [UInt64] = []
+        unique.reserveCapacity(pairs.count)
+        for p in pairs where unique.last != p { unique.append(p) }
+        bigrams = unique
     }
 
     /// Re-rank score of a candidate: its cosine plus the weighted overlaps.

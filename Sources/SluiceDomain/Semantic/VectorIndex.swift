@@ -15,6 +15,10 @@ public struct VectorIndex: Sendable {
     var quantized: [Int8] = []
     var scales: [Float] = []
     public private(set) var ids: [UInt64] = []
+    /// Per row: a tag the scan filters on (the semantic cache's scope hash) and when the row
+    /// expires (0 = never), so a filtered scan reads arrays, not a dictionary per row.
+    var tags: [UInt64] = []
+    var expiries: [Int64] = []
     var position: [UInt64: Int] = [:]
 
     public init(dimension: Int) {
@@ -32,17 +36,21 @@ public struct VectorIndex: Sendable {
 
     /// Adds or replaces `id`. false: wrong dimension or a zero vector.
     @discardableResult
-    public mutating func upsert(id: UInt64, vector: [Float]) -> Bool {
+    public mutating func upsert(id: UInt64, vector: [Float], tag: UInt64 = 0, expiresAt: Int64 = 0) -> Bool {
         guard vector.count == dimension, let row = Self.normalised(vector, stride: stride) else { return false }
         let (q, scale) = Self.quantise(row)
         if let i = position[id] {
             vectors.replaceSubrange(i * stride ..< (i + 1) * stride, with: row)
             quantized.replaceSubrange(i * stride ..< (i + 1) * stride, with: q)
             scales[i] = scale
+            tags[i] = tag
+            expiries[i] = expiresAt
             return true
         }
         position[id] = ids.count
         ids.append(id)
+        tags.append(tag)
+        expiries.append(expiresAt)
         vectors.append(contentsOf: row)
         quantized.append(contentsOf: q)
         scales.append(scale)
@@ -63,8 +71,12 @@ public struct VectorIndex: Sendable {
                 quantized[i * stride + j] = quantized[last * stride + j]
             }
             scales[i] = scales[last]
+            tags[i] = tags[last]
+            expiries[i] = expiries[last]
         }
         ids.removeLast()
+        tags.removeLast()
+        expiries.removeLast()
         vectors.removeLast(stride)
         quantized.removeLast(stride)
         scales.removeLast()
@@ -76,6 +88,24 @@ public struct VectorIndex: Sendable {
     // MARK: Search
 
     /// The `k` most similar vectors that pass `filter`, best first (exact scan).
+    /// The `k` most similar rows tagged `tag` and not expired at `now`, best first (exact scan).
+    public func search(_ query: [Float], k: Int, tag: UInt64, now: Int64) -> [Match] {
+        guard query.count == dimension, k > 0, let q = Self.normalised(query, stride: stride) else { return [] }
+        var top = TopK(k)
+        vectors.withUnsafeBufferPointer { rows in
+            q.withUnsafeBufferPointer { qp in
+                tags.withUnsafeBufferPointer { tags in
+                    expiries.withUnsafeBufferPointer { expiries in
+                        for i in 0..<tags.count where tags[i] == tag && (expiries[i] == 0 || expiries[i] > now) {
+                            top.offer(Match(id: ids[i], score: Self.dot(qp.baseAddress!, rows.baseAddress! + i * stride, stride)))
+                        }
+                    }
+                }
+            }
+        }
+        return top.sorted()
+    }
+
     public func search(_ query: [Float], k: Int, filter: (UInt64) -> Bool = { _ in true }) -> [Match] {
         guard query.count == dimension, k > 0, let q = Self.normalised(query, stride: stride) else { return [] }
         var top = TopK(k)
