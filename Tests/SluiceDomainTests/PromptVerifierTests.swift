@@ -17,6 +17,10 @@ struct PromptVerifierTests {
         ("What is the most expensive city in Spain?", "What is the cheapest city in Spain?", "antonym"),
         ("Should I stretch after running?", "Should I stretch before running?", "antonym"),
         ("Explain photosynthesis to a chemist", "Explain photosynthesis to a toddler", "substitution"),
+        ("Where was the Eiffel Tower built?", "When was the Eiffel Tower built?", "question"),
+        ("Which city hosted the 2012 Olympics?", "What year hosted the 2012 Olympics?", "question"),
+        ("Can I give my dog tea?", "Can I give my dog coffee?", "sibling"),
+        ("Is salmon high in mercury?", "Is tuna high in mercury?", "sibling"),
     ])
     func trapsAreRefused(query: String, candidate: String, rule: String) throws {
         let verifier = try #require(Self.verifier, "the lexicon ships with the SluiceDomain bundle")
@@ -32,6 +36,12 @@ struct PromptVerifierTests {
         ("What are the side effects of melatonin?", "What are melatonin's side effects?"),
         ("Is flying cheaper than driving to Berlin?", "Is flying less expensive than driving to Berlin?"),
         ("How do I repair a flat bicycle tyre?", "How do I fix a flat bicycle tyre?"),
+        ("What year was the Eiffel Tower built?", "When was the Eiffel Tower built?"),
+        ("Who designed the Eiffel Tower?", "The Eiffel Tower was designed by whom?"),
+        // A verb for a verb (used as one: a determiner follows) is a rewording.
+        ("The export function writes the report to disk", "The export function saves the report to disk"),
+        // Adjectives of one WordNet cluster.
+        ("A simple way to learn Spanish verbs", "An easy way to learn Spanish verbs"),
     ])
     func paraphrasesPass(query: String, candidate: String) throws {
         let verifier = try #require(Self.verifier)
@@ -51,5 +61,12 @@ struct PromptVerifierTests {
         #expect(PromptVerifier.isBlockSwap([2, 3, 0, 1]))
         #expect(!PromptVerifier.isBlockSwap([0, 1, 2, 3]))
         #expect(!PromptVerifier.isBlockSwap([3, 0, 2, 1]))
+    }
+
+    @Test func siblingsShareAConcreteKindNotJustAnAbstractOne() throws {
+        let lexicon = try #require(Self.verifier?.lexicon)
+        #expect(lexicon.siblings("aspirin", "ibuprofen") && lexicon.siblings("coffee", "tea") && lexicon.siblings("salmon", "tuna"))
+        // Near-synonyms WordNet files apart under an abstract ancestor.
+        #expect(!lexicon.siblings("number", "quantity") && !lexicon.siblings("library", "package") && !lexicon.siblings("method", "function"))
     }
 }

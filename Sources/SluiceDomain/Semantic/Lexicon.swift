@@ -107,6 +107,11 @@ public final class Lexicon: Sendable {
 
     public func isKnown(_ word: String) -> Bool { senses[word] != nil }
 
+    /// Whether `word` has a verb sense.
+    func canBeVerb(_ word: String) -> Bool {
+        senses[word]?.contains(where: { isPartOfSpeech($0, "v") }) == true
+    }
+
     /// `n`, `v`, `a` or `r`: what `word` mostly is; nil when the lexicon does not know it.
     func partOfSpeech(of word: String) -> Character? {
         mainPartOfSpeech[word].map { Character(UnicodeScalar($0)) }
@@ -136,14 +141,18 @@ public final class Lexicon: Sendable {
         ("er", ""), ("est", ""), ("er", "e"), ("est", "e"), ("ier", "y"), ("iest", "y"),  // adjectives
     ]
 
-    /// Same meaning: equal, a shared synset, derivationally related, or one sense directly
-    /// above the other among the first three (dad / father) — unless they are antonyms.
+    /// Same meaning: equal, a shared synset, derivationally related, adjectives of one cluster
+    /// (poor / bad), or one sense directly above the other among the first three (dad / father)
+    /// — unless they are antonyms.
     func same(_ a: String, _ b: String) -> Bool {
         if a == b || a.replacingOccurrences(of: "-", with: "") == b.replacingOccurrences(of: "-", with: "") { return true }
         if antonym(a, b) { return false }
         if derivations[a]?.contains(b) == true { return true }
         guard let sa = senses[a], let sb = senses[b] else { return false }
         if !Set(sa).isDisjoint(with: sb) { return true }
+        // Adjectives of one cluster (both similar to one head: "poor" and "bad").
+        let ha = adjectiveHeadWords(a)
+        if !ha.isEmpty && !ha.isDisjoint(with: adjectiveHeadWords(b)) { return true }
         for x in sa.prefix(3) {
             for y in sb.prefix(3) where partOfSpeech[Int(x)] == partOfSpeech[Int(y)] {
                 if links(x).contains(y) || links(y).contains(x) { return true }
@@ -186,8 +195,10 @@ public final class Lexicon: Sendable {
 
     /// Two nouns of the same kind: among their first three senses, a common hypernym within
     /// `distance` steps of each (neither being the other's), itself at least `minDepth` below
-    /// the root (so "entity" or "object" do not make everything siblings).
-    func siblings(_ a: String, _ b: String, distance: Int = 3, minDepth: Int = 4) -> Bool {
+    /// the root. Things of one concrete kind share a deep ancestor (aspirin / ibuprofen: NSAID,
+    /// 7; coffee / tea: 8; salmon / tuna: 11); near-synonyms that WordNet files apart share an
+    /// abstract one (number / quantity: 5; library / package: 4; method / function: 5).
+    func siblings(_ a: String, _ b: String, distance: Int = 3, minDepth: Int = 7) -> Bool {
         guard let sa = senses[a], let sb = senses[b] else { return false }
         for x in sa.prefix(3) where isPartOfSpeech(x, "n") {
             let ax = ancestors(x, distance)

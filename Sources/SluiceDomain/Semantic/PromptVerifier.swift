@@ -12,11 +12,16 @@
 /// - an unmatched pair that are opposites (WordNet antonyms, negating or paired prefixes, closed
 ///   word pairs such as to/from, before/after) → refused, unless the other side says "less"
 ///   (cheaper = less expensive);
-/// - an unmatched pair of nouns of the same kind (a common hypernym close to both) → refused;
+/// - question words asking for different kinds of answer (who, where, when, why; "what year"
+///   reads as when, "which city" as where) → refused;
+/// - an unmatched pair of nouns of the same concrete kind (a common hypernym close to both and
+///   deep in the hierarchy) → refused;
 /// - a small substitution (1–2 words for 1–2 words) in an otherwise aligned prompt → refused,
 ///   unless every word swapped is a verb or an adverb (as the word is mostly used, by WordNet's
-///   tagged-sense counts): paraphrasers swap those freely (boost → improve), while a thing, a
-///   quality or a name swapped asks about something else;
+///   tagged-sense counts, or used as a verb here: followed by a determiner): paraphrasers swap
+///   those freely (boost → improve), while a thing, a quality or a name swapped asks about
+///   something else; and only when the swap is the whole edit (at most one more word edit):
+///   a rewording moves more words than it swaps;
 /// - the substitution rule only when the frame stayed: when more than two stop words changed
 ///   too ("X is not a feature of Y" / "No, X doesn't exist in Y"), a word for a word is a
 ///   rewording (a sibling swapped is refused all the same);
@@ -30,7 +35,7 @@
 public struct PromptVerifier: Sendable {
     public let lexicon: Lexicon
     /// Prompts with more content words than this are judged by ``TrapGuard`` only.
-    public var shortContentWords = 6
+    public var shortContentWords = 7
 
     public init(lexicon: Lexicon) {
         self.lexicon = lexicon
@@ -51,6 +56,13 @@ public struct PromptVerifier: Sendable {
         }
         if q.numbers.sorted() != c.numbers.sorted() {
             return "numbers \(Self.list(c.numbers))→\(Self.list(q.numbers))"
+        }
+        // What kind of answer is asked for: a time, a place, a person, a reason. "What year did
+        // it sink?" and "Where did it sink?" ask different things; "When ..." and "What year ..."
+        // the same.
+        let kq = Self.answerKinds(q), kc = Self.answerKinds(c)
+        if !kq.isEmpty && !kc.isEmpty && kq.isDisjoint(with: kc) {
+            return "question \(kc.sorted().joined(separator: " "))→\(kq.sorted().joined(separator: " "))"
         }
         let qs = q.tokens.filter { $0.kind != .stop && $0.kind != .negation }
         let cs = c.tokens.filter { $0.kind != .stop && $0.kind != .negation }
@@ -107,11 +119,33 @@ public struct PromptVerifier: Sendable {
         if Self.frameChange(q, c) <= Self.maxFrameChange
             && (1...2).contains(contentQ.count) && (1...2).contains(contentC.count)
             && (matchedContent >= 2 || (contentQ.count == 1 && contentC.count == 1))
-            && !(contentQ + contentC).allSatisfy(isAction) {
+            && !(contentQ.allSatisfy { isAction($0, in: q) } && contentC.allSatisfy { isAction($0, in: c) })
+            && editDistance(q, c) <= max(contentQ.count, contentC.count) + Self.extraEdits {
             return "substitution \(contentC.map(\.base).joined(separator: " "))→\(contentQ.map(\.base).joined(separator: " "))"
         }
         return order(q, c, qs, cs, matchOf, pure: contentQ.isEmpty && contentC.isEmpty)
     }
+
+    /// The kinds of answer a prompt's question words ask for (who, where, when, why), with
+    /// "what year", "which city", "what reason" ... read as the question word they stand for.
+    static func answerKinds(_ p: PromptTokens) -> Set<String> {
+        var kinds = Set<String>()
+        for (i, t) in p.tokens.enumerated() {
+            if Self.questionWords.contains(t.lemma) { kinds.insert(t.lemma == "whom" ? "who" : t.lemma) }
+            if (t.lemma == "what" || t.lemma == "which"), i + 1 < p.tokens.count, let kind = Self.kindNouns[p.tokens[i + 1].lemma] {
+                kinds.insert(kind)
+            }
+        }
+        return kinds
+    }
+
+    static let questionWords: Set<String> = ["who", "whom", "where", "when", "why"]
+    static let kindNouns: [String: String] = [
+        "year": "when", "date": "when", "time": "when", "day": "when", "month": "when", "century": "when",
+        "place": "where", "city": "where", "country": "where", "location": "where", "town": "where",
+        "reason": "why", "cause": "why", "person": "who", "people": "who",
+    ]
+
 
     /// Same words, another order: see the type's comment.
     func order(_ q: PromptTokens, _ c: PromptTokens, _ qs: [PromptTokens.Token], _ cs: [PromptTokens.Token],
@@ -140,9 +174,39 @@ public struct PromptVerifier: Sendable {
     /// A verb or an adverb, as the word is mostly used: the words a paraphraser swaps freely
     /// (get → obtain, properly → correctly). A thing, a quality or a name swapped is a different
     /// question; so is a verb swapped for a noun.
-    func isAction(_ t: PromptTokens.Token) -> Bool {
+    func isAction(_ t: PromptTokens.Token, in prompt: PromptTokens) -> Bool {
         guard !t.isName, let lemma = t.lemmas.first(where: lexicon.isKnown), let p = lexicon.partOfSpeech(of: lemma) else { return false }
-        return p == "v" || p == "r"
+        if p == "v" || p == "r" { return true }
+        // Used as a verb here: a word that can be one, followed by a determiner ("loads a
+        // dataset", "returns the schema").
+        guard t.position + 1 < prompt.tokens.count,
+              Self.determiners.contains(prompt.tokens[t.position + 1].lemma) else { return false }
+        return t.lemmas.contains(where: lexicon.canBeVerb)
+    }
+
+    static let determiners: Set<String> = ["a", "an", "the", "this", "that", "these", "those", "my", "your", "its", "their", "our", "his", "her", "all", "each", "every"]
+
+    /// Word edits beyond the substituted words that a substitution may come with and still be
+    /// judged one: a trap is an edit of a word or two; a rewording moves more ("by clicking on
+    /// the provided link" / "by following the link given").
+    static let extraEdits = 1
+
+    /// Word edits (insertions, deletions, substitutions) from one prompt to the other, words
+    /// equal when they share a lemma; punctuation not counted. At most 64 tokens each (checked
+    /// by the caller), so at most 4,225 cells.
+    func editDistance(_ q: PromptTokens, _ c: PromptTokens) -> Int {
+        let a = q.tokens.filter { $0.lemma.first?.isLetter == true || $0.kind == .number }
+        let b = c.tokens.filter { $0.lemma.first?.isLetter == true || $0.kind == .number }
+        var previous = Array(0...b.count), current = [Int](repeating: 0, count: b.count + 1)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            current[0] = i
+            for j in stride(from: 1, through: b.count, by: 1) {
+                let same = a[i - 1].lemma == b[j - 1].lemma || !Set(a[i - 1].lemmas).isDisjoint(with: b[j - 1].lemmas)
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (same ? 0 : 1))
+            }
+            swap(&previous, &current)
+        }
+        return a.isEmpty ? b.count : previous[b.count]
     }
 
     /// Stop words one prompt has and the other has not (counted with repeats).
