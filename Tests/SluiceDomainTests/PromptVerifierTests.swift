@@ -21,6 +21,9 @@ struct PromptVerifierTests {
         ("Which city hosted the 2012 Olympics?", "What year hosted the 2012 Olympics?", "question"),
         ("Can I give my dog tea?", "Can I give my dog coffee?", "sibling"),
         ("Is salmon high in mercury?", "Is tuna high in mercury?", "sibling"),
+        // Longer than the word-by-word bound, but a one-word edit: judged all the same.
+        ("Write a short blog post about index funds and bond ladders for experts with small savings",
+         "Write a short blog post about index funds and bond ladders for beginners with small savings", "substitution"),
     ])
     func trapsAreRefused(query: String, candidate: String, rule: String) throws {
         let verifier = try #require(Self.verifier, "the lexicon ships with the SluiceDomain bundle")
@@ -53,7 +56,8 @@ struct PromptVerifierTests {
         let a = "The library provides tools to load datasets from the hub, process them with map and filter, and save them to disk in Arrow format."
         let b = "The library offers utilities to load datasets from the hub, transform them with map and filter, and store them on disk in Arrow format."
         #expect(verifier.refusal(a, b) == nil)
-        #expect(verifier.refusal(a.replacingOccurrences(of: "Arrow", with: "Parquet"), a) == "names")
+        // A one-word edit of a long prompt is judged word by word (a name, here).
+        #expect(verifier.refusal(a.replacingOccurrences(of: "Arrow", with: "Parquet"), a) == "name Parquet")
     }
 
     @Test func blockSwapsAreFound() {

@@ -30,8 +30,9 @@
 ///   no symmetric connector (and, or, vs) between them; active/passive voice and "X of Y" /
 ///   "Y's X" are the same question.
 /// When much differs (a rewording, not an edit) nothing is refused by these rules. Longer
-/// prompts — passages, documents — keep the first-generation checks (``TrapGuard``: numbers,
-/// negation, names), under which GPTCache's benchmark was measured.
+/// prompts — passages, documents — are judged so only when they differ by one word edit (a
+/// trap's shape at any length); otherwise they keep the first-generation checks (``TrapGuard``:
+/// numbers, negation, names).
 public struct PromptVerifier: Sendable {
     public let lexicon: Lexicon
     /// Prompts with more content words than this are judged by ``TrapGuard`` only.
@@ -50,7 +51,11 @@ public struct PromptVerifier: Sendable {
         let longest = max(q.contentCount, c.contentCount)
         // Word-by-word matching is quadratic: a prompt of thousands of commas or "and"s (few
         // content words, many tokens) gets the basic checks only.
-        guard longest <= shortContentWords, q.tokens.count <= Self.maxTokens, c.tokens.count <= Self.maxTokens else {
+        // Longer prompts too when they differ by an edit of a word or two: that is a trap's
+        // shape whatever the length ("Write a 500-word post about X for beginners" / "... for
+        // experts"), while a rewording of a longer prompt moves more.
+        guard q.tokens.count <= Self.maxTokens, c.tokens.count <= Self.maxTokens,
+              longest <= shortContentWords || editDistance(q, c) <= Self.minimalEdit else {
             let verdict = TrapGuard.check(query, candidate)
             return verdict == .ok ? nil : verdict.rawValue
         }
@@ -185,6 +190,9 @@ public struct PromptVerifier: Sendable {
     }
 
     static let determiners: Set<String> = ["a", "an", "the", "this", "that", "these", "those", "my", "your", "its", "their", "our", "his", "her", "all", "each", "every"]
+
+    /// Word edits that make a minimal edit of a longer prompt (judged word by word).
+    static let minimalEdit = 1
 
     /// Word edits beyond the substituted words that a substitution may come with and still be
     /// judged one: a trap is an edit of a word or two; a rewording moves more ("by clicking on
