@@ -113,6 +113,20 @@ struct SemanticFeedbackTests {
         #expect(deleted && ns.count == 0)
     }
 
+    @Test func aVerdictIsTakenBackOnlyIfNothingCameAfterIt() {
+        var ns = SemanticNamespace(maxEntries: 10)
+        _ = ns.set("stored", response: ByteBuffer(string: "a"), vector: [1, 0, 0], embedder: "client", scope: "", createdAt: 5, expiresAt: 0)
+        var one = Verdicts(), two = Verdicts()
+        one.record(score: 0.8, good: false)
+        two = one
+        two.record(score: 0.9, good: false)
+        _ = ns.mergeVerdicts(one, prompt: "stored", scope: "", createdAt: 5)
+        ns.restoreVerdicts(nil, ifStill: two, prompt: "stored", scope: "", createdAt: 5)  // not what it has: kept
+        #expect(ns.entries.values.first?.verdicts == one)
+        ns.restoreVerdicts(nil, ifStill: one, prompt: "stored", scope: "", createdAt: 5)
+        #expect(ns.entries.values.first?.verdicts == nil)
+    }
+
     @Test func verdictsSurviveTheirTextForm() {
         let v = Verdicts(relax: 0.04, worstBad: 0.81, good: 3, bad: 1)
         #expect(Verdicts(encoded: v.encoded) == v)

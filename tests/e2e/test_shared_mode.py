@@ -291,3 +291,20 @@ def test_semantic_feedback_is_shared_and_replayed(make_sluice, redis_server):
     assert wait_for(lambda: c.execute_command("SEM.GET", "fbs", q, "VEC", asked) is None, 2) is not None
     time.sleep(0.2)
     assert c.execute_command("SEM.GET", "fbs", q, "VEC", asked) is None
+
+
+def test_a_verdict_redis_does_not_take_is_taken_back(make_sluice, redis_server):
+    import struct
+
+    def vec(*xs):
+        return struct.pack(f"<{len(xs)}f", *xs)
+
+    _, (a,) = shared(make_sluice, redis_server, 1)
+    q, asked = "How can I reset my password?", vec(0.8, 0.6, 0)
+    a.execute_command("SEM.SET", "fbd", "How do I reset my password?", "the answer", "VEC", vec(1, 0, 0))
+    assert a.execute_command("SEM.GET", "fbd", q, "VEC", asked) is not None
+    redis_server.kill()
+    with pytest.raises(redis.exceptions.ResponseError):
+        a.execute_command("SEM.FEEDBACK", "fbd", q, "bad", "VEC", asked)
+    # Not shared, so not kept: this instance still answers as every other one would.
+    assert a.execute_command("SEM.GET", "fbd", q, "VEC", asked) is not None

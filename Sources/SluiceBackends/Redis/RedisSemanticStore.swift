@@ -57,7 +57,18 @@ public final class RedisSemanticStore: SemanticStore {
     public func feedback(_ query: SemanticQuery, good: Bool, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SemanticCache.Feedback?, SemanticFailure>> {
         local.feedback(query, good: good, now: now, on: eventLoop).flatMap { [self] result in
             guard case .success(let feedback?) = result else { return .ready(result) }
-            return .later(publish(SemanticChange(feedback, namespace: query.namespace), on: eventLoop).map { .success(feedback) })
+            return .later(publish(SemanticChange(feedback, namespace: query.namespace), on: eventLoop).map { .success(feedback) }
+                .flatMapErrorThrowing { [local] error in
+                    // Not in the stream: take it back here, so this instance holds nothing the
+                    // others cannot see (a deleting verdict cannot be taken back: the entry is gone).
+                    if !feedback.deleted {
+                        _ = local.cache.write(query.namespace, create: false) {
+                            $0.restoreVerdicts(feedback.previous, ifStill: feedback.verdicts, prompt: feedback.prompt, scope: feedback.scope,
+                                               createdAt: feedback.createdAt)
+                        }
+                    }
+                    throw error
+                })
         }
     }
 

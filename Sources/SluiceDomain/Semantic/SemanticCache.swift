@@ -120,6 +120,8 @@ public final class SemanticCache: Sendable {
         /// Which version of the entry (a later SEM.SET of the prompt is another).
         public var createdAt: Int64
         public var score: Float
+        /// The entry's verdicts before this one (to put back if it cannot be shared).
+        public var previous: Verdicts?
         public var verdicts: Verdicts
         /// The threshold the entry answers at now, under the bar the verdict was given with.
         public var threshold: Float
@@ -151,10 +153,11 @@ public final class SemanticCache: Sendable {
         let (id, entry, score) = candidate
         // Then the verdict, under the write lock, on that very entry (not one that replaced it).
         let recorded = write(name, create: false) { ns -> Feedback? in
+            let previous = ns.entries[id]?.verdicts
             guard let verdicts = ns.judge(id: id, createdAt: entry.createdAt, score: score, good: good) else { return nil }
             if verdicts.condemnsEntry { ns.remove(id: id) }
-            return Feedback(scope: entry.scope, prompt: entry.prompt, createdAt: entry.createdAt, score: score, verdicts: verdicts,
-                            threshold: verdicts.threshold(bar: bar), deleted: verdicts.condemnsEntry)
+            return Feedback(scope: entry.scope, prompt: entry.prompt, createdAt: entry.createdAt, score: score, previous: previous,
+                            verdicts: verdicts, threshold: verdicts.threshold(bar: bar), deleted: verdicts.condemnsEntry)
         } ?? nil
         if recorded != nil {
             if good { s.judgedGood.add(1, ordering: .relaxed) } else { s.judgedBad.add(1, ordering: .relaxed) }

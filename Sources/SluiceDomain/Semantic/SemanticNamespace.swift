@@ -204,6 +204,14 @@ public struct SemanticNamespace: Sendable {
         return v
     }
 
+    /// Puts `previous` back as the verdicts of that version of the entry if it still has exactly
+    /// `recorded` (a verdict that could not be shared is taken back; a later one stays).
+    public mutating func restoreVerdicts(_ previous: Verdicts?, ifStill recorded: Verdicts, prompt: String, scope: String, createdAt: Int64) {
+        guard let id = byPrompt[Self.key(prompt, scope)], var e = entries[id], e.createdAt == createdAt, e.verdicts == recorded else { return }
+        e.verdicts = previous
+        entries[id] = e
+    }
+
     /// Joins `verdicts` into those of the entry for `prompt` in `scope` created at `createdAt`
     /// (a replay, or another instance's feedback): verdicts on an answer since replaced do not
     /// touch the new one. An entry they condemn is deleted. false: no such entry.
