@@ -73,4 +73,15 @@ struct PromptVerifierTests {
         // Near-synonyms WordNet files apart under an abstract ancestor.
         #expect(!lexicon.siblings("number", "quantity") && !lexicon.siblings("library", "package") && !lexicon.siblings("method", "function"))
     }
+
+    @Test func longNamesAreLookedUpAsWordsNotSearchedFor() throws {
+        let verifier = try #require(Self.verifier)
+        // A made-up 64 KiB "name" once cost a substring search of length x length (40 s).
+        let long = String(repeating: "Z", count: 65_000)
+        #expect(verifier.refusal("Where is \(long)?", "Where is \(long)?") == nil)
+        #expect(verifier.refusal("Where is \(long)Y?", "Where is \(long)?") != nil)
+        let filler = String(repeating: "alpha beta gamma delta ", count: 20)
+        #expect(TrapGuard.check(filler + "Z" + long, filler + "Z" + long) == .ok)
+        #expect(TrapGuard.check(filler + "Z" + long + "Y", filler + "Z" + long) == .names)
+    }
 }

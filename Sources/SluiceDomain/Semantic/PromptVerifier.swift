@@ -47,6 +47,13 @@ public struct PromptVerifier: Sendable {
 
     /// Why `candidate` does not answer `query`, or nil when it does.
     public func refusal(_ query: String, _ candidate: String) -> String? {
+        // Far more words than the word-by-word judgement takes: the basic checks, without
+        // lemmatising a 64 KiB prompt first (every word looked up in the lexicon).
+        guard Self.words(in: query, atMost: 3 * Self.maxTokens) <= 3 * Self.maxTokens,
+              Self.words(in: candidate, atMost: 3 * Self.maxTokens) <= 3 * Self.maxTokens else {
+            let verdict = TrapGuard.check(query, candidate)
+            return verdict == .ok ? nil : verdict.rawValue
+        }
         let q = PromptTokens(query, lexicon: lexicon), c = PromptTokens(candidate, lexicon: lexicon)
         let longest = max(q.contentCount, c.contentCount)
         // Word-by-word matching is quadratic: a prompt of thousands of commas or "and"s (few
@@ -94,8 +101,8 @@ public struct PromptVerifier: Sendable {
         let differing = uq.count(where: { $0.kind == .content }) + uc.count(where: { $0.kind == .content })
         guard differing <= max(4, (q.contentCount + c.contentCount) / 4) else { return nil }
         if q.negated != c.negated { return "negation" }
-        for t in uq where t.isName && !c.squeezed.contains(t.squeezedBase) { return "name \(t.base)" }
-        for u in uc where u.isName && !q.squeezed.contains(u.squeezedBase) { return "name \(u.base)" }
+        for t in uq where t.isName && !Self.occurs(t, in: c) { return "name \(t.base)" }
+        for u in uc where u.isName && !Self.occurs(u, in: q) { return "name \(u.base)" }
 
         let lessQ = uq.contains(where: { Self.lessWords.contains($0.lemma) })
         let lessC = uc.contains(where: { Self.lessWords.contains($0.lemma) })
@@ -215,6 +222,30 @@ public struct PromptVerifier: Sendable {
             swap(&previous, &current)
         }
         return a.isEmpty ? b.count : previous[b.count]
+    }
+
+    /// Runs of non-space bytes in `text`, counting stops past `limit`.
+    static func words(in text: String, atMost limit: Int) -> Int {
+        var count = 0, inWord = false
+        for b in text.utf8 {
+            let space = b == 0x20 || b == 0x0A || b == 0x09 || b == 0x0D
+            if !space && !inWord {
+                count += 1
+                if count > limit { return count }
+            }
+            inWord = !space
+        }
+        return count
+    }
+
+    /// Whether name `t` occurs in prompt `p`, spaces and punctuation squeezed out ("Hugging
+    /// Face" / "HuggingFace"). A substring search costs length × length: a name longer than
+    /// ``TrapGuard/maxSearchedName`` must be one of `p`'s words instead (a 64 KiB made-up word
+    /// searched in a 64 KiB prompt took 40 s).
+    static func occurs(_ t: PromptTokens.Token, in p: PromptTokens) -> Bool {
+        let name = t.squeezedBase
+        guard name.utf8.count <= TrapGuard.maxSearchedName else { return p.tokens.contains { $0.squeezedBase == name } }
+        return p.squeezed.contains(name)
     }
 
     /// Stop words one prompt has and the other has not (counted with repeats).

@@ -130,24 +130,20 @@ public final class SemanticCache: Sendable {
     }
 
     /// Records a verdict on the entry that answers `prompt` (a query that was answered, with
-    /// the arguments it was asked with): the entry stored for exactly `prompt` if there is one,
-    /// else the one the lookup picks. nil: nothing answers it.
+    /// the arguments it was asked with): the one the lookup picks. nil: nothing answers it.
     public func feedback(_ name: String, prompt: String, vector: [Float], embedder: String, scope: String, minScore: Float?,
                          good: Bool, now: Int64) -> Result<Feedback?, SemanticFailure> {
         guard let s = slot(name, create: false) else { return .success(nil) }
         // The search under the read lock, as a SEM.GET's: other searches go on meanwhile.
         s.lock.lockRead()
         let bar = minScore ?? s.namespace.minScore ?? defaultMinScore
-        let found: Result<(UInt64, SemanticNamespace.Entry, Float)?, SemanticFailure>
-        if let exact = s.namespace.exact(prompt, scope: scope, now: now) {
-            found = .success((exact.0, exact.1, 1))
-        } else {
-            found = s.namespace.lookup(prompt, vector: vector, embedder: embedder, scope: scope, minScore: bar, now: now, verifier: verifier)
-                .map { result in
-                    guard case .hit(let match) = result.outcome, let id = result.id else { return nil }
-                    return (id, match.entry, match.score)
-                }
-        }
+        // The entry SEM.GET with the same arguments answers from (not a shortcut to the entry
+        // stored for this very text: with client vectors that may be another one).
+        let found = s.namespace.lookup(prompt, vector: vector, embedder: embedder, scope: scope, minScore: bar, now: now, verifier: verifier)
+            .map { result -> (UInt64, SemanticNamespace.Entry, Float)? in
+                guard case .hit(let match) = result.outcome, let id = result.id else { return nil }
+                return (id, match.entry, match.score)
+            }
         s.lock.unlock()
         guard case .success(let candidate?) = found else { return found.map { _ in nil } }
         let (id, entry, score) = candidate

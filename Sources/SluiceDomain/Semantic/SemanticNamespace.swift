@@ -95,6 +95,9 @@ public struct SemanticNamespace: Sendable {
             self.embedder = embedder
             index = VectorIndex(dimension: vector.count)
         }
+        // A vector whose length overflows or underflows float32 cannot be normalised: refused
+        // before anything changes (the client's VEC is checked at the edge too).
+        guard VectorIndex.normalisable(vector) else { return .failure(.unusableVector) }
         let key = Self.key(prompt, scope)
         let replacing = byPrompt[key]
         var limit = maxEntries
@@ -153,7 +156,8 @@ public struct SemanticNamespace: Sendable {
         var eligible: [(id: UInt64, entry: Entry, score: Float, rank: Float)] = []
         for m in found {
             guard let e = entries[m.id], m.score >= Verdicts.threshold(of: e, bar: minScore) else { continue }
-            eligible.append((m.id, e, m.score, m.score))
+            let score = min(m.score, 1)  // float rounding: a cosine of 1.0000005
+            eligible.append((m.id, e, score, score))
         }
         guard !eligible.isEmpty else {
             let bar = Verdicts.threshold(of: nearestEntry, bar: minScore)

@@ -26,11 +26,14 @@ public enum TrapGuard {
         // 64 KiB prompt of made-up names must not cost seconds.
         let qNames = q.names.filter { differing.contains($0) || !c.words.contains($0) }.prefix(64)
         let cNames = c.names.filter { differing.contains($0) || !q.words.contains($0) }.prefix(64)
-        if qNames.contains(where: { !c.squeezed.contains($0) }) || cNames.contains(where: { !q.squeezed.contains($0) }) {
+        if qNames.contains(where: { !c.contains(name: $0) }) || cNames.contains(where: { !q.contains(name: $0) }) {
             return .names
         }
         return .ok
     }
+
+    /// Longest name searched for as a substring (see ``Analysis/contains(name:)``).
+    public static let maxSearchedName = 64
 
     static let negations: Set<String> = ["not", "no", "never", "none", "nothing", "neither", "nor", "without", "cannot", "isnt",
                                          "arent", "wasnt", "werent", "dont", "doesnt", "didnt", "wont", "cant", "shouldnt", "couldnt",
@@ -69,6 +72,13 @@ public enum TrapGuard {
             negated = negations > 0
             squeezed = String(text.lowercased().filter { $0.isLetter || $0.isNumber })
             names = Set(names.map { String($0.filter { $0.isLetter || $0.isNumber }) }.filter { !$0.isEmpty })
+        }
+
+        /// Whether `name` occurs, spaces and punctuation squeezed out. A substring search costs
+        /// length × length: a longer name must be one of the words (or names) instead.
+        func contains(name: String) -> Bool {
+            guard name.utf8.count <= TrapGuard.maxSearchedName else { return names.contains(name) || words.contains(name) }
+            return squeezed.contains(name)
         }
 
         /// Words (letters, digits, apostrophes, inner dots/underscores) and sentence ends.

@@ -171,6 +171,13 @@ public struct VectorIndex: Sendable {
         return acc
     }
 
+    /// Whether `v` has a direction float32 can hold: its squared length is finite and not zero.
+    public static func normalisable(_ v: [Float]) -> Bool {
+        var sum: Float = 0
+        for x in v { sum += x * x }
+        return sum > 0 && sum.isFinite && (1 / sum.squareRoot()).isFinite
+    }
+
     /// Unit length, zero-padded to `stride`; nil for a zero or non-finite vector.
     static func normalised(_ v: [Float], stride: Int) -> [Float]? {
         var sum: Float = 0

@@ -6,8 +6,8 @@
 /// a query that scores *s* or less against it (its threshold stays above *s* by ``margin``),
 /// whatever good verdicts come later. Good verdicts lower its threshold by ``relaxStep`` each,
 /// at most ``maxRelax`` below the bar in force, and a bad verdict takes that back at once.
-/// A bad verdict at score 1 (the entry's own prompt) means the answer itself is wrong: the
-/// entry is deleted.
+/// A bad verdict above 1 − ``margin`` (the entry's own prompt, or a query the embedder cannot
+/// tell from it) leaves nothing the entry may answer: it is deleted.
 public struct Verdicts: Sendable, Hashable {
     /// How far below the bar in force the entry may answer (earned by good verdicts).
     public var relax: Float = 0

@@ -140,6 +140,8 @@ struct SemanticCommands: CommandGroup {
             out.writeRESPError("ERR the semantic cache is full (\(limit) entries) and namespace '\(ns)' has none to give up; SEM.DEL some, or lower other namespaces' MAXENTRIES")
         case .failure(.busy):
             out.writeRESPError("ERR busy: too many semantic searches are waiting; try again")
+        case .failure(.unusableVector):
+            out.writeRESPError(Self.unusableVector)
         }
     }
 
@@ -226,7 +228,8 @@ struct SemanticCommands: CommandGroup {
             out.writeRESPNull()
             out.writeRESPDouble(Double(m.score))
             out.writeRESPBulk(m.entry.prompt)
-            out.writeRESPBulk("below minscore " + String(format: "%.2f", Double(minScore)))
+            // The float's own shortest text: a learned threshold of 0.805 reads 0.805, not 0.81.
+            out.writeRESPBulk("below minscore \(minScore)")
         case .miss:
             out.writeRESPNull()
             out.writeRESPNull()
@@ -234,6 +237,8 @@ struct SemanticCommands: CommandGroup {
             out.writeRESPBulk("no entry in this scope")
         }
     }
+
+    static let unusableVector = "ERR VEC's length overflows or underflows float32 (scale it to about 1)"
 
     /// Longest prompt SEM.SET and SEM.GET take.
     static let maxPromptBytes = 64 * 1024
@@ -251,6 +256,7 @@ struct SemanticCommands: CommandGroup {
         }
         // A zero vector has no direction: nothing could ever be found by it.
         guard out.contains(where: { $0 != 0 }) else { throw CommandError("VEC must not be all zeros") }
+        guard VectorIndex.normalisable(out) else { throw CommandError(String(Self.unusableVector.dropFirst(4))) }
         return out
     }
 
