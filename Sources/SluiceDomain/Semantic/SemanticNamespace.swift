@@ -174,7 +174,9 @@ public struct SemanticNamespace: Sendable {
         for candidate in eligible.prefix(Self.verified) {
             let match = Match(entry: candidate.entry, score: candidate.score)
             let reason: String?
-            if let verifier {
+            if candidate.entry.prompt == prompt {
+                reason = nil  // the same text: nothing differs (and a 64 KiB prompt is not analysed twice)
+            } else if let verifier {
                 reason = verifier.refusal(prompt, candidate.entry.prompt)
             } else {
                 let verdict = TrapGuard.check(prompt, candidate.entry.prompt)
