@@ -153,12 +153,14 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "sluice")
         if let problem = config.validationError() { throw ValidationError(problem) }
 
+        let signals = EarlyShutdownSignals()  // before the node listens: see the type
         let node = try await SluiceNode.start(configuration: config, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: node.services.map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         ))
+        signals.forward(to: group)
         try await group.run()
         logger.info("sluice stopped")
     }
