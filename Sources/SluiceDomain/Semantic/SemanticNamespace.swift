@@ -193,12 +193,6 @@ public struct SemanticNamespace: Sendable {
         return .success((.trap(match, reason: reason), nil))
     }
 
-    /// The entry stored for exactly `prompt` in `scope`, with its id.
-    func exact(_ prompt: String, scope: String, now: Int64) -> (UInt64, Entry)? {
-        guard let id = byPrompt[Self.key(prompt, scope)], let e = entries[id], !e.isExpired(at: now) else { return nil }
-        return (id, e)
-    }
-
     /// Records a verdict on the entry `id` answering at `score`; the entry's verdicts after it
     /// (nil when there is no such entry).
     mutating func judge(id: UInt64, createdAt: Int64, score: Float, good: Bool) -> Verdicts? {
