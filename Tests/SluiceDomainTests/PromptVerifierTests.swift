@@ -20,6 +20,8 @@ struct PromptVerifierTests {
         ("Where was the Eiffel Tower built?", "When was the Eiffel Tower built?", "question"),
         ("Which city hosted the 2012 Olympics?", "What year hosted the 2012 Olympics?", "question"),
         ("Can I give my dog tea?", "Can I give my dog coffee?", "sibling"),
+        ("Why doesn't my laptop charge overnight?", "Why does my laptop charge overnight?", "negation"),
+        ("What should I pack for a month in Rome?", "What should I pack for a week in Rome?", "substitution"),
         ("Is salmon high in mercury?", "Is tuna high in mercury?", "sibling"),
         // Longer than the word-by-word bound, but a one-word edit: judged all the same.
         ("Write a short blog post about index funds and bond ladders for experts with small savings",
