@@ -35,19 +35,20 @@ let package = Package(
             swiftSettings: hotPath
         ),
         // Cache, lease, eviction, limits, breakers, vectors, embedder: pure logic, clocks passed in,
-        // no sockets. Resources: the built-in embedder's token table (see Resources/NOTICE.md).
+        // no sockets. Its data files (the embedder's token table, the WordNet lexicon; see
+        // Resources/NOTICE.md) are compiled into the binary through CSluiceResources.
         .target(
             name: "SluiceDomain",
             dependencies: [
+                "CSluiceResources",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
-            exclude: ["Resources/NOTICE.md"],
-            resources: [.copy("Resources/tokens.table"), .copy("Resources/tokens.vocab"), .copy("Resources/lexicon.txt")],
+            exclude: ["Resources"],
             swiftSettings: hotPath
         ),
-        // Files compiled into the binary with C23 #embed (the Lua scripts of shared mode), so a
-        // `sluice` copied alone has everything it needs.
+        // Files compiled into the binary with C23 #embed (the Lua scripts of shared mode, the
+        // embedder's table, the lexicon), so a `sluice` copied alone has everything it needs.
         .target(name: "CSluiceResources"),
         .systemLibrary(
             name: "CSQLite",

@@ -18,3 +18,19 @@ static const char leased_write[] = {
 const char *sluice_lua_token_bucket(void) { return token_bucket; }
 const char *sluice_lua_breaker(void) { return breaker; }
 const char *sluice_lua_leased_write(void) { return leased_write; }
+
+// The built-in embedder's token table and vocabulary, and the WordNet lexicon of the semantic
+// verifier (Sources/SluiceDomain/Resources, see NOTICE.md there): about 7.5 MB together.
+static const unsigned char tokens_table[] = {
+#embed "../SluiceDomain/Resources/tokens.table"
+};
+static const unsigned char tokens_vocab[] = {
+#embed "../SluiceDomain/Resources/tokens.vocab"
+};
+static const unsigned char lexicon[] = {
+#embed "../SluiceDomain/Resources/lexicon.txt"
+};
+
+const unsigned char *sluice_tokens_table(size_t *length) { *length = sizeof tokens_table; return tokens_table; }
+const unsigned char *sluice_tokens_vocab(size_t *length) { *length = sizeof tokens_vocab; return tokens_vocab; }
+const unsigned char *sluice_lexicon(size_t *length) { *length = sizeof lexicon; return lexicon; }

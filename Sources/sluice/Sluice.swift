@@ -99,6 +99,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical. Env: SLUICE_LOG_LEVEL. (default: info)", valueName: "level"))
     var logLevel: String?
 
+    @Option(name: .long, help: ArgumentHelp("Log lines as text (for people) or json (one object per line, for log shippers). Env: SLUICE_LOG_FORMAT. (default: text)", valueName: "format"))
+    var logFormat: String?
+
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
         func setting(_ flag: String?, _ name: String) -> String? { flag ?? env["SLUICE_" + name] }
@@ -145,7 +148,16 @@ struct Serve: AsyncParsableCommand {
         guard let level = Logger.Level(rawValue: levelName.lowercased()) else {
             throw ValidationError("--log-level: unknown level '\(levelName)'")
         }
+        let format = (setting(logFormat, "LOG_FORMAT") ?? "text").lowercased()
+        guard format == "text" || format == "json" else {
+            throw ValidationError("--log-format: '\(format)' is not text or json")
+        }
         LoggingSystem.bootstrap { label in
+            if format == "json" {
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler

@@ -1,6 +1,8 @@
 #ifndef SLUICE_RESOURCES_H
 #define SLUICE_RESOURCES_H
 
+#include <stddef.h>
+
 // Files compiled into the binary (C23 #embed), so that a `sluice` copied alone has everything
 // it needs. Each is NUL-terminated.
 
@@ -10,5 +12,12 @@ const char *sluice_lua_token_bucket(void);
 const char *sluice_lua_breaker(void);
 /// Sources/SluiceBackends/Lua/leased_write.lua
 const char *sluice_lua_leased_write(void);
+
+/// Sources/SluiceDomain/Resources/tokens.table (binary); `length` receives its size.
+const unsigned char *sluice_tokens_table(size_t *length);
+/// Sources/SluiceDomain/Resources/tokens.vocab (text, one token per line).
+const unsigned char *sluice_tokens_vocab(size_t *length);
+/// Sources/SluiceDomain/Resources/lexicon.txt (text).
+const unsigned char *sluice_lexicon(size_t *length);
 
 #endif

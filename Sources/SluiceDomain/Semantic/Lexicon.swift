@@ -1,3 +1,4 @@
+import CSluiceResources
 import Foundation
 
 /// WordNet 3.0 as the prompt verifier needs it: the senses of single-word lemmas, each synset's
@@ -23,17 +24,18 @@ public final class Lexicon: Sendable {
         case missing, malformed(String)
         public var description: String {
             switch self {
-            case .missing: return "lexicon.txt missing from the SluiceDomain bundle"
+            case .missing: return "lexicon.txt not compiled in"
             case .malformed(let line): return "lexicon malformed near: \(line)"
             }
         }
     }
 
-    /// The lexicon shipped with Sluice, loaded once (about 3 MB of text).
+    /// The lexicon shipped with Sluice, compiled into the binary (CSluiceResources), parsed
+    /// once (about 3.5 MB of text).
     public static let builtIn: Lexicon? = {
-        guard let url = Bundle.module.url(forResource: "lexicon", withExtension: "txt"),
-              let data = try? Data(contentsOf: url) else { return nil }
-        return try? Lexicon(text: String(decoding: data, as: UTF8.self))
+        var length = 0
+        guard let bytes = sluice_lexicon(&length) else { return nil }
+        return try? Lexicon(text: String(decoding: UnsafeBufferPointer(start: bytes, count: length), as: UTF8.self))
     }()
 
     public init(text: String) throws {

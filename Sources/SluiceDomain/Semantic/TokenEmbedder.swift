@@ -1,3 +1,4 @@
+import CSluiceResources
 import Foundation
 
 /// The built-in embedder: text → unit vector with no model to download and no network.
@@ -33,13 +34,15 @@ public final class TokenEmbedder: Sendable {
         }
     }
 
-    /// The table shipped with Sluice.
+    /// The table shipped with Sluice, compiled into the binary (CSluiceResources), so a
+    /// `sluice` copied alone to another machine still has it.
     public static func builtIn() throws -> TokenEmbedder {
-        guard let table = Bundle.module.url(forResource: "tokens", withExtension: "table"),
-              let vocab = Bundle.module.url(forResource: "tokens", withExtension: "vocab") else {
-            throw LoadError.missing("tokens.table / tokens.vocab in the SluiceDomain bundle")
+        var tableLength = 0, vocabLength = 0
+        guard let table = sluice_tokens_table(&tableLength), let vocab = sluice_tokens_vocab(&vocabLength) else {
+            throw LoadError.missing("tokens.table / tokens.vocab not compiled in")
         }
-        return try TokenEmbedder(table: Data(contentsOf: table), vocabulary: String(decoding: Data(contentsOf: vocab), as: UTF8.self))
+        return try TokenEmbedder(table: Data(bytes: table, count: tableLength),
+                                 vocabulary: String(decoding: UnsafeBufferPointer(start: vocab, count: vocabLength), as: UTF8.self))
     }
 
     public init(table: Data, vocabulary text: String) throws {
