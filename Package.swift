@@ -26,6 +26,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // RESP2 / inline request parser and reply encoder: pure value types over ByteBuffer.
@@ -75,18 +79,24 @@ let package = Package(
             exclude: ["Lua"],  // compiled in through CSluiceResources
             swiftSettings: hotPath
         ),
-        // Listener, connection handler, command dispatch.
+        // Listener, connection handler, command dispatch; the HTTP listener (metrics, health,
+        // dashboard).
         .target(
             name: "SluiceServer",
             dependencies: [
-                "SluiceProtocol", "SluiceDomain", "SluiceBackends",
+                "SluiceProtocol", "SluiceDomain", "SluiceBackends", "CSluiceResources",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
+            exclude: ["Dashboard"],  // compiled in through CSluiceResources
             swiftSettings: hotPath
         ),
         .executableTarget(
@@ -94,6 +104,7 @@ let package = Package(
             dependencies: [
                 "SluiceServer", "SluiceDomain", "SluiceBackends",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Sluice needs on Debian/Ubuntu beside the Swift toolchain:
 # the C libraries it links, Redis (server, redis-cli, redis-benchmark) for tests and
-# benchmarks, and a Python virtualenv with redis-py + pytest for the end-to-end tests.
+# benchmarks, and for the tests a Python virtualenv with redis-py + pytest and Chromium.
 #   scripts/install-deps.sh            # system packages only
 #   scripts/install-deps.sh --python   # also the test virtualenv (.venv-test)
 set -euo pipefail
@@ -24,6 +24,12 @@ fi
 if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
 
 if [ "${1:-}" = "--python" ]; then
+  # The dashboard test opens the page in a real headless Chromium.
+  if ! command -v chromium >/dev/null 2>&1; then
+    echo "==> apt-get install chromium (for the dashboard test)"
+    [ "${CI:-}" = "true" ] || $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  fi
   if [ ! -x .venv-test/bin/python ]; then
     echo "==> python virtualenv .venv-test"
     if ! python3 -m venv .venv-test 2>/dev/null; then

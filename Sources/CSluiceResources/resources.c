@@ -31,6 +31,12 @@ static const unsigned char lexicon[] = {
 #embed "../SluiceDomain/Resources/lexicon.txt"
 };
 
+// The dashboard (Sources/SluiceServer/Dashboard/dashboard.html): one static page.
+static const unsigned char dashboard[] = {
+#embed "../SluiceServer/Dashboard/dashboard.html"
+};
+
+const unsigned char *sluice_dashboard_html(size_t *length) { *length = sizeof dashboard; return dashboard; }
 const unsigned char *sluice_tokens_table(size_t *length) { *length = sizeof tokens_table; return tokens_table; }
 const unsigned char *sluice_tokens_vocab(size_t *length) { *length = sizeof tokens_vocab; return tokens_vocab; }
 const unsigned char *sluice_lexicon(size_t *length) { *length = sizeof lexicon; return lexicon; }

@@ -6,6 +6,8 @@ import SluiceProtocol
 public struct ServerConfiguration: Sendable {
     public var host = "127.0.0.1"
     public var port = 7379
+    /// The operating port (metrics, health, dashboard) on the same address; 0 = none.
+    public var httpPort = 7380
     /// Event-loop threads; 0 = one per core.
     public var threads = 0
     /// Directory of the embedded L2 (SQLite). nil = no L2 (L1 only).
@@ -62,6 +64,9 @@ public struct ServerConfiguration: Sendable {
     }
     public var semanticVerifier = SemanticVerifier.wordnet
 
+    /// Named policies (`--config`): limits, budgets, breakers, namespaces.
+    public var policies = PolicySet()
+
     // MARK: Embedded L2 (SQLite)
 
     /// When a write to the embedded file is acknowledged: `everysec` (at once; synced within a
@@ -104,6 +109,7 @@ public struct ServerConfiguration: Sendable {
             return "binding \(host) (not loopback) without a password: set --requirepass (SLUICE_REQUIREPASS) or pass --allow-unauthenticated-remote"
         }
         if port < 0 || port > 65535 { return "port \(port) is out of range" }
+        if httpPort < 0 || httpPort > 65535 { return "--http-port \(httpPort) is out of range" }
         if l1MaxMemory < 0 { return "--l1-max-memory must not be negative" }
         if maxClients < 1 { return "--maxclients must be at least 1" }
         if clientOutputHardLimit < 0 || clientOutputSoftLimit < 0 || clientOutputSoftSeconds < 0 {
@@ -115,6 +121,7 @@ public struct ServerConfiguration: Sendable {
         if semanticMaxMemory < 1 { return "--sem-max-memory must be at least 1 byte" }
         if semanticOffloadEntries < 0 { return "--sem-offload-entries must not be negative" }
         if let redisURL, case .failure(let error) = RedisEndpoint.parse(redisURL) { return "--redis: \(error)" }
+        if let problem = policies.problem() { return "--config: \(problem)" }
         return nil
     }
 }

@@ -12,6 +12,13 @@ import SluiceDomain
 /// The executable runs its ``services`` in a `ServiceGroup`; tests start and stop nodes in-process.
 public final class SluiceNode: Sendable {
     public let listener: Listener
+    /// The operating port (nil: `--http-port 0`).
+    public let http: HTTPListener?
+    public let exporter: MetricsExporter
+    /// The named policies in force.
+    public let policies: PolicyBook
+    let applier: PolicyApplier
+    let dashboard: DashboardService
     public let counters: ServerCounters
     /// The event loops: connections, and every future the backends complete.
     let group: MultiThreadedEventLoopGroup
@@ -62,7 +69,7 @@ public final class SluiceNode: Sendable {
         var store: SQLiteStore?
         var redis: RedisParts?
         let keyspace: Keyspace
-        let capabilities: Capabilities
+        var capabilities: Capabilities
         if let url = configuration.redisURL {
             // Shared mode: Redis is the authority; each capability falls back to this process
             // while Redis cannot answer.
@@ -109,18 +116,40 @@ public final class SluiceNode: Sendable {
                                                 offloadEntries: configuration.semanticOffloadEntries))
         }
 
+        // Every breaker answer watched for transitions (logged, counted, shown), in either mode.
+        let transitions = BreakerTransitions()
+        capabilities.breakers = WatchedBreakers(capabilities.breakers, transitions: transitions, logger: logger,
+                                                wallClock: { clock.timestamp().wall })
         let counters = ServerCounters()
+        let policies = PolicyBook(configuration.policies)
         let table = commandTable(capabilities, embedder: embedder, counters: counters, configuration: configuration, startedAt: startedAt,
-                                 logger: logger)
+                                 logger: logger, policies: policies)
+        let report = StatsReport(cache: capabilities.cache, limits: capabilities.limits, breakers: capabilities.breakers,
+                                 semantic: capabilities.semantic, counters: counters, configuration: configuration, startedAt: startedAt)
+        let exporter = MetricsExporter(report: report, policies: policies, transitions: transitions)
+        let commandMetrics = exporter.commandMetrics(for: table, loops: Array(group.makeIterator()))
+        let feed = DashboardFeed(report: report, metrics: commandMetrics, policies: policies, transitions: transitions, clock: clock)
         let settings = ConnectionHandler.Settings(
             table: table, counters: counters, clock: clock, logger: logger, limits: configuration.limits,
             requiresAuth: configuration.requirePass != nil, maxClients: maxClients,
             outputHardLimit: configuration.clientOutputHardLimit, outputSoftLimit: configuration.clientOutputSoftLimit,
-            outputSoftSeconds: configuration.clientOutputSoftSeconds)
+            outputSoftSeconds: configuration.clientOutputSoftSeconds, metrics: commandMetrics)
         let listener: Listener
+        var http: HTTPListener?
         do {
             listener = try await Listener.start(configuration: configuration, group: group, settings: settings,
                                                 backend: capabilities.cache.statistics(now: startedAt).backend)
+            if configuration.httpPort > 0 {
+                let routes = HTTPRoutes(exporter: exporter, report: report, feed: feed,
+                                        password: configuration.requirePass.map(PasswordCheck.init), clock: clock, pool: lanes[1])
+                do {
+                    http = try await HTTPListener.start(host: configuration.host, port: configuration.httpPort, group: group, routes: routes,
+                                                        logger: logger)
+                } catch {
+                    await listener.stop()
+                    throw ConfigurationError(message: "--http-port \(configuration.httpPort): cannot listen (\(error)); another process may hold it (--http-port 0 turns it off)")
+                }
+            }
         } catch {
             redis?.semantic.close()
             redis?.invalidations.close()
@@ -133,13 +162,32 @@ public final class SluiceNode: Sendable {
         let housekeeping = HousekeepingService(keyspace: keyspace, limiter: limiter, semantic: semanticCache, store: store, clock: clock,
                                                logger: logger, intervalMilliseconds: configuration.sweepIntervalMilliseconds,
                                                eventLoop: group.any())
-        return SluiceNode(listener: listener, counters: counters, group: group, housekeeping: housekeeping, store: store, redis: redis,
-                          lanes: lanes)
+        let node = SluiceNode(listener: listener, http: http, counters: counters, group: group, housekeeping: housekeeping, store: store,
+                              redis: redis, lanes: lanes, exporter: exporter, policies: policies, dashboard: DashboardService(feed: feed),
+                              applier: PolicyApplier(breakers: capabilities.breakers, semantic: capabilities.semantic, clock: clock))
+        await node.applier.apply(configuration.policies, on: group.any(), logger: logger)
+        return node
     }
 
-    init(listener: Listener, counters: ServerCounters, group: MultiThreadedEventLoopGroup, housekeeping: HousekeepingService,
-         store: SQLiteStore?, redis: RedisParts?, lanes: [NIOThreadPool]) {
+    /// Replaces the named policies (SIGHUP): RL.* use the new ones from the next request on, and
+    /// breakers and namespaces named in them get their settings. Invalid policies change
+    /// nothing; the answer says why.
+    public func reload(policies: PolicySet, logger: Logger) async -> String? {
+        if let problem = policies.problem() { return problem }
+        self.policies.replace(with: policies)
+        await applier.apply(policies, on: group.any(), logger: logger)
+        return nil
+    }
+
+    init(listener: Listener, http: HTTPListener?, counters: ServerCounters, group: MultiThreadedEventLoopGroup, housekeeping: HousekeepingService,
+         store: SQLiteStore?, redis: RedisParts?, lanes: [NIOThreadPool], exporter: MetricsExporter, policies: PolicyBook,
+         dashboard: DashboardService, applier: PolicyApplier) {
+        self.dashboard = dashboard
         self.listener = listener
+        self.policies = policies
+        self.applier = applier
+        self.http = http
+        self.exporter = exporter
         self.counters = counters
         self.group = group
         self.housekeeping = housekeeping
@@ -150,8 +198,8 @@ public final class SluiceNode: Sendable {
 
     /// Every command group, each given only the capabilities it uses.
     static func commandTable(_ c: Capabilities, embedder: TokenEmbedder?, counters: ServerCounters, configuration: ServerConfiguration,
-                             startedAt: Int64, logger: Logger) -> CommandTable {
-        let report = StatsReport(cache: c.cache, limits: c.limits, breakers: c.breakers, counters: counters,
+                             startedAt: Int64, logger: Logger, policies: PolicyBook = PolicyBook()) -> CommandTable {
+        let report = StatsReport(cache: c.cache, limits: c.limits, breakers: c.breakers, semantic: c.semantic, counters: counters,
                                  configuration: configuration, startedAt: startedAt)
         return CommandTable(groups: [
             ConnectionCommands(password: configuration.requirePass.map(PasswordCheck.init), counters: counters, logger: logger,
@@ -159,7 +207,7 @@ public final class SluiceNode: Sendable {
             ServerCommands(report: report, configuration: configuration),
             ExactCacheCommands(cache: c.cache),
             RichCacheCommands(cache: c.cache, maxLease: configuration.maxLeaseMilliseconds),
-            RateLimitCommands(limits: c.limits),
+            RateLimitCommands(limits: c.limits, policies: policies),
             BreakerCommands(breakers: c.breakers),
             SemanticCommands(store: c.semantic, embedder: embedder),
         ])
@@ -204,12 +252,15 @@ public final class SluiceNode: Sendable {
         if let store { services.append(StoreService(store: store)) }
         if let redis { services.append(RedisService(parts: redis)) }
         services.append(housekeeping)
+        services.append(dashboard)
         services.append(listener)
+        if let http { services.append(http) }
         return services
     }
 
     /// Stops listening, then flushes and closes the store and the Redis connections.
     public func shutdown() async {
+        await http?.stop()
         await listener.stop()
         for lane in lanes { try? await lane.shutdownGracefully() }
         await store?.close()

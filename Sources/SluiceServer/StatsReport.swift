@@ -7,15 +7,17 @@ public final class StatsReport: Sendable {
     let cache: any ExactCache
     let limits: any RateLimits
     let breakers: any Breakers
+    let semantic: any SemanticStore
     let counters: ServerCounters
     let configuration: ServerConfiguration
     let startedAt: Int64
 
-    public init(cache: any ExactCache, limits: any RateLimits, breakers: any Breakers, counters: ServerCounters,
-                configuration: ServerConfiguration, startedAt: Int64) {
+    public init(cache: any ExactCache, limits: any RateLimits, breakers: any Breakers, semantic: any SemanticStore,
+                counters: ServerCounters, configuration: ServerConfiguration, startedAt: Int64) {
         self.cache = cache
         self.limits = limits
         self.breakers = breakers
+        self.semantic = semantic
         self.counters = counters
         self.configuration = configuration
         self.startedAt = startedAt
@@ -70,6 +72,22 @@ public final class StatsReport: Sendable {
         ]
         for (name, value) in cacheStats.backendCounters { rows.append(("l2_" + name, .integer(value))) }
         return rows
+    }
+
+    /// STATS as one JSON object (the dashboard's source).
+    func statsJSON(now: Int64) -> String {
+        var text = "{"
+        for (i, (name, value)) in stats(now: now).enumerated() {
+            if i > 0 { text += "," }
+            text += "\"" + name + "\":"
+            switch value {
+            case .integer(let n): text += String(n)
+            case .double(let d): text += d.isFinite ? String(d) : "0"
+            case .bulkString(let b?): text += "\"" + String(buffer: b).filter { $0 != "\"" && $0 != "\\" && $0 >= " " } + "\""
+            default: text += "null"
+            }
+        }
+        return text + "}"
     }
 
     /// Keys in the cache (DBSIZE).

@@ -39,6 +39,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: [.short, .long], help: ArgumentHelp("TCP port. Env: SLUICE_PORT. (default: 7379)", valueName: "port"))
     var port: Int?
 
+    @Option(name: .long, help: ArgumentHelp("Operating port on the same address: /metrics (Prometheus), /health, /ready, the dashboard at /. Same password as the protocol port (Bearer or Basic auth; /health and /ready are open). 0 = off. Env: SLUICE_HTTP_PORT. (default: 7380)", valueName: "port"))
+    var httpPort: Int?
+
     @Option(name: .long, help: ArgumentHelp("Directory of the embedded L2 (SQLite, survives restarts). Env: SLUICE_DATA_DIR. (default: ./sluice-data)", valueName: "path"))
     var dataDir: String?
 
@@ -102,13 +105,39 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Log lines as text (for people) or json (one object per line, for log shippers). Env: SLUICE_LOG_FORMAT. (default: text)", valueName: "format"))
     var logFormat: String?
 
+    @Option(name: .long, help: ArgumentHelp("A TOML file: settings under [server] (the flags' names, e.g. l1-max-memory = \"1gb\") and named policies under [limits.NAME], [budgets.NAME], [breakers.NAME], [namespaces.NAME]. Flags and SLUICE_* variables win over it. SIGHUP reloads its policies. Env: SLUICE_CONFIG. See docs/OPERATIONS.md.", valueName: "path"))
+    var config: String?
+
+    @Flag(name: .long, help: "Print the configuration that would run (file, env and flags together) as TOML, and exit.")
+    var printConfig = false
+
+    /// The settings a config file's [server] table may hold: the flags' names.
+    static let serverKeys: Set<String> = [
+        "bind", "port", "http-port", "data-dir", "redis", "redis-timeout", "limits-when-redis-down", "l1-max-memory", "threads",
+        "requirepass", "allow-unauthenticated-remote", "max-value-size", "maxclients", "client-output-buffer-limit", "timeout", "fsync",
+        "l2-max-bytes", "sem-max-namespaces", "sem-max-entries", "sem-offload-entries", "sem-verifier", "sem-max-memory", "log-level",
+        "log-format",
+    ]
+
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
-        func setting(_ flag: String?, _ name: String) -> String? { flag ?? env["SLUICE_" + name] }
+        let configPath = config ?? env["SLUICE_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
+        let file: ConfigFile
+        do {
+            file = try configPath.map { try ConfigFile.load(path: $0, serverKeys: Self.serverKeys) } ?? ConfigFile()
+        } catch {
+            throw ValidationError("--config: \(error)")
+        }
+        // A flag, else its SLUICE_* variable, else the file's [server] entry.
+        func setting(_ flag: String?, _ name: String) -> String? {
+            flag ?? env["SLUICE_" + name] ?? file.server[name.lowercased().replacingOccurrences(of: "_", with: "-")]
+        }
 
         var config = ServerConfiguration()
+        config.policies = file.policies
         if let v = setting(bind, "BIND") { config.host = v }
         if let v = setting(port.map(String.init), "PORT") { config.port = try integer(v, "port") }
+        if let v = setting(httpPort.map(String.init), "HTTP_PORT") { config.httpPort = try integer(v, "http-port") }
         if let v = setting(dataDir, "DATA_DIR") { config.dataDirectory = v }
         if let v = setting(redis, "REDIS"), !v.isEmpty { config.redisURL = v }
         if let v = setting(redisTimeout.map(String.init), "REDIS_TIMEOUT") {
@@ -125,7 +154,8 @@ struct Serve: AsyncParsableCommand {
         if let v = setting(l1MaxMemory, "L1_MAX_MEMORY") { config.l1MaxMemory = try byteSize(v, "l1-max-memory") }
         if let v = setting(threads.map(String.init), "THREADS") { config.threads = try integer(v, "threads") }
         config.requirePass = setting(requirepass, "REQUIREPASS").flatMap { $0.isEmpty ? nil : $0 }
-        config.allowUnauthenticatedRemote = allowUnauthenticatedRemote || ["1", "true", "yes"].contains(env["SLUICE_ALLOW_UNAUTHENTICATED_REMOTE"]?.lowercased() ?? "")
+        config.allowUnauthenticatedRemote = allowUnauthenticatedRemote
+            || ["1", "true", "yes"].contains(setting(nil, "ALLOW_UNAUTHENTICATED_REMOTE")?.lowercased() ?? "")
         if let v = setting(maxValueSize, "MAX_VALUE_SIZE") { config.limits = .init(maxBulkLength: try byteSize(v, "max-value-size")) }
         if let v = setting(maxclients.map(String.init), "MAXCLIENTS") { config.maxClients = try integer(v, "maxclients") }
         if let v = setting(clientOutputBufferLimit, "CLIENT_OUTPUT_BUFFER_LIMIT") {
@@ -152,6 +182,11 @@ struct Serve: AsyncParsableCommand {
         guard format == "text" || format == "json" else {
             throw ValidationError("--log-format: '\(format)' is not text or json")
         }
+        if let problem = config.validationError() { throw ValidationError(problem) }
+        if printConfig {
+            print(ConfigurationPrinter.toml(config, logLevel: level.rawValue, logFormat: format), terminator: "")
+            return
+        }
         LoggingSystem.bootstrap { label in
             if format == "json" {
                 var handler = JSONLogHandler(label: label)
@@ -163,10 +198,35 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "sluice")
-        if let problem = config.validationError() { throw ValidationError(problem) }
 
         let signals = EarlyShutdownSignals()  // before the node listens: see the type
+        signal(SIGHUP, SIG_IGN)  // a SIGHUP before ReloadSignal is in place is lost, not fatal
         let node = try await SluiceNode.start(configuration: config, logger: logger)
+        if !config.policies.isEmpty {
+            let p = config.policies
+            logger.info("policies loaded", metadata: ["file": "\(configPath ?? "")", "limits": "\(p.limits.count)", "budgets": "\(p.budgets.count)",
+                                                      "breakers": "\(p.breakers.count)", "namespaces": "\(p.namespaces.count)"])
+        }
+        let reloads = ReloadSignal { [node, logger] in
+            guard let configPath else {
+                logger.warning("SIGHUP: no --config file to reload")
+                return
+            }
+            do {
+                let fresh = try ConfigFile.load(path: configPath, serverKeys: Self.serverKeys)
+                if fresh.server != file.server {
+                    logger.warning("config reload: [server] settings take effect on restart only", metadata: ["file": "\(configPath)"])
+                }
+                if let problem = await node.reload(policies: fresh.policies, logger: logger) {
+                    throw ConfigFile.Problem(problem)
+                }
+                let p = fresh.policies
+                logger.info("policies reloaded", metadata: ["file": "\(configPath)", "limits": "\(p.limits.count)", "budgets": "\(p.budgets.count)",
+                                                            "breakers": "\(p.breakers.count)", "namespaces": "\(p.namespaces.count)"])
+            } catch {
+                logger.error("config reload failed; the policies in force stay", metadata: ["file": "\(configPath)", "error": "\(error)"])
+            }
+        }
         let group = ServiceGroup(configuration: .init(
             services: node.services.map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -174,6 +234,7 @@ struct Serve: AsyncParsableCommand {
         ))
         signals.forward(to: group)
         try await group.run()
+        reloads.stop()
         logger.info("sluice stopped")
     }
 

@@ -26,6 +26,8 @@ class SluiceProcess:
 
     def __init__(self, data_dir, extra_args=()):
         self.port = free_port()
+        # Every process its own operating port (the default, 7380, would collide).
+        self.http_port = free_port()
         self.data_dir = data_dir
         self.extra_args = list(extra_args)
         self.proc = None
@@ -35,7 +37,8 @@ class SluiceProcess:
     def start(self):
         log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
-            [SLUICE_BIN, "serve", "--port", str(self.port), "--data-dir", self.data_dir, *self.extra_args],
+            [SLUICE_BIN, "serve", "--port", str(self.port), "--data-dir", self.data_dir,
+             *([] if "--http-port" in self.extra_args else ["--http-port", str(self.http_port)]), *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, preexec_fn=self.preexec,
             # NIO's strict mode turns misuse it would only warn about (a task scheduled on a loop
             # that has shut down) into a crash the tests see.
@@ -62,6 +65,17 @@ class SluiceProcess:
                 self.proc.wait()
                 raise
         return self.proc.returncode
+
+    def http(self, path, headers=None, method="GET"):
+        """(status, headers, body) of a request to the operating port."""
+        import urllib.error
+        import urllib.request
+        request = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}", headers=headers or {}, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read()
 
     def client(self, **kw):
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=10, **kw)

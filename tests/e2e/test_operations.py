@@ -3,13 +3,15 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 
 import pytest
 
 import conftest
-from conftest import SluiceProcess
+from conftest import SluiceProcess, as_dict, wait_for
 
 
 def test_binary_copied_alone_starts_and_has_its_embedder_and_lexicon(data_dir):
@@ -59,3 +61,347 @@ def test_log_format_other_than_text_or_json_is_refused(data_dir):
     out = subprocess.run([conftest.SLUICE_BIN, "serve", "--log-format", "xml", "--data-dir", data_dir],
                          capture_output=True, text=True, timeout=20)
     assert out.returncode != 0 and "--log-format: 'xml' is not text or json" in out.stderr
+
+
+def metrics(node):
+    """{(name, frozenset(labels)): value} of every sample /metrics shows."""
+    status, headers, body = node.http("/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    samples = {}
+    for line in body.decode().splitlines():
+        if not line or line.startswith("#"):
+            continue
+        series, value = line.rsplit(" ", 1)
+        name, _, labels = series.partition("{")
+        pairs = frozenset(tuple(p.split("=", 1)) for p in labels.rstrip("}").replace('"', "").split(",") if p)
+        samples[(name, pairs)] = float(value)
+    return samples
+
+
+def sample(samples, name, **labels):
+    return samples.get((name, frozenset(labels.items())))
+
+
+def test_metrics_count_a_known_sequence_exactly(make_sluice):
+    node = make_sluice().start()
+    r = node.client()
+    # Exact cache: three tagged answers, one untagged.
+    r.execute_command("CACHE.SET", "q1", "a1", "TOKENS", "120", "COST", "0.25", "TAG", "gpt-4o")
+    r.execute_command("CACHE.SET", "q2", "a2", "TOKENS", "30", "COST", "0.125", "TAG", "gpt-4o")
+    r.execute_command("CACHE.SET", "q3", "a3", "TOKENS", "1000", "COST", "2", "TAG", "claude")
+    r.execute_command("CACHE.SET", "q4", "a4", "TOKENS", "7")
+    for key in ["q1", "q1", "q2", "q3", "q4", "nope", "nope"]:
+        r.execute_command("CACHE.GET", key)
+    # Semantic: one tagged entry, a paraphrase hit, a trap, a miss in an empty scope.
+    r.execute_command("SEM.SET", "faq", "How do I reset my password?", "Use the link.", "TOKENS", "50", "COST", "0.5", "TAG", "agent")
+    r.execute_command("SEM.GET", "faq", "How can I reset my password?")
+    r.execute_command("SEM.GET", "faq", "How do I reset my username?")
+    r.execute_command("SEM.GET", "faq", "How do I reset my password?", "SCOPE", "elsewhere")
+    # Limits: capacity 2, three takes.
+    for _ in range(3):
+        r.execute_command("RL.TAKE", "user:1", "2", "0")
+    with pytest.raises(Exception, match="unknown command"):
+        r.execute_command("NOSUCHCOMMAND")
+
+    m = metrics(node)
+    assert sample(m, "sluice_cache_hits_total", layer="l1") == 5
+    assert sample(m, "sluice_cache_misses_total", layer="l1") == 2
+    assert sample(m, "sluice_tokens_saved_total", layer="l1", tag="gpt-4o") == 120 * 2 + 30
+    assert sample(m, "sluice_cost_saved_total", layer="l1", tag="gpt-4o") == 0.625
+    assert sample(m, "sluice_saved_hits_total", layer="l1", tag="gpt-4o") == 3
+    assert sample(m, "sluice_tokens_saved_total", layer="l1", tag="claude") == 1000
+    assert sample(m, "sluice_cost_saved_total", layer="l1", tag="claude") == 2
+    assert sample(m, "sluice_tokens_saved_total", layer="l1", tag="none") == 7
+    assert sample(m, "sluice_tokens_saved_total", layer="semantic", tag="agent") == 50
+    assert sample(m, "sluice_cost_saved_total", layer="semantic", tag="agent") == 0.5
+    assert sample(m, "sluice_cache_hits_total", layer="semantic") == 1
+    assert sample(m, "sluice_cache_misses_total", layer="semantic") == 2
+    assert sample(m, "sluice_semantic_traps_total", rule="substitution") == 1
+    assert sample(m, "sluice_semantic_lookups_total", namespace="faq", result="hit") == 1
+    assert sample(m, "sluice_semantic_lookups_total", namespace="faq", result="miss") == 2
+    assert sample(m, "sluice_limit_decisions_total", policy="none", decision="allowed") == 2
+    assert sample(m, "sluice_limit_decisions_total", policy="none", decision="limited") == 1
+    assert sample(m, "sluice_command_duration_seconds_count", command="cache.get") == 7
+    assert sample(m, "sluice_command_duration_seconds_count", command="cache.set") == 4
+    assert sample(m, "sluice_command_duration_seconds_count", command="rl.take") == 3
+    assert sample(m, "sluice_command_duration_seconds_count", command="unknown") == 1
+    assert sample(m, "sluice_command_duration_seconds_bucket", command="cache.get", le="+Inf") == 7
+    assert sample(m, "sluice_cache_entries", layer="semantic") == 1
+    assert sample(m, "sluice_sqlite_up") == 1
+
+    # STATS is a view of the same numbers.
+    stats = {k.decode(): v for k, v in as_dict(r.execute_command("STATS")).items()}
+    assert stats["l1_hits"] == sample(m, "sluice_cache_hits_total", layer="l1")
+    assert stats["tokens_saved"] == 120 * 2 + 30 + 1000 + 7
+    assert stats["rl_denied"] == sample(m, "sluice_limit_decisions_total", policy="none", decision="limited")
+
+    # A second scrape moves nothing that did not happen; the next hit moves by one.
+    r.execute_command("CACHE.GET", "q3")
+    m2 = metrics(node)
+    assert sample(m2, "sluice_tokens_saved_total", layer="l1", tag="claude") == 2000
+    assert sample(m2, "sluice_tokens_saved_total", layer="l1", tag="gpt-4o") == 270
+    assert sample(m2, "sluice_cache_hits_total", layer="l1") == 6
+
+
+def test_tags_and_worth_survive_a_restart(make_sluice):
+    node = make_sluice().start()
+    r = node.client()
+    r.execute_command("CACHE.SET", "q", "a", "TOKENS", "40", "COST", "0.5", "TAG", "gpt-4o")
+    r.execute_command("SEM.SET", "faq", "How do I reset my password?", "x", "TOKENS", "9", "TAG", "agent")
+    assert node.stop() == 0
+    node.start()
+    r = node.client()
+    assert r.execute_command("CACHE.GET", "q")[1] == b"l2"
+    r.execute_command("SEM.GET", "faq", "How can I reset my password?")
+    m = metrics(node)
+    assert sample(m, "sluice_tokens_saved_total", layer="l2", tag="gpt-4o") == 40
+    assert sample(m, "sluice_cost_saved_total", layer="l2", tag="gpt-4o") == 0.5
+    assert sample(m, "sluice_tokens_saved_total", layer="semantic", tag="agent") == 9
+
+
+def test_tag_is_checked_at_the_edge(sluice):
+    r = sluice.client()
+    for bad in ["", "has space", "x" * 65, 'quo"te']:
+        with pytest.raises(Exception, match="TAG must be 1 to 64 printable ASCII"):
+            r.execute_command("CACHE.SET", "k", "v", "TAG", bad)
+    with pytest.raises(Exception, match="TAG must be"):
+        r.execute_command("SEM.SET", "ns", "p", "r", "TAG", "a b")
+    with pytest.raises(Exception, match="COST must be a non-negative number"):
+        r.execute_command("SEM.SET", "ns", "p", "r", "COST", "nan")
+    with pytest.raises(Exception, match="TOKENS must be at most"):
+        r.execute_command("SEM.SET", "ns", "p", "r", "TOKENS", str(10**11))
+
+
+def test_tags_past_the_bound_count_as_other(sluice):
+    r = sluice.client()
+    for i in range(80):
+        r.execute_command("CACHE.SET", f"k{i}", "v", "TOKENS", "1", "TAG", f"tag{i}")
+        r.execute_command("CACHE.GET", f"k{i}")
+    m = metrics(sluice)
+    tags = {dict(labels)["tag"] for (name, labels) in m if name == "sluice_tokens_saved_total"}
+    assert len(tags) <= 64 and "other" in tags
+    assert sum(v for (name, labels), v in m.items() if name == "sluice_tokens_saved_total") == 80
+
+
+def test_health_turns_503_when_redis_stops_and_200_when_it_is_back(make_sluice, redis_server):
+    node = make_sluice("--redis", redis_server.url, "--redis-timeout", "200").start()
+    status, _, body = node.http("/health")
+    assert status == 200 and json.loads(body) == {"status": "ok", "mode": "shared", "backend": "redis"}
+    assert node.http("/ready")[0] == 200
+    redis_server.kill()
+    # The connection notices on its next command or reconnect attempt.
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            node.client().get("probe")
+        except Exception:
+            pass
+        status, _, body = node.http("/health")
+        if status == 503:
+            break
+        time.sleep(0.05)
+    assert status == 503
+    assert json.loads(body) == {"status": "unavailable", "mode": "shared", "backend": "redis", "reason": "redis is not connected"}
+    m = metrics(node)
+    assert sample(m, "sluice_redis_up") == 0
+    redis_server.start()
+    assert wait_for(lambda: node.http("/health")[0] == 200, 15) is not None
+    assert sample(metrics(node), "sluice_redis_up") == 1
+
+
+def test_http_port_needs_the_password_except_for_probes(make_sluice):
+    import base64
+    node = make_sluice("--requirepass", "s3cret").start()
+    assert node.http("/metrics")[0] == 401
+    assert node.http("/metrics", {"Authorization": "Bearer wrong"})[0] == 401
+    assert node.http("/metrics", {"Authorization": "Bearer s3cret"})[0] == 200
+    basic = base64.b64encode(b"prometheus:s3cret").decode()
+    assert node.http("/stats.json", {"Authorization": "Basic " + basic})[0] == 200
+    assert node.http("/health")[0] == 200 and node.http("/ready")[0] == 200
+    assert node.http("/metrics", {"Authorization": "Bearer s3cret"}, method="POST")[0] == 405
+    assert node.http("/nope", {"Authorization": "Bearer s3cret"})[0] == 404
+
+
+POLICIES = """
+[server]
+port = 1          # the flag given by the test wins
+l1-max-memory = "32mb"
+
+[limits."gpt-4o"]
+rpm = 3
+tpm = 100000
+
+[budgets.team-a]
+budget = 10.0
+period_ms = 3600000
+
+[breakers.openai]
+failure_rate = 0.25
+open_ms = 5000
+
+[namespaces.faq]
+min_score = 0.8
+"""
+
+
+def wait_for_log(node, text, timeout=10):
+    return wait_for(lambda: text in open(node.log_path).read(), timeout, step=0.05) is not None
+
+
+def test_config_file_policies_by_name_flags_override_and_sighup_reload(make_sluice, data_dir):
+    path = os.path.join(data_dir, "sluice.toml")
+    with open(path, "w") as f:
+        f.write(POLICIES)
+    node = make_sluice("--config", path).start()  # --port and --http-port come as flags
+    r = node.client()
+    assert r.ping()  # on the flag's port, not the file's port 1
+    info = r.info("memory")
+    assert info["maxmemory"] == 32 * 1024 * 1024  # from the file's [server]
+
+    # Policies used by name.
+    takes = [r.execute_command("RL.TAKE", "user:1", "POLICY", "gpt-4o")[0] for _ in range(4)]
+    assert takes == [1, 1, 1, 0]
+    assert r.execute_command("RL.SPEND", "team:a", "4", "POLICY", "team-a")[0] == 1
+    assert r.execute_command("RL.SPEND", "team:a", "7", "POLICY", "team-a")[0] == 0
+    policy = as_dict(r.execute_command("CB.CONFIG", "openai"))
+    assert float(policy[b"failure_rate"]) == 0.25 and policy[b"open_ms"] == 5000
+    assert float(as_dict(r.execute_command("SEM.CONFIG", "faq"))[b"min_score"]) == pytest.approx(0.8)
+    with pytest.raises(Exception, match="no rate-limit policy named 'nope'"):
+        r.execute_command("RL.TAKE", "user:1", "POLICY", "nope")
+    m = metrics(node)
+    assert sample(m, "sluice_limit_decisions_total", policy="gpt-4o", decision="allowed") == 3
+    assert sample(m, "sluice_limit_decisions_total", policy="gpt-4o", decision="limited") == 1
+    assert sample(m, "sluice_limit_decisions_total", policy="gpt-4o", decision="near_limit") == 1
+
+    # SIGHUP with a changed file: new numbers and a new policy, the connection stays.
+    with open(path, "w") as f:
+        f.write(POLICIES.replace("rpm = 3", "rpm = 10") + '\n[limits.small]\nrpm = 1\ntpm = 0\n')
+    node.proc.send_signal(signal.SIGHUP)
+    assert wait_for_log(node, "policies reloaded")
+    assert r.execute_command("RL.TAKE", "user:2", "POLICY", "small")[0] == 1
+    assert r.execute_command("RL.TAKE", "user:2", "POLICY", "small")[0] == 0
+    assert [r.execute_command("RL.TAKE", "user:3", "POLICY", "gpt-4o")[0] for _ in range(10)] == [1] * 10
+
+    # SIGHUP with a broken file: logged, and the policies in force stay.
+    with open(path, "w") as f:
+        f.write('[limits."gpt-4o"]\nrpm = "lots"\n')
+    node.proc.send_signal(signal.SIGHUP)
+    assert wait_for_log(node, "config reload failed")
+    assert "limits.gpt-4o.rpm must be a whole number" in open(node.log_path).read()
+    assert r.execute_command("RL.TAKE", "user:4", "POLICY", "small")[0] == 1
+    assert [r.execute_command("RL.TAKE", "user:5", "POLICY", "gpt-4o")[0] for _ in range(10)] == [1] * 10
+    assert node.proc.poll() is None and r.ping()
+    assert node.stop() == 0
+
+
+def test_print_config_shows_what_would_run_and_reads_back(data_dir):
+    path = os.path.join(data_dir, "sluice.toml")
+    with open(path, "w") as f:
+        f.write(POLICIES)
+    env = {**os.environ, "SLUICE_L1_MAX_MEMORY": "48mb"}
+    out = subprocess.run([conftest.SLUICE_BIN, "serve", "--config", path, "--port", "7777", "--print-config"],
+                         capture_output=True, text=True, timeout=20, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "port = 7777\n" in out.stdout  # the flag over the file
+    assert f"l1-max-memory = {48 * 1024 * 1024}\n" in out.stdout  # the variable over the file
+    assert '[limits."gpt-4o"]\nrpm = 3\ntpm = 100000\n' in out.stdout
+    # What it prints is a config file that gives the same configuration.
+    again = os.path.join(data_dir, "printed.toml")
+    with open(again, "w") as f:
+        f.write(out.stdout)
+    out2 = subprocess.run([conftest.SLUICE_BIN, "serve", "--config", again, "--print-config"], capture_output=True, text=True,
+                          timeout=20, env={k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")})
+    assert out2.returncode == 0 and out2.stdout == out.stdout
+
+
+def test_config_file_errors_stop_the_start_with_the_reason(data_dir):
+    cases = {
+        "[server]\nprot = 1\n": "[server] has no setting 'prot'",
+        "[limits.x]\nrpm = -1\n": "limits.x.rpm must be between 0 and",
+        "[limits.x\n": "sluice.toml:1:",
+        "[breakers.b]\nfailure_rate = 2\n": "breakers.b.failure_rate must be above 0 and at most 1",
+        "[surprise]\n": "unknown table [surprise]",
+    }
+    path = os.path.join(data_dir, "sluice.toml")
+    for text, message in cases.items():
+        with open(path, "w") as f:
+            f.write(text)
+        out = subprocess.run([conftest.SLUICE_BIN, "serve", "--config", path, "--data-dir", data_dir],
+                             capture_output=True, text=True, timeout=20)
+        assert out.returncode != 0 and message in out.stderr, (text, out.stderr)
+
+
+def test_breaker_transitions_are_logged_and_counted(make_sluice):
+    node = make_sluice("--log-format", "json").start()
+    r = node.client()
+    assert r.execute_command("CB.ALLOW", "upstream")[0] == 1
+    r.execute_command("CB.FORCE", "upstream", "open")
+    assert r.execute_command("CB.ALLOW", "upstream")[0] == 0
+    m = metrics(node)
+    assert sample(m, "sluice_breaker_state", breaker="upstream") == 2
+    r.execute_command("CB.FORCE", "upstream", "closed")
+    assert r.execute_command("CB.ALLOW", "upstream")[0] == 1
+    m = metrics(node)
+    assert sample(m, "sluice_breaker_transitions_total", breaker="upstream") == 2
+    assert sample(m, "sluice_breaker_state", breaker="upstream") == 0
+    events = [json.loads(l) for l in open(node.log_path).read().splitlines() if l.startswith("{")]
+    moves = [(e["from"], e["to"]) for e in events if e["message"] == "breaker transition"]
+    assert moves == [("closed", "open"), ("open", "closed")]
+
+
+def chromium(args, data_dir, timeout=90):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium not installed (scripts/install-deps.sh --python installs it)")
+    profile = tempfile.mkdtemp(prefix="chromium-", dir=data_dir)
+    return subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                           "--no-first-run", "--disable-extensions", f"--user-data-dir={profile}", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_dashboard_in_headless_chromium_shows_what_stats_says(make_sluice, data_dir):
+    import re
+    node = make_sluice().start()
+    r = node.client()
+    r.execute_command("CACHE.SET", "q1", "a1", "TOKENS", "1200", "COST", "0.75", "TAG", "gpt-4o")
+    r.execute_command("CACHE.SET", "q2", "a2", "TOKENS", "300", "COST", "0.25", "TAG", "claude")
+    for key in ["q1", "q1", "q1", "q2", "missing"]:
+        r.execute_command("CACHE.GET", key)
+    for _ in range(5):
+        r.execute_command("RL.TAKE", "tenant:noisy", "2", "0")
+    r.execute_command("RL.SPEND", "team:blue", "8", "10")
+    r.execute_command("CB.FORCE", "openai", "open")
+    r.execute_command("CB.ALLOW", "openai")
+    time.sleep(2.2)  # two samples of the chart history
+
+    url = f"http://127.0.0.1:{node.http_port}/"
+    out = chromium(["--virtual-time-budget=5000", "--dump-dom", url], data_dir)
+    dom = out.stdout
+    assert 'data-updated="' in dom, out.stderr[-2000:]
+    stats = {k.decode(): v for k, v in as_dict(r.execute_command("STATS")).items()}
+
+    def shown(element_id):
+        m = re.search(r'id="%s"[^>]*>([^<]*)<' % re.escape(element_id), dom)
+        assert m, element_id
+        return m.group(1)
+
+    # The counters table renders STATS's own numbers.
+    for name in ["l1_hits", "l1_misses", "keys", "rl_denied", "rl_allowed", "tokens_saved", "cb_breakers"]:
+        assert int(shown("stat-" + name)) == stats[name], name
+    assert float(shown("stat-cost_saved")) == pytest.approx(float(stats["cost_saved"]))
+    # The headline figures agree with them.
+    assert shown("tokens-total") == f"{stats['tokens_saved']:,}" == "3,900"
+    assert shown("cost-total") == "2.50"
+    assert shown("tokens-today") == "3,900"
+    assert shown("hit-l1") == "80.0%"  # 4 hits, 1 miss
+    assert "tenant:noisy</td><td>3<" in dom  # 3 of 5 takes refused
+    assert "team:blue</td><td>8.00</td><td>10.00</td><td>2.00<" in dom
+    assert re.search(r"openai</td><td><span class=\"bad\">open</span>", dom)
+    assert "gpt-4o</td><td>3</td><td>3,600</td><td>2.25</td>" in dom
+
+    shot = os.path.join(data_dir, "dashboard.png")
+    out = chromium(["--virtual-time-budget=5000", "--window-size=1400,1500", f"--screenshot={shot}", url], data_dir)
+    assert os.path.getsize(shot) > 20_000, out.stderr[-2000:]
+    keep = os.environ.get("SLUICE_DASHBOARD_SCREENSHOT")
+    if keep:
+        shutil.copy(shot, keep)

@@ -20,4 +20,7 @@ const unsigned char *sluice_tokens_vocab(size_t *length);
 /// Sources/SluiceDomain/Resources/lexicon.txt (text).
 const unsigned char *sluice_lexicon(size_t *length);
 
+/// Sources/SluiceServer/Dashboard/dashboard.html.
+const unsigned char *sluice_dashboard_html(size_t *length);
+
 #endif

@@ -31,4 +31,7 @@ public protocol RateLimits: Sendable {
     func spend(_ key: ByteBuffer, amount: Double, budget: Double, period: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SpendDecision, LimitError>>
 
     func statistics() -> RateLimitStatistics
+
+    /// The spend budgets (RL.SPEND) closest to their limit, this instance's: the dashboard's.
+    func budgetsMostUsed(_ n: Int, now: Int64) -> [RateLimiter.BudgetUse]
 }

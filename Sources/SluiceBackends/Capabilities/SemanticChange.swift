@@ -5,7 +5,7 @@ import SluiceDomain
 /// that every instance follows (shared mode), and applied again from there at start-up.
 public enum SemanticChange: Sendable {
     case set(namespace: String, scope: String, prompt: String, response: ByteBuffer, embedder: String, vector: [Float],
-             createdAt: Int64, expiresAt: Int64)
+             createdAt: Int64, expiresAt: Int64, worth: AnswerWorth = .none)
     case delete(namespace: String, scope: String, prompt: String)
     case drop(namespace: String)
     /// What `SEM.FEEDBACK` taught the entry for `prompt` in `scope` created at `createdAt`
@@ -15,7 +15,7 @@ public enum SemanticChange: Sendable {
     /// Roughly what it holds in memory (for the store's queue bound).
     var approximateBytes: Int {
         switch self {
-        case .set(let ns, let scope, let prompt, let response, _, let vector, _, _):
+        case .set(let ns, let scope, let prompt, let response, _, let vector, _, _, _):
             return ns.utf8.count + scope.utf8.count + prompt.utf8.count + response.readableBytes + vector.count * 4 + 96
         case .delete(let ns, let scope, let prompt):
             return ns.utf8.count + scope.utf8.count + prompt.utf8.count + 96
@@ -33,7 +33,7 @@ public enum SemanticChange: Sendable {
 
     public init(_ write: SemanticWrite) {
         self = .set(namespace: write.namespace, scope: write.scope, prompt: write.prompt, response: write.response,
-                    embedder: write.embedder, vector: write.vector, createdAt: write.createdAt, expiresAt: write.expiresAt)
+                    embedder: write.embedder, vector: write.vector, createdAt: write.createdAt, expiresAt: write.expiresAt, worth: write.worth)
     }
 
     /// Applies the change to an in-memory index (a replay: a change applied twice is harmless).
@@ -41,9 +41,9 @@ public enum SemanticChange: Sendable {
     @discardableResult
     public func apply(to cache: SemanticCache) -> [SemanticChange] {
         switch self {
-        case .set(let ns, let scope, let prompt, let response, let embedder, let vector, let createdAt, let expiresAt):
+        case .set(let ns, let scope, let prompt, let response, let embedder, let vector, let createdAt, let expiresAt, let worth):
             let evicted = (try? cache.set(ns, prompt: prompt, response: response, vector: vector, embedder: embedder, scope: scope,
-                                          createdAt: createdAt, expiresAt: expiresAt).get()) ?? []
+                                          createdAt: createdAt, expiresAt: expiresAt, worth: worth).get()) ?? []
             return evicted.map { .delete(namespace: ns, scope: $0.scope, prompt: $0.prompt) }
         case .delete(let ns, let scope, let prompt):
             _ = cache.write(ns, create: false) { $0.delete(prompt, scope: scope) }

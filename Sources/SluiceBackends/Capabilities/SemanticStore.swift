@@ -25,6 +25,9 @@ public protocol SemanticStore: Sendable {
     /// nil: no such namespace.
     func info(namespace: String) -> SemanticCache.Info?
 
+    /// Every namespace's numbers (this instance's index and counters), for metrics.
+    func statistics() -> SemanticCache.Statistics
+
     /// Sets the namespace's default MINSCORE and its size bound (this instance's); answers its info.
     func configure(namespace: String, minScore: Float?, maxEntries: Int?, on eventLoop: any EventLoop) -> Deferred<Result<SemanticCache.Info, SemanticFailure>>
 }

@@ -1,4 +1,5 @@
 import NIOCore
+import SluiceDomain
 
 /// An entry to store in the semantic cache (`SEM.SET`): the prompt, its response and the
 /// prompt's vector, made by `embedder`.
@@ -12,9 +13,12 @@ public struct SemanticWrite: Sendable {
     public var createdAt: Int64
     /// 0 = never.
     public var expiresAt: Int64
+    /// TOKENS, COST and TAG: what a hit on it saves.
+    public var worth: AnswerWorth
 
     public init(namespace: String, scope: String, prompt: String, response: ByteBuffer, embedder: String, vector: [Float],
-                createdAt: Int64, expiresAt: Int64) {
+                createdAt: Int64, expiresAt: Int64, worth: AnswerWorth = .none) {
+        self.worth = worth
         self.namespace = namespace
         self.scope = scope
         self.prompt = prompt

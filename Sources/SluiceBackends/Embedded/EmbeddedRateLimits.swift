@@ -42,4 +42,8 @@ public final class EmbeddedRateLimits: RateLimits {
     public func statistics() -> RateLimitStatistics {
         RateLimitStatistics(local: limiter.summary(), shared: false, fallbacks: 0)
     }
+
+    public func budgetsMostUsed(_ n: Int, now: Int64) -> [RateLimiter.BudgetUse] {
+        limiter.budgetsMostUsed(n, now: now)
+    }
 }

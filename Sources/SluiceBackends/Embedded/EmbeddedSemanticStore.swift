@@ -75,7 +75,7 @@ public final class EmbeddedSemanticStore: SemanticStore {
         if let store, let why = store.failure { return .ready(.failure(.store(.notPersisted(why)))) }
         let stored = run(entry.namespace, on: eventLoop, busy: Result<SQLiteStore.Admission, SemanticFailure>.failure(.busy)) { [cache, store] in
             cache.set(entry.namespace, prompt: entry.prompt, response: entry.response, vector: entry.vector, embedder: entry.embedder,
-                      scope: entry.scope, createdAt: entry.createdAt, expiresAt: entry.expiresAt).map { evicted -> SQLiteStore.Admission in
+                      scope: entry.scope, createdAt: entry.createdAt, expiresAt: entry.expiresAt, worth: entry.worth).map { evicted -> SQLiteStore.Admission in
                 guard let store else { return .now }
                 // Rows of entries evicted to make room go too, or the file would keep them all.
                 for e in evicted { store.enqueue(.delete(namespace: entry.namespace, scope: e.scope, prompt: e.prompt)) }
@@ -156,6 +156,10 @@ public final class EmbeddedSemanticStore: SemanticStore {
             case .success(let (removed, admission)): return acknowledge(admission, on: eventLoop).map { $0.map { removed } }
             }
         }
+    }
+
+    public func statistics() -> SemanticCache.Statistics {
+        cache.statistics()
     }
 
     public func info(namespace: String) -> SemanticCache.Info? {

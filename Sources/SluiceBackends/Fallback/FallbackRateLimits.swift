@@ -91,6 +91,10 @@ public final class FallbackRateLimits: RateLimits {
         }
     }
 
+    public func budgetsMostUsed(_ n: Int, now: Int64) -> [RateLimiter.BudgetUse] {
+        primary.budgetsMostUsed(n, now: now)
+    }
+
     public func statistics() -> RateLimitStatistics {
         var s = primary.statistics()
         s.fallbacks = policy.decisionFallbackCount

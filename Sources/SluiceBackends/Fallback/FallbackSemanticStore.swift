@@ -49,6 +49,10 @@ public final class FallbackSemanticStore: SemanticStore {
         }
     }
 
+    public func statistics() -> SemanticCache.Statistics {
+        primary.statistics()
+    }
+
     public func info(namespace: String) -> SemanticCache.Info? {
         primary.info(namespace: namespace)
     }

@@ -15,12 +15,14 @@ import SluiceProtocol
 /// - Deletes drop the L1 copy first, then DEL in Redis (the key and its lease).
 ///
 /// Layout: `sluice:c:<key>` holds a 27-byte header ("SL1", created-at ms, tokens, cost bits)
-/// and the value, with Redis's own expiry (PX). A value written there by something else (no
+/// and the value — or, for an entry stored with a TAG, "SL2", the same fields, the tag's length
+/// (one byte) and its name before the value — with Redis's own expiry (PX). A value written there by something else (no
 /// header) is served as-is. Redis errors fail the future: ``FallbackExactCache`` decides then.
 public final class RedisExactCache: ExactCache {
     public static let keyPrefix = "sluice:c:"
     public static let leasePrefix = "sluice:lease:"
     static let magic: [UInt8] = Array("SL1".utf8)
+    static let taggedMagic: [UInt8] = Array("SL2".utf8)
     static let headerLength = 3 + 8 + 8 + 8
     /// Command words, built once (a ByteBuffer per word per call showed up in profiles).
     enum Word {
@@ -214,22 +216,38 @@ public final class RedisExactCache: ExactCache {
 
     static func pack(_ value: ByteBuffer, _ meta: EntryMeta) -> ByteBuffer {
         var b = ByteBuffer()
-        b.reserveCapacity(headerLength + value.readableBytes)
-        b.writeBytes(magic)
+        let tag = meta.tag == SavingsTags.none ? nil : SavingsTags.shared.name(of: meta.tag).utf8.prefix(255)
+        b.reserveCapacity(headerLength + (tag.map { $0.count + 1 } ?? 0) + value.readableBytes)
+        b.writeBytes(tag == nil ? magic : taggedMagic)
         b.writeInteger(meta.createdAt)
         b.writeInteger(meta.tokens)
         b.writeInteger(meta.cost.bitPattern)
+        if let tag {
+            b.writeInteger(UInt8(tag.count))
+            b.writeBytes(tag)
+        }
         b.writeImmutableBuffer(value)
         return b
     }
 
     static func unpack(_ stored: ByteBuffer, expiresAt: Int64, now: Int64) -> (ByteBuffer, EntryMeta) {
-        guard stored.readableBytes >= headerLength, stored.getBytes(at: stored.readerIndex, length: 3) == magic else {
+        guard stored.readableBytes >= headerLength, let kind = stored.getBytes(at: stored.readerIndex, length: 3),
+              kind == magic || kind == taggedMagic else {
             return (stored, EntryMeta(createdAt: now, expiresAt: expiresAt))
         }
         let i = stored.readerIndex
-        let meta = EntryMeta(createdAt: stored.getInteger(at: i + 3)!, expiresAt: expiresAt,
+        var meta = EntryMeta(createdAt: stored.getInteger(at: i + 3)!, expiresAt: expiresAt,
                              tokens: stored.getInteger(at: i + 11)!, cost: Double(bitPattern: stored.getInteger(at: i + 19)!))
-        return (stored.getSlice(at: i + headerLength, length: stored.readableBytes - headerLength)!, meta)
+        var header = headerLength
+        if kind == taggedMagic {
+            // A tag's length byte and name; a value too short for them is served as written.
+            guard let length = stored.getInteger(at: i + headerLength, as: UInt8.self),
+                  let name = stored.getString(at: i + headerLength + 1, length: Int(length)) else {
+                return (stored, EntryMeta(createdAt: now, expiresAt: expiresAt))
+            }
+            meta.tag = SavingsTags.shared.id(for: name)
+            header += 1 + Int(length)
+        }
+        return (stored.getSlice(at: i + header, length: stored.readableBytes - header)!, meta)
     }
 }

@@ -100,6 +100,10 @@ public final class RedisRateLimits: RateLimits {
         RateLimitStatistics(local: local.limiter.summary(), shared: true, fallbacks: 0)
     }
 
+    public func budgetsMostUsed(_ n: Int, now: Int64) -> [RateLimiter.BudgetUse] {
+        local.budgetsMostUsed(n, now: now)  // RL.SPEND is per instance
+    }
+
     static func integers(_ reply: RESPValue) throws -> [Int64] {
         guard case .array(let items?) = reply else { throw RedisError.unexpectedReply("\(reply)") }
         return try items.map { item in

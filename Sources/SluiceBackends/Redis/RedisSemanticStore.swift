@@ -86,6 +86,10 @@ public final class RedisSemanticStore: SemanticStore {
         }
     }
 
+    public func statistics() -> SemanticCache.Statistics {
+        local.statistics()
+    }
+
     public func info(namespace: String) -> SemanticCache.Info? {
         local.info(namespace: namespace)
     }
@@ -98,12 +102,18 @@ public final class RedisSemanticStore: SemanticStore {
 
     static func encode(_ change: SemanticChange) -> [(String, ByteBuffer)] {
         switch change {
-        case .set(let ns, let scope, let prompt, let response, let embedder, let vector, let createdAt, let expiresAt):
+        case .set(let ns, let scope, let prompt, let response, let embedder, let vector, let createdAt, let expiresAt, let worth):
             var blob = ByteBuffer()
             for x in vector { blob.writeInteger(x.bitPattern, endianness: .little) }
-            return [("op", ByteBuffer(string: "set")), ("ns", ByteBuffer(string: ns)), ("scope", ByteBuffer(string: scope)),
-                    ("prompt", ByteBuffer(string: prompt)), ("response", response), ("embedder", ByteBuffer(string: embedder)),
-                    ("vector", blob), ("created", ByteBuffer(string: String(createdAt))), ("expires", ByteBuffer(string: String(expiresAt)))]
+            var fields = [("op", ByteBuffer(string: "set")), ("ns", ByteBuffer(string: ns)), ("scope", ByteBuffer(string: scope)),
+                          ("prompt", ByteBuffer(string: prompt)), ("response", response), ("embedder", ByteBuffer(string: embedder)),
+                          ("vector", blob), ("created", ByteBuffer(string: String(createdAt))), ("expires", ByteBuffer(string: String(expiresAt)))]
+            if worth.countsSavings {
+                // Only when set: entries without them stay as instances of earlier versions wrote them.
+                fields += [("tokens", ByteBuffer(string: String(worth.tokens))), ("cost", ByteBuffer(string: String(worth.cost))),
+                           ("tag", ByteBuffer(string: SavingsTags.shared.name(of: worth.tag)))]
+            }
+            return fields
         case .delete(let ns, let scope, let prompt):
             return [("op", ByteBuffer(string: "del")), ("ns", ByteBuffer(string: ns)), ("scope", ByteBuffer(string: scope)),
                     ("prompt", ByteBuffer(string: prompt))]
@@ -126,8 +136,12 @@ public final class RedisSemanticStore: SemanticStore {
                   let expires = text("expires").flatMap({ Int64($0) }) else { return nil }
             var vector: [Float] = []
             while let bits = blob.readInteger(endianness: .little, as: UInt32.self) { vector.append(Float(bitPattern: bits)) }
+            // Tokens and cost as a client could have sent them: the same bounds as SEM.SET's.
+            let tokens = text("tokens").flatMap { Int64($0) }.map { min(max($0, 0), EntryMeta.maxTokens) } ?? 0
+            let cost = text("cost").flatMap { Double($0) }.map { $0.isFinite ? min(max($0, 0), EntryMeta.maxCost) : 0 } ?? 0
+            let tag = text("tag").map { SavingsTags.shared.id(for: String($0.prefix(SavingsTags.maxNameLength))) } ?? SavingsTags.none
             return .set(namespace: ns, scope: scope, prompt: prompt, response: response, embedder: embedder, vector: vector,
-                        createdAt: created, expiresAt: expires)
+                        createdAt: created, expiresAt: expires, worth: AnswerWorth(tokens: tokens, cost: cost, tag: tag))
         case "del":
             guard let scope = text("scope"), let prompt = text("prompt") else { return nil }
             return .delete(namespace: ns, scope: scope, prompt: prompt)

@@ -144,7 +144,8 @@ public final class SQLiteStore: Sendable {
             created_at INTEGER NOT NULL,
             expires_at INTEGER NOT NULL DEFAULT 0,
             tokens INTEGER NOT NULL DEFAULT 0,
-            cost REAL NOT NULL DEFAULT 0
+            cost REAL NOT NULL DEFAULT 0,
+            tag TEXT NOT NULL DEFAULT ''
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS entries_expiry ON entries(expires_at) WHERE expires_at != 0;
         CREATE INDEX IF NOT EXISTS entries_age ON entries(created_at);
@@ -157,6 +158,9 @@ public final class SQLiteStore: Sendable {
             vector BLOB NOT NULL,
             created_at INTEGER NOT NULL,
             expires_at INTEGER NOT NULL DEFAULT 0,
+            tokens INTEGER NOT NULL DEFAULT 0,
+            cost REAL NOT NULL DEFAULT 0,
+            tag TEXT NOT NULL DEFAULT '',
             PRIMARY KEY (ns, scope, prompt)
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS sem_entries_age ON sem_entries(created_at);
@@ -214,6 +218,11 @@ public final class SQLiteStore: Sendable {
         self.logger = logger
         let writerConnection = try SQLiteConnection(path: path)
         try writerConnection.execute(Self.schema)
+        // Files from before TAG existed get the column (an error says it is there already).
+        try? writerConnection.execute("ALTER TABLE entries ADD COLUMN tag TEXT NOT NULL DEFAULT ''")
+        try? writerConnection.execute("ALTER TABLE sem_entries ADD COLUMN tokens INTEGER NOT NULL DEFAULT 0")
+        try? writerConnection.execute("ALTER TABLE sem_entries ADD COLUMN cost REAL NOT NULL DEFAULT 0")
+        try? writerConnection.execute("ALTER TABLE sem_entries ADD COLUMN tag TEXT NOT NULL DEFAULT ''")
         try writerConnection.execute(Self.recount)
         switch fsync {
         case .always: try writerConnection.execute("PRAGMA synchronous=FULL;")
@@ -271,7 +280,8 @@ public final class SQLiteStore: Sendable {
     public func forEachSemanticEntry(now: Int64, _ body: (SemanticChange) -> Void) throws {
         try writer.withLock { db in
             let stmt = try db.statement("""
-                SELECT e.ns, e.scope, e.prompt, e.response, e.embedder, e.vector, e.created_at, e.expires_at, v.verdicts
+                SELECT e.ns, e.scope, e.prompt, e.response, e.embedder, e.vector, e.created_at, e.expires_at, v.verdicts,
+                       e.tokens, e.cost, e.tag
                 FROM sem_entries e LEFT JOIN sem_verdicts v ON v.ns = e.ns AND v.scope = e.scope AND v.prompt = e.prompt
                 WHERE e.expires_at = 0 OR e.expires_at > ?1 ORDER BY e.created_at
                 """)
@@ -283,7 +293,8 @@ public final class SQLiteStore: Sendable {
                 while let bits = blob.readInteger(endianness: .little, as: UInt32.self) { vector.append(Float(bitPattern: bits)) }
                 let ns = String(buffer: stmt.blob(0)), scope = String(buffer: stmt.blob(1)), prompt = String(buffer: stmt.blob(2))
                 body(.set(namespace: ns, scope: scope, prompt: prompt, response: stmt.blob(3), embedder: String(buffer: stmt.blob(4)),
-                          vector: vector, createdAt: stmt.int64(6), expiresAt: stmt.int64(7)))
+                          vector: vector, createdAt: stmt.int64(6), expiresAt: stmt.int64(7),
+                          worth: AnswerWorth(tokens: stmt.int64(9), cost: stmt.double(10), tag: SavingsTags.shared.id(for: String(buffer: stmt.blob(11))))))
                 if let verdicts = Verdicts(encoded: String(buffer: stmt.blob(8))) {
                     body(.verdicts(namespace: ns, scope: scope, prompt: prompt, createdAt: stmt.int64(6), verdicts))
                 }
@@ -503,13 +514,14 @@ public final class SQLiteStore: Sendable {
                     switch op {
                     case .set(let value, let meta):
                         let stmt = try db.statement(
-                            "INSERT INTO entries(key, value, created_at, expires_at, tokens, cost) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(key) DO UPDATE SET value=excluded.value, created_at=excluded.created_at, expires_at=excluded.expires_at, tokens=excluded.tokens, cost=excluded.cost")
+                            "INSERT INTO entries(key, value, created_at, expires_at, tokens, cost, tag) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(key) DO UPDATE SET value=excluded.value, created_at=excluded.created_at, expires_at=excluded.expires_at, tokens=excluded.tokens, cost=excluded.cost, tag=excluded.tag")
                         stmt.bind(1, key)
                         stmt.bind(2, value)
                         stmt.bind(3, meta.createdAt)
                         stmt.bind(4, meta.expiresAt)
                         stmt.bind(5, meta.tokens)
                         stmt.bind(6, meta.cost)
+                        stmt.bind(7, ByteBuffer(string: SavingsTags.shared.name(of: meta.tag)))
                         try stmt.run()
                     case .delete:
                         let stmt = try db.statement("DELETE FROM entries WHERE key = ?1")
@@ -537,8 +549,8 @@ public final class SQLiteStore: Sendable {
 
     func apply(_ change: SemanticChange, _ db: SQLiteConnection) throws(SQLiteError) {
         switch change {
-        case .set(let ns, let scope, let prompt, let response, let embedder, let vector, let createdAt, let expiresAt):
-            let stmt = try db.statement("INSERT INTO sem_entries(ns, scope, prompt, response, embedder, vector, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(ns, scope, prompt) DO UPDATE SET response=excluded.response, embedder=excluded.embedder, vector=excluded.vector, created_at=excluded.created_at, expires_at=excluded.expires_at")
+        case .set(let ns, let scope, let prompt, let response, let embedder, let vector, let createdAt, let expiresAt, let worth):
+            let stmt = try db.statement("INSERT INTO sem_entries(ns, scope, prompt, response, embedder, vector, created_at, expires_at, tokens, cost, tag) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT(ns, scope, prompt) DO UPDATE SET response=excluded.response, embedder=excluded.embedder, vector=excluded.vector, created_at=excluded.created_at, expires_at=excluded.expires_at, tokens=excluded.tokens, cost=excluded.cost, tag=excluded.tag")
             var blob = ByteBuffer()
             for x in vector { blob.writeInteger(x.bitPattern, endianness: .little) }
             stmt.bind(1, ByteBuffer(string: ns))
@@ -549,6 +561,9 @@ public final class SQLiteStore: Sendable {
             stmt.bind(6, blob)
             stmt.bind(7, createdAt)
             stmt.bind(8, expiresAt)
+            stmt.bind(9, worth.tokens)
+            stmt.bind(10, worth.cost)
+            stmt.bind(11, ByteBuffer(string: SavingsTags.shared.name(of: worth.tag)))
             try stmt.run()
         case .delete(let ns, let scope, let prompt):
             let stmt = try db.statement("DELETE FROM sem_entries WHERE ns = ?1 AND scope = ?2 AND prompt = ?3")
@@ -735,11 +750,12 @@ public final class SQLiteStore: Sendable {
     }
 
     func read(_ key: ByteBuffer, now: Int64, db: SQLiteConnection) throws -> (ByteBuffer, EntryMeta)? {
-        let stmt = try db.statement("SELECT value, created_at, expires_at, tokens, cost FROM entries WHERE key = ?1")
+        let stmt = try db.statement("SELECT value, created_at, expires_at, tokens, cost, tag FROM entries WHERE key = ?1")
         defer { stmt.finish() }
         stmt.bind(1, key)
         guard try stmt.step() else { return nil }
-        let meta = EntryMeta(createdAt: stmt.int64(1), expiresAt: stmt.int64(2), tokens: stmt.int64(3), cost: stmt.double(4))
+        let meta = EntryMeta(createdAt: stmt.int64(1), expiresAt: stmt.int64(2), tokens: stmt.int64(3), cost: stmt.double(4),
+                             tag: SavingsTags.shared.id(for: String(buffer: stmt.blob(5))))
         if meta.isExpired(at: now) { return nil }
         return (stmt.blob(0), meta)
     }

@@ -26,12 +26,23 @@ public struct CacheShard: Sendable {
         public var leaseWaits = 0
         public var tokensSaved: Int64 = 0
         public var costSaved: Double = 0
+        /// Hits on entries stored with TOKENS, COST or TAG, by tag id and by layer: [0] L1, [1] L2.
+        public var savedByTag: [UInt16: [Savings]] = [:]
 
         public static func + (a: Counters, b: Counters) -> Counters {
             Counters(hits: a.hits + b.hits, misses: a.misses + b.misses,
                      l2Hits: a.l2Hits + b.l2Hits, l2Misses: a.l2Misses + b.l2Misses, expired: a.expired + b.expired,
                      leasesGranted: a.leasesGranted + b.leasesGranted, leaseWaits: a.leaseWaits + b.leaseWaits,
-                     tokensSaved: a.tokensSaved.addingSaturating(b.tokensSaved), costSaved: a.costSaved + b.costSaved)
+                     tokensSaved: a.tokensSaved.addingSaturating(b.tokensSaved), costSaved: a.costSaved + b.costSaved,
+                     savedByTag: a.savedByTag.merging(b.savedByTag) { x, y in [x[0] + y[0], x[1] + y[1]] })
+        }
+
+        /// A hit that saved `meta`'s tokens and cost, from L1 (layer 0) or L2 (1).
+        mutating func countSaving(_ meta: EntryMeta, layer: Int) {
+            tokensSaved = tokensSaved.addingSaturating(meta.tokens)
+            costSaved += meta.cost
+            guard meta.countsSavings else { return }
+            savedByTag[meta.tag, default: [Savings(), Savings()]][layer].add(tokens: meta.tokens, cost: meta.cost)
         }
     }
 
@@ -69,8 +80,7 @@ public struct CacheShard: Sendable {
         if let (value, meta) = l1.read(key, hash: hash, now: now) {
             if counting {
                 counters.hits += 1
-                counters.tokensSaved = counters.tokensSaved.addingSaturating(meta.tokens)
-                counters.costSaved += meta.cost
+                counters.countSaving(meta, layer: 0)
             }
             return .hit(value, meta)
         }
@@ -108,8 +118,7 @@ public struct CacheShard: Sendable {
     public mutating func promote(entry: [UInt8], keyLength: Int, hash: UInt64, meta: EntryMeta, version: UInt64?,
                                  unchangedSince: UInt64? = nil) {
         counters.l2Hits += 1
-        counters.tokensSaved = counters.tokensSaved.addingSaturating(meta.tokens)
-        counters.costSaved += meta.cost
+        counters.countSaving(meta, layer: 1)
         if let directory, directory[hash]?.version != version { return }
         if let unchangedSince, changes != unchangedSince { return }
         if l1.contains(hash: hash) { return }

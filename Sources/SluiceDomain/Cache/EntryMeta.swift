@@ -13,13 +13,20 @@ public struct EntryMeta: Sendable, Hashable {
     public var tokens: Int64
     /// Cost of the cached answer (`CACHE.SET ... COST c`), counted as saved on a hit.
     public var cost: Double
+    /// `CACHE.SET ... TAG t`: whose savings a hit counts as (``SavingsTags``; 0 = no tag).
+    public var tag: UInt16
 
-    public init(createdAt: Int64, expiresAt: Int64 = 0, tokens: Int64 = 0, cost: Double = 0) {
+    public init(createdAt: Int64, expiresAt: Int64 = 0, tokens: Int64 = 0, cost: Double = 0, tag: UInt16 = 0) {
         self.createdAt = createdAt
         self.expiresAt = expiresAt
         self.tokens = tokens
         self.cost = cost
+        self.tag = tag
     }
+
+    /// A hit on this entry is worth recording by tag.
+    @inlinable
+    public var countsSavings: Bool { tokens != 0 || cost != 0 || tag != 0 }
 
     @inlinable
     public func isExpired(at now: Int64) -> Bool {

@@ -68,6 +68,33 @@ public final class RateLimiter: Sendable {
         public var budgetKeys = 0
     }
 
+    /// One spend budget's window.
+    public struct BudgetUse: Sendable, Hashable {
+        public var key: String
+        public var spent: Double
+        public var budget: Double
+        /// ms until the window ends.
+        public var resetsIn: Int64
+    }
+
+    /// The `n` live budgets with the largest share spent (one shard locked at a time).
+    public func budgetsMostUsed(_ n: Int, now: Int64) -> [BudgetUse] {
+        var top: [BudgetUse] = []
+        func share(_ b: BudgetUse) -> Double { b.budget > 0 ? b.spent / b.budget : (b.spent > 0 ? .infinity : 0) }
+        shards.forEach { shard in
+            for (key, window) in shard.budgets where window.endsAt > now {
+                let use = BudgetUse(key: String(decoding: key.readableBytesView.prefix(200), as: UTF8.self), spent: window.spent,
+                                    budget: window.budget, resetsIn: window.endsAt - now)
+                if top.count < n {
+                    top.append(use)
+                } else if let i = top.indices.min(by: { share(top[$0]) < share(top[$1]) }), share(top[i]) < share(use) {
+                    top[i] = use
+                }
+            }
+        }
+        return top.sorted { share($0) != share($1) ? share($0) > share($1) : $0.key < $1.key }
+    }
+
     public func summary() -> Summary {
         var s = Summary()
         shards.forEach { shard in

@@ -13,6 +13,8 @@ public final class SemanticCache: Sendable {
         var namespace: SemanticNamespace
         let hits = Atomic<Int>(0), misses = Atomic<Int>(0), traps = Atomic<Int>(0)
         let judgedGood = Atomic<Int>(0), judgedBad = Atomic<Int>(0)
+        /// Hits on entries stored with TOKENS, COST or TAG, by tag id.
+        let saved = Mutex<[UInt16: Savings]>([:])
         init(_ ns: SemanticNamespace) { namespace = ns }
     }
 
@@ -26,6 +28,11 @@ public final class SemanticCache: Sendable {
     public let maxTotalBytes: Int
     let total = Atomic<Int>(0)
     let totalBytesCounter = Atomic<Int>(0)
+    /// Refusals by the verifier's rule (the first word of its reason: substitution, sibling,
+    /// numbers...). The rules are a fixed, small set; past ``maxTrapRules`` names they count
+    /// as "other".
+    let trapRules = Mutex<[String: Int]>([:])
+    static let maxTrapRules = 32
 
     /// The second stage of every lookup; nil: ``TrapGuard``'s checks only.
     public let verifier: PromptVerifier?
@@ -48,7 +55,7 @@ public final class SemanticCache: Sendable {
     /// Stores an entry (see ``SemanticNamespace/set``), within the bounds on namespaces and on
     /// entries overall. Returns the entries evicted to make room.
     public func set(_ name: String, prompt: String, response: ByteBuffer, vector: [Float], embedder: String, scope: String,
-                    createdAt: Int64, expiresAt: Int64) -> Result<[SemanticNamespace.Eviction], SemanticFailure> {
+                    createdAt: Int64, expiresAt: Int64, worth: AnswerWorth = .none) -> Result<[SemanticNamespace.Eviction], SemanticFailure> {
         // Checked without a lock: concurrent writers may overshoot by one entry each. Full by
         // bytes works as full by count: a new entry only takes the place of an old one.
         let full = totalEntries >= maxTotalEntries ? maxTotalEntries : nil
@@ -57,7 +64,7 @@ public final class SemanticCache: Sendable {
         let bytesToFree = overflow ? Int.max : max(sum - maxTotalBytes, 0)
         return write(name) {
             $0.set(prompt, response: response, vector: vector, embedder: embedder, scope: scope, createdAt: createdAt,
-                   expiresAt: expiresAt, cacheFull: full, bytesToFree: bytesToFree)
+                   expiresAt: expiresAt, worth: worth, cacheFull: full, bytesToFree: bytesToFree)
         } ?? .failure(.tooManyNamespaces(limit: maxNamespaces))
     }
 
@@ -102,11 +109,19 @@ public final class SemanticCache: Sendable {
         let result = s.namespace.get(prompt, vector: vector, embedder: embedder, scope: scope, minScore: threshold, now: now, verifier: verifier)
         s.lock.unlock()
         switch result {
-        case .success(.hit): s.hits.add(1, ordering: .relaxed)
+        case .success(.hit(let match)):
+            s.hits.add(1, ordering: .relaxed)
+            let worth = match.entry.worth
+            if worth.countsSavings { s.saved.withLock { $0[worth.tag, default: Savings()].add(tokens: worth.tokens, cost: worth.cost) } }
         case .success(.miss), .success(.below): s.misses.add(1, ordering: .relaxed)
-        case .success(.trap):
+        case .success(.trap(_, let reason)):
             s.traps.add(1, ordering: .relaxed)
             s.misses.add(1, ordering: .relaxed)
+            let rule = String(reason.prefix { $0 != " " && $0 != ":" })
+            trapRules.withLock { rules in
+                let name = rules[rule] != nil || rules.count < Self.maxTrapRules ? rule : "other"
+                rules[name, default: 0] += 1
+            }
         case .failure: break
         }
         return result
@@ -196,6 +211,29 @@ public final class SemanticCache: Sendable {
     }
 
     public var names: [String] { slots.withLock { Array($0.keys) } }
+
+    /// The numbers of every namespace, for metrics: totals, each namespace's counters, and
+    /// the verifier's refusals by rule.
+    public struct Statistics: Sendable {
+        public var entries = 0
+        public var bytes = 0
+        public var namespaces: [(name: String, info: Info)] = []
+        public var trapsByRule: [String: Int] = [:]
+        /// What hits on entries stored with TOKENS, COST or TAG saved, by tag id.
+        public var savedByTag: [UInt16: Savings] = [:]
+    }
+
+    public func statistics() -> Statistics {
+        var result = Statistics(entries: totalEntries, bytes: totalBytes)
+        for name in names.sorted() {
+            if let info = info(name) { result.namespaces.append((name, info)) }
+        }
+        for s in slots.withLock({ Array($0.values) }) {
+            result.savedByTag.merge(s.saved.withLock { $0 }) { $0 + $1 }
+        }
+        result.trapsByRule = trapRules.withLock { $0 }
+        return result
+    }
 
     /// Entries in a namespace (0 if there is none), without waiting for its lock's writers.
     public func count(_ name: String) -> Int {

@@ -18,6 +18,8 @@ public struct SemanticNamespace: Sendable {
         public var expiresAt: Int64
         /// What `SEM.FEEDBACK` taught this entry (nil: no verdict yet): see ``Verdicts``.
         public var verdicts: Verdicts? = nil
+        /// Tokens and cost a hit on it saves, and their tag.
+        public var worth = AnswerWorth.none
 
         public func isExpired(at now: Int64) -> Bool { expiresAt != 0 && expiresAt <= now }
 
@@ -87,7 +89,8 @@ public struct SemanticNamespace: Sendable {
     /// only take the place of this namespace's oldest, and an empty namespace cannot grow.
     /// Returns the entries evicted.
     public mutating func set(_ prompt: String, response: ByteBuffer, vector: [Float], embedder: String, scope: String,
-                             createdAt: Int64, expiresAt: Int64, cacheFull: Int? = nil, bytesToFree: Int = 0) -> Result<[Eviction], SemanticFailure> {
+                             createdAt: Int64, expiresAt: Int64, worth: AnswerWorth = .none, cacheFull: Int? = nil,
+                             bytesToFree: Int = 0) -> Result<[Eviction], SemanticFailure> {
         if let mine = self.embedder, mine != embedder || index?.dimension != vector.count {
             return .failure(.embedderMismatch(namespace: "\(mine)/\(index?.dimension ?? 0)", request: "\(embedder)/\(vector.count)"))
         }
@@ -123,7 +126,7 @@ public struct SemanticNamespace: Sendable {
         let id = nextID
         nextID += 1
         guard index!.upsert(id: id, vector: vector, tag: Self.tag(scope), expiresAt: expiresAt) else { return .success(evicted) }  // zero vector: nothing to find it by
-        let entry = Entry(prompt: prompt, response: response, scope: scope, createdAt: createdAt, expiresAt: expiresAt)
+        let entry = Entry(prompt: prompt, response: response, scope: scope, createdAt: createdAt, expiresAt: expiresAt, worth: worth)
         entries[id] = entry
         bytes += entry.bytes(dimension: vector.count)
         byPrompt[key] = id

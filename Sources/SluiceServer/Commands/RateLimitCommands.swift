@@ -7,17 +7,19 @@ import SluiceProtocol
 /// RL.ACQUIRE, RL.RELEASE: concurrency slots; RL.SPEND: spend budgets over a window.
 struct RateLimitCommands: CommandGroup {
     let limits: any RateLimits
+    /// Named policies (`POLICY name` instead of numbers) and the decisions counted under each.
+    let policies: PolicyBook
 
     static let unknownReservation = CommandError("unknown or expired reservation")
     /// Largest amount or budget for RL.SPEND: sums of them stay finite and comparable.
     static let maxMoney: Double = 1e15
 
     var commands: [Command] {
-        let limits = limits
+        let limits = limits, policies = policies
         return [
-            Command("rl.take", arity: -4, summary: "RL.TAKE key rpm tpm [TOKENS n] [BURST requests tokens]: [allowed, remaining_requests, remaining_tokens, retry_after_ms, reset_ms]") { ctx, out throws(CommandError) in
+            Command("rl.take", arity: -4, summary: "RL.TAKE key (rpm tpm | POLICY name) [TOKENS n] [BURST requests tokens]: [allowed, remaining_requests, remaining_tokens, retry_after_ms, reset_ms]") { ctx, out throws(CommandError) in
                 let key = try ctx.nextName()
-                var spec = try Self.limitSpec(&ctx)
+                var (spec, policy) = try Self.limitSpec(&ctx, policies)
                 var tokens: Int64 = 0
                 while ctx.hasMore {
                     let option = try ctx.next()
@@ -27,20 +29,25 @@ struct RateLimitCommands: CommandGroup {
                         try Self.burst(option, &ctx, &spec)
                     }
                 }
+                let (limit, name) = (spec, policy)
                 return ctx.reply(limits.take(key, spec: spec, tokens: tokens, now: ctx.monotonic, on: ctx.eventLoop), into: &out) { result, out in
                     guard case .success(let d) = result else { return Self.writeFailure(result, &out) }
+                    policies.count(policy: name, key: key, allowed: d.allowed, remainingRequests: d.remainingRequests, remainingTokens: d.remainingTokens, spec: limit)
                     out.writeRESPArrayHeader(5)
                     out.writeRESPInteger(d.allowed ? 1 : 0)
                     Self.writeNumbers(d, into: &out)
                 }
             },
-            Command("rl.reserve", arity: -5, summary: "RL.RESERVE key rpm tpm estimate [BURST requests tokens]: [allowed, reservation_id|nil, retry_after_ms]") { ctx, out throws(CommandError) in
+            Command("rl.reserve", arity: -5, summary: "RL.RESERVE key (rpm tpm | POLICY name) estimate [BURST requests tokens]: [allowed, reservation_id|nil, retry_after_ms]") { ctx, out throws(CommandError) in
                 let key = try ctx.nextName()
-                var spec = try Self.limitSpec(&ctx)
+                var (spec, policy) = try Self.limitSpec(&ctx, policies)
                 let estimate = try Self.amount(&ctx, "estimate")
                 while ctx.hasMore { try Self.burst(try ctx.next(), &ctx, &spec) }
+                let (limit, name) = (spec, policy)
                 return ctx.reply(limits.reserve(key, spec: spec, estimate: estimate, now: ctx.monotonic, on: ctx.eventLoop), into: &out) { result, out in
                     guard case .success(let r) = result else { return Self.writeFailure(result, &out) }
+                    policies.count(policy: name, key: key, allowed: r.decision.allowed, remainingRequests: r.decision.remainingRequests,
+                                   remainingTokens: r.decision.remainingTokens, spec: limit)
                     out.writeRESPArrayHeader(3)
                     out.writeRESPInteger(r.decision.allowed ? 1 : 0)
                     if let id = r.id { out.writeRESPBulk(String(id)) } else { out.writeRESPNull() }
@@ -93,14 +100,28 @@ struct RateLimitCommands: CommandGroup {
                     out.writeRESPInteger(released ? 1 : 0)
                 }
             },
-            Command("rl.spend", arity: -4, summary: "RL.SPEND key amount budget [PERIOD ms]: [allowed, remaining, reset_ms]") { ctx, out throws(CommandError) in
+            Command("rl.spend", arity: -4, summary: "RL.SPEND key amount (budget [PERIOD ms] | POLICY name): [allowed, remaining, reset_ms]") { ctx, out throws(CommandError) in
                 let key = try ctx.nextName()
                 guard let amount = try ctx.next().doubleValue, amount >= 0 else { throw CommandError("amount must be a non-negative number") }
-                guard let budget = try ctx.next().doubleValue, budget >= 0 else { throw CommandError("budget must be a non-negative number") }
+                let third = try ctx.next()
+                let budget: Double, period: Int64
+                var policyName: String?
+                if third.isKeyword("POLICY") {
+                    let name = try ctx.next().text
+                    guard let policy = policies.budget(named: name) else { throw Self.noPolicy("budget", name) }
+                    guard !ctx.hasMore else { throw CommandError.syntax }
+                    (budget, period) = (policy.budget, policy.periodMilliseconds)
+                    policyName = name
+                } else {
+                    guard let b = third.doubleValue, b >= 0 else { throw CommandError("budget must be a non-negative number") }
+                    budget = b
+                    period = try Self.trailingMilliseconds(&ctx, "PERIOD", default: 86_400_000)
+                }
                 guard amount <= Self.maxMoney, budget <= Self.maxMoney else { throw CommandError("amount and budget must be at most 1e15") }
-                let period = try Self.trailingMilliseconds(&ctx, "PERIOD", default: 86_400_000)
+                let spender = policyName
                 return ctx.reply(limits.spend(key, amount: amount, budget: budget, period: period, now: ctx.monotonic, on: ctx.eventLoop), into: &out) { result, out in
                     guard case .success(let d) = result else { return Self.writeFailure(result, &out) }
+                    policies.countSpend(policy: spender, key: key, allowed: d.allowed, amount: amount, remaining: d.remaining, budget: budget)
                     out.writeRESPArrayHeader(3)
                     out.writeRESPInteger(d.allowed ? 1 : 0)
                     out.writeRESPDouble(d.remaining)
@@ -152,9 +173,22 @@ struct RateLimitCommands: CommandGroup {
         return ms
     }
 
-    static func limitSpec(_ ctx: inout CommandContext) throws(CommandError) -> LimitSpec {
-        let rpm = try amount(&ctx, "rpm"), tpm = try amount(&ctx, "tpm")
-        return LimitSpec(requestsPerMinute: rpm, tokensPerMinute: tpm)
+    /// `rpm tpm`, or `POLICY name` (a policy of the config file); with the policy's name.
+    static func limitSpec(_ ctx: inout CommandContext, _ policies: PolicyBook) throws(CommandError) -> (LimitSpec, String?) {
+        let first = try ctx.next()
+        if first.isKeyword("POLICY") {
+            let name = try ctx.next().text
+            guard let spec = policies.limit(named: name) else { throw noPolicy("rate-limit", name) }
+            return (spec, name)
+        }
+        guard let rpm = first.decimalValue else { throw CommandError.notInteger }
+        guard rpm >= 0, Int64(rpm) <= TokenBucket.maxTokens else { throw CommandError("rpm must be between 0 and \(TokenBucket.maxTokens)") }
+        let tpm = try amount(&ctx, "tpm")
+        return (LimitSpec(requestsPerMinute: Int64(rpm), tokensPerMinute: tpm), nil)
+    }
+
+    static func noPolicy(_ kind: String, _ name: String) -> CommandError {
+        CommandError("no \(kind) policy named '\(name.prefix(200))' (policies come from the --config file)")
     }
 
     static func burst(_ option: ByteBuffer, _ ctx: inout CommandContext, _ spec: inout LimitSpec) throws(CommandError) {

@@ -31,7 +31,7 @@ struct RichCacheCommands: CommandGroup {
                     Self.writeRead(read, now: now, into: &out)
                 }
             },
-            Command("cache.set", arity: -3, summary: "CACHE.SET key value [PX ms | EX s] [TOKENS n] [COST c] [LEASE token]: +OK") { ctx, out throws(CommandError) in
+            Command("cache.set", arity: -3, summary: "CACHE.SET key value [PX ms | EX s] [TOKENS n] [COST c] [TAG t] [LEASE token]: +OK") { ctx, out throws(CommandError) in
                 let key = try ctx.next(), value = try ctx.next()
                 var meta = EntryMeta(createdAt: ctx.now)
                 var condition = WriteCondition.always
@@ -43,16 +43,11 @@ struct RichCacheCommands: CommandGroup {
                         meta.expiresAt = try ExactCacheCommands.expiry(try ctx.nextInteger(), unitMilliseconds: option.isKeyword("EX") ? 1000 : 1,
                                                                        now: ctx.now, command: "cache.set")
                     } else if option.isKeyword("TOKENS") {
-                        let tokens = try ctx.nextInteger()
-                        guard tokens >= 0 else { throw CommandError("TOKENS must not be negative") }
-                        guard Int64(tokens) <= EntryMeta.maxTokens else { throw CommandError("TOKENS must be at most \(EntryMeta.maxTokens)") }
-                        meta.tokens = Int64(tokens)
+                        meta.tokens = try Self.tokens(ctx.nextInteger())
                     } else if option.isKeyword("COST") {
-                        guard let cost = try ctx.next().doubleValue, cost >= 0 else {
-                            throw CommandError("COST must be a non-negative number")
-                        }
-                        guard cost <= EntryMeta.maxCost else { throw CommandError("COST must be at most \(Int(EntryMeta.maxCost))") }
-                        meta.cost = cost
+                        meta.cost = try Self.cost(ctx.next())
+                    } else if option.isKeyword("TAG") {
+                        meta.tag = SavingsTags.shared.id(for: try Self.tag(ctx.next()))
                     } else if option.isKeyword("LEASE") {
                         guard let token = UInt64(try ctx.next().text) else { throw CommandError("LEASE token is not valid") }
                         condition = .leaseHolder(token)
@@ -69,6 +64,29 @@ struct RichCacheCommands: CommandGroup {
                 }
             },
         ]
+    }
+
+    /// TOKENS n: what the answer stood for, 0 to ``EntryMeta/maxTokens``.
+    static func tokens(_ n: Int) throws(CommandError) -> Int64 {
+        guard n >= 0 else { throw CommandError("TOKENS must not be negative") }
+        guard Int64(n) <= EntryMeta.maxTokens else { throw CommandError("TOKENS must be at most \(EntryMeta.maxTokens)") }
+        return Int64(n)
+    }
+
+    /// COST c: what the answer cost, 0 to ``EntryMeta/maxCost``.
+    static func cost(_ bytes: ByteBuffer) throws(CommandError) -> Double {
+        guard let cost = bytes.doubleValue, cost >= 0 else { throw CommandError("COST must be a non-negative number") }
+        guard cost <= EntryMeta.maxCost else { throw CommandError("COST must be at most \(Int(EntryMeta.maxCost))") }
+        return cost
+    }
+
+    /// A TAG's name: what metrics label savings with, so short and printable.
+    static func tag(_ bytes: ByteBuffer) throws(CommandError) -> String {
+        guard bytes.readableBytes >= 1, bytes.readableBytes <= SavingsTags.maxNameLength,
+              bytes.readableBytesView.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) else {
+            throw CommandError("TAG must be 1 to \(SavingsTags.maxNameLength) printable ASCII characters, no spaces or quotes")
+        }
+        return bytes.text
     }
 
     /// [value, layer, age_ms, lease_token]: a hit fills the first three, a miss at most the last.

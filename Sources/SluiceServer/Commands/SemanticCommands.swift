@@ -13,11 +13,24 @@ struct SemanticCommands: CommandGroup {
     var commands: [Command] {
         let store = store, embedder = embedder
         return [
-            Command("sem.set", arity: -4, summary: "SEM.SET ns prompt response [PX ms | EX s] [SCOPE s] [VEC f32blob]: +OK") { ctx, out throws(CommandError) in
+            Command("sem.set", arity: -4, summary: "SEM.SET ns prompt response [PX ms | EX s] [SCOPE s] [TOKENS n] [COST c] [TAG t] [VEC f32blob]: +OK") { ctx, out throws(CommandError) in
                 let ns = try ctx.nextName("namespace").text, prompt = try ctx.next().text
                 let response = ByteBuffer.owned(try ctx.next())
                 var expiresAt: Int64 = 0
+                var worth = AnswerWorth.none
                 let options = try Options.parse(&ctx, allowMinScore: false) { option, ctx throws(CommandError) -> Bool in
+                    if option.isKeyword("TOKENS") {
+                        worth.tokens = try RichCacheCommands.tokens(ctx.nextInteger())
+                        return true
+                    }
+                    if option.isKeyword("COST") {
+                        worth.cost = try RichCacheCommands.cost(ctx.next())
+                        return true
+                    }
+                    if option.isKeyword("TAG") {
+                        worth.tag = SavingsTags.shared.id(for: try RichCacheCommands.tag(ctx.next()))
+                        return true
+                    }
                     guard option.isKeyword("PX") || option.isKeyword("EX") else { return false }
                     guard expiresAt == 0 else { throw CommandError.syntax }
                     expiresAt = try ExactCacheCommands.expiry(try ctx.nextInteger(), unitMilliseconds: option.isKeyword("EX") ? 1000 : 1, now: ctx.now, command: "sem.set")
@@ -25,7 +38,7 @@ struct SemanticCommands: CommandGroup {
                 }
                 let (vector, version) = try options.vector(for: prompt, embedder)
                 let entry = SemanticWrite(namespace: ns, scope: options.scope, prompt: prompt, response: response, embedder: version,
-                                          vector: vector, createdAt: ctx.now, expiresAt: expiresAt)
+                                          vector: vector, createdAt: ctx.now, expiresAt: expiresAt, worth: worth)
                 return ctx.reply(store.set(entry, on: ctx.eventLoop), into: &out) { result, out in
                     guard case .success = result else { return Self.writeFailure(ns, result, &out) }
                     out.writeRESPOK()

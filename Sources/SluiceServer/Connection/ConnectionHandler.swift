@@ -30,6 +30,8 @@ final class ConnectionHandler: ChannelInboundHandler {
         var outputSoftLimit: Int
         /// Disconnect a client whose output stays above the soft limit this long (0: never).
         var outputSoftSeconds: Int
+        /// Per-command latency histograms (nil: none kept).
+        var metrics: CommandMetrics? = nil
     }
 
     private let settings: Settings
@@ -48,6 +50,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// Closes the connection if its output stays above the soft limit for too long.
     private var softLimitTimer: Scheduled<Void>?
     private var commandsSinceReport = 0
+    /// This connection's loop's latency window (set when it becomes active).
+    private var latency: LatencyWindow?
     private var now = Timestamp(wall: 0, monotonic: 0)
 
     init(settings: Settings) {
@@ -62,6 +66,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     var counters: ServerCounters { settings.counters }
 
     func channelActive(context: ChannelHandlerContext) {
+        latency = settings.metrics?.window(for: context.eventLoop)
         let connected = counters.connectedClients.add(1, ordering: .relaxed).newValue
         counters.totalConnections.add(1, ordering: .relaxed)
         context.fireChannelActive()
@@ -221,10 +226,20 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func execute(_ command: RESPCommand, into out: inout RESPWriter, context: ChannelHandlerContext) {
         commandsSinceReport += 1
         let table = settings.table
+        let metrics = settings.metrics
+        let started = metrics == nil ? 0 : NIODeadline.now().uptimeNanoseconds
         var arguments = command.arguments
         guard let verb = arguments.next(), let index = table.lookup(verb) else {
             writeUnknown(command, into: &out)
+            metrics?.record(command: metrics!.unknownIndex, nanoseconds: NIODeadline.now().uptimeNanoseconds &- started, window: latency)
             return
+        }
+        var deferredReply = false
+        defer {
+            // Replies that come later are timed when they arrive (below).
+            if let metrics, !deferredReply {
+                metrics.record(command: index, nanoseconds: NIODeadline.now().uptimeNanoseconds &- started, window: latency)
+            }
         }
         guard table.commands[index].acceptsArgumentCount(command.count) else {
             out.writeRESPError(CommandError.wrongArity(table.commands[index].name).line)
@@ -250,12 +265,14 @@ final class ConnectionHandler: ChannelInboundHandler {
         case .close:
             _ = state.stopReading()
         case .later(let future):
+            deferredReply = true
             let sequence = state.replyDeferred(tail: &out)
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             // A future that is already complete calls back right here; the state machine only
             // records it then, and the batch's end writes it out in order.
             future.whenComplete { result in
                 let (handler, context) = loopBound.value
+                metrics?.record(command: index, nanoseconds: NIODeadline.now().uptimeNanoseconds &- started, window: handler.latency)
                 handler.perform(handler.state.replyArrived(sequence: sequence, result), context: context, flushNow: true)
             }
         }

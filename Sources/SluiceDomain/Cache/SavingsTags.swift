@@ -1,0 +1,71 @@
+import Synchronization
+
+/// The names clients attach to stored answers with `TAG` (a model, an agent) so that the tokens
+/// and cost each hit saves can be told apart in metrics. Entries carry a 16-bit id instead of
+/// the name (8 bytes per L1 entry, not a string); files and Redis keep the name.
+///
+/// Bounded, as every label set Sluice exports: the first ``maxTags`` names get their own id,
+/// any later one is counted as ``other``. Process-wide, since an id only has to mean the same
+/// within one process.
+public final class SavingsTags: Sendable {
+    public static let shared = SavingsTags()
+
+    /// Distinct tags, "other" included.
+    public static let maxTags = 64
+    /// The id of entries stored without a TAG.
+    public static let none: UInt16 = 0
+    /// The id of every tag past the bound.
+    public static let other: UInt16 = 1
+    /// Longest tag name; a longer TAG is refused at the edge.
+    public static let maxNameLength = 64
+
+    struct Table {
+        var ids: [String: UInt16] = ["other": SavingsTags.other]
+        var names: [String] = ["", "other"]
+    }
+
+    let table = Mutex(Table())
+
+    public init() {}
+
+    /// The id of `name` ("" is no tag).
+    public func id(for name: String) -> UInt16 {
+        if name.isEmpty { return Self.none }
+        return table.withLock { t in
+            if let id = t.ids[name] { return id }
+            guard t.names.count < Self.maxTags else { return Self.other }
+            let id = UInt16(t.names.count)
+            t.ids[name] = id
+            t.names.append(name)
+            return id
+        }
+    }
+
+    /// The name of an id ("" for no tag).
+    public func name(of id: UInt16) -> String {
+        table.withLock { Int(id) < $0.names.count ? $0.names[Int(id)] : "other" }
+    }
+}
+
+/// What the hits on answers of one tag saved.
+public struct Savings: Sendable, Hashable {
+    public var hits = 0
+    public var tokens: Int64 = 0
+    public var cost: Double = 0
+
+    public init(hits: Int = 0, tokens: Int64 = 0, cost: Double = 0) {
+        self.hits = hits
+        self.tokens = tokens
+        self.cost = cost
+    }
+
+    public mutating func add(tokens: Int64, cost: Double) {
+        hits += 1
+        self.tokens = self.tokens.addingSaturating(tokens)
+        self.cost += cost
+    }
+
+    public static func + (a: Savings, b: Savings) -> Savings {
+        Savings(hits: a.hits + b.hits, tokens: a.tokens.addingSaturating(b.tokens), cost: a.cost + b.cost)
+    }
+}

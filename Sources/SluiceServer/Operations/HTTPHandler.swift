@@ -1,0 +1,100 @@
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// One connection of the operating port: a request head in, ``HTTPRoutes`` decides, the
+/// response out. Requests carry no body here; one larger than ``maxBody`` is refused and the
+/// connection closed.
+final class HTTPHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    static let maxBody = 64 * 1024
+
+    final class Shared: Sendable {
+        let routes: HTTPRoutes
+        /// Connections open now (bounded by ``HTTPListener/maxConnections``).
+        let open = Atomic<Int>(0)
+
+        init(routes: HTTPRoutes) {
+            self.routes = routes
+        }
+    }
+
+    let shared: Shared
+    var head: HTTPRequestHead?
+    var bodyBytes = 0
+    var counted = false
+
+    init(shared: Shared) {
+        self.shared = shared
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        counted = true
+        if shared.open.add(1, ordering: .relaxed).newValue > HTTPListener.maxConnections {
+            write(.text(.serviceUnavailable, "too many connections"), keepAlive: false, headOnly: false, context: context)
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if counted { shared.open.subtract(1, ordering: .relaxed) }
+        counted = false
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let h):
+            head = h
+            bodyBytes = 0
+        case .body(let bytes):
+            bodyBytes += bytes.readableBytes
+            if bodyBytes > Self.maxBody, head != nil {
+                head = nil
+                write(.text(.payloadTooLarge, "requests here have no body"), keepAlive: false, headOnly: false, context: context)
+            }
+        case .end:
+            guard let request = head else { return }
+            head = nil
+            let keepAlive = request.isKeepAlive
+            let headOnly = request.method == .HEAD
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            shared.routes.respond(to: request, on: context.eventLoop).whenComplete { result in
+                let (handler, context) = loopBound.value
+                switch result {
+                case .success(let response):
+                    handler.write(response, keepAlive: keepAlive, headOnly: headOnly, context: context)
+                case .failure:
+                    handler.write(.text(.serviceUnavailable, "shutting down"), keepAlive: false, headOnly: headOnly, context: context)
+                }
+            }
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func write(_ response: HTTPRoutes.Response, keepAlive: Bool, headOnly: Bool, context: ChannelHandlerContext) {
+        guard context.channel.isActive else { return }
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: response.contentType)
+        headers.add(name: "Content-Length", value: String(response.body.readableBytes))
+        headers.add(name: "Cache-Control", value: "no-store")
+        for (name, value) in response.extraHeaders { headers.add(name: name, value: value) }
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))), promise: nil)
+        if !headOnly { context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil) }
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive {
+            let channel = context.channel
+            done.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+}
