@@ -84,7 +84,8 @@ public struct ServerConfiguration: Sendable {
     /// limit cannot be raised to hold it plus ``reservedFileDescriptors``.
     public var maxClients = 10_000
     /// File descriptors kept for Sluice itself (event loops, the SQLite file, Redis, logs).
-    public static let reservedFileDescriptors = 128
+    /// (The operating port's connections, at most ``HTTPListener/maxConnections``, among them.)
+    public static let reservedFileDescriptors = 128 + HTTPListener.maxConnections
     /// A client whose unsent replies exceed this many bytes is disconnected at once (0: no limit).
     public var clientOutputHardLimit = 64 * 1024 * 1024
     /// ... or exceed this many (then Sluice also stops reading its requests) for
@@ -111,11 +112,14 @@ public struct ServerConfiguration: Sendable {
         if port < 0 || port > 65535 { return "port \(port) is out of range" }
         if httpPort < 0 || httpPort > 65535 { return "--http-port \(httpPort) is out of range" }
         if l1MaxMemory < 0 { return "--l1-max-memory must not be negative" }
-        if maxClients < 1 { return "--maxclients must be at least 1" }
+        if !(1...1_000_000).contains(maxClients) { return "--maxclients must be 1 to 1000000" }
+        if !(0...1024).contains(threads) { return "--threads must be 0 (one per core) to 1024" }
         if clientOutputHardLimit < 0 || clientOutputSoftLimit < 0 || clientOutputSoftSeconds < 0 {
             return "--client-output-buffer-limit: sizes and seconds must not be negative"
         }
-        if idleTimeoutSeconds < 0 { return "--timeout must not be negative" }
+        if clientOutputSoftLimit != 0 && clientOutputSoftLimit < 1024 { return "--client-output-buffer-limit: the soft limit must be 0 (off) or at least 1kb" }
+        if clientOutputSoftSeconds > 86_400 * 365 { return "--client-output-buffer-limit: seconds must be at most a year" }
+        if !(0...(86_400 * 365)).contains(idleTimeoutSeconds) { return "--timeout must be 0 to 31536000 seconds (a year)" }
         if l2MaxBytes < 0 { return "--l2-max-bytes must not be negative" }
         if semanticMaxNamespaces < 1 || semanticMaxTotalEntries < 1 { return "--sem-max-namespaces and --sem-max-entries must be at least 1" }
         if semanticMaxMemory < 1 { return "--sem-max-memory must be at least 1 byte" }

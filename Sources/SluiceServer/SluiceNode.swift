@@ -18,14 +18,16 @@ public final class SluiceNode: Sendable {
     /// The named policies in force.
     public let policies: PolicyBook
     let applier: PolicyApplier
-    let dashboard: DashboardService
+    /// Samples for the dashboard (nil without the HTTP port).
+    let dashboard: DashboardService?
     public let counters: ServerCounters
     /// The event loops: connections, and every future the backends complete.
     let group: MultiThreadedEventLoopGroup
     let housekeeping: HousekeepingService
     let store: SQLiteStore?
     let redis: RedisParts?
-    /// Single-thread lanes for operations on large semantic namespaces.
+    /// Thread pools, stopped last: the single-thread lanes for operations on large semantic
+    /// namespaces, and the operating port's (scrapes, the dashboard).
     let lanes: [NIOThreadPool]
 
     /// The shared-mode pieces that own threads and connections.
@@ -58,6 +60,10 @@ public final class SluiceNode: Sendable {
                                                    logger: logger)
         let lanes = (0..<2).map { _ in NIOThreadPool(numberOfThreads: 1) }
         for lane in lanes { lane.start() }
+        // Scrapes and the dashboard read every counter: a thread of their own, so a busy
+        // semantic lane never delays a health probe.
+        let operationsPool = NIOThreadPool(numberOfThreads: 1)
+        operationsPool.start()
         let limiter = RateLimiter(maxKeys: configuration.maxLimitKeys, reservationTTL: configuration.reservationTTLMilliseconds)
         let registry = BreakerRegistry(maxBreakers: configuration.maxBreakers)
         let semanticCache = SemanticCache(defaultMinScore: configuration.semanticMinScore, defaultMaxEntries: configuration.semanticMaxEntries,
@@ -134,6 +140,9 @@ public final class SluiceNode: Sendable {
             requiresAuth: configuration.requirePass != nil, maxClients: maxClients,
             outputHardLimit: configuration.clientOutputHardLimit, outputSoftLimit: configuration.clientOutputSoftLimit,
             outputSoftSeconds: configuration.clientOutputSoftSeconds, metrics: commandMetrics)
+        // The config file's breaker and namespace settings are in force before the first client.
+        let applier = PolicyApplier(breakers: capabilities.breakers, semantic: capabilities.semantic, clock: clock)
+        await applier.apply(configuration.policies, on: group.any(), logger: logger)
         let listener: Listener
         var http: HTTPListener?
         do {
@@ -141,7 +150,8 @@ public final class SluiceNode: Sendable {
                                                 backend: capabilities.cache.statistics(now: startedAt).backend)
             if configuration.httpPort > 0 {
                 let routes = HTTPRoutes(exporter: exporter, report: report, feed: feed,
-                                        password: configuration.requirePass.map(PasswordCheck.init), clock: clock, pool: lanes[1])
+                                        password: configuration.requirePass.map(PasswordCheck.init), clock: clock, pool: operationsPool,
+                                        failureDelayMilliseconds: configuration.authFailureDelayMilliseconds)
                 do {
                     http = try await HTTPListener.start(host: configuration.host, port: configuration.httpPort, group: group, routes: routes,
                                                         logger: logger)
@@ -155,7 +165,7 @@ public final class SluiceNode: Sendable {
             redis?.invalidations.close()
             redis?.client.close()
             await store?.close()
-            for lane in lanes { try? await lane.shutdownGracefully() }
+            for lane in lanes + [operationsPool] { try? await lane.shutdownGracefully() }
             try? await group.shutdownGracefully()
             throw error
         }
@@ -163,9 +173,8 @@ public final class SluiceNode: Sendable {
                                                logger: logger, intervalMilliseconds: configuration.sweepIntervalMilliseconds,
                                                eventLoop: group.any())
         let node = SluiceNode(listener: listener, http: http, counters: counters, group: group, housekeeping: housekeeping, store: store,
-                              redis: redis, lanes: lanes, exporter: exporter, policies: policies, dashboard: DashboardService(feed: feed),
-                              applier: PolicyApplier(breakers: capabilities.breakers, semantic: capabilities.semantic, clock: clock))
-        await node.applier.apply(configuration.policies, on: group.any(), logger: logger)
+                              redis: redis, lanes: lanes + [operationsPool], exporter: exporter, policies: policies,
+                              dashboard: http == nil ? nil : DashboardService(feed: feed), applier: applier)
         return node
     }
 
@@ -181,7 +190,7 @@ public final class SluiceNode: Sendable {
 
     init(listener: Listener, http: HTTPListener?, counters: ServerCounters, group: MultiThreadedEventLoopGroup, housekeeping: HousekeepingService,
          store: SQLiteStore?, redis: RedisParts?, lanes: [NIOThreadPool], exporter: MetricsExporter, policies: PolicyBook,
-         dashboard: DashboardService, applier: PolicyApplier) {
+         dashboard: DashboardService?, applier: PolicyApplier) {
         self.dashboard = dashboard
         self.listener = listener
         self.policies = policies
@@ -252,7 +261,7 @@ public final class SluiceNode: Sendable {
         if let store { services.append(StoreService(store: store)) }
         if let redis { services.append(RedisService(parts: redis)) }
         services.append(housekeeping)
-        services.append(dashboard)
+        if let dashboard { services.append(dashboard) }
         services.append(listener)
         if let http { services.append(http) }
         return services

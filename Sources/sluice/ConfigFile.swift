@@ -24,11 +24,15 @@ struct ConfigFile {
         } catch {
             throw Problem("cannot read \(path): \(error.localizedDescription)")
         }
+        // toml++ reads a C string: a NUL would end the file there without a word.
+        if text.utf8.contains(0) { throw Problem("\(path): contains a NUL byte") }
         let table: TOMLTable
         do {
             table = try TOMLTable(string: text)
         } catch let error as TOMLParseError {
             throw Problem("\(path):\(error.source.begin.line):\(error.source.begin.column): \(error.description)")
+        } catch {
+            throw Problem("\(path): \(error)")
         }
         return try ConfigFile(table, serverKeys: serverKeys)
     }

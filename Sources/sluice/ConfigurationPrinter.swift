@@ -4,8 +4,18 @@ import SluiceServer
 /// reads back (the password is not printed).
 enum ConfigurationPrinter {
     static func toml(_ c: ServerConfiguration, logLevel: String, logFormat: String) -> String {
+        /// A TOML basic string: backslash, quote and control characters escaped.
         func q(_ s: String) -> String {
-            "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+            var out = "\""
+            for scalar in s.unicodeScalars {
+                switch scalar {
+                case "\\": out += "\\\\"
+                case "\"": out += "\\\""
+                case _ where scalar.value < 0x20 || scalar.value == 0x7F: out += String(format: "\\u%04X", scalar.value)
+                default: out.unicodeScalars.append(scalar)
+                }
+            }
+            return out + "\""
         }
         var out = "[server]\n"
         var rows: [(String, String)] = [

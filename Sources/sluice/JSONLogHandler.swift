@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Logging
 
 /// `--log-format json`: one JSON object per line on standard error, for log shippers (Loki,
@@ -38,7 +39,15 @@ struct JSONLogHandler: LogHandler {
         line.append(0x0A)
         Self.output.lock()
         defer { Self.output.unlock() }
-        FileHandle.standardError.write(line)
+        // write(2), not FileHandle.write: that one traps when the pipe to a log shipper closes or
+        // the disk fills; a log line that cannot be written is dropped, as the text handler's.
+        line.withUnsafeBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let n = Glibc.write(2, bytes.baseAddress! + offset, bytes.count - offset)
+                if n > 0 { offset += n } else if n < 0 && errno == EINTR { continue } else { break }
+            }
+        }
     }
 
     static func timestamp() -> String {

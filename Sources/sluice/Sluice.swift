@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Synchronization
 import ServiceLifecycle
 import SluiceBackends
 import SluiceServer
@@ -156,7 +157,11 @@ struct Serve: AsyncParsableCommand {
         config.requirePass = setting(requirepass, "REQUIREPASS").flatMap { $0.isEmpty ? nil : $0 }
         config.allowUnauthenticatedRemote = allowUnauthenticatedRemote
             || ["1", "true", "yes"].contains(setting(nil, "ALLOW_UNAUTHENTICATED_REMOTE")?.lowercased() ?? "")
-        if let v = setting(maxValueSize, "MAX_VALUE_SIZE") { config.limits = .init(maxBulkLength: try byteSize(v, "max-value-size")) }
+        if let v = setting(maxValueSize, "MAX_VALUE_SIZE") {
+            let size = try byteSize(v, "max-value-size")
+            guard (1...(1 << 30)).contains(size) else { throw ValidationError("--max-value-size must be 1 byte to 1gb") }
+            config.limits = .init(maxBulkLength: size)
+        }
         if let v = setting(maxclients.map(String.init), "MAXCLIENTS") { config.maxClients = try integer(v, "maxclients") }
         if let v = setting(clientOutputBufferLimit, "CLIENT_OUTPUT_BUFFER_LIMIT") {
             let parts = v.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
@@ -199,6 +204,9 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = Logger(label: "sluice")
 
+        // A log pipe whose reader went away must not kill the server (as Redis, it ignores SIGPIPE;
+        // sockets never raise it: NIO sends with MSG_NOSIGNAL).
+        signal(SIGPIPE, SIG_IGN)
         let signals = EarlyShutdownSignals()  // before the node listens: see the type
         signal(SIGHUP, SIG_IGN)  // a SIGHUP before ReloadSignal is in place is lost, not fatal
         let node = try await SluiceNode.start(configuration: config, logger: logger)
@@ -207,6 +215,7 @@ struct Serve: AsyncParsableCommand {
             logger.info("policies loaded", metadata: ["file": "\(configPath ?? "")", "limits": "\(p.limits.count)", "budgets": "\(p.budgets.count)",
                                                       "breakers": "\(p.breakers.count)", "namespaces": "\(p.namespaces.count)"])
         }
+        let loaded = Mutex((server: file.server, policies: file.policies))
         let reloads = ReloadSignal { [node, logger] in
             guard let configPath else {
                 logger.warning("SIGHUP: no --config file to reload")
@@ -214,12 +223,18 @@ struct Serve: AsyncParsableCommand {
             }
             do {
                 let fresh = try ConfigFile.load(path: configPath, serverKeys: Self.serverKeys)
-                if fresh.server != file.server {
+                let before = loaded.withLock { $0 }
+                if fresh.server != before.server {
                     logger.warning("config reload: [server] settings take effect on restart only", metadata: ["file": "\(configPath)"])
+                }
+                if fresh.policies.isEmpty && !before.policies.isEmpty {
+                    // Legal (an empty file), and also what a file caught half-written looks like.
+                    logger.warning("config reload: the file has no policies; every policy is removed", metadata: ["file": "\(configPath)"])
                 }
                 if let problem = await node.reload(policies: fresh.policies, logger: logger) {
                     throw ConfigFile.Problem(problem)
                 }
+                loaded.withLock { $0 = (fresh.server, fresh.policies) }
                 let p = fresh.policies
                 logger.info("policies reloaded", metadata: ["file": "\(configPath)", "limits": "\(p.limits.count)", "budgets": "\(p.budgets.count)",
                                                             "breakers": "\(p.breakers.count)", "namespaces": "\(p.namespaces.count)"])

@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import NIOCore
 import SluiceDomain
 
@@ -20,12 +21,33 @@ public final class WatchedBreakers: Breakers {
     }
 
     func watch(_ name: String, _ state: CircuitBreaker.State) {
-        guard let change = transitions.observe(name, state, at: wallClock()) else { return }
+        let now = wallClock()
+        guard let change = transitions.observe(name, state, at: now) else { return }
+        // At most ``maxLogLinesPerSecond`` lines a second (a client flipping CB.FORCE in a loop
+        // must not flood the log); the count of the ones left out goes with the next line.
+        let (allowed, suppressed) = logBudget.withLock { b -> (Bool, Int) in
+            if now / 1000 != b.second { (b.second, b.lines) = (now / 1000, 0) }
+            guard b.lines < Self.maxLogLinesPerSecond else {
+                b.suppressed += 1
+                return (false, 0)
+            }
+            b.lines += 1
+            defer { b.suppressed = 0 }
+            return (true, b.suppressed)
+        }
+        guard allowed else { return }
         let level: Logger.Level = change.to == .open ? .warning : .info
-        logger.log(level: level, "breaker transition", metadata: [
-            "breaker": "\(name.prefix(200))", "from": "\(change.from.rawValue)", "to": "\(change.to.rawValue)",
-        ])
+        var metadata: Logger.Metadata = [
+            // Printable characters only: a client names breakers, and the text log is line-based.
+            "breaker": "\(String(name.prefix(200).unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }.map(Character.init)))",
+            "from": "\(change.from.rawValue)", "to": "\(change.to.rawValue)",
+        ]
+        if suppressed > 0 { metadata["suppressed_before"] = "\(suppressed)" }
+        logger.log(level: level, "breaker transition", metadata: metadata)
     }
+
+    static let maxLogLinesPerSecond = 20
+    let logBudget = Mutex<(second: Int64, lines: Int, suppressed: Int)>((0, 0, 0))
 
     public func allow(_ name: String, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<CircuitBreaker.Permission, BreakerError>> {
         inner.allow(name, now: now, on: eventLoop).map { [self] result in

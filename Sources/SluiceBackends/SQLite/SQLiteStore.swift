@@ -218,11 +218,7 @@ public final class SQLiteStore: Sendable {
         self.logger = logger
         let writerConnection = try SQLiteConnection(path: path)
         try writerConnection.execute(Self.schema)
-        // Files from before TAG existed get the column (an error says it is there already).
-        try? writerConnection.execute("ALTER TABLE entries ADD COLUMN tag TEXT NOT NULL DEFAULT ''")
-        try? writerConnection.execute("ALTER TABLE sem_entries ADD COLUMN tokens INTEGER NOT NULL DEFAULT 0")
-        try? writerConnection.execute("ALTER TABLE sem_entries ADD COLUMN cost REAL NOT NULL DEFAULT 0")
-        try? writerConnection.execute("ALTER TABLE sem_entries ADD COLUMN tag TEXT NOT NULL DEFAULT ''")
+        try Self.addMissingColumns(writerConnection)
         try writerConnection.execute(Self.recount)
         switch fsync {
         case .always: try writerConnection.execute("PRAGMA synchronous=FULL;")
@@ -243,6 +239,22 @@ public final class SQLiteStore: Sendable {
         writerPool.start()
         readerPool.start()
         state.withLock { $0.bytesInFile = bytes }
+    }
+
+    /// Files made before TAG (and SEM.SET's TOKENS and COST) existed get those columns.
+    static func addMissingColumns(_ db: SQLiteConnection) throws(SQLiteError) {
+        let wanted: [(table: String, column: String, definition: String)] = [
+            ("entries", "tag", "TEXT NOT NULL DEFAULT ''"),
+            ("sem_entries", "tokens", "INTEGER NOT NULL DEFAULT 0"),
+            ("sem_entries", "cost", "REAL NOT NULL DEFAULT 0"),
+            ("sem_entries", "tag", "TEXT NOT NULL DEFAULT ''"),
+        ]
+        for (table, column, definition) in wanted {
+            let stmt = try db.statement("SELECT count(*) FROM pragma_table_info('\(table)') WHERE name = '\(column)'")
+            defer { stmt.finish() }
+            guard try stmt.step(), stmt.int64(0) == 0 else { continue }
+            try db.execute("ALTER TABLE \(table) ADD COLUMN \(column) \(definition)")
+        }
     }
 
     public var counters: Counters { state.withLock { $0.counters } }

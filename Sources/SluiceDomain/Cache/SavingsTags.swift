@@ -4,14 +4,18 @@ import Synchronization
 /// and cost each hit saves can be told apart in metrics. Entries carry a 16-bit id instead of
 /// the name (8 bytes per L1 entry, not a string); files and Redis keep the name.
 ///
-/// Bounded, as every label set Sluice exports: the first ``maxTags`` names get their own id,
-/// any later one is counted as ``other``. Process-wide, since an id only has to mean the same
-/// within one process.
+/// Bounded twice: the first ``maxTags`` names get an id (so they are kept with the entry, in
+/// files and Redis, under their own name); any later one is stored as ``other``. Metrics give
+/// only the first ``maxLabels`` a label of their own. Process-wide, since an id only has to mean
+/// the same within one process. "none" and "other" are reserved: they are what untagged and
+/// unlabelled savings are called.
 public final class SavingsTags: Sendable {
     public static let shared = SavingsTags()
 
-    /// Distinct tags, "other" included.
-    public static let maxTags = 64
+    /// Distinct tags kept by name, "other" included.
+    public static let maxTags = 1024
+    /// Tags with a metrics label of their own (ids below this).
+    public static let maxLabels = 64
     /// The id of entries stored without a TAG.
     public static let none: UInt16 = 0
     /// The id of every tag past the bound.
@@ -28,9 +32,18 @@ public final class SavingsTags: Sendable {
 
     public init() {}
 
-    /// The id of `name` ("" is no tag).
+    /// Whether a client may name a tag so: 1 to ``maxNameLength`` printable ASCII characters, no
+    /// space, quote or backslash, and not one of the reserved names.
+    public static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= maxNameLength && name != "none" && name != "other"
+            && name.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }
+    }
+
+    /// The id of `name` ("" is no tag). A name read back from a file or from Redis that a
+    /// client could not have given counts as "other".
     public func id(for name: String) -> UInt16 {
-        if name.isEmpty { return Self.none }
+        if name.isEmpty || name == "none" { return Self.none }
+        guard Self.isValidName(name) else { return Self.other }
         return table.withLock { t in
             if let id = t.ids[name] { return id }
             guard t.names.count < Self.maxTags else { return Self.other }
@@ -44,6 +57,12 @@ public final class SavingsTags: Sendable {
     /// The name of an id ("" for no tag).
     public func name(of id: UInt16) -> String {
         table.withLock { Int(id) < $0.names.count ? $0.names[Int(id)] : "other" }
+    }
+
+    /// The metrics label of an id: its name, "none", or "other" past ``maxLabels``.
+    public func label(of id: UInt16) -> String {
+        if id == Self.none { return "none" }
+        return Int(id) < Self.maxLabels ? name(of: id) : "other"
     }
 }
 

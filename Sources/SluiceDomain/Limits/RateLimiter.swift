@@ -79,20 +79,23 @@ public final class RateLimiter: Sendable {
 
     /// The `n` live budgets with the largest share spent (one shard locked at a time).
     public func budgetsMostUsed(_ n: Int, now: Int64) -> [BudgetUse] {
-        var top: [BudgetUse] = []
-        func share(_ b: BudgetUse) -> Double { b.budget > 0 ? b.spent / b.budget : (b.spent > 0 ? .infinity : 0) }
+        var top: [(share: Double, key: ByteBuffer, window: SpendWindow)] = []
+        func share(_ w: SpendWindow) -> Double { w.budget > 0 ? w.spent / w.budget : (w.spent > 0 ? .infinity : 0) }
         shards.forEach { shard in
             for (key, window) in shard.budgets where window.endsAt > now {
-                let use = BudgetUse(key: String(decoding: key.readableBytesView.prefix(200), as: UTF8.self), spent: window.spent,
-                                    budget: window.budget, resetsIn: window.endsAt - now)
+                // Only the n kept so far are held on to (their keys are turned into text at the end).
+                let s = share(window)
                 if top.count < n {
-                    top.append(use)
-                } else if let i = top.indices.min(by: { share(top[$0]) < share(top[$1]) }), share(top[i]) < share(use) {
-                    top[i] = use
+                    top.append((s, key, window))
+                } else if let i = top.indices.min(by: { top[$0].share < top[$1].share }), top[i].share < s {
+                    top[i] = (s, key, window)
                 }
             }
         }
-        return top.sorted { share($0) != share($1) ? share($0) > share($1) : $0.key < $1.key }
+        return top.sorted { $0.share > $1.share }.map {
+            BudgetUse(key: String(decoding: $0.key.readableBytesView.prefix(200), as: UTF8.self), spent: $0.window.spent,
+                      budget: $0.window.budget, resetsIn: $0.window.endsAt - now)
+        }
     }
 
     public func summary() -> Summary {

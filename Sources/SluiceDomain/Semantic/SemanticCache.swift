@@ -15,7 +15,12 @@ public final class SemanticCache: Sendable {
         let judgedGood = Atomic<Int>(0), judgedBad = Atomic<Int>(0)
         /// Hits on entries stored with TOKENS, COST or TAG, by tag id.
         let saved = Mutex<[UInt16: Savings]>([:])
-        init(_ ns: SemanticNamespace) { namespace = ns }
+        /// Which making of the namespace this is (a dropped and re-made one is another).
+        let generation: UInt64
+        init(_ ns: SemanticNamespace, generation: UInt64) {
+            namespace = ns
+            self.generation = generation
+        }
     }
 
     let slots = Mutex<[String: Slot]>([:])
@@ -27,6 +32,13 @@ public final class SemanticCache: Sendable {
     /// Memory of all entries together (prompts, responses, vectors, overhead).
     public let maxTotalBytes: Int
     let total = Atomic<Int>(0)
+    let generations = Atomic<UInt64>(0)
+    /// The counters of dropped namespaces, so totals never go back.
+    let retired = Mutex(Retired())
+    struct Retired: Sendable {
+        var hits = 0, misses = 0, traps = 0, evictions = 0, expired = 0, feedbackGood = 0, feedbackBad = 0
+        var saved: [UInt16: Savings] = [:]
+    }
     let totalBytesCounter = Atomic<Int>(0)
     /// Refusals by the verifier's rule (the first word of its reason: substitution, sibling,
     /// numbers...). The rules are a fixed, small set; past ``maxTrapRules`` names they count
@@ -72,7 +84,7 @@ public final class SemanticCache: Sendable {
         slots.withLock { all in
             if let s = all[name] { return s }
             guard create, all.count < maxNamespaces else { return nil }
-            let s = Slot(SemanticNamespace(maxEntries: defaultMaxEntries))
+            let s = Slot(SemanticNamespace(maxEntries: defaultMaxEntries), generation: generations.add(1, ordering: .relaxed).newValue)
             all[name] = s
             return s
         }
@@ -185,6 +197,8 @@ public final class SemanticCache: Sendable {
         public var hits: Int, misses: Int, traps: Int, evictions: Int, expired: Int
         /// Verdicts recorded by SEM.FEEDBACK on this instance.
         public var feedbackGood = 0, feedbackBad = 0
+        /// Which making of the namespace (it changes when the namespace is dropped and made again).
+        public var generation: UInt64 = 0
     }
 
     public func info(_ name: String) -> Info? {
@@ -195,7 +209,8 @@ public final class SemanticCache: Sendable {
         return Info(entries: ns.count, dimension: ns.dimension, embedder: ns.embedder, minScore: ns.minScore ?? defaultMinScore,
                     maxEntries: ns.maxEntries, hits: s.hits.load(ordering: .relaxed), misses: s.misses.load(ordering: .relaxed),
                     traps: s.traps.load(ordering: .relaxed), evictions: ns.counters.evictions, expired: ns.counters.expired,
-                    feedbackGood: s.judgedGood.load(ordering: .relaxed), feedbackBad: s.judgedBad.load(ordering: .relaxed))
+                    feedbackGood: s.judgedGood.load(ordering: .relaxed), feedbackBad: s.judgedBad.load(ordering: .relaxed),
+                    generation: s.generation)
     }
 
     /// Removes a whole namespace; how many entries it had.
@@ -204,6 +219,17 @@ public final class SemanticCache: Sendable {
         s.lock.lockWrite()
         defer { s.lock.unlock() }
         let n = s.namespace.count
+        let saved = s.saved.withLock { $0 }
+        retired.withLock { r in
+            r.hits += s.hits.load(ordering: .relaxed)
+            r.misses += s.misses.load(ordering: .relaxed)
+            r.traps += s.traps.load(ordering: .relaxed)
+            r.evictions += s.namespace.counters.evictions
+            r.expired += s.namespace.counters.expired
+            r.feedbackGood += s.judgedGood.load(ordering: .relaxed)
+            r.feedbackBad += s.judgedBad.load(ordering: .relaxed)
+            r.saved.merge(saved) { $0 + $1 }
+        }
         totalBytesCounter.subtract(s.namespace.bytes, ordering: .relaxed)
         s.namespace = SemanticNamespace(maxEntries: s.namespace.maxEntries)  // any write racing in lands in a detached namespace
         total.subtract(n, ordering: .relaxed)
@@ -219,14 +245,27 @@ public final class SemanticCache: Sendable {
         public var bytes = 0
         public var namespaces: [(name: String, info: Info)] = []
         public var trapsByRule: [String: Int] = [:]
-        /// What hits on entries stored with TOKENS, COST or TAG saved, by tag id.
+        /// Totals over every namespace there is and ever was (they never go back).
+        public var hits = 0, misses = 0, evictions = 0, feedbackGood = 0, feedbackBad = 0
+        /// What hits on entries stored with TOKENS, COST or TAG saved, by tag id (dropped
+        /// namespaces included).
         public var savedByTag: [UInt16: Savings] = [:]
     }
 
     public func statistics() -> Statistics {
         var result = Statistics(entries: totalEntries, bytes: totalBytes)
+        let past = retired.withLock { $0 }
+        (result.hits, result.misses, result.evictions) = (past.hits, past.misses, past.evictions)
+        (result.feedbackGood, result.feedbackBad) = (past.feedbackGood, past.feedbackBad)
+        result.savedByTag = past.saved
         for name in names.sorted() {
-            if let info = info(name) { result.namespaces.append((name, info)) }
+            guard let info = info(name) else { continue }
+            result.namespaces.append((name, info))
+            result.hits += info.hits
+            result.misses += info.misses
+            result.evictions += info.evictions
+            result.feedbackGood += info.feedbackGood
+            result.feedbackBad += info.feedbackBad
         }
         for s in slots.withLock({ Array($0.values) }) {
             result.savedByTag.merge(s.saved.withLock { $0 }) { $0 + $1 }

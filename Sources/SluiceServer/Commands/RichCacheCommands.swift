@@ -82,11 +82,11 @@ struct RichCacheCommands: CommandGroup {
 
     /// A TAG's name: what metrics label savings with, so short and printable.
     static func tag(_ bytes: ByteBuffer) throws(CommandError) -> String {
-        guard bytes.readableBytes >= 1, bytes.readableBytes <= SavingsTags.maxNameLength,
-              bytes.readableBytesView.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) else {
-            throw CommandError("TAG must be 1 to \(SavingsTags.maxNameLength) printable ASCII characters, no spaces or quotes")
+        let name = bytes.readableBytes <= SavingsTags.maxNameLength ? bytes.text : ""
+        guard SavingsTags.isValidName(name) else {
+            throw CommandError("TAG must be 1 to \(SavingsTags.maxNameLength) printable ASCII characters, no spaces or quotes, not 'none' or 'other'")
         }
-        return bytes.text
+        return name
     }
 
     /// [value, layer, age_ms, lease_token]: a hit fills the first three, a miss at most the last.

@@ -47,6 +47,7 @@ public final class DashboardFeed: Sendable {
     let transitions: BreakerTransitions
     let clock: any TimeSource
     let state = Mutex(State())
+    let cached = Mutex<(Int64, String)?>(nil)
 
     public init(report: StatsReport, metrics: CommandMetrics, policies: PolicyBook, transitions: BreakerTransitions, clock: any TimeSource) {
         self.report = report
@@ -97,7 +98,7 @@ public final class DashboardFeed: Sendable {
         var t = Totals(at: now, commands: report.counters.commandsProcessed.load(ordering: .relaxed))
         t.l1 = (c.hits, c.misses)
         t.l2 = (c.l2Hits, c.l2Misses)
-        t.semantic = semantic.namespaces.reduce((0, 0)) { ($0.0 + $1.info.hits, $0.1 + $1.info.misses) }
+        t.semantic = (semantic.hits, semantic.misses)
         return t
     }
 
@@ -105,21 +106,30 @@ public final class DashboardFeed: Sendable {
     func savingsByTag(now: Int64) -> [String: Savings] {
         var all: [String: Savings] = [:]
         for (tag, byLayer) in report.cache.statistics(now: now).keyspace.counters.savedByTag {
-            let name = SavingsTags.shared.name(of: tag)
-            all["l1/" + name, default: Savings()] = all["l1/" + name, default: Savings()] + byLayer[0]
-            all["l2/" + name, default: Savings()] = all["l2/" + name, default: Savings()] + byLayer[1]
+            let label = SavingsTags.shared.label(of: tag)
+            all["l1/" + label, default: Savings()] = all["l1/" + label, default: Savings()] + byLayer[0]
+            all["l2/" + label, default: Savings()] = all["l2/" + label, default: Savings()] + byLayer[1]
         }
         for (tag, saved) in report.semantic.statistics().savedByTag {
-            all["semantic/" + SavingsTags.shared.name(of: tag), default: Savings()] = saved
+            let label = SavingsTags.shared.label(of: tag)
+            all["semantic/" + label, default: Savings()] = all["semantic/" + label, default: Savings()] + saved
         }
         return all
     }
 
     // MARK: The JSON the page polls
 
-    /// `/dashboard.json`. Computed on request (it walks budgets and namespaces), on a pool thread.
+    /// `/dashboard.json`, computed at most once a second (it walks budgets and namespaces):
+    /// any number of open pages cost one computation a second. On a pool thread.
     public func json() -> String {
         let now = clock.timestamp().wall
+        if let (at, text) = cached.withLock({ $0 }), now - at < 1000 && now >= at { return text }
+        let text = compute(now: now)
+        cached.withLock { $0 = (now, text) }
+        return text
+    }
+
+    func compute(now: Int64) -> String {
         let stats = report.stats(now: now)
         let cacheStats = report.cache.statistics(now: now)
         let health = HealthReport(cache: cacheStats)
@@ -129,7 +139,7 @@ public final class DashboardFeed: Sendable {
         for h in recent { merged.add(h) }
         let c = cacheStats.keyspace.counters
         let semantic = report.semantic.statistics()
-        let semHits = semantic.namespaces.reduce(0) { $0 + $1.info.hits }, semMisses = semantic.namespaces.reduce(0) { $0 + $1.info.misses }
+        let semHits = semantic.hits, semMisses = semantic.misses
 
         var root: [String: Any] = [
             "now": now, "uptime_s": (now - report.startedAt) / 1000, "mode": health.mode,
@@ -157,8 +167,7 @@ public final class DashboardFeed: Sendable {
         var total = Savings(), today = Savings()
         var byTag: [String: (all: Savings, today: Savings)] = [:]
         for (series, saved) in savings {
-            let tag = String(series.split(separator: "/", maxSplits: 1).last ?? "")
-            let label = tag.isEmpty ? "none" : tag
+            let label = String(series.split(separator: "/", maxSplits: 1).last ?? "none")
             let todays = Self.minus(saved, baseline[series] ?? Savings())
             total = total + saved
             today = today + todays

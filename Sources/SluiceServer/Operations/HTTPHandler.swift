@@ -4,12 +4,15 @@ import Synchronization
 
 /// One connection of the operating port: a request head in, ``HTTPRoutes`` decides, the
 /// response out. Requests carry no body here; one larger than ``maxBody`` is refused and the
-/// connection closed.
+/// connection closed. A connection must complete each request within ``requestDeadline`` of
+/// opening or of its previous response (a client trickling bytes cannot hold a slot), and one
+/// past ``HTTPListener/maxConnections`` is closed at once.
 final class HTTPHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     static let maxBody = 64 * 1024
+    static let requestDeadline = TimeAmount.seconds(10)
 
     final class Shared: Sendable {
         let routes: HTTPRoutes
@@ -25,6 +28,7 @@ final class HTTPHandler: ChannelInboundHandler {
     var head: HTTPRequestHead?
     var bodyBytes = 0
     var counted = false
+    var deadline: Scheduled<Void>?
 
     init(shared: Shared) {
         self.shared = shared
@@ -33,15 +37,28 @@ final class HTTPHandler: ChannelInboundHandler {
     func channelActive(context: ChannelHandlerContext) {
         counted = true
         if shared.open.add(1, ordering: .relaxed).newValue > HTTPListener.maxConnections {
-            write(.text(.serviceUnavailable, "too many connections"), keepAlive: false, headOnly: false, context: context)
+            // No request has come yet, so there is nothing to answer: close (an HTTP response
+            // before a request would also break NIO's pipelining handler).
+            context.close(promise: nil)
+            return
         }
+        armDeadline(context: context)
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         if counted { shared.open.subtract(1, ordering: .relaxed) }
         counted = false
+        deadline?.cancel()
+        deadline = nil
         context.fireChannelInactive()
+    }
+
+    /// The next request must be complete within ``requestDeadline``.
+    func armDeadline(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        let channel = context.channel
+        deadline = context.eventLoop.scheduleTask(in: Self.requestDeadline) { channel.close(promise: nil) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -58,6 +75,8 @@ final class HTTPHandler: ChannelInboundHandler {
         case .end:
             guard let request = head else { return }
             head = nil
+            deadline?.cancel()
+            deadline = nil
             let keepAlive = request.isKeepAlive
             let headOnly = request.method == .HEAD
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -73,14 +92,6 @@ final class HTTPHandler: ChannelInboundHandler {
         }
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
-            context.close(promise: nil)
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-
     func write(_ response: HTTPRoutes.Response, keepAlive: Bool, headOnly: Bool, context: ChannelHandlerContext) {
         guard context.channel.isActive else { return }
         var headers = HTTPHeaders()
@@ -92,6 +103,7 @@ final class HTTPHandler: ChannelInboundHandler {
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))), promise: nil)
         if !headOnly { context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil) }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if keepAlive { armDeadline(context: context) }
         if !keepAlive {
             let channel = context.channel
             done.whenComplete { _ in channel.close(promise: nil) }

@@ -28,12 +28,14 @@ public final class HTTPRoutes: Sendable {
     let feed: DashboardFeed
     let password: PasswordCheck?
     let clock: any TimeSource
+    let failureDelayMilliseconds: Int64
     /// Scrapes read every capability's counters (a lock per L1 shard, one per namespace): off
     /// the event loops.
     let pool: NIOThreadPool
 
     public init(exporter: MetricsExporter, report: StatsReport, feed: DashboardFeed, password: PasswordCheck?, clock: any TimeSource,
-                pool: NIOThreadPool) {
+                pool: NIOThreadPool, failureDelayMilliseconds: Int64 = 100) {
+        self.failureDelayMilliseconds = failureDelayMilliseconds
         self.exporter = exporter
         self.feed = feed
         self.report = report
@@ -56,7 +58,12 @@ public final class HTTPRoutes: Sendable {
         if !Self.open.contains(path), let password, !Self.authorized(head.headers, password) {
             var r = Response.text(.unauthorized, "password required (Authorization: Bearer <password>, or Basic with any user)")
             r.extraHeaders = [("WWW-Authenticate", "Basic realm=\"sluice\"")]
-            return eventLoop.makeSucceededFuture(r)
+            // As a failed AUTH on the protocol port: counted, and answered only after a delay
+            // (a guess per 100 ms per connection: the next request waits for this response).
+            // Asking without any credentials is how a browser starts; only wrong ones count.
+            guard head.headers.contains(name: "authorization") else { return eventLoop.makeSucceededFuture(r) }
+            report.counters.authFailures.add(1, ordering: .relaxed)
+            return eventLoop.scheduleTask(in: .milliseconds(failureDelayMilliseconds)) { r }.futureResult
         }
         switch path {
         case "/metrics":

@@ -19,8 +19,11 @@ public struct HealthReport: Sendable {
         switch cache.backend {
         case "redis":
             mode = "shared"
-            healthy = counters["redis_connected"] == 1
-            reason = healthy ? "" : "redis is not connected"
+            // Connected, and following other instances' invalidations (without them L1 may
+            // serve what another instance changed).
+            let connected = counters["redis_connected"] == 1, subscribed = counters["redis_subscribed"] == 1
+            healthy = connected && subscribed
+            reason = !connected ? "redis is not connected" : !subscribed ? "redis invalidations are not subscribed" : ""
         case "sqlite":
             mode = "embedded"
             healthy = counters["failing"] != 1

@@ -65,15 +65,17 @@ public final class MetricsExporter: Sendable {
 
     /// Reads the capabilities' counters into the Prometheus series (one scrape at a time).
     public func refresh(now: Int64) {
-        let cache = report.cache.statistics(now: now)
-        let limits = report.limits.statistics()
-        let breakers = report.breakers.statistics(now: now)
-        let semantic = report.semantic.statistics()
-        let decisions = policies.decisionCounts
-        let spent = policies.spentByPolicy
-        let seenBreakers = transitions.snapshot
-        let counters = report.counters
+        // The sources are read under the mirror's lock: two scrapes at once must not take an
+        // older reading for a newer one (that would look like a reset and count twice).
         mirror.withLock { m in
+            let cache = report.cache.statistics(now: now)
+            let limits = report.limits.statistics()
+            let breakers = report.breakers.statistics(now: now)
+            let semantic = report.semantic.statistics()
+            let decisions = policies.decisionCounts
+            let spent = policies.spentByPolicy
+            let seenBreakers = transitions.snapshot
+            let counters = report.counters
             // Connections.
             m.gauge("sluice_connections", [], counters.connectedClients.load(ordering: .relaxed))
             m.counter("sluice_connections_received_total", [], counters.totalConnections.load(ordering: .relaxed))
@@ -102,9 +104,8 @@ public final class MetricsExporter: Sendable {
             m.counter("sluice_lease_waits_total", [], c.leaseWaits)
             m.gauge("sluice_leases_active", [], cache.keyspace.leases)
             for (tag, byLayer) in c.savedByTag {
-                let name = SavingsTags.shared.name(of: tag)
                 for (layer, saved) in zip(["l1", "l2"], byLayer) where saved.hits > 0 {
-                    m.saved(layer: layer, tag: name, saved)
+                    m.saved(layer: layer, tag: tag, saved)
                 }
             }
             let backend = Dictionary(cache.backendCounters, uniquingKeysWith: { a, _ in a })
@@ -136,26 +137,25 @@ public final class MetricsExporter: Sendable {
             // The semantic layer.
             m.gauge("sluice_cache_entries", [("layer", "semantic")], semantic.entries)
             m.gauge("sluice_cache_bytes", [("layer", "semantic")], semantic.bytes)
-            var hits = 0, misses = 0, evictions = 0, good = 0, bad = 0
+            var present: Set<String> = []
             for (name, info) in semantic.namespaces {
-                hits += info.hits
-                misses += info.misses
-                evictions += info.evictions
-                good += info.feedbackGood
-                bad += info.feedbackBad
+                // Each making of a namespace is a source of its own: one dropped and made again
+                // between two scrapes starts from zero without taking anything back.
+                let part = "ns:\(info.generation)#" + name
+                present.insert(part)
                 let label = m.ownLabel(name, in: \.namespaceLabels, bound: MetricsExporter.maxNamespaceLabels) ? name : "other"
-                m.counterPart("sluice_semantic_lookups_total", [("namespace", label), ("result", "hit")], part: "ns:" + name, info.hits)
-                m.counterPart("sluice_semantic_lookups_total", [("namespace", label), ("result", "miss")], part: "ns:" + name, info.misses)
+                m.counterPart("sluice_semantic_lookups_total", [("namespace", label), ("result", "hit")], part: part, info.hits)
+                m.counterPart("sluice_semantic_lookups_total", [("namespace", label), ("result", "miss")], part: part, info.misses)
             }
-            m.counter("sluice_cache_hits_total", [("layer", "semantic")], hits)
-            m.counter("sluice_cache_misses_total", [("layer", "semantic")], misses)
-            m.counter("sluice_cache_evictions_total", [("layer", "semantic")], evictions)
-            m.counter("sluice_semantic_feedback_total", [("verdict", "good")], good)
-            m.counter("sluice_semantic_feedback_total", [("verdict", "bad")], bad)
+            m.counter("sluice_cache_hits_total", [("layer", "semantic")], semantic.hits)
+            m.counter("sluice_cache_misses_total", [("layer", "semantic")], semantic.misses)
+            m.counter("sluice_cache_evictions_total", [("layer", "semantic")], semantic.evictions)
+            m.counter("sluice_semantic_feedback_total", [("verdict", "good")], semantic.feedbackGood)
+            m.counter("sluice_semantic_feedback_total", [("verdict", "bad")], semantic.feedbackBad)
             for (tag, saved) in semantic.savedByTag where saved.hits > 0 {
-                m.saved(layer: "semantic", tag: SavingsTags.shared.name(of: tag), saved)
+                m.saved(layer: "semantic", tag: tag, saved)
             }
-            m.forgetParts(except: Set(semantic.namespaces.map(\.name)))
+            m.forgetParts(except: present)
             for (rule, count) in semantic.trapsByRule {
                 m.counter("sluice_semantic_traps_total", [("rule", rule)], count)
             }
@@ -168,7 +168,7 @@ public final class MetricsExporter: Sendable {
             for (policy, d) in decisions {
                 m.counter("sluice_limit_decisions_total", [("policy", policy), ("decision", "allowed")], d.allowed)
                 m.counter("sluice_limit_decisions_total", [("policy", policy), ("decision", "limited")], d.limited)
-                m.counter("sluice_limit_decisions_total", [("policy", policy), ("decision", "near_limit")], d.nearLimit)
+                m.counter("sluice_limit_near_total", [("policy", policy)], d.nearLimit)
             }
             m.gauge("sluice_limit_keys", [], rl.keys)
             m.gauge("sluice_limit_reservations_open", [], rl.reservations)
@@ -232,12 +232,18 @@ public final class MetricsExporter: Sendable {
             let moved = delta(Self.key(name, labels, part: part), Double(value))
             let counter = counters[series] ?? CoreMetrics.Counter(label: name, dimensions: labels, factory: factory)
             counters[series] = counter
-            if moved > 0 { counter.increment(by: Int64(moved)) }
+            // Sources are Ints, so a move fits in Int64; clamped all the same (a Double near 2⁶³
+            // would trap on conversion).
+            if moved > 0 { counter.increment(by: moved < 9.0e18 ? Int64(moved) : Int64.max / 2) }
         }
 
         mutating func floatCounter(_ name: String, _ labels: [(String, String)], _ value: Double) {
+            floatCounterPart(name, labels, part: "", value)
+        }
+
+        mutating func floatCounterPart(_ name: String, _ labels: [(String, String)], part: String, _ value: Double) {
             let series = Self.key(name, labels)
-            let moved = delta(series, value)
+            let moved = delta(Self.key(name, labels, part: part), value)
             let counter = floatCounters[series] ?? CoreMetrics.FloatingPointCounter(label: name, dimensions: labels, factory: factory)
             floatCounters[series] = counter
             if moved > 0 { counter.increment(by: moved) }
@@ -250,11 +256,14 @@ public final class MetricsExporter: Sendable {
             gauge.record(Double(value))
         }
 
-        mutating func saved(layer: String, tag: String, _ saved: Savings) {
-            let labels = [("layer", layer), ("tag", tag.isEmpty ? "none" : tag)]
-            counter("sluice_saved_hits_total", labels, saved.hits)
-            counter("sluice_tokens_saved_total", labels, Int(saved.tokens))
-            floatCounter("sluice_cost_saved_total", labels, saved.cost)
+        /// One tag's savings; tags past the label bound share the "other" series, each as its
+        /// own part.
+        mutating func saved(layer: String, tag: UInt16, _ saved: Savings) {
+            let labels = [("layer", layer), ("tag", SavingsTags.shared.label(of: tag))]
+            let part = "tag:\(tag)"
+            counterPart("sluice_saved_hits_total", labels, part: part, saved.hits)
+            counterPart("sluice_tokens_saved_total", labels, part: part, Int(saved.tokens))
+            floatCounterPart("sluice_cost_saved_total", labels, part: part, saved.cost)
         }
 
         /// Whether `name` has a label of its own: the first `bound` names seen get one for good,
@@ -272,7 +281,7 @@ public final class MetricsExporter: Sendable {
             for key in last.keys {
                 guard let cut = key.lastIndex(of: "\u{2}") else { continue }
                 let part = key[key.index(after: cut)...]
-                if part.hasPrefix("ns:") && !present.contains(String(part.dropFirst(3))) { last[key] = nil }
+                if part.hasPrefix("ns:") && !present.contains(String(part)) { last[key] = nil }
             }
         }
     }

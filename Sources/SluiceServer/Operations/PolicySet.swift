@@ -48,7 +48,10 @@ public struct PolicySet: Sendable, Equatable {
             return "\(kind): \(count) policies, at most \(Self.maxPolicies)"
         }
         let names = Array(limits.keys) + Array(budgets.keys) + Array(breakers.keys) + Array(namespaces.keys)
-        if let bad = names.first(where: { $0.isEmpty || $0.utf8.count > 200 || $0.contains(where: { $0.isWhitespace || $0 == "\"" }) }) {
+        if let bad = names.first(where: {
+            $0.isEmpty || $0.utf8.count > 200 || $0.contains(where: { $0.isWhitespace || $0 == "\"" })
+                || $0.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
+        }) {
             return "policy name '\(bad)': 1 to 200 characters, no spaces or quotes"
         }
         for (name, spec) in limits.sorted(by: { $0.key < $1.key }) {
@@ -57,10 +60,14 @@ public struct PolicySet: Sendable, Equatable {
                 return "limits.\(name).\(what) must be between 0 and \(TokenBucket.maxTokens)"
             }
             if spec.requestsPerMinute == 0 && spec.tokensPerMinute == 0 { return "limits.\(name): set rpm, tpm or both" }
+            if spec.requestsPerMinute > 0 && spec.requestBurst < 1 { return "limits.\(name).request_burst must be at least 1 when rpm is set" }
+            if spec.tokensPerMinute > 0 && spec.tokenBurst < 1 { return "limits.\(name).token_burst must be at least 1 when tpm is set" }
         }
         for (name, budget) in budgets.sorted(by: { $0.key < $1.key }) {
             if !(budget.budget >= 0 && budget.budget <= 1e15) { return "budgets.\(name).budget must be 0 to 1e15" }
-            if budget.periodMilliseconds < 1 { return "budgets.\(name).period_ms must be at least 1" }
+            if !(1...TokenBucket.maxTokens).contains(budget.periodMilliseconds) {
+                return "budgets.\(name).period_ms must be 1 to \(TokenBucket.maxTokens)"  // as RL.SPEND's PERIOD
+            }
         }
         for (name, change) in breakers.sorted(by: { $0.key < $1.key }) {
             for (what, value) in [("window", change.window), ("min_calls", change.minimumCalls), ("probes", change.probes)] {
