@@ -50,7 +50,12 @@ class SluiceProcess:
                 raise RuntimeError("sluice exited early:\n" + open(self.log_path).read())
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
+                    pass
+                # The operating port opens just after the protocol port.
+                if "--http-port" not in self.extra_args:
+                    with socket.create_connection(("127.0.0.1", self.http_port), timeout=0.2):
+                        pass
+                return self
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("sluice did not start listening")
