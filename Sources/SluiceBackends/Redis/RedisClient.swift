@@ -41,6 +41,8 @@ public final class RedisClient: Sendable {
             sum.connects += x.connects
             sum.failedConnects += x.failedConnects
             sum.disconnects += x.disconnects
+            sum.roundTrips += x.roundTrips
+            sum.roundTripMicroseconds += x.roundTripMicroseconds
         }
     }
 

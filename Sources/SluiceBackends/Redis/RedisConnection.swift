@@ -32,6 +32,9 @@ public final class RedisConnection: @unchecked Sendable {
         public var connects = 0
         public var failedConnects = 0
         public var disconnects = 0
+        /// Pipelined round trips (a batch written, every reply read) and their time, µs.
+        public var roundTrips = 0
+        public var roundTripMicroseconds = 0
     }
 
     public let endpoint: RedisEndpoint
@@ -139,7 +142,17 @@ public final class RedisConnection: @unchecked Sendable {
             guard let c = context else { continue }
             // Nothing to do for a while: a PING tells whether the connection still works.
             let work = batch.isEmpty ? [Pending(arguments: [ByteBuffer(string: "PING")], promise: nil)] : batch
-            if let failure = pipeline(work, on: c) {
+            let started = ContinuousClock.now
+            let failure = pipeline(work, on: c)
+            if failure == nil {
+                let took = ContinuousClock.now - started
+                let micros = Int(took.components.seconds) * 1_000_000 + Int(took.components.attoseconds / 1_000_000_000_000)
+                stats.withLock {
+                    $0.roundTrips += 1
+                    $0.roundTripMicroseconds += micros
+                }
+            }
+            if let failure {
                 redisFree(c)
                 context = nil
                 connectedFlag.store(false, ordering: .relaxed)

@@ -189,6 +189,8 @@ public final class RedisExactCache: ExactCache {
             ("redis_failures", c.failures),
             ("redis_connects", c.connects),
             ("redis_disconnects", c.disconnects),
+            ("redis_round_trips", c.roundTrips),
+            ("redis_round_trip_us", c.roundTripMicroseconds),
             ("redis_invalidations_received", invalidations.receivedCount),
             ("redis_invalidations_lost", invalidations.lostCount),
         ])

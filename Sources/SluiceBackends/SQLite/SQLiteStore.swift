@@ -60,6 +60,8 @@ public final class SQLiteStore: Sendable {
         public var reads = 0
         public var evictedRows = 0
         public var readsRefused = 0
+        /// Time spent committing batches, µs (with `batches`: the mean commit latency).
+        public var commitMicroseconds = 0
     }
 
     struct State: Sendable {
@@ -455,6 +457,7 @@ public final class SQLiteStore: Sendable {
                     s.counters.writes += n
                     // Only batches big enough to time say how fast the disk is.
                     let seconds = Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18
+                    s.counters.commitMicroseconds += Int(min(seconds * 1e6, 1e12))
                     if n >= 100, seconds > 0 { s.commitRate = 0.8 * s.commitRate + 0.2 * (Double(n) / seconds) }
                     guard !s.overBound(maxPendingBytes) else { return [] }
                     defer { s.roomWaiters = [] }
@@ -827,7 +830,7 @@ extension SQLiteStore {
     /// Counters for STATS, as (name, value).
     public func statistics() -> [(String, Int)] {
         let (c, bytes, failing) = state.withLock { ($0.counters, $0.bytesInFile, $0.failure != nil) }
-        return [("batches", c.batches), ("writes", c.writes), ("write_errors", c.writeErrors), ("reads", c.reads),
+        return [("batches", c.batches), ("commit_us", c.commitMicroseconds), ("writes", c.writes), ("write_errors", c.writeErrors), ("reads", c.reads),
                 ("bytes", bytes), ("max_bytes", maxBytes), ("evicted_rows", c.evictedRows), ("reads_refused", c.readsRefused),
                 ("failing", failing ? 1 : 0)]
     }

@@ -34,6 +34,8 @@ public final class MetricsExporter: Sendable {
     let policies: PolicyBook
     let transitions: BreakerTransitions
     let mirror: Mutex<Mirror>
+    /// Limited keys shown by name in `sluice_limit_top_refused`.
+    public static let topLimitedKeys = 10
     /// Breakers with series of their own; the rest are summed under "other".
     public static let maxBreakerLabels = 100
 
@@ -118,6 +120,8 @@ public final class MetricsExporter: Sendable {
                 m.counter("sluice_sqlite_writes_total", [], backend["writes"] ?? 0)
                 m.counter("sluice_sqlite_write_errors_total", [], backend["write_errors"] ?? 0)
                 m.counter("sluice_sqlite_batches_total", [], backend["batches"] ?? 0)
+                // Mean commit latency: rate(..._seconds_total) / rate(sluice_sqlite_batches_total).
+                m.floatCounter("sluice_sqlite_commit_seconds_total", [], Double(backend["commit_us"] ?? 0) / 1e6)
                 m.counter("sluice_sqlite_reads_total", [], backend["reads"] ?? 0)
                 m.counter("sluice_sqlite_reads_refused_total", [], backend["reads_refused"] ?? 0)
             case "redis":
@@ -127,6 +131,9 @@ public final class MetricsExporter: Sendable {
                 m.counter("sluice_redis_failures_total", [], backend["redis_failures"] ?? 0)
                 m.counter("sluice_redis_connects_total", [], backend["redis_connects"] ?? 0)
                 m.counter("sluice_redis_disconnects_total", [], backend["redis_disconnects"] ?? 0)
+                // Mean round trip of a pipelined batch: rate(..._seconds_total) / rate(..._round_trips_total).
+                m.counter("sluice_redis_round_trips_total", [], backend["redis_round_trips"] ?? 0)
+                m.floatCounter("sluice_redis_round_trip_seconds_total", [], Double(backend["redis_round_trip_us"] ?? 0) / 1e6)
                 m.counter("sluice_redis_invalidations_received_total", [], backend["redis_invalidations_received"] ?? 0)
                 m.counter("sluice_redis_invalidations_lost_total", [], backend["redis_invalidations_lost"] ?? 0)
                 m.counter("sluice_redis_fallbacks_total", [], limits.fallbacks)
@@ -162,6 +169,9 @@ public final class MetricsExporter: Sendable {
 
             // Limits and breakers.
             let rl = limits.local
+            // The most refused keys now (a sketch of 64, the top 10 shown): a gauge per key that
+            // is in the top, removed when it leaves it, so the label set stays at 10.
+            m.topKeys(policies.mostLimited(MetricsExporter.topLimitedKeys))
             for (policy, amount) in spent {
                 m.floatCounter("sluice_budget_spent_total", [("policy", policy)], amount)
             }
@@ -264,6 +274,22 @@ public final class MetricsExporter: Sendable {
             counterPart("sluice_saved_hits_total", labels, part: part, saved.hits)
             counterPart("sluice_tokens_saved_total", labels, part: part, Int(saved.tokens))
             floatCounterPart("sluice_cost_saved_total", labels, part: part, saved.cost)
+        }
+
+        /// Gauges of the keys in the top now.
+        var topKeyGauges: [String: CoreMetrics.Gauge] = [:]
+
+        mutating func topKeys(_ top: [(key: String, refused: Int)]) {
+            let now = Set(top.map(\.key))
+            for (key, gauge) in topKeyGauges where !now.contains(key) {
+                gauge.destroy()
+                topKeyGauges[key] = nil
+            }
+            for (key, refused) in top {
+                let gauge = topKeyGauges[key] ?? CoreMetrics.Gauge(label: "sluice_limit_top_refused", dimensions: [("key", key)], factory: factory)
+                topKeyGauges[key] = gauge
+                gauge.record(Double(refused))
+            }
         }
 
         /// Whether `name` has a label of its own: the first `bound` names seen get one for good,
