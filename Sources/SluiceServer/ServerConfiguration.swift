@@ -112,6 +112,17 @@ public struct ServerConfiguration: Sendable {
         if port < 0 || port > 65535 { return "port \(port) is out of range" }
         if httpPort < 0 || httpPort > 65535 { return "--http-port \(httpPort) is out of range" }
         if l1MaxMemory < 0 { return "--l1-max-memory must not be negative" }
+        // Sizes past a petabyte are typos; bounded, no sum over them can overflow.
+        let petabyte = 1 << 50
+        if l1MaxMemory > petabyte || l2MaxBytes > petabyte || semanticMaxMemory > petabyte {
+            return "--l1-max-memory, --l2-max-bytes and --sem-max-memory must be at most 1pb"
+        }
+        if clientOutputHardLimit > petabyte || clientOutputSoftLimit > petabyte {
+            return "--client-output-buffer-limit: sizes must be at most 1pb"
+        }
+        if semanticMaxTotalEntries > 1 << 40 || semanticMaxNamespaces > 1 << 40 || semanticOffloadEntries > 1 << 40 {
+            return "--sem-max-entries, --sem-max-namespaces and --sem-offload-entries must be at most 2^40"
+        }
         if !(1...1_000_000).contains(maxClients) { return "--maxclients must be 1 to 1000000" }
         if !(0...1024).contains(threads) { return "--threads must be 0 (one per core) to 1024" }
         if clientOutputHardLimit < 0 || clientOutputSoftLimit < 0 || clientOutputSoftSeconds < 0 {

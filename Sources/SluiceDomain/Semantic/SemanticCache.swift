@@ -73,7 +73,8 @@ public final class SemanticCache: Sendable {
         let full = totalEntries >= maxTotalEntries ? maxTotalEntries : nil
         let needed = prompt.utf8.count + response.readableBytes + scope.utf8.count + vector.count * 4 + 160
         let (sum, overflow) = totalBytes.addingReportingOverflow(needed)
-        let bytesToFree = overflow ? Int.max : max(sum - maxTotalBytes, 0)
+        let (excess, under) = sum.subtractingReportingOverflow(maxTotalBytes)
+        let bytesToFree = overflow ? Int.max : under ? 0 : max(excess, 0)
         return write(name) {
             $0.set(prompt, response: response, vector: vector, embedder: embedder, scope: scope, createdAt: createdAt,
                    expiresAt: expiresAt, worth: worth, cacheFull: full, bytesToFree: bytesToFree)
