@@ -60,3 +60,25 @@ struct BoundsTests {
         #expect(thisRowEvicted)
     }
 }
+
+@Suite("Semantic entries from files and streams")
+struct TamperedSemanticEntryTests {
+    /// An empty vector can only come from a tampered SQLite file or Redis stream (the edge
+    /// refuses it); it once made an index of dimension 0 and trapped at start-up replay.
+    @Test func anEmptyVectorIsRefusedNotTrapped() {
+        var ns = SemanticNamespace(maxEntries: 10)
+        let result = ns.set("hi there", response: ByteBuffer(string: "x"), vector: [], embedder: "client", scope: "",
+                            createdAt: 1, expiresAt: 0)
+        guard case .failure(.unusableVector) = result else {
+            Issue.record("expected unusableVector, got \(result)")
+            return
+        }
+        #expect(ns.count == 0)
+        let cache = SemanticCache()
+        let change = cache.set("ns", prompt: "p", response: ByteBuffer(), vector: [], embedder: "client", scope: "", createdAt: 1, expiresAt: 0)
+        guard case .failure = change else {
+            Issue.record("expected a failure")
+            return
+        }
+    }
+}

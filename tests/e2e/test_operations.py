@@ -519,3 +519,41 @@ def test_an_sqlite_file_from_before_tags_is_migrated(data_dir):
         assert sample(metrics(node), "sluice_tokens_saved_total", layer="l2", tag="gpt-4o") == 3
     finally:
         node.stop()
+
+
+def established_on(port):
+    """Established TCP connections whose local port is `port` (from /proc/net/tcp)."""
+    count = 0
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":
+            count += 1
+    return count
+
+
+def test_http_client_that_never_reads_is_closed_not_buffered(sluice):
+    import socket
+    # 20,000 pipelined /metrics requests, and no reading: the node stops reading when its
+    # responses cannot leave, so the 10 s request deadline closes the connection (before the
+    # fix, each response re-armed it and the unsent ones grew the node's memory without bound).
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", sluice.http_port))
+    s.setblocking(False)
+    pending = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 20000
+    start = time.time()
+    try:
+        while time.time() - start < 25:
+            if pending:
+                try:
+                    pending = pending[s.send(pending):]
+                except (BlockingIOError, OSError):
+                    pass
+            if time.time() - start > 2 and established_on(sluice.http_port) == 0:
+                break
+            time.sleep(0.2)
+        assert established_on(sluice.http_port) == 0, "the node still holds the connection"
+        assert time.time() - start < 20
+        assert sluice.client().ping()
+    finally:
+        s.close()

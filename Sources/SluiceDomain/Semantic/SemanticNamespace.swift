@@ -91,6 +91,9 @@ public struct SemanticNamespace: Sendable {
     public mutating func set(_ prompt: String, response: ByteBuffer, vector: [Float], embedder: String, scope: String,
                              createdAt: Int64, expiresAt: Int64, worth: AnswerWorth = .none, cacheFull: Int? = nil,
                              bytesToFree: Int = 0) -> Result<[Eviction], SemanticFailure> {
+        // An empty vector (only a tampered file or stream can hold one: the edge refuses it)
+        // would make an index of no dimension.
+        guard !vector.isEmpty else { return .failure(.unusableVector) }
         if let mine = self.embedder, mine != embedder || index?.dimension != vector.count {
             return .failure(.embedderMismatch(namespace: "\(mine)/\(index?.dimension ?? 0)", request: "\(embedder)/\(vector.count)"))
         }

@@ -142,8 +142,10 @@ public final class MetricsExporter: Sendable {
             }
 
             // The semantic layer.
-            m.gauge("sluice_cache_entries", [("layer", "semantic")], semantic.entries)
-            m.gauge("sluice_cache_bytes", [("layer", "semantic")], semantic.bytes)
+            // (Clamped: the totals are kept with relaxed atomics and can read below zero for a
+            // moment while a namespace is dropped under writes.)
+            m.gauge("sluice_cache_entries", [("layer", "semantic")], max(semantic.entries, 0))
+            m.gauge("sluice_cache_bytes", [("layer", "semantic")], max(semantic.bytes, 0))
             var present: Set<String> = []
             for (name, info) in semantic.namespaces {
                 // Each making of a namespace is a source of its own: one dropped and made again
