@@ -1,3 +1,4 @@
+import Foundation
 import SluiceBackends
 import SluiceDomain
 import SluiceProtocol
@@ -23,8 +24,9 @@ public final class StatsReport: Sendable {
         self.startedAt = startedAt
     }
 
-    func stats(now: Int64) -> [(String, RESPValue)] {
-        let cacheStats = cache.statistics(now: now)
+    /// `cache`: the exact cache's statistics when the caller has them already.
+    func stats(now: Int64, cache cached: ExactCacheStatistics? = nil) -> [(String, RESPValue)] {
+        let cacheStats = cached ?? cache.statistics(now: now)
         let c = cacheStats.keyspace.counters
         let l1 = cacheStats.keyspace.l1
         let limitStats = limits.statistics()
@@ -74,20 +76,23 @@ public final class StatsReport: Sendable {
         return rows
     }
 
-    /// STATS as one JSON object (the dashboard's source).
-    func statsJSON(now: Int64) -> String {
-        var text = "{"
-        for (i, (name, value)) in stats(now: now).enumerated() {
-            if i > 0 { text += "," }
-            text += "\"" + name + "\":"
+    /// STATS as a JSON object (`/stats.json`, and the dashboard's "stats").
+    func statsObject(now: Int64, cache: ExactCacheStatistics? = nil) -> [String: Any] {
+        var object: [String: Any] = [:]
+        for (name, value) in stats(now: now, cache: cache) {
             switch value {
-            case .integer(let n): text += String(n)
-            case .double(let d): text += d.isFinite ? String(d) : "0"
-            case .bulkString(let b?): text += "\"" + String(buffer: b).filter { $0 != "\"" && $0 != "\\" && $0 >= " " } + "\""
-            default: text += "null"
+            case .integer(let n): object[name] = n
+            case .double(let d): object[name] = d.isFinite ? d : 0
+            case .bulkString(let b?): object[name] = String(buffer: b)
+            default: break
             }
         }
-        return text + "}"
+        return object
+    }
+
+    func statsJSON(now: Int64) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: statsObject(now: now), options: [.sortedKeys])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// Keys in the cache (DBSIZE).

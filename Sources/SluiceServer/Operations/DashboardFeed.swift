@@ -61,8 +61,10 @@ public final class DashboardFeed: Sendable {
     public func sample() async {
         let latencies = await metrics.takeLatencies()
         let now = clock.timestamp().wall
-        let totals = currentTotals(now: now)
-        let savings = savingsByTag(now: now)
+        // Each capability's statistics read once (each walks its shards or namespaces).
+        let cache = report.cache.statistics(now: now), semantic = report.semantic.statistics()
+        let totals = currentTotals(now: now, cache: cache, semantic: semantic)
+        let savings = Self.savingsByTag(cache: cache, semantic: semantic)
         state.withLock { s in
             if s.last.at > 0 {
                 let seconds = max(Double(totals.at - s.last.at) / 1000, 0.001)
@@ -91,9 +93,7 @@ public final class DashboardFeed: Sendable {
         }
     }
 
-    func currentTotals(now: Int64) -> Totals {
-        let cache = report.cache.statistics(now: now)
-        let semantic = report.semantic.statistics()
+    func currentTotals(now: Int64, cache: ExactCacheStatistics, semantic: SemanticCache.Statistics) -> Totals {
         let c = cache.keyspace.counters
         var t = Totals(at: now, commands: report.counters.commandsProcessed.load(ordering: .relaxed))
         t.l1 = (c.hits, c.misses)
@@ -103,14 +103,14 @@ public final class DashboardFeed: Sendable {
     }
 
     /// Savings by "layer/tag".
-    func savingsByTag(now: Int64) -> [String: Savings] {
+    static func savingsByTag(cache: ExactCacheStatistics, semantic: SemanticCache.Statistics) -> [String: Savings] {
         var all: [String: Savings] = [:]
-        for (tag, byLayer) in report.cache.statistics(now: now).keyspace.counters.savedByTag {
+        for (tag, byLayer) in cache.keyspace.counters.savedByTag {
             let label = SavingsTags.shared.label(of: tag)
             all["l1/" + label, default: Savings()] = all["l1/" + label, default: Savings()] + byLayer[0]
             all["l2/" + label, default: Savings()] = all["l2/" + label, default: Savings()] + byLayer[1]
         }
-        for (tag, saved) in report.semantic.statistics().savedByTag {
+        for (tag, saved) in semantic.savedByTag {
             let label = SavingsTags.shared.label(of: tag)
             all["semantic/" + label, default: Savings()] = all["semantic/" + label, default: Savings()] + saved
         }
@@ -130,15 +130,14 @@ public final class DashboardFeed: Sendable {
     }
 
     func compute(now: Int64) -> String {
-        let stats = report.stats(now: now)
         let cacheStats = report.cache.statistics(now: now)
+        let semantic = report.semantic.statistics()
         let health = HealthReport(cache: cacheStats)
-        let savings = savingsByTag(now: now)
+        let savings = Self.savingsByTag(cache: cacheStats, semantic: semantic)
         let (history, recent, baseline) = state.withLock { s in (Array(s.history), Array(s.recent), s.dayBaseline) }
         var merged = LatencyWindow.empty()
         for h in recent { merged.add(h) }
         let c = cacheStats.keyspace.counters
-        let semantic = report.semantic.statistics()
         let semHits = semantic.hits, semMisses = semantic.misses
 
         var root: [String: Any] = [
@@ -146,16 +145,7 @@ public final class DashboardFeed: Sendable {
             "health": ["healthy": health.healthy, "backend": health.backend, "reason": health.reason],
             "ops_per_sec": history.last?.ops ?? 0,
         ]
-        var statsObject: [String: Any] = [:]
-        for (name, value) in stats {
-            switch value {
-            case .integer(let n): statsObject[name] = n
-            case .double(let d): statsObject[name] = d.isFinite ? d : 0
-            case .bulkString(let b?): statsObject[name] = String(buffer: b)
-            default: break
-            }
-        }
-        root["stats"] = statsObject
+        root["stats"] = report.statsObject(now: now, cache: cacheStats)
         root["hit_rate"] = ["l1": Self.ratio(c.hits, c.misses), "l2": Self.ratio(c.l2Hits, c.l2Misses),
                             "semantic": Self.ratio(semHits, semMisses)]
         root["latency_us"] = [
