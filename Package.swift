@@ -46,6 +46,7 @@ let package = Package(
             dependencies: [
                 "CSluiceResources",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
             exclude: ["Resources"],
@@ -99,10 +100,21 @@ let package = Package(
             exclude: ["Dashboard"],  // compiled in through CSluiceResources
             swiftSettings: hotPath
         ),
+        // `sluice bench`: the load generator (a RESP client on NIO; talks to Sluice and to Redis).
+        .target(
+            name: "SluiceLoad",
+            dependencies: [
+                "SluiceDomain",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            swiftSettings: hotPath
+        ),
         .executableTarget(
             name: "sluice",
             dependencies: [
-                "SluiceServer", "SluiceDomain", "SluiceBackends",
+                "SluiceServer", "SluiceDomain", "SluiceBackends", "SluiceLoad",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Logging", package: "swift-log"),
@@ -114,7 +126,7 @@ let package = Package(
         .executableTarget(
             name: "sluice-bench",
             dependencies: [
-                "SluiceDomain",
+                "SluiceDomain", "SluiceLoad",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -129,6 +141,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SluiceDomainTests", dependencies: ["SluiceDomain"]),
+        .testTarget(name: "SluiceLoadTests", dependencies: [
+            "SluiceLoad",
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         .testTarget(name: "SluiceBackendsTests", dependencies: [
             "SluiceBackends", "SluiceDomain", "SluiceProtocol",
             .product(name: "NIOCore", package: "swift-nio"),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import NIOCore
 import SluiceDomain
+import SluiceLoad
 import Foundation
 
 @main

@@ -17,7 +17,7 @@ struct Sluice: AsyncParsableCommand {
             SQLite file under ./sluice-data. Every flag has a SLUICE_* environment variable; a flag wins.
             """,
         version: SluiceVersion.current,
-        subcommands: [Serve.self],
+        subcommands: [Serve.self, Bench.self],
         defaultSubcommand: Serve.self
     )
 }

@@ -22,7 +22,7 @@ public final class EmbeddedSemanticStore: SemanticStore {
     let maxQueued: Int
     let queued = Atomic<Int>(0)
     /// Operations queued or running on lanes, per namespace (at most `maxQueued` in all).
-    let onLanes = Mutex<[String: Int]>([:])
+    let onLanes = Locked<[String: Int]>([:])
 
     public init(cache: SemanticCache, store: SQLiteStore?, lanes: [NIOThreadPool], offloadEntries: Int, maxQueued: Int = 10_000) {
         precondition(!lanes.isEmpty)

@@ -1,9 +1,8 @@
-import Synchronization
 
 /// The circuit breakers of this process, by name. Breaker calls come once per upstream call,
 /// far fewer than cache lookups, so one lock serves them all.
 public final class BreakerRegistry: Sendable {
-    let breakers = Mutex<[String: CircuitBreaker]>([:])
+    let breakers = Locked<[String: CircuitBreaker]>([:])
     public let defaultPolicy: BreakerPolicy
     public let maxBreakers: Int
 

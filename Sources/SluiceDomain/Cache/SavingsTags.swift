@@ -1,4 +1,3 @@
-import Synchronization
 
 /// The names clients attach to stored answers with `TAG` (a model, an agent) so that the tokens
 /// and cost each hit saves can be told apart in metrics. Entries carry a 16-bit id instead of
@@ -28,7 +27,7 @@ public final class SavingsTags: Sendable {
         var names: [String] = ["", "other"]
     }
 
-    let table = Mutex(Table())
+    let table = Locked(Table())
 
     public init() {}
 

@@ -14,7 +14,7 @@ public final class SemanticCache: Sendable {
         let hits = Atomic<Int>(0), misses = Atomic<Int>(0), traps = Atomic<Int>(0)
         let judgedGood = Atomic<Int>(0), judgedBad = Atomic<Int>(0)
         /// Hits on entries stored with TOKENS, COST or TAG, by tag id.
-        let saved = Mutex<[UInt16: Savings]>([:])
+        let saved = Locked<[UInt16: Savings]>([:])
         /// Which making of the namespace this is (a dropped and re-made one is another).
         let generation: UInt64
         init(_ ns: SemanticNamespace, generation: UInt64) {
@@ -23,7 +23,7 @@ public final class SemanticCache: Sendable {
         }
     }
 
-    let slots = Mutex<[String: Slot]>([:])
+    let slots = Locked<[String: Slot]>([:])
     public let defaultMinScore: Float
     public let defaultMaxEntries: Int
     public let maxNamespaces: Int
@@ -34,7 +34,7 @@ public final class SemanticCache: Sendable {
     let total = Atomic<Int>(0)
     let generations = Atomic<UInt64>(0)
     /// The counters of dropped namespaces, so totals never go back.
-    let retired = Mutex(Retired())
+    let retired = Locked(Retired())
     struct Retired: Sendable {
         var hits = 0, misses = 0, traps = 0, evictions = 0, expired = 0, feedbackGood = 0, feedbackBad = 0
         var saved: [UInt16: Savings] = [:]
@@ -43,7 +43,7 @@ public final class SemanticCache: Sendable {
     /// Refusals by the verifier's rule (the first word of its reason: substitution, sibling,
     /// numbers...). The rules are a fixed, small set; past ``maxTrapRules`` names they count
     /// as "other".
-    let trapRules = Mutex<[String: Int]>([:])
+    let trapRules = Locked<[String: Int]>([:])
     static let maxTrapRules = 32
 
     /// The second stage of every lookup; nil: ``TrapGuard``'s checks only.

@@ -1,11 +1,10 @@
-import Synchronization
 
 /// State split into lock-protected shards picked by a 64-bit hash, so that threads working on
 /// different keys rarely wait for each other. Locks are held only for in-memory work.
 public final class Sharded<State: Sendable>: Sendable {
     final class Shard: Sendable {
-        let state: Mutex<State>
-        init(_ state: State) { self.state = Mutex(state) }
+        let state: Locked<State>
+        init(_ state: State) { self.state = Locked(state) }
     }
 
     let shards: [Shard]

@@ -1,6 +1,5 @@
 import NIOCore
 import SluiceDomain
-import Synchronization
 
 /// The policies in force (replaced whole on a reload) and what the limiter decided under each:
 /// the `sluice_limit_decisions_total` series. Decisions made with explicit numbers count under
@@ -13,16 +12,16 @@ public final class PolicyBook: Sendable {
         public var nearLimit = 0
     }
 
-    let current: Mutex<PolicySet>
-    let decisions = Mutex<[String: Decisions]>([:])
+    let current: Locked<PolicySet>
+    let decisions = Locked<[String: Decisions]>([:])
     /// Amounts spent through RL.SPEND, by budget policy ("none": explicit budgets).
-    let spent = Mutex<[String: Double]>([:])
-    let limited = Mutex(LimitedKeys())
+    let spent = Locked<[String: Double]>([:])
+    let limited = Locked(LimitedKeys())
     /// Policy names ever counted, "none" included (a bound on the label set across reloads).
     static let maxCountedPolicies = 4 * PolicySet.maxPolicies
 
     public init(_ policies: PolicySet = PolicySet()) {
-        current = Mutex(policies)
+        current = Locked(policies)
     }
 
     public var policies: PolicySet { current.withLock { $0 } }

@@ -1,0 +1,102 @@
+import Histogram
+import NIOCore
+import NIOPosix
+import SluiceDomain
+
+/// Runs a ``LoadPlan`` against a server and reports what it measured.
+public enum LoadGenerator {
+    /// What the progress line shows, once a second.
+    public struct Progress: Sendable {
+        public var completed: Int
+        public var errors: Int
+        public var elapsedSeconds: Double
+        /// Requests per second over the last interval.
+        public var currentRate: Double
+    }
+
+    public static func run(_ plan: LoadPlan, progress: (@Sendable (Progress) -> Void)? = nil) async throws -> LoadReport {
+        if let why = plan.validate() { throw LoadError(message: why) }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: plan.threads)
+        do {
+            let report = try await run(plan, on: group, progress: progress)
+            try await group.shutdownGracefully()
+            return report
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+    }
+
+    static func run(_ plan: LoadPlan, on group: MultiThreadedEventLoopGroup, progress: (@Sendable (Progress) -> Void)?) async throws -> LoadReport {
+        let keys = KeyPicker(plan: plan)
+        if plan.prefill {
+            var fill = plan
+            fill.mix = [(.set, 1)]
+            fill.requests = plan.keyspace
+            fill.seconds = nil
+            fill.pipeline = max(plan.pipeline, 64)
+            _ = try await measure(fill, keys: keys, prefill: true, on: group, progress: nil)
+        }
+        return try await measure(plan, keys: keys, prefill: false, on: group, progress: progress)
+    }
+
+    static func measure(_ plan: LoadPlan, keys: KeyPicker, prefill: Bool, on group: MultiThreadedEventLoopGroup,
+                        progress: (@Sendable (Progress) -> Void)?) async throws -> LoadReport {
+        let start = NIODeadline.now()
+        let budget = LoadBudget(requests: plan.requests, seconds: plan.seconds, startingAt: start)
+        var ticker: RepeatedTask?
+        if let progress {
+            let last = NIOLockedCounter()
+            ticker = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+                let done = budget.completed.load(ordering: .relaxed)
+                let elapsed = Double((NIODeadline.now() - start).nanoseconds) / 1e9
+                let rate = Double(done - last.swap(done))
+                progress(Progress(completed: done, errors: budget.errors.load(ordering: .relaxed), elapsedSeconds: elapsed, currentRate: rate))
+            }
+        }
+        defer { ticker?.cancel() }
+        var futures: [EventLoopFuture<LoadConnectionHandler.Outcome>] = []
+        for i in 0..<plan.connections {
+            let loop = group.next()
+            let done = loop.makePromise(of: LoadConnectionHandler.Outcome.self)
+            let seed = plan.seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(i)
+            let connect = ClientBootstrap(group: loop)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            LoadConnectionHandler(plan: plan, budget: budget, keys: keys, prefill: prefill, seed: seed, done: done))
+                    }
+                }
+                .connectTimeout(.seconds(5))
+                .connect(host: plan.host, port: plan.port)
+            connect.whenFailure { done.fail(LoadError(message: "cannot connect to \(plan.host):\(plan.port): \($0)")) }
+            futures.append(done.futureResult)
+        }
+        var histograms = plan.mix.map { _ in Histogram<UInt64>(highestTrackableValue: 120_000_000_000, numberOfSignificantValueDigits: .three) }
+        var errors = plan.mix.map { _ in 0 }
+        var firstError: String?
+        var failure: (any Error)?
+        for future in futures {
+            do {
+                let outcome = try await future.get()
+                for i in histograms.indices {
+                    histograms[i].add(outcome.histograms[i])
+                    errors[i] += outcome.errors[i]
+                }
+                firstError = firstError ?? outcome.firstError
+            } catch {
+                failure = failure ?? error
+            }
+        }
+        if let failure { throw failure }
+        let seconds = Double((NIODeadline.now() - start).nanoseconds) / 1e9
+        return LoadReport(plan: plan, seconds: seconds, histograms: histograms, errors: errors, firstError: firstError)
+    }
+}
+
+/// A counter the progress ticker keeps between ticks.
+final class NIOLockedCounter: Sendable {
+    let value = Locked(0)
+    func swap(_ new: Int) -> Int { value.withLock { old in defer { old = new }; return old } }
+}

@@ -1,0 +1,121 @@
+import ArgumentParser
+import Foundation
+import SluiceLoad
+
+/// `sluice bench`: load for Sluice or for Redis (the commands both speak), as redis-benchmark
+/// and memtier do, with Sluice's own commands in the mix.
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Generate load against Sluice (or Redis) and report ops/s and latency percentiles.",
+        discussion: """
+            Every run is bounded: by --requests (default 100000) or --duration, whichever ends first.
+            Keys are <prefix><rank as 12 digits>, as redis-benchmark's key:__rand_int__.
+
+            Examples:
+              sluice bench -t get,set -P 16 --keyspace 100000             # one run per command, as redis-benchmark -t
+              sluice bench --mix get=9,set=1 --distribution zipf --keyspace 1000000 --duration 30
+              sluice bench --mix cache.get=1 --lease 1000 --keyspace 10000 --prefill
+              sluice bench --mix rl.take=1,cb.allow=1 --clients 100 --json
+              sluice bench -p 6379 -t get,set                             # the same against Redis
+            """
+    )
+
+    @Option(name: [.customShort("h"), .long], help: "Server host.") var host = "127.0.0.1"
+    @Option(name: [.short, .long], help: "Server port.") var port = 7379
+    @Option(name: [.short, .long], help: "Password (AUTH). Env: SLUICE_REQUIREPASS.") var auth: String?
+    @Option(name: [.short, .customLong("clients")], help: "Connections.") var clients = 50
+    @Option(name: .long, help: "Event-loop threads of the generator.") var threads = 1
+    @Option(name: [.customShort("P"), .long], help: "Requests in flight per connection (pipelining).") var pipeline = 1
+    @Option(name: [.customShort("n"), .long], help: "Total requests of each run (default 100000 unless --duration).") var requests: Int?
+    @Option(name: .long, help: "Seconds each run lasts at most.") var duration: Double?
+    @Option(name: [.customShort("r"), .long], help: "Distinct keys (ranks 0..<n).") var keyspace = 1
+    @Option(name: .long, help: "Key distribution: uniform or zipf.") var distribution = "uniform"
+    @Option(name: .long, help: "Zipf exponent.") var zipfAlpha = 0.99
+    @Option(name: [.short, .customLong("data-size")], help: "Value size in bytes (SET, CACHE.SET, SEM.SET).") var dataSize = 3
+    @Option(name: .long, help: "Weighted command mix in one run: get=9,set=1. Commands: \(LoadCommand.allCases.map { $0.rawValue.lowercased() }.joined(separator: ", ")).")
+    var mix: String?
+    @Option(name: [.customShort("t"), .long], help: "Commands to run one after another, each alone (as redis-benchmark -t).")
+    var tests: String?
+    @Option(name: .long, help: "CACHE.GET asks for a lease of this many ms on a miss (0: no lease).") var lease = 0
+    @Option(name: .long, help: "Key prefix.") var keyPrefix = "key:"
+    @Option(name: .long, help: "Semantic namespace for SEM.GET / SEM.SET.") var namespace = "bench"
+    @Flag(name: .long, help: "Write every key of the keyspace with SET first (not measured).") var prefill = false
+    @Option(name: .long, help: "Seed of the key and command choices.") var seed: UInt64 = 1
+    @Flag(name: .long, help: "Print the report as JSON on stdout (the progress line still goes to stderr).") var json = false
+    @Flag(name: [.short, .long], help: "No progress line.") var quiet = false
+
+    func run() async throws {
+        var base = LoadPlan()
+        base.host = host
+        base.port = port
+        base.password = auth ?? ProcessInfo.processInfo.environment["SLUICE_REQUIREPASS"]
+        base.connections = clients
+        base.threads = threads
+        base.pipeline = pipeline
+        base.requests = requests ?? (duration == nil ? 100_000 : nil)
+        base.seconds = duration
+        base.keyspace = keyspace
+        guard let d = LoadPlan.Distribution(rawValue: distribution) else { throw ValidationError("--distribution is uniform or zipf") }
+        base.distribution = d
+        base.zipfAlpha = zipfAlpha
+        base.valueSize = dataSize
+        base.leaseMilliseconds = lease
+        base.keyPrefix = keyPrefix
+        base.namespace = namespace
+        base.seed = seed
+
+        var plans: [LoadPlan] = []
+        if let tests {
+            guard mix == nil else { throw ValidationError("give --mix or -t, not both") }
+            guard let each = LoadPlan.parseMix(tests) else { throw ValidationError("-t: unknown command in '\(tests)'") }
+            for (command, _) in each {
+                var p = base
+                p.mix = [(command, 1)]
+                plans.append(p)
+            }
+        } else {
+            guard let parsed = LoadPlan.parseMix(mix ?? "get") else { throw ValidationError("--mix: expected name=weight,... (\(mix ?? ""))") }
+            base.mix = parsed
+            plans.append(base)
+        }
+        if prefill { plans[0].prefill = true }
+        for plan in plans { if let why = plan.validate() { throw ValidationError(why) } }
+
+        var reports: [LoadReport] = []
+        for plan in plans {
+            let label = plan.mixDescription
+            let showProgress = !quiet
+            let total = plan.requests
+            let line: @Sendable (LoadGenerator.Progress) -> Void = { p in
+                var line = "\r\(label): \(Int(p.currentRate)) ops/s, \(p.completed) done"
+                if let total { line += " (\(min(100, p.completed * 100 / max(total, 1)))%)" }
+                if p.errors > 0 { line += ", \(p.errors) errors" }
+                line += ", \(Int(p.elapsedSeconds)) s   "
+                FileHandle.standardError.write(Data(line.utf8))
+            }
+            let report = try await LoadGenerator.run(plan, progress: showProgress ? line : nil)
+            if showProgress { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+            reports.append(report)
+            if !json { print(report.table) }
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            let data = try encoder.encode(reports.count == 1 ? AnyReports.one(reports[0]) : AnyReports.many(reports))
+            print(String(decoding: data, as: UTF8.self))
+        }
+    }
+}
+
+/// One report as an object, several (`-t get,set`) as an array.
+enum AnyReports: Encodable {
+    case one(LoadReport)
+    case many([LoadReport])
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .one(let r): try c.encode(r)
+        case .many(let rs): try c.encode(rs)
+        }
+    }
+}

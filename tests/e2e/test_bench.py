@@ -1,0 +1,83 @@
+"""`sluice bench`, the load generator, against a real Sluice and a real redis-server: every run
+bounded by a request count or a duration. Its figures against redis-benchmark's are compared in
+benchmarks/run.sh, not here (a timed assertion would only test the machine's noise)."""
+import json
+import subprocess
+import time
+
+from conftest import SLUICE_BIN
+
+
+def bench(port, *args, timeout=120):
+    out = subprocess.run([SLUICE_BIN, "bench", "-p", str(port), "--quiet", "--json", *args],
+                         capture_output=True, text=True, timeout=timeout)
+    return out
+
+
+def report(port, *args):
+    out = bench(port, *args)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_counts_exactly_the_requests_asked_and_stores_what_it_sets(sluice):
+    r = report(sluice.port, "-t", "set,get", "-n", "5003", "-c", "7", "-P", "16", "-r", "500", "-d", "40")
+    assert [x["commands"][0]["command"] for x in r] == ["SET", "GET"]
+    for run in r:
+        assert run["requests"] == 5003
+        assert run["errors"] == 0
+        figures = run["commands"][0]
+        assert 0 < figures["p50"] <= figures["p99"] <= figures["p999"] <= figures["max"]
+        assert run["opsPerSecond"] > 0
+    c = sluice.client()
+    # Keys are redis-benchmark's: key:<12 digits>; values are the asked size.
+    hits = sum(1 for i in range(500) if c.get(f"key:{i:012d}") is not None)
+    assert hits > 400  # 5003 uniform draws over 500 keys leave almost none unwritten
+    assert len(c.get(next(f"key:{i:012d}" for i in range(500) if c.get(f"key:{i:012d}")))) == 40
+
+
+def test_prefill_writes_every_key_and_a_mix_splits_by_weight(sluice):
+    r = report(sluice.port, "--mix", "get=3,cache.get=1", "--prefill", "-r", "300", "-n", "8000", "-c", "4", "-P", "8")
+    c = sluice.client()
+    assert all(c.get(f"key:{i:012d}") is not None for i in range(300))
+    counts = {x["command"]: x["requests"] for x in r["commands"]}
+    assert counts["GET"] + counts["CACHE.GET"] == 8000
+    # 3:1 within a wide margin (seeded, so this is the same every run).
+    assert 5400 < counts["GET"] < 6600
+    assert r["errors"] == 0
+
+
+def test_sluice_commands_in_the_mix(sluice):
+    r = report(sluice.port, "--mix", "rl.take=1,cb.allow=1,sem.set=1,sem.get=1,cache.set=1,ping=1", "-n", "3000", "-r", "50", "-c", "3")
+    assert r["errors"] == 0, r.get("firstError")
+    assert sum(x["requests"] for x in r["commands"]) == 3000
+
+
+def test_error_replies_are_counted_with_the_first_one_shown(redis_server):
+    # Redis does not speak CACHE.GET: every request is an error reply, and the run still ends.
+    r = report(redis_server.port, "--mix", "cache.get", "-n", "200", "-c", "2")
+    assert r["errors"] == 200
+    assert "unknown command" in r["firstError"].lower()
+
+
+def test_a_duration_bounds_the_run(sluice):
+    started = time.monotonic()
+    r = report(sluice.port, "--duration", "1", "-t", "ping", "-c", "2")
+    took = time.monotonic() - started
+    assert r["requests"] > 0
+    assert took < 15
+
+
+def test_password_and_refusals(make_sluice):
+    s = make_sluice("--requirepass", "s3cret").start()
+    assert report(s.port, "-n", "100", "--auth", "s3cret")["errors"] == 0
+    out = bench(s.port, "-n", "100", "--auth", "wrong")
+    assert out.returncode != 0 and "AUTH refused" in out.stderr
+    # Nothing listening: a clear error, not a hang.
+    s.stop()
+    out = bench(s.port, "-n", "100", timeout=30)
+    assert out.returncode != 0 and "cannot connect" in out.stderr
+    # Unbounded or out-of-range plans are refused before any connection.
+    for bad in (["--pipeline", "0"], ["-c", "100000"], ["--mix", "flushall"], ["--duration", "inf", "-n", "5"]):
+        out = bench(s.port, *bad, timeout=30)
+        assert out.returncode != 0, bad
