@@ -44,7 +44,7 @@ let package = Package(
         .target(
             name: "SluiceDomain",
             dependencies: [
-                "CSluiceResources",
+                "CSluiceResources", "CSluiceKernels",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),
@@ -55,6 +55,9 @@ let package = Package(
         // Files compiled into the binary with C23 #embed (the Lua scripts of shared mode, the
         // embedder's table, the lexicon), so a `sluice` copied alone has everything it needs.
         .target(name: "CSluiceResources"),
+        // The vector scan kernels (int8 and float dot products), AVX-512 VNNI / AVX2 / portable,
+        // chosen at run time from the CPU's features: no build flag for users.
+        .target(name: "CSluiceKernels"),
         .systemLibrary(
             name: "CSQLite",
             pkgConfig: "sqlite3",

@@ -15,8 +15,13 @@ struct Vectors: ParsableCommand {
     @Option(help: "int8 candidates re-ranked exactly.") var candidates = 64
     @Option(help: "Seed.") var seed: UInt64 = 1
     @Option(help: "Write the vectors to this file.") var write: String?
+    @Option(help: "Kernels: best (what the CPU has), avx2, portable.") var kernels = "best"
 
     func run() throws {
+        guard let level = VectorIndex.KernelLevel.allCases.first(where: { "\($0)" == kernels }) else {
+            throw ValidationError("--kernels is best, avx2 or portable")
+        }
+        VectorIndex.useKernels(level)
         var rng = SplitMix64(seed: seed)
         let data = (0..<(entries * dim)).map { _ in Float.random(in: -1...1, using: &rng) }
         let qs = (0..<(queries * dim)).map { _ in Float.random(in: -1...1, using: &rng) }
@@ -43,7 +48,7 @@ struct Vectors: ParsableCommand {
         let (int8Times, approx) = time { index.searchQuantised($0, k: 1, candidates: candidates)[0].id }
         let recall = Double(zip(exact, approx).filter { $0 == $1 }.count) / Double(queries)
         func p(_ t: [Double], _ q: Double) -> Double { t[min(t.count - 1, Int(Double(t.count) * q))] }
-        print("VectorIndex: \(entries) vectors × \(dim), \(queries) queries, k=1, one thread")
+        print("VectorIndex: \(entries) vectors × \(dim), \(queries) queries, k=1, one thread, kernels \(VectorIndex.kernels)")
         print(String(format: "exact  p50 %.3f ms  p99 %.3f ms", p(exactTimes, 0.5), p(exactTimes, 0.99)))
         print(String(format: "int8   p50 %.3f ms  p99 %.3f ms  (candidates %d)  recall@1 %.3f", p(int8Times, 0.5), p(int8Times, 0.99), candidates, recall))
     }

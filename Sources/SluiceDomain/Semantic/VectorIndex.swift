@@ -1,7 +1,9 @@
+import CSluiceKernels
+
 /// Vectors of one dimension in contiguous storage, searched by cosine similarity.
 ///
 /// Vectors are stored normalised, so cosine is a dot product: an exact scan is one pass over
-/// `count × dimension` floats with SIMD. The int8 mode keeps a second, quantised copy (one scale
+/// `count × dimension` floats with the CPU's widest vector kernels (CSluiceKernels). The int8 mode keeps a second, quantised copy (one scale
 /// per vector) that is four times smaller to scan; it picks the best `candidates` by the
 /// approximate score and re-ranks those exactly, so the scores it returns are exact.
 ///
@@ -9,7 +11,7 @@
 /// the caller holds whatever lock it needs.
 public struct VectorIndex: Sendable {
     public let dimension: Int
-    /// Padded to a multiple of 16 floats so every row is whole SIMD16 loads.
+    /// Padded to a multiple of 16 lanes so every row is whole vector loads.
     let stride: Int
     var vectors: [Float] = []
     var quantized: [Int8] = []
@@ -87,7 +89,6 @@ public struct VectorIndex: Sendable {
 
     // MARK: Search
 
-    /// The `k` most similar vectors that pass `filter`, best first (exact scan).
     /// The `k` most similar rows tagged `tag` and not expired at `now`, best first (exact scan).
     public func search(_ query: [Float], k: Int, tag: UInt64, now: Int64) -> [Match] {
         guard query.count == dimension, k > 0, let q = Self.normalised(query, stride: stride) else { return [] }
@@ -109,26 +110,47 @@ public struct VectorIndex: Sendable {
     public func search(_ query: [Float], k: Int, filter: (UInt64) -> Bool = { _ in true }) -> [Match] {
         guard query.count == dimension, k > 0, let q = Self.normalised(query, stride: stride) else { return [] }
         var top = TopK(k)
+        var scores = [Float](repeating: 0, count: Self.chunk)
         vectors.withUnsafeBufferPointer { rows in
             q.withUnsafeBufferPointer { qp in
-                for i in 0..<ids.count where filter(ids[i]) {
-                    top.offer(Match(id: ids[i], score: Self.dot(qp.baseAddress!, rows.baseAddress! + i * stride, stride)))
+                scores.withUnsafeMutableBufferPointer { out in
+                    var start = 0
+                    while start < ids.count {
+                        let n = min(Self.chunk, ids.count - start)
+                        sluice_scan_f32(qp.baseAddress!, rows.baseAddress! + start * stride, n, stride, stride, out.baseAddress!)
+                        for j in 0..<n where filter(ids[start + j]) {
+                            top.offer(Match(id: ids[start + j], score: out[j]))
+                        }
+                        start += n
+                    }
                 }
             }
         }
         return top.sorted()
     }
 
+    /// Rows scored per kernel call: the scores fit in L1 next to the rows being read.
+    static let chunk = 256
+
     /// The int8 scan: the best `candidates` by approximate score, re-ranked exactly; best first.
     public func searchQuantised(_ query: [Float], k: Int, candidates: Int = 64, filter: (UInt64) -> Bool = { _ in true }) -> [Match] {
         guard query.count == dimension, k > 0, let q = Self.normalised(query, stride: stride) else { return [] }
         let (qq, _) = Self.quantise(q)
         var rough = TopK(max(candidates, k))
+        var dots = [Int32](repeating: 0, count: Self.chunk)
         quantized.withUnsafeBufferPointer { rows in
             qq.withUnsafeBufferPointer { qp in
-                for i in 0..<ids.count where filter(ids[i]) {
-                    let approx = Float(Self.dot8(qp.baseAddress!, rows.baseAddress! + i * stride, stride)) * scales[i]
-                    rough.offer(Match(id: UInt64(i), score: approx))  // row index for the re-rank
+                dots.withUnsafeMutableBufferPointer { out in
+                    var start = 0
+                    while start < ids.count {
+                        let n = min(Self.chunk, ids.count - start)
+                        sluice_scan_i8(qp.baseAddress!, rows.baseAddress! + start * stride, n, stride, stride, out.baseAddress!)
+                        for j in 0..<n where filter(ids[start + j]) {
+                            // Row index for the re-rank.
+                            rough.offer(Match(id: UInt64(start + j), score: Float(out[j]) * scales[start + j]))
+                        }
+                        start += n
+                    }
                 }
             }
         }
@@ -146,30 +168,25 @@ public struct VectorIndex: Sendable {
 
     // MARK: Kernels
 
+    /// One row's exact score, through the run-time-dispatched kernel (the filtered scans call
+    /// it for the rows that pass; whole scans go by chunks).
+    @inline(__always)
     static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-        var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
-        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
-        var i = 0
-        while i + 32 <= n {
-            acc0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
-            acc1 += ra.loadUnaligned(fromByteOffset: (i + 16) * 4, as: SIMD16<Float>.self) * rb.loadUnaligned(fromByteOffset: (i + 16) * 4, as: SIMD16<Float>.self)
-            i += 32
-        }
-        if i < n {
-            acc0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
-        }
-        return (acc0 + acc1).sum()
+        var out: Float = 0
+        sluice_scan_f32(a, b, 1, n, n, &out)
+        return out
     }
 
-    /// A plain loop on purpose: LLVM vectorises it (widening multiply-adds); Swift's generic
-    /// SIMD widening conversions did not, and ran slower than the float scan.
-    static func dot8(_ a: UnsafePointer<Int8>, _ b: UnsafePointer<Int8>, _ n: Int) -> Int32 {
-        var acc: Int32 = 0
-        for i in 0..<n {
-            acc &+= Int32(a[i]) &* Int32(b[i])
-        }
-        return acc
+    /// The kernels in use: "avx512-vnni", "avx2" or "portable".
+    public static var kernels: String { String(cString: sluice_kernels_name()) }
+
+    /// Kernels no better than this level (benchmarks and tests compare them; the default is the
+    /// best the CPU has).
+    public enum KernelLevel: Int32, Sendable, CaseIterable {
+        case best = 0, portable = 1, avx2 = 2
     }
+
+    public static func useKernels(_ level: KernelLevel) { sluice_kernels_force(level.rawValue) }
 
     /// Whether `v` has a direction float32 can hold: its squared length is finite and not zero.
     public static func normalisable(_ v: [Float]) -> Bool {

@@ -1,0 +1,22 @@
+#ifndef SLUICE_KERNELS_H
+#define SLUICE_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+// Vector scan kernels, chosen at run time by what the CPU has (AVX-512 VNNI, AVX2, or a
+// portable loop), so that users need no build flag and one binary runs on every x86-64.
+
+/// out[r] = dot(query, rows + r * stride) over `dimension` int8 lanes, for r in 0 ..< count.
+/// Lanes must lie in [-127, 127] (symmetric quantisation never writes -128).
+void sluice_scan_i8(const int8_t *query, const int8_t *rows, size_t count, size_t stride, size_t dimension, int32_t *out);
+
+/// out[r] = dot(query, rows + r * stride) over `dimension` floats, for r in 0 ..< count.
+void sluice_scan_f32(const float *query, const float *rows, size_t count, size_t stride, size_t dimension, float *out);
+
+/// The kernels in use: "avx512-vnni", "avx2" or "portable". `force` (tests, benchmarks):
+/// 0 = best available, 1 = portable, 2 = avx2 (if the CPU has it).
+const char *sluice_kernels_name(void);
+void sluice_kernels_force(int force);
+
+#endif
