@@ -206,6 +206,8 @@ def main():
                 theirs.append(rb(redis_port, [*base, *args]))
                 out = subprocess.run([SLUICE, "bench", "-p", str(redis_port), "--quiet", "--json", *base, *args],
                                      capture_output=True, text=True, timeout=600)
+                if out.returncode != 0:
+                    raise SystemExit(f"sluice bench failed: {out.stderr}")
                 ours.append(json.loads(out.stdout)["opsPerSecond"])
             o, t = statistics.median(ours), statistics.median(theirs)
             agree.append((label, o, t))
@@ -266,7 +268,7 @@ def main():
               "## `sluice bench` against redis-benchmark (same workload, on redis-server)", "",
               "| workload | sluice bench req/s | redis-benchmark req/s | difference |", "|---|---:|---:|---:|"]
     for label, o, t in agree:
-        lines.append(f"| {label} | {o:,.0f} | {t:,.0f} | {100 * (o - t) / t:+.0f}% |")
+        lines.append(f"| {label} | {o:,.0f} | {t:,.0f} | {100 * (o - t) / t:+.0f}% |" if t else f"| {label} | {o:,.0f} | 0 | - |")
     lines += ["", "## Vector search, top-1 of 100,000 × 384, one thread, one query at a time (p50)", ""]
     if "faiss" in vectors and "int8" in vectors:
         f = vectors["faiss"][0]

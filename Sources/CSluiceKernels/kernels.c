@@ -137,7 +137,8 @@ static void scan_f32_avx512(const float *q, const float *rows, size_t count, siz
 
 // ---- dispatch -------------------------------------------------------------------------------
 
-static int forced = 0;  // read and written with __atomic builtins
+// Per thread: a test or benchmark that forces a level changes only its own thread's scans.
+static _Thread_local int forced = 0;
 
 enum level { PORTABLE = 1, AVX2 = 2, VNNI = 3 };
 
@@ -152,7 +153,7 @@ static int level_now(void) {
         best = detect();
         __atomic_store_n(&detected, best, __ATOMIC_RELAXED);
     }
-    int f = __atomic_load_n(&forced, __ATOMIC_RELAXED);
+    int f = forced;
     if (f && f < best) return f;
     return best;
 #else
@@ -173,7 +174,7 @@ static int detect(void) {
 #endif
 }
 
-void sluice_kernels_force(int force) { __atomic_store_n(&forced, force, __ATOMIC_RELAXED); }
+void sluice_kernels_force(int force) { forced = force; }
 
 const char *sluice_kernels_name(void) {
     switch (level_now()) {

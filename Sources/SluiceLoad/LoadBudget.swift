@@ -17,6 +17,9 @@ final class LoadBudget: Sendable {
         deadline = seconds.map { start + .nanoseconds(Int64($0 * 1e9)) }
     }
 
+    /// Ends the run at every connection's next batch.
+    func cancel() { remaining.store(0, ordering: .relaxed) }
+
     /// Up to `wanted` requests to send now; 0 when the run is over.
     func claim(_ wanted: Int, now: NIODeadline) -> Int {
         if let deadline, now >= deadline { return 0 }

@@ -9,28 +9,49 @@ final class LoadConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    struct Outcome {
+    /// What the connections of one event loop measured, together (one set of histograms per
+    /// loop, not per connection: 10,000 connections must not mean 10,000 × 200 KB). Touched only
+    /// on its loop while the run lasts; read after every connection has finished.
+    final class Recorder: @unchecked Sendable {
         /// Latency in ns per command of the plan's mix, in mix order.
         var histograms: [Histogram<UInt64>]
         var errors: [Int]
         var firstError: String?
+
+        init(commands: Int) {
+            histograms = (0..<commands).map { _ in Histogram(highestTrackableValue: 120_000_000_000, numberOfSignificantValueDigits: .three) }
+            errors = Array(repeating: 0, count: commands)
+        }
+    }
+
+    /// What every connection of a run shares: the value and the request templates, built once.
+    final class Shared: Sendable {
+        let value: ByteBuffer
+        /// Per command of the mix; nil: written in full each time.
+        let templates: [LoadCommand.Template?]
+
+        init(plan: LoadPlan) {
+            let value = ByteBuffer(repeating: UInt8(ascii: "x"), count: plan.valueSize)
+            self.value = value
+            templates = plan.mix.map { $0.0.template(plan: plan, value: value) }
+        }
     }
 
     let plan: LoadPlan
     let budget: LoadBudget
     let keys: KeyPicker
     let prefill: Bool
-    let done: EventLoopPromise<Outcome>
-    var outcome: Outcome
+    let done: EventLoopPromise<Void>
+    let outcome: Recorder
+    let shared: Shared
     var random: SplitMix64
     /// Cumulative weights of the mix.
     let weights: [Int]
     let totalWeight: Int
-    let value: ByteBuffer
-    /// Per command of the mix; nil: written in full each time.
-    let templates: [LoadCommand.Template?]
     var outgoing = ByteBuffer()
     var incoming = ByteBuffer()
+    /// Whether `incoming` is a buffer of ours (else it is the channel's last read, kept in place).
+    var incomingIsOurs = true
     /// The command (index in the mix) of each request in flight, in order.
     var inFlight: [UInt8] = []
     var answered = 0
@@ -38,7 +59,8 @@ final class LoadConnectionHandler: ChannelInboundHandler {
     var awaitingAuth = false
     var finished = false
 
-    init(plan: LoadPlan, budget: LoadBudget, keys: KeyPicker, prefill: Bool, seed: UInt64, done: EventLoopPromise<Outcome>) {
+    init(plan: LoadPlan, budget: LoadBudget, keys: KeyPicker, prefill: Bool, seed: UInt64, shared: Shared, recorder: Recorder,
+         done: EventLoopPromise<Void>) {
         self.plan = plan
         self.budget = budget
         self.keys = keys
@@ -48,11 +70,9 @@ final class LoadConnectionHandler: ChannelInboundHandler {
         var sum = 0
         weights = plan.mix.map { sum += $0.1; return sum }
         totalWeight = sum
-        value = ByteBuffer(repeating: UInt8(ascii: "x"), count: plan.valueSize)
-        templates = plan.mix.map { [value] in $0.0.template(plan: plan, value: value) }
-        outcome = Outcome(histograms: plan.mix.map { _ in Histogram(highestTrackableValue: 120_000_000_000, numberOfSignificantValueDigits: .three) },
-                          errors: plan.mix.map { _ in 0 })
-        outgoing.reserveCapacity(plan.pipeline * (64 + plan.valueSize))
+        self.shared = shared
+        outcome = recorder
+        outgoing.reserveCapacity(min(plan.pipeline * (64 + plan.valueSize), 1 << 20))
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -84,12 +104,12 @@ final class LoadConnectionHandler: ChannelInboundHandler {
                 command = pickCommand()
                 rank = keys.pick(&random)
             }
-            if let template = templates[command] {
+            if let template = shared.templates[command] {
                 outgoing.writeImmutableBuffer(template.head)
                 if template.hasKey { LoadCommand.writeDigits(rank, into: &outgoing) }
                 outgoing.writeImmutableBuffer(template.tail)
             } else {
-                plan.mix[command].0.write(rank: rank, plan: plan, value: value, into: &outgoing)
+                plan.mix[command].0.write(rank: rank, plan: plan, value: shared.value, into: &outgoing)
             }
             inFlight.append(UInt8(command))
         }
@@ -110,8 +130,13 @@ final class LoadConnectionHandler: ChannelInboundHandler {
         // Replies are read in place; only a reply cut by the end of a read is kept for the next.
         if incoming.readableBytes == 0 {
             swap(&incoming, &bytes)
+            incomingIsOurs = false
         } else {
             incoming.writeBuffer(&bytes)
+        }
+        guard incoming.readableBytes <= LoadPlan.maxBatchBytes else {
+            fail(context: context, "a reply larger than \(LoadPlan.maxBatchBytes >> 20) MiB")
+            return
         }
         let now = NIODeadline.now()
         let latency = UInt64(max(0, (now - batchStart).nanoseconds))
@@ -120,11 +145,14 @@ final class LoadConnectionHandler: ChannelInboundHandler {
             case .incomplete:
                 if incoming.readableBytes == 0 {
                     incoming.clear()
+                } else if incomingIsOurs {
+                    incoming.discardReadBytes()
                 } else {
-                    // Keep only the partial reply, in a buffer of our own (not the channel's).
+                    // Keep only the partial reply, once, in a buffer of our own (not the channel's).
                     var rest = ByteBuffer()
                     rest.writeBuffer(&incoming)
                     incoming = rest
+                    incomingIsOurs = true
                 }
                 return
             case .malformed(let why):
@@ -164,6 +192,8 @@ final class LoadConnectionHandler: ChannelInboundHandler {
     func fail(context: ChannelHandlerContext, _ why: String) {
         guard !finished else { return }
         finished = true
+        // The others stop at their next batch: a failed run ends now, not when its budget is spent.
+        budget.cancel()
         done.fail(LoadError(message: why))
         context.close(promise: nil)
     }
@@ -171,12 +201,20 @@ final class LoadConnectionHandler: ChannelInboundHandler {
     func finish(context: ChannelHandlerContext) {
         guard !finished else { return }
         finished = true
-        done.succeed(outcome)
+        done.succeed(())
         context.close(promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         if !finished { fail(context: context, "the server closed the connection") }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            fail(context: context, "no reply for \(plan.idleTimeoutSeconds) s")
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -55,17 +55,25 @@ public enum LoadGenerator {
             }
         }
         defer { ticker?.cancel() }
-        var futures: [EventLoopFuture<LoadConnectionHandler.Outcome>] = []
+        let shared = LoadConnectionHandler.Shared(plan: plan)
+        let loops = Array(group.makeIterator())
+        let recorders = loops.map { _ in LoadConnectionHandler.Recorder(commands: plan.mix.count) }
+        var futures: [EventLoopFuture<Void>] = []
         for i in 0..<plan.connections {
-            let loop = group.next()
-            let done = loop.makePromise(of: LoadConnectionHandler.Outcome.self)
+            let loop = loops[i % loops.count]
+            let recorder = recorders[i % loops.count]
+            let done = loop.makePromise(of: Void.self)
+            done.futureResult.whenFailure { _ in budget.cancel() }
             let seed = plan.seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(i)
+            let idle = TimeAmount.seconds(Int64(plan.idleTimeoutSeconds))
             let connect = ClientBootstrap(group: loop)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
                         try channel.pipeline.syncOperations.addHandler(
-                            LoadConnectionHandler(plan: plan, budget: budget, keys: keys, prefill: prefill, seed: seed, done: done))
+                            LoadConnectionHandler(plan: plan, budget: budget, keys: keys, prefill: prefill, seed: seed, shared: shared,
+                                                  recorder: recorder, done: done))
                     }
                 }
                 .connectTimeout(.seconds(5))
@@ -73,21 +81,19 @@ public enum LoadGenerator {
             connect.whenFailure { done.fail(LoadError(message: "cannot connect to \(plan.host):\(plan.port): \($0)")) }
             futures.append(done.futureResult)
         }
+        var failure: (any Error)?
+        for future in futures {
+            do { try await future.get() } catch { failure = failure ?? error }
+        }
         var histograms = plan.mix.map { _ in Histogram<UInt64>(highestTrackableValue: 120_000_000_000, numberOfSignificantValueDigits: .three) }
         var errors = plan.mix.map { _ in 0 }
         var firstError: String?
-        var failure: (any Error)?
-        for future in futures {
-            do {
-                let outcome = try await future.get()
-                for i in histograms.indices {
-                    histograms[i].add(outcome.histograms[i])
-                    errors[i] += outcome.errors[i]
-                }
-                firstError = firstError ?? outcome.firstError
-            } catch {
-                failure = failure ?? error
+        for recorder in recorders {
+            for i in histograms.indices {
+                histograms[i].add(recorder.histograms[i])
+                errors[i] += recorder.errors[i]
             }
+            firstError = firstError ?? recorder.firstError
         }
         if let failure { throw failure }
         let seconds = Double((NIODeadline.now() - start).nanoseconds) / 1e9

@@ -33,6 +33,9 @@ public struct LoadPlan: Sendable, Encodable {
     /// Fill ranks 0 ..< keyspace with SET before measuring (for GET against a full keyspace).
     public var prefill = false
     public var seed: UInt64 = 1
+    /// A connection that waits this long for a reply fails the run (a server that stopped
+    /// answering must not hang the generator).
+    public var idleTimeoutSeconds = 10
 
     public static let maxConnections = 10_000
     public static let maxPipeline = 10_000
@@ -42,6 +45,8 @@ public struct LoadPlan: Sendable, Encodable {
     /// The Zipf table costs 8 bytes per key.
     public static let maxZipfKeyspace = 50_000_000
     public static let maxValueSize = 64 << 20
+    public static let maxBatchBytes = 256 << 20
+    public static let maxMixEntries = 32
 
     public init() {}
 
@@ -59,17 +64,26 @@ public struct LoadPlan: Sendable, Encodable {
         if !(0...Self.maxValueSize).contains(valueSize) { return "--data-size must be 0...\(Self.maxValueSize)" }
         if mix.isEmpty || mix.contains(where: { $0.1 <= 0 || $0.1 > 1_000_000 }) { return "--mix weights must be 1...1000000" }
         if !(0...86_400_000).contains(leaseMilliseconds) { return "--lease must be 0...86400000 ms" }
+        if !(1...65_535).contains(port) { return "--port must be 1...65535" }
+        if !(1...3_600).contains(idleTimeoutSeconds) { return "--timeout must be 1...3600 seconds" }
+        if mix.count > Self.maxMixEntries { return "--mix has at most \(Self.maxMixEntries) commands" }
+        // What one batch of requests may hold (the prefill batches are 64 deep).
+        if max(pipeline, prefill ? 64 : 1) * (valueSize + 128) > Self.maxBatchBytes {
+            return "--pipeline × --data-size must stay under \(Self.maxBatchBytes >> 20) MiB"
+        }
         return nil
     }
 
     /// `get=8,set=2` (a bare name weighs 1).
     public static func parseMix(_ text: String) -> [(LoadCommand, Int)]? {
         var mix: [(LoadCommand, Int)] = []
+        guard text.utf8.count <= 4_096 else { return nil }
         for part in text.split(separator: ",") {
             let pieces = part.split(separator: "=", maxSplits: 1)
             guard let name = pieces.first, let command = LoadCommand(name: name.trimmingSpaces()) else { return nil }
             let weight = pieces.count == 2 ? Int(pieces[1].trimmingSpaces()) : 1
             guard let weight, weight > 0, weight <= 1_000_000 else { return nil }
+            guard !mix.contains(where: { $0.0 == command }) else { return nil }
             mix.append((command, weight))
         }
         return mix.isEmpty ? nil : mix

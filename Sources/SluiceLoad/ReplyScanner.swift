@@ -51,6 +51,7 @@ public enum ReplyScanner {
             guard n >= 0, n <= 512 << 20 else { return .malformed("bulk length \(n) out of range") }
             let end = afterLine + n + 2
             guard buffer.writerIndex >= end else { return .incomplete }
+            guard buffer.getInteger(at: end - 2, as: UInt16.self) == 0x0D0A else { return .malformed("bulk of \(n) bytes not followed by CRLF") }
             offset = end
             return .complete(length: 0, isError: false)
         case UInt8(ascii: "*"):
@@ -87,14 +88,16 @@ public enum ReplyScanner {
         }
     }
 
-    /// A decimal integer in `[from, to)`, bounded to 18 digits (no overflow).
+    /// A decimal integer in `[from, to)`: at most 18 digits after an optional sign, so the
+    /// arithmetic cannot overflow.
     static func integer(_ buffer: ByteBuffer, from: Int, to: Int) -> Int? {
-        guard to > from, to - from <= 19 else { return nil }
+        guard to > from else { return nil }
+        let negative = buffer.getInteger(at: from, as: UInt8.self) == UInt8(ascii: "-")
+        guard to - from - (negative ? 1 : 0) <= 18 else { return nil }
         var value = 0
-        var negative = false
         for i in from..<to {
             let c = buffer.getInteger(at: i, as: UInt8.self)!
-            if i == from && c == UInt8(ascii: "-") { negative = true; continue }
+            if i == from && negative { continue }
             guard c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9") else { return nil }
             value = value * 10 + Int(c - UInt8(ascii: "0"))
         }

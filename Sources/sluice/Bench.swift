@@ -39,6 +39,7 @@ struct Bench: AsyncParsableCommand {
     @Option(name: .long, help: "CACHE.GET asks for a lease of this many ms on a miss (0: no lease).") var lease = 0
     @Option(name: .long, help: "Key prefix.") var keyPrefix = "key:"
     @Option(name: .long, help: "Semantic namespace for SEM.GET / SEM.SET.") var namespace = "bench"
+    @Option(name: .long, help: "Seconds a connection may wait for a reply before the run fails.") var timeout = 10
     @Flag(name: .long, help: "Write every key of the keyspace with SET first (not measured).") var prefill = false
     @Option(name: .long, help: "Seed of the key and command choices.") var seed: UInt64 = 1
     @Flag(name: .long, help: "Print the report as JSON on stdout (the progress line still goes to stderr).") var json = false
@@ -63,6 +64,7 @@ struct Bench: AsyncParsableCommand {
         base.keyPrefix = keyPrefix
         base.namespace = namespace
         base.seed = seed
+        base.idleTimeoutSeconds = timeout
 
         var plans: [LoadPlan] = []
         if let tests {

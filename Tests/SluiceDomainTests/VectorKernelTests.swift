@@ -9,6 +9,18 @@ import Testing
 
     func levels() -> [VectorIndex.KernelLevel] { VectorIndex.KernelLevel.allCases }
 
+    /// Forcing a level really changes the kernels (else the comparisons below compare the
+    /// portable loop with itself).
+    @Test func forcingALevelChangesTheKernels() {
+        defer { VectorIndex.useKernels(.best) }
+        VectorIndex.useKernels(.best)
+        let best = VectorIndex.kernels
+        VectorIndex.useKernels(.portable)
+        #expect(VectorIndex.kernels == "portable")
+        VectorIndex.useKernels(.avx2)
+        #expect(VectorIndex.kernels == (best == "portable" ? "portable" : "avx2"))
+    }
+
     @Test func int8ScanMatchesThePlainLoop() {
         var rng = SplitMix64(seed: 7)
         defer { VectorIndex.useKernels(.best) }

@@ -28,7 +28,7 @@ import Testing
     }
 
     @Test func garbageIsMalformedNotACrash() {
-        for bad in ["?x\r\n", "$abc\r\n", "$-2\r\n", "*-5\r\n", "$99999999999999999999\r\n", "$-\r\n"] {
+        for bad in ["?x\r\n", "$abc\r\n", "$-2\r\n", "*-5\r\n", "$99999999999999999999\r\n", "$9999999999999999999\r\n", "*9223372036854775807\r\n", "$-\r\n", "$3\r\nabcd\r\n"] {
             guard case .malformed = scan(bad) else { Issue.record("\(bad) should be malformed"); continue }
         }
         // Nesting past the bound.

@@ -73,11 +73,30 @@ def test_password_and_refusals(make_sluice):
     assert report(s.port, "-n", "100", "--auth", "s3cret")["errors"] == 0
     out = bench(s.port, "-n", "100", "--auth", "wrong")
     assert out.returncode != 0 and "AUTH refused" in out.stderr
+    # Unbounded or out-of-range plans are refused before any connection (the server is up, so
+    # a refusal here is the validation's).
+    for bad, why in ((["--pipeline", "0"], "--pipeline"), (["-c", "100000"], "--clients"), (["--mix", "flushall"], "--mix"),
+                     (["--duration", "inf", "-n", "5"], "--duration"), (["-P", "10000", "-d", "1000000"], "--pipeline"),
+                     (["--mix", "get,get"], "--mix")):
+        out = bench(s.port, "--auth", "s3cret", *bad, timeout=30)
+        assert out.returncode != 0 and why in out.stderr, (bad, out.stderr)
     # Nothing listening: a clear error, not a hang.
     s.stop()
     out = bench(s.port, "-n", "100", timeout=30)
     assert out.returncode != 0 and "cannot connect" in out.stderr
-    # Unbounded or out-of-range plans are refused before any connection.
-    for bad in (["--pipeline", "0"], ["-c", "100000"], ["--mix", "flushall"], ["--duration", "inf", "-n", "5"]):
-        out = bench(s.port, *bad, timeout=30)
-        assert out.returncode != 0, bad
+
+
+def test_a_server_that_stops_answering_fails_the_run_instead_of_hanging():
+    # A listener that accepts and never replies (a real socket; no server can be made to do
+    # this on demand, so a bare one stands in for a hung Sluice).
+    import socket
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    try:
+        started = time.monotonic()
+        out = bench(listener.getsockname()[1], "-n", "100", "-c", "2", "--timeout", "1", timeout=60)
+        assert out.returncode != 0 and "no reply for 1 s" in out.stderr, out.stderr
+        assert time.monotonic() - started < 30
+    finally:
+        listener.close()

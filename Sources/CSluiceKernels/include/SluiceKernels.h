@@ -14,8 +14,8 @@ void sluice_scan_i8(const int8_t *query, const int8_t *rows, size_t count, size_
 /// out[r] = dot(query, rows + r * stride) over `dimension` floats, for r in 0 ..< count.
 void sluice_scan_f32(const float *query, const float *rows, size_t count, size_t stride, size_t dimension, float *out);
 
-/// The kernels in use: "avx512-vnni", "avx2" or "portable". `force` (tests, benchmarks):
-/// 0 = best available, 1 = portable, 2 = avx2 (if the CPU has it).
+/// The kernels in use: "avx512-vnni", "avx2" or "portable". `force` (tests, benchmarks; for
+/// the calling thread only): 0 = best available, 1 = portable, 2 = avx2 (if the CPU has it).
 const char *sluice_kernels_name(void);
 void sluice_kernels_force(int force);
 

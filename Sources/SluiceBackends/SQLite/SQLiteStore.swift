@@ -229,9 +229,10 @@ public final class SQLiteStore: Sendable {
         }
         // The writer's page cache holds the b-tree pages a batch of random keys touches (the
         // default 2 MiB made every commit re-read pages through the kernel: half the writer's
-        // time in pread, `perf`), and the WAL is checkpointed once a second by
-        // `syncEverySecond` rather than inside every commit past 4 MiB.
-        try writerConnection.execute("PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=16384;")
+        // time in pread, `perf`). With `everysec` the WAL is checkpointed once a second by
+        // `syncEverySecond`, so commits need not do it past 4 MiB.
+        try writerConnection.execute("PRAGMA cache_size=-65536;")
+        if fsync == .everysec { try writerConnection.execute("PRAGMA wal_autocheckpoint=16384;") }
         let bytes = try Self.bytesInFile(writerConnection)
         writer = Locked(writerConnection)
         var readerConnections: [SQLiteConnection] = []

@@ -14,7 +14,7 @@ public typealias Locked<Value> = NIOLockedValueBox<Value>
 extension NIOLockedValueBox {
     /// `Mutex`'s spelling, so that call sites read the same whichever lock is behind them.
     @inlinable
-    public func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
+    package func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
         try withLockedValue(body)
     }
 }
