@@ -257,7 +257,9 @@ def main():
               "| threads | GET req/s | SET req/s | none below the 2-thread figure |", "|---:|---:|---:|---|"]
     g2, s2 = by_threads[2]
     for t, (g, st) in by_threads.items():
-        ok = "yes" if (g >= 0.95 * g2 and st >= 0.95 * s2) else "**no**"
+        # One thread on two cores is expected below two; the question is whether adding threads
+        # past that loses throughput.
+        ok = "(fewer threads than cores)" if t < 2 else "yes" if (g >= 0.95 * g2 and st >= 0.95 * s2) else "**no**"
         lines.append(f"| {t} | {g:,.0f} | {st:,.0f} | {ok} |")
     lines += ["", "(within 5% counts as not below: the run-to-run noise of this machine)", "",
               "## Memory per entry (1,000,000 × 15-byte key, 64-byte value)", "",
