@@ -75,7 +75,7 @@ public struct ServerConfiguration: Sendable {
     /// The file's bound in bytes (0: none); past it the oldest rows go. `--l2-max-bytes`.
     public var l2MaxBytes = 1 << 30
     /// Writes waiting for the disk past this many bytes hold their acknowledgements.
-    public var l2MaxPendingBytes = 64 << 20
+    public var l2MaxPendingBytes = 256 << 20
 
     // MARK: Connections
 

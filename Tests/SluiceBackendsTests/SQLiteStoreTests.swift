@@ -222,18 +222,85 @@ struct SQLiteStoreTests {
         await store.close()
     }
 
-    @Test func queuedWritesAreBoundedByCountToo() async throws {
-        // Nothing commits for a second (the group-commit window): past the count bound, the
-        // acknowledgements wait, so kill -9 cannot lose more than about half a second of writes.
+    @Test func unjournaledChangesAreBoundedByCountToo() async throws {
+        // Nothing commits for a second (the group-commit window). Semantic changes only memory
+        // holds until the commit: past the count bound their acknowledgements wait, so kill -9
+        // cannot lose more than about half a second of them. Entry writes are in the journal:
+        // only the byte bound holds them.
         let store = try SQLiteStore(path: tempPath(), groupCommitWindow: .seconds(1))
+        for i in 0..<30_000 {
+            guard case .now = store.store(b("k\(i)"), value: b("v"), meta: EntryMeta(createdAt: 0)) else {
+                Issue.record("entry write \(i) held back")
+                break
+            }
+        }
         var firstWait: Int?
         for i in 0..<30_000 where firstWait == nil {
-            if case .whenRoom = store.store(b("k\(i)"), value: b("v"), meta: EntryMeta(createdAt: 0)) { firstWait = i }
+            let admission = store.enqueue(.set(namespace: "n", scope: "", prompt: "p\(i)", response: b("r"), embedder: "e", vector: [1, 0],
+                                              createdAt: 0, expiresAt: 0))
+            if case .whenRoom = admission { firstWait = i }
         }
         #expect(firstWait != nil)
-        #expect((firstWait ?? 0) <= 10_001)
+        // About half a second of commits (the rate is measured: 20k/s until a batch says more).
+        #expect((firstWait ?? 0) <= 20_000)
         try await store.room(on: loop).get()
         await store.close()
+    }
+
+    @Test func theJournalBringsBackWritesTheFileNeverGot() async throws {
+        // A store whose writer holds entry writes for 30 s (its apply window) stands in for a
+        // process killed before the commit: the writes are only in the journal.
+        let path = tempPath()
+        let crashed = try SQLiteStore(path: path, groupCommitWindow: .milliseconds(1), applyWindow: .seconds(30))
+        for i in 0..<2_000 { crashed.store(b("k\(i)"), value: b("value \(i)"), meta: EntryMeta(createdAt: Int64(i), tokens: Int64(i))) }
+        crashed.delete(b("k7"))
+        crashed.store(b("k8"), value: b("rewritten"), meta: EntryMeta(createdAt: 9))
+        // Wait (bounded) until the journal thread has written everything.
+        for _ in 0..<1_000 where crashed.statistics().first(where: { $0.0 == "journal_unwritten_bytes" })?.1 != 0 {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        // The file itself has none of them.
+        let raw = try SQLiteConnection(path: path)
+        let count = try raw.statement("SELECT count(*) FROM entries")
+        #expect(try count.step())
+        #expect(count.int64(0) == 0)
+        count.finish()
+
+        let reopened = try SQLiteStore(path: path)
+        #expect(try await reopened.fetch(b("k0"), now: 0, on: loop).get()?.0 == b("value 0"))
+        #expect(try await reopened.fetch(b("k1999"), now: 0, on: loop).get()?.1.tokens == 1999)
+        #expect(try await reopened.fetch(b("k7"), now: 0, on: loop).get() == nil)
+        #expect(try await reopened.fetch(b("k8"), now: 0, on: loop).get()?.0 == b("rewritten"))
+        var live = 0
+        try reopened.forEachLiveKey(now: 0) { _, _ in live += 1 }
+        #expect(live == 1_999)
+        // The replayed files are gone; a clean close leaves none either.
+        await reopened.close()
+        #expect(WriteJournal.files(prefix: path + ".wlog.").isEmpty)
+        await crashed.close()
+    }
+
+    @Test func aTornJournalTailIsIgnoredAndWhatPrecedesItKept() throws {
+        var buffer = ByteBuffer()
+        for i in 0..<10 {
+            WriteJournal.append(change: UInt64(i + 1), key: b("key\(i)"), .set(value: b("v\(i)"), meta: EntryMeta(createdAt: 1, tag: 0)), to: &buffer)
+        }
+        WriteJournal.append(change: 11, key: b("gone"), .delete, to: &buffer)
+        WriteJournal.seal(&buffer)
+        // Cut into the last record (a crash mid-write), then flip a byte of the ninth.
+        var torn = buffer.getSlice(at: 0, length: buffer.readableBytes - 3)!
+        var read: [String] = []
+        while case .record(let r) = WriteJournal.next(&torn) { read.append(String(buffer: r.key)) }
+        #expect(read == (0..<10).map { "key\($0)" })
+
+        var corrupt = buffer
+        var offsets: [Int] = []
+        var scan = buffer
+        while case .record = WriteJournal.next(&scan) { offsets.append(scan.readerIndex) }
+        corrupt.setInteger(UInt8(0xFF), at: offsets[7] + 20)  // inside the ninth record
+        read = []
+        while case .record(let r) = WriteJournal.next(&corrupt) { read.append(String(buffer: r.key)) }
+        #expect(read == (0..<8).map { "key\($0)" })
     }
 
     @Test func aDurabilityWaitAfterCloseFailsAtOnce() async throws {

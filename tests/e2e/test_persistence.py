@@ -44,3 +44,42 @@ def test_many_values_written_then_sigint_all_there(sluice):
     for i in range(0, 5000, 7):
         pipe.get(f"bulk:{i}")
     assert pipe.execute() == [f"value-{i}".encode() for i in range(0, 5000, 7)]
+
+
+def test_kill_9_loses_no_write_the_journal_has(sluice):
+    """`everysec` is Redis's AOF promise: a write is in the journal (beside the SQLite file)
+    about a millisecond after its acknowledgement, and the file is brought up to date from the
+    journal later, in large batches. Killed with SIGKILL once the journal has everything, the
+    restarted node has every acknowledged write, including those SQLite never got."""
+    r = sluice.client()
+    pipe = r.pipeline(transaction=False)
+    for i in range(20_000):
+        pipe.set(f"journal:{i}", f"value-{i}")
+    pipe.delete("journal:7")
+    pipe.execute()
+
+    def unwritten():
+        stats = as_dict(r.execute_command("STATS"))
+        return int(stats[b"l2_journal_unwritten_bytes"])
+
+    deadline = time.time() + 10
+    while unwritten() != 0 and time.time() < deadline:
+        time.sleep(0.002)
+    assert unwritten() == 0
+    sluice.stop(signal.SIGKILL)
+
+    sluice.start()
+    r = sluice.client()
+    pipe = r.pipeline(transaction=False)
+    for i in range(20_000):
+        pipe.get(f"journal:{i}")
+    values = pipe.execute()
+    missing = [i for i, v in enumerate(values) if v is None and i != 7]
+    assert missing == []
+    assert values[7] is None
+    assert values[19_999] == b"value-19999"
+    assert int(as_dict(r.execute_command("STATS"))[b"keys"]) == 19_999
+    # The writes came back through the journal (the SQLite writer gathers writes for up to 2 s
+    # before a commit, so it had not committed them when the process died).
+    with open(sluice.log_path) as log:
+        assert "replayed the write journal" in log.read()

@@ -93,10 +93,22 @@ public final class SQLiteStore: Sendable {
         var commitRate: Double = 20_000
         /// Writes queued, not yet committed (entries coalesce by key; semantic changes do not).
         var queuedWrites: Int { pending.count + inFlight.count + semantic.count }
-        /// Past this many queued writes, acknowledgements wait: what the writer commits in about
-        /// half a second, so that a crash loses no more than `everysec` promises.
+        /// Past this many queued writes that only memory holds, acknowledgements wait: what the
+        /// writer commits in about half a second, so that a crash loses no more than `everysec`
+        /// promises. With the journal, entries are not counted (the journal holds them).
         var maxQueuedWrites: Int { max(1_000, Int(commitRate / 2)) }
-        func overBound(_ maxBytes: Int) -> Bool { queuedBytes > maxBytes || queuedWrites > maxQueuedWrites }
+        /// Records not yet written to the journal, and whether the journal thread is on its way.
+        var journalBuffer = ByteBuffer()
+        var journalScheduled = false
+        /// Why the last journal write failed (nil: it did not).
+        var journalFailure: String?
+        var journaling = false
+        /// Callers of `flush()` waiting: the writer stops gathering and commits.
+        var flushWaiters = 0
+        func overBound(_ maxBytes: Int) -> Bool {
+            let unjournaled = journaling ? semantic.count : queuedWrites
+            return queuedBytes + journalBuffer.readableBytes > maxBytes || unjournaled > maxQueuedWrites
+        }
     }
 
     /// How long `close()` keeps retrying a failing disk before it gives up on what is queued.
@@ -133,6 +145,13 @@ public final class SQLiteStore: Sendable {
         /// file) is not what was evicted.
         public var createdAt: Int64 = 0
     }
+    /// The journal of acknowledged entry writes (nil with `fsync always`, whose writers wait for
+    /// the commit itself). See ``WriteJournal``.
+    let journal: WriteJournal?
+    let journalPool: NIOThreadPool?
+    /// With the journal, the writer lets entry writes gather this long before a commit (unless
+    /// much is pending or semantic changes wait), so that repeated keys coalesce.
+    let applyWindow: Duration
     /// Monotonic seconds of the last WAL checkpoint (`everysec`).
     let lastSync = Atomic<Int64>(0)
     let logger: Logger
@@ -210,7 +229,7 @@ public final class SQLiteStore: Sendable {
     /// Opens (creating if needed) `path`. `readerThreads` reads may run at once.
     public init(path: String, fsync: FsyncPolicy = .everysec, maxBytes: Int = 0, maxPendingBytes: Int = 64 << 20,
                 readerThreads: Int = 2, maxQueuedReads: Int = 10_000, groupCommitWindow: Duration = .milliseconds(5),
-                logger: Logger = Logger(label: "sluice.sqlite")) throws {
+                applyWindow: Duration = .seconds(2), logger: Logger = Logger(label: "sluice.sqlite")) throws {
         self.path = path
         self.fsync = fsync
         self.maxBytes = maxBytes
@@ -246,7 +265,46 @@ public final class SQLiteStore: Sendable {
         readerPool = NIOThreadPool(numberOfThreads: max(readerThreads, 1))
         writerPool.start()
         readerPool.start()
+        self.applyWindow = applyWindow
+        // Files left by a crash are read before a new one is begun (which is numbered after them).
+        let leftover = WriteJournal.files(prefix: path + ".wlog.")
+        if fsync == .always {
+            journal = nil
+            journalPool = nil
+        } else {
+            journal = try WriteJournal(databasePath: path)
+            let pool = NIOThreadPool(numberOfThreads: 1)
+            pool.start()
+            journalPool = pool
+        }
+        state.withLock {
+            $0.bytesInFile = bytes
+            $0.journaling = journal != nil
+        }
+        if !leftover.isEmpty { try replayJournal(leftover.map(\.path)) }
+    }
+
+    /// Brings the file up to date with the journal files a crash left (their changes in order:
+    /// within a batch the later change of a key wins), then deletes them.
+    func replayJournal(_ files: [String]) throws {
+        var batch: [ByteBuffer: Operation] = [:]
+        var records = 0
+        for path in files {
+            var contents = try WriteJournal.readWholeFile(path)
+            while case .record(let record) = WriteJournal.next(&contents) {
+                batch[record.key] = record.operation
+                records += 1
+                if batch.count >= 50_000 {
+                    if case .failure(let error) = commit(batch) { throw error }
+                    batch = [:]
+                }
+            }
+        }
+        if !batch.isEmpty, case .failure(let error) = commit(batch) { throw error }
+        let bytes = try writer.withLock { db throws(SQLiteError) in try Self.bytesInFile(db) }
         state.withLock { $0.bytesInFile = bytes }
+        for path in files { unlink(path) }
+        logger.info("replayed the write journal into the SQLite file", metadata: ["records": "\(records)", "files": "\(files.count)"])
     }
 
     /// Files made before TAG (and SEM.SET's TOKENS and COST) existed get those columns.
@@ -271,7 +329,7 @@ public final class SQLiteStore: Sendable {
     public var bytesInFile: Int { state.withLock { $0.bytesInFile } }
 
     /// Why the store cannot write now (a commit failed and is being retried), or nil.
-    public var failure: String? { state.withLock { $0.failure } }
+    public var failure: String? { state.withLock { $0.failure ?? $0.journalFailure } }
 
     /// Called (on the writer thread) with the keys of entries deleted to keep the file under
     /// its bound. Set once, before writes begin.
@@ -339,6 +397,8 @@ public final class SQLiteStore: Sendable {
     public func enqueue(key: ByteBuffer, _ operation: Operation) -> Admission {
         enqueue { s in
             s.pendingBytes += operation.bytes - (s.pending.updateValue(operation, forKey: key)?.bytes ?? 0)
+            // The change number this write gets (`enqueue` counts it after this closure).
+            if s.journaling { WriteJournal.append(change: s.enqueued + 1, key: key, operation, to: &s.journalBuffer) }
         }
     }
 
@@ -352,14 +412,25 @@ public final class SQLiteStore: Sendable {
     }
 
     func enqueue(_ add: (inout State) -> Void) -> Admission {
-        let (schedule, admission) = state.withLock { s -> (Bool, Admission) in
-            guard !s.closed else { return (false, .now) }
+        let (schedule, scheduleJournal, admission) = state.withLock { s -> (Bool, Bool, Admission) in
+            guard !s.closed else { return (false, false, .now) }
             add(&s)
             s.enqueued += 1
             let admission: Admission = fsync == .always ? .whenDurable(s.enqueued) : s.overBound(maxPendingBytes) ? .whenRoom : .now
-            if s.flushScheduled { return (false, admission) }
+            var scheduleJournal = false
+            if s.journalBuffer.readableBytes > 0 && !s.journalScheduled {
+                s.journalScheduled = true
+                scheduleJournal = true
+            }
+            if s.flushScheduled { return (false, scheduleJournal, admission) }
             s.flushScheduled = true
-            return (true, admission)
+            return (true, scheduleJournal, admission)
+        }
+        if scheduleJournal, let journalPool {
+            journalPool.submit { [self] poolState in
+                guard case .active = poolState else { return }
+                writeJournal()
+            }
         }
         if schedule {
             writerPool.submit { [self] poolState in
@@ -429,6 +500,7 @@ public final class SQLiteStore: Sendable {
                 // On the writer's own thread, never an event loop.
                 let (seconds, attoseconds) = groupCommitWindow.components
                 usleep(UInt32(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
+                if journal != nil { gatherForApplyWindow() }
             }
             let (batch, semantic, ticket) = state.withLock { s -> ([ByteBuffer: Operation], [SemanticChange], UInt64) in
                 if s.pending.isEmpty && s.semantic.isEmpty {
@@ -471,6 +543,7 @@ public final class SQLiteStore: Sendable {
                 }
                 for p in rooms { p.succeed(()) }
                 completeCommitted(through: ticket, failure: nil)
+                journal?.deleteCommitted(through: ticket)
                 backoff = 50_000
                 if maxBytes > 0 && bytes > maxBytes { evict(over: bytes) }
                 if fsync == .everysec { syncEverySecond() }
@@ -502,6 +575,75 @@ public final class SQLiteStore: Sendable {
                 usleep(backoff)
                 backoff = min(backoff * 2, 1_000_000)
             }
+        }
+    }
+
+    /// Writes what the journal buffer holds, until it is empty; on the journal thread. A failed
+    /// write keeps the records in front of what came since and refuses new writes until the disk
+    /// takes them again.
+    func writeJournal() {
+        guard let journal else { return }
+        var backoff: UInt32 = 10_000
+        var lastSync = ContinuousClock.now
+        while true {
+            // A millisecond of company for each write: fewer wake-ups of this thread (each one
+            // takes the core from an event loop: `perf`, finish_task_switch), at the price of
+            // what `kill -9` can lose of acknowledged writes: about that millisecond.
+            usleep(1_000)
+            let taken = state.withLock { s -> (ByteBuffer, UInt64)? in
+                if s.journalBuffer.readableBytes == 0 {
+                    s.journalScheduled = false
+                    return nil
+                }
+                var bytes = ByteBuffer()
+                swap(&bytes, &s.journalBuffer)
+                return (bytes, s.enqueued)
+            }
+            guard let (bytes, through) = taken else { return }
+            do {
+                try journal.write(bytes, through: through)
+                let rooms = state.withLock { s -> [EventLoopPromise<Void>] in
+                    s.journalFailure = nil
+                    guard !s.overBound(maxPendingBytes) else { return [] }
+                    defer { s.roomWaiters = [] }
+                    return s.roomWaiters
+                }
+                for p in rooms { p.succeed(()) }
+                backoff = 10_000
+                if fsync == .everysec, ContinuousClock.now - lastSync >= .seconds(1) {
+                    journal.sync()
+                    lastSync = .now
+                }
+            } catch {
+                logger.error("journal write failed; retrying", metadata: ["error": "\(error)", "path": "\(path)"])
+                let rooms = state.withLock { s -> [EventLoopPromise<Void>] in
+                    var rest = bytes
+                    rest.writeBuffer(&s.journalBuffer)
+                    s.journalBuffer = rest
+                    s.journalFailure = "\(error)"
+                    defer { s.roomWaiters = [] }
+                    return s.roomWaiters
+                }
+                for p in rooms { p.fail(error) }
+                if state.withLock({ $0.closed }) { return }
+                usleep(backoff)
+                backoff = min(backoff * 2, 1_000_000)
+            }
+        }
+    }
+
+    /// With the journal: waits (up to ``applyWindow``) for more entry writes before a commit, so
+    /// that a key written many times is committed once. Ends early when a quarter of the pending
+    /// bound is reached, when semantic changes wait (they are not journaled), when someone waits
+    /// in `flush()`, or at shutdown.
+    func gatherForApplyWindow() {
+        let deadline = ContinuousClock.now + applyWindow
+        while ContinuousClock.now < deadline {
+            let enough = state.withLock { s in
+                s.pendingBytes >= maxPendingBytes / 4 || !s.semantic.isEmpty || s.closing || s.closed || s.flushWaiters > 0
+            }
+            if enough { return }
+            usleep(5_000)
         }
     }
 
@@ -718,6 +860,12 @@ public final class SQLiteStore: Sendable {
     /// `everysec`: checkpoints when a commit since the last one is not yet synced; housekeeping
     /// calls this every second, so the last commits of a burst do not wait for the next write.
     public func syncIfDue() {
+        if fsync == .everysec, let journal, let journalPool {
+            journalPool.submit { poolState in
+                guard case .active = poolState else { return }
+                journal.sync()
+            }
+        }
         guard fsync == .everysec, state.withLock({ $0.unsynced }) else { return }
         writerPool.submit { [self] poolState in
             guard case .active = poolState else { return }
@@ -727,6 +875,8 @@ public final class SQLiteStore: Sendable {
 
     /// Waits until everything queued so far is committed (shutdown, tests).
     public func flush() async {
+        state.withLock { $0.flushWaiters += 1 }
+        defer { state.withLock { $0.flushWaiters -= 1 } }
         // Run on the writer thread so it orders after any batch in progress.
         try? await writerPool.runIfActive { [self] in flushBatches(waiting: false) }
     }
@@ -806,6 +956,13 @@ public final class SQLiteStore: Sendable {
     public func close() async {
         state.withLock { $0.closing = true }
         await flush()
+        if let journal, let journalPool {
+            // Everything is in the file now: the journal is not needed at the next start.
+            try? await journalPool.runIfActive { [self] in
+                if state.withLock({ $0.pending.isEmpty && $0.inFlight.isEmpty && $0.failure == nil }) { journal.removeAll() }
+            }
+            try? await journalPool.shutdownGracefully()
+        }
         let waiters = state.withLock { s -> [EventLoopPromise<Void>] in
             s.closed = true
             defer {
@@ -835,9 +992,11 @@ extension SQLiteStore {
 
     /// Counters for STATS, as (name, value).
     public func statistics() -> [(String, Int)] {
-        let (c, bytes, failing) = state.withLock { ($0.counters, $0.bytesInFile, $0.failure != nil) }
+        let (c, bytes, failing, unjournaled) = state.withLock {
+            ($0.counters, $0.bytesInFile, $0.failure != nil || $0.journalFailure != nil, $0.journalBuffer.readableBytes)
+        }
         return [("batches", c.batches), ("commit_us", c.commitMicroseconds), ("writes", c.writes), ("write_errors", c.writeErrors), ("reads", c.reads),
                 ("bytes", bytes), ("max_bytes", maxBytes), ("evicted_rows", c.evictedRows), ("reads_refused", c.readsRefused),
-                ("failing", failing ? 1 : 0)]
+                ("failing", failing ? 1 : 0), ("journal_unwritten_bytes", unjournaled)]
     }
 }
