@@ -280,6 +280,50 @@ struct SQLiteStoreTests {
         await crashed.close()
     }
 
+    @Test func aReplayNeverPutsAnOlderValueOverANewerCommittedOne() async throws {
+        // The journal holds k=v1 but not the later k=v2 (its append failed, or lagged), while
+        // the file committed k=v2: the replay must skip what the file already has.
+        let path = tempPath()
+        let store = try SQLiteStore(path: path, groupCommitWindow: .milliseconds(1))
+        store.store(b("k"), value: b("v1"), meta: EntryMeta(createdAt: 1))
+        store.store(b("other"), value: b("o"), meta: EntryMeta(createdAt: 1))
+        await store.flush()
+        store.store(b("k"), value: b("v2"), meta: EntryMeta(createdAt: 2))
+        for _ in 0..<1_000 where store.statistics().first(where: { $0.0 == "journal_unwritten_bytes" })?.1 != 0 {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        await store.flush()
+        // Cut k=v2's record off the journal file.
+        let files = WriteJournal.files(prefix: path + ".wlog.")
+        #expect(files.count == 1)
+        var record = ByteBuffer()
+        WriteJournal.append(change: 3, key: b("k"), .set(value: b("v2"), meta: EntryMeta(createdAt: 2)), to: &record)
+        let size = try #require(try? FileManager.default.attributesOfItem(atPath: files[0].path)[.size] as? Int)
+        #expect(truncate(files[0].path, off_t(size - record.readableBytes)) == 0)
+
+        let reopened = try SQLiteStore(path: path)
+        #expect(try await reopened.fetch(b("k"), now: 0, on: loop).get()?.0 == b("v2"))
+        #expect(try await reopened.fetch(b("other"), now: 0, on: loop).get()?.0 == b("o"))
+        await reopened.close()
+        await store.close()
+    }
+
+    @Test func strangeFilesBesideTheJournalAreLeftAlone() async throws {
+        let path = tempPath()
+        // A huge number (its `+ 1` once trapped at start-up), a directory, a foreign name.
+        #expect(FileManager.default.createFile(atPath: path + ".wlog.9223372036854775807", contents: Data("x".utf8)))
+        try FileManager.default.createDirectory(atPath: path + ".wlog.4", withIntermediateDirectories: false)
+        #expect(FileManager.default.createFile(atPath: path + ".wlog.abc", contents: Data()))
+        // A file of ours without a header (a crash while it was begun) is set aside, not fatal.
+        #expect(FileManager.default.createFile(atPath: path + ".wlog.2", contents: Data("garbage that is not a journal".utf8)))
+        let store = try SQLiteStore(path: path)
+        store.store(b("k"), value: b("v"), meta: EntryMeta(createdAt: 1))
+        await store.flush()
+        #expect(try await store.fetch(b("k"), now: 0, on: loop).get()?.0 == b("v"))
+        #expect(FileManager.default.fileExists(atPath: path + ".wlog.2.corrupt"))
+        await store.close()
+    }
+
     @Test func aTornJournalTailIsIgnoredAndWhatPrecedesItKept() throws {
         var buffer = ByteBuffer()
         for i in 0..<10 {

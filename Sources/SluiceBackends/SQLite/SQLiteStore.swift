@@ -105,11 +105,21 @@ public final class SQLiteStore: Sendable {
         var journaling = false
         /// Callers of `flush()` waiting: the writer stops gathering and commits.
         var flushWaiters = 0
+        /// Journal bytes written since the writer last took a batch (past a bound it stops
+        /// gathering, so that the journal files on disk stay bounded).
+        var journaledSinceBatch = 0
         func overBound(_ maxBytes: Int) -> Bool {
             let unjournaled = journaling ? semantic.count : queuedWrites
             return queuedBytes + journalBuffer.readableBytes > maxBytes || unjournaled > maxQueuedWrites
+                || journalBuffer.readableBytes > SQLiteStore.maxUnjournaledBytes
         }
     }
+
+    /// Acknowledged writes not yet written to the journal (what `kill -9` can lose): past this,
+    /// acknowledgements wait for the journal thread, which may be in an `fdatasync`.
+    static let maxUnjournaledBytes = 4 << 20
+    /// Journal written since the last batch was taken, past which the writer commits at once.
+    static let maxJournalBacklog = 128 << 20
 
     /// How long `close()` keeps retrying a failing disk before it gives up on what is queued.
     public static let closeDeadline: Duration = .seconds(10)
@@ -197,6 +207,7 @@ public final class SQLiteStore: Sendable {
         CREATE TRIGGER IF NOT EXISTS sem_verdicts_reset AFTER UPDATE OF response ON sem_entries BEGIN
             DELETE FROM sem_verdicts WHERE ns = OLD.ns AND scope = OLD.scope AND prompt = OLD.prompt; END;
         CREATE TABLE IF NOT EXISTS usage (id INTEGER PRIMARY KEY CHECK (id = 1), bytes INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS journal_applied (id INTEGER PRIMARY KEY CHECK (id = 1), run INTEGER NOT NULL, change INTEGER NOT NULL);
         INSERT OR IGNORE INTO usage(id, bytes) SELECT 1,
             (SELECT coalesce(sum(length(key) + length(value) + 96), 0) FROM entries) +
             (SELECT coalesce(sum(length(ns) + length(scope) + length(prompt) + length(response) + length(vector) + 96), 0) FROM sem_entries);
@@ -284,27 +295,68 @@ public final class SQLiteStore: Sendable {
         if !leftover.isEmpty { try replayJournal(leftover.map(\.path)) }
     }
 
-    /// Brings the file up to date with the journal files a crash left (their changes in order:
-    /// within a batch the later change of a key wins), then deletes them.
+    /// Brings the file up to date with the journal files a crash left: their changes in order,
+    /// from the first one the file does not have (``journalApplied``), then deletes them. A
+    /// file damaged before its end (not a torn tail) is kept as `.corrupt`, with a warning.
     func replayJournal(_ files: [String]) throws {
+        let (appliedRun, appliedChange) = try journalApplied()
         var batch: [ByteBuffer: Operation] = [:]
-        var records = 0
+        var records = 0, skipped = 0
+        var last: (run: UInt64, change: UInt64)?
+        func commitBatch() throws {
+            guard !batch.isEmpty else { return }
+            if case .failure(let error) = commit(batch, applied: last) { throw error }
+            batch = [:]
+        }
         for path in files {
             var contents = try WriteJournal.readWholeFile(path)
-            while case .record(let record) = WriteJournal.next(&contents) {
-                batch[record.key] = record.operation
-                records += 1
-                if batch.count >= 50_000 {
-                    if case .failure(let error) = commit(batch) { throw error }
-                    batch = [:]
+            guard let run = WriteJournal.run(of: &contents) else {
+                if contents.readableBytes > 0 {
+                    logger.warning("not a Sluice journal file (no header); kept aside", metadata: ["path": "\(path)"])
+                    rename(path, path + ".corrupt")
+                } else {
+                    unlink(path)
                 }
+                continue
+            }
+            var inFile = 0
+            while case .record(let record) = WriteJournal.next(&contents) {
+                inFile += 1
+                if run == appliedRun && record.change <= appliedChange {
+                    skipped += 1
+                    continue
+                }
+                batch[record.key] = record.operation
+                last = (run, record.change)
+                records += 1
+                if batch.count >= 50_000 { try commitBatch() }
+            }
+            if contents.readableBytes > 64 << 10 {
+                // More than a torn tail: something overwrote the middle of the file.
+                logger.warning("journal file damaged after \(inFile) records; the rest is skipped and the file kept aside",
+                               metadata: ["path": "\(path)", "bytes_skipped": "\(contents.readableBytes)"])
+                try commitBatch()
+                rename(path, path + ".corrupt")
             }
         }
-        if !batch.isEmpty, case .failure(let error) = commit(batch) { throw error }
+        try commitBatch()
         let bytes = try writer.withLock { db throws(SQLiteError) in try Self.bytesInFile(db) }
         state.withLock { $0.bytesInFile = bytes }
         for path in files { unlink(path) }
-        logger.info("replayed the write journal into the SQLite file", metadata: ["records": "\(records)", "files": "\(files.count)"])
+        logger.info("replayed the write journal into the SQLite file",
+                    metadata: ["records": "\(records)", "already_in_file": "\(skipped)", "files": "\(files.count)"])
+        if maxBytes > 0 && bytes > maxBytes { evict(over: bytes) }
+    }
+
+    /// The run and last change the file has from the journal (0, 0: none).
+    func journalApplied() throws -> (UInt64, UInt64) {
+        var applied: (UInt64, UInt64) = (0, 0)
+        try writer.withLock { db in
+            let stmt = try db.statement("SELECT run, change FROM journal_applied WHERE id = 1")
+            defer { stmt.finish() }
+            if try stmt.step() { applied = (UInt64(bitPattern: stmt.int64(0)), UInt64(bitPattern: stmt.int64(1))) }
+        }
+        return applied
     }
 
     /// Files made before TAG (and SEM.SET's TOKENS and COST) existed get those columns.
@@ -509,6 +561,7 @@ public final class SQLiteStore: Sendable {
                 }
                 s.inFlight = s.pending
                 s.pending = [:]
+                s.journaledSinceBatch = 0
                 s.inFlightBytes = s.pendingBytes
                 s.pendingBytes = 0
                 let semantic = s.semantic
@@ -520,7 +573,7 @@ public final class SQLiteStore: Sendable {
                 return
             }
             let started = ContinuousClock.now
-            let result = commit(batch, semantic)
+            let result = commit(batch, semantic, applied: journal.map { ($0.run, ticket) })
             let n = batch.count + semantic.count
             let took = ContinuousClock.now - started
             switch result {
@@ -543,7 +596,8 @@ public final class SQLiteStore: Sendable {
                 }
                 for p in rooms { p.succeed(()) }
                 completeCommitted(through: ticket, failure: nil)
-                journal?.deleteCommitted(through: ticket)
+                // With `everysec`, journal files go after the commit is synced (syncEverySecond).
+                if fsync == .no { journal?.deleteCommitted(through: ticket) }
                 backoff = 50_000
                 if maxBytes > 0 && bytes > maxBytes { evict(over: bytes) }
                 if fsync == .everysec { syncEverySecond() }
@@ -604,6 +658,7 @@ public final class SQLiteStore: Sendable {
                 try journal.write(bytes, through: through)
                 let rooms = state.withLock { s -> [EventLoopPromise<Void>] in
                     s.journalFailure = nil
+                    s.journaledSinceBatch += bytes.readableBytes
                     guard !s.overBound(maxPendingBytes) else { return [] }
                     defer { s.roomWaiters = [] }
                     return s.roomWaiters
@@ -611,7 +666,7 @@ public final class SQLiteStore: Sendable {
                 for p in rooms { p.succeed(()) }
                 backoff = 10_000
                 if fsync == .everysec, ContinuousClock.now - lastSync >= .seconds(1) {
-                    journal.sync()
+                    if let error = journal.sync() { logger.error("journal fdatasync failed", metadata: ["error": "\(error)", "path": "\(path)"]) }
                     lastSync = .now
                 }
             } catch {
@@ -641,6 +696,7 @@ public final class SQLiteStore: Sendable {
         while ContinuousClock.now < deadline {
             let enough = state.withLock { s in
                 s.pendingBytes >= maxPendingBytes / 4 || !s.semantic.isEmpty || s.closing || s.closed || s.flushWaiters > 0
+                    || s.journaledSinceBatch >= Self.maxJournalBacklog
             }
             if enough { return }
             usleep(5_000)
@@ -669,7 +725,10 @@ public final class SQLiteStore: Sendable {
     }
 
     /// One transaction for the batch; the file's size after it.
-    func commit(_ batch: [ByteBuffer: Operation], _ semantic: [SemanticChange] = []) -> Result<Int, SQLiteError> {
+    /// `applied`: the journal run and change this batch brings the file up to, recorded in the
+    /// same transaction (see ``replayJournal(_:)``).
+    func commit(_ batch: [ByteBuffer: Operation], _ semantic: [SemanticChange] = [],
+                applied: (run: UInt64, change: UInt64)? = nil) -> Result<Int, SQLiteError> {
         writer.withLock { db -> Result<Int, SQLiteError> in
             do throws(SQLiteError) {
                 try db.execute("BEGIN")
@@ -693,6 +752,13 @@ public final class SQLiteStore: Sendable {
                     }
                 }
                 for change in semantic { try apply(change, db) }
+                if let applied {
+                    let stmt = try db.statement(
+                        "INSERT INTO journal_applied(id, run, change) VALUES (1, ?1, ?2) ON CONFLICT(id) DO UPDATE SET run=excluded.run, change=excluded.change")
+                    stmt.bind(1, Int64(bitPattern: applied.run))
+                    stmt.bind(2, Int64(bitPattern: applied.change))
+                    try stmt.run()
+                }
                 try db.execute("COMMIT")
                 return .success(try Self.bytesInFile(db))
             } catch {
@@ -847,23 +913,31 @@ public final class SQLiteStore: Sendable {
         let now = Int64(ts.tv_sec)
         guard now > lastSync.load(ordering: .relaxed) else { return }
         lastSync.store(now, ordering: .relaxed)
-        state.withLock { $0.unsynced = false }
-        writer.withLock { db in
+        let committed = state.withLock { s -> UInt64 in
+            s.unsynced = false
+            return s.committed
+        }
+        let synced = writer.withLock { db -> Bool in
             do {
                 try db.execute("PRAGMA wal_checkpoint(PASSIVE);")
+                return true
             } catch {
                 logger.warning("SQLite checkpoint failed", metadata: ["error": "\(error)"])
+                return false
             }
         }
+        // The checkpoint synced the WAL: what was committed before it survives a power loss, so
+        // the journal files holding only such changes can go.
+        if synced { journal?.deleteCommitted(through: committed) }
     }
 
     /// `everysec`: checkpoints when a commit since the last one is not yet synced; housekeeping
     /// calls this every second, so the last commits of a burst do not wait for the next write.
     public func syncIfDue() {
         if fsync == .everysec, let journal, let journalPool {
-            journalPool.submit { poolState in
+            journalPool.submit { [logger, path] poolState in
                 guard case .active = poolState else { return }
-                journal.sync()
+                if let error = journal.sync() { logger.error("journal fdatasync failed", metadata: ["error": "\(error)", "path": "\(path)"]) }
             }
         }
         guard fsync == .everysec, state.withLock({ $0.unsynced }) else { return }

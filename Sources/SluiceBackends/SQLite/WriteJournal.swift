@@ -9,9 +9,12 @@ import Glibc
 /// b-tree upsert per write, so the SQLite file can be brought up to date later, in large batches
 /// in which repeated keys coalesce.
 ///
-/// Files are `<db>.wlog.<n>`; records carry the store's change numbers. A file is deleted once
-/// every change it holds is committed to SQLite; at start-up the files left are replayed, in
-/// order, into SQLite (replaying a change SQLite already has is harmless: the later one wins).
+/// Files are `<db>.wlog.<n>`, each beginning with a header that names the run (process) that
+/// wrote it; records carry that run's change numbers. Every SQLite commit records, in the same
+/// transaction, the run and the last change it contains; at start-up the files left are replayed
+/// in order, skipping the changes the file already has — so a replay never puts an older value
+/// over a newer committed one, nor brings back rows deleted since for the size bound. A file is
+/// deleted once every change it holds is committed and synced.
 ///
 /// A record: `u32 length` (of what follows after the checksum), `u32 checksum` (of the same), `u64 change`,
 /// `u8 op` (1 set, 2 delete), then for a set `i64 created_at, i64 expires_at, i64 tokens,
@@ -29,6 +32,14 @@ final class WriteJournal: @unchecked Sendable {
 
     /// A file is closed and a new one begun past this size.
     static let maxFileBytes = 64 << 20
+    /// File numbers above this are not ours (and `+ 1` on them must not trap).
+    static let maxFileNumber = 1_000_000_000
+    /// "SLUICEJ1" then the run, little-endian.
+    static let magic: UInt64 = 0x314A_4543_4955_4C53
+    static let headerBytes = 16
+
+    /// This process's run: random, so that change numbers of different runs never mix.
+    let run: UInt64
     /// No record is larger than a value Sluice accepts plus its header; anything claiming more
     /// is corruption.
     static let maxRecordBytes = 600 << 20
@@ -47,15 +58,37 @@ final class WriteJournal: @unchecked Sendable {
     init(databasePath: String) throws(SQLiteError) {
         prefix = databasePath + ".wlog."
         number = (Self.files(prefix: prefix).last?.number ?? 0) + 1
+        var random = SystemRandomNumberGenerator()
+        run = random.next() | 1
         try open()
     }
 
+    /// Begins file `number` with its header.
     private func open() throws(SQLiteError) {
         let path = prefix + String(number)
-        let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw SQLiteError(code: 0, message: "\(path): \(String(cString: strerror(errno)))") }
+        var header = ByteBuffer()
+        header.writeInteger(Self.magic, endianness: .little)
+        header.writeInteger(run, endianness: .little)
+        let written = header.withUnsafeReadableBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+        guard written == Self.headerBytes else {
+            let message = String(cString: strerror(errno))
+            Glibc.close(descriptor)
+            unlink(path)
+            throw SQLiteError(code: 0, message: "\(path): \(message)")
+        }
         fd = descriptor
-        size = 0
+        size = Self.headerBytes
+    }
+
+    /// The run a file's header names; nil: not a journal file (or its header is torn).
+    static func run(of contents: inout ByteBuffer) -> UInt64? {
+        guard contents.getInteger(at: contents.readerIndex, endianness: .little, as: UInt64.self) == magic,
+              let run = contents.getInteger(at: contents.readerIndex + 8, endianness: .little, as: UInt64.self)
+        else { return nil }
+        contents.moveReaderIndex(forwardBy: headerBytes)
+        return run
     }
 
     deinit { if fd >= 0 { Glibc.close(fd) } }
@@ -72,7 +105,9 @@ final class WriteJournal: @unchecked Sendable {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
             }
-            guard name.hasPrefix(stem), let n = Int(name.dropFirst(stem.count)), n > 0 else { continue }
+            // Regular files numbered as ours only: a directory or a crafted name is left alone.
+            guard entry.pointee.d_type == UInt8(DT_REG), name.hasPrefix(stem), let n = Int(name.dropFirst(stem.count)),
+                  (1...maxFileNumber).contains(n) else { continue }
             found.append((n, directory + "/" + name))
         }
         return found.sorted { $0.0 < $1.0 }
@@ -183,17 +218,6 @@ final class WriteJournal: @unchecked Sendable {
         }
     }
 
-    /// Every record of the journal files at `databasePath`, oldest first, file by file, each
-    /// file up to its first torn or corrupt record. Returns the files read.
-    static func replay(databasePath: String, _ body: (Record) throws -> Void) throws -> [String] {
-        let files = files(prefix: databasePath + ".wlog.")
-        for (_, path) in files {
-            var contents = try readWholeFile(path)
-            while case .record(let record) = next(&contents) { try body(record) }
-        }
-        return files.map(\.path)
-    }
-
     static func readWholeFile(_ path: String) throws(SQLiteError) -> ByteBuffer {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SQLiteError(code: 0, message: "\(path): \(String(cString: strerror(errno)))") }
@@ -216,6 +240,8 @@ final class WriteJournal: @unchecked Sendable {
     /// Appends `bytes` (whole records, the last of them change `through`); begins a new file
     /// past ``maxFileBytes``.
     func write(_ records: ByteBuffer, through: UInt64) throws(SQLiteError) {
+        // A new file that could not be begun (disk full at a rotation) is tried again here.
+        if fd < 0 { try open() }
         var bytes = records
         Self.seal(&bytes)
         var offset = 0
@@ -246,11 +272,12 @@ final class WriteJournal: @unchecked Sendable {
         }
     }
 
-    /// Makes what was written durable (`everysec`: once a second).
-    func sync() {
-        guard unsynced, fd >= 0 else { return }
-        _ = fdatasync(fd)
+    /// Makes what was written durable (`everysec`: once a second). The error, if it failed.
+    func sync() -> String? {
+        guard unsynced, fd >= 0 else { return nil }
+        if fdatasync(fd) != 0 { return String(cString: strerror(errno)) }
         unsynced = false
+        return nil
     }
 
     /// Deletes the full files whose every change is committed to SQLite.
