@@ -287,19 +287,25 @@ struct SQLiteStoreTests {
         let store = try SQLiteStore(path: path, groupCommitWindow: .milliseconds(1))
         store.store(b("k"), value: b("v1"), meta: EntryMeta(createdAt: 1))
         store.store(b("other"), value: b("o"), meta: EntryMeta(createdAt: 1))
-        await store.flush()
-        store.store(b("k"), value: b("v2"), meta: EntryMeta(createdAt: 2))
-        for _ in 0..<1_000 where store.statistics().first(where: { $0.0 == "journal_unwritten_bytes" })?.1 != 0 {
-            try await Task.sleep(for: .milliseconds(5))
+        func journalSize() -> Int {
+            let files = WriteJournal.files(prefix: path + ".wlog.")
+            return files.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1.path)[.size] as? Int) ?? 0) }
         }
-        await store.flush()
-        // Cut k=v2's record off the journal file.
-        let files = WriteJournal.files(prefix: path + ".wlog.")
-        #expect(files.count == 1)
         var record = ByteBuffer()
         WriteJournal.append(change: 3, key: b("k"), .set(value: b("v2"), meta: EntryMeta(createdAt: 2)), to: &record)
-        let size = try #require(try? FileManager.default.attributesOfItem(atPath: files[0].path)[.size] as? Int)
-        #expect(truncate(files[0].path, off_t(size - record.readableBytes)) == 0)
+        // Both first records are in the file (header 16 bytes + two records).
+        for _ in 0..<1_000 where journalSize() < 16 + 2 * 40 { try await Task.sleep(for: .milliseconds(5)) }
+        await store.flush()
+        let before = journalSize()
+        store.store(b("k"), value: b("v2"), meta: EntryMeta(createdAt: 2))
+        // Wait (bounded) until exactly k=v2's record is in the file, then let SQLite commit it.
+        for _ in 0..<1_000 where journalSize() < before + record.readableBytes { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(journalSize() == before + record.readableBytes)
+        await store.flush()
+        // Cut k=v2's record off the journal file: the journal lags the file.
+        let files = WriteJournal.files(prefix: path + ".wlog.")
+        #expect(files.count == 1)
+        #expect(truncate(files[0].path, off_t(before)) == 0)
 
         let reopened = try SQLiteStore(path: path)
         #expect(try await reopened.fetch(b("k"), now: 0, on: loop).get()?.0 == b("v2"))
@@ -322,6 +328,10 @@ struct SQLiteStoreTests {
         #expect(try await store.fetch(b("k"), now: 0, on: loop).get()?.0 == b("v"))
         #expect(FileManager.default.fileExists(atPath: path + ".wlog.2.corrupt"))
         await store.close()
+        // Not ours, so not touched.
+        for name in [".wlog.9223372036854775807", ".wlog.4", ".wlog.abc"] {
+            #expect(FileManager.default.fileExists(atPath: path + name), "\(name)")
+        }
     }
 
     @Test func aTornJournalTailIsIgnoredAndWhatPrecedesItKept() throws {
@@ -334,8 +344,13 @@ struct SQLiteStoreTests {
         // Cut into the last record (a crash mid-write), then flip a byte of the ninth.
         var torn = buffer.getSlice(at: 0, length: buffer.readableBytes - 3)!
         var read: [String] = []
-        while case .record(let r) = WriteJournal.next(&torn) { read.append(String(buffer: r.key)) }
+        var outcome = WriteJournal.next(&torn)
+        while case .record(let r) = outcome {
+            read.append(String(buffer: r.key))
+            outcome = WriteJournal.next(&torn)
+        }
         #expect(read == (0..<10).map { "key\($0)" })
+        guard case .end = outcome else { Issue.record("a torn tail is not damage"); return }
 
         var corrupt = buffer
         var offsets: [Int] = []
@@ -343,8 +358,13 @@ struct SQLiteStoreTests {
         while case .record = WriteJournal.next(&scan) { offsets.append(scan.readerIndex) }
         corrupt.setInteger(UInt8(0xFF), at: offsets[7] + 20)  // inside the ninth record
         read = []
-        while case .record(let r) = WriteJournal.next(&corrupt) { read.append(String(buffer: r.key)) }
+        outcome = WriteJournal.next(&corrupt)
+        while case .record(let r) = outcome {
+            read.append(String(buffer: r.key))
+            outcome = WriteJournal.next(&corrupt)
+        }
         #expect(read == (0..<8).map { "key\($0)" })
+        guard case .damaged = outcome else { Issue.record("a bad checksum is damage"); return }
     }
 
     @Test func aDurabilityWaitAfterCloseFailsAtOnce() async throws {

@@ -319,8 +319,11 @@ public final class SQLiteStore: Sendable {
                 }
                 continue
             }
+            if let previous = last, previous.run != run { try commitBatch() }  // one run per commit
             var inFile = 0
-            while case .record(let record) = WriteJournal.next(&contents) {
+            var outcome = WriteJournal.next(&contents)
+            while case .record(let record) = outcome {
+                defer { outcome = WriteJournal.next(&contents) }
                 inFile += 1
                 if run == appliedRun && record.change <= appliedChange {
                     skipped += 1
@@ -331,8 +334,8 @@ public final class SQLiteStore: Sendable {
                 records += 1
                 if batch.count >= 50_000 { try commitBatch() }
             }
-            if contents.readableBytes > 64 << 10 {
-                // More than a torn tail: something overwrote the middle of the file.
+            if case .damaged = outcome {
+                // Not a torn tail: a whole record does not check out.
                 logger.warning("journal file damaged after \(inFile) records; the rest is skipped and the file kept aside",
                                metadata: ["path": "\(path)", "bytes_skipped": "\(contents.readableBytes)"])
                 try commitBatch()
@@ -342,6 +345,11 @@ public final class SQLiteStore: Sendable {
         try commitBatch()
         let bytes = try writer.withLock { db throws(SQLiteError) in try Self.bytesInFile(db) }
         state.withLock { $0.bytesInFile = bytes }
+        // The replayed changes must be on disk before the files that hold them go.
+        guard checkpointSynced(mode: "TRUNCATE") else {
+            logger.warning("replayed the write journal but could not sync the file; the journal files stay")
+            return
+        }
         for path in files { unlink(path) }
         logger.info("replayed the write journal into the SQLite file",
                     metadata: ["records": "\(records)", "already_in_file": "\(skipped)", "files": "\(files.count)"])
@@ -447,10 +455,21 @@ public final class SQLiteStore: Sendable {
     /// Queues a write; it is committed with the next batch. Never blocks on disk.
     @discardableResult
     public func enqueue(key: ByteBuffer, _ operation: Operation) -> Admission {
-        enqueue { s in
+        // The journal record is built before the queue's lock (which every event loop's writes
+        // take): under it, only its change number is set and its bytes copied.
+        var record: ByteBuffer?
+        if journal != nil {
+            var r = ByteBuffer()
+            WriteJournal.append(change: 0, key: key, operation, to: &r)
+            record = r
+        }
+        return enqueue { s in
             s.pendingBytes += operation.bytes - (s.pending.updateValue(operation, forKey: key)?.bytes ?? 0)
-            // The change number this write gets (`enqueue` counts it after this closure).
-            if s.journaling { WriteJournal.append(change: s.enqueued + 1, key: key, operation, to: &s.journalBuffer) }
+            if var record {
+                // The change number this write gets (`enqueue` counts it after this closure).
+                WriteJournal.setChange(s.enqueued + 1, in: &record)
+                s.journalBuffer.writeImmutableBuffer(record)
+            }
         }
     }
 
@@ -917,18 +936,28 @@ public final class SQLiteStore: Sendable {
             s.unsynced = false
             return s.committed
         }
-        let synced = writer.withLock { db -> Bool in
+        let synced = checkpointSynced(mode: "PASSIVE")
+        // The checkpoint synced the WAL: what was committed before it survives a power loss, so
+        // the journal files holding only such changes can go.
+        if synced { journal?.deleteCommitted(through: committed) }
+    }
+
+    /// Checkpoints the WAL; true when every frame was copied into the file, which SQLite does only
+    /// after syncing the WAL (a checkpoint that readers held back may sync nothing).
+    func checkpointSynced(mode: String) -> Bool {
+        writer.withLock { db -> Bool in
             do {
-                try db.execute("PRAGMA wal_checkpoint(PASSIVE);")
-                return true
+                try db.execute("SELECT 1")  // resets cached statements (none may hold a snapshot)
+                let stmt = try db.statement("PRAGMA wal_checkpoint(\(mode))")
+                defer { stmt.finish() }
+                guard try stmt.step() else { return false }
+                let busy = stmt.int64(0), log = stmt.int64(1), copied = stmt.int64(2)
+                return busy == 0 && log == copied
             } catch {
                 logger.warning("SQLite checkpoint failed", metadata: ["error": "\(error)"])
                 return false
             }
         }
-        // The checkpoint synced the WAL: what was committed before it survives a power loss, so
-        // the journal files holding only such changes can go.
-        if synced { journal?.deleteCommitted(through: committed) }
     }
 
     /// `everysec`: checkpoints when a commit since the last one is not yet synced; housekeeping
@@ -1033,7 +1062,9 @@ public final class SQLiteStore: Sendable {
         if let journal, let journalPool {
             // Everything is in the file now: the journal is not needed at the next start.
             try? await journalPool.runIfActive { [self] in
-                if state.withLock({ $0.pending.isEmpty && $0.inFlight.isEmpty && $0.failure == nil }) { journal.removeAll() }
+                if state.withLock({ $0.pending.isEmpty && $0.inFlight.isEmpty && $0.failure == nil }), checkpointSynced(mode: "TRUNCATE") {
+                    journal.removeAll()
+                }
             }
             try? await journalPool.shutdownGracefully()
         }

@@ -63,10 +63,18 @@ final class WriteJournal: @unchecked Sendable {
         try open()
     }
 
-    /// Begins file `number` with its header.
+    /// Begins a new file, numbered `number` or the next free number after it, with its header.
+    /// Never opens an existing file (nor follows a link): what is there may be a journal that
+    /// has not been replayed.
     private func open() throws(SQLiteError) {
-        let path = prefix + String(number)
-        let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o644)
+        var descriptor: Int32 = -1
+        var path = ""
+        for _ in 0..<64 {
+            path = prefix + String(number)
+            descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_APPEND | O_CLOEXEC, 0o644)
+            if descriptor >= 0 || errno != EEXIST || number >= Self.maxFileNumber { break }
+            number += 1
+        }
         guard descriptor >= 0 else { throw SQLiteError(code: 0, message: "\(path): \(String(cString: strerror(errno)))") }
         var header = ByteBuffer()
         header.writeInteger(Self.magic, endianness: .little)
@@ -105,10 +113,18 @@ final class WriteJournal: @unchecked Sendable {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
             }
-            // Regular files numbered as ours only: a directory or a crafted name is left alone.
-            guard entry.pointee.d_type == UInt8(DT_REG), name.hasPrefix(stem), let n = Int(name.dropFirst(stem.count)),
-                  (1...maxFileNumber).contains(n) else { continue }
-            found.append((n, directory + "/" + name))
+            // Regular files numbered as ours only: a directory, a link or a crafted name is left alone.
+            guard name.hasPrefix(stem), let n = Int(name.dropFirst(stem.count)), (1...maxFileNumber).contains(n) else { continue }
+            let path = directory + "/" + name
+            var type = entry.pointee.d_type
+            if type == UInt8(DT_UNKNOWN) {
+                // Some file systems (XFS without ftype, some network ones) do not say: ask.
+                var info = stat()
+                guard lstat(path, &info) == 0 else { continue }
+                type = (info.st_mode & S_IFMT) == S_IFREG ? UInt8(DT_REG) : 0
+            }
+            guard type == UInt8(DT_REG) else { continue }
+            found.append((n, path))
         }
         return found.sorted { $0.0 < $1.0 }
     }
@@ -142,6 +158,11 @@ final class WriteJournal: @unchecked Sendable {
         buffer.setInteger(UInt32(length), at: start, endianness: .little)
         // The checksum is filled in by ``seal(_:)`` on the journal thread, not here under the
         // store's lock on an event loop.
+    }
+
+    /// Sets the change number of the one record `buffer` holds.
+    static func setChange(_ change: UInt64, in buffer: inout ByteBuffer) {
+        buffer.setInteger(change, at: buffer.readerIndex + 8, endianness: .little)
     }
 
     /// Fills in the checksum of every record in `buffer` (whole records, as `append` wrote them).
@@ -178,22 +199,26 @@ final class WriteJournal: @unchecked Sendable {
 
     enum Decoded {
         case record(Record)
-        /// Nothing more in this file that can be trusted.
+        /// The end of the file, or a last record cut short by a crash while it was written.
         case end
+        /// A whole record that does not check out: the file was damaged.
+        case damaged
     }
 
     /// The next record of `buffer`, consumed.
     static func next(_ buffer: inout ByteBuffer) -> Decoded {
         guard let length = buffer.getInteger(at: buffer.readerIndex, endianness: .little, as: UInt32.self),
-              let sum = buffer.getInteger(at: buffer.readerIndex + 4, endianness: .little, as: UInt32.self),
-              Int(length) <= maxRecordBytes, Int(length) >= 13, buffer.readableBytes - 8 >= Int(length),
-              checksum(buffer, from: buffer.readerIndex + 8, count: Int(length)) == sum
+              let sum = buffer.getInteger(at: buffer.readerIndex + 4, endianness: .little, as: UInt32.self)
         else { return .end }
+        guard Int(length) <= maxRecordBytes, Int(length) >= 13 else { return .damaged }
+        // Past the end: the record being written when the process died.
+        guard buffer.readableBytes - 8 >= Int(length) else { return .end }
+        guard checksum(buffer, from: buffer.readerIndex + 8, count: Int(length)) == sum else { return .damaged }
         buffer.moveReaderIndex(forwardBy: 8)
         guard var body = buffer.readSlice(length: Int(length)),
               let change = body.readInteger(endianness: .little, as: UInt64.self),
               let op = body.readInteger(as: UInt8.self)
-        else { return .end }
+        else { return .damaged }
         switch op {
         case 1:
             guard let created = body.readInteger(endianness: .little, as: Int64.self),
@@ -204,17 +229,17 @@ final class WriteJournal: @unchecked Sendable {
                   let tag = body.readString(length: Int(tagLength)),
                   let keyLength = body.readInteger(endianness: .little, as: UInt32.self),
                   let key = body.readSlice(length: Int(keyLength))
-            else { return .end }
+            else { return .damaged }
             let meta = EntryMeta(createdAt: created, expiresAt: expires, tokens: tokens, cost: Double(bitPattern: cost),
                                  tag: SavingsTags.shared.id(for: tag))
             return .record(Record(change: change, key: key, operation: .set(value: body, meta: meta)))
         case 2:
             guard let keyLength = body.readInteger(endianness: .little, as: UInt32.self),
                   let key = body.readSlice(length: Int(keyLength))
-            else { return .end }
+            else { return .damaged }
             return .record(Record(change: change, key: key, operation: .delete))
         default:
-            return .end
+            return .damaged
         }
     }
 
@@ -267,8 +292,10 @@ final class WriteJournal: @unchecked Sendable {
             fd = -1
             sealed.withLock { $0.append((number, lastChange)) }
             number += 1
-            try open()
             unsynced = false
+            // The records are written: a new file that cannot be begun now is begun by the next
+            // write (which then reports the error), not reported as this write's failure.
+            try? open()
         }
     }
 
