@@ -189,7 +189,8 @@ def main():
         before = {"redis": rss_kib(mem_redis.pid), "sluice": rss_kib(mem_sluice.pid)}
         for port in (mem_redis_port, mem_sluice_port):
             prefill(port, 1_000_000, prefix="kk:", size=64)   # "kk:" + 12 digits = 15 bytes
-        time.sleep(1)
+        # Let Sluice's SQLite writer commit what it gathered (up to 2 s) before reading the sizes.
+        time.sleep(5)
         per = {name: (rss_kib(p.pid) - before[name]) * 1024 / 1_000_000 for name, p in (("redis", mem_redis), ("sluice", mem_sluice))}
         print(f"  bytes/entry: redis {per['redis']:.0f}  sluice {per['sluice']:.0f}", flush=True)
         s.stop(mem_sluice)

@@ -240,7 +240,7 @@ public final class SQLiteStore: Sendable {
     /// Opens (creating if needed) `path`. `readerThreads` reads may run at once.
     public init(path: String, fsync: FsyncPolicy = .everysec, maxBytes: Int = 0, maxPendingBytes: Int = 64 << 20,
                 readerThreads: Int = 2, maxQueuedReads: Int = 10_000, groupCommitWindow: Duration = .milliseconds(5),
-                applyWindow: Duration = .seconds(2), logger: Logger = Logger(label: "sluice.sqlite")) throws {
+                applyWindow: Duration = .milliseconds(250), logger: Logger = Logger(label: "sluice.sqlite")) throws {
         self.path = path
         self.fsync = fsync
         self.maxBytes = maxBytes
@@ -615,6 +615,9 @@ public final class SQLiteStore: Sendable {
                 }
                 for p in rooms { p.succeed(()) }
                 completeCommitted(through: ticket, failure: nil)
+                // A large batch's copies are free now: give the pages back to the system (glibc
+                // keeps them otherwise, and a burst of writes would stay in the resident size).
+                if n >= 10_000 { _ = malloc_trim(0) }
                 // With `everysec`, journal files go after the commit is synced (syncEverySecond).
                 if fsync == .no { journal?.deleteCommitted(through: ticket) }
                 backoff = 50_000
@@ -1105,3 +1108,7 @@ extension SQLiteStore {
                 ("failing", failing ? 1 : 0), ("journal_unwritten_bytes", unjournaled)]
     }
 }
+
+/// glibc's `malloc_trim` (in <malloc.h>, which the Glibc module does not bring in).
+@_silgen_name("malloc_trim")
+private func malloc_trim(_ pad: Int) -> Int32
