@@ -46,7 +46,7 @@ public enum LoadGenerator {
         let budget = LoadBudget(requests: plan.requests, seconds: plan.seconds, startingAt: start)
         var ticker: RepeatedTask?
         if let progress {
-            let last = NIOLockedCounter()
+            let last = ProgressMark()
             ticker = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
                 let done = budget.completed.load(ordering: .relaxed)
                 let elapsed = Double((NIODeadline.now() - start).nanoseconds) / 1e9
@@ -99,10 +99,4 @@ public enum LoadGenerator {
         let seconds = Double((NIODeadline.now() - start).nanoseconds) / 1e9
         return LoadReport(plan: plan, seconds: seconds, histograms: histograms, errors: errors, firstError: firstError)
     }
-}
-
-/// A counter the progress ticker keeps between ticks.
-final class NIOLockedCounter: Sendable {
-    let value = Locked(0)
-    func swap(_ new: Int) -> Int { value.withLock { old in defer { old = new }; return old } }
 }

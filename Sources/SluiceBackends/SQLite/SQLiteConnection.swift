@@ -26,9 +26,14 @@ final class SQLiteConnection: @unchecked Sendable {
         sqlite3_close(db)
     }
 
-    func execute(_ sql: String) throws(SQLiteError) {
-        // No cached statement may still be running (a checkpoint or a COMMIT waits for them).
+    /// Ends every cached statement's run (one still stepping holds a read snapshot, which a
+    /// checkpoint or a COMMIT waits for).
+    func resetStatements() {
         for (_, stmt) in statements { sqlite3_reset(stmt) }
+    }
+
+    func execute(_ sql: String) throws(SQLiteError) {
+        resetStatements()
         var error: UnsafeMutablePointer<CChar>?
         let rc = sqlite3_exec(db, sql, nil, nil, &error)
         if rc != SQLITE_OK {

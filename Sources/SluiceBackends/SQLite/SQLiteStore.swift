@@ -102,13 +102,14 @@ public final class SQLiteStore: Sendable {
         var journalScheduled = false
         /// Why the last journal write failed (nil: it did not).
         var journalFailure: String?
-        var journaling = false
         /// Callers of `flush()` waiting: the writer stops gathering and commits.
         var flushWaiters = 0
         /// Journal bytes written since the writer last took a batch (past a bound it stops
         /// gathering, so that the journal files on disk stay bounded).
         var journaledSinceBatch = 0
-        func overBound(_ maxBytes: Int) -> Bool {
+        /// `journaling`: entry writes are in the journal, so only semantic changes count against
+        /// the half-second bound.
+        func overBound(_ maxBytes: Int, journaling: Bool) -> Bool {
             let unjournaled = journaling ? semantic.count : queuedWrites
             return queuedBytes + journalBuffer.readableBytes > maxBytes || unjournaled > maxQueuedWrites
                 || journalBuffer.readableBytes > SQLiteStore.maxUnjournaledBytes
@@ -288,10 +289,7 @@ public final class SQLiteStore: Sendable {
             pool.start()
             journalPool = pool
         }
-        state.withLock {
-            $0.bytesInFile = bytes
-            $0.journaling = journal != nil
-        }
+        state.withLock { $0.bytesInFile = bytes }
         if !leftover.isEmpty { try replayJournal(leftover.map(\.path)) }
     }
 
@@ -487,7 +485,7 @@ public final class SQLiteStore: Sendable {
             guard !s.closed else { return (false, false, .now) }
             add(&s)
             s.enqueued += 1
-            let admission: Admission = fsync == .always ? .whenDurable(s.enqueued) : s.overBound(maxPendingBytes) ? .whenRoom : .now
+            let admission: Admission = fsync == .always ? .whenDurable(s.enqueued) : overBound(&s) ? .whenRoom : .now
             var scheduleJournal = false
             if s.journalBuffer.readableBytes > 0 && !s.journalScheduled {
                 s.journalScheduled = true
@@ -536,7 +534,7 @@ public final class SQLiteStore: Sendable {
     public func room(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         let promise = eventLoop.makePromise(of: Void.self)
         let now = state.withLock { s -> Bool in
-            if !s.overBound(maxPendingBytes) || s.closed { return true }
+            if !overBound(&s) || s.closed { return true }
             s.roomWaiters.append(promise)
             return false
         }
@@ -609,15 +607,12 @@ public final class SQLiteStore: Sendable {
                     let seconds = Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18
                     s.counters.commitMicroseconds += Int(min(seconds * 1e6, 1e12))
                     if n >= 100, seconds > 0 { s.commitRate = 0.8 * s.commitRate + 0.2 * (Double(n) / seconds) }
-                    guard !s.overBound(maxPendingBytes) else { return [] }
+                    guard !overBound(&s) else { return [] }
                     defer { s.roomWaiters = [] }
                     return s.roomWaiters
                 }
                 for p in rooms { p.succeed(()) }
                 completeCommitted(through: ticket, failure: nil)
-                // A large batch's copies are free now: give the pages back to the system (glibc
-                // keeps them otherwise, and a burst of writes would stay in the resident size).
-                if n >= 10_000 { _ = malloc_trim(0) }
                 // With `everysec`, journal files go after the commit is synced (syncEverySecond).
                 if fsync == .no { journal?.deleteCommitted(through: ticket) }
                 backoff = 50_000
@@ -681,14 +676,14 @@ public final class SQLiteStore: Sendable {
                 let rooms = state.withLock { s -> [EventLoopPromise<Void>] in
                     s.journalFailure = nil
                     s.journaledSinceBatch += bytes.readableBytes
-                    guard !s.overBound(maxPendingBytes) else { return [] }
+                    guard !overBound(&s) else { return [] }
                     defer { s.roomWaiters = [] }
                     return s.roomWaiters
                 }
                 for p in rooms { p.succeed(()) }
                 backoff = 10_000
                 if fsync == .everysec, ContinuousClock.now - lastSync >= .seconds(1) {
-                    if let error = journal.sync() { logger.error("journal fdatasync failed", metadata: ["error": "\(error)", "path": "\(path)"]) }
+                    syncJournal(journal)
                     lastSync = .now
                 }
             } catch {
@@ -707,6 +702,15 @@ public final class SQLiteStore: Sendable {
                 backoff = min(backoff * 2, 1_000_000)
             }
         }
+    }
+
+    /// Whether acknowledgements wait for room (see ``State/overBound(_:journaling:)``). `inout`,
+    /// under the lock: a copy of the state would retain each of its collections on every write.
+    func overBound(_ s: inout State) -> Bool { s.overBound(maxPendingBytes, journaling: journal != nil) }
+
+    /// `fdatasync` of the journal's file, on the journal thread.
+    func syncJournal(_ journal: WriteJournal) {
+        if let error = journal.sync() { logger.error("journal fdatasync failed", metadata: ["error": "\(error)", "path": "\(path)"]) }
     }
 
     /// With the journal: waits (up to ``applyWindow``) for more entry writes before a commit, so
@@ -950,7 +954,7 @@ public final class SQLiteStore: Sendable {
     func checkpointSynced(mode: String) -> Bool {
         writer.withLock { db -> Bool in
             do {
-                try db.execute("SELECT 1")  // resets cached statements (none may hold a snapshot)
+                db.resetStatements()
                 let stmt = try db.statement("PRAGMA wal_checkpoint(\(mode))")
                 defer { stmt.finish() }
                 guard try stmt.step() else { return false }
@@ -967,9 +971,9 @@ public final class SQLiteStore: Sendable {
     /// calls this every second, so the last commits of a burst do not wait for the next write.
     public func syncIfDue() {
         if fsync == .everysec, let journal, let journalPool {
-            journalPool.submit { [logger, path] poolState in
+            journalPool.submit { [self] poolState in
                 guard case .active = poolState else { return }
-                if let error = journal.sync() { logger.error("journal fdatasync failed", metadata: ["error": "\(error)", "path": "\(path)"]) }
+                syncJournal(journal)
             }
         }
         guard fsync == .everysec, state.withLock({ $0.unsynced }) else { return }
@@ -1108,7 +1112,3 @@ extension SQLiteStore {
                 ("failing", failing ? 1 : 0), ("journal_unwritten_bytes", unjournaled)]
     }
 }
-
-/// glibc's `malloc_trim` (in <malloc.h>, which the Glibc module does not bring in).
-@_silgen_name("malloc_trim")
-private func malloc_trim(_ pad: Int) -> Int32

@@ -110,20 +110,9 @@ public struct VectorIndex: Sendable {
     public func search(_ query: [Float], k: Int, filter: (UInt64) -> Bool = { _ in true }) -> [Match] {
         guard query.count == dimension, k > 0, let q = Self.normalised(query, stride: stride) else { return [] }
         var top = TopK(k)
-        var scores = [Float](repeating: 0, count: Self.chunk)
-        vectors.withUnsafeBufferPointer { rows in
-            q.withUnsafeBufferPointer { qp in
-                scores.withUnsafeMutableBufferPointer { out in
-                    var start = 0
-                    while start < ids.count {
-                        let n = min(Self.chunk, ids.count - start)
-                        sluice_scan_f32(qp.baseAddress!, rows.baseAddress! + start * stride, n, stride, stride, out.baseAddress!)
-                        for j in 0..<n where filter(ids[start + j]) {
-                            top.offer(Match(id: ids[start + j], score: out[j]))
-                        }
-                        start += n
-                    }
-                }
+        Self.scanByChunks(vectors, q, count: ids.count, stride: stride, zero: Float(0), kernel: { sluice_scan_f32($0, $1, $2, $3, $4, $5) }) { start, scores in
+            for j in scores.indices where filter(ids[start + j]) {
+                top.offer(Match(id: ids[start + j], score: scores[j]))
             }
         }
         return top.sorted()
@@ -132,26 +121,39 @@ public struct VectorIndex: Sendable {
     /// Rows scored per kernel call: the scores fit in L1 next to the rows being read.
     static let chunk = 256
 
+    /// Scores the first `count` rows of `rows` (each `stride` lanes) against `query` with
+    /// `kernel`, ``chunk`` rows per call, and hands each chunk's scores to `body` with the index
+    /// of its first row.
+    static func scanByChunks<Lane, Score>(
+        _ rows: [Lane], _ query: [Lane], count: Int, stride: Int, zero: Score,
+        kernel: (UnsafePointer<Lane>, UnsafePointer<Lane>, Int, Int, Int, UnsafeMutablePointer<Score>) -> Void,
+        _ body: (Int, UnsafeBufferPointer<Score>) -> Void
+    ) {
+        var scores = [Score](repeating: zero, count: chunk)
+        rows.withUnsafeBufferPointer { rows in
+            query.withUnsafeBufferPointer { qp in
+                scores.withUnsafeMutableBufferPointer { out in
+                    var start = 0
+                    while start < count {
+                        let n = min(chunk, count - start)
+                        kernel(qp.baseAddress!, rows.baseAddress! + start * stride, n, stride, stride, out.baseAddress!)
+                        body(start, UnsafeBufferPointer(rebasing: out[0..<n]))
+                        start += n
+                    }
+                }
+            }
+        }
+    }
+
     /// The int8 scan: the best `candidates` by approximate score, re-ranked exactly; best first.
     public func searchQuantised(_ query: [Float], k: Int, candidates: Int = 64, filter: (UInt64) -> Bool = { _ in true }) -> [Match] {
         guard query.count == dimension, k > 0, let q = Self.normalised(query, stride: stride) else { return [] }
         let (qq, _) = Self.quantise(q)
         var rough = TopK(max(candidates, k))
-        var dots = [Int32](repeating: 0, count: Self.chunk)
-        quantized.withUnsafeBufferPointer { rows in
-            qq.withUnsafeBufferPointer { qp in
-                dots.withUnsafeMutableBufferPointer { out in
-                    var start = 0
-                    while start < ids.count {
-                        let n = min(Self.chunk, ids.count - start)
-                        sluice_scan_i8(qp.baseAddress!, rows.baseAddress! + start * stride, n, stride, stride, out.baseAddress!)
-                        for j in 0..<n where filter(ids[start + j]) {
-                            // Row index for the re-rank.
-                            rough.offer(Match(id: UInt64(start + j), score: Float(out[j]) * scales[start + j]))
-                        }
-                        start += n
-                    }
-                }
+        Self.scanByChunks(quantized, qq, count: ids.count, stride: stride, zero: Int32(0), kernel: { sluice_scan_i8($0, $1, $2, $3, $4, $5) }) { start, dots in
+            for j in dots.indices where filter(ids[start + j]) {
+                // Row index for the re-rank.
+                rough.offer(Match(id: UInt64(start + j), score: Float(dots[j]) * scales[start + j]))
             }
         }
         var top = TopK(k)
