@@ -334,6 +334,11 @@ struct SQLiteStoreTests {
         }
     }
 
+    @Test func everyRecordTheServerCanWriteReadsBack() {
+        // A key and a value of the largest --max-value-size (1 GiB each, plus the request's slack).
+        #expect(WriteJournal.maxRecordBytes >= 2 * (1 << 30) + (1 << 20))
+    }
+
     @Test func aTornJournalTailIsIgnoredAndWhatPrecedesItKept() throws {
         var buffer = ByteBuffer()
         for i in 0..<10 {

@@ -40,9 +40,10 @@ final class WriteJournal: @unchecked Sendable {
 
     /// This process's run: random, so that change numbers of different runs never mix.
     let run: UInt64
-    /// No record is larger than a value Sluice accepts plus its header; anything claiming more
-    /// is corruption.
-    static let maxRecordBytes = 600 << 20
+    /// The length field's own limit. A record holds a key and a value, each up to
+    /// `--max-value-size` (at most 1 GiB): 600 MiB here once made a larger value's record read
+    /// back as damage. Corruption is caught by the checksum, not by this.
+    static let maxRecordBytes = Int(UInt32.max)
 
     let prefix: String
     /// Written only on the journal thread.
