@@ -108,10 +108,13 @@ public final class SQLiteStore: Sendable {
         /// gathering, so that the journal files on disk stay bounded).
         var journaledSinceBatch = 0
         /// `journaling`: entry writes are in the journal, so only semantic changes count against
-        /// the half-second bound.
+        /// the half-second bound; all queued writes together are still held to about two seconds
+        /// of commits, which a shutdown commits before it exits (without that bound, 256 MiB of
+        /// them made SIGTERM take longer than 15 s in a debug build).
         func overBound(_ maxBytes: Int, journaling: Bool) -> Bool {
             let unjournaled = journaling ? semantic.count : queuedWrites
             return queuedBytes + journalBuffer.readableBytes > maxBytes || unjournaled > maxQueuedWrites
+                || (journaling && queuedWrites > 4 * maxQueuedWrites)
                 || journalBuffer.readableBytes > SQLiteStore.maxUnjournaledBytes
         }
     }
@@ -260,10 +263,9 @@ public final class SQLiteStore: Sendable {
         }
         // The writer's page cache holds the b-tree pages a batch of random keys touches (the
         // default 2 MiB made every commit re-read pages through the kernel: half the writer's
-        // time in pread, `perf`). With `everysec` the WAL is checkpointed once a second by
-        // `syncEverySecond`, so commits need not do it past 4 MiB.
+        // time in pread, `perf`). The WAL keeps SQLite's automatic checkpoint at 4 MiB: a larger
+        // one (64 MiB) left shutdown a checkpoint of tens of MiB to copy and sync.
         try writerConnection.execute("PRAGMA cache_size=-65536;")
-        if fsync == .everysec { try writerConnection.execute("PRAGMA wal_autocheckpoint=16384;") }
         let bytes = try Self.bytesInFile(writerConnection)
         writer = Locked(writerConnection)
         var readerConnections: [SQLiteConnection] = []
@@ -457,7 +459,11 @@ public final class SQLiteStore: Sendable {
         // take): under it, only its change number is set and its bytes copied.
         var record: ByteBuffer?
         if journal != nil {
+            // One allocation of the record's size (header, metadata, a tag, key, value).
+            var valueBytes = 0
+            if case .set(let value, _) = operation { valueBytes = value.readableBytes }
             var r = ByteBuffer()
+            r.reserveCapacity(64 + 256 + key.readableBytes + valueBytes)
             WriteJournal.append(change: 0, key: key, operation, to: &r)
             record = r
         }
@@ -715,14 +721,14 @@ public final class SQLiteStore: Sendable {
 
     /// With the journal: waits (up to ``applyWindow``) for more entry writes before a commit, so
     /// that a key written many times is committed once. Ends early when a quarter of the pending
-    /// bound is reached, when semantic changes wait (they are not journaled), when someone waits
-    /// in `flush()`, or at shutdown.
+    /// bound is reached, when semantic changes wait (they are not journaled), when writers wait
+    /// for room or someone waits in `flush()`, or at shutdown.
     func gatherForApplyWindow() {
         let deadline = ContinuousClock.now + applyWindow
         while ContinuousClock.now < deadline {
             let enough = state.withLock { s in
                 s.pendingBytes >= maxPendingBytes / 4 || !s.semantic.isEmpty || s.closing || s.closed || s.flushWaiters > 0
-                    || s.journaledSinceBatch >= Self.maxJournalBacklog
+                    || s.journaledSinceBatch >= Self.maxJournalBacklog || !s.roomWaiters.isEmpty
             }
             if enough { return }
             usleep(5_000)

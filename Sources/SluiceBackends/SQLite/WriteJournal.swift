@@ -144,9 +144,13 @@ final class WriteJournal: @unchecked Sendable {
             buffer.writeInteger(meta.expiresAt, endianness: .little)
             buffer.writeInteger(meta.tokens, endianness: .little)
             buffer.writeInteger(meta.cost.bitPattern, endianness: .little)
-            let tag = SavingsTags.shared.name(of: meta.tag).utf8
-            buffer.writeInteger(UInt8(min(tag.count, 255)))
-            buffer.writeBytes(tag.prefix(255))
+            if meta.tag == 0 {
+                buffer.writeInteger(UInt8(0))  // no tag: no lookup (the common case)
+            } else {
+                let tag = SavingsTags.shared.name(of: meta.tag).utf8
+                buffer.writeInteger(UInt8(min(tag.count, 255)))
+                buffer.writeBytes(tag.prefix(255))
+            }
             buffer.writeInteger(UInt32(key.readableBytes), endianness: .little)
             buffer.writeImmutableBuffer(key)
             buffer.writeImmutableBuffer(value)
