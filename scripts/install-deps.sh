@@ -30,6 +30,13 @@ if [ "${1:-}" = "--python" ]; then
     [ "${CI:-}" = "true" ] || $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
   fi
+  # The arm64 (NEON) vector kernels are checked by cross-compiling them and running them
+  # under qemu-user (tests/kernels/check-arm64.sh).
+  if ! command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || ! command -v qemu-aarch64 >/dev/null 2>&1; then
+    echo "==> apt-get install gcc-aarch64-linux-gnu qemu-user (for the arm64 kernel check)"
+    [ "${CI:-}" = "true" ] || $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user >/dev/null
+  fi
   if [ ! -x .venv-test/bin/python ]; then
     echo "==> python virtualenv .venv-test"
     if ! python3 -m venv .venv-test 2>/dev/null; then

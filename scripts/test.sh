@@ -2,7 +2,8 @@
 # Runs the whole test suite: installs what is missing, builds, runs the Swift tests, then
 # the end-to-end tests against a real sluice process with real clients (redis-cli,
 # redis-benchmark, redis-py) and a real redis-server started here on a free loopback port,
-# then the fuzzers for a minute.
+# then the fuzzers for a minute. The vector kernels are also checked for arm64, cross-compiled
+# and run under qemu-user (tests/kernels/check-arm64.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --python
@@ -15,6 +16,9 @@ swift test --skip-build 2>&1 | tee .build/swift-test.log | grep -E "^✘|^✔ Te
 if ! grep -qE "Test run with [0-9]+ tests? .*passed" .build/swift-test.log; then
   echo "swift test failed"; exit 1
 fi
+
+echo "==> vector kernels on arm64 (cross-compiled, under qemu-user) and on this CPU"
+tests/kernels/check-arm64.sh
 
 # A redis-server of our own for the tests that compare with Redis; stopped on exit.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -4,8 +4,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// Vector scan kernels, chosen at run time by what the CPU has (AVX-512 VNNI, AVX2, or a
-// portable loop), so that users need no build flag and one binary runs on every x86-64.
+// Vector scan kernels, chosen at run time by what the CPU has (x86-64: AVX-512 VNNI, AVX2;
+// arm64: NEON with or without the dot-product extension; else a portable loop), so that users
+// need no build flag and one binary runs on every CPU of its architecture.
 
 /// out[r] = dot(query, rows + r * stride) over `dimension` int8 lanes, for r in 0 ..< count.
 /// Lanes must lie in [-127, 127] (symmetric quantisation never writes -128).
@@ -14,8 +15,15 @@ void sluice_scan_i8(const int8_t *query, const int8_t *rows, size_t count, size_
 /// out[r] = dot(query, rows + r * stride) over `dimension` floats, for r in 0 ..< count.
 void sluice_scan_f32(const float *query, const float *rows, size_t count, size_t stride, size_t dimension, float *out);
 
-/// The kernels in use: "avx512-vnni", "avx2" or "portable". `force` (tests, benchmarks; for
-/// the calling thread only): 0 = best available, 1 = portable, 2 = avx2 (if the CPU has it).
+/// The same over the rows named by `rows` (an inverted list): out[r] = dot(query, base + rows[r] * stride).
+void sluice_gather_i8(const int8_t *query, const int8_t *base, const uint32_t *rows, size_t count, size_t stride,
+                      size_t dimension, int32_t *out);
+void sluice_gather_f32(const float *query, const float *base, const uint32_t *rows, size_t count, size_t stride,
+                       size_t dimension, float *out);
+
+/// The kernels in use: "avx512-vnni", "avx2", "neon-dotprod", "neon" or "portable". `force`
+/// (tests, benchmarks; for the calling thread only): 0 = best available, 1 = portable, 2 = the
+/// first vector level (avx2 or neon, if the CPU has it).
 const char *sluice_kernels_name(void);
 void sluice_kernels_force(int force);
 

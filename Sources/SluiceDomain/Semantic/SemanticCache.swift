@@ -15,6 +15,8 @@ public final class SemanticCache: Sendable {
         let judgedGood = Atomic<Int>(0), judgedBad = Atomic<Int>(0)
         /// Hits on entries stored with TOKENS, COST or TAG, by tag id.
         let saved = Locked<[UInt16: Savings]>([:])
+        /// Set while one caller trains the namespace's inverted lists (``partitionIfDue``).
+        let partitioning = Atomic<Bool>(false)
         /// Which making of the namespace this is (a dropped and re-made one is another).
         let generation: UInt64
         init(_ ns: SemanticNamespace, generation: UInt64) {
@@ -48,10 +50,14 @@ public final class SemanticCache: Sendable {
 
     /// The second stage of every lookup; nil: ``TrapGuard``'s checks only.
     public let verifier: PromptVerifier?
+    /// Entries from which a namespace's index is partitioned (``VectorIndex/listsFrom``; tests lower it).
+    let partitionFrom: Int
 
     public init(defaultMinScore: Float = 0.7, defaultMaxEntries: Int = 100_000, maxNamespaces: Int = 10_000,
-                maxTotalEntries: Int = 1_000_000, maxTotalBytes: Int = 1 << 30, verifier: PromptVerifier? = nil) {
+                maxTotalEntries: Int = 1_000_000, maxTotalBytes: Int = 1 << 30, verifier: PromptVerifier? = nil,
+                partitionFrom: Int = VectorIndex.listsFrom) {
         self.verifier = verifier
+        self.partitionFrom = max(partitionFrom, 1)
         self.defaultMinScore = defaultMinScore
         self.defaultMaxEntries = defaultMaxEntries
         self.maxNamespaces = maxNamespaces
@@ -75,17 +81,42 @@ public final class SemanticCache: Sendable {
         let (sum, overflow) = totalBytes.addingReportingOverflow(needed)
         let (excess, under) = sum.subtractingReportingOverflow(maxTotalBytes)
         let bytesToFree = overflow ? Int.max : under ? 0 : max(excess, 0)
-        return write(name) {
-            $0.set(prompt, response: response, vector: vector, embedder: embedder, scope: scope, createdAt: createdAt,
-                   expiresAt: expiresAt, worth: worth, cacheFull: full, bytesToFree: bytesToFree)
+        var due = false
+        let result = write(name) {
+            let r = $0.set(prompt, response: response, vector: vector, embedder: embedder, scope: scope, createdAt: createdAt,
+                           expiresAt: expiresAt, worth: worth, cacheFull: full, bytesToFree: bytesToFree)
+            due = $0.index?.wantsLists == true
+            return r
         } ?? .failure(.tooManyNamespaces(limit: maxNamespaces))
+        if due { partitionIfDue(name) }
+        return result
+    }
+
+    /// Gives a namespace that has grown to ``VectorIndex/listsFrom`` rows its inverted lists
+    /// (see ``VectorIndex``): the sample is copied under the read lock, k-means runs with no
+    /// lock (about a second at 512 lists × 16,384 rows of 384 dimensions: searches and writes
+    /// go on meanwhile), and the rows are assigned under the write lock (about 0.3 s at 32,768
+    /// rows). Once per namespace; a concurrent caller leaves it to the first.
+    func partitionIfDue(_ name: String) {
+        guard let s = slot(name, create: false), s.partitioning.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
+        defer { s.partitioning.store(false, ordering: .releasing) }
+        s.lock.lockRead()
+        let training = s.namespace.index?.wantsLists == true ? s.namespace.index?.listTraining(seed: s.generation) : nil
+        s.lock.unlock()
+        guard let training else { return }
+        let centroids = training.centroids()
+        s.lock.lockWrite()
+        defer { s.lock.unlock() }
+        if s.namespace.index?.wantsLists == true { s.namespace.installLists(centroids) }
     }
 
     func slot(_ name: String, create: Bool) -> Slot? {
         slots.withLock { all in
             if let s = all[name] { return s }
             guard create, all.count < maxNamespaces else { return nil }
-            let s = Slot(SemanticNamespace(maxEntries: defaultMaxEntries), generation: generations.add(1, ordering: .relaxed).newValue)
+            var ns = SemanticNamespace(maxEntries: defaultMaxEntries)
+            ns.partitionFrom = partitionFrom
+            let s = Slot(ns, generation: generations.add(1, ordering: .relaxed).newValue)
             all[name] = s
             return s
         }
@@ -200,6 +231,8 @@ public final class SemanticCache: Sendable {
         public var feedbackGood = 0, feedbackBad = 0
         /// Which making of the namespace (it changes when the namespace is dropped and made again).
         public var generation: UInt64 = 0
+        /// Inverted lists of the index (0: searched by an exact scan).
+        public var lists = 0
     }
 
     public func info(_ name: String) -> Info? {
@@ -211,7 +244,7 @@ public final class SemanticCache: Sendable {
                     maxEntries: ns.maxEntries, hits: s.hits.load(ordering: .relaxed), misses: s.misses.load(ordering: .relaxed),
                     traps: s.traps.load(ordering: .relaxed), evictions: ns.counters.evictions, expired: ns.counters.expired,
                     feedbackGood: s.judgedGood.load(ordering: .relaxed), feedbackBad: s.judgedBad.load(ordering: .relaxed),
-                    generation: s.generation)
+                    generation: s.generation, lists: ns.listCount)
     }
 
     /// Removes a whole namespace; how many entries it had.

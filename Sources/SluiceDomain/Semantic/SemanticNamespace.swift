@@ -60,6 +60,8 @@ public struct SemanticNamespace: Sendable {
     var order = Deque<UInt64>()
     var nextID: UInt64 = 1
     public var maxEntries: Int
+    /// Entries from which the index is partitioned (``VectorIndex/listsFrom``; tests lower it).
+    var partitionFrom = VectorIndex.listsFrom
     /// Per-namespace default for MINSCORE (nil: the server's default).
     public var minScore: Float?
     public var counters = Counters()
@@ -72,6 +74,11 @@ public struct SemanticNamespace: Sendable {
 
     public var count: Int { entries.count }
     public var dimension: Int? { index?.dimension }
+    /// Whether the index searches through inverted lists (and how many).
+    public var listCount: Int { index?.listCount ?? 0 }
+
+    /// Partitions the index by `centroids` (``SemanticCache`` trains them off the lock).
+    mutating func installLists(_ centroids: VectorIndex.ListCentroids) { index?.installLists(centroids) }
 
     static func key(_ prompt: String, _ scope: String) -> String { scope + "\u{0}" + prompt }
 
@@ -100,6 +107,7 @@ public struct SemanticNamespace: Sendable {
         if self.embedder == nil {
             self.embedder = embedder
             index = VectorIndex(dimension: vector.count)
+            index?.partitionFrom = partitionFrom
         }
         // A vector whose length overflows or underflows float32 cannot be normalised: refused
         // before anything changes (the client's VEC is checked at the edge too).

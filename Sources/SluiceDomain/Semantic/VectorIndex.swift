@@ -7,6 +7,11 @@ import CSluiceKernels
 /// per vector) that is four times smaller to scan; it picks the best `candidates` by the
 /// approximate score and re-ranks those exactly, so the scores it returns are exact.
 ///
+/// Large indexes add a partition of the rows into inverted lists (``InvertedLists``, an IVF
+/// index trained by k-means: `VectorIndex+Lists.swift`); the scope-filtered ``search(_:k:tag:now:)``
+/// then probes the lists nearest the query, scores their rows in int8 and re-ranks the best
+/// exactly, instead of reading every row.
+///
 /// Deletes are real: the last vector moves into the hole (no tombstones to skip). A plain value;
 /// the caller holds whatever lock it needs.
 public struct VectorIndex: Sendable {
@@ -22,6 +27,10 @@ public struct VectorIndex: Sendable {
     var tags: [UInt64] = []
     var expiries: [Int64] = []
     var position: [UInt64: Int] = [:]
+    /// The rows' partition, once trained (``installLists(_:)``).
+    var lists: InvertedLists?
+    /// Rows from which the index wants lists (``listsFrom``; tests lower it).
+    public var partitionFrom = VectorIndex.listsFrom
 
     public init(dimension: Int) {
         precondition(dimension > 0)
@@ -41,21 +50,33 @@ public struct VectorIndex: Sendable {
     public mutating func upsert(id: UInt64, vector: [Float], tag: UInt64 = 0, expiresAt: Int64 = 0) -> Bool {
         guard vector.count == dimension, let row = Self.normalised(vector, stride: stride) else { return false }
         let (q, scale) = Self.quantise(row)
-        if let i = position[id] {
+        let i = position[id] ?? ids.count
+        if i < ids.count {
             vectors.replaceSubrange(i * stride ..< (i + 1) * stride, with: row)
-            quantized.replaceSubrange(i * stride ..< (i + 1) * stride, with: q)
             scales[i] = scale
             tags[i] = tag
             expiries[i] = expiresAt
-            return true
+        } else {
+            position[id] = i
+            ids.append(id)
+            tags.append(tag)
+            expiries.append(expiresAt)
+            vectors.append(contentsOf: row)
+            scales.append(scale)
         }
-        position[id] = ids.count
-        ids.append(id)
-        tags.append(tag)
-        expiries.append(expiresAt)
-        vectors.append(contentsOf: row)
-        quantized.append(contentsOf: q)
-        scales.append(scale)
+        if lists == nil {
+            if i < quantized.count / stride {
+                quantized.replaceSubrange(i * stride ..< (i + 1) * stride, with: q)
+            } else {
+                quantized.append(contentsOf: q)
+            }
+        } else {
+            // Partitioned: the lists hold the int8 codes.
+            let data = InvertedLists.Row(code: q, scale: scale, tag: tag, expiresAt: expiresAt)
+            row.withUnsafeBufferPointer { p in
+                if i < lists!.rows { lists!.replace(row: i, vector: p.baseAddress!, data) } else { lists!.append(row: i, vector: p.baseAddress!, data) }
+            }
+        }
         return true
     }
 
@@ -63,15 +84,15 @@ public struct VectorIndex: Sendable {
     @discardableResult
     public mutating func remove(id: UInt64) -> Bool {
         guard let i = position.removeValue(forKey: id) else { return false }
+        lists?.remove(row: i)
         let last = ids.count - 1
+        let flat = lists == nil
         if i != last {
             let moved = ids[last]
             ids[i] = moved
             position[moved] = i
-            for j in 0..<stride {
-                vectors[i * stride + j] = vectors[last * stride + j]
-                quantized[i * stride + j] = quantized[last * stride + j]
-            }
+            for j in 0..<stride { vectors[i * stride + j] = vectors[last * stride + j] }
+            if flat { for j in 0..<stride { quantized[i * stride + j] = quantized[last * stride + j] } }
             scales[i] = scales[last]
             tags[i] = tags[last]
             expiries[i] = expiries[last]
@@ -80,7 +101,7 @@ public struct VectorIndex: Sendable {
         tags.removeLast()
         expiries.removeLast()
         vectors.removeLast(stride)
-        quantized.removeLast(stride)
+        if flat { quantized.removeLast(stride) }
         scales.removeLast()
         return true
     }
@@ -89,9 +110,15 @@ public struct VectorIndex: Sendable {
 
     // MARK: Search
 
-    /// The `k` most similar rows tagged `tag` and not expired at `now`, best first (exact scan).
+    /// The `k` most similar rows tagged `tag` and not expired at `now`, best first: through the
+    /// inverted lists when the index has them and they hold `k` such rows near the query, else
+    /// by an exact scan of the rows with that tag.
     public func search(_ query: [Float], k: Int, tag: UInt64, now: Int64) -> [Match] {
         guard query.count == dimension, k > 0, let q = Self.normalised(query, stride: stride) else { return [] }
+        if lists != nil {
+            let found = searchLists(q, k: k, probes: probes, candidates: max(Self.reranked, k), tag: tag, now: now)
+            if found.count == k { return found }
+        }
         var top = TopK(k)
         vectors.withUnsafeBufferPointer { rows in
             q.withUnsafeBufferPointer { qp in
@@ -146,8 +173,13 @@ public struct VectorIndex: Sendable {
     }
 
     /// The int8 scan: the best `candidates` by approximate score, re-ranked exactly; best first.
+    /// (With lists, `filter` applies after the re-rank: benchmarks and tests pass none.)
     public func searchQuantised(_ query: [Float], k: Int, candidates: Int = 64, filter: (UInt64) -> Bool = { _ in true }) -> [Match] {
         guard query.count == dimension, k > 0, let q = Self.normalised(query, stride: stride) else { return [] }
+        if let lists {
+            // The flat int8 copy is gone: every list probed is the same scan.
+            return searchLists(q, k: k, probes: lists.count, candidates: candidates, tag: nil, now: 0).filter { filter($0.id) }
+        }
         let (qq, _) = Self.quantise(q)
         var rough = TopK(max(candidates, k))
         Self.scanByChunks(quantized, qq, count: ids.count, stride: stride, zero: Int32(0), kernel: { sluice_scan_i8($0, $1, $2, $3, $4, $5) }) { start, dots in

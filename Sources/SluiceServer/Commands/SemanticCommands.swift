@@ -159,7 +159,7 @@ struct SemanticCommands: CommandGroup {
     }
 
     static func writeInfo(_ i: SemanticCache.Info, _ out: inout RESPWriter) {
-        out.writeRESPMapHeader(12)
+        out.writeRESPMapHeader(13)
         out.writeRESPBulk("entries"); out.writeRESPInteger(i.entries)
         out.writeRESPBulk("dimension"); if let d = i.dimension { out.writeRESPInteger(d) } else { out.writeRESPNull() }
         out.writeRESPBulk("embedder"); if let e = i.embedder { out.writeRESPBulk(e) } else { out.writeRESPNull() }
@@ -173,6 +173,7 @@ struct SemanticCommands: CommandGroup {
         out.writeRESPBulk("expired"); out.writeRESPInteger(i.expired)
         out.writeRESPBulk("feedback_good"); out.writeRESPInteger(i.feedbackGood)
         out.writeRESPBulk("feedback_bad"); out.writeRESPInteger(i.feedbackBad)
+        out.writeRESPBulk("lists"); out.writeRESPInteger(i.lists)
     }
 
     /// SCOPE, MINSCORE and VEC, in any order, plus what the command adds (`extra`).
