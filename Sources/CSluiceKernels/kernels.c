@@ -10,20 +10,16 @@
 #endif
 #endif
 
-// Each level has one function per row (`dot_*`); the contiguous scan and the gathered scan
-// (rows picked by index: an inverted list) are the same loop around it.
+// Each level has one function per row (`dot_*`) and the scan is the same loop around it.
 #define SCAN_LOOPS(attr, level, name, lane, acc)                                                           \
     attr static void scan_##name##_##level(const lane *q, const lane *rows, size_t count, size_t stride,   \
                                            size_t dim, acc *out) {                                        \
         for (size_t r = 0; r < count; r++) out[r] = dot_##name##_##level(q, rows + r * stride, dim);       \
-    }                                                                                                     \
-    attr static void gather_##name##_##level(const lane *q, const lane *base, const uint32_t *rows,       \
-                                             size_t count, size_t stride, size_t dim, acc *out) {         \
-        for (size_t r = 0; r < count; r++) out[r] = dot_##name##_##level(q, base + (size_t)rows[r] * stride, dim); \
     }
 
 // ---- portable -------------------------------------------------------------------------------
 
+// int32 holds the sum up to 133,000 lanes of ±127 × ±127; vectors have at most 4,096.
 static inline int32_t dot_int8_portable(const int8_t *q, const int8_t *row, size_t dim) {
     int32_t acc = 0;
     for (size_t i = 0; i < dim; i++) acc += (int32_t)q[i] * (int32_t)row[i];
@@ -278,19 +274,6 @@ void sluice_scan_i8(const int8_t *query, const int8_t *rows, size_t count, size_
     }
 }
 
-void sluice_gather_i8(const int8_t *query, const int8_t *base, const uint32_t *rows, size_t count, size_t stride,
-                      size_t dimension, int32_t *out) {
-    switch (level_now()) {
-#if defined(__x86_64__)
-    case VNNI: gather_int8_vnni(query, base, rows, count, stride, dimension, out); return;
-    case AVX2: gather_int8_avx2(query, base, rows, count, stride, dimension, out); return;
-#elif defined(__aarch64__)
-    case SDOT: gather_int8_sdot(query, base, rows, count, stride, dimension, out); return;
-    case NEON: gather_int8_neon(query, base, rows, count, stride, dimension, out); return;
-#endif
-    default: gather_int8_portable(query, base, rows, count, stride, dimension, out); return;
-    }
-}
 
 void sluice_scan_f32(const float *query, const float *rows, size_t count, size_t stride, size_t dimension, float *out) {
     switch (level_now()) {
@@ -305,16 +288,3 @@ void sluice_scan_f32(const float *query, const float *rows, size_t count, size_t
     }
 }
 
-void sluice_gather_f32(const float *query, const float *base, const uint32_t *rows, size_t count, size_t stride,
-                       size_t dimension, float *out) {
-    switch (level_now()) {
-#if defined(__x86_64__)
-    case VNNI: gather_float_vnni(query, base, rows, count, stride, dimension, out); return;
-    case AVX2: gather_float_avx2(query, base, rows, count, stride, dimension, out); return;
-#elif defined(__aarch64__)
-    case SDOT:
-    case NEON: gather_float_neon(query, base, rows, count, stride, dimension, out); return;
-#endif
-    default: gather_float_portable(query, base, rows, count, stride, dimension, out); return;
-    }
-}

@@ -64,12 +64,17 @@ public final class SluiceNode: Sendable {
         // semantic lane never delays a health probe.
         let operationsPool = NIOThreadPool(numberOfThreads: 1)
         operationsPool.start()
+        // Inverted lists of large semantic namespaces are built here: seconds of k-means must
+        // not hold up a lane (and every namespace behind it).
+        let indexPool = NIOThreadPool(numberOfThreads: 1)
+        indexPool.start()
         let limiter = RateLimiter(maxKeys: configuration.maxLimitKeys, reservationTTL: configuration.reservationTTLMilliseconds)
         let registry = BreakerRegistry(maxBreakers: configuration.maxBreakers)
         let semanticCache = SemanticCache(defaultMinScore: configuration.semanticMinScore, defaultMaxEntries: configuration.semanticMaxEntries,
                                           maxNamespaces: configuration.semanticMaxNamespaces, maxTotalEntries: configuration.semanticMaxTotalEntries,
                                      maxTotalBytes: configuration.semanticMaxMemory,
-                                     verifier: configuration.semanticVerifier == .wordnet ? PromptVerifier.builtIn : nil)
+                                     verifier: configuration.semanticVerifier == .wordnet ? PromptVerifier.builtIn : nil,
+                                     background: { work in indexPool.submit { if $0 == .active { work() } } })
         let embedder = Self.loadEmbedder(logger: logger)
 
         var store: SQLiteStore?
@@ -165,7 +170,7 @@ public final class SluiceNode: Sendable {
             redis?.invalidations.close()
             redis?.client.close()
             await store?.close()
-            for lane in lanes + [operationsPool] { try? await lane.shutdownGracefully() }
+            for lane in lanes + [operationsPool, indexPool] { try? await lane.shutdownGracefully() }
             try? await group.shutdownGracefully()
             throw error
         }
@@ -173,7 +178,7 @@ public final class SluiceNode: Sendable {
                                                logger: logger, intervalMilliseconds: configuration.sweepIntervalMilliseconds,
                                                eventLoop: group.any())
         let node = SluiceNode(listener: listener, http: http, counters: counters, group: group, housekeeping: housekeeping, store: store,
-                              redis: redis, lanes: lanes + [operationsPool], exporter: exporter, policies: policies,
+                              redis: redis, lanes: lanes + [operationsPool, indexPool], exporter: exporter, policies: policies,
                               dashboard: http == nil ? nil : DashboardService(feed: feed), applier: applier)
         return node
     }

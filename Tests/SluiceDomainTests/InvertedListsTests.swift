@@ -1,3 +1,5 @@
+import Dispatch
+import Foundation
 import NIOCore
 import Testing
 @testable import SluiceDomain
@@ -14,47 +16,99 @@ import Testing
         }
     }
 
-    /// Every row is in exactly one list, with its own code, scale, tag and expiry, after a long
-    /// random sequence of inserts, replacements and deletes (which move the last row into the hole).
+    /// The partition's invariants: every id in exactly one list, at its recorded place, with its
+    /// own code, scale, tag and expiry, in the list of its nearest centroid; no other ids.
+    static func expectExactPartition(_ index: VectorIndex, sourceLocation: SourceLocation = #_sourceLocation) {
+        guard let lists = index.lists else { Issue.record("no lists", sourceLocation: sourceLocation); return }
+        #expect(lists.isConsistent(), sourceLocation: sourceLocation)
+        #expect(lists.entries == index.count, sourceLocation: sourceLocation)
+        index.vectors.withUnsafeBufferPointer { rows in
+            for (r, id) in index.ids.enumerated() {
+                guard let l = lists.list(of: id) else { Issue.record("\(id) in no list", sourceLocation: sourceLocation); continue }
+                #expect(l == lists.nearest(rows.baseAddress! + r * index.stride), sourceLocation: sourceLocation)
+                let members = lists.lists[l]
+                guard let j = members.ids.firstIndex(of: id) else { continue }
+                let (code, scale) = VectorIndex.quantise(Array(rows[r * index.stride ..< (r + 1) * index.stride]))
+                #expect(Array(members.codes[j * index.stride ..< (j + 1) * index.stride]) == code, sourceLocation: sourceLocation)
+                #expect(members.scales[j] == scale && members.tags[j] == index.tags[r] && members.expiries[j] == index.expiries[r],
+                        sourceLocation: sourceLocation)
+            }
+        }
+    }
+
+    /// A random change: insert, replace (new vector, tag and expiry) or delete (which moves the
+    /// index's last row into the hole).
+    static func change(_ index: inout VectorIndex, _ live: inout Set<Int>, dim: Int, step: Int, rng: inout SplitMix64) {
+        let id = Int(rng.next() % 900)
+        if rng.next() % 3 == 0 {
+            #expect(index.remove(id: UInt64(id)) == live.contains(id))
+            live.remove(id)
+        } else {
+            let v = (0..<dim).map { _ in Float.random(in: -1...1, using: &rng) }
+            index.upsert(id: UInt64(id), vector: v, tag: UInt64((id + step) % 3), expiresAt: Int64(step))
+            live.insert(id)
+        }
+    }
+
+    /// The lists stay an exact partition through a long random sequence of changes.
     @Test func listsStayAnExactPartitionThroughChanges() {
         var rng = SplitMix64(seed: 11)
         var index = VectorIndex(dimension: 40)
-        let vectors = Self.clustered(600, dim: 40, topics: 12, rng: &rng)
-        for (i, v) in vectors.enumerated() { index.upsert(id: UInt64(i), vector: v, tag: UInt64(i % 3)) }
+        for (i, v) in Self.clustered(600, dim: 40, topics: 12, rng: &rng).enumerated() { index.upsert(id: UInt64(i), vector: v, tag: UInt64(i % 3)) }
         index.buildLists(lists: 16, seed: 3)
         #expect(index.listCount == 16)
         #expect(index.quantized.isEmpty)  // the lists hold the codes now
+        Self.expectExactPartition(index)
         var live = Set(0..<600)
-        for step in 0..<3_000 {
-            let id = Int(rng.next() % 900)
-            switch rng.next() % 3 {
-            case 0:
-                let removed = index.remove(id: UInt64(id))
-                #expect(removed == live.contains(id))
-                live.remove(id)
-            default:
-                let v = (0..<40).map { _ in Float.random(in: -1...1, using: &rng) }
-                index.upsert(id: UInt64(id), vector: v, tag: UInt64(id % 3), expiresAt: Int64(step))
-                live.insert(id)
-            }
+        for step in 0..<2_000 {
+            Self.change(&index, &live, dim: 40, step: step, rng: &rng)
+            if step % 97 == 0 { Self.expectExactPartition(index) }
         }
-        let lists = index.lists!
-        #expect(lists.rows == index.count)
-        var seen = [Int](repeating: 0, count: index.count)
-        for members in lists.lists {
-            #expect(members.codes.count == members.count * index.stride)
-            for j in 0..<members.count {
-                let row = Int(members.rows[j])
-                seen[row] += 1
-                let (code, scale) = VectorIndex.quantise(Array(index.vectors[row * index.stride ..< (row + 1) * index.stride]))
-                #expect(Array(members.codes[j * index.stride ..< (j + 1) * index.stride]) == code)
-                #expect(members.scales[j] == scale)
-                #expect(members.tags[j] == index.tags[row])
-                #expect(members.expiries[j] == index.expiries[row])
-            }
-        }
-        #expect(seen.allSatisfy { $0 == 1 })
+        Self.expectExactPartition(index)
         #expect(Set(index.ids.map { Int($0) }) == live)
+        // Emptied, then grown again: the lists follow.
+        for id in live { index.remove(id: UInt64(id)) }
+        #expect(index.count == 0 && index.lists!.entries == 0)
+        for i in 0..<50 { index.upsert(id: UInt64(i), vector: (0..<40).map { _ in Float.random(in: -1...1, using: &rng) }) }
+        Self.expectExactPartition(index)
+    }
+
+    /// The server builds a partition range by range while the index changes under it (rows
+    /// deleted move the last row into ranges already assigned): what it installs is exact.
+    @Test func aPartitionBuiltWhileTheIndexChangesIsExact() {
+        var rng = SplitMix64(seed: 17)
+        var index = VectorIndex(dimension: 24)
+        for (i, v) in Self.clustered(800, dim: 24, topics: 10, rng: &rng).enumerated() { index.upsert(id: UInt64(i), vector: v) }
+        var live = Set(0..<800)
+        guard var builder = index.beginPartition(lists: 20, seed: 4) else { Issue.record("not begun"); return }
+        #expect(index.beginPartition(seed: 5) == nil)  // one at a time
+        #expect(!index.wantsLists)
+        builder.train()
+        var start = 0
+        var step = 0
+        while start < index.count {
+            index.assign(start ..< start + 100, into: &builder)
+            start += 100
+            for _ in 0..<40 {
+                Self.change(&index, &live, dim: 24, step: step, rng: &rng)
+                step += 1
+            }
+        }
+        let installed = index.finishPartition(builder)
+        #expect(installed)
+        Self.expectExactPartition(index)
+        #expect(Set(index.ids.map { Int($0) }) == live)
+        // Nothing to finish twice; an untrained builder or one of another shape is refused.
+        let twice = index.finishPartition(builder)
+        #expect(!twice)
+        var other = VectorIndex(dimension: 7)
+        other.upsert(id: 1, vector: [1, 2, 3, 4, 5, 6, 7])
+        let untrained = other.beginPartition(seed: 1)!
+        let fromUntrained = other.finishPartition(untrained)
+        _ = other.beginPartition(seed: 1)
+        let fromAnotherShape = other.finishPartition(builder)
+        #expect(!fromUntrained && !fromAnotherShape)
+        #expect(!other.isPartitioned)
     }
 
     /// Probing every list reads every row: the same answers as the exact scan.
@@ -106,8 +160,7 @@ import Testing
         }
     }
 
-    /// k-means: centroids of unit length, one per list asked (at most one per sample row), and
-    /// distinct starting rows even when the sample is as small as the list count.
+    /// k-means: centroids of unit length, one per list asked (at most one per sample row).
     @Test func trainingGivesUnitCentroids() {
         var rng = SplitMix64(seed: 15)
         var index = VectorIndex(dimension: 20)
@@ -120,15 +173,10 @@ import Testing
             for j in 0..<20 { norm += lists.centroids[c * index.stride + j] * lists.centroids[c * index.stride + j] }
             #expect(abs(norm - 1) < 1e-3)
         }
-        // Centroids of another shape are refused, not trapped on.
-        var other = VectorIndex(dimension: 7)
-        other.upsert(id: 1, vector: [1, 2, 3, 4, 5, 6, 7])
-        let installed = other.installLists(index.listTraining(seed: 1)!.centroids())
-        #expect(!installed)
-        #expect(!other.isPartitioned)
+        Self.expectExactPartition(index)
     }
 
-    /// The cache partitions a namespace once it reaches its threshold, off the write lock, and
+    /// The cache partitions a namespace once it reaches its threshold, on its background, and
     /// lookups keep answering from it (a stored prompt is still its own best match).
     @Test func theCachePartitionsALargeNamespace() {
         let cache = SemanticCache(partitionFrom: 700)
@@ -145,6 +193,45 @@ import Testing
                 Issue.record("no hit for \(i)"); continue
             }
             #expect(m.entry.prompt == "prompt \(i)")
+        }
+    }
+
+    /// The background build on another thread while this one keeps writing, deleting, reading
+    /// and dropping another namespace (run under TSan by scripts/sanitizers.sh): the lists come
+    /// out exact and every live entry is found.
+    @Test func aBackgroundPartitionRacesWritesSafely() {
+        let done = DispatchSemaphore(value: 0)
+        let cache = SemanticCache(partitionFrom: 600, background: { work in
+            Thread.detachNewThread {
+                work()
+                done.signal()
+            }
+        })
+        var rng = SplitMix64(seed: 18)
+        let vectors = Self.clustered(1_500, dim: 128, topics: 30, rng: &rng)
+        func put(_ i: Int, _ ns: String = "big") {
+            _ = cache.set(ns, prompt: "p\(i)", response: ByteBuffer(string: "a\(i)"), vector: vectors[i], embedder: "client",
+                          scope: "", createdAt: 0, expiresAt: 0)
+        }
+        for i in 0..<600 { put(i) }  // the 600th set starts the build
+        for i in 600..<1_500 {
+            put(i)
+            if i % 3 == 0 { _ = cache.write("big", create: false) { $0.delete("p\(i - 300)", scope: "") } }
+            if i % 50 == 0 {
+                put(i, "other")
+                _ = cache.drop("other")
+            }
+            _ = cache.get("big", prompt: "p\(i)", vector: vectors[i], embedder: "client", scope: "", minScore: 0.7, now: 1)
+        }
+        #expect(done.wait(timeout: .now() + 60) == .success)
+        #expect(cache.info("big")!.lists > 0)
+        cache.read("big") { ns in Self.expectExactPartition(ns.index!) }
+        for i in stride(from: 1_499, to: 0, by: -41) where !(i >= 300 && i < 1_200 && (i + 300) % 3 == 0) {
+            guard case .success(.hit(let m)) = cache.get("big", prompt: "p\(i)", vector: vectors[i], embedder: "client", scope: "",
+                                                        minScore: 0.7, now: 1) else {
+                Issue.record("no hit for p\(i)"); continue
+            }
+            #expect(m.entry.prompt == "p\(i)")
         }
     }
 }

@@ -41,31 +41,6 @@ import Testing
         }
     }
 
-    /// The gathered scans (inverted lists name their rows) give the contiguous scan's answers
-    /// for the rows named, in the order named, repeats included.
-    @Test func gatheredScansMatchTheContiguousOnes() {
-        var rng = SplitMix64(seed: 10)
-        defer { VectorIndex.useKernels(.best) }
-        for dim in Self.dimensions {
-            let stride = dim + 5, count = 29
-            let q = (0..<dim).map { _ in Int8(Int(rng.next() % 255) - 127) }
-            let rows = (0..<(count * stride)).map { _ in Int8(Int(rng.next() % 255) - 127) }
-            let fq = q.map { Float($0) / 127 }, frows = rows.map { Float($0) / 127 }
-            let picked = (0..<40).map { _ in UInt32(rng.next() % UInt64(count)) }
-            for level in levels() {
-                VectorIndex.useKernels(level)
-                var all = [Int32](repeating: 0, count: count), fall = [Float](repeating: 0, count: count)
-                sluice_scan_i8(q, rows, count, stride, dim, &all)
-                sluice_scan_f32(fq, frows, count, stride, dim, &fall)
-                var out = [Int32](repeating: -1, count: picked.count), fout = [Float](repeating: .nan, count: picked.count)
-                sluice_gather_i8(q, rows, picked, picked.count, stride, dim, &out)
-                sluice_gather_f32(fq, frows, picked, picked.count, stride, dim, &fout)
-                #expect(out == picked.map { all[Int($0)] }, "dim \(dim), kernels \(VectorIndex.kernels)")
-                #expect(fout == picked.map { fall[Int($0)] }, "dim \(dim), kernels \(VectorIndex.kernels)")
-            }
-        }
-    }
-
     @Test func floatScanMatchesThePlainLoop() {
         var rng = SplitMix64(seed: 8)
         defer { VectorIndex.useKernels(.best) }

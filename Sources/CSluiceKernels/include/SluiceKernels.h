@@ -15,11 +15,6 @@ void sluice_scan_i8(const int8_t *query, const int8_t *rows, size_t count, size_
 /// out[r] = dot(query, rows + r * stride) over `dimension` floats, for r in 0 ..< count.
 void sluice_scan_f32(const float *query, const float *rows, size_t count, size_t stride, size_t dimension, float *out);
 
-/// The same over the rows named by `rows` (an inverted list): out[r] = dot(query, base + rows[r] * stride).
-void sluice_gather_i8(const int8_t *query, const int8_t *base, const uint32_t *rows, size_t count, size_t stride,
-                      size_t dimension, int32_t *out);
-void sluice_gather_f32(const float *query, const float *base, const uint32_t *rows, size_t count, size_t stride,
-                       size_t dimension, float *out);
 
 /// The kernels in use: "avx512-vnni", "avx2", "neon-dotprod", "neon" or "portable". `force`
 /// (tests, benchmarks; for the calling thread only): 0 = best available, 1 = portable, 2 = the

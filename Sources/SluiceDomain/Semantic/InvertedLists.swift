@@ -5,39 +5,39 @@ import CSluiceKernels
 /// centroids nearest the query. With `L` lists and `p` probed, a search reads about `p / L` of
 /// the rows, and misses a best row only when it lies in a list the query did not probe.
 ///
-/// Each list keeps its rows' int8 codes, scales, tags and expiry times side by side, so a probe
-/// reads memory in order (a list of row numbers into the index's arrays made every row a cache
-/// miss: 1,000,000 rows searched in 5.9 ms instead of the target's 5). The index keeps the
-/// float rows for the exact re-rank; its own flat int8 copy is dropped once it has lists.
+/// Each list keeps its entries' int8 codes, scales, tags and expiry times side by side, so a
+/// probe reads memory in order (a list of row numbers into the index's arrays made every row a
+/// cache miss: 1,000,000 rows searched in 5.9 ms instead of 2.9). The index keeps the float
+/// rows for the exact re-rank; its own flat int8 copy is dropped once it has lists.
 ///
 /// The centroids come from spherical k-means over a sample of the rows (``train``) and do not
 /// move afterwards: new rows join the list of their nearest centroid, so the lists stay exact
-/// as a partition even when they grow unevenly. Row numbers are the index's; the index tells
-/// this value when a row is added, replaced, or moved into a hole.
+/// as a partition even when they grow unevenly. Entries are known by the index's ids.
 struct InvertedLists: Sendable {
     let stride: Int
     let dimension: Int
     /// `count × stride` floats, unit length.
     let centroids: [Float]
     private(set) var lists: [Members]
-    /// Per row: its list and its place in that list (so a removal is O(1)).
-    private var listOf: [UInt32] = []
-    private var slotOf: [UInt32] = []
+    /// Per id: its list (high 32 bits) and its place in that list (low 32 bits), so a removal is
+    /// O(1). Keyed by id, not row, so that lists built from a snapshot of the index stay valid
+    /// when the index moves rows (``VectorIndex/remove(id:)`` fills holes with its last row).
+    private var places: [UInt64: UInt64] = [:]
 
-    /// One list's rows, each with what a probe reads.
+    /// One list's entries, each with what a probe reads.
     struct Members: Sendable {
-        var rows: [UInt32] = []
-        /// `rows.count × stride` int8 lanes.
+        var ids: [UInt64] = []
+        /// `ids.count × stride` int8 lanes.
         var codes: [Int8] = []
         var scales: [Float] = []
         var tags: [UInt64] = []
         var expiries: [Int64] = []
 
-        var count: Int { rows.count }
+        var count: Int { ids.count }
     }
 
-    /// What a list holds of one row.
-    struct Row {
+    /// What a list holds of one entry.
+    struct Entry {
         var code: [Int8]
         var scale: Float
         var tag: UInt64
@@ -45,7 +45,7 @@ struct InvertedLists: Sendable {
     }
 
     var count: Int { lists.count }
-    var rows: Int { listOf.count }
+    var entries: Int { places.count }
 
     init(centroids: [Float], stride: Int, dimension: Int) {
         precondition(!centroids.isEmpty && centroids.count % stride == 0)
@@ -81,68 +81,57 @@ struct InvertedLists: Sendable {
         return top.sorted().map { Int($0.id) }
     }
 
-    /// Row `row` (the next row number) joins the list nearest `vector`.
-    mutating func append(row: Int, vector: UnsafePointer<Float>, _ data: Row) {
-        precondition(row == listOf.count)
-        listOf.append(0)
-        slotOf.append(0)
-        join(row, list: nearest(vector), data)
+    /// Adds `id` (or moves it, when it is already here) to the list nearest `vector`.
+    mutating func upsert(_ id: UInt64, vector: UnsafePointer<Float>, _ entry: Entry) {
+        remove(id)
+        let list = nearest(vector)
+        places[id] = UInt64(list) << 32 | UInt64(lists[list].count)
+        lists[list].ids.append(id)
+        lists[list].codes.append(contentsOf: entry.code)
+        lists[list].scales.append(entry.scale)
+        lists[list].tags.append(entry.tag)
+        lists[list].expiries.append(entry.expiresAt)
     }
 
-    /// Row `row` has a new vector and data: it moves to the list nearest it.
-    mutating func replace(row: Int, vector: UnsafePointer<Float>, _ data: Row) {
-        leave(row)
-        join(row, list: nearest(vector), data)
-    }
-
-    /// Row `row` is deleted and the last row moves into its place (as ``VectorIndex/remove(id:)``
-    /// does with the vectors).
-    mutating func remove(row: Int) {
-        let last = listOf.count - 1
-        leave(row)
-        if row != last {
-            let list = Int(listOf[last]), slot = Int(slotOf[last])
-            lists[list].rows[slot] = UInt32(row)
-            listOf[row] = UInt32(list)
-            slotOf[row] = UInt32(slot)
-        }
-        listOf.removeLast()
-        slotOf.removeLast()
-    }
-
-    private mutating func join(_ row: Int, list: Int, _ data: Row) {
-        listOf[row] = UInt32(list)
-        slotOf[row] = UInt32(lists[list].count)
-        lists[list].rows.append(UInt32(row))
-        lists[list].codes.append(contentsOf: data.code)
-        lists[list].scales.append(data.scale)
-        lists[list].tags.append(data.tag)
-        lists[list].expiries.append(data.expiresAt)
-    }
-
-    /// Takes `row` out of its list; the list's last member fills the slot.
-    private mutating func leave(_ row: Int) {
-        let list = Int(listOf[row]), slot = Int(slotOf[row])
+    /// Takes `id` out of its list; the list's last member fills its place.
+    mutating func remove(_ id: UInt64) {
+        guard let place = places.removeValue(forKey: id) else { return }
+        let list = Int(place >> 32), slot = Int(place & 0xFFFF_FFFF)
         let last = lists[list].count - 1
         if slot != last {
-            let moved = lists[list].rows[last]
-            lists[list].rows[slot] = moved
+            let moved = lists[list].ids[last]
+            lists[list].ids[slot] = moved
             for j in 0..<stride { lists[list].codes[slot * stride + j] = lists[list].codes[last * stride + j] }
             lists[list].scales[slot] = lists[list].scales[last]
             lists[list].tags[slot] = lists[list].tags[last]
             lists[list].expiries[slot] = lists[list].expiries[last]
-            slotOf[Int(moved)] = UInt32(slot)
+            places[moved] = UInt64(list) << 32 | UInt64(slot)
         }
-        lists[list].rows.removeLast()
+        lists[list].ids.removeLast()
         lists[list].codes.removeLast(stride)
         lists[list].scales.removeLast()
         lists[list].tags.removeLast()
         lists[list].expiries.removeLast()
     }
 
-    /// The rows of the `probes` lists nearest `query` (float, normalised; `code` its int8 form)
-    /// that are tagged `tag` (any, when nil) and not expired at `now`, offered to `rough` with
-    /// their approximate scores (the id of a match is the row number).
+    /// The list `id` is in (tests).
+    func list(of id: UInt64) -> Int? { places[id].map { Int($0 >> 32) } }
+
+    /// Whether every id's recorded place holds it, and every member is recorded (tests).
+    func isConsistent() -> Bool {
+        var members = 0
+        for (l, m) in lists.enumerated() {
+            guard m.codes.count == m.count * stride, m.scales.count == m.count, m.tags.count == m.count,
+                  m.expiries.count == m.count else { return false }
+            for (slot, id) in m.ids.enumerated() where places[id] != UInt64(l) << 32 | UInt64(slot) { return false }
+            members += m.count
+        }
+        return members == places.count
+    }
+
+    /// The entries of the `probes` lists nearest `query` (float, normalised; `code` its int8
+    /// form) that are tagged `tag` (any, when nil) and not expired at `now`, offered to `rough`
+    /// with their approximate scores.
     func probe(_ query: UnsafePointer<Float>, code: UnsafePointer<Int8>, probes: Int, tag: UInt64?, now: Int64,
                into rough: inout TopK) {
         var dots = [Int32]()
@@ -159,7 +148,7 @@ struct InvertedLists: Sendable {
                 if let tag, members.tags[j] != tag { continue }
                 let expiry = members.expiries[j]
                 guard expiry == 0 || expiry > now else { continue }
-                rough.offer(VectorIndex.Match(id: UInt64(members.rows[j]), score: Float(dots[j]) * members.scales[j]))
+                rough.offer(VectorIndex.Match(id: members.ids[j], score: Float(dots[j]) * members.scales[j]))
             }
         }
     }

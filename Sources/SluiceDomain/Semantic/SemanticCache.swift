@@ -15,8 +15,9 @@ public final class SemanticCache: Sendable {
         let judgedGood = Atomic<Int>(0), judgedBad = Atomic<Int>(0)
         /// Hits on entries stored with TOKENS, COST or TAG, by tag id.
         let saved = Locked<[UInt16: Savings]>([:])
-        /// Set while one caller trains the namespace's inverted lists (``partitionIfDue``).
-        let partitioning = Atomic<Bool>(false)
+        /// Entries × dimension, kept by every write: ``scanCost`` reads it without the lock
+        /// (it is asked on the event loop for every SEM command).
+        let scanCost = Atomic<Int>(0)
         /// Which making of the namespace this is (a dropped and re-made one is another).
         let generation: UInt64
         init(_ ns: SemanticNamespace, generation: UInt64) {
@@ -52,10 +53,15 @@ public final class SemanticCache: Sendable {
     public let verifier: PromptVerifier?
     /// Entries from which a namespace's index is partitioned (``VectorIndex/listsFrom``; tests lower it).
     let partitionFrom: Int
+    /// Where a partition is built: a thread of the server's (the default, in tests, runs it in
+    /// the caller).
+    let background: Background
+    public typealias Background = @Sendable (@escaping @Sendable () -> Void) -> Void
 
     public init(defaultMinScore: Float = 0.7, defaultMaxEntries: Int = 100_000, maxNamespaces: Int = 10_000,
                 maxTotalEntries: Int = 1_000_000, maxTotalBytes: Int = 1 << 30, verifier: PromptVerifier? = nil,
-                partitionFrom: Int = VectorIndex.listsFrom) {
+                partitionFrom: Int = VectorIndex.listsFrom, background: @escaping Background = { $0() }) {
+        self.background = background
         self.verifier = verifier
         self.partitionFrom = max(partitionFrom, 1)
         self.defaultMinScore = defaultMinScore
@@ -93,22 +99,37 @@ public final class SemanticCache: Sendable {
     }
 
     /// Gives a namespace that has grown to ``VectorIndex/listsFrom`` rows its inverted lists
-    /// (see ``VectorIndex``): the sample is copied under the read lock, k-means runs with no
-    /// lock (about a second at 512 lists × 16,384 rows of 384 dimensions: searches and writes
-    /// go on meanwhile), and the rows are assigned under the write lock (about 0.3 s at 32,768
-    /// rows). Once per namespace; a concurrent caller leaves it to the first.
+    /// (see `VectorIndex+Lists.swift`), on ``background``: a sample is copied under the write
+    /// lock (at most 64 MiB), k-means runs with no lock (about a second at 512 lists × 20,480
+    /// rows of 384 dimensions), the rows are assigned 2,048 at a time under the read lock
+    /// (searches go on; a write waits for one range, milliseconds), and the lists are installed
+    /// under the write lock after catching up with what changed meanwhile. Once per namespace.
     func partitionIfDue(_ name: String) {
-        guard let s = slot(name, create: false), s.partitioning.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
-        defer { s.partitioning.store(false, ordering: .releasing) }
-        s.lock.lockRead()
-        let training = s.namespace.index?.wantsLists == true ? s.namespace.index?.listTraining(seed: s.generation) : nil
-        s.lock.unlock()
-        guard let training else { return }
-        let centroids = training.centroids()
+        guard let s = slot(name, create: false) else { return }
         s.lock.lockWrite()
-        defer { s.lock.unlock() }
-        if s.namespace.index?.wantsLists == true { s.namespace.installLists(centroids) }
+        let begun = s.namespace.index?.wantsLists == true ? s.namespace.index?.beginPartition(seed: s.generation) : nil
+        s.lock.unlock()
+        guard let begun else { return }
+        background {
+            var builder = begun
+            builder.train()
+            var start = 0
+            while true {
+                s.lock.lockRead()
+                let rows = s.namespace.index?.count ?? 0
+                if start < rows { s.namespace.index?.assign(start ..< min(start + Self.assignedAtOnce, rows), into: &builder) }
+                s.lock.unlock()
+                guard start < rows else { break }
+                start += Self.assignedAtOnce
+            }
+            s.lock.lockWrite()
+            s.namespace.finishPartition(builder)
+            s.lock.unlock()
+        }
     }
+
+    /// Rows assigned to their lists under one read lock.
+    static let assignedAtOnce = 2_048
 
     func slot(_ name: String, create: Bool) -> Slot? {
         slots.withLock { all in
@@ -130,6 +151,7 @@ public final class SemanticCache: Sendable {
         defer { s.lock.unlock() }
         let before = s.namespace.count, bytesBefore = s.namespace.bytes
         let result = body(&s.namespace)
+        s.scanCost.store(s.namespace.count &* (s.namespace.dimension ?? 0), ordering: .relaxed)
         total.add(s.namespace.count - before, ordering: .relaxed)
         totalBytesCounter.add(s.namespace.bytes - bytesBefore, ordering: .relaxed)
         return result
@@ -265,7 +287,10 @@ public final class SemanticCache: Sendable {
             r.saved.merge(saved) { $0 + $1 }
         }
         totalBytesCounter.subtract(s.namespace.bytes, ordering: .relaxed)
-        s.namespace = SemanticNamespace(maxEntries: s.namespace.maxEntries)  // any write racing in lands in a detached namespace
+        var detached = SemanticNamespace(maxEntries: s.namespace.maxEntries)  // any write racing in lands in a detached namespace
+        detached.partitionFrom = partitionFrom
+        s.namespace = detached
+        s.scanCost.store(0, ordering: .relaxed)
         total.subtract(n, ordering: .relaxed)
         return n
     }
@@ -315,7 +340,7 @@ public final class SemanticCache: Sendable {
 
     /// What a scan of the namespace costs: entries × dimensions (0 if there is none).
     public func scanCost(_ name: String) -> Int {
-        read(name) { $0.count &* ($0.dimension ?? 0) } ?? 0
+        slot(name, create: false)?.scanCost.load(ordering: .relaxed) ?? 0
     }
 
     /// Drops expired entries, and recounts the total (a write racing a drop may have counted an

@@ -77,8 +77,8 @@ public struct SemanticNamespace: Sendable {
     /// Whether the index searches through inverted lists (and how many).
     public var listCount: Int { index?.listCount ?? 0 }
 
-    /// Partitions the index by `centroids` (``SemanticCache`` trains them off the lock).
-    mutating func installLists(_ centroids: VectorIndex.ListCentroids) { index?.installLists(centroids) }
+    /// Installs the lists ``SemanticCache`` built (see `VectorIndex+Lists.swift`).
+    mutating func finishPartition(_ builder: VectorIndex.ListBuilder) { index?.finishPartition(builder) }
 
     static func key(_ prompt: String, _ scope: String) -> String { scope + "\u{0}" + prompt }
 

@@ -1,20 +1,27 @@
 import CSluiceKernels
 
-/// The approximate search of large indexes: inverted lists (``InvertedLists``) over the int8 rows.
+/// The approximate search of large indexes: inverted lists (``InvertedLists``) over int8 codes.
 ///
-/// Training is split so that the caller can run its costly part without a lock: copy a sample
-/// (``listTraining(seed:)``, under the read lock), run k-means on it (``ListTraining/centroids()``,
-/// no lock), then install the centroids (``installLists(_:)``, under the write lock), which
-/// assigns every row to its list.
+/// A partition is built in steps so that no lock is held for long and nothing large is copied:
+/// ``beginPartition(lists:seed:)`` (write lock: copies a bounded sample, and from then on the
+/// index records which ids change or move), ``ListBuilder/train()`` (no lock: k-means),
+/// ``assign(_:into:)`` a range of rows at a time (read lock each: searches go on), and
+/// ``finishPartition(_:)`` (write lock: the ids recorded meanwhile are brought up to date, then
+/// the lists take over). A row assigned twice is harmless (an upsert); a row that moved into an
+/// already-assigned range is among the recorded ids.
 extension VectorIndex {
-    /// Rows from which an index is worth partitioning (and lanes of vectors: 32,768 rows of
-    /// 128 dimensions; an index of 8-dimension vectors waits for 524,288 rows). Below it an
-    /// exact scan takes a few milliseconds at most; above it, the lists win more as it grows.
+    /// Rows from which an index is worth partitioning — for vectors of 128 dimensions or more;
+    /// smaller ones wait until the rows hold as many lanes (32,768 × 128 / the padded
+    /// dimension rows: 262,144 of 8 dimensions). Below it an exact scan takes a few
+    /// milliseconds at most; above it, the lists win more as the index grows.
     public static let listsFrom = 32_768
-    /// Lists of an index: 512, or one per 64 rows when it has fewer than 32,768 (tests).
+    /// Lists of an index: 512, or one per 64 rows when it has fewer than 32,768 (tests), and
+    /// at most one per 40 sample rows.
     static let listsMost = 512
-    /// Rows k-means learns from (a random sample), and its passes over them.
-    static let trainingRows = 16_384
+    /// Rows k-means learns from (a random sample of at most 64 MiB: 40 per list of 512), and
+    /// its passes over them.
+    static let trainingRows = 20_480
+    static let trainingBytes = 64 << 20
     static let trainingIterations = 5
     /// Candidates the int8 scores propose for the exact re-rank.
     public static let reranked = 64
@@ -28,75 +35,101 @@ extension VectorIndex {
     public var listCount: Int { lists?.count ?? 0 }
 
     /// Whether the index has grown to ``partitionFrom`` rows (and as many lanes as that many
-    /// rows of 128 dimensions) without lists.
-    public var wantsLists: Bool { lists == nil && count >= partitionFrom && count &* stride >= partitionFrom &* 128 }
+    /// rows of 128 dimensions) without lists, and no partition is being built.
+    public var wantsLists: Bool {
+        lists == nil && changedSincePartition == nil && count >= partitionFrom && count &* stride >= partitionFrom &* 128
+    }
 
-    /// What k-means needs, copied out of the index: a random sample of its rows.
-    public struct ListTraining: Sendable {
+    /// A partition in the making.
+    public struct ListBuilder: Sendable {
         let sample: [Float]
         let sampleCount: Int
         let stride: Int
         let dimension: Int
-        let lists: Int
+        let listCount: Int
         let seed: UInt64
+        var lists: InvertedLists?
 
-        /// The centroids: the costly part (seconds at most), to be run without the index's lock.
-        public func centroids() -> ListCentroids {
-            ListCentroids(values: InvertedLists.train(sample: sample, sampleCount: sampleCount, stride: stride, dimension: dimension,
-                                                      lists: lists, iterations: VectorIndex.trainingIterations, seed: seed),
-                          stride: stride)
+        /// k-means on the sample: the costly part, to be run without the index's lock.
+        public mutating func train() {
+            guard lists == nil else { return }
+            let centroids = InvertedLists.train(sample: sample, sampleCount: sampleCount, stride: stride, dimension: dimension,
+                                                lists: listCount, iterations: VectorIndex.trainingIterations, seed: seed)
+            lists = InvertedLists(centroids: centroids, stride: stride, dimension: dimension)
         }
     }
 
-    public struct ListCentroids: Sendable {
-        let values: [Float]
-        let stride: Int
-    }
-
-    /// A sample of up to ``trainingRows`` rows (nil when the index is empty).
-    public func listTraining(lists: Int? = nil, seed: UInt64) -> ListTraining? {
-        guard count > 0 else { return nil }
-        let n = min(count, Self.trainingRows)
+    /// Starts a partition with a copy of a random sample of the rows: nil when the index is
+    /// empty or a partition is already being built. From now on the index records the ids that
+    /// change or move, until ``finishPartition(_:)`` or ``abandonPartition()``.
+    public mutating func beginPartition(lists: Int? = nil, seed: UInt64) -> ListBuilder? {
+        guard count > 0, changedSincePartition == nil else { return nil }
+        changedSincePartition = []
         var rng = SplitMix64(seed: seed)
+        let n = min(count, Self.trainingRows, max(Self.trainingBytes / (stride * 4), 1))
         var picked = Array(0..<count)
         for i in 0..<n { picked.swapAt(i, i + Int(rng.next() % UInt64(count - i))) }
         var sample = [Float]()
         sample.reserveCapacity(n * stride)
         for r in picked.prefix(n) { sample.append(contentsOf: vectors[r * stride ..< (r + 1) * stride]) }
-        return ListTraining(sample: sample, sampleCount: n, stride: stride, dimension: dimension,
-                            lists: lists ?? min(Self.listsMost, InvertedLists.listCount(forRows: count)), seed: rng.next())
+        let wanted = lists ?? min(Self.listsMost, InvertedLists.listCount(forRows: count), max(n / 40, 1))
+        return ListBuilder(sample: sample, sampleCount: n, stride: stride, dimension: dimension, listCount: max(wanted, 1),
+                           seed: rng.next(), lists: nil)
     }
 
-    /// Partitions the rows by `centroids` (each row to its nearest): `count × lists` dot
-    /// products. The lists take the int8 codes; the flat copy is freed.
-    /// false: centroids of another index shape (nothing changes).
-    @discardableResult
-    public mutating func installLists(_ centroids: ListCentroids) -> Bool {
-        guard centroids.stride == stride, centroids.values.count >= stride, centroids.values.count % stride == 0 else { return false }
-        var built = InvertedLists(centroids: centroids.values, stride: stride, dimension: dimension)
-        vectors.withUnsafeBufferPointer { rows in
-            for r in 0..<count {
-                let code = lists == nil ? Array(quantized[r * stride ..< (r + 1) * stride])
-                    : Self.quantise(Array(rows[r * stride ..< (r + 1) * stride])).0
-                built.append(row: r, vector: rows.baseAddress! + r * stride,
-                             InvertedLists.Row(code: code, scale: scales[r], tag: tags[r], expiresAt: expiries[r]))
+    /// Puts the rows in `rows` (clamped to the index) into the builder's lists. One pass over
+    /// the centroids per row: callers go a few thousand rows at a time under the read lock.
+    public func assign(_ rows: Range<Int>, into builder: inout ListBuilder) {
+        guard builder.lists != nil, builder.stride == stride else { return }
+        let range = rows.clamped(to: 0..<count)
+        vectors.withUnsafeBufferPointer { all in
+            for r in range {
+                let (code, scale) = Self.quantise(Array(all[r * stride ..< (r + 1) * stride]))
+                builder.lists!.upsert(ids[r], vector: all.baseAddress! + r * stride,
+                                      InvertedLists.Entry(code: code, scale: scale, tag: tags[r], expiresAt: expiries[r]))
             }
         }
-        lists = built
+    }
+
+    /// Installs the builder's lists once every row has been assigned, after bringing the ids
+    /// recorded since ``beginPartition(lists:seed:)`` up to date. false: no partition was begun,
+    /// or the builder was not trained or is of another shape: nothing is installed.
+    @discardableResult
+    public mutating func finishPartition(_ builder: ListBuilder) -> Bool {
+        guard let changed = changedSincePartition else { return false }
+        changedSincePartition = nil
+        guard var lists = builder.lists, lists.stride == stride, lists.dimension == dimension else { return false }
+        vectors.withUnsafeBufferPointer { rows in
+            for id in changed {
+                guard let r = position[id] else {
+                    lists.remove(id)
+                    continue
+                }
+                let (code, scale) = Self.quantise(Array(rows[r * stride ..< (r + 1) * stride]))
+                lists.upsert(id, vector: rows.baseAddress! + r * stride,
+                             InvertedLists.Entry(code: code, scale: scale, tag: tags[r], expiresAt: expiries[r]))
+            }
+        }
+        self.lists = lists
         quantized = []
         return true
     }
 
-    /// Trains and installs in one call (tests and benchmarks; the server splits it).
+    /// Forgets a partition begun and not to be finished.
+    public mutating func abandonPartition() { changedSincePartition = nil }
+
+    /// All the steps in one call (tests and benchmarks; the server takes locks between them).
     public mutating func buildLists(lists: Int? = nil, seed: UInt64 = 1) {
-        guard let training = listTraining(lists: lists, seed: seed) else { return }
-        installLists(training.centroids())
+        guard var builder = beginPartition(lists: lists, seed: seed) else { return }
+        builder.train()
+        assign(0..<count, into: &builder)
+        finishPartition(builder)
     }
 
     /// Approximate top `k` through the lists: the `probes` lists nearest `q` (normalised,
-    /// `stride` lanes) are scored in int8, the best `candidates` rows tagged `tag` (any: nil)
+    /// `stride` lanes) are scored in int8, the best `candidates` entries tagged `tag` (any: nil)
     /// and not expired at `now` are re-ranked exactly. Fewer than `k` when the probed lists hold
-    /// fewer such rows.
+    /// fewer such entries.
     func searchLists(_ q: [Float], k: Int, probes: Int, candidates: Int, tag: UInt64?, now: Int64) -> [Match] {
         guard let lists else { return [] }
         let (qq, _) = Self.quantise(q)
@@ -110,8 +143,8 @@ extension VectorIndex {
         vectors.withUnsafeBufferPointer { rows in
             q.withUnsafeBufferPointer { qp in
                 for m in rough.items {
-                    let i = Int(m.id)
-                    top.offer(Match(id: ids[i], score: Self.dot(qp.baseAddress!, rows.baseAddress! + i * stride, stride)))
+                    guard let i = position[m.id] else { continue }
+                    top.offer(Match(id: m.id, score: Self.dot(qp.baseAddress!, rows.baseAddress! + i * stride, stride)))
                 }
             }
         }

@@ -27,8 +27,11 @@ public struct VectorIndex: Sendable {
     var tags: [UInt64] = []
     var expiries: [Int64] = []
     var position: [UInt64: Int] = [:]
-    /// The rows' partition, once trained (``installLists(_:)``).
+    /// The rows' partition, once trained (`VectorIndex+Lists.swift`).
     var lists: InvertedLists?
+    /// Ids changed or moved since a partition began to be built (nil: none is being built);
+    /// the build catches up with them when it is installed.
+    var changedSincePartition: Set<UInt64>?
     /// Rows from which the index wants lists (``listsFrom``; tests lower it).
     public var partitionFrom = VectorIndex.listsFrom
 
@@ -72,11 +75,10 @@ public struct VectorIndex: Sendable {
             }
         } else {
             // Partitioned: the lists hold the int8 codes.
-            let data = InvertedLists.Row(code: q, scale: scale, tag: tag, expiresAt: expiresAt)
-            row.withUnsafeBufferPointer { p in
-                if i < lists!.rows { lists!.replace(row: i, vector: p.baseAddress!, data) } else { lists!.append(row: i, vector: p.baseAddress!, data) }
-            }
+            let entry = InvertedLists.Entry(code: q, scale: scale, tag: tag, expiresAt: expiresAt)
+            row.withUnsafeBufferPointer { lists!.upsert(id, vector: $0.baseAddress!, entry) }
         }
+        changedSincePartition?.insert(id)
         return true
     }
 
@@ -84,13 +86,16 @@ public struct VectorIndex: Sendable {
     @discardableResult
     public mutating func remove(id: UInt64) -> Bool {
         guard let i = position.removeValue(forKey: id) else { return false }
-        lists?.remove(row: i)
+        lists?.remove(id)
+        changedSincePartition?.insert(id)
         let last = ids.count - 1
         let flat = lists == nil
         if i != last {
             let moved = ids[last]
             ids[i] = moved
             position[moved] = i
+            // A partition being assigned range by range may have passed row `i` already.
+            changedSincePartition?.insert(moved)
             for j in 0..<stride { vectors[i * stride + j] = vectors[last * stride + j] }
             if flat { for j in 0..<stride { quantized[i * stride + j] = quantized[last * stride + j] } }
             scales[i] = scales[last]
@@ -211,7 +216,7 @@ public struct VectorIndex: Sendable {
         return out
     }
 
-    /// The kernels in use: "avx512-vnni", "avx2" or "portable".
+    /// The kernels in use: "avx512-vnni", "avx2", "neon-dotprod", "neon" or "portable".
     public static var kernels: String { String(cString: sluice_kernels_name()) }
 
     /// Kernels no better than this level (benchmarks and tests compare them; the default is the

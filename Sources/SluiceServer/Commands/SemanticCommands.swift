@@ -108,7 +108,7 @@ struct SemanticCommands: CommandGroup {
                     out.writeRESPInteger(removed ? 1 : 0)
                 }
             },
-            Command("sem.info", arity: 2, summary: "SEM.INFO ns: map of entries, dimension, embedder, min_score, max_entries, hits, misses, traps, evictions, expired, feedback_good, feedback_bad") { ctx, out throws(CommandError) in
+            Command("sem.info", arity: 2, summary: "SEM.INFO ns: map of entries, dimension, embedder, min_score, max_entries, hits, misses, traps, evictions, expired, feedback_good, feedback_bad, lists") { ctx, out throws(CommandError) in
                 guard let info = store.info(namespace: try ctx.nextName("namespace").text) else {
                     out.writeRESPNullArray()
                     return .done
