@@ -27,7 +27,7 @@ public final class MemoryOnlyServer: Sendable {
         let capabilities = SluiceNode.Capabilities(
             cache: EmbeddedExactCache(keyspace: keyspace, store: nil),
             limits: EmbeddedRateLimits(limiter: RateLimiter(maxKeys: configuration.maxLimitKeys, reservationTTL: configuration.reservationTTLMilliseconds,
-                                                            shardCount: 4)),
+                                                            shardCount: 4), clock: clock),
             breakers: EmbeddedBreakers(registry: BreakerRegistry(maxBreakers: configuration.maxBreakers)),
             semantic: EmbeddedSemanticStore(
                 cache: SemanticCache(defaultMinScore: configuration.semanticMinScore, defaultMaxEntries: configuration.semanticMaxEntries,

@@ -95,7 +95,7 @@ public final class SluiceNode: Sendable {
                                                       offloadEntries: configuration.semanticOffloadEntries)
             let semantic = RedisSemanticStore(local: localSemantic, client: client, logger: logger)
             let policy = RedisDownPolicy(limits: configuration.limitsWhenRedisDown, logger: logger)
-            let localLimits = EmbeddedRateLimits(limiter: limiter)
+            let localLimits = EmbeddedRateLimits(limiter: limiter, clock: clock)
             let localBreakers = EmbeddedBreakers(registry: registry)
             capabilities = Capabilities(
                 cache: FallbackExactCache(primary: cache, keyspace: keyspace, policy: policy),
@@ -121,7 +121,7 @@ public final class SluiceNode: Sendable {
             cache.followStoreEvictions()
             capabilities = Capabilities(
                 cache: cache,
-                limits: EmbeddedRateLimits(limiter: limiter),
+                limits: EmbeddedRateLimits(limiter: limiter, clock: clock),
                 breakers: EmbeddedBreakers(registry: registry),
                 semantic: EmbeddedSemanticStore(cache: semanticCache, store: store, lanes: lanes,
                                                 offloadEntries: configuration.semanticOffloadEntries))

@@ -6,20 +6,54 @@ import Testing
 struct SlotsAndBudgetsTests {
     let key = ByteBuffer(string: "gpu-pool")
 
+    /// Whether an acquire in a shard was granted at once.
+    static func granted(_ t: SlotTransition<Result<SlotQueue.Outcome, LimitError>>) -> Bool {
+        if case .success(.granted) = t.value { return true }
+        return false
+    }
+
+    static func acquire(_ s: inout RateLimiterShard, _ key: ByteBuffer, limit: Int, slot: UInt64, lease: Int64, now: Int64,
+                        wait: Int64 = 0) -> SlotTransition<Result<SlotQueue.Outcome, LimitError>> {
+        s.acquire(key, limit: limit, slot: slot, priority: 0, wait: wait, lease: lease, now: now)
+    }
+
     @Test func slotsAreBoundedReleasedAndExpire() throws {
         var s = RateLimiterShard(maxKeys: 10)
-        #expect(try s.acquire(key, limit: 2, slot: 1, duration: 1000, now: 0).get().acquired)
-        #expect(try s.acquire(key, limit: 2, slot: 2, duration: 5000, now: 100).get().acquired)
-        let full = try s.acquire(key, limit: 2, slot: 3, duration: 1000, now: 200).get()
-        #expect(full == SlotDecision(acquired: false, slot: nil, inUse: 2, retryAfter: 800))
-        #expect(s.release(key, slot: 2, now: 300) == true)
-        #expect(s.release(key, slot: 2, now: 300) == false)  // released once only
-        #expect(try s.acquire(key, limit: 2, slot: 4, duration: 1000, now: 300).get().acquired)
+        #expect(Self.granted(Self.acquire(&s, key, limit: 2, slot: 1, lease: 1000, now: 0)))
+        #expect(Self.granted(Self.acquire(&s, key, limit: 2, slot: 2, lease: 5000, now: 100)))
+        let full = Self.acquire(&s, key, limit: 2, slot: 3, lease: 1000, now: 200)
+        #expect(full.value == .success(.refused(position: 1, retryAfter: 800)))
+        #expect(s.release(key, slot: 2, now: 300).value == true)
+        #expect(s.release(key, slot: 2, now: 300).value == false)  // released once only
+        #expect(Self.granted(Self.acquire(&s, key, limit: 2, slot: 4, lease: 1000, now: 300)))
         // Slot 1 expires at 1000: a crashed holder does not keep it.
-        #expect(try s.acquire(key, limit: 2, slot: 5, duration: 1000, now: 1000).get().acquired)
-        #expect(s.release(key, slot: 1, now: 1000) == false)
+        #expect(Self.granted(Self.acquire(&s, key, limit: 2, slot: 5, lease: 1000, now: 1000)))
+        #expect(s.release(key, slot: 1, now: 1000).value == false)
         s.sweep(now: 10_000)
         #expect(s.slots.isEmpty)
+    }
+
+    /// Through the shard: a queued request is granted by a release and counted as an entry
+    /// while it waits; a cancelled one frees its entry.
+    @Test func waitersAreEntriesAndGetReleasedSlots() throws {
+        var s = RateLimiterShard(maxKeys: 10)
+        #expect(Self.granted(Self.acquire(&s, key, limit: 1, slot: 1, lease: 1000, now: 0)))
+        let queued = Self.acquire(&s, key, limit: 1, slot: 2, lease: 1000, now: 10, wait: 500)
+        #expect(queued.value == .success(.queued(position: 1, estimatedWait: 990)))
+        #expect(queued.nextWakeUp == 510)
+        _ = Self.acquire(&s, key, limit: 1, slot: 3, lease: 1000, now: 10, wait: 500)
+        #expect(s.slotsHeld == 3)
+        let released = s.release(key, slot: 1, now: 20)
+        #expect(released.value && released.grants.map(\.waiter) == [2])
+        let cancelled = s.cancelWait(key, waiter: 3)
+        #expect(cancelled)
+        #expect(s.slotsHeld == 1)
+        // The sweep leaves a key with waiters to whoever delivers its grants.
+        _ = Self.acquire(&s, key, limit: 1, slot: 4, lease: 1000, now: 30, wait: 5000)
+        s.sweep(now: 2_000)
+        #expect(s.slots[key]?.waiters.map(\.id) == [4])
+        let ticked = s.tickSlots(key, now: 2_000)
+        #expect(ticked.grants.map(\.waiter) == [4])
     }
 
     @Test func budgetRefusesOverspendAndResetsWithTheWindow() throws {
@@ -35,32 +69,23 @@ struct SlotsAndBudgetsTests {
 
     @Test func slotsHeldAreBoundedPerShardAndCountedAcrossKeys() throws {
         var s = RateLimiterShard(maxKeys: 3)
-        #expect(try s.acquire(ByteBuffer(string: "a"), limit: 10, slot: 1, duration: 1000, now: 0).get().acquired)
-        #expect(try s.acquire(ByteBuffer(string: "a"), limit: 10, slot: 2, duration: 1000, now: 0).get().acquired)
-        #expect(try s.acquire(ByteBuffer(string: "b"), limit: 10, slot: 3, duration: 5000, now: 0).get().acquired)
+        let (a, b, c) = (ByteBuffer(string: "a"), ByteBuffer(string: "b"), ByteBuffer(string: "c"))
+        #expect(Self.granted(Self.acquire(&s, a, limit: 10, slot: 1, lease: 1000, now: 0)))
+        #expect(Self.granted(Self.acquire(&s, a, limit: 10, slot: 2, lease: 1000, now: 0)))
+        #expect(Self.granted(Self.acquire(&s, b, limit: 10, slot: 3, lease: 5000, now: 0)))
         // Three slots held in the shard: a fourth is refused whatever the key's own limit says,
         // and a refused new key leaves nothing behind.
-        #expect(s.acquire(ByteBuffer(string: "c"), limit: 10, slot: 4, duration: 1000, now: 0) == .failure(.tooManySlots(limit: 3)))
-        #expect(s.slots[ByteBuffer(string: "c")] == nil)
+        #expect(Self.acquire(&s, c, limit: 10, slot: 4, lease: 1000, now: 0).value == .failure(.tooManySlots(limit: 3)))
+        #expect(s.slots[c] == nil)
         #expect(s.slotsHeld == 3)
-        #expect(s.release(ByteBuffer(string: "a"), slot: 1, now: 10) == true)
+        #expect(s.release(a, slot: 1, now: 10).value == true)
         #expect(s.slotsHeld == 2)
-        #expect(try s.acquire(ByteBuffer(string: "c"), limit: 10, slot: 4, duration: 1000, now: 10).get().acquired)
+        #expect(Self.granted(Self.acquire(&s, c, limit: 10, slot: 4, lease: 1000, now: 10)))
         // Expiry frees room too: slot 2 (a) and 4 (c) run out at 1000 and 1010.
-        #expect(try s.acquire(ByteBuffer(string: "a"), limit: 10, slot: 5, duration: 1000, now: 1000).get().acquired)
+        #expect(Self.granted(Self.acquire(&s, a, limit: 10, slot: 5, lease: 1000, now: 1000)))
         #expect(s.slotsHeld == 3)
         s.sweep(now: 2000)
         #expect(s.slotsHeld == 1)  // b's slot 3 (until 5000)
-    }
-
-    @Test func anExpiredHolderIsFoundEvenAfterAnEarlierRelease() throws {
-        var pool = SlotPool()
-        pool.add(1, expiresAt: 100)
-        pool.add(2, expiresAt: 200)
-        _ = pool.remove(1)
-        #expect(pool.dropExpired(now: 150) == 0)  // the lower bound is stale, the scan finds nothing
-        #expect(pool.dropExpired(now: 200) == 1)
-        #expect(pool.holders.isEmpty)
     }
 
     @Test func openReservationsAreBoundedPerShard() throws {

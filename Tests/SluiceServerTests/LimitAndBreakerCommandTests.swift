@@ -71,7 +71,7 @@ struct LimitAndBreakerCommandTests {
     @Test func slotsAndBudgets() async throws {
         let h = try await Harness.make()
         let a = try await h.send("RL.ACQUIRE pool 1 TTL 5000\r\n")
-        #expect(a.hasPrefix("*4\r\n:1\r\n$") && a.hasSuffix(":1\r\n:0\r\n"))
+        #expect(a.hasPrefix("*4\r\n:1\r\n$") && a.hasSuffix(":0\r\n:0\r\n"))
         let slot = a.split(separator: "\r\n")[3]
         h.clock.advance(1000)
         #expect(try await h.send("RL.ACQUIRE pool 1\r\n") == "*4\r\n:0\r\n$-1\r\n:1\r\n:4000\r\n")
@@ -83,8 +83,14 @@ struct LimitAndBreakerCommandTests {
 
     @Test(arguments: [
         ("RL.ACQUIRE k 0\r\n", "-ERR limit must be 1 to 100000\r\n"),
-        ("RL.ACQUIRE k 2 TTL 0\r\n", "-ERR TTL must be at least 1 ms\r\n"),
-        ("RL.ACQUIRE k 2 WAIT 5\r\n", "-ERR syntax error\r\n"),
+        ("RL.ACQUIRE k 2 TTL 0\r\n", "-ERR LEASE must be 1 to 86400000 ms\r\n"),
+        ("RL.ACQUIRE k 2 LEASE 86400001\r\n", "-ERR LEASE must be 1 to 86400000 ms\r\n"),
+        ("RL.ACQUIRE k 2 WAIT -1\r\n", "-ERR WAIT must be 0 to 86400000 ms\r\n"),
+        ("RL.ACQUIRE k 2 WAIT 86400001\r\n", "-ERR WAIT must be 0 to 86400000 ms\r\n"),
+        ("RL.ACQUIRE k 2 PRIORITY 1000001\r\n", "-ERR PRIORITY must be an integer from -1000000 to 1000000\r\n"),
+        ("RL.ACQUIRE k 2 PRIORITY high\r\n", "-ERR PRIORITY must be an integer from -1000000 to 1000000\r\n"),
+        ("RL.ACQUIRE k 2 WAIT\r\n", "-ERR wrong number of arguments for 'rl.acquire' command\r\n"),
+        ("RL.ACQUIRE k 2 SOON 5\r\n", "-ERR syntax error\r\n"),
         ("RL.SPEND k -1 10\r\n", "-ERR amount must be a non-negative number\r\n"),
         ("RL.SPEND k 1 lots\r\n", "-ERR budget must be a non-negative number\r\n"),
         ("RL.SPEND k 1 10 PERIOD 0\r\n", "-ERR PERIOD must be at least 1 ms\r\n"),
@@ -142,7 +148,7 @@ struct LimitAndBreakerCommandTests {
     @Test func slotLimitsAndLifetimesAreBounded() async throws {
         let h = try await Harness.make()
         #expect(try await h.send("RL.ACQUIRE k 100001\r\n") == "-ERR limit must be 1 to 100000\r\n")
-        #expect(try await h.send("RL.ACQUIRE k 10 TTL 86400001\r\n") == "-ERR TTL must be 1 to 86400000 ms\r\n")
+        #expect(try await h.send("RL.ACQUIRE k 10 TTL 86400001\r\n") == "-ERR LEASE must be 1 to 86400000 ms\r\n")
         #expect(try await h.send("RL.ACQUIRE k 10 TTL 86400000\r\n").hasPrefix("*4\r\n:1\r\n"))
         await h.close()
     }

@@ -21,8 +21,13 @@ public protocol RateLimits: Sendable {
     /// A key's buckets without charging; nil when it has none (never used, or full again).
     func peek(_ key: ByteBuffer, now: Int64, on eventLoop: any EventLoop) -> Deferred<LimitSnapshot?>
 
-    /// One of `limit` concurrency slots for `duration` ms.
-    func acquire(_ key: ByteBuffer, limit: Int, duration: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SlotDecision, LimitError>>
+    /// One of `request.limit` concurrency slots of `key`. With a WAIT the answer may come
+    /// later: the request waits in the key's priority queue, holding no thread, until a slot is
+    /// granted to it or the wait ends (answered as not granted).
+    func acquire(_ key: ByteBuffer, _ request: SlotRequest, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SlotDecision, LimitError>>
+
+    /// Takes a waiting request (by its ticket) out of the queue: its client went away.
+    func cancelWait(_ key: ByteBuffer, ticket: UInt64)
 
     /// true: the slot was held and is free now.
     func release(_ key: ByteBuffer, slot: UInt64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Bool>

@@ -64,13 +64,18 @@ public final class FallbackRateLimits: RateLimits {
         }
     }
 
-    public func acquire(_ key: ByteBuffer, limit: Int, duration: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SlotDecision, LimitError>> {
-        let answer = primary.acquire(key, limit: limit, duration: duration, now: now, on: eventLoop)
+    public func acquire(_ key: ByteBuffer, _ request: SlotRequest, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SlotDecision, LimitError>> {
+        let answer = primary.acquire(key, request, now: now, on: eventLoop)
         guard case .later = answer else { return answer }
         let key = ByteBuffer.owned(key)
         return policy.recover(answer, .decision, on: eventLoop) { [local] _ in
-            local.acquire(key, limit: limit, duration: duration, now: now, on: eventLoop)
+            local.acquire(key, request, now: now, on: eventLoop)
         }
+    }
+
+    public func cancelWait(_ key: ByteBuffer, ticket: UInt64) {
+        primary.cancelWait(key, ticket: ticket)
+        local.cancelWait(key, ticket: ticket)
     }
 
     public func release(_ key: ByteBuffer, slot: UInt64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Bool> {

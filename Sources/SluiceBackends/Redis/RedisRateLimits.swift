@@ -84,8 +84,12 @@ public final class RedisRateLimits: RateLimits {
         })
     }
 
-    public func acquire(_ key: ByteBuffer, limit: Int, duration: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SlotDecision, LimitError>> {
-        local.acquire(key, limit: limit, duration: duration, now: now, on: eventLoop)
+    public func acquire(_ key: ByteBuffer, _ request: SlotRequest, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SlotDecision, LimitError>> {
+        local.acquire(key, request, now: now, on: eventLoop)
+    }
+
+    public func cancelWait(_ key: ByteBuffer, ticket: UInt64) {
+        local.cancelWait(key, ticket: ticket)
     }
 
     public func release(_ key: ByteBuffer, slot: UInt64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Bool> {

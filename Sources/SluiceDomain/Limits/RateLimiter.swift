@@ -8,10 +8,16 @@ public final class RateLimiter: Sendable {
     public let reservationTTL: Int64
     public let maxKeys: Int
 
-    public init(maxKeys: Int = 1_000_000, reservationTTL: Int64 = 10 * 60 * 1000, shardCount: Int = 64, hasher: KeyHasher = KeyHasher()) {
+    public init(maxKeys: Int = 1_000_000, reservationTTL: Int64 = 10 * 60 * 1000, shardCount: Int = 64, hasher: KeyHasher = KeyHasher(),
+                slotAgingInterval: Int64 = 1_000) {
         let n = max(shardCount, 1)
         // The bound is shared out evenly; a shard refuses new keys past its share.
-        shards = Sharded(count: n) { _ in RateLimiterShard(maxKeys: max(maxKeys / n, 1)) }
+        shards = Sharded(count: n) { _ in
+            var shard = RateLimiterShard(maxKeys: max(maxKeys / n, 1))
+            shard.slotAgingInterval = max(slotAgingInterval, 1)
+            shard.maxWaitersPerKey = min(shard.maxWaitersPerKey, shard.maxKeys)
+            return shard
+        }
         self.hasher = hasher
         self.reservationTTL = reservationTTL
         self.maxKeys = maxKeys
@@ -40,13 +46,25 @@ public final class RateLimiter: Sendable {
         shards.withShard(hash: hasher.hash(key)) { $0.peek(key, now: now) }
     }
 
-    public func acquire(_ key: ByteBuffer, limit: Int, duration: Int64, now: Int64) -> Result<SlotDecision, LimitError> {
-        let slot = RandomID.next()
-        return shards.withShard(hash: hasher.hash(key)) { $0.acquire(key, limit: limit, slot: slot, duration: duration, now: now) }
+    /// See ``RateLimiterShard/acquire(_:limit:slot:priority:wait:lease:now:)``: the request's
+    /// ticket is its slot id.
+    public func acquire(_ key: ByteBuffer, _ request: SlotRequest, now: Int64) -> SlotTransition<Result<SlotQueue.Outcome, LimitError>> {
+        shards.withShard(hash: hasher.hash(key)) {
+            $0.acquire(key, limit: request.limit, slot: request.ticket, priority: request.priority, wait: request.wait,
+                       lease: request.lease, now: now)
+        }
     }
 
-    public func release(_ key: ByteBuffer, slot: UInt64, now: Int64) -> Bool {
+    public func release(_ key: ByteBuffer, slot: UInt64, now: Int64) -> SlotTransition<Bool> {
         shards.withShard(hash: hasher.hash(key)) { $0.release(key, slot: slot, now: now) }
+    }
+
+    public func tickSlots(_ key: ByteBuffer, now: Int64) -> SlotTransition<[UInt64]> {
+        shards.withShard(hash: hasher.hash(key)) { $0.tickSlots(key, now: now) }
+    }
+
+    public func cancelWait(_ key: ByteBuffer, waiter: UInt64) -> Bool {
+        shards.withShard(hash: hasher.hash(key)) { $0.cancelWait(key, waiter: waiter) }
     }
 
     public func spend(_ key: ByteBuffer, amount: Double, budget: Double, period: Int64, now: Int64) -> Result<SpendDecision, LimitError> {

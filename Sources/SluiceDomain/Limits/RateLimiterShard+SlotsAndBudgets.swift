@@ -1,40 +1,72 @@
 import NIOCore
 
 extension RateLimiterShard {
-    /// Takes one of `limit` slots for `duration` ms, unless all are held. The shard holds at
-    /// most `maxKeys` slots in all (each is an entry like a key): past that, `tooManySlots`.
-    public mutating func acquire(_ key: ByteBuffer, limit: Int, slot: UInt64, duration: Int64, now: Int64) -> Result<SlotDecision, LimitError> {
-        // Mutated in place through its index: a copy of the pool would copy its holders too.
-        let index: Dictionary<ByteBuffer, SlotPool>.Index
+    /// Asks for one of `limit` slots of `key` as `slot` (see ``SlotQueue/acquire``). The shard
+    /// holds at most `maxKeys` slots and waiters in all (each is an entry like a key): past
+    /// that, `tooManySlots`. Returns the outcome, the grants made to earlier waiters (also when
+    /// the answer is a failure: ended leases are reclaimed first), and when the key's queue
+    /// next needs a ``tickSlots(_:now:)``.
+    public mutating func acquire(_ key: ByteBuffer, limit: Int, slot: UInt64, priority: Int, wait: Int64, lease: Int64,
+                                 now: Int64) -> SlotTransition<Result<SlotQueue.Outcome, LimitError>> {
+        // Mutated in place through its index: a copy of the queue would copy its holders too.
+        let index: Dictionary<ByteBuffer, SlotQueue>.Index
         if let existing = slots.index(forKey: key) {
             index = existing
-            slotsHeld -= slots.values[index].dropExpired(now: now)
         } else {
-            if slots.count >= maxKeys { return .failure(.tooManyKeys(limit: maxKeys)) }
-            slots[ByteBuffer.owned(key)] = SlotPool()
+            if slots.count >= maxKeys { return SlotTransition(value: .failure(.tooManyKeys(limit: maxKeys)), grants: [], nextWakeUp: nil) }
+            slots[ByteBuffer.owned(key)] = SlotQueue(agingInterval: slotAgingInterval, maxWaiters: maxWaitersPerKey)
             index = slots.index(forKey: key)!
         }
-        let inUse = slots.values[index].holders.count
-        guard inUse < limit else {
-            counters.denied += 1
-            return .success(SlotDecision(acquired: false, slot: nil, inUse: inUse, retryAfter: slots.values[index].untilFirstExpiry(now: now)))
-        }
+        let before = slots.values[index].entries
+        // Ended leases first: they free room in the shard as well as in the key.
+        let (reclaimed, _) = slots.values[index].tick(now: now)
+        slotsHeld += slots.values[index].entries - before
         guard slotsHeld < maxKeys else {
-            if inUse == 0 { slots.remove(at: index) }
-            return .failure(.tooManySlots(limit: maxKeys))
+            return finish(index, before: slots.values[index].entries, value: .failure(.tooManySlots(limit: maxKeys)), grants: reclaimed)
         }
-        slots.values[index].add(slot, expiresAt: now.addingSaturating(duration))
-        slotsHeld += 1
-        counters.allowed += 1
-        return .success(SlotDecision(acquired: true, slot: slot, inUse: inUse + 1, retryAfter: 0))
+        let now0 = slots.values[index].entries
+        let (outcome, grants) = slots.values[index].acquire(slot: slot, limit: limit, priority: priority, wait: wait, lease: lease, now: now)
+        switch outcome {
+        case .granted: counters.allowed += 1
+        case .refused: counters.denied += 1
+        case .queued: break
+        }
+        return finish(index, before: now0, value: .success(outcome), grants: reclaimed + grants)
     }
 
-    /// true: the slot was held (and is free now); false: unknown or already expired.
-    public mutating func release(_ key: ByteBuffer, slot: UInt64, now: Int64) -> Bool {
-        guard let index = slots.index(forKey: key), let expiry = slots.values[index].remove(slot) else { return false }
+    /// Frees `slot` of `key`: true if it was held and its lease had not ended. Its place goes to
+    /// the best waiter (in the grants).
+    public mutating func release(_ key: ByteBuffer, slot: UInt64, now: Int64) -> SlotTransition<Bool> {
+        guard let index = slots.index(forKey: key) else { return SlotTransition(value: false, grants: [], nextWakeUp: nil) }
+        let before = slots.values[index].entries
+        let (released, grants) = slots.values[index].release(slot, now: now)
+        return finish(index, before: before, value: released, grants: grants)
+    }
+
+    /// Ends the leases and waits of `key` that are over, granting freed slots.
+    public mutating func tickSlots(_ key: ByteBuffer, now: Int64) -> SlotTransition<[UInt64]> {
+        guard let index = slots.index(forKey: key) else { return SlotTransition(value: [], grants: [], nextWakeUp: nil) }
+        let before = slots.values[index].entries
+        let (grants, timedOut) = slots.values[index].tick(now: now)
+        return finish(index, before: before, value: timedOut, grants: grants)
+    }
+
+    /// Takes waiter `id` out of `key`'s queue. true: it was waiting.
+    public mutating func cancelWait(_ key: ByteBuffer, waiter id: UInt64) -> Bool {
+        guard let index = slots.index(forKey: key) else { return false }
+        guard slots.values[index].cancel(id) else { return false }
         slotsHeld -= 1
-        if slots.values[index].holders.isEmpty { slots.remove(at: index) }
-        return expiry > now
+        if slots.values[index].isIdle { slots.remove(at: index) }
+        return true
+    }
+
+    private mutating func finish<T>(_ index: Dictionary<ByteBuffer, SlotQueue>.Index, before: Int, value: T,
+                                    grants: [SlotQueue.Grant]) -> SlotTransition<T> {
+        slotsHeld += slots.values[index].entries - before
+        counters.allowed += grants.count
+        let wake = slots.values[index].nextWakeUp
+        if slots.values[index].isIdle { slots.remove(at: index) }
+        return SlotTransition(value: value, grants: grants, nextWakeUp: wake)
     }
 
     /// Spends `amount` of `budget` in the current window of `period` ms (which starts with the
@@ -59,14 +91,17 @@ extension RateLimiterShard {
         return .success(SpendDecision(allowed: allowed, remaining: max(budget - window.spent, 0), reset: window.endsAt - now))
     }
 
+    /// Drops ended leases of keys nobody waits on (a key with waiters is ticked by whoever
+    /// delivers their grants: the sweep would grant slots that nobody hands over).
     mutating func sweepSlotsAndBudgets(now: Int64) {
-        var dropped = 0
-        slots = slots.compactMapValues { pool in
-            var p = pool
-            dropped += p.dropExpired(now: now)
-            return p.holders.isEmpty ? nil : p
+        var held = 0
+        slots = slots.compactMapValues { queue in
+            var q = queue
+            if q.waiters.isEmpty { _ = q.tick(now: now) }
+            held += q.entries
+            return q.isIdle ? nil : q
         }
-        slotsHeld -= dropped
+        slotsHeld = held
         budgets = budgets.filter { $0.value.endsAt > now }
     }
 }

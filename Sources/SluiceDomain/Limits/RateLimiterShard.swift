@@ -19,9 +19,13 @@ public struct RateLimiterShard: Sendable {
 
     public var limits: [ByteBuffer: Limits] = [:]
     public var reservations: [UInt64: Reservation] = [:]
-    public var slots: [ByteBuffer: SlotPool] = [:]
-    /// Slots held across all of `slots`, bounded by `maxKeys`.
+    public var slots: [ByteBuffer: SlotQueue] = [:]
+    /// Slots held and waiters across all of `slots`, bounded by `maxKeys`.
     public internal(set) var slotsHeld = 0
+    /// Aging of slot waiters: one priority level per this many ms waited.
+    public var slotAgingInterval: Int64 = 1_000
+    /// Waiters one key's queue holds at most.
+    public var maxWaitersPerKey = 10_000
     public var budgets: [ByteBuffer: SpendWindow] = [:]
     public let maxKeys: Int
     public var counters = Counters()

@@ -73,21 +73,51 @@ struct RateLimitCommands: CommandGroup {
                     out.writeRESPInteger(Int(snapshot.spec.tokensPerMinute))
                 }
             },
-            Command("rl.acquire", arity: -3, summary: "RL.ACQUIRE key limit [TTL ms]: [acquired, slot_id|nil, in_use, retry_after_ms]") { ctx, out throws(CommandError) in
+            Command("rl.acquire", arity: -3,
+                    summary: "RL.ACQUIRE key max_in_flight [PRIORITY p] [WAIT ms] [LEASE ms]: [granted, slot_id|nil, queue_position, estimated_wait_ms]") { ctx, out throws(CommandError) in
                 let key = try ctx.nextName()
                 guard let limit = try ctx.next().decimalValue, limit >= 1, limit <= 100_000 else {
                     throw CommandError("limit must be 1 to 100000")
                 }
-                let ttl = try Self.trailingMilliseconds(&ctx, "TTL", default: 60_000)
-                // A slot outliving a day is a leak, not a lease on work in progress.
-                guard ttl <= 86_400_000 else { throw CommandError("TTL must be 1 to 86400000 ms") }
-                return ctx.reply(limits.acquire(key, limit: Int(limit), duration: ttl, now: ctx.monotonic, on: ctx.eventLoop), into: &out) { result, out in
+                var request = SlotRequest(limit: Int(limit), lease: 60_000)
+                while ctx.hasMore {
+                    let option = try ctx.next()
+                    if option.isKeyword("PRIORITY") {
+                        guard let p = try ctx.next().decimalValue, p >= -Self.maxPriority, p <= Self.maxPriority else {
+                            throw CommandError("PRIORITY must be an integer from -\(Self.maxPriority) to \(Self.maxPriority)")
+                        }
+                        request.priority = Int(p)
+                    } else if option.isKeyword("WAIT") {
+                        // A wait longer than a day is a client that forgot, not one that waits.
+                        guard let ms = try ctx.next().decimalValue, ms >= 0, ms <= 86_400_000 else {
+                            throw CommandError("WAIT must be 0 to 86400000 ms")
+                        }
+                        request.wait = Int64(ms)
+                    } else if option.isKeyword("LEASE") || option.isKeyword("TTL") {
+                        // A slot outliving a day is a leak, not a lease on work in progress.
+                        guard let ms = try ctx.next().decimalValue, ms >= 1, ms <= 86_400_000 else {
+                            throw CommandError("LEASE must be 1 to 86400000 ms")
+                        }
+                        request.lease = Int64(ms)
+                    } else {
+                        throw CommandError.syntax
+                    }
+                }
+                let answer = limits.acquire(key, request, now: ctx.monotonic, on: ctx.eventLoop)
+                if case .later(let future) = answer, request.wait > 0 {
+                    // A client that goes away while waiting leaves the queue.
+                    let ticket = request.ticket, owned = ByteBuffer.owned(key)
+                    ctx.session.onClose(ticket) { limits.cancelWait(owned, ticket: ticket) }
+                    let session = NIOLoopBound(ctx.session, eventLoop: ctx.eventLoop)
+                    future.whenComplete { _ in session.value.removeCloseHook(ticket) }
+                }
+                return ctx.reply(answer, into: &out) { result, out in
                     guard case .success(let d) = result else { return Self.writeFailure(result, &out) }
                     out.writeRESPArrayHeader(4)
-                    out.writeRESPInteger(d.acquired ? 1 : 0)
+                    out.writeRESPInteger(d.granted ? 1 : 0)
                     if let slot = d.slot { out.writeRESPBulk(String(slot)) } else { out.writeRESPNull() }
-                    out.writeRESPInteger(d.inUse)
-                    out.writeRESPInteger(Int(d.retryAfter))
+                    out.writeRESPInteger(d.queuePosition)
+                    out.writeRESPInteger(Int(d.estimatedWait))
                 }
             },
             Command("rl.release", arity: 3, summary: "RL.RELEASE key slot_id: 1 released, 0 unknown or expired") { ctx, out throws(CommandError) in
@@ -164,6 +194,10 @@ struct RateLimitCommands: CommandGroup {
     // MARK: Arguments
 
     /// An optional last option `KEYWORD ms` (at least 1 ms), e.g. `TTL 5000`.
+    /// Largest RL.ACQUIRE PRIORITY either way (aging adds a level a second: a million is
+    /// eleven days of waiting).
+    static let maxPriority = 1_000_000
+
     static func trailingMilliseconds(_ ctx: inout CommandContext, _ keyword: StaticString, default value: Int64) throws(CommandError) -> Int64 {
         guard ctx.hasMore else { return value }
         guard try ctx.next().isKeyword(keyword) else { throw CommandError.syntax }

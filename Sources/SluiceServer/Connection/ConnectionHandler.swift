@@ -86,6 +86,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         counters.connectedClients.subtract(1, ordering: .relaxed)
         reportCommands()
         state.closed()
+        session.closed()
         input = nil
         softLimitTimer?.cancel()
         context.fireChannelInactive()
@@ -301,6 +302,9 @@ final class ConnectionHandler: ChannelInboundHandler {
             now = settings.clock.timestamp()
             process(context: context, flushNow: true)
         }
+        // Nobody will wait for a slot on a connection that is ending: waiting RL.ACQUIREs are
+        // answered now (else a shutdown would wait out their WAIT).
+        session.closed()
     }
 
     // MARK: Doing what the state machine says

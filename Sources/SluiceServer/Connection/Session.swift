@@ -11,6 +11,29 @@ public final class Session {
     /// Monotonic ms before which the next failed AUTH is not answered (failures queue up).
     public var authReplyNotBefore: Int64 = 0
 
+    /// Run when the client goes away (a waiting RL.ACQUIRE leaving its queue), by key; each
+    /// is removed when its reply is written. At most one per reply pending.
+    var closeHooks: [UInt64: @Sendable () -> Void] = [:]
+    /// The client has gone, or sent all it will (half-close), or the server is shutting down.
+    private(set) var leaving = false
+
+    /// Runs `hook` when the client goes away — at once if it already has.
+    public func onClose(_ id: UInt64, _ hook: @escaping @Sendable () -> Void) {
+        if leaving { hook() } else { closeHooks[id] = hook }
+    }
+
+    public func removeCloseHook(_ id: UInt64) { closeHooks[id] = nil }
+
+    /// The client went away (closed, half-closed, or the server is stopping): runs what waited
+    /// for that. As Redis frees a blocked client on EOF, a waiting RL.ACQUIRE is answered
+    /// "not granted" rather than held until its wait ends.
+    func closed() {
+        leaving = true
+        let hooks = closeHooks
+        closeHooks = [:]
+        for hook in hooks.values { hook() }
+    }
+
     public init(id: Int, authenticated: Bool) {
         self.id = id
         self.authenticated = authenticated

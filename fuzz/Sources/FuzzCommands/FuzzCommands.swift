@@ -44,10 +44,13 @@ public func fuzzCommands(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     }
     if let problem = server.invariantViolation() { fatalError("L1 books: \(problem)") }
     _ = try? channel.finish()
-    // Timers still pending (an AUTH failure's delayed reply) hold the channel and its handler
+    // Timers still pending (an AUTH failure's delayed reply, a waiting RL.ACQUIRE) hold the channel and its handler
     // through the embedded loop, which, unlike a real one, never runs them by itself: run them,
     // or every such input leaks its whole server.
-    channel.embeddedEventLoop.advanceTime(by: .hours(1))
+    // Both clocks move together, as during the input: a waiting RL.ACQUIRE's timer reads the
+    // server's clock and would re-arm without end if only the loop's time moved.
+    clock.advance(86_400_001)
+    channel.embeddedEventLoop.advanceTime(by: .milliseconds(86_400_001))
     return 0
 }
 
