@@ -221,7 +221,7 @@ public final class SluiceNode: Sendable {
             ServerCommands(report: report, configuration: configuration),
             ExactCacheCommands(cache: c.cache),
             RichCacheCommands(cache: c.cache, maxLease: configuration.maxLeaseMilliseconds),
-            RateLimitCommands(limits: c.limits, policies: policies),
+            RateLimitCommands(limits: c.limits, policies: policies, logger: logger),
             BreakerCommands(breakers: c.breakers),
             SemanticCommands(store: c.semantic, embedder: embedder),
         ])

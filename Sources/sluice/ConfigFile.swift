@@ -62,10 +62,24 @@ struct ConfigFile {
                 }
             case "budgets":
                 for name in section.keys {
-                    let t = try Self.policyTable(section, name, "budgets", allowed: ["budget", "period_ms"])
-                    guard let budget = try Self.number(t["budget"], "budgets.\(name).budget") else { throw Problem("budgets.\(name) needs budget") }
-                    policies.budgets[name] = PolicySet.Budget(budget: budget,
-                                                              periodMilliseconds: try Self.integer(t["period_ms"], "budgets.\(name).period_ms") ?? 86_400_000)
+                    let t = try Self.policyTable(section, name, "budgets", allowed: ["budget", "period", "period_ms", "near"])
+                    guard let amount = try Self.number(t["budget"], "budgets.\(name).budget") else { throw Problem("budgets.\(name) needs budget") }
+                    guard let budget = Money(Substring(String(amount))) else { throw Problem("budgets.\(name).budget must be 0 to 1e12") }
+                    var period = BudgetPeriod.day
+                    if let word = t["period"] {
+                        switch word.string {
+                        case "day": period = .day
+                        case "week": period = .week
+                        case "month": period = .month
+                        default: throw Problem("budgets.\(name).period must be \"day\", \"week\" or \"month\" (or give period_ms)")
+                        }
+                    }
+                    if let ms = try Self.integer(t["period_ms"], "budgets.\(name).period_ms") {
+                        guard t["period"] == nil else { throw Problem("budgets.\(name): period or period_ms, not both") }
+                        period = .rolling(milliseconds: ms)
+                    }
+                    policies.budgets[name] = PolicySet.Budget(budget: budget, period: period,
+                                                              near: try Self.number(t["near"], "budgets.\(name).near") ?? 0.8)
                 }
             case "breakers":
                 for name in section.keys {

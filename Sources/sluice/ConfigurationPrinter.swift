@@ -41,7 +41,9 @@ enum ConfigurationPrinter {
             out += "request_burst = \(spec.requestBurst)\ntoken_burst = \(spec.tokenBurst)\n"
         }
         for (name, b) in p.budgets.sorted(by: { $0.key < $1.key }) {
-            out += "\n[budgets.\(q(name))]\nbudget = \(b.budget)\nperiod_ms = \(b.periodMilliseconds)\n"
+            let period: String
+            if case .rolling(let ms) = b.period { period = "period_ms = \(ms)" } else { period = "period = \"\(b.period)\"" }
+            out += "\n[budgets.\(q(name))]\nbudget = \(b.budget)\n\(period)\nnear = \(b.near)\n"
         }
         for (name, b) in p.breakers.sorted(by: { $0.key < $1.key }) {
             out += "\n[breakers.\(q(name))]\n"

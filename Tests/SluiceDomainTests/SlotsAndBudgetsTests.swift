@@ -56,15 +56,55 @@ struct SlotsAndBudgetsTests {
         #expect(ticked.grants.map(\.waiter) == [4])
     }
 
+    static func money(_ text: String) -> Money { Money(Substring(text))! }
+
     @Test func budgetRefusesOverspendAndResetsWithTheWindow() throws {
         var s = RateLimiterShard(maxKeys: 10)
-        let first = try s.spend(key, amount: 0.75, budget: 1.0, period: 60_000, now: 0).get()
-        #expect(first == SpendDecision(allowed: true, remaining: 0.25, reset: 60_000))
-        let over = try s.spend(key, amount: 0.5, budget: 1.0, period: 60_000, now: 10_000).get()
-        #expect(over == SpendDecision(allowed: false, remaining: 0.25, reset: 50_000))
-        #expect(try s.spend(key, amount: 0.25, budget: 1.0, period: 60_000, now: 10_000).get().allowed)
-        let fresh = try s.spend(key, amount: 0.5, budget: 1.0, period: 60_000, now: 60_000).get()
-        #expect(fresh == SpendDecision(allowed: true, remaining: 0.5, reset: 60_000))
+        let (one, hour) = (Self.money("1"), BudgetPeriod.rolling(milliseconds: 60_000))
+        let first = try s.spend(key, amount: Self.money("0.75"), budget: one, period: hour, near: 0.8, now: 0).get()
+        #expect(first == SpendDecision(allowed: true, remaining: Self.money("0.25"), reset: 60_000))
+        let over = try s.spend(key, amount: Self.money("0.5"), budget: one, period: hour, near: 0.8, now: 10_000).get()
+        #expect(over == SpendDecision(allowed: false, remaining: Self.money("0.25"), reset: 50_000))
+        #expect(try s.spend(key, amount: Self.money("0.25"), budget: one, period: hour, near: 0.8, now: 10_000).get().allowed)
+        let fresh = try s.spend(key, amount: Self.money("0.5"), budget: one, period: hour, near: 0.8, now: 60_000).get()
+        #expect(fresh == SpendDecision(allowed: true, remaining: Self.money("0.5"), reset: 60_000))
+    }
+
+    /// Ten cents ten times is a dollar exactly (doubles would leave 0.9999999999999999 and
+    /// refuse the tenth); a calendar day resets at midnight UTC whenever the first spend came.
+    @Test func budgetsAreExactAndCalendarDaysResetAtMidnight() throws {
+        var s = RateLimiterShard(maxKeys: 10)
+        let noon: Int64 = 20_000 * 86_400_000 + 43_200_000
+        for i in 0..<10 {
+            let d = try s.spend(key, amount: Self.money("0.1"), budget: Self.money("1"), period: .day, near: 0.8, now: noon + Int64(i)).get()
+            #expect(d.allowed, "spend \(i + 1)")
+        }
+        #expect(s.budget(key, now: noon)?.spent == Self.money("1"))
+        #expect(try !s.spend(key, amount: Self.money("0.000001"), budget: Self.money("1"), period: .day, near: 0.8, now: noon + 20).get().allowed)
+        let nextDay = try s.spend(key, amount: Self.money("0.1"), budget: Self.money("1"), period: .day, near: 0.8,
+                                  now: noon + 43_200_000).get()
+        #expect(nextDay == SpendDecision(allowed: true, remaining: Self.money("0.9"), reset: 86_400_000))
+    }
+
+    /// The near-budget signal: from the fraction on, in every reply; "crossed" once per window.
+    @Test func theNearSignalComesOncePerWindow() throws {
+        var s = RateLimiterShard(maxKeys: 10)
+        let hour = BudgetPeriod.rolling(milliseconds: 3_600_000)
+        func spend(_ amount: String, _ now: Int64) throws -> SpendDecision {
+            try s.spend(key, amount: Self.money(amount), budget: Self.money("10"), period: hour, near: 0.75, now: now).get()
+        }
+        let below = try spend("7", 0)
+        #expect(!below.near && !below.crossedNear)
+        let crossing = try spend("0.5", 1)
+        #expect(crossing.near && crossing.crossedNear)
+        let after = try spend("1", 2)
+        #expect(after.near && !after.crossedNear)
+        let refused = try spend("5", 3)
+        #expect(!refused.allowed && refused.near && !refused.crossedNear)
+        let nextWindow = try spend("8", 3_600_000)
+        #expect(nextWindow.near && nextWindow.crossedNear)
+        #expect(s.budget(key, now: 3_600_000)?.warned == true)
+        #expect(s.budget(key, now: 7_200_000) == nil)
     }
 
     @Test func slotsHeldAreBoundedPerShardAndCountedAcrossKeys() throws {

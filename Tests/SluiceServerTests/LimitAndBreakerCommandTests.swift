@@ -76,8 +76,15 @@ struct LimitAndBreakerCommandTests {
         h.clock.advance(1000)
         #expect(try await h.send("RL.ACQUIRE pool 1\r\n") == "*4\r\n:0\r\n$-1\r\n:1\r\n:4000\r\n")
         #expect(try await h.send("RL.RELEASE pool \(slot)\r\nRL.RELEASE pool \(slot)\r\n") == ":1\r\n:0\r\n")
-        #expect(try await h.send("RL.SPEND team 2.5 10 PERIOD 3600000\r\n") == "*3\r\n:1\r\n$3\r\n7.5\r\n:3600000\r\n")
-        #expect(try await h.send("RL.SPEND team 8 10 PERIOD 3600000\r\n") == "*3\r\n:0\r\n$3\r\n7.5\r\n:3600000\r\n")
+        #expect(try await h.send("RL.SPEND team 2.5 10 PERIOD 3600000\r\n") == "*4\r\n:1\r\n$3\r\n7.5\r\n:3600000\r\n:0\r\n")
+        #expect(try await h.send("RL.SPEND team 8 10 PERIOD 3600000\r\n") == "*4\r\n:0\r\n$3\r\n7.5\r\n:3600000\r\n:0\r\n")
+        // The newer form, and the near-budget signal from NEAR of the budget on.
+        #expect(try await h.send("RL.SPEND team 5 BUDGET 10 PERIOD 3600000 NEAR 0.7\r\n") == "*4\r\n:1\r\n$3\r\n2.5\r\n:3600000\r\n:1\r\n")
+        #expect(try await h.send("RL.BUDGET team\r\n") == "*6\r\n$3\r\n7.5\r\n$4\r\n10.0\r\n$3\r\n2.5\r\n:3600000\r\n$7\r\n3600000\r\n:1\r\n")
+        #expect(try await h.send("RL.BUDGET nobody\r\n") == "*-1\r\n")
+        // A calendar day: the window ends at the next midnight UTC (the harness's clock is at
+        // 1,700,000,000,000 ms: 2023-11-14 22:13:20 UTC, 6,400 s before midnight, and was moved 1 s).
+        #expect(try await h.send("RL.SPEND daily 1 BUDGET 3 PERIOD day\r\n") == "*4\r\n:1\r\n$3\r\n2.0\r\n:6399000\r\n:0\r\n")
         await h.close()
     }
 
@@ -91,9 +98,13 @@ struct LimitAndBreakerCommandTests {
         ("RL.ACQUIRE k 2 PRIORITY high\r\n", "-ERR PRIORITY must be an integer from -1000000 to 1000000\r\n"),
         ("RL.ACQUIRE k 2 WAIT\r\n", "-ERR wrong number of arguments for 'rl.acquire' command\r\n"),
         ("RL.ACQUIRE k 2 SOON 5\r\n", "-ERR syntax error\r\n"),
-        ("RL.SPEND k -1 10\r\n", "-ERR amount must be a non-negative number\r\n"),
-        ("RL.SPEND k 1 lots\r\n", "-ERR budget must be a non-negative number\r\n"),
-        ("RL.SPEND k 1 10 PERIOD 0\r\n", "-ERR PERIOD must be at least 1 ms\r\n"),
+        ("RL.SPEND k -1 10\r\n", "-ERR amount must be a non-negative number of at most 1e12\r\n"),
+        ("RL.SPEND k 1 lots\r\n", "-ERR budget must be a non-negative number of at most 1e12\r\n"),
+        ("RL.SPEND k 1 10 PERIOD 0\r\n", "-ERR PERIOD must be day, week, month or 1 to 10000000000 ms\r\n"),
+        ("RL.SPEND k 1 10 PERIOD fortnight\r\n", "-ERR PERIOD must be day, week, month or 1 to 10000000000 ms\r\n"),
+        ("RL.SPEND k 1 10 NEAR 0\r\n", "-ERR NEAR must be above 0 and at most 1\r\n"),
+        ("RL.SPEND k 1\r\n", "-ERR a budget is needed: RL.SPEND key amount budget, BUDGET b or POLICY name\r\n"),
+        ("RL.SPEND k 1 BUDGET 1e13\r\n", "-ERR budget must be a non-negative number of at most 1e12\r\n"),
         ("RL.TAKE k x 1\r\n", "-ERR value is not an integer or out of range\r\n"),
         ("RL.TAKE k -1 1\r\n", "-ERR rpm must be between 0 and 10000000000\r\n"),
         ("RL.TAKE k 1 1 TOKENS\r\n", "-ERR syntax error\r\n"),
@@ -110,7 +121,7 @@ struct LimitAndBreakerCommandTests {
         ("CB.FORCE up sideways\r\n", "-ERR CB.FORCE takes open, closed or auto\r\n"),
         ("CB.CONFIG up WINDOW 0\r\n", "-ERR WINDOW must be 1 to 10000\r\n"),
         ("CB.CONFIG b OPEN-MS 9223372036854775807 MIN-CALLS 1\r\n", "-ERR OPEN-MS must be 1 to 604800000 ms\r\n"),
-        ("RL.SPEND k 1e300 1e300\r\n", "-ERR amount and budget must be at most 1e15\r\n"),
+        ("RL.SPEND k 1e300 1e300\r\n", "-ERR amount must be a non-negative number of at most 1e12\r\n"),
         ("RL.TAKE k 9223372036854775807 1\r\n", "-ERR rpm must be between 0 and 10000000000\r\n"),
         ("CB.CONFIG up FAILURE-RATE 1.5\r\n", "-ERR FAILURE-RATE must be above 0 and at most 1\r\n"),
         ("CB.CONFIG up OPEN-MS\r\n", "-ERR syntax error\r\n"),
@@ -156,7 +167,7 @@ struct LimitAndBreakerCommandTests {
     @Test func numbersAreDecimalAndNamesAreBounded() async throws {
         let h = try await Harness.make()
         for bad in ["0x10", "+5", "inf", "nan", "1e400"] {
-            #expect(try await h.send("RL.SPEND k \(bad) 10 1000\r\n") == "-ERR amount must be a non-negative number\r\n")
+            #expect(try await h.send("RL.SPEND k \(bad) 10 1000\r\n") == "-ERR amount must be a non-negative number of at most 1e12\r\n")
         }
         let long = String(repeating: "k", count: 1025)
         #expect(try await h.send("RL.TAKE \(long) 10 0\r\n") == "-ERR key is longer than 1024 bytes\r\n")

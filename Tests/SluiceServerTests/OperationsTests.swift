@@ -25,10 +25,10 @@ struct OperationsTests {
         p.limits = ["a\u{1}b": LimitSpec(requestsPerMinute: 1, tokensPerMinute: 0)]
         #expect(p.problem() != nil)
         p.limits = [:]
-        p.budgets["b"] = .init(budget: 1, periodMilliseconds: Int64.max)  // now + period would trap
+        p.budgets["b"] = .init(budget: Money(micros: 1), period: .rolling(milliseconds: Int64.max))
         #expect(p.problem() == "budgets.b.period_ms must be 1 to 10000000000")
-        p.budgets["b"] = .init(budget: .nan)
-        #expect(p.problem() == "budgets.b.budget must be 0 to 1e15")
+        p.budgets["b"] = .init(budget: Money(micros: 1), near: .nan)
+        #expect(p.problem() == "budgets.b.near must be above 0 and at most 1")
         p.budgets = [:]
         var change = BreakerPolicyChange()
         change.failureRate = 1.5
@@ -59,7 +59,7 @@ struct OperationsTests {
         #expect(book.decisionCounts["p"] == PolicyBook.Decisions(allowed: 2, limited: 1, nearLimit: 1))
         #expect(book.decisionCounts["none"] == PolicyBook.Decisions(allowed: 1, limited: 0, nearLimit: 0))
         #expect(book.mostLimited(5).map(\.key) == ["k"])
-        book.countSpend(policy: "team", key: key, allowed: true, amount: 8, remaining: 2, budget: 10)
+        book.countSpend(policy: "team", key: key, allowed: true, near: true, amount: 8)
         #expect(book.decisionCounts["team"]?.nearLimit == 1)
         #expect(book.spentByPolicy["team"] == 8)
     }

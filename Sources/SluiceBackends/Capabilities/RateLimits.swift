@@ -32,8 +32,11 @@ public protocol RateLimits: Sendable {
     /// true: the slot was held and is free now.
     func release(_ key: ByteBuffer, slot: UInt64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Bool>
 
-    /// Spends `amount` of `budget` in the current window of `period` ms.
-    func spend(_ key: ByteBuffer, amount: Double, budget: Double, period: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SpendDecision, LimitError>>
+    /// Spends the request's amount of its budget in the current window (wall-clock `now`).
+    func spend(_ key: ByteBuffer, _ request: SpendRequest, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SpendDecision, LimitError>>
+
+    /// A key's budget window (`RL.BUDGET`); nil when it has no live one.
+    func budget(_ key: ByteBuffer, now: Int64, on eventLoop: any EventLoop) -> Deferred<SpendWindow?>
 
     func statistics() -> RateLimitStatistics
 

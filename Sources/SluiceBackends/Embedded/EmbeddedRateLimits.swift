@@ -140,8 +140,12 @@ public final class EmbeddedRateLimits: RateLimits {
         }
     }
 
-    public func spend(_ key: ByteBuffer, amount: Double, budget: Double, period: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SpendDecision, LimitError>> {
-        .ready(limiter.spend(key, amount: amount, budget: budget, period: period, now: now))
+    public func spend(_ key: ByteBuffer, _ request: SpendRequest, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SpendDecision, LimitError>> {
+        .ready(limiter.spend(key, amount: request.amount, budget: request.budget, period: request.period, near: request.near, now: now))
+    }
+
+    public func budget(_ key: ByteBuffer, now: Int64, on eventLoop: any EventLoop) -> Deferred<SpendWindow?> {
+        .ready(limiter.budget(key, now: now))
     }
 
     public func statistics() -> RateLimitStatistics {

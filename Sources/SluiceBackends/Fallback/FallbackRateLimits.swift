@@ -87,12 +87,21 @@ public final class FallbackRateLimits: RateLimits {
         }
     }
 
-    public func spend(_ key: ByteBuffer, amount: Double, budget: Double, period: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SpendDecision, LimitError>> {
-        let answer = primary.spend(key, amount: amount, budget: budget, period: period, now: now, on: eventLoop)
+    public func spend(_ key: ByteBuffer, _ request: SpendRequest, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SpendDecision, LimitError>> {
+        let answer = primary.spend(key, request, now: now, on: eventLoop)
         guard case .later = answer else { return answer }
         let key = ByteBuffer.owned(key)
         return policy.recover(answer, .decision, on: eventLoop) { [local] _ in
-            local.spend(key, amount: amount, budget: budget, period: period, now: now, on: eventLoop)
+            local.spend(key, request, now: now, on: eventLoop)
+        }
+    }
+
+    public func budget(_ key: ByteBuffer, now: Int64, on eventLoop: any EventLoop) -> Deferred<SpendWindow?> {
+        let answer = primary.budget(key, now: now, on: eventLoop)
+        guard case .later = answer else { return answer }
+        let key = ByteBuffer.owned(key)
+        return policy.recover(answer, .decision, on: eventLoop) { [local] _ in
+            local.budget(key, now: now, on: eventLoop)
         }
     }
 

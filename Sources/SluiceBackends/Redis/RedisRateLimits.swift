@@ -96,8 +96,12 @@ public final class RedisRateLimits: RateLimits {
         local.release(key, slot: slot, now: now, on: eventLoop)
     }
 
-    public func spend(_ key: ByteBuffer, amount: Double, budget: Double, period: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SpendDecision, LimitError>> {
-        local.spend(key, amount: amount, budget: budget, period: period, now: now, on: eventLoop)
+    public func spend(_ key: ByteBuffer, _ request: SpendRequest, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SpendDecision, LimitError>> {
+        local.spend(key, request, now: now, on: eventLoop)
+    }
+
+    public func budget(_ key: ByteBuffer, now: Int64, on eventLoop: any EventLoop) -> Deferred<SpendWindow?> {
+        local.budget(key, now: now, on: eventLoop)
     }
 
     public func statistics() -> RateLimitStatistics {

@@ -1,7 +1,7 @@
 /// The window of a spend budget (`RL.SPEND ... PERIOD`): a calendar period in UTC — it resets at
 /// midnight, on Monday, on the first of the month, whenever the first spend came — or a rolling
 /// window of a fixed length that starts with the first spend.
-public enum BudgetPeriod: Sendable, Hashable {
+public enum BudgetPeriod: Sendable, Hashable, CustomStringConvertible {
     case day, week, month
     case rolling(milliseconds: Int64)
 

@@ -43,8 +43,12 @@ public struct Money: Sendable, Hashable, Comparable, CustomStringConvertible {
             self.micros = micros
             return
         }
-        // Exponents, or more than six decimals: through a double, rounded.
-        guard let d = Double(text), d.isFinite, d >= 0, d <= Double(Self.max.micros) / Double(Self.perUnit) else { return nil }
+        // Exponents, or more than six decimals: through a double, rounded — decimal digits only
+        // (Double would also read "+5", "0x10" and "nan").
+        guard let first = text.utf8.first, (first >= UInt8(ascii: "0") && first <= UInt8(ascii: "9")) || first == UInt8(ascii: "."),
+              text.utf8.allSatisfy({ ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: ".")
+                  || $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "-") }),
+              let d = Double(text), d.isFinite, d >= 0, d <= Double(Self.max.micros) / Double(Self.perUnit) else { return nil }
         self.micros = Int64((d * Double(Self.perUnit)).rounded())
     }
 

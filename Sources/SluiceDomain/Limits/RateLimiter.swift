@@ -67,8 +67,12 @@ public final class RateLimiter: Sendable {
         shards.withShard(hash: hasher.hash(key)) { $0.cancelWait(key, waiter: waiter) }
     }
 
-    public func spend(_ key: ByteBuffer, amount: Double, budget: Double, period: Int64, now: Int64) -> Result<SpendDecision, LimitError> {
-        shards.withShard(hash: hasher.hash(key)) { $0.spend(key, amount: amount, budget: budget, period: period, now: now) }
+    public func spend(_ key: ByteBuffer, amount: Money, budget: Money, period: BudgetPeriod, near: Double, now: Int64) -> Result<SpendDecision, LimitError> {
+        shards.withShard(hash: hasher.hash(key)) { $0.spend(key, amount: amount, budget: budget, period: period, near: near, now: now) }
+    }
+
+    public func budget(_ key: ByteBuffer, now: Int64) -> SpendWindow? {
+        shards.withShard(hash: hasher.hash(key)) { $0.budget(key, now: now) }
     }
 
     public func sweep(shard index: Int, now: Int64) {
@@ -98,7 +102,9 @@ public final class RateLimiter: Sendable {
     /// The `n` live budgets with the largest share spent (one shard locked at a time).
     public func budgetsMostUsed(_ n: Int, now: Int64) -> [BudgetUse] {
         var top: [(share: Double, key: ByteBuffer, window: SpendWindow)] = []
-        func share(_ w: SpendWindow) -> Double { w.budget > 0 ? w.spent / w.budget : (w.spent > 0 ? .infinity : 0) }
+        func share(_ w: SpendWindow) -> Double {
+            w.budget.micros > 0 ? Double(w.spent.micros) / Double(w.budget.micros) : (w.spent.micros > 0 ? .infinity : 0)
+        }
         shards.forEach { shard in
             for (key, window) in shard.budgets where window.endsAt > now {
                 // Only the n kept so far are held on to (their keys are turned into text at the end).
@@ -111,8 +117,8 @@ public final class RateLimiter: Sendable {
             }
         }
         return top.sorted { $0.share > $1.share }.map {
-            BudgetUse(key: String(decoding: $0.key.readableBytesView.prefix(200), as: UTF8.self), spent: $0.window.spent,
-                      budget: $0.window.budget, resetsIn: $0.window.endsAt - now)
+            BudgetUse(key: String(decoding: $0.key.readableBytesView.prefix(200), as: UTF8.self), spent: $0.window.spent.units,
+                      budget: $0.window.budget.units, resetsIn: $0.window.endsAt - now)
         }
     }
 

@@ -69,26 +69,39 @@ extension RateLimiterShard {
         return SlotTransition(value: value, grants: grants, nextWakeUp: wake)
     }
 
-    /// Spends `amount` of `budget` in the current window of `period` ms (which starts with the
-    /// first spend). Refused — and not charged — when it would go over; amount 0 only checks.
-    public mutating func spend(_ key: ByteBuffer, amount: Double, budget: Double, period: Int64, now: Int64) -> Result<SpendDecision, LimitError> {
+    /// Spends `amount` of `budget` in the current window of `period` (wall-clock `now`). Refused
+    /// — and not charged — when it would go over; amount 0 only checks. The window's budget is
+    /// the latest asked for; a window that has ended starts again at zero. `near`: the fraction
+    /// of the budget from which the decision says so.
+    public mutating func spend(_ key: ByteBuffer, amount: Money, budget: Money, period: BudgetPeriod, near: Double,
+                               now: Int64) -> Result<SpendDecision, LimitError> {
         var window: SpendWindow
         if let w = budgets[key], w.endsAt > now {
             window = w
             window.budget = budget
         } else {
             if budgets[key] == nil && budgets.count >= maxKeys { return .failure(.tooManyKeys(limit: maxKeys)) }
-            window = SpendWindow(spent: 0, budget: budget, endsAt: now + period)
+            window = SpendWindow(spent: .zero, budget: budget, endsAt: period.end(after: now), period: period)
         }
         let allowed = window.spent + amount <= budget
         if allowed {
-            window.spent += amount
+            window.spent = window.spent + amount
             counters.allowed += 1
         } else {
             counters.denied += 1
         }
+        let isNear = window.isNear(near)
+        let crossed = isNear && !window.warned
+        if crossed { window.warned = true }
         budgets[ByteBuffer.owned(key)] = window
-        return .success(SpendDecision(allowed: allowed, remaining: max(budget - window.spent, 0), reset: window.endsAt - now))
+        return .success(SpendDecision(allowed: allowed, remaining: window.remaining, reset: window.endsAt - now,
+                                      near: isNear, crossedNear: crossed))
+    }
+
+    /// A key's budget window, if it has a live one at `now`.
+    public func budget(_ key: ByteBuffer, now: Int64) -> SpendWindow? {
+        guard let w = budgets[key], w.endsAt > now else { return nil }
+        return w
     }
 
     /// Drops ended leases of keys nobody waits on (a key with waiters is ticked by whoever

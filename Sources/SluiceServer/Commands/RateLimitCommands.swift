@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import SluiceBackends
 import SluiceDomain
@@ -9,13 +10,13 @@ struct RateLimitCommands: CommandGroup {
     let limits: any RateLimits
     /// Named policies (`POLICY name` instead of numbers) and the decisions counted under each.
     let policies: PolicyBook
+    /// Where a budget's near-budget signal is logged (once per window).
+    var logger = Logger(label: "sluice")
 
     static let unknownReservation = CommandError("unknown or expired reservation")
-    /// Largest amount or budget for RL.SPEND: sums of them stay finite and comparable.
-    static let maxMoney: Double = 1e15
 
     var commands: [Command] {
-        let limits = limits, policies = policies
+        let limits = limits, policies = policies, logger = logger
         return [
             Command("rl.take", arity: -4, summary: "RL.TAKE key (rpm tpm | POLICY name) [TOKENS n] [BURST requests tokens]: [allowed, remaining_requests, remaining_tokens, retry_after_ms, reset_ms]") { ctx, out throws(CommandError) in
                 let key = try ctx.nextName()
@@ -130,32 +131,68 @@ struct RateLimitCommands: CommandGroup {
                     out.writeRESPInteger(released ? 1 : 0)
                 }
             },
-            Command("rl.spend", arity: -4, summary: "RL.SPEND key amount (budget [PERIOD ms] | POLICY name): [allowed, remaining, reset_ms]") { ctx, out throws(CommandError) in
+            Command("rl.spend", arity: -3,
+                    summary: "RL.SPEND key amount (budget | BUDGET b | POLICY name) [PERIOD day|week|month|ms] [NEAR fraction]: [allowed, remaining, reset_ms, near]") { ctx, out throws(CommandError) in
                 let key = try ctx.nextName()
-                guard let amount = try ctx.next().doubleValue, amount >= 0 else { throw CommandError("amount must be a non-negative number") }
-                let third = try ctx.next()
-                let budget: Double, period: Int64
-                var policyName: String?
-                if third.isKeyword("POLICY") {
-                    let name = try ctx.next().text
-                    guard let policy = policies.budget(named: name) else { throw Self.noPolicy("budget", name) }
-                    guard !ctx.hasMore else { throw CommandError.syntax }
-                    (budget, period) = (policy.budget, policy.periodMilliseconds)
-                    policyName = name
-                } else {
-                    guard let b = third.doubleValue, b >= 0 else { throw CommandError("budget must be a non-negative number") }
-                    budget = b
-                    period = try Self.trailingMilliseconds(&ctx, "PERIOD", default: 86_400_000)
+                guard let amount = Money(try ctx.next().text[...]) else { throw Self.badMoney("amount") }
+                var budget: Money?, policyName: String?
+                var period = BudgetPeriod.day, near = 0.8
+                var first = true
+                while ctx.hasMore {
+                    let option = try ctx.next()
+                    defer { first = false }
+                    if first && !Self.spendOptions.contains(where: { option.isKeyword($0) }) {
+                        // The older positional form: RL.SPEND key amount budget.
+                        guard let b = Money(option.text[...]) else { throw Self.badMoney("budget") }
+                        budget = b
+                    } else if option.isKeyword("BUDGET") {
+                        guard let b = Money(try ctx.next().text[...]) else { throw Self.badMoney("budget") }
+                        budget = b
+                    } else if option.isKeyword("PERIOD") {
+                        period = try Self.budgetPeriod(try ctx.next())
+                    } else if option.isKeyword("NEAR") {
+                        guard let f = try ctx.next().doubleValue, f > 0, f <= 1 else { throw CommandError("NEAR must be above 0 and at most 1") }
+                        near = f
+                    } else if option.isKeyword("POLICY") {
+                        let name = try ctx.next().text
+                        guard let policy = policies.budget(named: name) else { throw Self.noPolicy("budget", name) }
+                        (budget, period, near, policyName) = (policy.budget, policy.period, policy.near, name)
+                    } else {
+                        throw CommandError.syntax
+                    }
                 }
-                guard amount <= Self.maxMoney, budget <= Self.maxMoney else { throw CommandError("amount and budget must be at most 1e15") }
+                guard let budget else { throw CommandError("a budget is needed: RL.SPEND key amount budget, BUDGET b or POLICY name") }
                 let spender = policyName
-                return ctx.reply(limits.spend(key, amount: amount, budget: budget, period: period, now: ctx.monotonic, on: ctx.eventLoop), into: &out) { result, out in
+                let request = SpendRequest(amount: amount, budget: budget, period: period, near: near)
+                let owned = ByteBuffer.owned(key)
+                return ctx.reply(limits.spend(key, request, now: ctx.now, on: ctx.eventLoop), into: &out) { result, out in
                     guard case .success(let d) = result else { return Self.writeFailure(result, &out) }
-                    policies.countSpend(policy: spender, key: key, allowed: d.allowed, amount: amount, remaining: d.remaining, budget: budget)
-                    out.writeRESPArrayHeader(3)
+                    policies.countSpend(policy: spender, key: owned, allowed: d.allowed, near: d.near, amount: amount.units)
+                    if d.crossedNear {
+                        logger.notice("budget near its limit", metadata: [
+                            "key": "\(String(decoding: owned.readableBytesView.prefix(200), as: UTF8.self))",
+                            "remaining": "\(d.remaining)", "budget": "\(budget)", "policy": "\(spender ?? "none")",
+                        ])
+                    }
+                    out.writeRESPArrayHeader(4)
                     out.writeRESPInteger(d.allowed ? 1 : 0)
-                    out.writeRESPDouble(d.remaining)
+                    out.writeRESPDouble(d.remaining.units)
                     out.writeRESPInteger(Int(d.reset))
+                    out.writeRESPInteger(d.near ? 1 : 0)
+                }
+            },
+            Command("rl.budget", arity: 2, summary: "RL.BUDGET key: [spent, budget, remaining, reset_ms, period, near] or nil") { ctx, out throws(CommandError) in
+                let key = try ctx.nextName()
+                let now = ctx.now
+                return ctx.reply(limits.budget(key, now: now, on: ctx.eventLoop), into: &out) { window, out in
+                    guard let w = window else { return out.writeRESPNullArray() }
+                    out.writeRESPArrayHeader(6)
+                    out.writeRESPDouble(w.spent.units)
+                    out.writeRESPDouble(w.budget.units)
+                    out.writeRESPDouble(w.remaining.units)
+                    out.writeRESPInteger(Int(w.endsAt - now))
+                    out.writeRESPBulk(w.period.description)
+                    out.writeRESPInteger(w.warned ? 1 : 0)
                 }
             },
         ]
@@ -197,6 +234,23 @@ struct RateLimitCommands: CommandGroup {
     /// Largest RL.ACQUIRE PRIORITY either way (aging adds a level a second: a million is
     /// eleven days of waiting).
     static let maxPriority = 1_000_000
+
+    static let spendOptions: [StaticString] = ["BUDGET", "PERIOD", "NEAR", "POLICY"]
+
+    static func badMoney(_ what: String) -> CommandError {
+        CommandError("\(what) must be a non-negative number of at most 1e12")
+    }
+
+    /// `day`, `week`, `month` (UTC calendar), or a rolling window in ms.
+    static func budgetPeriod(_ word: ByteBuffer) throws(CommandError) -> BudgetPeriod {
+        if word.isKeyword("DAY") { return .day }
+        if word.isKeyword("WEEK") { return .week }
+        if word.isKeyword("MONTH") { return .month }
+        guard let ms = word.decimalValue, ms >= 1, Int64(ms) <= TokenBucket.maxTokens else {
+            throw CommandError("PERIOD must be day, week, month or 1 to \(TokenBucket.maxTokens) ms")
+        }
+        return .rolling(milliseconds: Int64(ms))
+    }
 
     static func trailingMilliseconds(_ ctx: inout CommandContext, _ keyword: StaticString, default value: Int64) throws(CommandError) -> Int64 {
         guard ctx.hasMore else { return value }

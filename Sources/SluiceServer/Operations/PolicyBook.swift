@@ -46,10 +46,10 @@ public final class PolicyBook: Sendable {
         count(policy: policy, key: key, allowed: allowed, near: near)
     }
 
-    /// Counts one RL.SPEND decision: `amount` spent when allowed; near the limit with a fifth
-    /// or less of the budget left.
-    public func countSpend(policy: String?, key: ByteBuffer, allowed: Bool, amount: Double, remaining: Double, budget: Double) {
-        count(policy: policy, key: key, allowed: allowed, near: allowed && remaining * 5 <= budget)
+    /// Counts one RL.SPEND decision: `amount` spent when allowed; `near`: the budget's spent
+    /// share has reached its near fraction.
+    public func countSpend(policy: String?, key: ByteBuffer, allowed: Bool, near: Bool, amount: Double) {
+        count(policy: policy, key: key, allowed: allowed, near: allowed && near)
         if allowed && amount > 0 {
             spent.withLock { all in
                 var name = policy ?? "none"

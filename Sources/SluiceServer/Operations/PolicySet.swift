@@ -7,12 +7,15 @@ import SluiceDomain
 public struct PolicySet: Sendable, Equatable {
     /// Spend budgets for `RL.SPEND key amount POLICY name`.
     public struct Budget: Sendable, Hashable {
-        public var budget: Double
-        public var periodMilliseconds: Int64
+        public var budget: Money
+        public var period: BudgetPeriod
+        /// The fraction of the budget from which a spend is "near" (reply field, log, metric).
+        public var near: Double
 
-        public init(budget: Double, periodMilliseconds: Int64 = 86_400_000) {
+        public init(budget: Money, period: BudgetPeriod = .day, near: Double = 0.8) {
             self.budget = budget
-            self.periodMilliseconds = periodMilliseconds
+            self.period = period
+            self.near = near
         }
     }
 
@@ -64,10 +67,10 @@ public struct PolicySet: Sendable, Equatable {
             if spec.tokensPerMinute > 0 && spec.tokenBurst < 1 { return "limits.\(name).token_burst must be at least 1 when tpm is set" }
         }
         for (name, budget) in budgets.sorted(by: { $0.key < $1.key }) {
-            if !(budget.budget >= 0 && budget.budget <= 1e15) { return "budgets.\(name).budget must be 0 to 1e15" }
-            if !(1...TokenBucket.maxTokens).contains(budget.periodMilliseconds) {
+            if case .rolling(let ms) = budget.period, !(1...TokenBucket.maxTokens).contains(ms) {
                 return "budgets.\(name).period_ms must be 1 to \(TokenBucket.maxTokens)"  // as RL.SPEND's PERIOD
             }
+            if !(budget.near > 0 && budget.near <= 1) { return "budgets.\(name).near must be above 0 and at most 1" }
         }
         for (name, change) in breakers.sorted(by: { $0.key < $1.key }) {
             for (what, value) in [("window", change.window), ("min_calls", change.minimumCalls), ("probes", change.probes)] {
