@@ -93,6 +93,8 @@ import Testing
                 Self.change(&index, &live, dim: 24, step: step, rng: &rng)
                 step += 1
             }
+            // As the server does after assigning: catch up in rounds, changes coming in between.
+            if start % 300 == 0 { index.catchUp(index.takeChanges(), into: &builder) }
         }
         let installed = index.finishPartition(builder)
         #expect(installed)
@@ -193,6 +195,30 @@ import Testing
                 Issue.record("no hit for \(i)"); continue
             }
             #expect(m.entry.prompt == "prompt \(i)")
+        }
+    }
+
+    /// Entries with the same vector (or near-duplicates) are each found by their own prompt: the
+    /// exact prompt is looked up by its text, not crowded out of the candidates.
+    @Test func theSamePromptIsFoundAmongIdenticalVectors() {
+        let cache = SemanticCache(partitionFrom: 100)
+        let same = [Float](repeating: 0.5, count: 128)
+        for i in 0..<150 {
+            _ = cache.set("dup", prompt: "question \(i) about topic", response: ByteBuffer(string: "r\(i)"), vector: same, embedder: "client",
+                          scope: "", createdAt: 0, expiresAt: 0)
+        }
+        #expect(cache.info("dup")!.lists > 0)
+        for i in stride(from: 0, to: 150, by: 7) {
+            guard case .success(.hit(let m)) = cache.get("dup", prompt: "question \(i) about topic", vector: same, embedder: "client",
+                                                        scope: "", minScore: 0.7, now: 1) else {
+                Issue.record("question \(i) not found"); continue
+            }
+            #expect(m.entry.prompt == "question \(i) about topic")
+        }
+        // In another scope the prompt is not the same question.
+        if case .success(.hit) = cache.get("dup", prompt: "question 3 about topic", vector: same, embedder: "client", scope: "other",
+                                           minScore: 0.7, now: 1) {
+            Issue.record("hit across scopes")
         }
     }
 

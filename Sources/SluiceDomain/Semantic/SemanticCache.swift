@@ -102,8 +102,9 @@ public final class SemanticCache: Sendable {
     /// (see `VectorIndex+Lists.swift`), on ``background``: a sample is copied under the write
     /// lock (at most 64 MiB), k-means runs with no lock (about a second at 512 lists × 20,480
     /// rows of 384 dimensions), the rows are assigned 2,048 at a time under the read lock
-    /// (searches go on; a write waits for one range, milliseconds), and the lists are installed
-    /// under the write lock after catching up with what changed meanwhile. Once per namespace.
+    /// (searches go on; a write waits for one range, milliseconds), what changed meanwhile is
+    /// brought up to date under the read lock too, and the lists are installed under the write
+    /// lock with the last few changes. Once per namespace.
     func partitionIfDue(_ name: String) {
         guard let s = slot(name, create: false) else { return }
         s.lock.lockWrite()
@@ -121,6 +122,19 @@ public final class SemanticCache: Sendable {
                 s.lock.unlock()
                 guard start < rows else { break }
                 start += Self.assignedAtOnce
+            }
+            // What changed meanwhile, under the read lock while there is much of it (a bounded
+            // number of rounds: a namespace written faster than this catches up gets the rest
+            // under the write lock).
+            for _ in 0..<8 {
+                s.lock.lockWrite()
+                let changed = s.namespace.index?.takeChanges() ?? []
+                s.lock.unlock()
+                guard !changed.isEmpty else { break }
+                s.lock.lockRead()
+                s.namespace.index?.catchUp(changed, into: &builder)
+                s.lock.unlock()
+                if changed.count < Self.assignedAtOnce / 8 { break }
             }
             s.lock.lockWrite()
             s.namespace.finishPartition(builder)

@@ -163,6 +163,13 @@ public struct SemanticNamespace: Sendable {
         guard self.embedder == embedder, index.dimension == vector.count else {
             return .failure(.embedderMismatch(namespace: "\(self.embedder ?? "?")/\(index.dimension)", request: "\(embedder)/\(vector.count)"))
         }
+        // The same prompt in the same scope is the same question, whatever its neighbours: found
+        // by its text, not by a search that near-duplicates (or identical client vectors) could
+        // crowd it out of (an attacker's finding). Its own threshold still applies (feedback).
+        if let id = byPrompt[Self.key(prompt, scope)], let e = entries[id], !e.isExpired(at: now),
+           let score = index.score(id: id, vector), score >= Verdicts.threshold(of: e, bar: minScore) {
+            return .success((.hit(Match(entry: e, score: min(score, 1))), id))
+        }
         // The scan filters on the scope's hash; a candidate of another scope with the same hash
         // (Hasher is seeded per process: not something a client can aim for) is dropped here.
         let found = index.search(vector, k: Self.candidates, tag: Self.tag(scope), now: now).filter { entries[$0.id]?.scope == scope }

@@ -113,6 +113,14 @@ public struct VectorIndex: Sendable {
 
     public func contains(id: UInt64) -> Bool { position[id] != nil }
 
+    /// The cosine of `id`'s row with `query`; nil when `id` is not here or the query is unusable.
+    public func score(id: UInt64, _ query: [Float]) -> Float? {
+        guard let i = position[id], query.count == dimension, let q = Self.normalised(query, stride: stride) else { return nil }
+        return vectors.withUnsafeBufferPointer { rows in
+            q.withUnsafeBufferPointer { Self.dot($0.baseAddress!, rows.baseAddress! + i * stride, stride) }
+        }
+    }
+
     // MARK: Search
 
     /// The `k` most similar rows tagged `tag` and not expired at `now`, best first: through the
