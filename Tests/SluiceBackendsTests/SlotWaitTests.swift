@@ -103,4 +103,51 @@ import Testing
         _ = l.release(key, slot: holder.slot!, now: now, on: loop)
         #expect(value(stays) == .granted(12, waited: 0))
     }
+
+    /// A waiter granted from the queue that never releases: its lease end wakes the next one
+    /// (the key's timer is re-armed by the release that granted it, not only by requests).
+    @Test func theLeaseOfAGrantedWaiterIsWatchedToo() throws {
+        let l = limits()
+        let first = answer(l.acquire(key, SlotRequest(limit: 1, lease: 86_400_000), now: now, on: loop))!
+        let b = pending(l.acquire(key, SlotRequest(limit: 1, wait: 60_000, lease: 100, ticket: 20), now: now, on: loop))!
+        let c = pending(l.acquire(key, SlotRequest(limit: 1, wait: 60_000, lease: 100, ticket: 21), now: now, on: loop))!
+        advance(1_000)
+        _ = l.release(key, slot: first.slot!, now: now, on: loop)
+        #expect(value(b) == .granted(20, waited: 1_000))
+        advance(99)
+        #expect(value(c) == nil)
+        advance(2)  // b's lease of 100 ms ended: c gets the slot, without anyone calling in
+        #expect(value(c) == .granted(21, waited: 1_101))
+    }
+
+    /// Many waiters with different waits: each is answered at its own deadline, in order, by
+    /// one timer per key (not one per waiter, each re-scanning the whole queue).
+    @Test func waitsEndOneByOneFromOneTimer() throws {
+        let l = limits()
+        _ = answer(l.acquire(key, SlotRequest(limit: 1, lease: 86_400_000), now: now, on: loop))
+        var futures: [EventLoopFuture<Result<SlotDecision, LimitError>>] = []
+        for i in 0..<50 {
+            futures.append(pending(l.acquire(key, SlotRequest(limit: 1, wait: Int64(100 + 10 * i), lease: 100, ticket: UInt64(100 + i)),
+                                             now: now, on: loop))!)
+        }
+        #expect(l.armedTimers == 1)
+        for i in 0..<50 {
+            advance(i == 0 ? 101 : 10)
+            #expect(value(futures[i])?.granted == false, "waiter \(i)")
+            if i + 1 < 50 { #expect(value(futures[i + 1]) == nil, "waiter \(i + 1) too early") }
+        }
+        #expect(l.limiter.summary().slotsHeld == 1)
+    }
+
+    /// A client that leaves after it was granted gets no second answer (and keeps the slot
+    /// until released: the command releases it when it sees the client gone).
+    @Test func aCancelAfterTheGrantChangesNothing() throws {
+        let l = limits()
+        let holder = answer(l.acquire(key, SlotRequest(limit: 1, lease: 60_000), now: now, on: loop))!
+        let w = pending(l.acquire(key, SlotRequest(limit: 1, wait: 5_000, lease: 1_000, ticket: 30), now: now, on: loop))!
+        _ = l.release(key, slot: holder.slot!, now: now, on: loop)
+        l.cancelWait(key, ticket: 30)
+        #expect(value(w) == .granted(30, waited: 0))
+        #expect(l.limiter.summary().slotsHeld == 1)
+    }
 }

@@ -46,7 +46,8 @@ import Testing
         #expect(Money("1e3")!.micros == 1_000_000_000)
         #expect(Money("0.0000004")!.micros == 0 && Money("0.0000006")!.micros == 1)  // rounded past six places
         #expect(Money("1000000000000")! == Money.max)
-        for bad in ["", "-1", "abc", "1.2.3", "1000000000000.000001", "1e13", "nan", "inf", " 1", "+5", "0x10", "-0"] {
+        for bad in ["", "-1", "abc", "1.2.3", "1000000000000.000001", "1e13", "nan", "inf", " 1", "+5", "0x10", "-0", "9999999999999", "10000000000000", "99999999999999.5",
+                    "1000000000001", String(repeating: "9", count: 40)] {
             #expect(Money(Substring(bad)) == nil, "\(bad)")
         }
     }

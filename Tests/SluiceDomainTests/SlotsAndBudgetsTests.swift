@@ -45,7 +45,7 @@ struct SlotsAndBudgetsTests {
         #expect(s.slotsHeld == 3)
         let released = s.release(key, slot: 1, now: 20)
         #expect(released.value && released.grants.map(\.waiter) == [2])
-        let cancelled = s.cancelWait(key, waiter: 3)
+        let cancelled = s.cancelWait(key, waiter: 3).value
         #expect(cancelled)
         #expect(s.slotsHeld == 1)
         // The sweep leaves a key with waiters to whoever delivers its grants.
@@ -126,6 +126,45 @@ struct SlotsAndBudgetsTests {
         #expect(s.slotsHeld == 3)
         s.sweep(now: 2000)
         #expect(s.slotsHeld == 1)  // b's slot 3 (until 5000)
+    }
+
+    /// A random walk through the shard's transitions: the shard's count of slots and waiters is
+    /// always the truth, and every request that queued ends exactly once — granted, timed out
+    /// or cancelled.
+    @Test func everyWaiterEndsOnceAndTheBooksBalance() throws {
+        var rng = SplitMix64(seed: 21)
+        var s = RateLimiterShard(maxKeys: 200)
+        let keys = (0..<3).map { ByteBuffer(string: "k\($0)") }
+        var now: Int64 = 0
+        var queued = Set<UInt64>(), ended = [UInt64: Int](), held = [UInt64: ByteBuffer]()
+        func note<T>(_ t: SlotTransition<T>, _ key: ByteBuffer) {
+            for g in t.grants { ended[g.waiter, default: 0] += 1; held[g.waiter] = key }
+            for id in t.timedOut { ended[id, default: 0] += 1 }
+        }
+        for id in UInt64(1)...4_000 {
+            now += Int64(rng.next() % 15)
+            let key = keys[Int(rng.next() % 3)]
+            switch rng.next() % 5 {
+            case 0, 1:
+                let t = s.acquire(key, limit: 2, slot: id, priority: Int(rng.next() % 3), wait: Int64(rng.next() % 200),
+                                  lease: Int64(rng.next() % 300) + 1, now: now)
+                note(t, key)
+                if case .success(.queued) = t.value { queued.insert(id) }
+                if case .success(.granted) = t.value { held[id] = key }
+            case 2:
+                if let (slot, k) = held.randomElement(using: &rng) { note(s.release(k, slot: slot, now: now), k); held[slot] = nil }
+            case 3:
+                if let id = queued.randomElement(using: &rng), ended[id] == nil {
+                    for k in keys where s.cancelWait(k, waiter: id).value { ended[id, default: 0] += 1 }
+                }
+            default:
+                note(s.tickSlots(key, now: now), key)
+            }
+            #expect(s.slotsHeld == s.slots.values.reduce(0) { $0 + $1.entries })
+        }
+        now += 1_000
+        for k in keys { note(s.tickSlots(k, now: now), k) }  // every wait has ended by now
+        for id in queued { #expect(ended[id] == 1, "\(id) ended \(ended[id] ?? 0) times") }
     }
 
     @Test func openReservationsAreBoundedPerShard() throws {

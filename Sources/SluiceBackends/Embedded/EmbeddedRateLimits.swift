@@ -3,9 +3,13 @@ import SluiceDomain
 
 /// This process's rate limits: the domain's ``RateLimiter`` (sharded buckets, reservations,
 /// slots, budgets), answered at once — except an `RL.ACQUIRE ... WAIT` that finds every slot
-/// taken: its answer is a promise kept in ``waiting`` until a slot is granted to it (a release,
-/// an ended lease) or its wait ends, as Redis's `BZPOPMIN` keeps a blocked client. No thread
-/// waits: a timer on the request's event loop wakes the key's queue when a lease or a wait ends.
+/// taken: its answer is a promise kept in ``waiting`` until the key's queue grants it a slot or
+/// ends its wait, as Redis's `BZPOPMIN` keeps a blocked client. No thread waits.
+///
+/// Every answer to a queued request comes from the queue itself: a grant, or its place in a
+/// transition's `timedOut` (never from a clock read here, which could race a grant made on
+/// another thread). One timer per key, armed for the queue's next lease end or wait end after
+/// every transition, ticks the queue when nobody else does.
 public final class EmbeddedRateLimits: RateLimits {
     public let limiter: RateLimiter
     let clock: any TimeSource
@@ -13,17 +17,25 @@ public final class EmbeddedRateLimits: RateLimits {
     /// A queued RL.ACQUIRE: where its answer goes.
     struct Waiting {
         let promise: EventLoopPromise<Result<SlotDecision, LimitError>>
-        let key: ByteBuffer
-        let eventLoop: any EventLoop
-        let deadline: Int64
         /// Its place and wait estimate when it queued: the answer if its wait ends.
         var position: Int
         var estimate: Int64
-        var timer: Scheduled<Void>?
     }
 
-    /// Queued requests by ticket (the limiter's queue bounds how many).
+    /// Queued requests by ticket (the limiter's queues bound how many).
     let waiting = Locked<[UInt64: Waiting]>([:])
+
+    /// A key's timer: when it fires (monotonic ms) and the task.
+    struct KeyTimer {
+        let at: Int64
+        let task: Scheduled<Void>
+    }
+
+    /// Keys with waiters, each with at most one timer.
+    let timers = Locked<[ByteBuffer: KeyTimer]>([:])
+
+    /// Timers armed now (one per key at most: tests check it).
+    public var armedTimers: Int { timers.withLock { $0.count } }
 
     public init(limiter: RateLimiter, clock: any TimeSource = SystemClock()) {
         self.limiter = limiter
@@ -50,43 +62,37 @@ public final class EmbeddedRateLimits: RateLimits {
     public func acquire(_ key: ByteBuffer, _ request: SlotRequest, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SlotDecision, LimitError>> {
         guard request.wait > 0 else {
             let t = limiter.acquire(key, request, now: now)
-            deliver(t.grants)
+            settle(key, t, on: eventLoop)
             return .ready(t.value.map { Self.decision($0, ticket: request.ticket) })
         }
         // Registered before the queue sees it: a grant made by another thread the moment it
         // queues finds its promise.
         let promise = eventLoop.makePromise(of: Result<SlotDecision, LimitError>.self)
-        let owned = ByteBuffer.owned(key)
-        waiting.withLock {
-            $0[request.ticket] = Waiting(promise: promise, key: owned, eventLoop: eventLoop, deadline: now.addingSaturating(request.wait),
-                                         position: 0, estimate: 0, timer: nil)
-        }
+        waiting.withLock { $0[request.ticket] = Waiting(promise: promise, position: 0, estimate: 0) }
         let t = limiter.acquire(key, request, now: now)
-        deliver(t.grants)
         if case .success(.queued(let position, let estimate)) = t.value {
-            let still = waiting.withLock { all -> Bool in
-                guard all[request.ticket] != nil else { return false }  // granted already
+            waiting.withLock { all in
+                guard all[request.ticket] != nil else { return }  // granted already
                 all[request.ticket]!.position = position
                 all[request.ticket]!.estimate = estimate
-                return true
             }
-            if still { schedule(request.ticket, after: t.nextWakeUp, now: now) }
         } else {
             complete(request.ticket, with: t.value.map { Self.decision($0, ticket: request.ticket) })
         }
+        settle(key, t, on: eventLoop)
         return .later(promise.futureResult)
     }
 
-    /// Takes a queued request out (its client went away): it is answered as not granted.
+    /// Takes a queued request out (its client went away): it is answered as not granted. A
+    /// request granted in the meantime keeps its slot until released or its lease ends.
     public func cancelWait(_ key: ByteBuffer, ticket: UInt64) {
-        guard limiter.cancelWait(key, waiter: ticket) else { return }
-        guard let w = waiting.withLock({ $0[ticket] }) else { return }
-        complete(ticket, with: .success(SlotDecision(granted: false, slot: nil, queuePosition: w.position, estimatedWait: w.estimate)))
+        let t = limiter.cancelWait(key, waiter: ticket)
+        if t.value { answerNotGranted(ticket) }
     }
 
     public func release(_ key: ByteBuffer, slot: UInt64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Bool> {
         let t = limiter.release(key, slot: slot, now: now)
-        deliver(t.grants)
+        settle(key, t, on: eventLoop)
         return .ready(t.value)
     }
 
@@ -98,46 +104,55 @@ public final class EmbeddedRateLimits: RateLimits {
         }
     }
 
-    /// Answers the requests that were granted slots.
-    func deliver(_ grants: [SlotQueue.Grant]) {
-        for g in grants { complete(g.waiter, with: .success(.granted(g.waiter, waited: g.waited))) }
+    /// What every transition leaves to do: answer the grants and the ended waits, and arm the
+    /// key's timer for its next event.
+    func settle<T>(_ key: ByteBuffer, _ t: SlotTransition<T>, on eventLoop: any EventLoop) {
+        for g in t.grants { complete(g.waiter, with: .success(.granted(g.waiter, waited: g.waited))) }
+        for id in t.timedOut { answerNotGranted(id) }
+        if let wake = t.nextWakeUp { arm(key, at: wake, on: eventLoop) }
+    }
+
+    func answerNotGranted(_ ticket: UInt64) {
+        guard let w = waiting.withLock({ $0[ticket] }) else { return }
+        complete(ticket, with: .success(SlotDecision(granted: false, slot: nil, queuePosition: w.position, estimatedWait: w.estimate)))
     }
 
     /// Answers a queued request, once (the first answer wins; later ones find nothing).
     func complete(_ ticket: UInt64, with answer: Result<SlotDecision, LimitError>) {
         guard let w = waiting.withLock({ $0.removeValue(forKey: ticket) }) else { return }
-        w.timer?.cancel()
         w.promise.succeed(answer)
     }
 
-    /// Wakes `ticket`'s queue when its next lease or wait ends (at the latest, at its deadline).
-    func schedule(_ ticket: UInt64, after wake: Int64?, now: Int64) {
-        waiting.withLock { all in
-            guard let w = all[ticket] else { return }
-            let at = min(wake ?? w.deadline, w.deadline)
-            let delay = TimeAmount.milliseconds(max(at - now, 0) + 1)
-            all[ticket]!.timer = w.eventLoop.scheduleTask(in: delay) { [self] in self.wake(ticket) }
+    /// Makes sure `key` is ticked at `at` (monotonic ms): keeps an earlier timer, replaces a
+    /// later one. The task is scheduled outside the lock; a timer that lost a race to a newer
+    /// one finds itself replaced when it fires and only ticks (harmless).
+    func arm(_ key: ByteBuffer, at: Int64, on eventLoop: any EventLoop) {
+        let now = clock.monotonicMilliseconds()
+        let owned = ByteBuffer.owned(key)
+        let needed = timers.withLock { all -> Bool in
+            if let current = all[owned], current.at <= at { return false }
+            return true
         }
+        guard needed else { return }
+        let task = eventLoop.scheduleTask(in: .milliseconds(max(at - now, 0) + 1)) { [self] in self.fire(owned, at: at, on: eventLoop) }
+        let replaced = timers.withLock { all -> Scheduled<Void>? in
+            if let current = all[owned], current.at <= at { return task }  // someone armed earlier meanwhile
+            let old = all[owned]?.task
+            all[owned] = KeyTimer(at: at, task: task)
+            return old
+        }
+        replaced?.cancel()
     }
 
-    /// A lease or a wait of `ticket`'s key has ended: tick the queue, deliver, and answer
-    /// `ticket` if its wait is over; else wait for the next event.
-    func wake(_ ticket: UInt64) {
-        guard let w = waiting.withLock({ $0[ticket] }) else { return }
-        let now = clock.monotonicMilliseconds()
-        let t = limiter.tickSlots(w.key, now: now)
-        deliver(t.grants)
-        for id in t.value where id != ticket {
-            if let other = waiting.withLock({ $0[id] }) {
-                complete(id, with: .success(SlotDecision(granted: false, slot: nil, queuePosition: other.position, estimatedWait: other.estimate)))
-            }
+    /// A key's timer fired: tick its queue (answering what that decides) and arm the next.
+    func fire(_ key: ByteBuffer, at: Int64, on eventLoop: any EventLoop) {
+        let loop = timers.withLock { all -> Bool in
+            guard let current = all[key], current.at == at else { return false }
+            all[key] = nil
+            return true
         }
-        if now >= w.deadline {
-            _ = limiter.cancelWait(w.key, waiter: ticket)
-            complete(ticket, with: .success(SlotDecision(granted: false, slot: nil, queuePosition: w.position, estimatedWait: w.estimate)))
-        } else {
-            schedule(ticket, after: t.nextWakeUp, now: now)
-        }
+        guard loop else { return }
+        settle(key, limiter.tickSlots(key, now: clock.monotonicMilliseconds()), on: eventLoop)
     }
 
     public func spend(_ key: ByteBuffer, _ request: SpendRequest, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SpendDecision, LimitError>> {

@@ -23,7 +23,8 @@ public struct Money: Sendable, Hashable, Comparable, CustomStringConvertible {
             } else if c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") {
                 digits += 1
                 if !seenDot {
-                    guard whole <= 1_000_000_000_000 else { return nil }
+                    // Bounded before each step: at most 10¹³ here, far inside Int64.
+                    guard whole <= Self.max.micros / Self.perUnit else { return nil }
                     whole = whole * 10 + Int64(c - UInt8(ascii: "0"))
                 } else if places < 6 {
                     fraction = fraction * 10 + Int64(c - UInt8(ascii: "0"))
@@ -38,6 +39,7 @@ public struct Money: Sendable, Hashable, Comparable, CustomStringConvertible {
         }
         if plain && digits > 0 {
             for _ in places..<6 { fraction *= 10 }
+            guard whole <= Self.max.micros / Self.perUnit else { return nil }
             let micros = whole * Self.perUnit + fraction
             guard micros <= Self.max.micros else { return nil }
             self.micros = micros

@@ -63,7 +63,7 @@ public final class RateLimiter: Sendable {
         shards.withShard(hash: hasher.hash(key)) { $0.tickSlots(key, now: now) }
     }
 
-    public func cancelWait(_ key: ByteBuffer, waiter: UInt64) -> Bool {
+    public func cancelWait(_ key: ByteBuffer, waiter: UInt64) -> SlotTransition<Bool> {
         shards.withShard(hash: hasher.hash(key)) { $0.cancelWait(key, waiter: waiter) }
     }
 

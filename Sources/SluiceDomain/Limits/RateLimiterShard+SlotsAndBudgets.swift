@@ -18,11 +18,12 @@ extension RateLimiterShard {
             index = slots.index(forKey: key)!
         }
         let before = slots.values[index].entries
-        // Ended leases first: they free room in the shard as well as in the key.
-        let (reclaimed, _) = slots.values[index].tick(now: now)
+        // Ended leases and waits first: they free room in the shard as well as in the key.
+        let (reclaimed, timedOut) = slots.values[index].tick(now: now)
         slotsHeld += slots.values[index].entries - before
         guard slotsHeld < maxKeys else {
-            return finish(index, before: slots.values[index].entries, value: .failure(.tooManySlots(limit: maxKeys)), grants: reclaimed)
+            return finish(index, before: slots.values[index].entries, value: .failure(.tooManySlots(limit: maxKeys)), grants: reclaimed,
+                          timedOut: timedOut)
         }
         let now0 = slots.values[index].entries
         let (outcome, grants) = slots.values[index].acquire(slot: slot, limit: limit, priority: priority, wait: wait, lease: lease, now: now)
@@ -31,7 +32,7 @@ extension RateLimiterShard {
         case .refused: counters.denied += 1
         case .queued: break
         }
-        return finish(index, before: now0, value: .success(outcome), grants: reclaimed + grants)
+        return finish(index, before: now0, value: .success(outcome), grants: reclaimed + grants, timedOut: timedOut)
     }
 
     /// Frees `slot` of `key`: true if it was held and its lease had not ended. Its place goes to
@@ -39,8 +40,9 @@ extension RateLimiterShard {
     public mutating func release(_ key: ByteBuffer, slot: UInt64, now: Int64) -> SlotTransition<Bool> {
         guard let index = slots.index(forKey: key) else { return SlotTransition(value: false, grants: [], nextWakeUp: nil) }
         let before = slots.values[index].entries
+        let (reclaimed, timedOut) = slots.values[index].tick(now: now)
         let (released, grants) = slots.values[index].release(slot, now: now)
-        return finish(index, before: before, value: released, grants: grants)
+        return finish(index, before: before, value: released, grants: reclaimed + grants, timedOut: timedOut)
     }
 
     /// Ends the leases and waits of `key` that are over, granting freed slots.
@@ -48,25 +50,28 @@ extension RateLimiterShard {
         guard let index = slots.index(forKey: key) else { return SlotTransition(value: [], grants: [], nextWakeUp: nil) }
         let before = slots.values[index].entries
         let (grants, timedOut) = slots.values[index].tick(now: now)
-        return finish(index, before: before, value: timedOut, grants: grants)
+        return finish(index, before: before, value: timedOut, grants: grants, timedOut: timedOut)
     }
 
-    /// Takes waiter `id` out of `key`'s queue. true: it was waiting.
-    public mutating func cancelWait(_ key: ByteBuffer, waiter id: UInt64) -> Bool {
-        guard let index = slots.index(forKey: key) else { return false }
-        guard slots.values[index].cancel(id) else { return false }
-        slotsHeld -= 1
+    /// Takes waiter `id` out of `key`'s queue. `value` true: it was waiting (and is answered
+    /// by the caller); false: it was granted or timed out already, or never queued.
+    public mutating func cancelWait(_ key: ByteBuffer, waiter id: UInt64) -> SlotTransition<Bool> {
+        guard let index = slots.index(forKey: key) else { return SlotTransition(value: false, grants: [], nextWakeUp: nil) }
+        let cancelled = slots.values[index].cancel(id)
+        if cancelled { slotsHeld -= 1 }
+        let wake = slots.values[index].nextWakeUp
         if slots.values[index].isIdle { slots.remove(at: index) }
-        return true
+        return SlotTransition(value: cancelled, grants: [], nextWakeUp: wake)
     }
 
     private mutating func finish<T>(_ index: Dictionary<ByteBuffer, SlotQueue>.Index, before: Int, value: T,
-                                    grants: [SlotQueue.Grant]) -> SlotTransition<T> {
+                                    grants: [SlotQueue.Grant], timedOut: [UInt64]) -> SlotTransition<T> {
         slotsHeld += slots.values[index].entries - before
         counters.allowed += grants.count
+        counters.denied += timedOut.count
         let wake = slots.values[index].nextWakeUp
         if slots.values[index].isIdle { slots.remove(at: index) }
-        return SlotTransition(value: value, grants: grants, nextWakeUp: wake)
+        return SlotTransition(value: value, grants: grants, nextWakeUp: wake, timedOut: timedOut)
     }
 
     /// Spends `amount` of `budget` in the current window of `period` (wall-clock `now`). Refused
@@ -90,6 +95,7 @@ extension RateLimiterShard {
         } else {
             counters.denied += 1
         }
+        window.nearFraction = near
         let isNear = window.isNear(near)
         let crossed = isNear && !window.warned
         if crossed { window.warned = true }

@@ -7,11 +7,13 @@ public struct SpendWindow: Sendable, Hashable {
     public var period: BudgetPeriod
     /// The near-budget signal was given in this window (it is given once per window).
     public var warned = false
+    /// The fraction of the budget from which the window is "near" (the latest spend's).
+    public var nearFraction = 0.8
 
     public var remaining: Money { budget > spent ? budget - spent : .zero }
 
-    /// Whether `spent` has reached `fraction` of the budget (a budget of 0 is always near).
+    /// Whether `spent` has reached `fraction` of a budget above zero.
     public func isNear(_ fraction: Double) -> Bool {
-        Double(spent.micros) >= fraction * Double(budget.micros)
+        budget.micros > 0 && Double(spent.micros) >= fraction * Double(budget.micros)
     }
 }

@@ -110,7 +110,15 @@ struct RateLimitCommands: CommandGroup {
                     let ticket = request.ticket, owned = ByteBuffer.owned(key)
                     ctx.session.onClose(ticket) { limits.cancelWait(owned, ticket: ticket) }
                     let session = NIOLoopBound(ctx.session, eventLoop: ctx.eventLoop)
-                    future.whenComplete { _ in session.value.removeCloseHook(ticket) }
+                    let asked = ctx.monotonic, loop = ctx.eventLoop
+                    future.whenComplete { result in
+                        session.value.removeCloseHook(ticket)
+                        // Granted as the client left: nobody will release it; give it back now
+                        // rather than hold it for its whole lease.
+                        if session.value.leaving, case .success(.success(let d)) = result, d.granted, let slot = d.slot {
+                            _ = limits.release(owned, slot: slot, now: asked.addingSaturating(d.waited), on: loop)
+                        }
+                    }
                 }
                 return ctx.reply(answer, into: &out) { result, out in
                     guard case .success(let d) = result else { return Self.writeFailure(result, &out) }
@@ -192,7 +200,7 @@ struct RateLimitCommands: CommandGroup {
                     out.writeRESPDouble(w.remaining.units)
                     out.writeRESPInteger(Int(w.endsAt - now))
                     out.writeRESPBulk(w.period.description)
-                    out.writeRESPInteger(w.warned ? 1 : 0)
+                    out.writeRESPInteger(w.isNear(w.nearFraction) ? 1 : 0)
                 }
             },
         ]

@@ -15,7 +15,7 @@ public final class Session {
     /// is removed when its reply is written. At most one per reply pending.
     var closeHooks: [UInt64: @Sendable () -> Void] = [:]
     /// The client has gone, or sent all it will (half-close), or the server is shutting down.
-    private(set) var leaving = false
+    public private(set) var leaving = false
 
     /// Runs `hook` when the client goes away — at once if it already has.
     public func onClose(_ id: UInt64, _ hook: @escaping @Sendable () -> Void) {
