@@ -53,7 +53,8 @@ struct ConfigFile {
                 }
             case "limits":
                 for name in section.keys {
-                    let t = try Self.policyTable(section, name, "limits", allowed: ["rpm", "tpm", "request_burst", "token_burst"])
+                    let t = try Self.policyTable(section, name, "limits", allowed: ["rpm", "tpm", "request_burst", "token_burst", "dryrun"])
+                    if try Self.flag(t["dryrun"], "limits.\(name).dryrun") { policies.dryRun.insert("limits." + name) }
                     let rpm = try Self.integer(t["rpm"], "limits.\(name).rpm") ?? 0
                     let tpm = try Self.integer(t["tpm"], "limits.\(name).tpm") ?? 0
                     policies.limits[name] = LimitSpec(requestsPerMinute: rpm, tokensPerMinute: tpm,
@@ -62,7 +63,8 @@ struct ConfigFile {
                 }
             case "budgets":
                 for name in section.keys {
-                    let t = try Self.policyTable(section, name, "budgets", allowed: ["budget", "period", "period_ms", "near"])
+                    let t = try Self.policyTable(section, name, "budgets", allowed: ["budget", "period", "period_ms", "near", "dryrun"])
+                    if try Self.flag(t["dryrun"], "budgets.\(name).dryrun") { policies.dryRun.insert("budgets." + name) }
                     guard let amount = try Self.number(t["budget"], "budgets.\(name).budget") else { throw Problem("budgets.\(name) needs budget") }
                     guard let budget = Money(Substring(String(amount))) else { throw Problem("budgets.\(name).budget must be 0 to 1e12") }
                     var period = BudgetPeriod.day
@@ -121,6 +123,12 @@ struct ConfigFile {
         guard let value else { return nil }
         guard let n = value.int else { throw Problem("\(what) must be a whole number") }
         return Int64(n)
+    }
+
+    static func flag(_ value: (any TOMLValueConvertible)?, _ what: String) throws -> Bool {
+        guard let value else { return false }
+        guard let b = value.bool else { throw Problem("\(what) must be true or false") }
+        return b
     }
 
     static func number(_ value: (any TOMLValueConvertible)?, _ what: String) throws -> Double? {

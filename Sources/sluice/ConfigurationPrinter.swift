@@ -39,11 +39,13 @@ enum ConfigurationPrinter {
         for (name, spec) in p.limits.sorted(by: { $0.key < $1.key }) {
             out += "\n[limits.\(q(name))]\nrpm = \(spec.requestsPerMinute)\ntpm = \(spec.tokensPerMinute)\n"
             out += "request_burst = \(spec.requestBurst)\ntoken_burst = \(spec.tokenBurst)\n"
+            if p.dryRun.contains("limits." + name) { out += "dryrun = true\n" }
         }
         for (name, b) in p.budgets.sorted(by: { $0.key < $1.key }) {
             let period: String
             if case .rolling(let ms) = b.period { period = "period_ms = \(ms)" } else { period = "period = \"\(b.period)\"" }
             out += "\n[budgets.\(q(name))]\nbudget = \(b.budget)\n\(period)\nnear = \(b.near)\n"
+            if p.dryRun.contains("budgets." + name) { out += "dryrun = true\n" }
         }
         for (name, b) in p.breakers.sorted(by: { $0.key < $1.key }) {
             out += "\n[breakers.\(q(name))]\n"

@@ -1,4 +1,5 @@
 import NIOCore
+import SluiceDomain
 import Testing
 @testable import SluiceServer
 
@@ -153,6 +154,25 @@ struct LimitAndBreakerCommandTests {
         #expect(try await h.send("CB.FORCE llm open\r\nCB.ALLOW llm\r\n") == "+OK\r\n*4\r\n:0\r\n$4\r\nopen\r\n$-1\r\n:-1\r\n")
         let stats = try await h.send("STATS\r\n")
         #expect(stats.contains("$11\r\ncb_breakers\r\n:1\r\n$7\r\ncb_open\r\n:1\r\n"))
+        await h.close()
+    }
+
+    /// Shadow mode: decided and counted as usual, always allowed — by request (DRYRUN) or by a
+    /// policy of the config file (`dryrun = true`).
+    @Test func dryRunDecidesCountsAndAllows() async throws {
+        let h = try await Harness.make { config in
+            config.policies.limits["shadow"] = LimitSpec(requestsPerMinute: 1, tokensPerMinute: 0)
+            config.policies.budgets["trial"] = .init(budget: Money(micros: 1_000_000))
+            config.policies.dryRun = ["limits.shadow", "budgets.trial"]
+        }
+        #expect(try await h.send("RL.TAKE k 1 0\r\n").hasPrefix("*5\r\n:1\r\n"))
+        #expect(try await h.send("RL.TAKE k 1 0\r\n").hasPrefix("*5\r\n:0\r\n"))  // enforced
+        let shadow = try await h.send("RL.TAKE k 1 0 DRYRUN\r\n")
+        #expect(shadow == "*5\r\n:1\r\n:0\r\n:-1\r\n:60000\r\n:60000\r\n")  // allowed, and says when enforcement would
+        #expect(try await h.send("RL.TAKE p POLICY shadow\r\nRL.TAKE p POLICY shadow\r\n").components(separatedBy: "*5\r\n:1\r\n").count == 3)
+        #expect(try await h.send("RL.SPEND b 1 BUDGET 1\r\nRL.SPEND b 1 BUDGET 1 DRYRUN\r\n")
+                == "*4\r\n:1\r\n$3\r\n0.0\r\n:6400000\r\n:1\r\n*4\r\n:1\r\n$3\r\n0.0\r\n:6400000\r\n:1\r\n")
+        #expect(try await h.send("RL.SPEND t 2 POLICY trial\r\n").hasPrefix("*4\r\n:1\r\n$3\r\n1.0\r\n"))  // over, allowed, not charged
         await h.close()
     }
 

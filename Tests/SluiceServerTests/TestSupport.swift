@@ -58,13 +58,14 @@ struct Harness {
                      counters: ServerCounters = ServerCounters()) async throws -> Harness {
         let capabilities = SluiceNode.Capabilities(
             cache: cache,
-            limits: EmbeddedRateLimits(limiter: RateLimiter(maxKeys: config.maxLimitKeys, reservationTTL: config.reservationTTLMilliseconds)),
+            limits: EmbeddedRateLimits(limiter: RateLimiter(maxKeys: config.maxLimitKeys, reservationTTL: config.reservationTTLMilliseconds),
+                                       clock: clock),
             breakers: EmbeddedBreakers(registry: BreakerRegistry(maxBreakers: config.maxBreakers)),
             semantic: EmbeddedSemanticStore(cache: SemanticCache(defaultMinScore: config.semanticMinScore, defaultMaxEntries: config.semanticMaxEntries),
                                             store: store, lanes: lanes, offloadEntries: config.semanticOffloadEntries))
         let logger = Logger(label: "test")
         let table = SluiceNode.commandTable(capabilities, embedder: embedder, counters: counters, configuration: config,
-                                            startedAt: clock.nowMilliseconds(), logger: logger)
+                                            startedAt: clock.nowMilliseconds(), logger: logger, policies: PolicyBook(config.policies))
         let settings = ConnectionHandler.Settings(
             table: table, counters: counters, clock: clock, logger: logger, limits: config.limits,
             requiresAuth: config.requirePass != nil, maxClients: config.maxClients,

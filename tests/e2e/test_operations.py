@@ -254,6 +254,10 @@ tpm = 100000
 budget = 10.0
 period_ms = 3600000
 
+[limits.shadow]
+rpm = 1
+dryrun = true
+
 [breakers.openai]
 failure_rate = 0.25
 open_ms = 5000
@@ -324,6 +328,7 @@ def test_print_config_shows_what_would_run_and_reads_back(data_dir):
     assert "port = 7777\n" in out.stdout  # the flag over the file
     assert f"l1-max-memory = {48 * 1024 * 1024}\n" in out.stdout  # the variable over the file
     assert '[limits."gpt-4o"]\nrpm = 3\ntpm = 100000\n' in out.stdout
+    assert '[limits."shadow"]\n' in out.stdout and "dryrun = true\n" in out.stdout
     # What it prints is a config file that gives the same configuration.
     again = os.path.join(data_dir, "printed.toml")
     with open(again, "w") as f:

@@ -18,24 +18,29 @@ struct RateLimitCommands: CommandGroup {
     var commands: [Command] {
         let limits = limits, policies = policies, logger = logger
         return [
-            Command("rl.take", arity: -4, summary: "RL.TAKE key (rpm tpm | POLICY name) [TOKENS n] [BURST requests tokens]: [allowed, remaining_requests, remaining_tokens, retry_after_ms, reset_ms]") { ctx, out throws(CommandError) in
+            Command("rl.take", arity: -4, summary: "RL.TAKE key (rpm tpm | POLICY name) [TOKENS n] [BURST requests tokens] [DRYRUN]: [allowed, remaining_requests, remaining_tokens, retry_after_ms, reset_ms]") { ctx, out throws(CommandError) in
                 let key = try ctx.nextName()
                 var (spec, policy) = try Self.limitSpec(&ctx, policies)
                 var tokens: Int64 = 0
+                var dryRun = policy.map(policies.isDryRun) ?? false
                 while ctx.hasMore {
                     let option = try ctx.next()
                     if option.isKeyword("TOKENS") {
                         tokens = try Self.amount(&ctx, "TOKENS")
+                    } else if option.isKeyword("DRYRUN") {
+                        dryRun = true
                     } else {
                         try Self.burst(option, &ctx, &spec)
                     }
                 }
-                let (limit, name) = (spec, policy)
+                let (limit, name, shadow) = (spec, policy, dryRun)
                 return ctx.reply(limits.take(key, spec: spec, tokens: tokens, now: ctx.monotonic, on: ctx.eventLoop), into: &out) { result, out in
                     guard case .success(let d) = result else { return Self.writeFailure(result, &out) }
+                    // Counted as decided; a dry run (shadow mode) then allows whatever was decided.
                     policies.count(policy: name, key: key, allowed: d.allowed, remainingRequests: d.remainingRequests, remainingTokens: d.remainingTokens, spec: limit)
+                    if shadow && !d.allowed { policies.countDryRunRefusal(policy: name) }
                     out.writeRESPArrayHeader(5)
-                    out.writeRESPInteger(d.allowed ? 1 : 0)
+                    out.writeRESPInteger(d.allowed || shadow ? 1 : 0)
                     Self.writeNumbers(d, into: &out)
                 }
             },
@@ -140,12 +145,12 @@ struct RateLimitCommands: CommandGroup {
                 }
             },
             Command("rl.spend", arity: -3,
-                    summary: "RL.SPEND key amount (budget | BUDGET b | POLICY name) [PERIOD day|week|month|ms] [NEAR fraction]: [allowed, remaining, reset_ms, near]") { ctx, out throws(CommandError) in
+                    summary: "RL.SPEND key amount (budget | BUDGET b | POLICY name) [PERIOD day|week|month|ms] [NEAR fraction] [DRYRUN]: [allowed, remaining, reset_ms, near]") { ctx, out throws(CommandError) in
                 let key = try ctx.nextName()
                 guard let amount = Money(try ctx.next().text[...]) else { throw Self.badMoney("amount") }
                 var budget: Money?, policyName: String?
                 var period = BudgetPeriod.day, near = 0.8
-                var first = true
+                var first = true, dryRun = false
                 while ctx.hasMore {
                     let option = try ctx.next()
                     defer { first = false }
@@ -165,17 +170,21 @@ struct RateLimitCommands: CommandGroup {
                         let name = try ctx.next().text
                         guard let policy = policies.budget(named: name) else { throw Self.noPolicy("budget", name) }
                         (budget, period, near, policyName) = (policy.budget, policy.period, policy.near, name)
+                        if policies.isDryRunBudget(name) { dryRun = true }
+                    } else if option.isKeyword("DRYRUN") {
+                        dryRun = true
                     } else {
                         throw CommandError.syntax
                     }
                 }
                 guard let budget else { throw CommandError("a budget is needed: RL.SPEND key amount budget, BUDGET b or POLICY name") }
-                let spender = policyName
+                let spender = policyName, shadow = dryRun
                 let request = SpendRequest(amount: amount, budget: budget, period: period, near: near)
                 let owned = ByteBuffer.owned(key)
                 return ctx.reply(limits.spend(key, request, now: ctx.now, on: ctx.eventLoop), into: &out) { result, out in
                     guard case .success(let d) = result else { return Self.writeFailure(result, &out) }
                     policies.countSpend(policy: spender, key: owned, allowed: d.allowed, near: d.near, amount: amount.units)
+                    if shadow && !d.allowed { policies.countDryRunRefusal(policy: spender) }
                     if d.crossedNear {
                         logger.notice("budget near its limit", metadata: [
                             "key": "\(String(decoding: owned.readableBytesView.prefix(200), as: UTF8.self))",
@@ -183,7 +192,7 @@ struct RateLimitCommands: CommandGroup {
                         ])
                     }
                     out.writeRESPArrayHeader(4)
-                    out.writeRESPInteger(d.allowed ? 1 : 0)
+                    out.writeRESPInteger(d.allowed || shadow ? 1 : 0)
                     out.writeRESPDouble(d.remaining.units)
                     out.writeRESPInteger(Int(d.reset))
                     out.writeRESPInteger(d.near ? 1 : 0)
@@ -243,7 +252,7 @@ struct RateLimitCommands: CommandGroup {
     /// eleven days of waiting).
     static let maxPriority = 1_000_000
 
-    static let spendOptions: [StaticString] = ["BUDGET", "PERIOD", "NEAR", "POLICY"]
+    static let spendOptions: [StaticString] = ["BUDGET", "PERIOD", "NEAR", "POLICY", "DRYRUN"]
 
     static func badMoney(_ what: String) -> CommandError {
         CommandError("\(what) must be a non-negative number of at most 1e12")

@@ -177,6 +177,9 @@ public final class MetricsExporter: Sendable {
             for (policy, amount) in spent {
                 m.floatCounter("sluice_budget_spent_total", [("policy", policy)], amount)
             }
+            for (policy, n) in policies.dryRunRefusalsByPolicy {
+                m.counter("sluice_limit_dryrun_refusals_total", [("policy", policy)], n)
+            }
             for (policy, d) in decisions {
                 m.counter("sluice_limit_decisions_total", [("policy", policy), ("decision", "allowed")], d.allowed)
                 m.counter("sluice_limit_decisions_total", [("policy", policy), ("decision", "limited")], d.limited)

@@ -16,6 +16,8 @@ public final class PolicyBook: Sendable {
     let decisions = Locked<[String: Decisions]>([:])
     /// Amounts spent through RL.SPEND, by budget policy ("none": explicit budgets).
     let spent = Locked<[String: Double]>([:])
+    /// Refusals a dry run let through, by policy.
+    let dryRunRefusals = Locked<[String: Int]>([:])
     let limited = Locked(LimitedKeys())
     /// Policy names ever counted, "none" included (a bound on the label set across reloads).
     static let maxCountedPolicies = 4 * PolicySet.maxPolicies
@@ -37,6 +39,28 @@ public final class PolicyBook: Sendable {
     public func budget(named name: String) -> PolicySet.Budget? {
         current.withLock { $0.budgets[name] }
     }
+
+    /// Whether the rate-limit policy `name` is in shadow mode.
+    public func isDryRun(_ name: String) -> Bool {
+        current.withLock { $0.dryRun.contains("limits." + name) }
+    }
+
+    /// Whether the budget policy `name` is in shadow mode.
+    public func isDryRunBudget(_ name: String) -> Bool {
+        current.withLock { $0.dryRun.contains("budgets." + name) }
+    }
+
+    /// A request a dry run allowed that enforcement would have refused: the
+    /// `sluice_limit_dryrun_refusals_total` series.
+    public func countDryRunRefusal(policy: String?) {
+        dryRunRefusals.withLock { all in
+            var name = policy ?? "none"
+            if all[name] == nil && all.count >= Self.maxCountedPolicies { name = "other" }
+            all[name, default: 0] += 1
+        }
+    }
+
+    public var dryRunRefusalsByPolicy: [String: Int] { dryRunRefusals.withLock { $0 } }
 
     /// Counts one RL.TAKE / RL.RESERVE decision under `policy` (nil: explicit numbers).
     public func count(policy: String?, key: ByteBuffer, allowed: Bool, remainingRequests: Int64, remainingTokens: Int64, spec: LimitSpec) {

@@ -36,6 +36,9 @@ public struct PolicySet: Sendable, Equatable {
     /// Circuit-breaker policies, applied to the breaker of the same name.
     public var breakers: [String: BreakerPolicyChange] = [:]
     public var namespaces: [String: Namespace] = [:]
+    /// Limit and budget policies in shadow mode (`dryrun = true`), as `limits.NAME` and
+    /// `budgets.NAME`: decided and counted as usual, always allowed.
+    public var dryRun: Set<String> = []
 
     /// Most policies of each kind (each is a metrics label).
     public static let maxPolicies = 1_000
