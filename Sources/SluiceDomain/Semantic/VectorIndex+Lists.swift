@@ -28,8 +28,7 @@ extension VectorIndex {
 
     /// Lists a search probes: one in 12, at least 8 (recall@1 of 0.95 at one in 16, 0.98 at
     /// one in 11, on 1,000,000 clustered vectors with near queries: benchmarks/RESULTS.md).
-    public var listProbes: Int { probes }
-    var probes: Int { lists.map { min($0.count, max(8, $0.count / 12)) } ?? 0 }
+    public var listProbes: Int { lists.map { min($0.count, max(8, $0.count / 12)) } ?? 0 }
 
     public var isPartitioned: Bool { lists != nil }
     public var listCount: Int { lists?.count ?? 0 }
@@ -83,12 +82,15 @@ extension VectorIndex {
         guard builder.lists != nil, builder.stride == stride else { return }
         let range = rows.clamped(to: 0..<count)
         vectors.withUnsafeBufferPointer { all in
-            for r in range {
-                let (code, scale) = Self.quantise(Array(all[r * stride ..< (r + 1) * stride]))
-                builder.lists!.upsert(ids[r], vector: all.baseAddress! + r * stride,
-                                      InvertedLists.Entry(code: code, scale: scale, tag: tags[r], expiresAt: expiries[r]))
-            }
+            for r in range { place(row: r, of: all, into: &builder.lists!) }
         }
+    }
+
+    /// Puts row `r` into `lists` (or moves it there) with its code, tag and expiry as they are now.
+    func place(row r: Int, of rows: UnsafeBufferPointer<Float>, into lists: inout InvertedLists) {
+        let (code, scale) = Self.quantise(Array(rows[r * stride ..< (r + 1) * stride]))
+        lists.upsert(ids[r], vector: rows.baseAddress! + r * stride,
+                     InvertedLists.Entry(code: code, scale: scale, tag: tags[r], expiresAt: expiries[r]))
     }
 
     /// The ids recorded as changed so far, leaving the record empty (and still recording): the
@@ -107,13 +109,7 @@ extension VectorIndex {
         guard builder.lists != nil, builder.stride == stride else { return }
         vectors.withUnsafeBufferPointer { rows in
             for id in ids {
-                guard let r = position[id] else {
-                    builder.lists!.remove(id)
-                    continue
-                }
-                let (code, scale) = Self.quantise(Array(rows[r * stride ..< (r + 1) * stride]))
-                builder.lists!.upsert(id, vector: rows.baseAddress! + r * stride,
-                                      InvertedLists.Entry(code: code, scale: scale, tag: tags[r], expiresAt: expiries[r]))
+                if let r = position[id] { place(row: r, of: rows, into: &builder.lists!) } else { builder.lists!.remove(id) }
             }
         }
     }
@@ -173,6 +169,6 @@ extension VectorIndex {
     public func searchApproximate(_ query: [Float], k: Int, probes: Int? = nil, candidates: Int = VectorIndex.reranked) -> [Match] {
         guard query.count == dimension, k > 0, let q = Self.normalised(query, stride: stride) else { return [] }
         guard lists != nil else { return searchQuantised(query, k: k, candidates: candidates) }
-        return searchLists(q, k: k, probes: probes ?? self.probes, candidates: candidates, tag: nil, now: 0)
+        return searchLists(q, k: k, probes: probes ?? listProbes, candidates: candidates, tag: nil, now: 0)
     }
 }

@@ -129,7 +129,7 @@ public struct VectorIndex: Sendable {
     public func search(_ query: [Float], k: Int, tag: UInt64, now: Int64) -> [Match] {
         guard query.count == dimension, k > 0, let q = Self.normalised(query, stride: stride) else { return [] }
         if lists != nil {
-            let found = searchLists(q, k: k, probes: probes, candidates: max(Self.reranked, k), tag: tag, now: now)
+            let found = searchLists(q, k: k, probes: listProbes, candidates: max(Self.reranked, k), tag: tag, now: now)
             if found.count == k { return found }
         }
         var top = TopK(k)

@@ -269,15 +269,6 @@ struct RateLimitCommands: CommandGroup {
         return .rolling(milliseconds: Int64(ms))
     }
 
-    static func trailingMilliseconds(_ ctx: inout CommandContext, _ keyword: StaticString, default value: Int64) throws(CommandError) -> Int64 {
-        guard ctx.hasMore else { return value }
-        guard try ctx.next().isKeyword(keyword) else { throw CommandError.syntax }
-        let ms = try amount(&ctx, "\(keyword)")
-        guard ms >= 1 else { throw CommandError("\(keyword) must be at least 1 ms") }
-        guard !ctx.hasMore else { throw CommandError.syntax }
-        return ms
-    }
-
     /// `rpm tpm`, or `POLICY name` (a policy of the config file); with the policy's name.
     static func limitSpec(_ ctx: inout CommandContext, _ policies: PolicyBook) throws(CommandError) -> (LimitSpec, String?) {
         let first = try ctx.next()
