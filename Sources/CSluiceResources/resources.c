@@ -15,9 +15,20 @@ static const char leased_write[] = {
     , 0
 };
 
+static const char budget[] = {
+#embed "../SluiceBackends/Lua/budget.lua"
+    , 0
+};
+static const char slot_queue[] = {
+#embed "../SluiceBackends/Lua/slot_queue.lua"
+    , 0
+};
+
 const char *sluice_lua_token_bucket(void) { return token_bucket; }
 const char *sluice_lua_breaker(void) { return breaker; }
 const char *sluice_lua_leased_write(void) { return leased_write; }
+const char *sluice_lua_budget(void) { return budget; }
+const char *sluice_lua_slot_queue(void) { return slot_queue; }
 
 // The built-in embedder's token table and vocabulary, and the WordNet lexicon of the semantic
 // verifier (Sources/SluiceDomain/Resources, see NOTICE.md there): about 7.5 MB together.

@@ -35,6 +35,7 @@ public final class SluiceNode: Sendable {
         let client: RedisClient
         let invalidations: RedisInvalidations
         let semantic: RedisSemanticStore
+        let slots: RedisSlots
     }
 
     /// The capabilities, whichever implementation runs them.
@@ -97,13 +98,14 @@ public final class SluiceNode: Sendable {
             let policy = RedisDownPolicy(limits: configuration.limitsWhenRedisDown, logger: logger)
             let localLimits = EmbeddedRateLimits(limiter: limiter, clock: clock)
             let localBreakers = EmbeddedBreakers(registry: registry)
+            let sharedLimits = RedisRateLimits(client: client, reservationTTL: configuration.reservationTTLMilliseconds, local: localLimits, time: clock)
+            sharedLimits.slots.start()
             capabilities = Capabilities(
                 cache: FallbackExactCache(primary: cache, keyspace: keyspace, policy: policy),
-                limits: FallbackRateLimits(primary: RedisRateLimits(client: client, reservationTTL: configuration.reservationTTLMilliseconds, local: localLimits),
-                                           local: localLimits, policy: policy),
+                limits: FallbackRateLimits(primary: sharedLimits, local: localLimits, policy: policy),
                 breakers: FallbackBreakers(primary: RedisBreakers(client: client, local: localBreakers), local: localBreakers, policy: policy),
                 semantic: FallbackSemanticStore(primary: semantic, local: localSemantic, policy: policy))
-            redis = RedisParts(client: client, invalidations: invalidations, semantic: semantic)
+            redis = RedisParts(client: client, invalidations: invalidations, semantic: semantic, slots: sharedLimits.slots)
             logger.info("shared mode: L2 in Redis", metadata: ["redis": "\(endpoint)"])
         } else {
             if let directory = configuration.dataDirectory {
@@ -168,6 +170,7 @@ public final class SluiceNode: Sendable {
         } catch {
             redis?.semantic.close()
             redis?.invalidations.close()
+            redis?.slots.close()
             redis?.client.close()
             await store?.close()
             for lane in lanes + [operationsPool, indexPool] { try? await lane.shutdownGracefully() }
@@ -287,6 +290,7 @@ extension SluiceNode.RedisParts {
     func close() {
         semantic.close()
         invalidations.close()
+        slots.close()
         client.close()
     }
 }

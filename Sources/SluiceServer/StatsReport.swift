@@ -59,6 +59,8 @@ public final class StatsReport: Sendable {
             ("rl_keys_reclaimed", .integer(rl.counters.keysReclaimed)),
             ("rl_slot_keys", .integer(rl.slotKeys)),
             ("rl_slots_held", .integer(rl.slotsHeld)),
+            ("rl_slots_subscribed", .integer(limitStats.slotsSubscribed ? 1 : 0)),
+            ("rl_slot_waiters_shared", .integer(limitStats.slotWaiters)),
             ("rl_budget_keys", .integer(rl.budgetKeys)),
             ("cb_breakers", .integer(cb.breakers)),
             ("cb_open", .integer(cb.open)),

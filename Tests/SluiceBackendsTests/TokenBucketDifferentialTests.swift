@@ -61,7 +61,7 @@ struct TokenBucketDifferentialTests {
             let key = keys[Int(rng.next() % UInt64(keys.count))]
             let spec = Self.specs[Int(rng.next() % UInt64(Self.specs.count))]
             let where_ = "seed \(seed) step \(step)"
-            switch rng.next() % 8 {
+            switch rng.next() % 11 {
             case 0, 1, 2:
                 let tokens = amount()
                 let expected = swift.take(key, spec: spec, tokens: tokens, now: now)
@@ -83,6 +83,30 @@ struct TokenBucketDifferentialTests {
                 let expected = swift.settle(id: id, actual: actual, now: now)
                 let got = try await lua.settle(id: id, actual: actual, now: now, on: loop).future(on: loop).get()
                 #expect(got == expected, "settle \(actual) at \(where_)")
+                if got != expected { return }
+            case 8:
+                // A provider's 429: from nothing to a day (most a few seconds).
+                let ms: Int64 = rng.next() % 4 == 0 ? Int64(rng.next() % 86_400_001) : Int64(rng.next() % 5_000)
+                let expected = swift.penalize(key, for: ms, now: now)
+                let got = try await lua.penalize(key, for: ms, now: now, on: loop).future(on: loop).get()
+                #expect(got == expected, "penalize \(ms) at \(where_)")
+                if got != expected { return }
+            case 9:
+                // The provider's counts: some unknown, some zero, some above the bucket's size.
+                func count() -> Int64? {
+                    switch rng.next() % 5 {
+                    case 0: return nil
+                    case 1: return 0
+                    default: return amount()
+                    }
+                }
+                let report = ProviderLimits(remainingRequests: count(), remainingTokens: count(),
+                                            reset: rng.next() % 3 == 0 ? 0 : Int64(rng.next() % 120_000),
+                                            spec: rng.next() % 2 == 0 ? spec : nil)
+                let expected = swift.sync(key, remainingRequests: report.remainingRequests, remainingTokens: report.remainingTokens,
+                                          reset: report.reset, spec: report.spec, now: now)
+                let got = try await lua.sync(key, report, now: now, on: loop).future(on: loop).get()
+                #expect(got == expected, "sync \(report) at \(where_)")
                 if got != expected { return }
             default:
                 let expected = swift.peek(key, now: now)

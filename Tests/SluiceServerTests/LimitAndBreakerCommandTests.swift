@@ -69,6 +69,18 @@ struct LimitAndBreakerCommandTests {
         await h.close()
     }
 
+    /// Over the wire, with the harness's clock: a penalty holds, a sync aligns.
+    @Test func penalizeAndSync() async throws {
+        let h = try await Harness.make()
+        #expect(try await h.send("RL.TAKE p 60 6000 TOKENS 100\r\n") == "*5\r\n:1\r\n:59\r\n:5900\r\n:0\r\n:1000\r\n")
+        #expect(try await h.send("RL.PENALIZE p 2000\r\n") == "*4\r\n:0\r\n:0\r\n:3000\r\n:62000\r\n")
+        h.clock.advance(2_500)
+        #expect(try await h.send("RL.TAKE p 60 6000\r\n") == "*5\r\n:0\r\n:0\r\n:50\r\n:500\r\n:59500\r\n")
+        #expect(try await h.send("RL.SYNC p 10 -1 0\r\n") == "*4\r\n:10\r\n:50\r\n:0\r\n:59500\r\n")
+        #expect(try await h.send("RL.SYNC q 3 0 1500 60 6000\r\n") == "*4\r\n:3\r\n:0\r\n:1500\r\n:61500\r\n")
+        await h.close()
+    }
+
     @Test func slotsAndBudgets() async throws {
         let h = try await Harness.make()
         let a = try await h.send("RL.ACQUIRE pool 1 TTL 5000\r\n")
@@ -91,6 +103,15 @@ struct LimitAndBreakerCommandTests {
 
     @Test(arguments: [
         ("RL.ACQUIRE k 0\r\n", "-ERR limit must be 1 to 100000\r\n"),
+        ("RL.PENALIZE k -1\r\n", "-ERR retry_after_ms must be 0 to 86400000\r\n"),
+        ("RL.PENALIZE k 86400001\r\n", "-ERR retry_after_ms must be 0 to 86400000\r\n"),
+        ("RL.PENALIZE k 1 2\r\n", "-ERR wrong number of arguments for 'rl.penalize' command\r\n"),
+        ("RL.SYNC k -2 0 0\r\n", "-ERR remaining_requests must be -1 (not reported) or 0 to 10000000000\r\n"),
+        ("RL.SYNC k 0 10000000001 0\r\n", "-ERR remaining_tokens must be -1 (not reported) or 0 to 10000000000\r\n"),
+        ("RL.SYNC k 0 0 86400001\r\n", "-ERR reset_ms must be 0 to 86400000\r\n"),
+        ("RL.SYNC k 0 0 0 60\r\n", "-ERR syntax error\r\n"),
+        ("RL.SYNC k 0 0 0 POLICY nope\r\n", "-ERR no rate-limit policy named 'nope' (policies come from the --config file)\r\n"),
+        ("RL.SYNC k 1 1 1\r\n", "*-1\r\n"),
         ("RL.ACQUIRE k 2 TTL 0\r\n", "-ERR LEASE must be 1 to 86400000 ms\r\n"),
         ("RL.ACQUIRE k 2 LEASE 86400001\r\n", "-ERR LEASE must be 1 to 86400000 ms\r\n"),
         ("RL.ACQUIRE k 2 WAIT -1\r\n", "-ERR WAIT must be 0 to 86400000 ms\r\n"),

@@ -12,6 +12,10 @@ const char *sluice_lua_token_bucket(void);
 const char *sluice_lua_breaker(void);
 /// Sources/SluiceBackends/Lua/leased_write.lua
 const char *sluice_lua_leased_write(void);
+/// Sources/SluiceBackends/Lua/budget.lua
+const char *sluice_lua_budget(void);
+/// Sources/SluiceBackends/Lua/slot_queue.lua
+const char *sluice_lua_slot_queue(void);
 
 /// Sources/SluiceDomain/Resources/tokens.table (binary); `length` receives its size.
 const unsigned char *sluice_tokens_table(size_t *length);

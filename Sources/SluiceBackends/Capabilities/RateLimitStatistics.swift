@@ -8,6 +8,10 @@ public struct RateLimitStatistics: Sendable {
     public var shared: Bool
     /// Decisions made without Redis (`--limits-when-redis-down`), breakers' included.
     public var fallbacks: Int
+    /// Shared mode: this instance follows its slot-grant channel, and how many RL.ACQUIREs of
+    /// its clients wait in the shared queues.
+    public var slotsSubscribed = false
+    public var slotWaiters = 0
 
     public init(local: RateLimiter.Summary, shared: Bool, fallbacks: Int) {
         self.local = local

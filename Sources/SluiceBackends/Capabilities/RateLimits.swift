@@ -21,6 +21,13 @@ public protocol RateLimits: Sendable {
     /// A key's buckets without charging; nil when it has none (never used, or full again).
     func peek(_ key: ByteBuffer, now: Int64, on eventLoop: any EventLoop) -> Deferred<LimitSnapshot?>
 
+    /// Empties a key's buckets and holds them for `ms` (a provider's 429 `Retry-After`).
+    func penalize(_ key: ByteBuffer, for ms: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<LimitDecision, LimitError>>
+
+    /// Aligns a key's buckets with the provider's own counts; nil when the key has no bucket
+    /// and the report names no limits.
+    func sync(_ key: ByteBuffer, _ report: ProviderLimits, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<LimitDecision?, LimitError>>
+
     /// One of `request.limit` concurrency slots of `key`. With a WAIT the answer may come
     /// later: the request waits in the key's priority queue, holding no thread, until a slot is
     /// granted to it or the wait ends (answered as not granted).

@@ -59,6 +59,14 @@ public final class EmbeddedRateLimits: RateLimits {
         .ready(limiter.peek(key, now: now).map { LimitSnapshot(decision: $0.0, spec: $0.1) })
     }
 
+    public func penalize(_ key: ByteBuffer, for ms: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<LimitDecision, LimitError>> {
+        .ready(limiter.penalize(key, for: ms, now: now))
+    }
+
+    public func sync(_ key: ByteBuffer, _ report: ProviderLimits, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<LimitDecision?, LimitError>> {
+        .ready(limiter.sync(key, report, now: now))
+    }
+
     public func acquire(_ key: ByteBuffer, _ request: SlotRequest, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SlotDecision, LimitError>> {
         guard request.wait > 0 else {
             let t = limiter.acquire(key, request, now: now)

@@ -64,6 +64,34 @@ public final class FallbackRateLimits: RateLimits {
         }
     }
 
+    /// While Redis is down a penalty and a sync apply to this instance's buckets (what `local`
+    /// decides by); under `deny`/`allow` they have nothing to apply to and answer as those do.
+    public func penalize(_ key: ByteBuffer, for ms: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<LimitDecision, LimitError>> {
+        let answer = primary.penalize(key, for: ms, now: now, on: eventLoop)
+        guard case .later = answer else { return answer }
+        let key = ByteBuffer.owned(key)
+        return policy.recover(answer, .decision, on: eventLoop) { [self] _ in
+            switch policy.limits {
+            case .local: return local.penalize(key, for: ms, now: now, on: eventLoop)
+            case .deny: return .ready(.success(Self.denied))
+            case .allow: return .ready(.success(Self.allowed))
+            }
+        }
+    }
+
+    public func sync(_ key: ByteBuffer, _ report: ProviderLimits, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<LimitDecision?, LimitError>> {
+        let answer = primary.sync(key, report, now: now, on: eventLoop)
+        guard case .later = answer else { return answer }
+        let key = ByteBuffer.owned(key)
+        return policy.recover(answer, .decision, on: eventLoop) { [self] _ in
+            switch policy.limits {
+            case .local: return local.sync(key, report, now: now, on: eventLoop)
+            case .deny: return .ready(.success(Self.denied))
+            case .allow: return .ready(.success(Self.allowed))
+            }
+        }
+    }
+
     public func acquire(_ key: ByteBuffer, _ request: SlotRequest, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SlotDecision, LimitError>> {
         let answer = primary.acquire(key, request, now: now, on: eventLoop)
         guard case .later = answer else { return answer }

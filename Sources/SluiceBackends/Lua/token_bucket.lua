@@ -1,5 +1,5 @@
--- Sluice's RPM/TPM token buckets in Redis (shared mode): RL.TAKE, RL.RESERVE, RL.SETTLE, RL.PEEK
--- for every instance at once, each call one atomic script.
+-- Sluice's RPM/TPM token buckets in Redis (shared mode): RL.TAKE, RL.RESERVE, RL.SETTLE, RL.PEEK,
+-- RL.PENALIZE, RL.SYNC for every instance at once, each call one atomic script.
 --
 -- The Swift twin is SluiceDomain's TokenBucket + RateLimiterShard; TokenBucketDifferentialTests
 -- runs both on the same seeded operations and compares every decision. Same arithmetic: levels in
@@ -9,12 +9,16 @@
 --
 -- KEYS[1]  take, peek: the bucket hash    settle: the reservation hash
 -- KEYS[2]  take with a reservation: the reservation hash
--- ARGV[1]  'take' | 'settle' | 'peek'
+-- ARGV[1]  'take' | 'settle' | 'peek' | 'penalize' | 'sync'
 -- ARGV[2]  now in ms, or '' for Redis's TIME (production: Redis's clock is the one clock)
--- take:   ARGV[3..7] rpm, tpm, request burst, token burst, tokens; ARGV[8] reservation TTL ms
--- settle: ARGV[3] actual tokens
+-- take:     ARGV[3..7] rpm, tpm, request burst, token burst, tokens; ARGV[8] reservation TTL ms
+-- settle:   ARGV[3] actual tokens
+-- penalize: ARGV[3] ms to hold the emptied bucket
+-- sync:     ARGV[3..5] remaining requests, remaining tokens (-1: not reported), reset ms;
+--           ARGV[6..9] rpm, tpm, request burst, token burst, or absent
 --
--- Bucket hash: r, t (levels), at (last refill), rpm, tpm, rb, tb (limits in force).
+-- Bucket hash: r, t (levels), at (last refill), rpm, tpm, rb, tb (limits in force). An `at`
+-- in the future is a hold (RateLimiterShard.penalize): nothing flows in or is allowed until then.
 -- Reservation hash: k (bucket key), e (estimate), x (expires at).
 -- Keys expire a minute after they stop mattering (bucket full again / reservation expired):
 -- a missing bucket is a full one.
@@ -71,12 +75,24 @@ end
 
 local function charge(level, n) return math.max(level - n * unit, floor_units) end
 
+-- TokenBucket.heldFor
+local function held(b) return math.max(b.at - now, 0) end
+
 -- RateLimiterShard.decision: {remaining_requests, remaining_tokens, reset}
 local function numbers(b)
   local rr, rt, reset = -1, -1, 0
   if b.rpm > 0 then rr = remaining(b.r); reset = math.max(reset, until_full(b.r, b.rb, b.rpm)) end
   if b.tpm > 0 then rt = remaining(b.t); reset = math.max(reset, until_full(b.t, b.tb, b.tpm)) end
-  return rr, rt, reset
+  return rr, rt, held(b) + reset
+end
+
+-- RateLimiterShard.state: {remaining_requests, remaining_tokens, retry_after, reset}
+local function state(b)
+  local wr, wt = 0, 0
+  if b.rpm > 0 then wr = wait(b.r, unit, b.rpm) end
+  if b.tpm > 0 then wt = wait(b.t, 0, b.tpm) end
+  local rr, rt, reset = numbers(b)
+  return {rr, rt, held(b) + math.max(wr, wt), reset}
 end
 
 local function load(key)
@@ -98,7 +114,7 @@ local function save(key, b, keep_ms)
   redis.call('HSET', key, 'r', str(b.r), 't', str(b.t), 'at', str(b.at), 'rpm', str(b.rpm), 'tpm', str(b.tpm),
     'rb', str(b.rb), 'tb', str(b.tb))
   local _, _, reset = numbers(b)
-  local ttl = math.max(reset, keep_ms or 0) + gc_margin
+  local ttl = math.max(reset, keep_ms or 0) + gc_margin   -- reset includes a hold
   if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
 end
 
@@ -112,12 +128,13 @@ if op == 'take' then
   b.r = reconfigure(b.r, b.rpm, b.rb, rpm, rb)
   b.t = reconfigure(b.t, b.tpm, b.tb, tpm, tb)
   b.rpm, b.tpm, b.rb, b.tb = rpm, tpm, rb, tb
+  local hold = held(b)
   local wr, wt = 0, 0
   if rpm > 0 then wr = wait(b.r, unit, rpm) end
   if tpm > 0 then wt = wait(b.t, n * unit, tpm) end
   local allowed = 0
   local keep = 0
-  if wr == 0 and wt == 0 then
+  if hold == 0 and wr == 0 and wt == 0 then
     allowed = 1
     if rpm > 0 then b.r = charge(b.r, 1) end
     if tpm > 0 then b.t = charge(b.t, n) end
@@ -131,7 +148,7 @@ if op == 'take' then
   save(KEYS[1], b, keep)
   local rr, rt, reset = numbers(b)
   local retry = 0
-  if allowed == 0 then retry = math.max(wr, wt) end
+  if allowed == 0 then retry = hold + math.max(wr, wt) end
   return {allowed, rr, rt, retry, reset}
 
 elseif op == 'settle' then
@@ -156,11 +173,42 @@ elseif op == 'peek' then
   local b = load(KEYS[1])
   if not b then return {} end
   refill_both(b)
-  local wr, wt = 0, 0
-  if b.rpm > 0 then wr = wait(b.r, unit, b.rpm) end
-  if b.tpm > 0 then wt = wait(b.t, 0, b.tpm) end
-  local rr, rt, reset = numbers(b)
-  return {rr, rt, math.max(wr, wt), reset, b.rpm, b.tpm}
+  local s = state(b)
+  return {s[1], s[2], s[3], s[4], b.rpm, b.tpm}
+
+elseif op == 'penalize' then
+  -- RateLimiterShard.penalize: empty (debt stays) and hold; a missing key gets an unlimited
+  -- bucket that the next take sizes (it starts empty).
+  local ms = tonumber(ARGV[3])
+  local b = load(KEYS[1]) or {r = 0, t = 0, at = now, rpm = 0, tpm = 0, rb = 0, tb = 0}
+  refill_both(b)
+  b.r, b.t = math.min(b.r, 0), math.min(b.t, 0)
+  b.at = math.max(b.at, now + ms)
+  save(KEYS[1], b, 0)
+  return state(b)
+
+elseif op == 'sync' then
+  -- RateLimiterShard.sync
+  local rr, rt, reset = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+  local b = load(KEYS[1])
+  local rpm = tonumber(ARGV[6])
+  if not b then
+    if not rpm then return {} end
+    local rb, tb = tonumber(ARGV[8]), tonumber(ARGV[9])
+    b = {r = rb * unit, t = tb * unit, at = now, rpm = rpm, tpm = tonumber(ARGV[7]), rb = rb, tb = tb}
+  end
+  refill_both(b)
+  if rpm then
+    local tpm, rb, tb = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+    b.r = reconfigure(b.r, b.rpm, b.rb, rpm, rb)
+    b.t = reconfigure(b.t, b.tpm, b.tb, tpm, tb)
+    b.rpm, b.tpm, b.rb, b.tb = rpm, tpm, rb, tb
+  end
+  if rr >= 0 and b.rpm > 0 then b.r = math.min(rr, b.rb) * unit end
+  if rt >= 0 and b.tpm > 0 then b.t = math.min(rt, b.tb) * unit end
+  if reset > 0 and (rr == 0 or rt == 0) then b.at = math.max(b.at, now + reset) end
+  save(KEYS[1], b, 0)
+  return state(b)
 end
 
 return redis.error_reply('unknown token_bucket op ' .. tostring(op))

@@ -10,5 +10,10 @@ public enum LuaScripts {
     /// CACHE.SET ... LEASE (Swift twin: LeaseTable.admits).
     public static let leasedWrite = RedisScript(name: "leased_write", source: String(cString: sluice_lua_leased_write()))
 
-    public static let all = [tokenBucket, breaker, leasedWrite]
+    /// RL.SPEND / RL.BUDGET (Swift twin: RateLimiterShard.spend, BudgetPeriod, SpendWindow).
+    public static let budget = RedisScript(name: "budget", source: String(cString: sluice_lua_budget()))
+    /// RL.ACQUIRE / RL.RELEASE (Swift twin: SlotQueue).
+    public static let slotQueue = RedisScript(name: "slot_queue", source: String(cString: sluice_lua_slot_queue()))
+
+    public static let all = [tokenBucket, breaker, leasedWrite, budget, slotQueue]
 }

@@ -27,6 +27,18 @@ public enum BudgetPeriod: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// From ``description``: `day`, `week`, `month` or a length in ms.
+    public init?(_ text: String) {
+        switch text {
+        case "day": self = .day
+        case "week": self = .week
+        case "month": self = .month
+        default:
+            guard let ms = Int64(text), ms >= 1 else { return nil }
+            self = .rolling(milliseconds: ms)
+        }
+    }
+
     /// The name a client uses (`day`, `week`, `month`) or the window's length in ms.
     public var description: String {
         switch self {

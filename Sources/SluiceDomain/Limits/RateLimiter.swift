@@ -46,6 +46,17 @@ public final class RateLimiter: Sendable {
         shards.withShard(hash: hasher.hash(key)) { $0.peek(key, now: now) }
     }
 
+    public func penalize(_ key: ByteBuffer, for ms: Int64, now: Int64) -> Result<LimitDecision, LimitError> {
+        shards.withShard(hash: hasher.hash(key)) { $0.penalize(key, for: ms, now: now) }
+    }
+
+    public func sync(_ key: ByteBuffer, _ report: ProviderLimits, now: Int64) -> Result<LimitDecision?, LimitError> {
+        shards.withShard(hash: hasher.hash(key)) {
+            $0.sync(key, remainingRequests: report.remainingRequests, remainingTokens: report.remainingTokens, reset: report.reset,
+                    spec: report.spec, now: now)
+        }
+    }
+
     /// See ``RateLimiterShard/acquire(_:limit:slot:priority:wait:lease:now:)``: the request's
     /// ticket is its slot id.
     public func acquire(_ key: ByteBuffer, _ request: SlotRequest, now: Int64) -> SlotTransition<Result<SlotQueue.Outcome, LimitError>> {

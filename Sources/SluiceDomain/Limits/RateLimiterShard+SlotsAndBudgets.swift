@@ -18,7 +18,9 @@ extension RateLimiterShard {
             index = slots.index(forKey: key)!
         }
         let before = slots.values[index].entries
-        // Ended leases and waits first: they free room in the shard as well as in the key.
+        // Ended leases and waits first: they free room in the shard as well as in the key —
+        // under this request's limit, the key's from now on.
+        slots.values[index].limit = max(limit, 1)
         let (reclaimed, timedOut) = slots.values[index].tick(now: now)
         slotsHeld += slots.values[index].entries - before
         guard slotsHeld < maxKeys else {

@@ -54,9 +54,12 @@ public struct RateLimiterShard: Sendable {
         entry.requests.reconfigure(perMinute: spec.requestsPerMinute, capacity: spec.requestBurst)
         entry.tokens.reconfigure(perMinute: spec.tokensPerMinute, capacity: spec.tokenBurst)
         entry.spec = spec
+        // A held bucket (RL.PENALIZE, RL.SYNC) allows nothing until its hold ends, and then
+        // only what it holds by then.
+        let held = entry.requests.heldFor(now: now)
         let waitRequests = spec.requestsPerMinute > 0 ? entry.requests.wait(for: 1) : 0
         let waitTokens = spec.tokensPerMinute > 0 ? entry.tokens.wait(for: tokens) : 0
-        let allowed = waitRequests == 0 && waitTokens == 0
+        let allowed = held == 0 && waitRequests == 0 && waitTokens == 0
         if allowed {
             if spec.requestsPerMinute > 0 { entry.requests.charge(1) }
             if spec.tokensPerMinute > 0 { entry.tokens.charge(tokens) }
@@ -69,7 +72,54 @@ public struct RateLimiterShard: Sendable {
         } else {
             limits[ByteBuffer.owned(key)] = entry
         }
-        return .success(Self.decision(entry, allowed: allowed, retryAfter: max(waitRequests, waitTokens)))
+        return .success(Self.decision(entry, allowed: allowed, retryAfter: held.addingSaturating(max(waitRequests, waitTokens)), now: now))
+    }
+
+    /// A provider answered 429 with `Retry-After: ms` (RL.PENALIZE): the key's buckets are
+    /// emptied (debt stays) and held for `ms` — nothing is allowed, nothing flows in — and a
+    /// longer hold already in force is kept. A key with no bucket gets an empty unlimited one
+    /// held alike; the next RL.TAKE sets its limits and it starts empty.
+    public mutating func penalize(_ key: ByteBuffer, for ms: Int64, now: Int64) -> Result<LimitDecision, LimitError> {
+        let existing = limits.index(forKey: key)
+        guard var entry = existing.map({ limits.values[$0] }) ?? newLimits(LimitSpec(requestsPerMinute: 0, tokensPerMinute: 0), now: now) else {
+            return .failure(.tooManyKeys(limit: maxKeys))
+        }
+        entry.requests.refill(now: now)
+        entry.tokens.refill(now: now)
+        entry.requests.empty()
+        entry.tokens.empty()
+        entry.requests.hold(until: now.addingSaturating(ms))
+        entry.tokens.hold(until: now.addingSaturating(ms))
+        limits[ByteBuffer.owned(key)] = entry
+        return .success(Self.state(entry, now: now))
+    }
+
+    /// The provider's own counts (`x-ratelimit-remaining-*`, RL.SYNC): each known one (nil:
+    /// not reported) becomes what the bucket holds, at most its size, for a dimension the key
+    /// limits; and when either count is 0 the bucket is held for `reset` ms (the provider
+    /// refuses until its window resets). `spec` (optional) sets the limits first, and makes a
+    /// bucket for a key that has none; without it such a key is left alone (nil).
+    public mutating func sync(_ key: ByteBuffer, remainingRequests: Int64?, remainingTokens: Int64?, reset: Int64, spec: LimitSpec?,
+                              now: Int64) -> Result<LimitDecision?, LimitError> {
+        let existing = limits.index(forKey: key)
+        guard var entry = existing.map({ limits.values[$0] }) ?? spec.flatMap({ newLimits($0, now: now) }) else {
+            return spec == nil ? .success(nil) : .failure(.tooManyKeys(limit: maxKeys))
+        }
+        entry.requests.refill(now: now)
+        entry.tokens.refill(now: now)
+        if let spec {
+            entry.requests.reconfigure(perMinute: spec.requestsPerMinute, capacity: spec.requestBurst)
+            entry.tokens.reconfigure(perMinute: spec.tokensPerMinute, capacity: spec.tokenBurst)
+            entry.spec = spec
+        }
+        if let r = remainingRequests, entry.spec.requestsPerMinute > 0 { entry.requests.align(to: r) }
+        if let t = remainingTokens, entry.spec.tokensPerMinute > 0 { entry.tokens.align(to: t) }
+        if reset > 0 && (remainingRequests == 0 || remainingTokens == 0) {
+            entry.requests.hold(until: now.addingSaturating(reset))
+            entry.tokens.hold(until: now.addingSaturating(reset))
+        }
+        limits[ByteBuffer.owned(key)] = entry
+        return .success(Self.state(entry, now: now))
     }
 
     /// Takes like ``take`` with `estimate` tokens and, if allowed, records a reservation
@@ -112,9 +162,15 @@ public struct RateLimiterShard: Sendable {
         entry.requests.refill(now: now)
         entry.tokens.refill(now: now)
         limits[key] = entry
-        let wait = max(entry.spec.requestsPerMinute > 0 ? entry.requests.wait(for: 1) : 0,
-                       entry.spec.tokensPerMinute > 0 ? entry.tokens.wait(for: 0) : 0)
-        return (Self.decision(entry, allowed: wait == 0, retryAfter: wait), entry.spec)
+        return (Self.state(entry, now: now), entry.spec)
+    }
+
+    /// A bucket's numbers without charging (call after refilling): allowed when one request
+    /// (and no tokens) would be.
+    static func state(_ entry: Limits, now: Int64) -> LimitDecision {
+        let wait = entry.requests.heldFor(now: now).addingSaturating(max(entry.spec.requestsPerMinute > 0 ? entry.requests.wait(for: 1) : 0,
+                                                                         entry.spec.tokensPerMinute > 0 ? entry.tokens.wait(for: 0) : 0))
+        return decision(entry, allowed: wait == 0, retryAfter: wait, now: now)
     }
 
     /// Drops expired reservations (they stay charged) and buckets that are full again and have
@@ -126,7 +182,7 @@ public struct RateLimiterShard: Sendable {
             var e = entry
             e.requests.refill(now: now)
             e.tokens.refill(now: now)
-            return e.reservations > 0 || e.requests.untilFull > 0 || e.tokens.untilFull > 0
+            return e.reservations > 0 || e.requests.untilFull > 0 || e.tokens.untilFull > 0 || e.requests.heldFor(now: now) > 0
         }
         counters.keysReclaimed += before - limits.count
         sweepSlotsAndBudgets(now: now)
@@ -145,13 +201,14 @@ public struct RateLimiterShard: Sendable {
                       spec: spec, reservations: 0)
     }
 
-    static func decision(_ e: Limits, allowed: Bool, retryAfter: Int64) -> LimitDecision {
+    /// `reset`: until both buckets are full again, a hold included.
+    static func decision(_ e: Limits, allowed: Bool, retryAfter: Int64, now: Int64) -> LimitDecision {
         let limitedRequests = e.spec.requestsPerMinute > 0, limitedTokens = e.spec.tokensPerMinute > 0
         return LimitDecision(
             allowed: allowed,
             remainingRequests: limitedRequests ? e.requests.remaining : -1,
             remainingTokens: limitedTokens ? e.tokens.remaining : -1,
             retryAfter: allowed ? 0 : retryAfter,
-            reset: max(limitedRequests ? e.requests.untilFull : 0, limitedTokens ? e.tokens.untilFull : 0))
+            reset: e.requests.heldFor(now: now).addingSaturating(max(limitedRequests ? e.requests.untilFull : 0, limitedTokens ? e.tokens.untilFull : 0)))
     }
 }

@@ -31,6 +31,12 @@ public struct SlotQueue: Sendable, Hashable {
         public var expiresAt: Int64
         /// Ms the waiter waited.
         public var waited: Int64
+
+        public init(waiter: UInt64, expiresAt: Int64, waited: Int64) {
+            self.waiter = waiter
+            self.expiresAt = expiresAt
+            self.waited = waited
+        }
     }
 
     /// What an acquire did.
@@ -50,7 +56,7 @@ public struct SlotQueue: Sendable, Hashable {
     /// changes the order as time passes anyway).
     public private(set) var waiters: [Waiter] = []
     /// The most recent `limit` asked for (a key's requests may disagree; the latest wins).
-    public private(set) var limit = 1
+    public internal(set) var limit = 1
     public let agingInterval: Int64
     public let maxWaiters: Int
     var nextArrival: UInt64 = 0

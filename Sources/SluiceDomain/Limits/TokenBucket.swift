@@ -69,6 +69,23 @@ public struct TokenBucket: Sendable, Hashable {
     /// Gives tokens back, never above capacity.
     public mutating func refund(_ tokens: Int64) { level = min(capacityUnits, level + tokens * Self.unit) }
 
+    /// Ms the bucket is still held (``hold(until:)``) at `now`: nothing flows in and nothing is
+    /// allowed until then.
+    public func heldFor(now: Int64) -> Int64 { max(updatedAt - now, 0) }
+
+    /// Holds the bucket until `until` (RL.PENALIZE, RL.SYNC): refilling resumes from there, so
+    /// an emptied bucket is still empty when the hold ends rather than full of what would have
+    /// flowed in meanwhile (no burst at the moment a provider's Retry-After ends). A later
+    /// hold never shortens an earlier one.
+    public mutating func hold(until: Int64) { if until > updatedAt { updatedAt = until } }
+
+    /// Empties the bucket; debt it had stays.
+    public mutating func empty() { level = min(level, 0) }
+
+    /// Sets what the bucket holds to `tokens` (the provider's own count), at most its capacity.
+    /// Debt is replaced too: the provider's count is the truth.
+    public mutating func align(to tokens: Int64) { level = min(max(tokens, 0), capacity) * Self.unit }
+
     /// New limits for an existing bucket: what it holds is kept, capped at the new capacity.
     public mutating func reconfigure(perMinute: Int64, capacity: Int64) {
         guard perMinute != self.perMinute || capacity != self.capacity else { return }

@@ -79,6 +79,37 @@ struct RateLimitCommands: CommandGroup {
                     out.writeRESPInteger(Int(snapshot.spec.tokensPerMinute))
                 }
             },
+            Command("rl.penalize", arity: 3, summary: "RL.PENALIZE key retry_after_ms: empties the key's buckets and holds them (a provider's 429 Retry-After): [remaining_requests, remaining_tokens, retry_after_ms, reset_ms]") { ctx, out throws(CommandError) in
+                let key = try ctx.nextName()
+                guard let ms = try ctx.next().decimalValue, ms >= 0, ms <= Self.maxHold else {
+                    throw CommandError("retry_after_ms must be 0 to \(Self.maxHold)")
+                }
+                return ctx.reply(limits.penalize(key, for: Int64(ms), now: ctx.monotonic, on: ctx.eventLoop), into: &out) { result, out in
+                    guard case .success(let d) = result else { return Self.writeFailure(result, &out) }
+                    out.writeRESPArrayHeader(4)
+                    Self.writeNumbers(d, into: &out)
+                }
+            },
+            Command("rl.sync", arity: -5, summary: "RL.SYNC key remaining_requests remaining_tokens reset_ms [rpm tpm | POLICY name] [BURST r t]: align the buckets with the provider's x-ratelimit-remaining-* (-1: not reported): [remaining_requests, remaining_tokens, retry_after_ms, reset_ms] or nil") { ctx, out throws(CommandError) in
+                let key = try ctx.nextName()
+                let requests = try Self.providerCount(&ctx, "remaining_requests")
+                let tokens = try Self.providerCount(&ctx, "remaining_tokens")
+                guard let reset = try ctx.next().decimalValue, reset >= 0, reset <= Self.maxHold else {
+                    throw CommandError("reset_ms must be 0 to \(Self.maxHold)")
+                }
+                var report = ProviderLimits(remainingRequests: requests, remainingTokens: tokens, reset: Int64(reset))
+                if ctx.hasMore {
+                    var (spec, _) = try Self.limitSpec(&ctx, policies)
+                    while ctx.hasMore { try Self.burst(try ctx.next(), &ctx, &spec) }
+                    report.spec = spec
+                }
+                return ctx.reply(limits.sync(key, report, now: ctx.monotonic, on: ctx.eventLoop), into: &out) { result, out in
+                    guard case .success(let d) = result else { return Self.writeFailure(result, &out) }
+                    guard let d else { return out.writeRESPNullArray() }
+                    out.writeRESPArrayHeader(4)
+                    Self.writeNumbers(d, into: &out)
+                }
+            },
             Command("rl.acquire", arity: -3,
                     summary: "RL.ACQUIRE key max_in_flight [PRIORITY p] [WAIT ms] [LEASE ms]: [granted, slot_id|nil, queue_position, estimated_wait_ms]") { ctx, out throws(CommandError) in
                 let key = try ctx.nextName()
@@ -251,6 +282,18 @@ struct RateLimitCommands: CommandGroup {
     /// Largest RL.ACQUIRE PRIORITY either way (aging adds a level a second: a million is
     /// eleven days of waiting).
     static let maxPriority = 1_000_000
+
+    /// Longest RL.PENALIZE hold and RL.SYNC reset: a provider asking for more than a day is
+    /// better told by an operator.
+    static let maxHold = 86_400_000
+
+    /// A provider's remaining count: 0 to ``TokenBucket/maxTokens``, or -1 for "not reported".
+    static func providerCount(_ ctx: inout CommandContext, _ what: String) throws(CommandError) -> Int64? {
+        guard let n = try ctx.next().decimalValue, n >= -1, Int64(n) <= TokenBucket.maxTokens else {
+            throw CommandError("\(what) must be -1 (not reported) or 0 to \(TokenBucket.maxTokens)")
+        }
+        return n < 0 ? nil : Int64(n)
+    }
 
     static let spendOptions: [StaticString] = ["BUDGET", "PERIOD", "NEAR", "POLICY", "DRYRUN"]
 

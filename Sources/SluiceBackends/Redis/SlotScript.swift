@@ -1,0 +1,85 @@
+import NIOCore
+import SluiceDomain
+import SluiceProtocol
+
+/// Calls of `Lua/slot_queue.lua` (the shared mode's ``SlotQueue``) and their replies.
+public struct SlotScript: Sendable {
+    public enum Operation: String, Sendable {
+        case acquire, release, tick, cancel, status
+    }
+
+    /// What one call returned (see the script's header).
+    public struct Reply: Sendable, Hashable {
+        public var kind: Int64
+        public var a: Int64
+        public var b: Int64
+        /// Ms from now until the queue next needs a tick; nil when nobody waits.
+        public var wake: Int64?
+        public var grants: [SlotQueue.Grant]
+        public var timedOut: [UInt64]
+    }
+
+    public let client: RedisClient
+    public let clock: ScriptClock
+    public let agingInterval: Int64
+    public let maxWaiters: Int
+
+    public init(client: RedisClient, clock: ScriptClock = .redis, agingInterval: Int64 = 1_000, maxWaiters: Int = 10_000) {
+        self.client = client
+        self.clock = clock
+        self.agingInterval = agingInterval
+        self.maxWaiters = maxWaiters
+    }
+
+    /// The key's four Redis keys, one hash tag so that they share a cluster slot.
+    static func keys(_ key: ByteBuffer) -> [ByteBuffer] {
+        ["h", "w", "m", "l"].map { part in
+            var b = ByteBuffer(string: "sluice:sl:{")
+            b.writeImmutableBuffer(key)
+            b.writeString("}:" + part)
+            return b
+        }
+    }
+
+    static func number<N: BinaryInteger>(_ n: N) -> ByteBuffer { ByteBuffer(string: String(n)) }
+
+    /// `now` is used only with the caller's clock (tests); in production the script reads
+    /// Redis's TIME.
+    public func run(_ op: Operation, _ key: ByteBuffer, now: Int64, _ arguments: [ByteBuffer], on eventLoop: any EventLoop) -> EventLoopFuture<Reply> {
+        let head = [ByteBuffer(string: op.rawValue), clock.argument(now), key, Self.number(agingInterval), Self.number(maxWaiters)]
+        return LuaScripts.slotQueue.run(client, keys: Self.keys(key), arguments: head + arguments, on: eventLoop)
+            .flatMapThrowing { try Self.reply($0) }
+    }
+
+    public func acquire(_ key: ByteBuffer, _ request: SlotRequest, channel: String, now: Int64, on eventLoop: any EventLoop) -> EventLoopFuture<Reply> {
+        run(.acquire, key, now: now, [Self.number(request.ticket), Self.number(request.limit), Self.number(request.priority),
+                                      Self.number(request.wait), Self.number(request.lease), ByteBuffer(string: channel)], on: eventLoop)
+    }
+
+    public func call(_ op: Operation, _ key: ByteBuffer, slot: UInt64, now: Int64, on eventLoop: any EventLoop) -> EventLoopFuture<Reply> {
+        run(op, key, now: now, [Self.number(slot)], on: eventLoop)
+    }
+
+    static func reply(_ value: RESPValue) throws -> Reply {
+        guard case .array(let items?) = value, items.count >= 5 else { throw RedisError.unexpectedReply("slot_queue: \(value)") }
+        func integer(_ i: Int) throws -> Int64 {
+            guard i < items.count, case .integer(let n) = items[i] else { throw RedisError.unexpectedReply("slot_queue: \(value)") }
+            return Int64(n)
+        }
+        func id(_ i: Int) throws -> UInt64 {
+            guard i < items.count, case .bulkString(let b?) = items[i], let n = UInt64(String(buffer: b)) else {
+                throw RedisError.unexpectedReply("slot_queue: \(value)")
+            }
+            return n
+        }
+        let wake = try integer(3), n = try integer(4)
+        guard n >= 0, 5 + 3 * Int(n) <= items.count else { throw RedisError.unexpectedReply("slot_queue: \(value)") }
+        var grants: [SlotQueue.Grant] = []
+        for g in 0..<Int(n) {
+            let at = 5 + 3 * g
+            grants.append(SlotQueue.Grant(waiter: try id(at), expiresAt: try integer(at + 1), waited: try integer(at + 2)))
+        }
+        let timedOut = try (5 + 3 * Int(n) ..< items.count).map(id)
+        return Reply(kind: try integer(0), a: try integer(1), b: try integer(2), wake: wake < 0 ? nil : wake, grants: grants, timedOut: timedOut)
+    }
+}
