@@ -19,6 +19,10 @@ public struct ServerConfiguration: Sendable {
     public var redisTimeoutMilliseconds: Int64 = 2000
     /// `redis://...`: shared mode (L2 in Redis, shared by every instance). nil = embedded mode.
     public var redisURL: String?
+    /// Ms expired cache entries are kept for `CACHE.GET ... STALE ms` (stale-if-error) before
+    /// they are reclaimed; 0 = reclaimed on expiry (no stale reads). Off by default: keeping
+    /// data past its TTL is the operator's decision (memory, and TTLs used for retention).
+    public var maxStaleMilliseconds: Int64 = 0
     /// Byte budget of L1 (keys + values + per-entry overhead).
     public var l1MaxMemory = 256 * 1024 * 1024
     public var l1Shards = 64

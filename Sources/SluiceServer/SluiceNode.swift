@@ -88,7 +88,8 @@ public final class SluiceNode: Sendable {
             let endpoint = try RedisEndpoint.parse(url).get()
             let client = RedisClient(endpoint: endpoint, commandTimeout: .milliseconds(configuration.redisTimeoutMilliseconds), logger: logger)
             for script in LuaScripts.all { script.load(client, on: group.any()) }
-            keyspace = Keyspace(l1Capacity: configuration.l1MaxMemory, shardCount: configuration.l1Shards, tracksL2: false)
+            keyspace = Keyspace(l1Capacity: configuration.l1MaxMemory, shardCount: configuration.l1Shards, tracksL2: false,
+                                staleRetention: configuration.maxStaleMilliseconds)
             let invalidations = RedisInvalidations(client: client, logger: logger)
             let cache = RedisExactCache(keyspace: keyspace, client: client, invalidations: invalidations)
             cache.startInvalidations(logger: logger)
@@ -117,7 +118,8 @@ public final class SluiceNode: Sendable {
                     throw ConfigurationError(message: "--data-dir \(directory): cannot open sluice.db for writing (\(error)); is the directory writable?")
                 }
             }
-            keyspace = Keyspace(l1Capacity: configuration.l1MaxMemory, shardCount: configuration.l1Shards, tracksL2: store != nil)
+            keyspace = Keyspace(l1Capacity: configuration.l1MaxMemory, shardCount: configuration.l1Shards, tracksL2: store != nil,
+                                staleRetention: configuration.maxStaleMilliseconds)
             if let store { try Self.restore(keyspace: keyspace, semantic: semanticCache, from: store, now: clock.nowMilliseconds(), logger: logger) }
             let cache = EmbeddedExactCache(keyspace: keyspace, store: store)
             cache.followStoreEvictions()
@@ -245,7 +247,8 @@ public final class SluiceNode: Sendable {
     /// the newest).
     static func restore(keyspace: Keyspace, semantic: SemanticCache, from store: SQLiteStore, now: Int64, logger: Logger) throws {
         var restored = 0
-        try store.forEachLiveKey(now: now) { key, expiresAt in
+        // Rows expired within the stale retention are known too (for CACHE.GET ... STALE).
+        try store.forEachLiveKey(now: now.subtractingSaturating(keyspace.staleRetention)) { key, expiresAt in
             let hash = keyspace.hasher.hash(key)
             keyspace.withShard(hash: hash) { $0.restore(hash: hash, expiresAt: expiresAt) }
             restored += 1

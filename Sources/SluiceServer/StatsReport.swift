@@ -42,6 +42,7 @@ public final class StatsReport: Sendable {
             ("l2_backend", .bulk(cacheStats.backend)),
             ("l2_hits", .integer(c.l2Hits)),
             ("l2_misses", .integer(c.l2Misses)),
+            ("stale_hits", .integer(c.staleHits)),
             ("keys", .integer(cacheStats.keyspace.keys)),
             ("expired", .integer(c.expired)),
             ("leases_granted", .integer(c.leasesGranted)),

@@ -22,7 +22,7 @@ enum ConfigurationPrinter {
             ("bind", q(c.host)), ("port", String(c.port)), ("http-port", String(c.httpPort)),
             ("data-dir", q(c.dataDirectory ?? "")), ("redis", q(c.redisURL ?? "")),
             ("redis-timeout", String(c.redisTimeoutMilliseconds)), ("limits-when-redis-down", q(c.limitsWhenRedisDown.rawValue)),
-            ("l1-max-memory", String(c.l1MaxMemory)), ("threads", String(c.threads)),
+            ("l1-max-memory", String(c.l1MaxMemory)), ("max-stale", String(c.maxStaleMilliseconds)), ("threads", String(c.threads)),
             ("allow-unauthenticated-remote", String(c.allowUnauthenticatedRemote)), ("max-value-size", String(c.limits.maxBulkLength)),
             ("maxclients", String(c.maxClients)),
             ("client-output-buffer-limit", q("\(c.clientOutputHardLimit) \(c.clientOutputSoftLimit) \(c.clientOutputSoftSeconds)")),

@@ -55,6 +55,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Shared mode: how rate limits decide while Redis is down: local (this instance's own buckets), deny, allow. Env: SLUICE_LIMITS_WHEN_REDIS_DOWN. (default: local)", valueName: "policy"))
     var limitsWhenRedisDown: String?
 
+    @Option(name: .long, help: ArgumentHelp("Keep expired cache entries this many ms longer, for CACHE.GET key STALE ms (stale-if-error: an answer expired a little is better than none while the upstream fails); at most 30 days. Env: SLUICE_MAX_STALE. (default: 0, reclaimed on expiry)", valueName: "ms"))
+    var maxStale: Int?
+
     @Option(name: .long, help: ArgumentHelp("Memory budget of the in-process L1: bytes, or with kb/mb/gb. Env: SLUICE_L1_MAX_MEMORY. (default: 256mb)", valueName: "size"))
     var l1MaxMemory: String?
 
@@ -114,7 +117,7 @@ struct Serve: AsyncParsableCommand {
 
     /// The settings a config file's [server] table may hold: the flags' names.
     static let serverKeys: Set<String> = [
-        "bind", "port", "http-port", "data-dir", "redis", "redis-timeout", "limits-when-redis-down", "l1-max-memory", "threads",
+        "bind", "port", "http-port", "data-dir", "redis", "redis-timeout", "limits-when-redis-down", "l1-max-memory", "max-stale", "threads",
         "requirepass", "allow-unauthenticated-remote", "max-value-size", "maxclients", "client-output-buffer-limit", "timeout", "fsync",
         "l2-max-bytes", "sem-max-namespaces", "sem-max-entries", "sem-offload-entries", "sem-verifier", "sem-max-memory", "log-level",
         "log-format",
@@ -153,6 +156,11 @@ struct Serve: AsyncParsableCommand {
             config.limitsWhenRedisDown = policy
         }
         if let v = setting(l1MaxMemory, "L1_MAX_MEMORY") { config.l1MaxMemory = try byteSize(v, "l1-max-memory") }
+        if let v = setting(maxStale.map(String.init), "MAX_STALE") {
+            let ms = try integer(v, "max-stale")
+            guard ms >= 0, ms <= 2_592_000_000 else { throw ValidationError("--max-stale must be 0 to 2592000000 ms (30 days)") }
+            config.maxStaleMilliseconds = Int64(ms)
+        }
         if let v = setting(threads.map(String.init), "THREADS") { config.threads = try integer(v, "threads") }
         config.requirePass = setting(requirepass, "REQUIREPASS").flatMap { $0.isEmpty ? nil : $0 }
         config.allowUnauthenticatedRemote = allowUnauthenticatedRemote

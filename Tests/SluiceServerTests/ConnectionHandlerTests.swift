@@ -252,7 +252,7 @@ struct ConnectionHandlerTests {
 struct ImmediateCache: ExactCache {
     let value: ByteBuffer?
     let keyspace: Keyspace
-    func read(_ key: ByteBuffer, lease: Int64, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<CacheRead> {
+    func read(_ key: ByteBuffer, lease: Int64, stale: Int64, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<CacheRead> {
         guard let value else { return .later(eventLoop.makeFailedFuture(RedisError.unavailable("down"))) }
         return .later(eventLoop.makeSucceededFuture(.hit(CachedValue(entry: Array(value.readableBytesView), keyLength: 0), EntryMeta(createdAt: now.wall), .l2)))
     }

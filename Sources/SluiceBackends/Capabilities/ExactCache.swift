@@ -9,8 +9,10 @@ import SluiceDomain
 /// Redis one. Keys and values may be slices of a connection's read buffer: an implementation
 /// copies what it keeps beyond the call.
 public protocol ExactCache: Sendable {
-    /// A key's value; on a miss, with `lease` > 0, also asks for a lease of that many ms.
-    func read(_ key: ByteBuffer, lease: Int64, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<CacheRead>
+    /// A key's value; on a miss, with `stale` > 0, an entry expired less than `stale` ms ago
+    /// (kept for `--max-stale`; answered with layer `.stale`), and otherwise, with `lease` > 0,
+    /// a lease of that many ms.
+    func read(_ key: ByteBuffer, lease: Int64, stale: Int64, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<CacheRead>
 
     func write(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta, condition: WriteCondition, now: Timestamp,
                on eventLoop: any EventLoop) -> Deferred<CacheWrite>
@@ -25,4 +27,12 @@ public protocol ExactCache: Sendable {
     func timeToLive(_ key: ByteBuffer, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<TimeToLive>
 
     func statistics(now: Int64) -> ExactCacheStatistics
+}
+
+extension ExactCache {
+    /// A read that never answers stale.
+    @inlinable
+    public func read(_ key: ByteBuffer, lease: Int64, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<CacheRead> {
+        read(key, lease: lease, stale: 0, now: now, on: eventLoop)
+    }
 }

@@ -46,15 +46,25 @@ public final class EmbeddedExactCache: ExactCache {
         case fetch(version: UInt64)
     }
 
-    public func read(_ key: ByteBuffer, lease: Int64, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<CacheRead> {
+    public func read(_ key: ByteBuffer, lease: Int64, stale: Int64, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<CacheRead> {
         let hash = keyspace.hasher.hash(key)
         let token = lease > 0 ? LeaseToken.random() : 0
         let counting = countsLookups
+        // A stale window reaches back at most as far as expired entries are kept.
+        let stale = min(stale, keyspace.staleRetention)
         let step = keyspace.withShard(hash: hash) { shard -> ReadStep in
             switch shard.read(key, hash: hash, now: now.wall, counting: counting) {
             case .hit(let value, let meta): return .answered(.hit(value, meta, .l1))
             case .inL2(let version): return .fetch(version: version)
-            case .miss: return .answered(.miss(lease: Self.lease(&shard, key, hash: hash, token: token, duration: lease, now: now)))
+            case .miss:
+                if stale > 0 {
+                    switch shard.readStale(key, hash: hash, now: now.wall, within: stale) {
+                    case .hit(let value, let meta): return .answered(.hit(value, meta, .stale))
+                    case .inL2(let version): return .fetch(version: version)
+                    case .miss: break
+                    }
+                }
+                return .answered(.miss(lease: Self.lease(&shard, key, hash: hash, token: token, duration: lease, now: now)))
             }
         }
         switch step {
@@ -64,14 +74,20 @@ public final class EmbeddedExactCache: ExactCache {
             guard let store else { return .ready(.miss(lease: nil)) }
             let owned = ByteBuffer.owned(key)
             let keyspace = keyspace
-            return .later(store.fetch(owned, now: now.wall, on: eventLoop).map { found -> CacheRead in
+            // With a stale window the file is asked as of the window's start: a row expired
+            // within it comes back, and is answered as stale.
+            return .later(store.fetch(owned, now: now.wall.subtractingSaturating(stale), on: eventLoop).map { found -> CacheRead in
                 keyspace.withShard(hash: hash) { shard -> CacheRead in
                     guard let (value, meta) = found else {
                         shard.countL2Miss()
                         return .miss(lease: Self.lease(&shard, owned, hash: hash, token: token, duration: lease, now: now))
                     }
                     let entry = S3FIFOCache.entry(key: owned, value: value)
-                    shard.promote(entry: entry, keyLength: owned.readableBytes, hash: hash, meta: meta, version: version)
+                    if meta.isExpired(at: now.wall) {
+                        shard.counters.staleHits += 1
+                        return .hit(CachedValue(entry: entry, keyLength: owned.readableBytes), meta, .stale)
+                    }
+                    shard.promote(entry: entry, keyLength: owned.readableBytes, hash: hash, meta: meta, version: version, now: now.wall)
                     return .hit(CachedValue(entry: entry, keyLength: owned.readableBytes), meta, .l2)
                 }
             }.recover { _ in

@@ -22,14 +22,15 @@ public final class FallbackExactCache: ExactCache {
         self.policy = policy
     }
 
-    public func read(_ key: ByteBuffer, lease: Int64, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<CacheRead> {
-        let answer = primary.read(key, lease: lease, now: now, on: eventLoop)
+    public func read(_ key: ByteBuffer, lease: Int64, stale: Int64, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<CacheRead> {
+        let answer = primary.read(key, lease: lease, stale: stale, now: now, on: eventLoop)
         guard case .later = answer else { return answer }
         let key = ByteBuffer.owned(key)
         return policy.recover(answer, .cache, on: eventLoop) { [local] _ in
             let hash = local.keyspace.hasher.hash(key)
             local.keyspace.withShard(hash: hash) { $0.countL2Miss() }
-            return local.read(key, lease: lease, now: now, on: eventLoop)
+            // Redis is down: what L1 kept, stale copies included (the case stale reads are for).
+            return local.read(key, lease: lease, stale: stale, now: now, on: eventLoop)
         }
     }
 

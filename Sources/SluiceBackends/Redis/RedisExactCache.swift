@@ -18,9 +18,16 @@ import SluiceProtocol
 /// and the value — or, for an entry stored with a TAG, "SL2", the same fields, the tag's length
 /// (one byte) and its name before the value — with Redis's own expiry (PX). A value written there by something else (no
 /// header) is served as-is. Redis errors fail the future: ``FallbackExactCache`` decides then.
+///
+/// Stale reads (`--max-stale`): an entry written with an expiry also gets a copy at
+/// `sluice:stale:<key>` — its expiry (8 bytes) and the same packed entry — that Redis keeps for
+/// the retention longer. The main key keeps Redis's own semantics (EXISTS, TTL, NX, XX see it
+/// expire on time); only `CACHE.GET ... STALE` reads the copy, after the main key missed. A DEL
+/// deletes the copy too: a deleted key is never served stale.
 public final class RedisExactCache: ExactCache {
     public static let keyPrefix = "sluice:c:"
     public static let leasePrefix = "sluice:lease:"
+    public static let stalePrefix = "sluice:stale:"
     static let magic: [UInt8] = Array("SL1".utf8)
     static let taggedMagic: [UInt8] = Array("SL2".utf8)
     static let headerLength = 3 + 8 + 8 + 8
@@ -55,19 +62,25 @@ public final class RedisExactCache: ExactCache {
 
     // MARK: ExactCache
 
-    public func read(_ key: ByteBuffer, lease: Int64, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<CacheRead> {
+    public func read(_ key: ByteBuffer, lease: Int64, stale: Int64, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<CacheRead> {
         let hash = keyspace.hasher.hash(key)
         let (local, changes) = keyspace.withShard(hash: hash) { ($0.read(key, hash: hash, now: now.wall), $0.changes) }
         if case .hit(let value, let meta) = local { return .ready(.hit(value, meta, .l1)) }
         let owned = ByteBuffer.owned(key)
         let k = Self.redisKey(owned)
+        let stale = min(stale, keyspace.staleRetention)
         let value = client.send([Word.get, k], on: eventLoop)
         let ttl = client.send([Word.pttl, k], on: eventLoop)
+        // Pipelined with the other two: no round trip more for a stale read.
+        let copy = stale > 0 ? client.send([Word.get, Self.staleKey(owned)], on: eventLoop) : eventLoop.makeSucceededFuture(RESPValue.bulkString(nil))
         let keyspace = keyspace
-        return .later(value.and(ttl).flatMapThrowing { value, ttl -> (RESPValue, RESPValue) in
-            (try Self.checked(value), try Self.checked(ttl))
-        }.flatMap { [self] value, ttl -> EventLoopFuture<CacheRead> in
+        return .later(value.and(ttl).and(copy).flatMapThrowing { pair, copy -> (RESPValue, RESPValue, RESPValue) in
+            (try Self.checked(pair.0), try Self.checked(pair.1), copy)
+        }.flatMap { [self] value, ttl, copy -> EventLoopFuture<CacheRead> in
             guard case .bulkString(let stored?) = value else {
+                if stale > 0, let hit = staleHit(owned, hash: hash, copy: copy, within: stale, now: now.wall) {
+                    return eventLoop.makeSucceededFuture(hit)
+                }
                 keyspace.withShard(hash: hash) { $0.countL2Miss() }
                 guard lease > 0 else { return eventLoop.makeSucceededFuture(.miss(lease: nil)) }
                 return acquireLease(owned, hash: hash, duration: lease, on: eventLoop).map { .miss(lease: $0) }
@@ -77,10 +90,33 @@ public final class RedisExactCache: ExactCache {
             let (bytes, meta) = Self.unpack(stored, expiresAt: expiresAt, now: now.wall)
             let entry = S3FIFOCache.entry(key: owned, value: bytes)
             keyspace.withShard(hash: hash) {
-                $0.promote(entry: entry, keyLength: owned.readableBytes, hash: hash, meta: meta, version: nil, unchangedSince: changes)
+                $0.promote(entry: entry, keyLength: owned.readableBytes, hash: hash, meta: meta, version: nil, unchangedSince: changes, now: now.wall)
             }
             return eventLoop.makeSucceededFuture(.hit(CachedValue(entry: entry, keyLength: owned.readableBytes), meta, .l2))
         })
+    }
+
+    /// After the main key missed: this instance's L1 copy if it expired within the window, else
+    /// the Redis copy (`sluice:stale:<key>`) if it did.
+    func staleHit(_ key: ByteBuffer, hash: UInt64, copy: RESPValue, within: Int64, now: Int64) -> CacheRead? {
+        let local = keyspace.withShard(hash: hash) { $0.readStale(key, hash: hash, now: now, within: within) }
+        if case .hit(let value, let meta) = local { return .hit(value, meta, .stale) }
+        guard case .bulkString(var stored?) = copy, let expiresAt = stored.readInteger(as: Int64.self),
+              expiresAt > now.subtractingSaturating(within) else { return nil }
+        let (bytes, meta) = Self.unpack(stored, expiresAt: expiresAt, now: now)
+        keyspace.withShard(hash: hash) { $0.counters.staleHits += 1 }
+        let entry = S3FIFOCache.entry(key: key, value: bytes)
+        return .hit(CachedValue(entry: entry, keyLength: key.readableBytes), meta, meta.isExpired(at: now) ? .stale : .l2)
+    }
+
+    /// The stale copy of an entry written with an expiry (nil: none is kept).
+    func staleCopy(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta, px: Int64) -> [ByteBuffer]? {
+        guard px > 0, keyspace.staleRetention > 0 else { return nil }
+        var stored = ByteBuffer()
+        stored.writeInteger(meta.expiresAt)
+        var packed = Self.pack(value, meta)
+        stored.writeBuffer(&packed)
+        return [Word.set, Self.staleKey(key), stored, Word.px, ByteBuffer(string: String(px.addingSaturating(keyspace.staleRetention)))]
     }
 
     /// One lease per key across all instances: SET NX PX. The token, when this caller holds it now.
@@ -114,7 +150,11 @@ public final class RedisExactCache: ExactCache {
             if px > 0 { args += [Word.px, ByteBuffer(string: String(px))] }
             if condition == .ifAbsent { args.append(Word.nx) }
             if condition == .ifPresent { args.append(Word.xx) }
-            stored = client.send(args, on: eventLoop).flatMapThrowing { reply in
+            let main = client.send(args, on: eventLoop)
+            // The stale copy of an unconditional write goes in the same pipeline; its reply is
+            // not waited for (a stale copy is a best effort, never an acknowledged write).
+            if condition == .always, let copy = staleCopy(key, value: value, meta: meta, px: px) { _ = client.send(copy, on: eventLoop) }
+            stored = main.flatMapThrowing { reply in
                 switch reply {
                 case .simpleString: return true
                 case .bulkString(nil): return false
@@ -135,7 +175,10 @@ public final class RedisExactCache: ExactCache {
                 if case .leaseHolder = condition { return .leaseRefused }
                 return .notStored
             }
-            if condition != .always { writeL1(key, value: value, meta: meta) }
+            if condition != .always {
+                writeL1(key, value: value, meta: meta)
+                if let copy = staleCopy(key, value: value, meta: meta, px: px) { _ = client.send(copy, on: eventLoop) }
+            }
             invalidations.publish(key, on: eventLoop)
             return .stored
         })
@@ -154,7 +197,8 @@ public final class RedisExactCache: ExactCache {
             _ = keyspace.withShard(hash: hash) { $0.delete(key, hash: hash, now: now.wall) }
         }
         let removed = client.send([Word.del] + keys.map(Self.redisKey), on: eventLoop)
-        let leases = client.send([Word.del] + keys.map(Self.leaseKey), on: eventLoop)
+        let leases = client.send([Word.del] + keys.map(Self.leaseKey) + (keyspace.staleRetention > 0 ? keys.map(Self.staleKey) : []),
+                                 on: eventLoop)
         return .later(removed.and(leases).flatMapThrowing { [self] reply, _ in
             guard case .integer(let n) = try Self.checked(reply) else { throw RedisError.unexpectedReply("DEL: \(reply)") }
             for key in keys { invalidations.publish(key, on: eventLoop) }
@@ -206,6 +250,12 @@ public final class RedisExactCache: ExactCache {
 
     static func redisKey(_ key: ByteBuffer) -> ByteBuffer {
         var b = ByteBuffer(string: keyPrefix)
+        b.writeImmutableBuffer(key)
+        return b
+    }
+
+    static func staleKey(_ key: ByteBuffer) -> ByteBuffer {
+        var b = ByteBuffer(string: stalePrefix)
         b.writeImmutableBuffer(key)
         return b
     }

@@ -1049,12 +1049,13 @@ public final class SQLiteStore: Sendable {
 
     // MARK: Housekeeping
 
-    /// Deletes expired rows, on the writer thread. Returns how many.
-    public func deleteExpired(now: Int64, on eventLoop: any EventLoop) -> EventLoopFuture<Int> {
+    /// Deletes expired rows, on the writer thread. Returns how many. Cache entries expired less
+    /// than `keepingExpiredFor` ms ago stay, for stale reads (`--max-stale`).
+    public func deleteExpired(now: Int64, keepingExpiredFor retention: Int64 = 0, on eventLoop: any EventLoop) -> EventLoopFuture<Int> {
         writerPool.runIfActive(eventLoop: eventLoop) { [self] in
             try writer.withLock { db -> Int in
                 let stmt = try db.statement("DELETE FROM entries WHERE expires_at != 0 AND expires_at <= ?1")
-                stmt.bind(1, now)
+                stmt.bind(1, now.subtractingSaturating(max(retention, 0)))
                 try stmt.run()
                 let removed = db.changes
                 let sem = try db.statement("DELETE FROM sem_entries WHERE expires_at != 0 AND expires_at <= ?1")

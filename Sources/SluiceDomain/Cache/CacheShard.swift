@@ -22,6 +22,8 @@ public struct CacheShard: Sendable {
         public var l2Hits = 0
         public var l2Misses = 0
         public var expired = 0
+        /// Expired entries served to `CACHE.GET ... STALE` (from L1, or the L2 when counted there).
+        public var staleHits = 0
         public var leasesGranted = 0
         public var leaseWaits = 0
         public var tokensSaved: Int64 = 0
@@ -32,6 +34,7 @@ public struct CacheShard: Sendable {
         public static func + (a: Counters, b: Counters) -> Counters {
             Counters(hits: a.hits + b.hits, misses: a.misses + b.misses,
                      l2Hits: a.l2Hits + b.l2Hits, l2Misses: a.l2Misses + b.l2Misses, expired: a.expired + b.expired,
+                     staleHits: a.staleHits + b.staleHits,
                      leasesGranted: a.leasesGranted + b.leasesGranted, leaseWaits: a.leaseWaits + b.leaseWaits,
                      tokensSaved: a.tokensSaved.addingSaturating(b.tokensSaved), costSaved: a.costSaved + b.costSaved,
                      savedByTag: a.savedByTag.merging(b.savedByTag) { x, y in [x[0] + y[0], x[1] + y[1]] })
@@ -67,10 +70,14 @@ public struct CacheShard: Sendable {
     public private(set) var changes: UInt64 = 0
 
     /// `tracksL2`: keep the directory (true when the L2 is a local store this process owns).
-    public init(l1Capacity: Int, tracksL2: Bool) {
+    /// `staleRetention`: ms expired entries are kept (L1 and directory) for stale reads.
+    public init(l1Capacity: Int, tracksL2: Bool, staleRetention: Int64 = 0) {
         l1 = S3FIFOCache(capacity: l1Capacity)
+        l1.staleRetention = max(staleRetention, 0)
         directory = tracksL2 ? [:] : nil
     }
+
+    public var staleRetention: Int64 { l1.staleRetention }
 
     // MARK: Reads
 
@@ -89,11 +96,29 @@ public struct CacheShard: Sendable {
             if entry.expiresAt == 0 || entry.expiresAt > now {
                 return .inL2(version: entry.version)
             }
-            directory![hash] = nil
-            counters.expired += 1
+            // Expired: kept for stale reads until its retention ends.
+            if entry.expiresAt <= now.subtractingSaturating(staleRetention) {
+                directory![hash] = nil
+                counters.expired += 1
+            }
         }
         // With a directory, a key absent from it is an L2 miss known without I/O.
         if directory != nil { counters.l2Misses += 1 }
+        return .miss
+    }
+
+    /// A stale read (`CACHE.GET ... STALE ms`) after ``read`` missed: an entry expired less
+    /// than `within` ms ago (at most the retention), from L1, or from the L2 through the
+    /// directory. Counted as a stale hit when found in L1.
+    public mutating func readStale(_ key: ByteBuffer, hash: UInt64, now: Int64, within: Int64) -> Read {
+        let since = now.subtractingSaturating(min(within, staleRetention))
+        if let (value, meta) = l1.read(key, hash: hash, now: since) {
+            counters.staleHits += 1
+            return .hit(value, meta)
+        }
+        if let entry = directory?[hash], entry.expiresAt == 0 || entry.expiresAt > since {
+            return .inL2(version: entry.version)
+        }
         return .miss
     }
 
@@ -115,13 +140,14 @@ public struct CacheShard: Sendable {
 
     /// ``promote(_:hash:value:meta:version:)`` with the entry already built (key bytes, then value bytes).
     /// `unchangedSince`: promote only if ``changes`` still has this value (shared mode).
+    /// `now`: an expired L1 copy under the hash (kept for stale reads) is replaced.
     public mutating func promote(entry: [UInt8], keyLength: Int, hash: UInt64, meta: EntryMeta, version: UInt64?,
-                                 unchangedSince: UInt64? = nil) {
+                                 unchangedSince: UInt64? = nil, now: Int64 = .min) {
         counters.l2Hits += 1
         counters.countSaving(meta, layer: 1)
         if let directory, directory[hash]?.version != version { return }
         if let unchangedSince, changes != unchangedSince { return }
-        if l1.contains(hash: hash) { return }
+        if l1.containsLive(hash: hash, now: now) { return }
         l1.write(entry: entry, keyLength: keyLength, hash: hash, meta: meta)
     }
 
@@ -190,7 +216,9 @@ public struct CacheShard: Sendable {
     /// Invalidations may have been missed: forget every L1 copy (shared mode).
     public mutating func clearL1() {
         changes &+= 1
+        let retention = l1.staleRetention
         l1 = S3FIFOCache(capacity: l1.capacity, promotionThreshold: l1.promotionThreshold)
+        l1.staleRetention = retention
     }
 
     // MARK: Leases
@@ -223,7 +251,8 @@ public struct CacheShard: Sendable {
         guard includingDirectory else { return }
         if let d = directory {
             let before = d.count
-            directory = d.filter { $0.value.expiresAt == 0 || $0.value.expiresAt > now.wall }
+            let kept = now.wall.subtractingSaturating(staleRetention)
+            directory = d.filter { $0.value.expiresAt == 0 || $0.value.expiresAt > kept }
             counters.expired += before - directory!.count
         }
         if leases.count > 0 { leases.sweep(now: now.monotonic) }

@@ -14,15 +14,20 @@ public final class Keyspace: Sendable {
     ///   - l1Capacity: bytes for L1 values, split evenly across shards.
     ///   - shardCount: rounded up to a power of two.
     ///   - tracksL2: keep a directory of L2 keys (local L2).
-    public init(l1Capacity: Int, shardCount: Int = 64, tracksL2: Bool, hasher: KeyHasher = KeyHasher()) {
+    ///   - staleRetention: ms expired entries are kept for `CACHE.GET ... STALE` (`--max-stale`).
+    public init(l1Capacity: Int, shardCount: Int = 64, tracksL2: Bool, staleRetention: Int64 = 0, hasher: KeyHasher = KeyHasher()) {
         var n = 1
         while n < max(shardCount, 1) { n <<= 1 }
         let perShard = l1Capacity / n
-        shards = Sharded(count: n) { _ in CacheShard(l1Capacity: perShard, tracksL2: tracksL2) }
+        shards = Sharded(count: n) { _ in CacheShard(l1Capacity: perShard, tracksL2: tracksL2, staleRetention: staleRetention) }
         self.hasher = hasher
         self.l1Capacity = l1Capacity
         self.tracksL2 = tracksL2
+        self.staleRetention = max(staleRetention, 0)
     }
+
+    /// Ms expired entries are kept for stale reads.
+    public let staleRetention: Int64
 
     /// Runs `body` on the key's shard under its lock. Keep it short and free of I/O.
     @inlinable

@@ -42,6 +42,10 @@ public struct S3FIFOCache: Sendable {
     public let capacity: Int
     /// Entries read at least this many times while in the small queue move to main.
     public let promotionThreshold: UInt8
+    /// Ms an expired entry is kept for stale reads (`CACHE.GET ... STALE`) before it is
+    /// reclaimed; 0: reclaimed as soon as it is seen expired. Expired entries still count
+    /// against ``capacity`` and are evicted like any other.
+    public var staleRetention: Int64 = 0
 
     var index: [UInt64: Int32] = [:]
     var slots: [Slot] = []
@@ -66,12 +70,14 @@ public struct S3FIFOCache: Sendable {
 
     // MARK: Reads
 
-    /// Looks a key up; a live entry counts as read. Expired entries are removed and missed.
+    /// Looks a key up; a live entry counts as read. Expired entries are missed, and removed
+    /// once past ``staleRetention``. A stale read passes `now` minus its window: an entry
+    /// expired less than that long ago is found.
     public mutating func read(_ key: ByteBuffer, hash: UInt64, now: Int64) -> (value: CachedValue, meta: EntryMeta)? {
         guard let i = index[hash].map(Int.init) else { return nil }
         guard Self.keyMatches(slots[i], key) else { return nil }
         if slots[i].meta.isExpired(at: now) {
-            remove(slot: i)
+            if slots[i].meta.isExpired(at: now.subtractingSaturating(staleRetention)) { remove(slot: i) }
             return nil
         }
         if slots[i].freq < 3 { slots[i].freq &+= 1 }
@@ -181,6 +187,12 @@ public struct S3FIFOCache: Sendable {
 
     public func contains(hash: UInt64) -> Bool { index[hash] != nil }
 
+    /// Whether a live (unexpired at `now`) entry sits under this hash.
+    public func containsLive(hash: UInt64, now: Int64) -> Bool {
+        guard let i = index[hash] else { return false }
+        return !slots[Int(i)].meta.isExpired(at: now)
+    }
+
     mutating func remove(slot i: Int) {
         index[slots[i].hash] = nil
         statistics.entries -= 1
@@ -201,7 +213,7 @@ public struct S3FIFOCache: Sendable {
         var i = cursor < slots.count ? cursor : 0
         var removed = 0
         for _ in 0..<min(budget, slots.count) {
-            if (slots[i].place == .small || slots[i].place == .main) && slots[i].meta.isExpired(at: now) {
+            if (slots[i].place == .small || slots[i].place == .main) && slots[i].meta.isExpired(at: now.subtractingSaturating(staleRetention)) {
                 remove(slot: i)
                 removed += 1
             }

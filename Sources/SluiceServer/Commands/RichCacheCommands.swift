@@ -9,25 +9,40 @@ struct RichCacheCommands: CommandGroup {
     /// Longest lease a client may ask for, in ms.
     let maxLease: Int64
 
+    /// Longest STALE window a client may ask for (what is kept is `--max-stale`, at most this).
+    static let maxStale: Int64 = 2_592_000_000
+
     static let leaseRefused = CommandError("lease token is not the current lease on this key (it expired and another caller holds it); value not stored")
 
     var commands: [Command] {
         let cache = cache, maxLease = maxLease
         return [
-            Command("cache.get", arity: -2, summary: "CACHE.GET key [LEASE ms]: [value|nil, layer|nil, age_ms|nil, lease_token|nil]") { ctx, out throws(CommandError) in
+            Command("cache.get", arity: -2, summary: "CACHE.GET key [LEASE ms] [STALE ms]: [value|nil, layer (l1, l2, stale)|nil, age_ms|nil, lease_token|nil]") { ctx, out throws(CommandError) in
                 let key = try ctx.next()
-                var lease: Int64 = 0
+                var lease: Int64 = 0, stale: Int64 = 0
                 while ctx.hasMore {
                     let option = try ctx.next()
-                    guard option.isKeyword("LEASE"), ctx.hasMore else { throw CommandError.syntax }
-                    let ms = try ctx.nextInteger()
-                    guard ms > 0, Int64(ms) <= maxLease else {
-                        throw CommandError("LEASE must be between 1 and \(maxLease) ms")
+                    guard ctx.hasMore else { throw CommandError.syntax }
+                    if option.isKeyword("LEASE") {
+                        let ms = try ctx.nextInteger()
+                        guard ms > 0, Int64(ms) <= maxLease else {
+                            throw CommandError("LEASE must be between 1 and \(maxLease) ms")
+                        }
+                        lease = Int64(ms)
+                    } else if option.isKeyword("STALE") {
+                        // An entry expired at most this long ago may answer (stale-if-error),
+                        // flagged `stale`; as far back as --max-stale keeps them.
+                        let ms = try ctx.nextInteger()
+                        guard ms >= 0, Int64(ms) <= Self.maxStale else {
+                            throw CommandError("STALE must be between 0 and \(Self.maxStale) ms")
+                        }
+                        stale = Int64(ms)
+                    } else {
+                        throw CommandError.syntax
                     }
-                    lease = Int64(ms)
                 }
                 let now = ctx.now
-                return ctx.reply(cache.read(key, lease: lease, now: ctx.time, on: ctx.eventLoop), into: &out) { read, out in
+                return ctx.reply(cache.read(key, lease: lease, stale: stale, now: ctx.time, on: ctx.eventLoop), into: &out) { read, out in
                     Self.writeRead(read, now: now, into: &out)
                 }
             },
@@ -95,7 +110,11 @@ struct RichCacheCommands: CommandGroup {
         switch read {
         case .hit(let value, let meta, let layer):
             out.writeRESPBulk(bytes: value.bytes)
-            out.writeStaticString(layer == .l1 ? "$2\r\nl1\r\n" : "$2\r\nl2\r\n")
+            switch layer {
+            case .l1: out.writeStaticString("$2\r\nl1\r\n")
+            case .l2: out.writeStaticString("$2\r\nl2\r\n")
+            case .stale: out.writeStaticString("$5\r\nstale\r\n")
+            }
             out.writeRESPInteger(Int(max(now.subtractingSaturating(meta.createdAt), 0)))
             out.writeRESPNull()
         case .miss(let lease):

@@ -54,7 +54,7 @@ public struct HousekeepingService: Service {
                 // above must go on meanwhile; one such delete at a time.
                 if tick % 300 == 299, expiring.value.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
                     let logger = logger, expiring = expiring
-                    store.deleteExpired(now: now.wall, on: eventLoop).whenComplete { result in
+                    store.deleteExpired(now: now.wall, keepingExpiredFor: keyspace.staleRetention, on: eventLoop).whenComplete { result in
                         expiring.value.store(false, ordering: .relaxed)
                         if case .success(let removed) = result, removed > 0 {
                             logger.debug("removed expired rows", metadata: ["count": "\(removed)"])
