@@ -100,7 +100,7 @@ public final class SluiceNode: Sendable {
             let localLimits = EmbeddedRateLimits(limiter: limiter, clock: clock)
             let localBreakers = EmbeddedBreakers(registry: registry)
             let sharedLimits = RedisRateLimits(client: client, reservationTTL: configuration.reservationTTLMilliseconds, local: localLimits, time: clock)
-            sharedLimits.slots.start()
+            sharedLimits.slots.start(on: group.any())
             capabilities = Capabilities(
                 cache: FallbackExactCache(primary: cache, keyspace: keyspace, policy: policy),
                 limits: FallbackRateLimits(primary: sharedLimits, local: localLimits, policy: policy),

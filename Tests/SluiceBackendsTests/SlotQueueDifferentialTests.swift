@@ -29,7 +29,6 @@ struct SlotQueueDifferentialTests {
         let keys = (0..<3).map { ByteBuffer(string: "pool:\(seed):\($0)") }
         var now: Int64 = 1_700_000_000_000
         var ids: [UInt64] = []
-        var nextID: UInt64 = 1
 
         func known() -> UInt64 {
             ids.isEmpty || rng.next() % 6 == 0 ? UInt64(rng.next() >> 1) : ids[Int(rng.next() % UInt64(ids.count))]
@@ -57,8 +56,7 @@ struct SlotQueueDifferentialTests {
                 let request = SlotRequest(limit: Int(1 + rng.next() % 3),
                                           priority: rng.next() % 10 == 0 ? Int(rng.next() % 2_000_001) - 1_000_000 : Int(rng.next() % 5) - 2,
                                           wait: rng.next() % 4 == 0 ? 0 : Int64(1 + rng.next() % 10_000),
-                                          lease: Int64(1 + rng.next() % 20_000), ticket: nextID)
-                nextID += 1
+                                          lease: Int64(1 + rng.next() % 20_000), ticket: rng.next())  // 64-bit, as real tickets
                 ids.append(request.ticket)
                 let expected = swift.acquire(key, limit: request.limit, slot: request.ticket, priority: request.priority, wait: request.wait,
                                              lease: request.lease, now: now)
@@ -85,10 +83,17 @@ struct SlotQueueDifferentialTests {
                 guard same(got, expected.grants, expected.timedOut, expected.nextWakeUp, "tick at \(at)") else { return }
             default:
                 let slot = known()
+                // Where the ticket stands, before and after a cancel (which does not tick).
+                let queue = swift.slots[key]
+                let standing: Int64 = queue?.holders[slot] != nil ? 2 : queue?.waiters.contains(where: { $0.id == slot }) == true ? 1 : 0
+                let status = try await lua.call(.status, key, slot: slot, now: now, on: loop).get()
+                #expect(status.kind == standing, "status at \(at)")
                 let expected = swift.cancelWait(key, waiter: slot)
                 let got = try await lua.call(.cancel, key, slot: slot, now: now, on: loop).get()
                 #expect((got.kind == 1) == expected.value, "cancel at \(at)")
-                guard (got.kind == 1) == expected.value, same(got, [], [], expected.nextWakeUp, "cancel at \(at)") else { return }
+                #expect((got.b == 1) == (swift.slots[key]?.holders[slot] != nil), "cancel's holder flag at \(at)")
+                guard status.kind == standing, (got.kind == 1) == expected.value,
+                      same(got, [], [], expected.nextWakeUp, "cancel at \(at)") else { return }
             }
         }
     }

@@ -1,6 +1,7 @@
 """Slots, budgets and provider-driven limits shared by three Sluice instances on one real
 redis-server: the slot queue and the budget are one for all instances, decided atomically in
 Redis, and a release on one instance wakes a waiter on another at once."""
+import signal
 import socket
 import threading
 import time
@@ -132,3 +133,25 @@ def test_penalize_and_sync_hold_the_bucket_for_every_instance(make_sluice, redis
     b.execute_command("RL.SYNC", "other:gpt", 0, 5000, 2000)
     allowed, rr, rt, retry, _ = c.execute_command("RL.TAKE", "other:gpt", 600, 100000, "TOKENS", 1)
     assert allowed == 0 and rr == 0 and rt == 5000 and 1500 <= retry <= 2200
+
+
+def test_a_crashed_instances_waiters_do_not_hold_slots(make_sluice, redis_server):
+    (a, b, c), _ = shared(make_sluice, redis_server)
+    holder = a.client()
+    _, slot, _, _ = holder.execute_command("RL.ACQUIRE", "shared:4", 1, "LEASE", 60000)
+    # B's client queues first (and would be next), then B dies without a word.
+    s = socket.create_connection(("127.0.0.1", b.port))
+    s.sendall(b"*7\r\n$10\r\nRL.ACQUIRE\r\n$8\r\nshared:4\r\n$1\r\n1\r\n$4\r\nWAIT\r\n$5\r\n60000\r\n"
+              b"$5\r\nLEASE\r\n$5\r\n60000\r\n")
+    assert wait_for(lambda: as_dict(b.client().execute_command("STATS"))[b"rl_slot_waiters_shared"] == 1, 5) is not None
+    b.stop(signal.SIGKILL)
+    s.close()
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault("r", c.client().execute_command(
+        "RL.ACQUIRE", "shared:4", 1, "WAIT", 20000, "LEASE", 5000)))
+    t.start()
+    assert wait_for(lambda: as_dict(c.client().execute_command("STATS"))[b"rl_slot_waiters_shared"] == 1, 5) is not None
+    released = time.monotonic()
+    assert holder.execute_command("RL.RELEASE", "shared:4", slot) == 1
+    t.join(10)
+    assert result["r"][0] == 1 and time.monotonic() - released < 1.0, "the dead instance's waiter was skipped"

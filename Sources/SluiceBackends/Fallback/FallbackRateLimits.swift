@@ -106,11 +106,13 @@ public final class FallbackRateLimits: RateLimits {
         local.cancelWait(key, ticket: ticket)
     }
 
+    /// A slot granted locally while Redis was down is unknown to Redis: released here then.
     public func release(_ key: ByteBuffer, slot: UInt64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Bool> {
-        let answer = primary.release(key, slot: slot, now: now, on: eventLoop)
-        guard case .later = answer else { return answer }
         let key = ByteBuffer.owned(key)
-        return policy.recover(answer, .decision, on: eventLoop) { [local] _ in
+        let released = primary.release(key, slot: slot, now: now, on: eventLoop).flatMap { [local] released -> Deferred<Bool> in
+            released ? .ready(true) : local.release(key, slot: slot, now: now, on: eventLoop)
+        }
+        return policy.recover(released, .decision, on: eventLoop) { [local] _ in
             local.release(key, slot: slot, now: now, on: eventLoop)
         }
     }

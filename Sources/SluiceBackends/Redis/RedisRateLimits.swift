@@ -25,7 +25,7 @@ public final class RedisRateLimits: RateLimits {
     static let penalize = ByteBuffer(string: "penalize"), sync = ByteBuffer(string: "sync")
 
     public init(client: RedisClient, reservationTTL: Int64, local: EmbeddedRateLimits, clock: ScriptClock = .redis,
-                slotAgingInterval: Int64 = 1_000, maxWaitersPerKey: Int = 10_000, time: any TimeSource = SystemClock()) {
+                slotAgingInterval: Int64 = 1_000, maxWaitersPerKey: Int = RedisRateLimits.maxWaitersPerKey, time: any TimeSource = SystemClock()) {
         self.client = client
         self.reservationTTL = reservationTTL
         self.local = local
@@ -33,6 +33,11 @@ public final class RedisRateLimits: RateLimits {
         slots = RedisSlots(script: SlotScript(client: client, clock: clock, agingInterval: slotAgingInterval, maxWaiters: maxWaitersPerKey),
                            time: time)
     }
+
+    /// Waiters one key's shared queue holds: a call that orders them reads them all inside
+    /// Redis (one script, blocking every client of that Redis meanwhile), so the bound is a
+    /// tenth of the embedded one: about a millisecond of Redis per call at the most.
+    public static let maxWaitersPerKey = 1_000
 
     static func budgetKey(_ key: ByteBuffer) -> ByteBuffer {
         var b = ByteBuffer(string: "sluice:bg:")

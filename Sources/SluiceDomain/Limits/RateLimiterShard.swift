@@ -182,7 +182,11 @@ public struct RateLimiterShard: Sendable {
             var e = entry
             e.requests.refill(now: now)
             e.tokens.refill(now: now)
-            return e.reservations > 0 || e.requests.untilFull > 0 || e.tokens.untilFull > 0 || e.requests.heldFor(now: now) > 0
+            // A bucket RL.PENALIZE made for a key that had none is "full" at size 0 once its
+            // hold ends, but must start empty when a take sizes it: kept a minute more, as the
+            // shared mode's script keeps its key.
+            let unsized = e.requests.capacity == 0 && e.tokens.capacity == 0 && e.requests.updatedAt > now.subtractingSaturating(60_000)
+            return e.reservations > 0 || e.requests.untilFull > 0 || e.tokens.untilFull > 0 || e.requests.heldFor(now: now) > 0 || unsized
         }
         counters.keysReclaimed += before - limits.count
         sweepSlotsAndBudgets(now: now)
