@@ -25,17 +25,11 @@ public final class EmbeddedRateLimits: RateLimits {
     /// Queued requests by ticket (the limiter's queues bound how many).
     let waiting = Locked<[UInt64: Waiting]>([:])
 
-    /// A key's timer: when it fires (monotonic ms) and the task.
-    struct KeyTimer {
-        let at: Int64
-        let task: Scheduled<Void>
-    }
-
     /// Keys with waiters, each with at most one timer.
-    let timers = Locked<[ByteBuffer: KeyTimer]>([:])
+    let timers = KeyTimers()
 
     /// Timers armed now (one per key at most: tests check it).
-    public var armedTimers: Int { timers.withLock { $0.count } }
+    public var armedTimers: Int { timers.count }
 
     public init(limiter: RateLimiter, clock: any TimeSource = SystemClock()) {
         self.limiter = limiter
@@ -131,35 +125,15 @@ public final class EmbeddedRateLimits: RateLimits {
         w.promise.succeed(answer)
     }
 
-    /// Makes sure `key` is ticked at `at` (monotonic ms): keeps an earlier timer, replaces a
-    /// later one. The task is scheduled outside the lock; a timer that lost a race to a newer
-    /// one finds itself replaced when it fires and only ticks (harmless).
+    /// Makes sure `key` is ticked at `at` (monotonic ms).
     func arm(_ key: ByteBuffer, at: Int64, on eventLoop: any EventLoop) {
-        let now = clock.monotonicMilliseconds()
         let owned = ByteBuffer.owned(key)
-        let needed = timers.withLock { all -> Bool in
-            if let current = all[owned], current.at <= at { return false }
-            return true
-        }
-        guard needed else { return }
-        let task = eventLoop.scheduleTask(in: .milliseconds(max(at - now, 0) + 1)) { [self] in self.fire(owned, at: at, on: eventLoop) }
-        let replaced = timers.withLock { all -> Scheduled<Void>? in
-            if let current = all[owned], current.at <= at { return task }  // someone armed earlier meanwhile
-            let old = all[owned]?.task
-            all[owned] = KeyTimer(at: at, task: task)
-            return old
-        }
-        replaced?.cancel()
+        timers.arm(owned, at: at, now: clock.monotonicMilliseconds(), on: eventLoop) { [self] in fire(owned, at: at, on: eventLoop) }
     }
 
     /// A key's timer fired: tick its queue (answering what that decides) and arm the next.
     func fire(_ key: ByteBuffer, at: Int64, on eventLoop: any EventLoop) {
-        let loop = timers.withLock { all -> Bool in
-            guard let current = all[key], current.at == at else { return false }
-            all[key] = nil
-            return true
-        }
-        guard loop else { return }
+        guard timers.claim(key, at: at) else { return }
         settle(key, limiter.tickSlots(key, now: clock.monotonicMilliseconds()), on: eventLoop)
     }
 

@@ -28,12 +28,7 @@ public final class RedisSlots: Sendable {
 
     let waiters = Locked(SlotWaiters())
 
-    struct KeyTimer {
-        let at: Int64
-        let task: Scheduled<Void>
-    }
-
-    let timers = Locked<[ByteBuffer: KeyTimer]>([:])
+    let timers = KeyTimers()
     let subscriber = Locked<RedisSubscriber?>(nil)
 
     public init(script: SlotScript, time: any TimeSource = SystemClock(), logger: Logger = Logger(label: "sluice.slots")) {
@@ -66,7 +61,7 @@ public final class RedisSlots: Sendable {
             return s
         }
         s?.close()
-        for t in timers.withLockedValue({ all -> [KeyTimer] in defer { all = [:] }; return Array(all.values) }) { t.task.cancel() }
+        timers.cancelAll()
         for w in waiters.withLockedValue({ $0.removeAll() }) {
             w.promise.succeed(.success(SlotDecision(granted: false, slot: nil, queuePosition: w.position, estimatedWait: w.estimate)))
         }
@@ -226,30 +221,13 @@ public final class RedisSlots: Sendable {
         let now = time.monotonicMilliseconds()
         guard let (firstDeadline, eventLoop) = waiters.withLockedValue({ $0.firstDeadline(of: key) }) else { return }
         let at = min(firstDeadline, leaseWake.map { now.addingSaturating($0) } ?? .max)
-        let needed = timers.withLockedValue { all -> Bool in
-            if let current = all[key], current.at <= at { return false }
-            return true
-        }
-        guard needed else { return }
-        let task = eventLoop.scheduleTask(in: .milliseconds(max(at - now, 0) + 1)) { [self] in fire(key, at: at, on: eventLoop) }
-        let replaced = timers.withLockedValue { all -> Scheduled<Void>? in
-            if let current = all[key], current.at <= at { return task }
-            let old = all[key]?.task
-            all[key] = KeyTimer(at: at, task: task)
-            return old
-        }
-        replaced?.cancel()
+        timers.arm(key, at: at, now: now, on: eventLoop) { [self] in fire(key, at: at, on: eventLoop) }
     }
 
     /// The key's timer: end the local waits that are over, tick the queue (its grants are
     /// published and delivered), and arm the next.
     func fire(_ key: ByteBuffer, at: Int64, on eventLoop: any EventLoop) {
-        let mine = timers.withLockedValue { all -> Bool in
-            guard let current = all[key], current.at == at else { return false }
-            all[key] = nil
-            return true
-        }
-        guard mine else { return }
+        guard timers.claim(key, at: at) else { return }
         let now = time.monotonicMilliseconds()
         for ticket in waiters.withLockedValue({ $0.takeOver(of: key, now: now) }) { end(ticket, key: key, on: eventLoop) }
         script.run(.tick, key, now: now, channel: channel, [], on: eventLoop).whenComplete { [self] result in
