@@ -65,7 +65,11 @@ struct SlotsAndBudgetsTests {
         #expect(first == SpendDecision(allowed: true, remaining: Self.money("0.25"), reset: 60_000))
         let over = try s.spend(key, amount: Self.money("0.5"), budget: one, period: hour, near: 0.8, now: 10_000).get()
         #expect(over == SpendDecision(allowed: false, remaining: Self.money("0.25"), reset: 50_000))
+        #expect(try s.spend(key, amount: .zero, budget: one, period: hour, near: 0.8, now: 10_000).get().allowed, "a check: 0.25 left")
         #expect(try s.spend(key, amount: Self.money("0.25"), budget: one, period: hour, near: 0.8, now: 10_000).get().allowed)
+        // Spent: a check (amount 0, or below a micro-unit) says so.
+        #expect(try !s.spend(key, amount: .zero, budget: one, period: hour, near: 0.8, now: 10_000).get().allowed)
+        #expect(try !s.spend(key, amount: Self.money("0.0000001"), budget: one, period: hour, near: 0.8, now: 10_000).get().allowed)
         let fresh = try s.spend(key, amount: Self.money("0.5"), budget: one, period: hour, near: 0.8, now: 60_000).get()
         #expect(fresh == SpendDecision(allowed: true, remaining: Self.money("0.5"), reset: 60_000))
     }

@@ -112,6 +112,7 @@ struct LimitAndBreakerCommandTests {
         ("RL.SYNC k 0 0 0 60\r\n", "-ERR syntax error\r\n"),
         ("RL.SYNC k 0 0 0 POLICY nope\r\n", "-ERR no rate-limit policy named 'nope' (policies come from the --config file)\r\n"),
         ("RL.SYNC k 1 1 1\r\n", "*-1\r\n"),
+        ("RL.SYNC k 5 5 100 1 1 BURST 0 0\r\n", "-ERR asking for 1 but the bucket holds at most 0: it can never be allowed\r\n"),
         ("RL.ACQUIRE k 2 TTL 0\r\n", "-ERR LEASE must be 1 to 86400000 ms\r\n"),
         ("RL.ACQUIRE k 2 LEASE 86400001\r\n", "-ERR LEASE must be 1 to 86400000 ms\r\n"),
         ("RL.ACQUIRE k 2 WAIT -1\r\n", "-ERR WAIT must be 0 to 86400000 ms\r\n"),

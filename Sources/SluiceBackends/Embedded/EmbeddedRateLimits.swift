@@ -128,12 +128,12 @@ public final class EmbeddedRateLimits: RateLimits {
     /// Makes sure `key` is ticked at `at` (monotonic ms).
     func arm(_ key: ByteBuffer, at: Int64, on eventLoop: any EventLoop) {
         let owned = ByteBuffer.owned(key)
-        timers.arm(owned, at: at, now: clock.monotonicMilliseconds(), on: eventLoop) { [self] in fire(owned, at: at, on: eventLoop) }
+        timers.arm(owned, at: at, now: clock.monotonicMilliseconds(), on: eventLoop) { [self] id in fire(owned, timer: id, on: eventLoop) }
     }
 
     /// A key's timer fired: tick its queue (answering what that decides) and arm the next.
-    func fire(_ key: ByteBuffer, at: Int64, on eventLoop: any EventLoop) {
-        guard timers.claim(key, at: at) else { return }
+    func fire(_ key: ByteBuffer, timer: UInt64, on eventLoop: any EventLoop) {
+        guard timers.claim(key, id: timer) else { return }
         settle(key, limiter.tickSlots(key, now: clock.monotonicMilliseconds()), on: eventLoop)
     }
 

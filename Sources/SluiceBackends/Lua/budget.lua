@@ -92,7 +92,8 @@ elseif op == 'spend' then
   end
   local tu, tm = su + au, sm + am
   if tm >= million then tu, tm = tu + 1, tm - million end
-  local allowed = at_least(bu, bm, tu, tm)
+  -- RateLimiterShard.spend: an amount of 0 checks whether anything is left.
+  local allowed = at_least(bu, bm, tu, tm) and (au > 0 or am > 0 or not at_least(su, sm, bu, bm))
   if allowed then su, sm = tu, tm end
   local near = (bu > 0 or bm > 0) and at_least(su, sm, tonumber(ARGV[8]), tonumber(ARGV[9]))
   local crossed = near and not warned

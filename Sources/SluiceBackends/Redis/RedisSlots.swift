@@ -221,13 +221,13 @@ public final class RedisSlots: Sendable {
         let now = time.monotonicMilliseconds()
         guard let (firstDeadline, eventLoop) = waiters.withLockedValue({ $0.firstDeadline(of: key) }) else { return }
         let at = min(firstDeadline, leaseWake.map { now.addingSaturating($0) } ?? .max)
-        timers.arm(key, at: at, now: now, on: eventLoop) { [self] in fire(key, at: at, on: eventLoop) }
+        timers.arm(key, at: at, now: now, on: eventLoop) { [self] id in fire(key, timer: id, on: eventLoop) }
     }
 
     /// The key's timer: end the local waits that are over, tick the queue (its grants are
     /// published and delivered), and arm the next.
-    func fire(_ key: ByteBuffer, at: Int64, on eventLoop: any EventLoop) {
-        guard timers.claim(key, at: at) else { return }
+    func fire(_ key: ByteBuffer, timer: UInt64, on eventLoop: any EventLoop) {
+        guard timers.claim(key, id: timer) else { return }
         let now = time.monotonicMilliseconds()
         for ticket in waiters.withLockedValue({ $0.takeOver(of: key, now: now) }) { end(ticket, key: key, on: eventLoop) }
         script.run(.tick, key, now: now, channel: channel, [], on: eventLoop).whenComplete { [self] result in

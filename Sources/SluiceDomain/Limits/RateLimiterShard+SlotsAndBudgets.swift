@@ -90,7 +90,8 @@ extension RateLimiterShard {
             if budgets[key] == nil && budgets.count >= maxKeys { return .failure(.tooManyKeys(limit: maxKeys)) }
             window = SpendWindow(spent: .zero, budget: budget, endsAt: period.end(after: now), period: period)
         }
-        let allowed = window.spent + amount <= budget
+        // An amount of 0 (or below a micro-unit) checks whether anything is left.
+        let allowed = window.spent + amount <= budget && (amount.micros > 0 || window.spent < budget)
         if allowed {
             window.spent = window.spent + amount
             counters.allowed += 1

@@ -101,6 +101,7 @@ struct RateLimitCommands: CommandGroup {
                 if ctx.hasMore {
                     var (spec, _) = try Self.limitSpec(&ctx, policies)
                     while ctx.hasMore { try Self.burst(try ctx.next(), &ctx, &spec) }
+                    if let impossible = spec.impossibility(tokens: 0) { throw Self.error(impossible) }
                     report.spec = spec
                 }
                 return ctx.reply(limits.sync(key, report, now: ctx.monotonic, on: ctx.eventLoop), into: &out) { result, out in
