@@ -19,6 +19,9 @@ public struct ServerConfiguration: Sendable {
     public var redisTimeoutMilliseconds: Int64 = 2000
     /// `redis://...`: shared mode (L2 in Redis, shared by every instance). nil = embedded mode.
     public var redisURL: String?
+    /// `--redis` names a Redis Cluster (also detected from `INFO cluster`, or from several
+    /// addresses in the URL).
+    public var redisCluster = false
     /// Ms expired cache entries are kept for `CACHE.GET ... STALE ms` (stale-if-error) before
     /// they are reclaimed; 0 = reclaimed on expiry (no stale reads). Off by default: keeping
     /// data past its TTL is the operator's decision (memory, and TTLs used for retention).
@@ -139,7 +142,7 @@ public struct ServerConfiguration: Sendable {
         if semanticMaxNamespaces < 1 || semanticMaxTotalEntries < 1 { return "--sem-max-namespaces and --sem-max-entries must be at least 1" }
         if semanticMaxMemory < 1 { return "--sem-max-memory must be at least 1 byte" }
         if semanticOffloadEntries < 0 { return "--sem-offload-entries must not be negative" }
-        if let redisURL, case .failure(let error) = RedisEndpoint.parse(redisURL) { return "--redis: \(error)" }
+        if let redisURL, case .failure(let error) = RedisEndpoint.parseList(redisURL) { return "--redis: \(error)" }
         if let problem = policies.problem() { return "--config: \(problem)" }
         return nil
     }

@@ -85,8 +85,12 @@ public final class SluiceNode: Sendable {
         if let url = configuration.redisURL {
             // Shared mode: Redis is the authority; each capability falls back to this process
             // while Redis cannot answer.
-            let endpoint = try RedisEndpoint.parse(url).get()
-            let client = RedisClient(endpoint: endpoint, commandTimeout: .milliseconds(configuration.redisTimeoutMilliseconds), logger: logger)
+            let endpoints = try RedisEndpoint.parseList(url).get()
+            let endpoint = endpoints[0]
+            let timeout = Duration.milliseconds(configuration.redisTimeoutMilliseconds)
+            let cluster = configuration.redisCluster || endpoints.count > 1 || RedisClient.isCluster(endpoint) == true
+            let client = cluster ? RedisClient(cluster: endpoints, commandTimeout: timeout, logger: logger)
+                                 : RedisClient(endpoint: endpoint, commandTimeout: timeout, logger: logger)
             for script in LuaScripts.all { script.load(client, on: group.any()) }
             keyspace = Keyspace(l1Capacity: configuration.l1MaxMemory, shardCount: configuration.l1Shards, tracksL2: false,
                                 staleRetention: configuration.maxStaleMilliseconds)
@@ -107,7 +111,7 @@ public final class SluiceNode: Sendable {
                 breakers: FallbackBreakers(primary: RedisBreakers(client: client, local: localBreakers), local: localBreakers, policy: policy),
                 semantic: FallbackSemanticStore(primary: semantic, local: localSemantic, policy: policy))
             redis = RedisParts(client: client, invalidations: invalidations, semantic: semantic, slots: sharedLimits.slots)
-            logger.info("shared mode: L2 in Redis", metadata: ["redis": "\(endpoint)"])
+            logger.info("shared mode: L2 in Redis", metadata: ["redis": "\(endpoint)", "cluster": "\(cluster)"])
         } else {
             if let directory = configuration.dataDirectory {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

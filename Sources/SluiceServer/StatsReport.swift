@@ -137,7 +137,7 @@ public final class StatsReport: Sendable {
             ]),
             ("Keyspace", [("db0", "keys=\(cacheStats.keyspace.keys),expires=0")]),
         ]
-        if let url = c.redisURL, case .success(let endpoint) = RedisEndpoint.parse(url) {
+        if let url = c.redisURL, case .success(let endpoints) = RedisEndpoint.parseList(url), let endpoint = endpoints.first {
             // Shared mode: the Redis connection state and how often Sluice answered without it.
             var rows: [(String, String)] = [
                 ("redis_url", endpoint.description),
@@ -145,6 +145,7 @@ public final class StatsReport: Sendable {
                 ("rl_fallbacks", String(limits.statistics().fallbacks)),
             ]
             for (name, value) in cacheStats.backendCounters { rows.append((name, String(value))) }
+            rows += cacheStats.backendDetails
             sections.append(("Redis", rows))
         }
         var text = ""

@@ -21,7 +21,7 @@ enum ConfigurationPrinter {
         var rows: [(String, String)] = [
             ("bind", q(c.host)), ("port", String(c.port)), ("http-port", String(c.httpPort)),
             ("data-dir", q(c.dataDirectory ?? "")), ("redis", q(c.redisURL ?? "")),
-            ("redis-timeout", String(c.redisTimeoutMilliseconds)), ("limits-when-redis-down", q(c.limitsWhenRedisDown.rawValue)),
+            ("redis-cluster", String(c.redisCluster)), ("redis-timeout", String(c.redisTimeoutMilliseconds)), ("limits-when-redis-down", q(c.limitsWhenRedisDown.rawValue)),
             ("l1-max-memory", String(c.l1MaxMemory)), ("max-stale", String(c.maxStaleMilliseconds)), ("threads", String(c.threads)),
             ("allow-unauthenticated-remote", String(c.allowUnauthenticatedRemote)), ("max-value-size", String(c.limits.maxBulkLength)),
             ("maxclients", String(c.maxClients)),

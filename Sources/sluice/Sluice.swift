@@ -49,6 +49,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Shared mode: keep L2 in this Redis (redis://[[user]:password@]host[:port][/db]), shared by every Sluice pointed at it; other instances' writes drop this one's L1 copies. Env: SLUICE_REDIS. (default: embedded SQLite L2)", valueName: "url"))
     var redis: String?
 
+    @Flag(name: .long, help: "Shared mode: --redis is a Redis Cluster (also detected from INFO cluster, or from several host:port in the URL, e.g. redis://127.0.0.1:7000,127.0.0.1:7001). Env: SLUICE_REDIS_CLUSTER=1.")
+    var redisCluster = false
+
     @Option(name: .long, help: ArgumentHelp("Shared mode: ms a Redis command may take before Sluice answers without Redis (and reconnects). Env: SLUICE_REDIS_TIMEOUT. (default: 2000)", valueName: "ms"))
     var redisTimeout: Int?
 
@@ -117,7 +120,7 @@ struct Serve: AsyncParsableCommand {
 
     /// The settings a config file's [server] table may hold: the flags' names.
     static let serverKeys: Set<String> = [
-        "bind", "port", "http-port", "data-dir", "redis", "redis-timeout", "limits-when-redis-down", "l1-max-memory", "max-stale", "threads",
+        "bind", "port", "http-port", "data-dir", "redis", "redis-cluster", "redis-timeout", "limits-when-redis-down", "l1-max-memory", "max-stale", "threads",
         "requirepass", "allow-unauthenticated-remote", "max-value-size", "maxclients", "client-output-buffer-limit", "timeout", "fsync",
         "l2-max-bytes", "sem-max-namespaces", "sem-max-entries", "sem-offload-entries", "sem-verifier", "sem-max-memory", "log-level",
         "log-format",
@@ -144,6 +147,7 @@ struct Serve: AsyncParsableCommand {
         if let v = setting(httpPort.map(String.init), "HTTP_PORT") { config.httpPort = try integer(v, "http-port") }
         if let v = setting(dataDir, "DATA_DIR") { config.dataDirectory = v }
         if let v = setting(redis, "REDIS"), !v.isEmpty { config.redisURL = v }
+        config.redisCluster = redisCluster || ["1", "true", "yes"].contains(setting(nil, "REDIS_CLUSTER")?.lowercased() ?? "")
         if let v = setting(redisTimeout.map(String.init), "REDIS_TIMEOUT") {
             let ms = try integer(v, "redis-timeout")
             guard ms >= 10 else { throw ValidationError("--redis-timeout must be at least 10 ms") }

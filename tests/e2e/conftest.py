@@ -204,3 +204,106 @@ def wait_for(condition, timeout, step=0.005):
             return time.time() - start
         time.sleep(step)
     return None
+
+
+class RedisClusterProcess:
+    """A real Redis Cluster on loopback: three masters with one replica each
+    (`redis-server --cluster-enabled yes`, then `redis-cli --cluster create`), a short
+    node timeout so a killed master fails over in seconds."""
+
+    def __init__(self, workdir, masters=3, replicas=1, node_timeout_ms=2000):
+        self.workdir = workdir
+        self.count = masters * (1 + replicas)
+        self.replicas = replicas
+        self.node_timeout_ms = node_timeout_ms
+        self.ports = [self.cluster_port() for _ in range(self.count)]
+        self.procs = {}
+
+    @staticmethod
+    def cluster_port():
+        """A free port whose cluster bus port (+10000) is free and valid too."""
+        import random
+        for _ in range(200):
+            p = random.randint(20000, 45000)
+            try:
+                for q in (p, p + 10000):
+                    with socket.socket() as s:
+                        s.bind(("127.0.0.1", q))
+                return p
+            except OSError:
+                continue
+        raise RuntimeError("no free port pair")
+
+    def start_node(self, port):
+        d = os.path.join(self.workdir, f"node-{port}")
+        os.makedirs(d, exist_ok=True)
+        self.procs[port] = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+             "--cluster-config-file", os.path.join(d, "nodes.conf"), "--cluster-node-timeout", str(self.node_timeout_ms),
+             "--save", "", "--appendonly", "no", "--dir", d], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def start(self):
+        for p in self.ports:
+            self.start_node(p)
+        for p in self.ports:
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                try:
+                    with socket.create_connection(("127.0.0.1", p), timeout=0.2):
+                        break
+                except OSError:
+                    time.sleep(0.02)
+        subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in self.ports],
+                        "--cluster-replicas", str(self.replicas), "--cluster-yes"],
+                       check=True, capture_output=True, timeout=60)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if all(self.info(p).get("cluster_state") == "ok" for p in self.ports):
+                return self
+            time.sleep(0.1)
+        raise RuntimeError("the cluster did not reach cluster_state:ok")
+
+    def info(self, port):
+        try:
+            text = redis.Redis(port=port, socket_timeout=1).execute_command("CLUSTER", "INFO").decode()
+        except Exception:
+            return {}
+        return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+
+    def master_of(self, key):
+        """The port of the master that owns key's slot now."""
+        for port in self.ports:
+            if self.procs[port].poll() is not None:
+                continue
+            try:
+                r = redis.Redis(port=port, socket_timeout=1)
+                slot = r.execute_command("CLUSTER", "KEYSLOT", key)
+                for first, last, master, *_ in r.execute_command("CLUSTER", "SLOTS"):
+                    if first <= slot <= last:
+                        return int(master[1])
+            except Exception:
+                continue
+        return None
+
+    def kill(self, port):
+        p = self.procs[port]
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+    def stop(self):
+        for port in list(self.procs):
+            self.kill(port)
+
+    @property
+    def url(self):
+        return "redis://" + ",".join(f"127.0.0.1:{p}" for p in self.ports)
+
+
+@pytest.fixture
+def redis_cluster(data_dir):
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        pytest.skip("redis-server / redis-cli not installed (scripts/test.sh installs them)")
+    c = RedisClusterProcess(tempfile.mkdtemp(prefix="cluster-", dir=data_dir)).start()
+    yield c
+    c.stop()

@@ -8,6 +8,8 @@ public struct ExactCacheStatistics: Sendable {
     public var backend: String
     /// Backend counters as (name, value), e.g. ("batches", 12).
     public var backendCounters: [(String, Int)]
+    /// Text rows of the backend for `INFO` (a Redis Cluster's nodes).
+    public var backendDetails: [(String, String)] = []
 
     public init(keyspace: Keyspace.Summary, l1Capacity: Int, backend: String, backendCounters: [(String, Int)]) {
         self.keyspace = keyspace

@@ -18,8 +18,10 @@
 -- ARGV[4] aging ms, ARGV[5] most waiters
 -- ARGV[6] the calling instance's channel ('' in tests): its grants come back in the reply and
 --         are not published to it
--- acquire: ARGV[7..11] slot id, limit, priority, wait ms, lease ms
--- release, cancel, status: ARGV[7] slot id
+-- ARGV[7] '1': undo a grant nobody heard (one Redis); '0' in a Redis Cluster, where PUBLISH
+--         counts only the subscribers of the node it runs on
+-- acquire: ARGV[8..12] slot id, limit, priority, wait ms, lease ms
+-- release, cancel, status: ARGV[8] slot id
 --
 -- Reply: {kind, a, b, wake, lease_wake, n, id1, expires1, waited1, ..., timed-out ids...}
 --   kind: acquire 1 granted (a = lease end) | 2 queued (a = position, b = estimated wait)
@@ -47,6 +49,7 @@ end
 
 local H, W, M, L, D = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local key, aging, max_waiters, me_channel = ARGV[3], math.max(tonumber(ARGV[4]), 1), tonumber(ARGV[5]), ARGV[6]
+local undo_unheard = ARGV[7] == '1'
 local gc_margin = 60000
 local function str(x) return string.format('%.0f', x) end
 local op = ARGV[1]
@@ -74,14 +77,14 @@ end
 
 if op == 'cancel' then
   -- SlotQueue.cancel: no tick. b = 1: it holds a slot (granted before it could be cancelled).
-  local kind = redis.call('HDEL', W, ARGV[7])
-  redis.call('ZREM', D, ARGV[7])
+  local kind = redis.call('HDEL', W, ARGV[8])
+  redis.call('ZREM', D, ARGV[8])
   local b = 0
-  if redis.call('ZSCORE', H, ARGV[7]) then b = 1 end
+  if redis.call('ZSCORE', H, ARGV[8]) then b = 1 end
   return finish_cheap(kind, b)
 elseif op == 'status' then
   local kind = 0
-  if redis.call('ZSCORE', H, ARGV[7]) then kind = 2 elseif redis.call('HEXISTS', W, ARGV[7]) == 1 then kind = 1 end
+  if redis.call('ZSCORE', H, ARGV[8]) then kind = 2 elseif redis.call('HEXISTS', W, ARGV[8]) == 1 then kind = 1 end
   return {kind, 0, 0, -1, -1, 0}
 end
 
@@ -135,7 +138,7 @@ local function fill()
     if w.channel ~= '' and w.channel ~= me_channel then
       heard = redis.call('PUBLISH', w.channel, 'g ' .. w.id .. ' ' .. str(waited) .. ' ' .. key)
     end
-    if heard > 0 then
+    if heard > 0 or not undo_unheard then
       local expires = now + w.lease
       redis.call('ZADD', H, str(expires), w.id)
       redis.call('HSET', L, w.id, str(w.lease))
@@ -182,8 +185,8 @@ end
 local kind, a, b = 0, 0, 0
 
 if op == 'acquire' then
-  local slot, priority, wait, lease = ARGV[7], tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
-  limit = math.max(tonumber(ARGV[8]), 1)
+  local slot, priority, wait, lease = ARGV[8], tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+  limit = math.max(tonumber(ARGV[9]), 1)
   tick()
   if redis.call('HLEN', W) == 0 and redis.call('ZCARD', H) < limit then
     redis.call('ZADD', H, str(now + lease), slot)
@@ -214,7 +217,7 @@ if op == 'acquire' then
   end
 
 elseif op == 'release' then
-  local slot = ARGV[7]
+  local slot = ARGV[8]
   local expires = redis.call('ZSCORE', H, slot)
   if expires then
     expires = tonumber(expires)

@@ -96,6 +96,27 @@ public final class RedisConnection: @unchecked Sendable {
         return promise.futureResult
     }
 
+    /// `ASKING` then the command, queued together so nothing comes between them on the
+    /// connection (Redis Cluster's ASK redirection holds for the next command only).
+    public func sendAsking(_ arguments: [ByteBuffer], on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue> {
+        let promise = eventLoop.makePromise(of: RESPValue.self)
+        condition.lock()
+        if closed || !isConnected || queue.count + 2 > Self.maxQueued {
+            let reason = closed ? RedisError.shutDown : RedisError.unavailable("cannot queue for \(endpoint)")
+            condition.unlock()
+            promise.fail(reason)
+        } else {
+            queuedBytes += arguments.reduce(0) { $0 + $1.readableBytes }
+            queue.append(Pending(arguments: [Self.asking], promise: nil))
+            queue.append(Pending(arguments: arguments, promise: promise))
+            condition.signal()
+            condition.unlock()
+        }
+        return promise.futureResult
+    }
+
+    static let asking = ByteBuffer(string: "ASKING")
+
     /// Stops the thread; queued commands fail with ``RedisError/shutDown``. Blocks briefly.
     public func close() {
         condition.lock()

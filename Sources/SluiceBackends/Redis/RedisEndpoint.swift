@@ -50,6 +50,30 @@ public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
         return .success(endpoint)
     }
 
+    /// `redis://[[user]:password@]host:port[,host:port...][/db]`: one Redis, or the seed nodes of
+    /// a Redis Cluster (each with the same credentials and database).
+    public static func parseList(_ url: String) -> Result<[RedisEndpoint], RedisError> {
+        guard url.hasPrefix("redis://") else { return .failure(.badURL("\(url): must start with redis://")) }
+        let rest = url.dropFirst("redis://".count)
+        let at = rest.lastIndex(of: "@")
+        let credentials = at.map { String(rest[...$0]) } ?? ""
+        var hosts = at.map { rest[rest.index(after: $0)...] } ?? rest
+        var tail = ""
+        if let slash = hosts.firstIndex(of: "/") {
+            tail = String(hosts[slash...])
+            hosts = hosts[..<slash]
+        }
+        var endpoints: [RedisEndpoint] = []
+        for host in hosts.split(separator: ",", omittingEmptySubsequences: false) {
+            guard !host.isEmpty else { return .failure(.badURL("\(url): an empty host in the list")) }
+            switch parse("redis://" + credentials + host + tail) {
+            case .success(let e): endpoints.append(e)
+            case .failure(let error): return .failure(error)
+            }
+        }
+        return .success(endpoints)
+    }
+
     /// The URL without the password, for logs.
     public var description: String {
         let auth = password == nil ? "" : "\(username ?? ""):***@"

@@ -7,14 +7,14 @@ import SluiceProtocol
 /// this process's L1 keeps copies, dropped when another instance writes the key.
 ///
 /// - Reads answer from L1 when they can; otherwise GET + PTTL (one round trip, pipelined) and
-///   the value is copied into L1. A lease after a miss is `SET sluice:lease:<key> token NX PX`,
+///   the value is copied into L1. A lease after a miss is `SET sluice:lease:{<key>} token NX PX`,
 ///   cluster-wide.
 /// - Writes reply after Redis stored them, so a read on another instance right after sees them.
 ///   An unconditional write goes into L1 first (a pipelined GET on the same connection reads
 ///   it back at once); NX/XX and leased writes are decided by Redis and reach L1 after it agreed.
 /// - Deletes drop the L1 copy first, then DEL in Redis (the key and its lease).
 ///
-/// Layout: `sluice:c:<key>` holds a 27-byte header ("SL1", created-at ms, tokens, cost bits)
+/// Layout: `sluice:c:{<key>}` (see ``HashSlot/tagged(_:_:)``) holds a 27-byte header ("SL1", created-at ms, tokens, cost bits)
 /// and the value — or, for an entry stored with a TAG, "SL2", the same fields, the tag's length
 /// (one byte) and its name before the value — with Redis's own expiry (PX). A value written there by something else (no
 /// header) is served as-is. Redis errors fail the future: ``FallbackExactCache`` decides then.
@@ -226,7 +226,7 @@ public final class RedisExactCache: ExactCache {
 
     public func statistics(now: Int64) -> ExactCacheStatistics {
         let c = client.counters
-        return ExactCacheStatistics(keyspace: keyspace.summary(now: now), l1Capacity: keyspace.l1Capacity, backend: "redis", backendCounters: [
+        var stats = ExactCacheStatistics(keyspace: keyspace.summary(now: now), l1Capacity: keyspace.l1Capacity, backend: "redis", backendCounters: [
             ("redis_connected", client.isConnected ? 1 : 0),
             ("redis_subscribed", invalidations.isSubscribed ? 1 : 0),
             ("redis_commands", c.commands),
@@ -238,6 +238,22 @@ public final class RedisExactCache: ExactCache {
             ("redis_invalidations_received", invalidations.receivedCount),
             ("redis_invalidations_lost", invalidations.lostCount),
         ])
+        if let nodes = client.clusterNodes {
+            // The cluster as this instance routes to it: each master, its slots, its connection.
+            stats.backendDetails = [
+                ("redis_cluster", "1"),
+                // Masters: the nodes that own slots; the others (replicas given as seeds, a failed
+                // master) are known and asked for the map, not sent commands.
+                ("redis_cluster_nodes", String(nodes.count { $0.slots > 0 })),
+                ("redis_cluster_known_nodes", String(nodes.count)),
+                ("redis_cluster_slots_covered", String(nodes.reduce(0) { $0 + $1.slots })),
+                ("redis_cluster_map_refreshes", String(client.clusterRefreshes)),
+                ("redis_cluster_redirections", String(client.clusterRedirections)),
+            ] + nodes.enumerated().map { i, n in
+                ("redis_cluster_node\(i)", "\(n.address),slots=\(n.slots),connected=\(n.connected ? 1 : 0)")
+            }
+        }
+        return stats
     }
 
     /// The reply, unless Redis answered with an error.
@@ -248,23 +264,13 @@ public final class RedisExactCache: ExactCache {
 
     // MARK: Keys and entry format
 
-    static func redisKey(_ key: ByteBuffer) -> ByteBuffer {
-        var b = ByteBuffer(string: keyPrefix)
-        b.writeImmutableBuffer(key)
-        return b
-    }
+    /// `sluice:c:{key}`: the entry, its lease and its stale copy share the key as hash tag, so
+    /// a leased write (entry + lease in one script) runs in one cluster slot.
+    static func redisKey(_ key: ByteBuffer) -> ByteBuffer { HashSlot.tagged(keyPrefix, key) }
 
-    static func staleKey(_ key: ByteBuffer) -> ByteBuffer {
-        var b = ByteBuffer(string: stalePrefix)
-        b.writeImmutableBuffer(key)
-        return b
-    }
+    static func staleKey(_ key: ByteBuffer) -> ByteBuffer { HashSlot.tagged(stalePrefix, key) }
 
-    static func leaseKey(_ key: ByteBuffer) -> ByteBuffer {
-        var b = ByteBuffer(string: leasePrefix)
-        b.writeImmutableBuffer(key)
-        return b
-    }
+    static func leaseKey(_ key: ByteBuffer) -> ByteBuffer { HashSlot.tagged(leasePrefix, key) }
 
     static func pack(_ value: ByteBuffer, _ meta: EntryMeta) -> ByteBuffer {
         var b = ByteBuffer()

@@ -35,7 +35,8 @@ public final class RedisInvalidations: Sendable {
     /// break in the subscription.
     public func subscribe(logger: Logger, drop: @escaping @Sendable (ByteBuffer) -> Void, dropAll: @escaping @Sendable () -> Void) {
         let me = instanceID
-        let s = RedisSubscriber(endpoint: client.endpoint, channels: [Self.channel], logger: logger,
+        let client = client
+        let s = RedisSubscriber(endpoint: { client.sessionEndpoint(forKey: nil, attempt: $0) }, channels: [Self.channel], logger: logger,
                                 onSubscribed: { resumed in if resumed { dropAll() } }) { [weak self] payload in
             guard payload.readableBytes >= 8, let sender = payload.getInteger(at: payload.readerIndex, as: UInt64.self),
                   sender != me else { return }

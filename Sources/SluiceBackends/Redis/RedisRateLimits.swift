@@ -11,8 +11,10 @@ import SluiceProtocol
 /// `RL.BUDGET`) are `Lua/budget.lua`, one atomic check-and-charge; concurrency slots
 /// (`RL.ACQUIRE`, `RL.RELEASE`) are ``RedisSlots`` around `Lua/slot_queue.lua`.
 ///
-/// Keys: `sluice:rl:<key>` (the bucket), `sluice:rv:<id>` (an open reservation, naming its
-/// bucket), `sluice:bg:<key>` (a budget window), `sluice:sl:{<key>}:*` (a key's slots).
+/// Keys: `sluice:rl:{<n>}:<key>` (the bucket) and `sluice:rv:{<n>}:<id>` (an open reservation,
+/// naming its bucket) — `n`, a number below 16,384 from a hash of the key, is also the low bits
+/// of the reservation id, so RL.SETTLE finds the tag from the id alone and the script's two keys
+/// share a cluster slot — `sluice:bg:<key>` (a budget window), `sluice:sl:{<key>}:*` (a key's slots).
 public final class RedisRateLimits: RateLimits {
     public let client: RedisClient
     public let reservationTTL: Int64
@@ -46,12 +48,16 @@ public final class RedisRateLimits: RateLimits {
     }
 
     static func bucketKey(_ key: ByteBuffer) -> ByteBuffer {
-        var b = ByteBuffer(string: "sluice:rl:")
+        var b = ByteBuffer(string: "sluice:rl:{\(tag(of: key))}:")
         b.writeImmutableBuffer(key)
         return b
     }
 
-    static func reservationKey(_ id: UInt64) -> ByteBuffer { ByteBuffer(string: "sluice:rv:\(id)") }
+    /// The hash tag of a key's bucket and of its reservations.
+    static func tag(of key: ByteBuffer) -> UInt64 { HashSlot.fnv1a(key) & tagMask }
+    static let tagMask: UInt64 = 0x3FFF
+
+    static func reservationKey(_ id: UInt64) -> ByteBuffer { ByteBuffer(string: "sluice:rv:{\(id & tagMask)}:\(id)") }
 
     static func number(_ n: Int64) -> ByteBuffer { ByteBuffer(string: String(n)) }
 
@@ -77,7 +83,7 @@ public final class RedisRateLimits: RateLimits {
 
     public func reserve(_ key: ByteBuffer, spec: LimitSpec, estimate: Int64, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<ReservationDecision, LimitError>> {
         if let impossible = spec.impossibility(tokens: estimate) { return .ready(.failure(impossible)) }
-        let id = RandomID.next()
+        let id = (RandomID.next() & ~Self.tagMask) | Self.tag(of: key)
         return .later(run(Self.take, keys: [Self.bucketKey(key), Self.reservationKey(id)],
                           takeArguments(spec, estimate) + [Self.number(reservationTTL)], now: now, on: eventLoop)
             .flatMapThrowing { n in

@@ -18,8 +18,14 @@ public final class RedisScript: Sendable {
     /// SCRIPT LOAD; succeeds with the SHA.
     @discardableResult
     public func load(_ client: RedisClient, on eventLoop: any EventLoop) -> EventLoopFuture<String> {
-        client.send([ByteBuffer(string: "SCRIPT"), ByteBuffer(string: "LOAD"), ByteBuffer(string: source)], on: eventLoop)
-            .flatMapThrowing { reply in
+        // Every node of a cluster keeps its own script cache (a node missing it answers
+        // NOSCRIPT, and the call is sent as EVAL: slower, still right).
+        let sent = client.sendToEveryNode([ByteBuffer(string: "SCRIPT"), ByteBuffer(string: "LOAD"), ByteBuffer(string: source)], on: eventLoop)
+        return EventLoopFuture.whenAllComplete(sent, on: eventLoop)
+            .flatMapThrowing { results in
+                guard let reply = results.compactMap({ try? $0.get() }).first(where: { if case .bulkString = $0 { return true }; return false }) else {
+                    throw RedisError.unavailable("SCRIPT LOAD \(self.name): no node answered")
+                }
                 guard case .bulkString(let b?) = reply else { throw RedisError.unexpectedReply("SCRIPT LOAD \(self.name): \(reply)") }
                 let sha = String(buffer: b)
                 self.sha.withLock { $0 = sha }

@@ -19,7 +19,8 @@ public final class RedisSemanticStore: SemanticStore {
         self.local = local
         self.client = client
         let cache = local.cache
-        self.tail = RedisStreamTail(endpoint: client.endpoint, stream: Self.stream, logger: logger) { fields in
+        let streamKey = ByteBuffer(string: Self.stream)
+        self.tail = RedisStreamTail(endpoint: { client.sessionEndpoint(forKey: streamKey, attempt: $0) }, stream: Self.stream, logger: logger) { fields in
             Self.decode(fields)?.apply(to: cache)
         }
     }

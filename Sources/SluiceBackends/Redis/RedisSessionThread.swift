@@ -7,16 +7,22 @@ import Foundation
 /// the socket down, which unblocks a session waiting in a read, and waits for the thread.
 final class RedisSessionThread: @unchecked Sendable {
     // @unchecked: `closed`, `fd` and `done` are guarded by `lock`.
-    let endpoint: RedisEndpoint
+    /// Where to connect, asked at every attempt (with its number): a cluster's session moves to
+    /// another node when one fails.
+    let endpoint: @Sendable (Int) -> RedisEndpoint
     let readTimeout: Duration?
     let lock = NSCondition()
     var closed = false
     var fd: Int32 = -1
     var done = false
 
-    init(endpoint: RedisEndpoint, readTimeout: Duration?) {
+    init(endpoint: @escaping @Sendable (Int) -> RedisEndpoint, readTimeout: Duration?) {
         self.endpoint = endpoint
         self.readTimeout = readTimeout
+    }
+
+    convenience init(endpoint: RedisEndpoint, readTimeout: Duration?) {
+        self.init(endpoint: { _ in endpoint }, readTimeout: readTimeout)
     }
 
     /// Starts the thread. `session` returns when the connection broke (or `isClosed`).
@@ -43,8 +49,10 @@ final class RedisSessionThread: @unchecked Sendable {
 
     func run(_ session: (UnsafeMutablePointer<redisContext>) -> Void) {
         var backoff = Duration.milliseconds(50)
+        var attempt = 0
         while !isClosed {
-            guard case .success(let c) = RedisConnection.open(endpoint, connectTimeout: .milliseconds(500), readTimeout: readTimeout) else {
+            attempt &+= 1
+            guard case .success(let c) = RedisConnection.open(endpoint(attempt), connectTimeout: .milliseconds(500), readTimeout: readTimeout) else {
                 lock.lock()
                 if !closed { _ = lock.wait(until: Date(timeIntervalSinceNow: backoff.seconds)) }
                 lock.unlock()

@@ -44,7 +44,8 @@ public final class RedisSlots: Sendable {
     /// Follows this instance's grant channel.
     public func start(on eventLoop: any EventLoop) {
         backgroundLoop.withLockedValue { $0 = eventLoop }
-        let s = RedisSubscriber(endpoint: script.client.endpoint, channels: [channel], logger: logger,
+        let client = script.client
+        let s = RedisSubscriber(endpoint: { client.sessionEndpoint(forKey: nil, attempt: $0) }, channels: [channel], logger: logger,
                                 onSubscribed: { [weak self] _ in self?.resync() }) { [weak self] payload in
             self?.received(payload)
         }

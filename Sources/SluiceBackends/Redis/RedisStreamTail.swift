@@ -11,7 +11,6 @@ import Synchronization
 /// was trimmed past it — applying an entry twice must be harmless for the caller).
 public final class RedisStreamTail: @unchecked Sendable {
     // @unchecked: `lastID` is touched only by the worker's thread.
-    public let endpoint: RedisEndpoint
     let stream: String
     let onEntry: @Sendable ([String: ByteBuffer]) -> Void
     let logger: Logger
@@ -19,8 +18,9 @@ public final class RedisStreamTail: @unchecked Sendable {
     let caughtUp = Atomic<Bool>(false)
     var lastID = "0"
 
-    public init(endpoint: RedisEndpoint, stream: String, logger: Logger, onEntry: @escaping @Sendable ([String: ByteBuffer]) -> Void) {
-        self.endpoint = endpoint
+    /// `endpoint`: where to (re)connect, asked at every attempt (in a cluster, the stream's
+    /// master, which a failover changes).
+    public init(endpoint: @escaping @Sendable (Int) -> RedisEndpoint, stream: String, logger: Logger, onEntry: @escaping @Sendable ([String: ByteBuffer]) -> Void) {
         self.stream = stream
         self.onEntry = onEntry
         self.logger = logger
@@ -44,6 +44,13 @@ public final class RedisStreamTail: @unchecked Sendable {
             guard redisGetReply(c, &raw) == REDIS_OK, let raw else { return }
             let reply = RedisConnection.value(of: raw.assumingMemoryBound(to: redisReply.self))
             freeReplyObject(raw)
+            if case .error(let message) = reply {
+                // In a cluster: MOVED (asked the wrong node, the map was not known yet or a
+                // failover moved the stream). Reconnect, after a pause, to the owner then.
+                logger.debug("stream tail: \(message)")
+                usleep(100_000)
+                return
+            }
             // [[stream, [[id, [field, value, ...]], ...]]] or nil when BLOCK timed out.
             guard case .array(let streams?) = reply, let first = streams.first, case .array(let parts?) = first, parts.count == 2,
                   case .array(let entries?) = parts[1] else {

@@ -9,7 +9,6 @@ import Synchronization
 /// reconnects with backoff and calls `onSubscribed(resumed: true)`, because messages sent while
 /// it was away are lost and whoever relies on them must assume the worst.
 public final class RedisSubscriber: Sendable {
-    public let endpoint: RedisEndpoint
     let channels: [String]
     let onMessage: @Sendable (ByteBuffer) -> Void
     let onSubscribed: @Sendable (_ resumed: Bool) -> Void
@@ -18,10 +17,11 @@ public final class RedisSubscriber: Sendable {
     let subscribedFlag = Atomic<Bool>(false)
     let sessions = Atomic<Int>(0)
 
-    public init(endpoint: RedisEndpoint, channels: [String], logger: Logger = Logger(label: "sluice.redis.sub"),
+    /// `endpoint`: where to (re)connect, asked at every attempt (a cluster's subscription moves
+    /// to another master when its node fails; classic pub/sub reaches every node).
+    public init(endpoint: @escaping @Sendable (Int) -> RedisEndpoint, channels: [String], logger: Logger = Logger(label: "sluice.redis.sub"),
                 onSubscribed: @escaping @Sendable (_ resumed: Bool) -> Void = { _ in },
                 onMessage: @escaping @Sendable (ByteBuffer) -> Void) {
-        self.endpoint = endpoint
         self.channels = channels
         self.onMessage = onMessage
         self.onSubscribed = onSubscribed

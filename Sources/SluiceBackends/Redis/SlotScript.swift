@@ -27,12 +27,16 @@ public struct SlotScript: Sendable {
     public let clock: ScriptClock
     public let agingInterval: Int64
     public let maxWaiters: Int
+    /// Undo a grant whose PUBLISH nobody heard (its instance is gone) — not in a Redis Cluster,
+    /// where PUBLISH counts only the subscribers of the node the script runs on.
+    public let undoUnheardGrants: Bool
 
     public init(client: RedisClient, clock: ScriptClock = .redis, agingInterval: Int64 = 1_000, maxWaiters: Int = 10_000) {
         self.client = client
         self.clock = clock
         self.agingInterval = agingInterval
         self.maxWaiters = maxWaiters
+        undoUnheardGrants = !client.isCluster
     }
 
     /// The key's five Redis keys, `sluice:sl:{<hash>}:<key>:<part>`: one hash tag, so that they
@@ -67,7 +71,7 @@ public struct SlotScript: Sendable {
     public func run(_ op: Operation, _ key: ByteBuffer, now: Int64, channel: String = "", _ arguments: [ByteBuffer],
                     on eventLoop: any EventLoop) -> EventLoopFuture<Reply> {
         let head = [ByteBuffer(string: op.rawValue), clock.argument(now), key, Self.number(agingInterval), Self.number(maxWaiters),
-                    ByteBuffer(string: channel)]
+                    ByteBuffer(string: channel), ByteBuffer(string: undoUnheardGrants ? "1" : "0")]
         return LuaScripts.slotQueue.run(client, keys: Self.keys(key), arguments: head + arguments, on: eventLoop)
             .flatMapThrowing { try Self.reply($0) }
     }
