@@ -17,7 +17,7 @@ struct HashSlotTests {
     }
 
     @Test func taggedNamesOfOneKeyShareASlot() {
-        for key in ["plain", "with space", "a{b", "}lead", "x}y{z", "{}", "{tag}rest", "ünïcode"] {
+        for key in ["plain", "with space", "a{b", "}lead", "x}y{z", "{}", "{tag}rest", "ünïcode", ""] {
             let k = ByteBuffer(string: key)
             let names = ["sluice:c:", "sluice:lease:", "sluice:stale:"].map { HashSlot.tagged($0, k) }
             let slots = Set(names.map(HashSlot.of))

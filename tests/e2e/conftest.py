@@ -258,10 +258,21 @@ class RedisClusterProcess:
                        check=True, capture_output=True, timeout=60)
         deadline = time.time() + 30
         while time.time() < deadline:
-            if all(self.info(p).get("cluster_state") == "ok" for p in self.ports):
+            # Up, and every replica in sync with its master: a replica that never synced is not
+            # allowed to take over, and a failover test would wait for nothing.
+            if all(self.info(p).get("cluster_state") == "ok" for p in self.ports) and all(self.replica_ok(p) for p in self.ports):
                 return self
             time.sleep(0.1)
-        raise RuntimeError("the cluster did not reach cluster_state:ok")
+        raise RuntimeError("the cluster did not reach cluster_state:ok with its replicas in sync")
+
+    def replica_ok(self, port):
+        try:
+            info = redis.Redis(port=port, socket_timeout=1).info("replication")
+        except Exception:
+            return False
+        if info.get("role") != "slave":
+            return True
+        return info.get("master_link_status") == "up" and not info.get("master_sync_in_progress")
 
     def info(self, port):
         try:

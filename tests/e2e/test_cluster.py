@@ -66,18 +66,66 @@ def test_every_shared_feature_across_three_instances(make_sluice, redis_cluster)
     assert fallbacks == 0
 
 
+def fnv1a(data):
+    h = 0xcbf29ce484222325
+    for byte in data:
+        h = ((h ^ byte) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def key_slot(name):
+    """Redis Cluster's slot of a key name: CRC16/XMODEM of its hash tag (or of the whole name)."""
+    data = name.encode()
+    start = data.find(b"{")
+    if start >= 0:
+        end = data.find(b"}", start + 1)
+        if end > start + 1:
+            data = data[start + 1:end]
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+    return crc % 16384
+
+
+def bucket_name(key):
+    """The Redis name of a key's rate-limit bucket (RedisRateLimits.bucketKey)."""
+    return f"sluice:rl:{{{fnv1a(key.encode()) & 0x3FFF}}}:{key}"
+
+
+def entry_name(key):
+    """The Redis name of a cache entry whose key has no braces (HashSlot.tagged)."""
+    return f"sluice:c:{{{key}}}"
+
+
 def test_a_master_killed_under_load_fails_over_and_the_limit_stays_exact(make_sluice, redis_cluster):
     _, (a, b, c) = sluices(make_sluice, redis_cluster)
     clients = (a, b, c)
-    busy = "busy{b1}"
-    master = redis_cluster.master_of(busy)
+    # Everything below lives on the master that is killed: the busy bucket, the buckets checked
+    # before and after, the probe, and the cached keys read and written under load.
+    busy = "busy"
+    master = redis_cluster.master_of(bucket_name(busy))
+
+    slots = redis.Redis(port=master, socket_timeout=2).execute_command("CLUSTER", "SLOTS")
+    mine = [(first, last) for first, last, owner, *_ in slots if int(owner[1]) == master]
+    for name in (bucket_name(busy), entry_name("k:1")):
+        assert key_slot(name) == redis.Redis(port=master).execute_command("CLUSTER", "KEYSLOT", name)
+
+    def on_victim(prefix, name, n=1):
+        found = [f"{prefix}:{i}" for i in range(2000) if any(f <= key_slot(name(f"{prefix}:{i}")) <= l for f, l in mine)]
+        assert len(found) >= n
+        return found[:n]
+
+    before, after, probe = on_victim("before", bucket_name)[0], on_victim("after", bucket_name)[0], on_victim("probe", bucket_name)[0]
+    cached = on_victim("k", entry_name, 10)
 
     def exact(key, capacity=50, takes=120):
         counts = run_together(6, lambda i: sum(clients[i % 3].execute_command("RL.TAKE", key, 1, 0, "BURST", capacity, 0)[0] == 1
                                                for _ in range(takes // 6)))
         return sum(counts)
 
-    assert exact("before{b1}") == 50
+    assert exact(before) == 50
     # Bounded load on the busy bucket's slot while its master dies.
     stop, errors, served, refused_writes = threading.Event(), [], [0], [0]
 
@@ -88,12 +136,12 @@ def test_a_master_killed_under_load_fails_over_and_the_limit_stays_exact(make_sl
             n += 1
             try:
                 r.execute_command("RL.TAKE", busy, 6000, 0)
-                r.get(f"k{{b1}}:{n % 20}")
+                r.get(cached[n % len(cached)])
                 served[0] += 1
             except redis.RedisError as e:
                 errors.append(str(e))
             try:
-                r.set(f"k{{b1}}:{n % 20}", "v")
+                r.set(cached[n % len(cached)], "v")
             except redis.exceptions.TryAgainError:
                 refused_writes[0] += 1  # documented: a write Redis cannot take is not acknowledged
             except redis.RedisError as e:
@@ -110,11 +158,11 @@ def test_a_master_killed_under_load_fails_over_and_the_limit_stays_exact(make_sl
 
     def shared_again():
         # A new master owns the slot, and limit decisions on it no longer fall back.
-        if redis_cluster.master_of(busy) in (None, master):
+        if redis_cluster.master_of(bucket_name(busy)) in (None, master):
             return False
         before = fallbacks()
         for x in clients:
-            x.execute_command("RL.TAKE", "probe{b1}", 100000, 0)
+            x.execute_command("RL.TAKE", probe, 100000, 0)
         return fallbacks() == before
 
     fallbacks_before = fallbacks()
@@ -123,14 +171,15 @@ def test_a_master_killed_under_load_fails_over_and_the_limit_stays_exact(make_sl
     stop.set()
     for t in threads:
         t.join(10)
-    assert took is not None, ("shared service did not come back", master, redis_cluster.master_of(busy),
+    assert took is not None, ("shared service did not come back", master, redis_cluster.master_of(bucket_name(busy)),
                               [{k: v for k, v in info_redis(x).items() if k.startswith("redis_cluster")} for x in clients])
     recovered = took
     fell_back = fallbacks() - fallbacks_before
+    assert fell_back > 0, "the load never reached the killed master"
     # RL.TAKE and GET never fail to the client: they fall back (counted) while the slot has no master.
     assert errors == [], errors[:5]
     before_after = fallbacks()
-    assert exact("after{b1}") == 50
+    assert exact(after) == 50
     assert fallbacks() == before_after, "decided in Redis again, not locally"
     print(f"\nfailover: shared service back {recovered:.1f} s after the kill; {fell_back} limit decisions "
           f"fell back meanwhile; {served[0]} RL.TAKE+GET served, {refused_writes[0]} SETs refused with -TRYAGAIN, "

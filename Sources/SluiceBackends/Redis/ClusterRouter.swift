@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -35,7 +36,13 @@ final class ClusterRouter: Sendable {
         var lastRefresh: ContinuousClock.Instant?
         var refreshes = 0
         var redirections = 0
+        var closed = false
+        /// Replicas named by the replies of the refresh under way.
+        var named: Set<String> = []
     }
+
+    /// Seeds are always kept (the way back in when every mapped node is gone).
+    var seedAddresses: Set<String> { Set(seeds.map(Self.address)) }
 
     let state = Locked(State())
     let task = Locked<RepeatedTask?>(nil)
@@ -48,7 +55,7 @@ final class ClusterRouter: Sendable {
         self.logger = logger
         self.loop = loop
         state.withLockedValue { s in
-            for seed in seeds { s.pools[Self.address(seed)] = makePool(seed) }
+            for seed in seeds where s.pools[Self.address(seed)] == nil { s.pools[Self.address(seed)] = makePool(seed) }
         }
         // The first map as soon as a seed answers, then every second.
         task.withLockedValue { $0 = loop.scheduleRepeatedTask(initialDelay: .milliseconds(50), delay: .seconds(1)) { [weak self] _ in
@@ -103,9 +110,9 @@ final class ClusterRouter: Sendable {
         }
     }
 
-    func send(_ arguments: [ByteBuffer], slot: Int?, redirections: Int, asking: RedisNodePool? = nil,
+    func send(_ arguments: [ByteBuffer], slot: Int?, redirections: Int, asking: RedisNodePool? = nil, direct: RedisNodePool? = nil,
               on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue> {
-        guard let pool = asking ?? pool(forSlot: slot) else {
+        guard let pool = asking ?? direct ?? pool(forSlot: slot) else {
             refresh()
             return eventLoop.makeFailedFuture(RedisError.unavailable("no Redis Cluster node known for slot \(slot ?? -1)"))
         }
@@ -117,12 +124,20 @@ final class ClusterRouter: Sendable {
         }.flatMap { [self] reply in
             guard case .error(let message) = reply, redirections < 5 else { return eventLoop.makeSucceededFuture(reply) }
             if message.hasPrefix("MOVED "), let (s, host, port) = Self.redirection(message) {
-                moved(slot: s, to: endpoint(host: host, port: port))
-                return send(arguments, slot: s, redirections: redirections + 1, on: eventLoop)
+                // Sent straight to the node named (a refresh finishing meanwhile must not send it
+                // back where it came from); the map learns it too.
+                let target = moved(slot: s, to: endpoint(host: host, port: port))
+                return send(arguments, slot: s, redirections: redirections + 1, direct: target, on: eventLoop)
             }
             if message.hasPrefix("ASK "), let (s, host, port) = Self.redirection(message) {
                 let target = node(endpoint(host: host, port: port))
                 return send(arguments, slot: s, redirections: redirections + 1, asking: target, on: eventLoop)
+            }
+            if message.hasPrefix("TRYAGAIN"), redirections < 3 {
+                // A multi-key command during a slot migration: Redis asks to retry shortly.
+                return eventLoop.scheduleTask(in: .milliseconds(20)) {}.futureResult.flatMap { [self] in
+                    send(arguments, slot: slot, redirections: redirections + 1, on: eventLoop)
+                }
             }
             if message.hasPrefix("CLUSTERDOWN") || message.hasPrefix("TRYAGAIN") || message.hasPrefix("MASTERDOWN") {
                 // Not an answer but an outage (a slot has no master yet, a resharding is under
@@ -142,26 +157,26 @@ final class ClusterRouter: Sendable {
         return (slot, String(parts[2][..<colon]), port)
     }
 
+    /// The pool of a node, made (under the lock: making one only starts its threads) when new.
+    @discardableResult
     func node(_ endpoint: RedisEndpoint) -> RedisNodePool {
         let address = Self.address(endpoint)
-        if let p = state.withLockedValue({ $0.pools[address] }) { return p }
-        let fresh = makePool(endpoint)
-        let (kept, extra) = state.withLockedValue { s -> (RedisNodePool, RedisNodePool?) in
-            if let p = s.pools[address] { return (p, fresh) }
+        return state.withLockedValue { s in
+            if let p = s.pools[address] { return p }
+            let fresh = makePool(endpoint)
             s.pools[address] = fresh
-            return (fresh, nil)
+            return fresh
         }
-        extra?.close()
-        return kept
     }
 
-    func moved(slot: Int, to endpoint: RedisEndpoint) {
-        _ = node(endpoint)
+    func moved(slot: Int, to endpoint: RedisEndpoint) -> RedisNodePool {
+        let target = node(endpoint)
         state.withLockedValue { s in
             s.owners[slot] = Self.address(endpoint)
             s.redirections += 1
         }
         refresh()
+        return target
     }
 
     /// DEL/UNLINK/EXISTS over keys of several slots: one command per slot, counts added.
@@ -191,7 +206,7 @@ final class ClusterRouter: Sendable {
     /// at most one refresh at a time and one per 100 ms.
     func refresh() {
         let go = state.withLockedValue { s -> Bool in
-            if s.refreshing { return false }
+            if s.refreshing || s.closed { return false }
             if let last = s.lastRefresh, ContinuousClock.now - last < .milliseconds(100) { return false }
             s.refreshing = true
             return true
@@ -216,13 +231,15 @@ final class ClusterRouter: Sendable {
             return
         }
         node.send([ByteBuffer(string: "CLUSTER"), ByteBuffer(string: "SLOTS")], on: loop).whenComplete { [self] result in
-            guard case .success(let reply) = result, let ranges = Self.slotRanges(reply), !ranges.isEmpty else {
+            guard case .success(let reply) = result, var ranges = Self.slotRanges(reply), !ranges.isEmpty else {
                 return ask(candidates.dropFirst(), best: best)
             }
+            // An empty host means "the node you asked".
+            ranges = ranges.map { r in (r.0, r.1, r.2.isEmpty ? node.endpoint.host : r.2, r.3) }
+            replicas(in: reply, askedHost: node.endpoint.host)
             let unreachable = state.withLockedValue { s in
                 ranges.reduce(0) { sum, r in
-                    let address = Self.address(endpoint(host: r.2.isEmpty ? seeds[0].host : r.2, port: r.3))
-                    return sum + (s.pools[address]?.isConnected == true ? 0 : r.1 - r.0 + 1)
+                    sum + (s.pools[Self.address(endpoint(host: r.2, port: r.3))]?.isConnected == true ? 0 : r.1 - r.0 + 1)
                 }
             }
             if unreachable == 0 { return install(ranges) }
@@ -244,19 +261,33 @@ final class ClusterRouter: Sendable {
         return ranges
     }
 
+    /// Replicas named in a `CLUSTER SLOTS` reply get pools too, so that one promoted in a
+    /// failover is already connected when it takes over.
+    func replicas(in reply: RESPValue, askedHost: String) {
+        guard case .array(let items?) = reply else { return }
+        for item in items {
+            guard case .array(let r?) = item, r.count > 3 else { continue }
+            for replica in r[3...] {
+                guard case .array(let n?) = replica, n.count >= 2, let host = n[0].string, case .integer(let port) = n[1],
+                      (1...65535).contains(port) else { continue }
+                let e = endpoint(host: host.isEmpty ? askedHost : host, port: port)
+                node(e)
+                state.withLockedValue { _ = $0.named.insert(Self.address(e)) }
+            }
+        }
+    }
+
     func install(_ ranges: Ranges) {
         var owners = [String](repeating: "", count: HashSlot.count)
         var masters: [String: RedisEndpoint] = [:]
         for (first, last, host, port) in ranges {
-            // An empty host means "the node you asked" (Redis 7 with cluster-announce unset):
-            // never the case on loopback, where every node reports its address.
-            let e = endpoint(host: host.isEmpty ? seeds[0].host : host, port: port)
+            let e = endpoint(host: host, port: port)
             let address = Self.address(e)
             masters[address] = e
             for slot in first...last { owners[slot] = address }
         }
-        for (_, e) in masters { _ = node(e) }
-        let changed = state.withLockedValue { s -> Bool in
+        for (_, e) in masters { node(e) }
+        let (changed, gone) = state.withLockedValue { s -> (Bool, [RedisNodePool]) in
             // Nodes learn of a failover at different moments: a node that has not yet may
             // still name the dead master. A slot is not moved from a master this instance
             // reaches to one it cannot reach (the next refresh, or a MOVED, settles it).
@@ -271,8 +302,20 @@ final class ClusterRouter: Sendable {
             s.refreshing = false
             s.lastRefresh = ContinuousClock.now
             s.refreshes += 1
-            return changed
+            // Nodes the cluster no longer names (removed, or a restarted pod's old address)
+            // are dropped — a seed stays, as does a node named as a replica (made above).
+            var gone: [RedisNodePool] = []
+            if s.closed { return (changed, gone) }
+            let keep = Set(owners.filter { !$0.isEmpty }).union(seedAddresses).union(s.named)
+            for (address, pool) in s.pools where !keep.contains(address) {
+                gone.append(pool)
+                s.pools[address] = nil
+            }
+            s.named = []
+            return (changed, gone)
         }
+        // Closing waits for the pool's threads: not on an event loop.
+        if !gone.isEmpty { Thread.detachNewThread { for p in gone { p.close() } } }
         if changed { logger.info("Redis Cluster slot map", metadata: ["masters": "\(masters.keys.sorted())"]) }
     }
 
@@ -310,7 +353,15 @@ final class ClusterRouter: Sendable {
         }
     }
 
-    var isConnected: Bool { state.withLockedValue { s in s.pools.values.contains { $0.isConnected } } }
+    /// Connected to at least one master (a replica given as a seed does not count).
+    var isConnected: Bool {
+        state.withLockedValue { s in
+            let masters = Set(s.owners).subtracting([""])
+            // Before the first map: any node.
+            if masters.isEmpty { return s.pools.values.contains { $0.isConnected } }
+            return masters.contains { s.pools[$0]?.isConnected == true }
+        }
+    }
 
     var counters: RedisConnection.Counters {
         state.withLockedValue { s in
@@ -332,7 +383,11 @@ final class ClusterRouter: Sendable {
 
     func close() {
         task.withLockedValue { $0?.cancel() }
-        for p in allPools { p.close() }
+        let pools = state.withLockedValue { s -> [RedisNodePool] in
+            s.closed = true
+            return Array(s.pools.values)
+        }
+        for p in pools { p.close() }
     }
 }
 

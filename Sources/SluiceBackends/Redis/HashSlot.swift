@@ -39,7 +39,8 @@ public enum HashSlot {
         var b = ByteBuffer()
         b.reserveCapacity(prefix.utf8.count + key.readableBytes + 20)
         b.writeString(prefix)
-        let braced = key.readableBytesView.contains { $0 == UInt8(ascii: "{") || $0 == UInt8(ascii: "}") }
+        // An empty key would make an empty tag `{}`, which Redis ignores (the whole name is hashed).
+        let braced = key.readableBytes == 0 || key.readableBytesView.contains { $0 == UInt8(ascii: "{") || $0 == UInt8(ascii: "}") }
         if braced {
             b.writeString("{#")
             b.writeString(String(fnv1a(key), radix: 16))

@@ -101,12 +101,13 @@ public final class RedisConnection: @unchecked Sendable {
     public func sendAsking(_ arguments: [ByteBuffer], on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue> {
         let promise = eventLoop.makePromise(of: RESPValue.self)
         condition.lock()
-        if closed || !isConnected || queue.count + 2 > Self.maxQueued {
+        let bytes = arguments.reduce(Self.asking.readableBytes) { $0 + $1.readableBytes }
+        if closed || !isConnected || queue.count + 2 > Self.maxQueued || queuedBytes + bytes > Self.maxQueuedBytes {
             let reason = closed ? RedisError.shutDown : RedisError.unavailable("cannot queue for \(endpoint)")
             condition.unlock()
             promise.fail(reason)
         } else {
-            queuedBytes += arguments.reduce(0) { $0 + $1.readableBytes }
+            queuedBytes += bytes
             queue.append(Pending(arguments: [Self.asking], promise: nil))
             queue.append(Pending(arguments: arguments, promise: promise))
             condition.signal()
