@@ -88,7 +88,7 @@ public final class SluiceNode: Sendable {
             let endpoints = try RedisEndpoint.parseList(url).get()
             let endpoint = endpoints[0]
             let timeout = Duration.milliseconds(configuration.redisTimeoutMilliseconds)
-            let cluster = configuration.redisCluster || endpoints.count > 1 || RedisClient.isCluster(endpoint) == true
+            let cluster = configuration.redisCluster || endpoints.count > 1 || Self.detectCluster(endpoint, logger: logger)
             let client = cluster ? RedisClient(cluster: endpoints, commandTimeout: timeout, logger: logger)
                                  : RedisClient(endpoint: endpoint, commandTimeout: timeout, logger: logger)
             for script in LuaScripts.all { script.load(client, on: group.any()) }
@@ -244,6 +244,20 @@ public final class SluiceNode: Sendable {
             logger.error("built-in embedder unavailable; SEM.* needs VEC", metadata: ["error": "\(error)"])
             return nil
         }
+    }
+
+    /// Whether the one Redis named is a cluster node (`INFO cluster`). A Redis that is not up yet
+    /// (started together with Sluice) is asked again for up to five seconds; after that Sluice
+    /// runs as for one Redis and says how to force cluster mode.
+    static func detectCluster(_ endpoint: RedisEndpoint, logger: Logger) -> Bool {
+        for attempt in 0..<10 {
+            if let known = RedisClient.isCluster(endpoint) { return known }
+            if attempt == 0 { logger.notice("waiting for Redis to say whether it is a cluster", metadata: ["redis": "\(endpoint)"]) }
+            Thread.sleep(forTimeInterval: 0.5)
+        }
+        logger.warning("Redis did not answer at start-up: running as for one Redis (give --redis-cluster if it is a cluster node)",
+                       metadata: ["redis": "\(endpoint)"])
+        return false
     }
 
     /// At start-up in embedded mode: the directory of what the file holds (values stay on disk

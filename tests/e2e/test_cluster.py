@@ -184,3 +184,31 @@ def test_a_master_killed_under_load_fails_over_and_the_limit_stays_exact(make_sl
     print(f"\nfailover: shared service back {recovered:.1f} s after the kill; {fell_back} limit decisions "
           f"fell back meanwhile; {served[0]} RL.TAKE+GET served, {refused_writes[0]} SETs refused with -TRYAGAIN, "
           f"{len(errors)} other client-visible errors")
+
+
+def test_multi_key_commands_follow_a_slot_in_migration(make_sluice, redis_cluster):
+    _, (a, b, c) = sluices(make_sluice, redis_cluster)
+    # Two cache keys whose entries share a slot, and a third elsewhere.
+    first = "m:0"
+    same = next(f"m:{i}" for i in range(1, 400000) if key_slot(entry_name(f"m:{i}")) == key_slot(entry_name(first)))
+    other = next(f"m:{i}" for i in range(1, 400000) if key_slot(entry_name(f"m:{i}")) != key_slot(entry_name(first)))
+    for k in (first, same, other):
+        assert a.set(k, "v")
+    slot = key_slot(entry_name(first))
+    src = redis_cluster.master_of(entry_name(first))
+    dst = next(p for p in {redis_cluster.master_of(f"{{{i}}}") for i in range(100)} if p not in (None, src))
+    rs, rd = redis.Redis(port=src), redis.Redis(port=dst)
+    src_id, dst_id = rs.execute_command("CLUSTER", "MYID").decode(), rd.execute_command("CLUSTER", "MYID").decode()
+    rd.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+    rs.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+    # One of the two moves: the slot is half here, half there (multi-key commands on it get TRYAGAIN).
+    rs.execute_command("MIGRATE", "127.0.0.1", dst, entry_name(same), 0, 5000)
+    try:
+        for x in (b, c):
+            assert x.exists(first, same, "never-set", other) == 3
+        assert c.execute_command("CACHE.GET", same)[0] == b"v"  # ASK followed
+        assert b.delete(first, same, other) == 3
+        assert a.exists(first, same, other) == 0
+    finally:
+        for port in (src, dst):
+            redis.Redis(port=port).execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)

@@ -16,8 +16,9 @@ import SluiceProtocol
 ///   for the affected slots only) and makes the map be refreshed: after a failover the replica
 ///   that took over owns the slots, and commands go there.
 /// - The map is also refreshed every second, so topology changes nobody ran into are seen.
-/// - Multi-key `DEL`, `UNLINK` and `EXISTS` whose keys live in different slots are split per
-///   node and their counts added, as a cluster client does.
+/// - Multi-key `DEL`, `UNLINK` and `EXISTS` are sent one key each and their counts added: keys
+///   of different slots must be, and keys of one slot that is migrating would get `TRYAGAIN`
+///   (some keys moved, some not) where single-key commands follow `ASK`.
 ///
 /// Which argument is the key is known from the command (Sluice sends a handful); commands
 /// without one (`PUBLISH`, `PING`) go to any connected master.
@@ -110,8 +111,11 @@ final class ClusterRouter: Sendable {
         }
     }
 
-    func send(_ arguments: [ByteBuffer], slot: Int?, redirections: Int, asking: RedisNodePool? = nil, direct: RedisNodePool? = nil,
-              on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue> {
+    /// Waits between `TRYAGAIN` retries, ms.
+    static let tryAgainDelays: [Int64] = [10, 20, 40, 80, 160, 320, 640]
+
+    func send(_ arguments: [ByteBuffer], slot: Int?, redirections: Int, tryAgain: Int = 0, asking: RedisNodePool? = nil,
+              direct: RedisNodePool? = nil, on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue> {
         guard let pool = asking ?? direct ?? pool(forSlot: slot) else {
             refresh()
             return eventLoop.makeFailedFuture(RedisError.unavailable("no Redis Cluster node known for slot \(slot ?? -1)"))
@@ -133,10 +137,13 @@ final class ClusterRouter: Sendable {
                 let target = node(endpoint(host: host, port: port))
                 return send(arguments, slot: s, redirections: redirections + 1, asking: target, on: eventLoop)
             }
-            if message.hasPrefix("TRYAGAIN"), redirections < 3 {
-                // A multi-key command during a slot migration: Redis asks to retry shortly.
-                return eventLoop.scheduleTask(in: .milliseconds(20)) {}.futureResult.flatMap { [self] in
-                    send(arguments, slot: slot, redirections: redirections + 1, on: eventLoop)
+            if message.hasPrefix("TRYAGAIN"), tryAgain < Self.tryAgainDelays.count {
+                // A multi-key command (a script on a bucket and a new reservation) while its slot
+                // migrates: Redis asks to retry. A migration moves a slot in milliseconds; the
+                // retries wait up to about 1.3 s before this counts as an outage (falling back
+                // then could let a limit through twice).
+                return eventLoop.scheduleTask(in: .milliseconds(Self.tryAgainDelays[tryAgain])) {}.futureResult.flatMap { [self] in
+                    send(arguments, slot: slot, redirections: redirections, tryAgain: tryAgain + 1, on: eventLoop)
                 }
             }
             if message.hasPrefix("CLUSTERDOWN") || message.hasPrefix("TRYAGAIN") || message.hasPrefix("MASTERDOWN") {
@@ -179,17 +186,11 @@ final class ClusterRouter: Sendable {
         return target
     }
 
-    /// DEL/UNLINK/EXISTS over keys of several slots: one command per slot, counts added.
+    /// DEL/UNLINK/EXISTS over several keys: one command per key (pipelined all the same), counts
+    /// added. If one fails the whole reply is that failure — the other keys may have been
+    /// deleted, as with any Redis Cluster client.
     func sendSplit(_ arguments: [ByteBuffer], on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue> {
-        var bySlot: [Int: [ByteBuffer]] = [:]
-        var order: [Int] = []
-        for key in arguments.dropFirst() {
-            let slot = HashSlot.of(key)
-            if bySlot[slot] == nil { order.append(slot) }
-            bySlot[slot, default: []].append(key)
-        }
-        if order.count == 1 { return send(arguments, slot: order[0], redirections: 0, on: eventLoop) }
-        let parts = order.map { send([arguments[0]] + bySlot[$0]!, slot: $0, redirections: 0, on: eventLoop) }
+        let parts = arguments.dropFirst().map { key in send([arguments[0], key], slot: HashSlot.of(key), redirections: 0, on: eventLoop) }
         return EventLoopFuture.whenAllSucceed(parts, on: eventLoop).map { replies in
             var total = 0
             for r in replies {
