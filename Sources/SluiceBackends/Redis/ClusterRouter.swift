@@ -366,16 +366,7 @@ final class ClusterRouter: Sendable {
 
     var counters: RedisConnection.Counters {
         state.withLockedValue { s in
-            s.pools.values.reduce(into: RedisConnection.Counters()) { sum, p in
-                let x = p.counters
-                sum.commands += x.commands
-                sum.failures += x.failures
-                sum.connects += x.connects
-                sum.failedConnects += x.failedConnects
-                sum.disconnects += x.disconnects
-                sum.roundTrips += x.roundTrips
-                sum.roundTripMicroseconds += x.roundTripMicroseconds
-            }
+            s.pools.values.reduce(into: RedisConnection.Counters()) { $0.add($1.counters) }
         }
     }
 

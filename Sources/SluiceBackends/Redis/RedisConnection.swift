@@ -35,6 +35,17 @@ public final class RedisConnection: @unchecked Sendable {
         /// Pipelined round trips (a batch written, every reply read) and their time, µs.
         public var roundTrips = 0
         public var roundTripMicroseconds = 0
+
+        /// Adds another connection's counts (a pool's, a cluster's totals).
+        mutating func add(_ x: Counters) {
+            commands += x.commands
+            failures += x.failures
+            connects += x.connects
+            failedConnects += x.failedConnects
+            disconnects += x.disconnects
+            roundTrips += x.roundTrips
+            roundTripMicroseconds += x.roundTripMicroseconds
+        }
     }
 
     public let endpoint: RedisEndpoint

@@ -33,16 +33,7 @@ final class RedisNodePool: Sendable {
     }
 
     var counters: RedisConnection.Counters {
-        connections.reduce(into: RedisConnection.Counters()) { sum, c in
-            let x = c.counters
-            sum.commands += x.commands
-            sum.failures += x.failures
-            sum.connects += x.connects
-            sum.failedConnects += x.failedConnects
-            sum.disconnects += x.disconnects
-            sum.roundTrips += x.roundTrips
-            sum.roundTripMicroseconds += x.roundTripMicroseconds
-        }
+        connections.reduce(into: RedisConnection.Counters()) { $0.add($1.counters) }
     }
 
     func close() {
