@@ -315,6 +315,11 @@ class RedisClusterProcess:
 def redis_cluster(data_dir):
     if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
         pytest.skip("redis-server / redis-cli not installed (scripts/test.sh installs them)")
-    c = RedisClusterProcess(tempfile.mkdtemp(prefix="cluster-", dir=data_dir)).start()
+    c = RedisClusterProcess(tempfile.mkdtemp(prefix="cluster-", dir=data_dir))
+    try:
+        c.start()
+    except BaseException:
+        c.stop()  # a cluster that did not come up must not outlive the test
+        raise
     yield c
     c.stop()
