@@ -15,10 +15,9 @@ struct BreakerDifferentialTests {
     @Test(arguments: [1, 2, 3] as [UInt64])
     func sameDecisionsStepByStep(seed: UInt64) async throws {
         let redis = try RedisServerProcess()
-        let client = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: redis.port), connections: 1)
+        let client = try await redis.connectedClient()
         defer { client.close() }
         let loop = MultiThreadedEventLoopGroup.singleton.any()
-        for _ in 0..<200 where !client.isConnected { try await Task.sleep(for: .milliseconds(10)) }
         #expect(client.isConnected)
         let lua = RedisBreakers(client: client, local: EmbeddedBreakers(registry: BreakerRegistry()), clock: .caller)
         let names = ["upstream-\(seed)-a", "upstream-\(seed)-b"]

@@ -16,10 +16,9 @@ struct BudgetDifferentialTests {
     @Test(arguments: [1, 2] as [UInt64])
     func sameDecisionsStepByStep(seed: UInt64) async throws {
         let redis = try RedisServerProcess()
-        let client = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: redis.port), connections: 1)
+        let client = try await redis.connectedClient()
         defer { client.close() }
         let loop = MultiThreadedEventLoopGroup.singleton.any()
-        for _ in 0..<200 where !client.isConnected { try await Task.sleep(for: .milliseconds(10)) }
         let lua = RedisRateLimits(client: client, reservationTTL: 1_000, local: EmbeddedRateLimits(limiter: RateLimiter()), clock: .caller)
         var swift = RateLimiterShard(maxKeys: 1_000)
         var rng = SplitMix64(seed: seed)

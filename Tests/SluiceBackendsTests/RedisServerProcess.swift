@@ -1,6 +1,7 @@
 import Foundation
 #if canImport(Glibc)
 import Glibc
+@testable import SluiceBackends
 #endif
 
 /// A real redis-server on a free loopback port, started and killed by the test itself (so a
@@ -50,6 +51,13 @@ final class RedisServerProcess {
     deinit {
         kill()
         try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// A one-connection client of this server, connected (waits up to 2 s).
+    func connectedClient() async throws -> RedisClient {
+        let client = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: port), connections: 1)
+        for _ in 0..<200 where !client.isConnected { try await Task.sleep(for: .milliseconds(10)) }
+        return client
     }
 
     static func freePort() -> Int {

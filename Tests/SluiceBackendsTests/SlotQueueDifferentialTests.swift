@@ -15,10 +15,9 @@ struct SlotQueueDifferentialTests {
     @Test(arguments: [1, 2, 3] as [UInt64])
     func sameTransitionsStepByStep(seed: UInt64) async throws {
         let redis = try RedisServerProcess()
-        let client = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: redis.port), connections: 1)
+        let client = try await redis.connectedClient()
         defer { client.close() }
         let loop = MultiThreadedEventLoopGroup.singleton.any()
-        for _ in 0..<200 where !client.isConnected { try await Task.sleep(for: .milliseconds(10)) }
         let aging: Int64 = seed == 2 ? 50 : 1_000
         let maxWaiters = seed == 3 ? 3 : 10_000
         let lua = SlotScript(client: client, clock: .caller, agingInterval: aging, maxWaiters: maxWaiters)
