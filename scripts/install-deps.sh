@@ -45,4 +45,6 @@ if [ "${1:-}" = "--python" ]; then
     fi
   fi
   .venv-test/bin/python -m pip install -q --disable-pip-version-check redis pytest pexpect
+  # The caching libraries the compatibility tests drive unmodified (tests/e2e/test_libraries.py).
+  .venv-test/bin/python -m pip install -q --disable-pip-version-check litellm langchain-community langchain-core aiocache flask-caching
 fi

@@ -24,7 +24,18 @@ static const char slot_queue[] = {
     , 0
 };
 
+static const char take_lease[] = {
+#embed "../SluiceBackends/Lua/take_lease.lua"
+    , 0
+};
+static const char plain_op[] = {
+#embed "../SluiceBackends/Lua/plain_op.lua"
+    , 0
+};
+
 const char *sluice_lua_token_bucket(void) { return token_bucket; }
+const char *sluice_lua_plain_op(void) { return plain_op; }
+const char *sluice_lua_take_lease(void) { return take_lease; }
 const char *sluice_lua_breaker(void) { return breaker; }
 const char *sluice_lua_leased_write(void) { return leased_write; }
 const char *sluice_lua_budget(void) { return budget; }

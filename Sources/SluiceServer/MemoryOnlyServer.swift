@@ -24,8 +24,10 @@ public final class MemoryOnlyServer: Sendable {
         ownsLanes = lanes == nil
         self.lanes = lanes ?? [NIOThreadPool(numberOfThreads: 1)]
         if ownsLanes { for lane in self.lanes { lane.start() } }
+        let cache = EmbeddedExactCache(keyspace: keyspace, store: nil)
         let capabilities = SluiceNode.Capabilities(
-            cache: EmbeddedExactCache(keyspace: keyspace, store: nil),
+            cache: cache,
+            keys: EmbeddedKeyOperations(cache: cache, maxValueBytes: configuration.limits.maxBulkLength, scanCursors: configuration.maxScanCursors),
             limits: EmbeddedRateLimits(limiter: RateLimiter(maxKeys: configuration.maxLimitKeys, reservationTTL: configuration.reservationTTLMilliseconds,
                                                             shardCount: 4), clock: clock),
             breakers: EmbeddedBreakers(registry: BreakerRegistry(maxBreakers: configuration.maxBreakers)),

@@ -1,4 +1,5 @@
 import SluiceBackends
+import SluiceDomain
 import SluiceProtocol
 
 /// Everything `sluice serve` can be told. Defaults are the embedded single-node mode; flags,
@@ -34,6 +35,10 @@ public struct ServerConfiguration: Sendable {
     public var requirePass: String?
     /// Allow a non-loopback bind without a password.
     public var allowUnauthenticatedRemote = false
+    /// FLUSHDB / FLUSHALL may run (off: they answer an error).
+    public var allowFlush = false
+    /// SCAN cursors of the embedded keyspace kept at once (``ScanCursors``).
+    public var maxScanCursors = ScanCursors.defaultCapacity
     /// How often expired entries are looked for, in ms.
     public var sweepIntervalMilliseconds: Int64 = 100
     /// Longest lease a client may ask for, in ms.

@@ -41,6 +41,7 @@ public final class SluiceNode: Sendable {
     /// The capabilities, whichever implementation runs them.
     struct Capabilities {
         var cache: any ExactCache
+        var keys: any KeyOperations
         var limits: any RateLimits
         var breakers: any Breakers
         var semantic: any SemanticStore
@@ -107,6 +108,7 @@ public final class SluiceNode: Sendable {
             sharedLimits.slots.start(on: group.any())
             capabilities = Capabilities(
                 cache: FallbackExactCache(primary: cache, keyspace: keyspace, policy: policy),
+                keys: FallbackKeyOperations(primary: RedisKeyOperations(cache: cache), policy: policy),
                 limits: FallbackRateLimits(primary: sharedLimits, local: localLimits, policy: policy),
                 breakers: FallbackBreakers(primary: RedisBreakers(client: client, local: localBreakers), local: localBreakers, policy: policy),
                 semantic: FallbackSemanticStore(primary: semantic, local: localSemantic, policy: policy))
@@ -129,6 +131,8 @@ public final class SluiceNode: Sendable {
             cache.followStoreEvictions()
             capabilities = Capabilities(
                 cache: cache,
+                keys: EmbeddedKeyOperations(cache: cache, maxValueBytes: configuration.limits.maxBulkLength,
+                                            scanCursors: configuration.maxScanCursors),
                 limits: EmbeddedRateLimits(limiter: limiter, clock: clock),
                 breakers: EmbeddedBreakers(registry: registry),
                 semantic: EmbeddedSemanticStore(cache: semanticCache, store: store, lanes: lanes,
@@ -228,7 +232,11 @@ public final class SluiceNode: Sendable {
             ConnectionCommands(password: configuration.requirePass.map(PasswordCheck.init), counters: counters, logger: logger,
                                failureDelay: configuration.authFailureDelayMilliseconds),
             ServerCommands(report: report, configuration: configuration),
-            ExactCacheCommands(cache: c.cache),
+            ExactCacheCommands(cache: c.cache, keys: c.keys),
+            StringCommands(cache: c.cache, keys: c.keys, maxReplyBytes: configuration.clientOutputHardLimit),
+            KeyCommands(cache: c.cache, keys: c.keys, allowFlush: configuration.allowFlush),
+            HashCommands(keys: c.keys, maxReplyBytes: configuration.clientOutputHardLimit),
+            TransactionCommands(maxReplyBytes: configuration.clientOutputHardLimit),
             RichCacheCommands(cache: c.cache, maxLease: configuration.maxLeaseMilliseconds),
             RateLimitCommands(limits: c.limits, policies: policies, logger: logger),
             BreakerCommands(breakers: c.breakers),

@@ -23,7 +23,7 @@ enum ConfigurationPrinter {
             ("data-dir", q(c.dataDirectory ?? "")), ("redis", q(c.redisURL ?? "")),
             ("redis-cluster", String(c.redisCluster)), ("redis-timeout", String(c.redisTimeoutMilliseconds)), ("limits-when-redis-down", q(c.limitsWhenRedisDown.rawValue)),
             ("l1-max-memory", String(c.l1MaxMemory)), ("max-stale", String(c.maxStaleMilliseconds)), ("threads", String(c.threads)),
-            ("allow-unauthenticated-remote", String(c.allowUnauthenticatedRemote)), ("max-value-size", String(c.limits.maxBulkLength)),
+            ("allow-unauthenticated-remote", String(c.allowUnauthenticatedRemote)), ("allow-flush", String(c.allowFlush)), ("max-value-size", String(c.limits.maxBulkLength)),
             ("maxclients", String(c.maxClients)),
             ("client-output-buffer-limit", q("\(c.clientOutputHardLimit) \(c.clientOutputSoftLimit) \(c.clientOutputSoftSeconds)")),
             ("timeout", String(c.idleTimeoutSeconds)), ("fsync", q(c.fsync.rawValue)), ("l2-max-bytes", String(c.l2MaxBytes)),

@@ -73,6 +73,9 @@ struct Serve: AsyncParsableCommand {
     @Flag(name: .long, help: "Allow binding a non-loopback address without --requirepass. Env: SLUICE_ALLOW_UNAUTHENTICATED_REMOTE=1.")
     var allowUnauthenticatedRemote = false
 
+    @Flag(name: .long, help: "Allow FLUSHDB / FLUSHALL, which delete every exact-cache key — in shared mode, every instance's (off: they answer an error, so one application's cache.clear() cannot wipe a cache others share). Env: SLUICE_ALLOW_FLUSH=1.")
+    var allowFlush = false
+
     @Option(name: .long, help: ArgumentHelp("Largest value (bulk string) accepted: bytes, or with kb/mb/gb. Env: SLUICE_MAX_VALUE_SIZE. (default: 16mb)", valueName: "size"))
     var maxValueSize: String?
 
@@ -121,7 +124,7 @@ struct Serve: AsyncParsableCommand {
     /// The settings a config file's [server] table may hold: the flags' names.
     static let serverKeys: Set<String> = [
         "bind", "port", "http-port", "data-dir", "redis", "redis-cluster", "redis-timeout", "limits-when-redis-down", "l1-max-memory", "max-stale", "threads",
-        "requirepass", "allow-unauthenticated-remote", "max-value-size", "maxclients", "client-output-buffer-limit", "timeout", "fsync",
+        "requirepass", "allow-unauthenticated-remote", "allow-flush", "max-value-size", "maxclients", "client-output-buffer-limit", "timeout", "fsync",
         "l2-max-bytes", "sem-max-namespaces", "sem-max-entries", "sem-offload-entries", "sem-verifier", "sem-max-memory", "log-level",
         "log-format",
     ]
@@ -169,6 +172,7 @@ struct Serve: AsyncParsableCommand {
         config.requirePass = setting(requirepass, "REQUIREPASS").flatMap { $0.isEmpty ? nil : $0 }
         config.allowUnauthenticatedRemote = allowUnauthenticatedRemote
             || ["1", "true", "yes"].contains(setting(nil, "ALLOW_UNAUTHENTICATED_REMOTE")?.lowercased() ?? "")
+        config.allowFlush = allowFlush || ["1", "true", "yes"].contains(setting(nil, "ALLOW_FLUSH")?.lowercased() ?? "")
         if let v = setting(maxValueSize, "MAX_VALUE_SIZE") {
             let size = try byteSize(v, "max-value-size")
             guard (1...(1 << 30)).contains(size) else { throw ValidationError("--max-value-size must be 1 byte to 1gb") }

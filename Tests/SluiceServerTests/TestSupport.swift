@@ -56,8 +56,12 @@ struct Harness {
     /// A harness around a given exact cache (the rest embedded).
     static func make(config: ServerConfiguration, clock: ManualClock, store: SQLiteStore?, cache: any ExactCache,
                      counters: ServerCounters = ServerCounters()) async throws -> Harness {
+        // The key operations over the same entries when the cache is the embedded one; a test's
+        // own cache (a failing one) gets them over an L1 of their own.
+        let embedded = cache as? EmbeddedExactCache ?? EmbeddedExactCache(keyspace: Keyspace(l1Capacity: 1 << 20, shardCount: 4, tracksL2: false), store: nil)
         let capabilities = SluiceNode.Capabilities(
             cache: cache,
+            keys: EmbeddedKeyOperations(cache: embedded, maxValueBytes: config.limits.maxBulkLength, scanCursors: config.maxScanCursors),
             limits: EmbeddedRateLimits(limiter: RateLimiter(maxKeys: config.maxLimitKeys, reservationTTL: config.reservationTTLMilliseconds),
                                        clock: clock),
             breakers: EmbeddedBreakers(registry: BreakerRegistry(maxBreakers: config.maxBreakers)),

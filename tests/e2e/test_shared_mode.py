@@ -308,3 +308,35 @@ def test_a_verdict_redis_does_not_take_is_taken_back(make_sluice, redis_server):
         a.execute_command("SEM.FEEDBACK", "fbd", q, "bad", "VEC", asked)
     # Not shared, so not kept: this instance still answers as every other one would.
     assert a.execute_command("SEM.GET", "fbd", q, "VEC", asked) is not None
+
+
+def test_one_lease_per_answer_even_when_a_poll_races_the_store(make_sluice, redis_server):
+    """Pollers on two instances ask CACHE.GET ... LEASE while the holder stores its answer: a
+    poll whose read missed just before the store must not be granted a second lease (the lease
+    is taken only while the entry is still absent, in one Redis step)."""
+    _, (a, b) = shared(make_sluice, redis_server, 2)
+    second_leases = 0
+    for round_ in range(25):
+        key = f"race:{round_}"
+        granted = []
+        lock = threading.Lock()
+        stop = time.monotonic() + 0.3
+
+        def poll(i):
+            c = (a, b)[i % 2]
+            while time.monotonic() < stop:
+                value, _, _, token = c.execute_command("CACHE.GET", key, "LEASE", "5000")
+                if value is not None:
+                    return
+                if token is not None:
+                    with lock:
+                        granted.append(token)
+                    time.sleep(0.05)
+                    c.execute_command("CACHE.SET", key, "answer", "LEASE", token)
+                    return
+                time.sleep(0.003)
+
+        run_together(12, poll)
+        assert granted, "nobody got the lease"
+        second_leases += len(granted) - 1
+    assert second_leases == 0

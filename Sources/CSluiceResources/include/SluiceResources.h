@@ -16,6 +16,10 @@ const char *sluice_lua_leased_write(void);
 const char *sluice_lua_budget(void);
 /// Sources/SluiceBackends/Lua/slot_queue.lua
 const char *sluice_lua_slot_queue(void);
+/// Sources/SluiceBackends/Lua/plain_op.lua
+const char *sluice_lua_plain_op(void);
+/// Sources/SluiceBackends/Lua/take_lease.lua
+const char *sluice_lua_take_lease(void);
 
 /// Sources/SluiceDomain/Resources/tokens.table (binary); `length` receives its size.
 const unsigned char *sluice_tokens_table(size_t *length);

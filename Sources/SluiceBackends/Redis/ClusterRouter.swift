@@ -370,6 +370,11 @@ final class ClusterRouter: Sendable {
         }
     }
 
+    /// The pools of the nodes that own slots, ordered by address.
+    var masterPools: [RedisNodePool] {
+        state.withLockedValue { s in Set(s.owners).subtracting([""]).sorted().compactMap { s.pools[$0] } }
+    }
+
     /// Every node: SCRIPT LOAD goes to each master.
     var allPools: [RedisNodePool] { state.withLockedValue { Array($0.pools.values) } }
 

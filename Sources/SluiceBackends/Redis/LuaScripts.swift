@@ -15,5 +15,11 @@ public enum LuaScripts {
     /// RL.ACQUIRE / RL.RELEASE (Swift twin: SlotQueue).
     public static let slotQueue = RedisScript(name: "slot_queue", source: String(cString: sluice_lua_slot_queue()))
 
-    public static let all = [tokenBucket, breaker, leasedWrite, budget, slotQueue]
+    /// INCRBY / INCRBYFLOAT / APPEND on an entry with a header (Swift twin: KeyOperation.apply).
+    public static let plainOperation = RedisScript(name: "plain_op", source: String(cString: sluice_lua_plain_op()))
+
+    /// CACHE.GET ... LEASE after a miss (Swift twin: EmbeddedExactCache.lease).
+    public static let takeLease = RedisScript(name: "take_lease", source: String(cString: sluice_lua_take_lease()))
+
+    public static let all = [tokenBucket, breaker, leasedWrite, budget, slotQueue, plainOperation, takeLease]
 }

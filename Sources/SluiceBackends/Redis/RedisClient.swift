@@ -64,6 +64,19 @@ public final class RedisClient: Sendable {
         return cluster!.allPools.map { $0.send(arguments, on: eventLoop) }
     }
 
+    /// The masters, in a stable order (by address): keyless commands that must reach every key
+    /// (SCAN, a flush) walk them one after another. One Redis is master 0 of 1.
+    public var masterCount: Int { single != nil ? 1 : cluster!.masterPools.count }
+
+    /// A keyless command to master `index` (see ``masterCount``); nil when there is no such
+    /// master any more (the cluster's map changed).
+    public func send(toMaster index: Int, _ arguments: [ByteBuffer], on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue>? {
+        if let single { return index == 0 ? single.send(arguments, on: eventLoop) : nil }
+        let masters = cluster!.masterPools
+        guard masters.indices.contains(index) else { return nil }
+        return masters[index].send(arguments, on: eventLoop)
+    }
+
     /// Where a dedicated connection (a subscription, a stream tail) goes: the Redis, or in a
     /// cluster the master of `key`'s slot — for no key, a master picked by `attempt`, so that a
     /// reconnect after a node failed tries another.

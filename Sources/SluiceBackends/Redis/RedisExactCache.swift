@@ -7,7 +7,7 @@ import SluiceProtocol
 /// this process's L1 keeps copies, dropped when another instance writes the key.
 ///
 /// - Reads answer from L1 when they can; otherwise GET + PTTL (one round trip, pipelined) and
-///   the value is copied into L1. A lease after a miss is `SET sluice:lease:{<key>} token NX PX`,
+///   the value is copied into L1. A lease after a miss is `take_lease.lua` (SET sluice:lease:{<key>} token NX PX unless the entry exists now),
 ///   cluster-wide.
 /// - Writes reply after Redis stored them, so a read on another instance right after sees them.
 ///   An unconditional write goes into L1 first (a pipelined GET on the same connection reads
@@ -75,8 +75,16 @@ public final class RedisExactCache: ExactCache {
         let copy = stale > 0 ? client.send([Word.get, Self.staleKey(owned)], on: eventLoop) : eventLoop.makeSucceededFuture(RESPValue.bulkString(nil))
         let keyspace = keyspace
         return .later(value.and(ttl).and(copy).flatMapThrowing { pair, copy -> (RESPValue, RESPValue, RESPValue) in
-            (try Self.checked(pair.0), try Self.checked(pair.1), copy)
+            // A hash (HSET) under this name: Redis's WRONGTYPE, passed on as a hit of kind hash
+            // for the command to refuse as redis-server would.
+            if case .error(let line) = pair.0, line.hasPrefix("WRONGTYPE") { return (pair.0, .integer(-1), copy) }
+            return (try Self.checked(pair.0), try Self.checked(pair.1), copy)
         }.flatMap { [self] value, ttl, copy -> EventLoopFuture<CacheRead> in
+            if case .error = value {
+                let entry = S3FIFOCache.entry(key: owned, value: ByteBuffer())
+                return eventLoop.makeSucceededFuture(.hit(CachedValue(entry: entry, keyLength: owned.readableBytes),
+                                                          EntryMeta(createdAt: now.wall, kind: .hash), .l2))
+            }
             guard case .bulkString(let stored?) = value else {
                 if stale > 0, let hit = staleHit(owned, hash: hash, copy: copy, within: stale, now: now.wall) {
                     return eventLoop.makeSucceededFuture(hit)
@@ -119,18 +127,16 @@ public final class RedisExactCache: ExactCache {
         return [Word.set, Self.staleKey(key), stored, Word.px, ByteBuffer(string: String(px.addingSaturating(keyspace.staleRetention)))]
     }
 
-    /// One lease per key across all instances: SET NX PX. The token, when this caller holds it now.
+    /// One lease per key across all instances: `take_lease.lua` (SET NX PX, unless the entry
+    /// has been stored since the read missed). The token, when this caller holds it now.
     func acquireLease(_ key: ByteBuffer, hash: UInt64, duration: Int64, on eventLoop: any EventLoop) -> EventLoopFuture<UInt64?> {
         let token = LeaseToken.random()
-        return client.send([Word.set, Self.leaseKey(key), ByteBuffer(string: String(token)), Word.nx, Word.px,
-                            ByteBuffer(string: String(duration))], on: eventLoop).flatMapThrowing { [keyspace] reply in
-            let granted: Bool
-            switch reply {
-            case .simpleString: granted = true
-            case .bulkString(nil): granted = false
-            case .error(let message): throw RedisError.errorReply(message)
-            default: throw RedisError.unexpectedReply("SET NX: \(reply)")
-            }
+        return LuaScripts.takeLease.run(client, keys: [Self.redisKey(key), Self.leaseKey(key)],
+                                        arguments: [ByteBuffer(string: String(token)), ByteBuffer(string: String(duration))],
+                                        on: eventLoop).flatMapThrowing { [keyspace] reply in
+            guard case .integer(let outcome) = try Self.checked(reply) else { throw RedisError.unexpectedReply("take_lease: \(reply)") }
+            // -1: the answer was stored meanwhile; the caller reads it on its next poll.
+            let granted = outcome == 1
             keyspace.withShard(hash: hash) { shard in
                 if granted { shard.counters.leasesGranted += 1 } else { shard.counters.leaseWaits += 1 }
             }

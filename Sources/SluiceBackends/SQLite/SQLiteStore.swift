@@ -180,7 +180,8 @@ public final class SQLiteStore: Sendable {
             expires_at INTEGER NOT NULL DEFAULT 0,
             tokens INTEGER NOT NULL DEFAULT 0,
             cost REAL NOT NULL DEFAULT 0,
-            tag TEXT NOT NULL DEFAULT ''
+            tag TEXT NOT NULL DEFAULT '',
+            kind INTEGER NOT NULL DEFAULT 0
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS entries_expiry ON entries(expires_at) WHERE expires_at != 0;
         CREATE INDEX IF NOT EXISTS entries_age ON entries(created_at);
@@ -371,6 +372,7 @@ public final class SQLiteStore: Sendable {
     static func addMissingColumns(_ db: SQLiteConnection) throws(SQLiteError) {
         let wanted: [(table: String, column: String, definition: String)] = [
             ("entries", "tag", "TEXT NOT NULL DEFAULT ''"),
+            ("entries", "kind", "INTEGER NOT NULL DEFAULT 0"),
             ("sem_entries", "tokens", "INTEGER NOT NULL DEFAULT 0"),
             ("sem_entries", "cost", "REAL NOT NULL DEFAULT 0"),
             ("sem_entries", "tag", "TEXT NOT NULL DEFAULT ''"),
@@ -768,7 +770,7 @@ public final class SQLiteStore: Sendable {
                     switch op {
                     case .set(let value, let meta):
                         let stmt = try db.statement(
-                            "INSERT INTO entries(key, value, created_at, expires_at, tokens, cost, tag) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(key) DO UPDATE SET value=excluded.value, created_at=excluded.created_at, expires_at=excluded.expires_at, tokens=excluded.tokens, cost=excluded.cost, tag=excluded.tag")
+                            "INSERT INTO entries(key, value, created_at, expires_at, tokens, cost, tag, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(key) DO UPDATE SET value=excluded.value, created_at=excluded.created_at, expires_at=excluded.expires_at, tokens=excluded.tokens, cost=excluded.cost, tag=excluded.tag, kind=excluded.kind")
                         stmt.bind(1, key)
                         stmt.bind(2, value)
                         stmt.bind(3, meta.createdAt)
@@ -776,6 +778,7 @@ public final class SQLiteStore: Sendable {
                         stmt.bind(5, meta.tokens)
                         stmt.bind(6, meta.cost)
                         stmt.bind(7, ByteBuffer(string: SavingsTags.shared.name(of: meta.tag)))
+                        stmt.bind(8, Int64(meta.kind.rawValue))
                         try stmt.run()
                     case .delete:
                         let stmt = try db.statement("DELETE FROM entries WHERE key = ?1")
@@ -1036,13 +1039,52 @@ public final class SQLiteStore: Sendable {
         return try read(key, now: now, db: db)
     }
 
+    /// One row of a key listing (SCAN, KEYS, FLUSHDB).
+    public struct KeyRow: Sendable {
+        public var key: ByteBuffer
+        public var expiresAt: Int64
+        public var kind: EntryKind
+    }
+
+    /// Up to `limit` keys in the file's order (bytewise), after `after` (from the first when
+    /// nil), with their expiry and kind; off the caller's thread. Rows still queued are not
+    /// among them: see ``committed(on:)``.
+    public func keys(after: [UInt8]?, limit: Int, on eventLoop: any EventLoop) -> EventLoopFuture<[KeyRow]> {
+        readerPool.runIfActive(eventLoop: eventLoop) { [self] in
+            let connection = readers.withLock { $0.popLast() }
+            let db = try connection ?? SQLiteConnection(path: path)
+            defer { if connection != nil { readers.withLock { $0.append(db) } } }
+            let stmt = try db.statement(after == nil
+                ? "SELECT key, expires_at, kind FROM entries ORDER BY key LIMIT ?2"
+                : "SELECT key, expires_at, kind FROM entries WHERE key > ?1 ORDER BY key LIMIT ?2")
+            defer { stmt.finish() }
+            if let after { stmt.bind(1, ByteBuffer(bytes: after)) }
+            stmt.bind(2, Int64(limit))
+            var rows: [KeyRow] = []
+            while try stmt.step() {
+                rows.append(KeyRow(key: stmt.blob(0), expiresAt: stmt.int64(1),
+                                   kind: EntryKind(rawValue: UInt8(truncatingIfNeeded: stmt.int64(2))) ?? .string))
+            }
+            return rows
+        }
+    }
+
+    /// Succeeds once every write queued before the call is in the file (a listing that starts
+    /// then sees every key written before it).
+    public func committed(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        // The last change queued now: waits for that one only (later writes do not extend the
+        // wait), and fails with the disk's error if its commit fails.
+        durable(state.withLock { $0.enqueued }, on: eventLoop)
+    }
+
     func read(_ key: ByteBuffer, now: Int64, db: SQLiteConnection) throws -> (ByteBuffer, EntryMeta)? {
-        let stmt = try db.statement("SELECT value, created_at, expires_at, tokens, cost, tag FROM entries WHERE key = ?1")
+        let stmt = try db.statement("SELECT value, created_at, expires_at, tokens, cost, tag, kind FROM entries WHERE key = ?1")
         defer { stmt.finish() }
         stmt.bind(1, key)
         guard try stmt.step() else { return nil }
         let meta = EntryMeta(createdAt: stmt.int64(1), expiresAt: stmt.int64(2), tokens: stmt.int64(3), cost: stmt.double(4),
-                             tag: SavingsTags.shared.id(for: String(buffer: stmt.blob(5))))
+                             tag: SavingsTags.shared.id(for: String(buffer: stmt.blob(5))),
+                             kind: EntryKind(rawValue: UInt8(truncatingIfNeeded: stmt.int64(6))) ?? .string)
         if meta.isExpired(at: now) { return nil }
         return (stmt.blob(0), meta)
     }

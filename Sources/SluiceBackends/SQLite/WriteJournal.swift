@@ -17,7 +17,7 @@ import Glibc
 /// deleted once every change it holds is committed and synced.
 ///
 /// A record: `u32 length` (of what follows after the checksum), `u32 checksum` (of the same), `u64 change`,
-/// `u8 op` (1 set, 2 delete), then for a set `i64 created_at, i64 expires_at, i64 tokens,
+/// `u8 op` (1 set, 2 delete, 3 set of a hash — the same layout as 1), then for a set `i64 created_at, i64 expires_at, i64 tokens,
 /// f64 cost, u8 tag length, tag, u32 key length, key, value`; for a delete `u32 key length, key`.
 /// A torn or corrupt tail (a crash mid-write) ends the replay of its file.
 ///
@@ -139,7 +139,7 @@ final class WriteJournal: @unchecked Sendable {
         buffer.writeInteger(change, endianness: .little)
         switch operation {
         case .set(let value, let meta):
-            buffer.writeInteger(UInt8(1))
+            buffer.writeInteger(UInt8(meta.kind == .hash ? 3 : 1))
             buffer.writeInteger(meta.createdAt, endianness: .little)
             buffer.writeInteger(meta.expiresAt, endianness: .little)
             buffer.writeInteger(meta.tokens, endianness: .little)
@@ -225,7 +225,7 @@ final class WriteJournal: @unchecked Sendable {
               let op = body.readInteger(as: UInt8.self)
         else { return .damaged }
         switch op {
-        case 1:
+        case 1, 3:
             guard let created = body.readInteger(endianness: .little, as: Int64.self),
                   let expires = body.readInteger(endianness: .little, as: Int64.self),
                   let tokens = body.readInteger(endianness: .little, as: Int64.self),
@@ -236,7 +236,7 @@ final class WriteJournal: @unchecked Sendable {
                   let key = body.readSlice(length: Int(keyLength))
             else { return .damaged }
             let meta = EntryMeta(createdAt: created, expiresAt: expires, tokens: tokens, cost: Double(bitPattern: cost),
-                                 tag: SavingsTags.shared.id(for: tag))
+                                 tag: SavingsTags.shared.id(for: tag), kind: op == 3 ? .hash : .string)
             return .record(Record(change: change, key: key, operation: .set(value: body, meta: meta)))
         case 2:
             guard let keyLength = body.readInteger(endianness: .little, as: UInt32.self),

@@ -15,13 +15,16 @@ public struct EntryMeta: Sendable, Hashable {
     public var cost: Double
     /// `CACHE.SET ... TAG t`: whose savings a hit counts as (``SavingsTags``; 0 = no tag).
     public var tag: UInt16
+    /// A string (every cache entry) or a hash (HSET); persisted with the entry.
+    public var kind: EntryKind
 
-    public init(createdAt: Int64, expiresAt: Int64 = 0, tokens: Int64 = 0, cost: Double = 0, tag: UInt16 = 0) {
+    public init(createdAt: Int64, expiresAt: Int64 = 0, tokens: Int64 = 0, cost: Double = 0, tag: UInt16 = 0, kind: EntryKind = .string) {
         self.createdAt = createdAt
         self.expiresAt = expiresAt
         self.tokens = tokens
         self.cost = cost
         self.tag = tag
+        self.kind = kind
     }
 
     /// A hit on this entry is worth recording by tag.

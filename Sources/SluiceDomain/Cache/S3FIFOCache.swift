@@ -91,6 +91,14 @@ public struct S3FIFOCache: Sendable {
         return slots[i].meta
     }
 
+    /// Every live entry's key and metadata (SCAN, KEYS and FLUSHDB without a file), in no order.
+    public func forEachLive(now: Int64, _ body: (ArraySlice<UInt8>, EntryMeta) -> Void) {
+        for i in index.values {
+            let slot = slots[Int(i)]
+            if !slot.meta.isExpired(at: now) { body(slot.data[..<slot.keyLength], slot.meta) }
+        }
+    }
+
     static func keyMatches(_ slot: Slot, _ key: ByteBuffer) -> Bool {
         guard slot.keyLength == key.readableBytes else { return false }
         return slot.data.withUnsafeBytes { stored in

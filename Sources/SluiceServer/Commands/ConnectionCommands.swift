@@ -79,7 +79,7 @@ struct ConnectionCommands: CommandGroup {
                 ]).encode(into: &out)
                 return .done
             },
-            Command("quit", arity: -1, allowedBeforeAuth: true, summary: "QUIT: +OK, then the server closes the connection") { _, out in
+            Command("quit", arity: -1, allowedBeforeAuth: true, runsInsideMulti: true, summary: "QUIT: +OK, then the server closes the connection") { _, out in
                 out.writeRESPOK()
                 return .close
             },

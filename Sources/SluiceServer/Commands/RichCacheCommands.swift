@@ -106,6 +106,10 @@ struct RichCacheCommands: CommandGroup {
 
     /// [value, layer, age_ms, lease_token]: a hit fills the first three, a miss at most the last.
     static func writeRead(_ read: CacheRead, now: Int64, into out: inout RESPWriter) {
+        if case .hit(_, let meta, _) = read, meta.kind != .string {
+            out.writeRESPError(KeyOperationReply.wrongTypeLine)
+            return
+        }
         out.writeRESPArrayHeader(4)
         switch read {
         case .hit(let value, let meta, let layer):

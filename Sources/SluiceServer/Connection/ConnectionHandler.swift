@@ -199,6 +199,7 @@ final class ConnectionHandler: ChannelInboundHandler {
                 }
             case .rejected(let rejection):
                 counters.rejectedRequests.add(1, ordering: .relaxed)
+                session.transaction?.abort()
                 out.writeRESPError("ERR " + rejection.message)
             }
             if state.tailIsOutput && out.buffer.readableBytes >= Self.flushThreshold {
@@ -231,6 +232,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         let started = metrics == nil ? 0 : NIODeadline.now().uptimeNanoseconds
         var arguments = command.arguments
         guard let verb = arguments.next(), let index = table.lookup(verb) else {
+            session.transaction?.abort()
             writeUnknown(command, into: &out)
             metrics?.record(command: metrics!.unknownIndex, nanoseconds: NIODeadline.now().uptimeNanoseconds &- started, window: latency)
             return
@@ -243,11 +245,20 @@ final class ConnectionHandler: ChannelInboundHandler {
             }
         }
         guard table.commands[index].acceptsArgumentCount(command.count) else {
+            session.transaction?.abort()
             out.writeRESPError(CommandError.wrongArity(table.commands[index].name).line)
             return
         }
         guard session.authenticated || table.commands[index].allowedBeforeAuth else {
             out.writeRESPError("NOAUTH Authentication required.")
+            return
+        }
+        // Inside MULTI: queued for EXEC, except the commands that end or shape the transaction.
+        if session.transaction != nil, !table.commands[index].runsInsideMulti {
+            switch session.transaction!.queue(command) {
+            case .queued: out.writeRESPSimpleString("QUEUED")
+            case .full(let why): out.writeRESPError("ERR " + why + "; the transaction is discarded at EXEC")
+            }
             return
         }
         var ctx = CommandContext(arguments: arguments, argumentCount: command.count - 1, time: now,
@@ -265,9 +276,11 @@ final class ConnectionHandler: ChannelInboundHandler {
             break
         case .close:
             _ = state.stopReading()
-        case .later(let future):
+        case .later(let future), .laterInOrder(let future):
             deferredReply = true
-            let sequence = state.replyDeferred(tail: &out)
+            var inOrder = false
+            if case .laterInOrder = result { inOrder = true }
+            let sequence = state.replyDeferred(tail: &out, inOrder: inOrder)
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             // A future that is already complete calls back right here; the state machine only
             // records it then, and the batch's end writes it out in order.

@@ -74,8 +74,11 @@ struct ConnectionStateMachine {
 
     /// May another request be read and run now?
     var canRunRequest: Bool {
-        lifecycle == .reading && slots.count < maxPendingReplies && !outputBlocked && queuedBytes < maxQueuedBytes
+        lifecycle == .reading && barrier == nil && slots.count < maxPendingReplies && !outputBlocked && queuedBytes < maxQueuedBytes
     }
+
+    /// A deferred reply the next request must wait for (``replyDeferred(tail:inOrder:)``).
+    private(set) var barrier: Int?
 
     /// Whether `tail` is the ready output itself (nothing is pending), so it may be written out
     /// early in a long batch.
@@ -93,12 +96,15 @@ struct ConnectionStateMachine {
 
     /// The request just run answers later: what `tail` holds goes before its reply, what is
     /// written to `tail` from now on goes after it. Returns the reply's sequence number.
-    mutating func replyDeferred(tail: inout RESPWriter) -> Int {
+    /// `inOrder`: no further request runs until this reply has arrived.
+    mutating func replyDeferred(tail: inout RESPWriter, inOrder: Bool = false) -> Int {
         precondition(inBatch, "replies are deferred while a batch runs")
         putTail(tail)
         slots.append(Slot(reply: nil, version: tail.version, after: RESPWriter(version: tail.version)))
         tail = takeTail()
-        return headSequence + slots.count - 1
+        let sequence = headSequence + slots.count - 1
+        if inOrder { barrier = sequence }
+        return sequence
     }
 
     /// The batch is done. `inputLeft`: it stopped with complete requests still in the input
@@ -122,6 +128,7 @@ struct ConnectionStateMachine {
         let index = sequence - headSequence
         guard index >= 0, index < slots.count, lifecycle != .closed else { return Action() }
         slots[index].reply = result
+        if barrier == sequence { barrier = nil }
         if inBatch { return Action() }  // completed inline: the batch drains when it ends
         drain()
         return nextAction()
@@ -145,6 +152,7 @@ struct ConnectionStateMachine {
     /// The channel went away: nothing more is written.
     mutating func closed() {
         lifecycle = .closed
+        barrier = nil
         slots.removeAll()
         queuedBytes = 0
     }

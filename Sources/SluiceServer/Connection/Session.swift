@@ -11,6 +11,9 @@ public final class Session {
     /// Monotonic ms before which the next failed AUTH is not answered (failures queue up).
     public var authReplyNotBefore: Int64 = 0
 
+    /// Between MULTI and EXEC / DISCARD: the queued commands.
+    public var transaction: TransactionQueue?
+
     /// Run when the client goes away (a waiting RL.ACQUIRE leaving its queue), by key; each
     /// is removed when its reply is written. At most one per reply pending.
     var closeHooks: [UInt64: @Sendable () -> Void] = [:]

@@ -1,4 +1,5 @@
 import NIOCore
+import SluiceDomain
 
 extension ByteBuffer {
     /// Case-insensitive comparison with an ASCII keyword, without building a String.
@@ -52,4 +53,9 @@ extension ByteBuffer {
 
     /// UTF-8 text of the readable bytes, for messages (invalid bytes replaced).
     public var text: String { String(decoding: readableBytesView, as: UTF8.self) }
+}
+
+extension ByteBuffer {
+    /// An integer as redis-server reads one (`string2ll`: no leading zeros, no '+'), or nil.
+    public var redisInteger: Int64? { RedisNumbers.integer(readableBytesView) }
 }

@@ -14,12 +14,17 @@ public struct Command: Sendable {
     public let allowedBeforeAuth: Bool
     /// One line for COMMAND DOCS / docs.
     public let summary: String
+    /// Runs at once between MULTI and EXEC instead of being queued (EXEC, DISCARD, MULTI,
+    /// WATCH, QUIT, as in Redis).
+    public let runsInsideMulti: Bool
     public let run: Handler
 
-    public init(_ name: String, arity: Int, allowedBeforeAuth: Bool = false, summary: String, run: @escaping Handler) {
+    public init(_ name: String, arity: Int, allowedBeforeAuth: Bool = false, runsInsideMulti: Bool = false, summary: String,
+                run: @escaping Handler) {
         self.name = name.lowercased()
         self.arity = arity
         self.allowedBeforeAuth = allowedBeforeAuth
+        self.runsInsideMulti = runsInsideMulti
         self.summary = summary
         self.run = run
     }

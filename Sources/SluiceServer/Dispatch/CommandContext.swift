@@ -65,4 +65,20 @@ public struct CommandContext {
             return .later(future.map { value in Reply { write(value, &$0) } })
         }
     }
+
+    /// ``reply(_:into:_:)`` for an answer whose effect is decided only when it arrives: unless
+    /// `ordered` (the capability has already put it in its place among this connection's
+    /// requests), the next request waits for it.
+    @inlinable
+    public func reply<T>(_ answer: Deferred<T>, ordered: Bool, into out: inout RESPWriter,
+                         _ write: @escaping @Sendable (T, inout RESPWriter) -> Void) -> CommandResult {
+        switch answer {
+        case .ready(let value):
+            write(value, &out)
+            return .done
+        case .later(let future):
+            let reply = future.map { value in Reply { write(value, &$0) } }
+            return ordered ? .later(reply) : .laterInOrder(reply)
+        }
+    }
 }

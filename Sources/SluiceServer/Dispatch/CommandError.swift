@@ -7,6 +7,8 @@ public struct CommandError: Error, Sendable, Equatable {
 
     public init(_ message: String) { line = "ERR " + message }
     public init(code: String, _ message: String) { line = code + " " + message }
+    /// A whole error line, code included (one a backend worded).
+    public init(line: String) { self.line = line }
 
     public static let syntax = CommandError("syntax error")
     public static let notInteger = CommandError("value is not an integer or out of range")

@@ -22,6 +22,7 @@ public func fuzzCommands(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     configuration.l1MaxMemory = 64 * 1024  // small: eviction happens
     configuration.semanticOffloadEntries = .max  // keep everything on this thread
     configuration.semanticVerifier = .wordnet  // the tokenizer and verifier see hostile prompts too
+    configuration.allowFlush = true  // FLUSHDB mid-sequence, between writes and SCANs
     let server = MemoryOnlyServer(configuration: configuration, clock: clock, logger: Logger(label: "fuzz", factory: { _ in SwiftLogNoOpLogHandler() }),
                                   embedder: Embedder.shared, lanes: Embedder.lanes)
     defer { server.shutdown() }
