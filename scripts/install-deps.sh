@@ -47,4 +47,6 @@ if [ "${1:-}" = "--python" ]; then
   .venv-test/bin/python -m pip install -q --disable-pip-version-check redis pytest pexpect
   # The caching libraries the compatibility tests drive unmodified (tests/e2e/test_libraries.py).
   .venv-test/bin/python -m pip install -q --disable-pip-version-check litellm langchain-community langchain-core aiocache flask-caching
+  # The Python client's own dependencies and tools (clients/python/run-tests.sh installs the package).
+  .venv-test/bin/python -m pip install -q --disable-pip-version-check openai mypy pytest-asyncio
 fi

@@ -30,7 +30,12 @@ for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep
 
 echo "==> end-to-end tests (pytest)"
 SLUICE_BIN="$PWD/.build/debug/sluice" SLUICE_TEST_REDIS_PORT="$port" \
-  .venv-test/bin/python -m pytest -q tests/e2e
+  .venv-test/bin/python -m pytest -q --durations=15 tests/e2e
+
+# The Python client (clients/python): mypy --strict, then its tests against a real sluice,
+# redis-server and the openai / langchain-core packages pointed at a fake upstream.
+echo "==> Python client (clients/python)"
+SLUICE_BIN="$PWD/.build/debug/sluice" clients/python/run-tests.sh .venv-test
 
 # The parser and command-sequence fuzzers (libFuzzer + AddressSanitizer), 30 s each from the
 # seed corpus; any crash fails the run. Skip with SLUICE_SKIP_FUZZ=1 (the build takes minutes).
