@@ -14,6 +14,9 @@ public enum LoadCommand: String, CaseIterable, Sendable, Codable {
     case semSet = "SEM.SET"
     case rlTake = "RL.TAKE"
     case cbAllow = "CB.ALLOW"
+    /// The question is the key (`key:000000000042`), asked in `plan.namespace`.
+    case llmGet = "LLM.GET"
+    case llmSet = "LLM.SET"
 
     /// What a Redis server answers too (the rest are Sluice's own).
     public var redisSpeaksIt: Bool {
@@ -118,6 +121,15 @@ public enum LoadCommand: String, CaseIterable, Sendable, Codable {
         case .cbAllow:
             Self.header(&buffer, count: 2, verb: "CB.ALLOW")
             Self.key(&buffer, "cb:", rank)
+        case .llmGet:
+            Self.header(&buffer, count: 3, verb: "LLM.GET")
+            Self.bulk(&buffer, plan.namespace)
+            Self.key(&buffer, plan.keyPrefix, rank)
+        case .llmSet:
+            Self.header(&buffer, count: 4, verb: "LLM.SET")
+            Self.bulk(&buffer, plan.namespace)
+            Self.key(&buffer, plan.keyPrefix, rank)
+            Self.bulk(&buffer, value)
         }
     }
 

@@ -237,10 +237,11 @@ public final class SluiceNode: Sendable {
             KeyCommands(cache: c.cache, keys: c.keys, allowFlush: configuration.allowFlush),
             HashCommands(keys: c.keys, maxReplyBytes: configuration.clientOutputHardLimit),
             TransactionCommands(maxReplyBytes: configuration.clientOutputHardLimit),
+            LLMCommands(cache: c.cache, semantic: c.semantic, embedder: embedder, maxLease: configuration.maxLeaseMilliseconds, counters: counters.llm),
             RichCacheCommands(cache: c.cache, maxLease: configuration.maxLeaseMilliseconds),
             RateLimitCommands(limits: c.limits, policies: policies, logger: logger),
             BreakerCommands(breakers: c.breakers),
-            SemanticCommands(store: c.semantic, embedder: embedder),
+            SemanticCommands(store: c.semantic, embedder: embedder, cache: c.cache),
         ])
     }
 

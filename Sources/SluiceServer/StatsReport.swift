@@ -75,6 +75,10 @@ public final class StatsReport: Sendable {
             ("idle_disconnects", .integer(counters.idleDisconnects.load(ordering: .relaxed))),
             ("auth_failures", .integer(counters.authFailures.load(ordering: .relaxed))),
         ]
+        for (name, _, value) in counters.llm.lookups { rows.append((name, .integer(value))) }
+        rows.append(("llm_backfills", .integer(counters.llm.backfills.load(ordering: .relaxed))))
+        rows.append(("llm_backfills_retired", .integer(counters.llm.backfillsRetired.load(ordering: .relaxed))))
+        rows.append(("llm_sets", .integer(counters.llm.sets.load(ordering: .relaxed))))
         for (name, value) in cacheStats.backendCounters { rows.append(("l2_" + name, .integer(value))) }
         return rows
     }

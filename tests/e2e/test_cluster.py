@@ -62,6 +62,15 @@ def test_every_shared_feature_across_three_instances(make_sluice, redis_cluster)
     a.execute_command("SEM.SET", "kb", "How do volcanoes form?", "Magma rises...", "SCOPE", "s")
     for x in (b, c):
         assert wait_for(lambda x=x: x.execute_command("SEM.GET", "kb", "How are volcanoes formed?", "SCOPE", "s") is not None, 2) is not None
+    # LLM.SET / LLM.GET: stored through one instance, found through another (exact, then a
+    # paraphrase through the semantic layer); the key commands and SCAN walk every master.
+    assert a.execute_command("LLM.SET", "kb", "How do tides work?", "The moon pulls...") == b"OK"
+    assert b.execute_command("LLM.GET", "kb", "How do tides work?")[1] == b"l2"
+    assert wait_for(lambda: c.execute_command("LLM.GET", "kb", "How do the tides work?")[1] == b"semantic", 2) is not None
+    for i in range(60):
+        a.set(f"scan:{i}", i)
+    assert sorted(b.scan_iter(match="scan:*", count=7)) == sorted(f"scan:{i}".encode() for i in range(60))
+    assert a.incrby("scan:1", 10) == 11 and c.get("scan:1") == b"11"
     fallbacks = sum(int(as_dict(x.execute_command("STATS"))[b"rl_fallbacks"]) for x in (a, b, c))
     assert fallbacks == 0
 

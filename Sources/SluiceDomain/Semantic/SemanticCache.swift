@@ -207,6 +207,18 @@ public final class SemanticCache: Sendable {
         return result
     }
 
+    /// Whether the entry stored for `prompt` in `scope` — the version created at `createdAt` —
+    /// is live and would still answer a query that scored `score` against it: its threshold
+    /// (the namespace's bar, raised by bad verdicts) at or under the score. LLM.GET asks this of
+    /// the exact copies it wrote back after semantic hits.
+    public func stillAnswers(_ name: String, scope: String, prompt: String, createdAt: Int64, score: Float, now: Int64) -> Bool {
+        read(name) { ns -> Bool in
+            guard let id = ns.byPrompt[SemanticNamespace.key(prompt, scope)], let e = ns.entries[id], e.createdAt == createdAt,
+                  !e.isExpired(at: now) else { return false }
+            return score >= Verdicts.threshold(of: e, bar: ns.minScore ?? defaultMinScore)
+        } ?? false
+    }
+
     /// A verdict recorded by ``feedback``: on which entry, at what score, and what it learned.
     public struct Feedback: Sendable, Hashable {
         public var scope: String

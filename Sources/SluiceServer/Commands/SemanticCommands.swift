@@ -9,9 +9,12 @@ struct SemanticCommands: CommandGroup {
     let store: any SemanticStore
     /// The built-in embedder (nil if its table failed to load: SEM.* then needs VEC).
     let embedder: TokenEmbedder?
+    /// The exact cache: a bad verdict also deletes LLM.GET's copy of the answer for that
+    /// prompt (other prompts' copies retire when next read: see ``LLMCommands``).
+    let cache: any ExactCache
 
     var commands: [Command] {
-        let store = store, embedder = embedder
+        let store = store, embedder = embedder, cache = cache
         return [
             Command("sem.set", arity: -4, summary: "SEM.SET ns prompt response [PX ms | EX s] [SCOPE s] [TOKENS n] [COST c] [TAG t] [VEC f32blob]: +OK") { ctx, out throws(CommandError) in
                 let ns = try ctx.nextName("namespace").text, prompt = try ctx.next().text
@@ -76,7 +79,12 @@ struct SemanticCommands: CommandGroup {
                 guard !options.why else { throw CommandError.syntax }
                 let (vector, version) = try options.vector(for: prompt, embedder)
                 let query = SemanticQuery(namespace: ns, prompt: prompt, scope: options.scope, minScore: options.minScore, embedder: version, vector: vector)
-                return ctx.reply(store.feedback(query, good: verdict.isKeyword("GOOD"), now: ctx.now, on: ctx.eventLoop), into: &out) { result, out in
+                let good = verdict.isKeyword("GOOD"), time = ctx.time, eventLoop = ctx.eventLoop
+                let recorded = store.feedback(query, good: good, now: ctx.now, on: ctx.eventLoop).flatMap { result in
+                    guard !good, case .success(_?) = result else { return .ready(result) }
+                    return cache.delete([LLMEntry.key(namespace: ns, scope: options.scope, prompt: prompt)], now: time, on: eventLoop).map { _ in result }
+                }
+                return ctx.reply(recorded, into: &out) { result, out in
                     guard case .success(let feedback) = result else { return Self.writeFailure(ns, result, &out) }
                     guard let feedback else { return out.writeRESPNullArray() }
                     out.writeRESPArrayHeader(6)
@@ -249,6 +257,16 @@ struct SemanticCommands: CommandGroup {
             out.writeRESPNull()
             out.writeRESPNull()
             out.writeRESPBulk("no entry in this scope")
+        }
+    }
+
+    /// WHY's text for an outcome (as SEM.GET ... WHY words it).
+    static func why(_ outcome: SemanticNamespace.Outcome) -> String {
+        switch outcome {
+        case .hit: return "hit"
+        case .trap(_, let reason): return "trap: " + reason
+        case .below(_, let minScore): return "below minscore \(minScore)"
+        case .miss: return "no entry in this scope"
         }
     }
 

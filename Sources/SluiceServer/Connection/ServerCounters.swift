@@ -19,6 +19,8 @@ public final class ServerCounters: Sendable {
     /// Monotonic second of the last "failed AUTH" log line (one per second at most).
     public let authLoggedSecond = Atomic<Int64>(-1)
     let nextClientID = Atomic<Int>(1)
+    /// LLM.GET / LLM.SET.
+    public let llm = LLMCounters()
 
     public init() {}
 

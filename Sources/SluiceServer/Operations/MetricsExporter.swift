@@ -87,6 +87,11 @@ public final class MetricsExporter: Sendable {
             m.counter("sluice_protocol_errors_total", [], counters.protocolErrors.load(ordering: .relaxed))
             m.counter("sluice_requests_rejected_total", [], counters.rejectedRequests.load(ordering: .relaxed))
             m.counter("sluice_auth_failures_total", [], counters.authFailures.load(ordering: .relaxed))
+            // LLM.GET by the layer that answered, and what LLM.* wrote.
+            for (_, layer, value) in counters.llm.lookups { m.counter("sluice_llm_lookups_total", [("layer", layer)], value) }
+            m.counter("sluice_llm_backfills_total", [], counters.llm.backfills.load(ordering: .relaxed))
+            m.counter("sluice_llm_backfills_retired_total", [], counters.llm.backfillsRetired.load(ordering: .relaxed))
+            m.counter("sluice_llm_sets_total", [], counters.llm.sets.load(ordering: .relaxed))
 
             // The exact cache: L1, and L2 (SQLite or Redis).
             let c = cache.keyspace.counters, l1 = cache.keyspace.l1

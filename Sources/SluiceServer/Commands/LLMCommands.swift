@@ -1,0 +1,273 @@
+import NIOCore
+import SluiceBackends
+import SluiceDomain
+import SluiceProtocol
+
+/// LLM.GET / LLM.SET: one lookup through every layer, and one store into all of them.
+///
+/// LLM.GET asks the exact cache (L1, then L2) for the question's key (``LLMEntry/key``), then
+/// the semantic layer with its verifier; a semantic hit is written back to the exact layers
+/// for this prompt (so the next identical question is an L1 hit), and that copy remembers which
+/// entry answered at what score: once the entry would no longer answer so (a bad verdict raised
+/// its threshold, a newer answer replaced it), the copy is retired on its next read. On a full
+/// miss the caller may take the question's one lease (as CACHE.GET ... LEASE), and with STALE an
+/// answer expired within the window is served last of all.
+///
+/// LLM.SET writes the exact entry (fulfilling the lease) and then the semantic one; if the
+/// semantic write fails the exact one is deleted again: both or neither.
+struct LLMCommands: CommandGroup {
+    let cache: any ExactCache
+    let semantic: any SemanticStore
+    let embedder: TokenEmbedder?
+    let maxLease: Int64
+    let counters: LLMCounters
+
+    /// What LLM.GET found.
+    enum Lookup: Sendable {
+        case hit(answer: ByteBuffer, layer: StaticString, score: Double, matched: String, createdAt: Int64, lease: UInt64?, why: String)
+        case miss(lease: UInt64?, why: String)
+        case failed(String)
+    }
+
+    struct Request: Sendable {
+        var ns: String, prompt: String, scope: String, key: ByteBuffer
+        var minScore: Float?, lease: Int64, stale: Int64
+        var time: Timestamp
+    }
+
+    var commands: [Command] {
+        let group = self
+        return [
+            Command("llm.get", arity: -3, summary: "LLM.GET ns prompt [SCOPE s] [MINSCORE x] [LEASE ms] [STALE ms] [WHY]: [answer|nil, layer (l1|l2|semantic|stale|miss), score|nil, matched_prompt|nil, age_ms|nil, lease_token|nil] (+ why)") { ctx, out throws(CommandError) in
+                let ns = try ctx.nextName("namespace").text, prompt = try ctx.next().text
+                guard prompt.utf8.count <= SemanticCommands.maxPromptBytes else {
+                    throw CommandError("the prompt is longer than \(SemanticCommands.maxPromptBytes) bytes")
+                }
+                var scope = "", minScore: Float?, lease: Int64 = 0, stale: Int64 = 0, why = false
+                while ctx.hasMore {
+                    let option = try ctx.next()
+                    if option.isKeyword("WHY") {
+                        why = true
+                        continue
+                    }
+                    guard ctx.hasMore else { throw CommandError.syntax }
+                    if option.isKeyword("SCOPE") {
+                        scope = try ctx.nextName("scope").text
+                    } else if option.isKeyword("MINSCORE") {
+                        minScore = try SemanticCommands.score(try ctx.next())
+                    } else if option.isKeyword("LEASE") {
+                        let ms = try ctx.nextInteger()
+                        guard ms > 0, Int64(ms) <= group.maxLease else { throw CommandError("LEASE must be between 1 and \(group.maxLease) ms") }
+                        lease = Int64(ms)
+                    } else if option.isKeyword("STALE") {
+                        let ms = try ctx.nextInteger()
+                        guard ms >= 0, Int64(ms) <= RichCacheCommands.maxStale else {
+                            throw CommandError("STALE must be between 0 and \(RichCacheCommands.maxStale) ms")
+                        }
+                        stale = Int64(ms)
+                    } else {
+                        throw CommandError.syntax
+                    }
+                }
+                let request = Request(ns: ns, prompt: prompt, scope: scope, key: LLMEntry.key(namespace: ns, scope: scope, prompt: prompt),
+                                      minScore: minScore, lease: lease, stale: stale, time: ctx.time)
+                let now = ctx.now, explain = why
+                return ctx.reply(group.lookup(request, on: ctx.eventLoop), into: &out) { found, out in
+                    Self.write(found, now: now, why: explain, into: &out)
+                }
+            },
+            Command("llm.set", arity: -4, summary: "LLM.SET ns prompt answer [PX ms | EX s] [SCOPE s] [TOKENS n] [COST c] [TAG t] [LEASE token]: +OK (exact and semantic layers, or neither)") { ctx, out throws(CommandError) in
+                let ns = try ctx.nextName("namespace").text, prompt = try ctx.next().text
+                let answer = ByteBuffer.owned(try ctx.next())
+                var scope = "", expiresAt: Int64 = 0, worth = AnswerWorth.none, condition = WriteCondition.always
+                while ctx.hasMore {
+                    let option = try ctx.next()
+                    guard ctx.hasMore else { throw CommandError.syntax }
+                    if option.isKeyword("PX") || option.isKeyword("EX") {
+                        guard expiresAt == 0 else { throw CommandError.syntax }
+                        expiresAt = try ExactCacheCommands.expiry(try ctx.nextInteger(), unitMilliseconds: option.isKeyword("EX") ? 1000 : 1,
+                                                                  now: ctx.now, command: "llm.set")
+                    } else if option.isKeyword("SCOPE") {
+                        scope = try ctx.nextName("scope").text
+                    } else if option.isKeyword("TOKENS") {
+                        worth.tokens = try RichCacheCommands.tokens(ctx.nextInteger())
+                    } else if option.isKeyword("COST") {
+                        worth.cost = try RichCacheCommands.cost(ctx.next())
+                    } else if option.isKeyword("TAG") {
+                        worth.tag = SavingsTags.shared.id(for: try RichCacheCommands.tag(ctx.next()))
+                    } else if option.isKeyword("LEASE") {
+                        guard let token = UInt64(try ctx.next().text) else { throw CommandError("LEASE token is not valid") }
+                        condition = .leaseHolder(token)
+                    } else {
+                        throw CommandError.syntax
+                    }
+                }
+                // Embedded before anything is written: a prompt that cannot be embedded stores nothing.
+                var options = SemanticCommands.Options()
+                options.scope = scope
+                let (vector, version) = try options.vector(for: prompt, group.embedder)
+                let write = SemanticWrite(namespace: ns, scope: scope, prompt: prompt, response: answer, embedder: version, vector: vector,
+                                          createdAt: ctx.now, expiresAt: expiresAt, worth: worth)
+                let key = LLMEntry.key(namespace: ns, scope: scope, prompt: prompt)
+                let meta = EntryMeta(createdAt: ctx.now, expiresAt: expiresAt, tokens: worth.tokens, cost: worth.cost, tag: worth.tag)
+                return ctx.reply(group.store(key, LLMEntry(answer: answer).encoded(), meta: meta, condition: condition, semantic: write,
+                                             time: ctx.time, on: ctx.eventLoop), into: &out) { result, out in
+                    switch result {
+                    case .success: out.writeRESPOK()
+                    case .failure(let error): out.writeRESPError(error.line)
+                    }
+                }
+            },
+        ]
+    }
+
+    // MARK: LLM.GET
+
+    func lookup(_ r: Request, on eventLoop: any EventLoop) -> Deferred<Lookup> {
+        cache.read(r.key, lease: r.lease, now: r.time, on: eventLoop).flatMap { [self] read -> Deferred<Lookup> in
+            switch read {
+            case .miss(let token):
+                return afterExactMiss(r, lease: token, on: eventLoop)
+            case .hit(_, let meta, _) where meta.kind != .string:
+                return .ready(.failed(KeyOperationReply.wrongTypeLine))
+            case .hit(let value, let meta, let layer):
+                let entry = LLMEntry.decode(value.bytes)
+                guard let source = entry.source else {
+                    count(layer)
+                    return .ready(.hit(answer: entry.answer, layer: layer == .l1 ? "l1" : layer == .l2 ? "l2" : "stale", score: 1,
+                                       matched: r.prompt, createdAt: meta.createdAt, lease: nil, why: "exact"))
+                }
+                guard semantic.stillAnswers(namespace: r.ns, scope: r.scope, prompt: source.prompt, createdAt: source.createdAt,
+                                            score: source.score, now: r.time.wall) else {
+                    // Its entry no longer answers so: retire the copy, and look again below it.
+                    counters.backfillsRetired.add(1, ordering: .relaxed)
+                    return cache.delete([r.key], now: r.time, on: eventLoop).flatMap { [self] _ in
+                        let again = r.lease > 0 ? cache.read(r.key, lease: r.lease, now: r.time, on: eventLoop) : .ready(CacheRead.miss(lease: nil))
+                        return again.flatMap { [self] read in
+                            guard case .miss(let token) = read else { return lookup(Request(ns: r.ns, prompt: r.prompt, scope: r.scope, key: r.key, minScore: r.minScore, lease: 0, stale: r.stale, time: r.time), on: eventLoop) }
+                            return afterExactMiss(r, lease: token, on: eventLoop)
+                        }
+                    }
+                }
+                count(layer)
+                return .ready(.hit(answer: entry.answer, layer: layer == .l1 ? "l1" : layer == .l2 ? "l2" : "stale", score: Double(source.score),
+                                   matched: source.prompt, createdAt: meta.createdAt, lease: nil, why: "hit"))
+            }
+        }
+    }
+
+    func count(_ layer: CacheLayer) {
+        switch layer {
+        case .l1: counters.l1Hits.add(1, ordering: .relaxed)
+        case .l2: counters.l2Hits.add(1, ordering: .relaxed)
+        case .stale: counters.staleHits.add(1, ordering: .relaxed)
+        }
+    }
+
+    /// The exact layers missed (`lease`: the token this caller was granted, if it asked and got one).
+    func afterExactMiss(_ r: Request, lease: UInt64?, on eventLoop: any EventLoop) -> Deferred<Lookup> {
+        guard let embedder, let vector = embedder.embed(r.prompt) else {
+            // Nothing to search by (no words, or no embedder): the exact layers' answer stands.
+            return staleOrMiss(r, lease: lease, why: "no entry in this scope", on: eventLoop)
+        }
+        let query = SemanticQuery(namespace: r.ns, prompt: r.prompt, scope: r.scope, minScore: r.minScore, embedder: embedder.version, vector: vector)
+        return semantic.get(query, now: r.time.wall, on: eventLoop).flatMap { [self] result -> Deferred<Lookup> in
+            let outcome: SemanticNamespace.Outcome
+            switch result {
+            case .failure(let failure):
+                var out = RESPWriter()
+                SemanticCommands.writeFailure(r.ns, Result<Void, SemanticFailure>.failure(failure), &out)
+                return .ready(.failed(String(buffer: out.buffer).dropFirst().trimmingCharacters(in: .newlines)))
+            case .success(let o): outcome = o
+            }
+            guard case .hit(let m) = outcome else {
+                return staleOrMiss(r, lease: lease, why: SemanticCommands.why(outcome), on: eventLoop)
+            }
+            counters.semanticHits.add(1, ordering: .relaxed)
+            let hit = Lookup.hit(answer: m.entry.response, layer: "semantic", score: Double(m.score), matched: m.entry.prompt,
+                                 createdAt: m.entry.createdAt, lease: nil, why: "hit")
+            // Another caller holds the question's lease: its LLM.SET will store the answer.
+            if r.lease > 0 && lease == nil { return .ready(hit) }
+            let copy = LLMEntry(answer: m.entry.response, source: LLMEntry.Source(prompt: m.entry.prompt, createdAt: m.entry.createdAt, score: m.score))
+            let meta = EntryMeta(createdAt: m.entry.createdAt, expiresAt: m.entry.expiresAt, tokens: m.entry.worth.tokens, cost: m.entry.worth.cost,
+                                 tag: m.entry.worth.tag)
+            counters.backfills.add(1, ordering: .relaxed)
+            // Answered once the copy is written (the next identical question finds it), whatever became of it.
+            return cache.write(r.key, value: copy.encoded(), meta: meta, condition: lease.map { .leaseHolder($0) } ?? .always,
+                               now: r.time, on: eventLoop).map { _ in hit }
+        }
+    }
+
+    /// Nothing fresh anywhere: an answer expired within STALE, else a miss (with the lease).
+    func staleOrMiss(_ r: Request, lease: UInt64?, why: String, on eventLoop: any EventLoop) -> Deferred<Lookup> {
+        guard r.stale > 0 else {
+            counters.misses.add(1, ordering: .relaxed)
+            return .ready(.miss(lease: lease, why: why))
+        }
+        return cache.read(r.key, lease: 0, stale: r.stale, now: r.time, on: eventLoop).map { [counters] read in
+            guard case .hit(let value, let meta, let layer) = read, meta.kind == .string else {
+                counters.misses.add(1, ordering: .relaxed)
+                return .miss(lease: lease, why: why)
+            }
+            let entry = LLMEntry.decode(value.bytes)
+            if layer == .stale { counters.staleHits.add(1, ordering: .relaxed) } else { counters.l2Hits.add(1, ordering: .relaxed) }
+            return .hit(answer: entry.answer, layer: layer == .stale ? "stale" : layer == .l1 ? "l1" : "l2", score: Double(entry.source?.score ?? 1),
+                        matched: entry.source?.prompt ?? r.prompt, createdAt: meta.createdAt, lease: lease, why: layer == .stale ? "stale" : "exact")
+        }
+    }
+
+    static func write(_ found: Lookup, now: Int64, why: Bool, into out: inout RESPWriter) {
+        switch found {
+        case .failed(let line):
+            out.writeRESPError(line)
+        case .hit(let answer, let layer, let score, let matched, let createdAt, let lease, let reason):
+            out.writeRESPArrayHeader(why ? 7 : 6)
+            out.writeRESPBulk(answer)
+            out.writeRESPBulk(bytes: UnsafeRawBufferPointer(start: layer.utf8Start, count: layer.utf8CodeUnitCount))
+            out.writeRESPDouble(score)
+            out.writeRESPBulk(matched)
+            out.writeRESPInteger(Int(max(now.subtractingSaturating(createdAt), 0)))
+            if let lease { out.writeRESPBulk(String(lease)) } else { out.writeRESPNull() }
+            if why { out.writeRESPBulk(reason) }
+        case .miss(let lease, let reason):
+            out.writeRESPArrayHeader(why ? 7 : 6)
+            out.writeRESPNull()
+            out.writeRESPBulk("miss")
+            out.writeRESPNull()
+            out.writeRESPNull()
+            out.writeRESPNull()
+            if let lease { out.writeRESPBulk(String(lease)) } else { out.writeRESPNull() }
+            if why { out.writeRESPBulk(reason) }
+        }
+    }
+
+    // MARK: LLM.SET
+
+    /// The exact entry (its lease decides), then the semantic one; the exact one deleted again
+    /// if the semantic write fails.
+    func store(_ key: ByteBuffer, _ value: ByteBuffer, meta: EntryMeta, condition: WriteCondition, semantic entry: SemanticWrite,
+               time: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Void, CommandError>> {
+        cache.write(key, value: value, meta: meta, condition: condition, now: time, on: eventLoop).flatMap { [self] written in
+            switch written {
+            case .leaseRefused: return .ready(.failure(RichCacheCommands.leaseRefused))
+            case .notStored: return .ready(.failure(CommandError("the exact layer did not store the answer")))
+            case .failed(let failure): return .ready(.failure(CommandError.notStored(failure)))
+            case .stored: break
+            }
+            return semantic.set(entry, on: eventLoop).flatMap { [self] result in
+                switch result {
+                case .success:
+                    counters.sets.add(1, ordering: .relaxed)
+                    return .ready(.success(()))
+                case .failure(let failure):
+                    var out = RESPWriter()
+                    SemanticCommands.writeFailure(entry.namespace, Result<Void, SemanticFailure>.failure(failure), &out)
+                    let why = String(buffer: out.buffer).dropFirst().trimmingCharacters(in: .newlines)
+                    return cache.delete([key], now: time, on: eventLoop).map { _ in
+                        .failure(CommandError(line: why + " (LLM.SET stored neither layer)"))
+                    }
+                }
+            }
+        }
+    }
+}

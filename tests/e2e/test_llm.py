@@ -1,0 +1,126 @@
+"""LLM.GET / LLM.SET: one lookup through L1, L2 and the semantic layer, with backfill, one lease
+per question, and one store into every layer — embedded and shared."""
+import threading
+
+import pytest
+import redis
+
+from conftest import as_dict, run_together, wait_for
+
+Q = "How do I reset my password?"
+PARAPHRASE = "How can I reset my password?"
+OTHER_PARAPHRASE = "How do I reset the password?"
+TRAP = "How do I reset my username?"
+
+
+def llm_get(c, prompt, *options, ns="faq"):
+    reply = c.execute_command("LLM.GET", ns, prompt, *options)
+    answer, layer, score, matched, age, lease = reply[:6]
+    return {"answer": answer, "layer": layer.decode(), "score": score, "matched": matched, "age": age, "lease": lease,
+            "why": reply[6].decode() if len(reply) > 6 else None}
+
+
+def test_each_layer_answers_in_turn_and_a_semantic_hit_is_written_back(make_sluice):
+    node = make_sluice().start()
+    c = node.client()
+    miss = llm_get(c, Q, "WHY")
+    assert miss["answer"] is None and miss["layer"] == "miss" and miss["why"] == "no entry in this scope"
+    assert c.execute_command("LLM.SET", "faq", Q, "Use the reset link.", "TOKENS", "50", "COST", "0.01") == b"OK"
+    assert llm_get(c, Q)["layer"] == "l1"
+    # The semantic layer answers a paraphrase, and writes it back: the same paraphrase again is an L1 hit.
+    first = llm_get(c, PARAPHRASE)
+    assert (first["answer"], first["layer"], first["matched"]) == (b"Use the reset link.", "semantic", Q.encode())
+    again = llm_get(c, PARAPHRASE)
+    assert (again["answer"], again["layer"]) == (b"Use the reset link.", "l1")
+    assert float(again["score"]) == pytest.approx(float(first["score"]))
+    # A trap is refused, and says why.
+    trap = llm_get(c, TRAP, "WHY")
+    assert trap["answer"] is None and trap["layer"] == "miss" and trap["why"].startswith("trap:")
+    # After a restart L1 is empty: the stored answer comes from the file, at l2.
+    node.stop()
+    node.start()
+    c = node.client()
+    assert llm_get(c, Q)["layer"] == "l2"
+    assert llm_get(c, Q)["layer"] == "l1"
+    assert llm_get(c, PARAPHRASE)["layer"] in ("l2", "l1")
+    stats = as_dict(c.execute_command("STATS"))
+    assert stats[b"llm_hits_l2"] >= 1 and stats[b"llm_hits_l1"] >= 1 and stats[b"llm_misses"] == 0
+
+
+def test_fifty_concurrent_misses_get_one_lease(make_sluice):
+    node = make_sluice().start()
+
+    def ask(_):
+        return llm_get(node.client(), "What is the capital of Australia?", "LEASE", "10000")["lease"]
+
+    leases = [t for t in run_together(50, ask) if t is not None]
+    assert len(leases) == 1
+    c = node.client()
+    # A wrong token is refused and stores nothing; the holder's stores and ends the lease.
+    with pytest.raises(redis.ResponseError, match="lease token"):
+        c.execute_command("LLM.SET", "faq", "What is the capital of Australia?", "Sydney", "LEASE", "12345")
+    assert llm_get(c, "What is the capital of Australia?")["layer"] == "miss"
+    assert c.execute_command("LLM.SET", "faq", "What is the capital of Australia?", "Canberra", "LEASE", leases[0]) == b"OK"
+    assert llm_get(c, "What is the capital of Australia?")["answer"] == b"Canberra"
+
+
+def test_a_bad_verdict_retires_the_written_back_copies(make_sluice):
+    c = make_sluice().start().client()
+    c.execute_command("LLM.SET", "faq", Q, "Use the reset link.")
+    a = llm_get(c, PARAPHRASE)
+    b = llm_get(c, OTHER_PARAPHRASE)
+    assert a["layer"] == b["layer"] == "semantic"
+    assert llm_get(c, PARAPHRASE)["layer"] == "l1" and llm_get(c, OTHER_PARAPHRASE)["layer"] == "l1"
+    verdict = c.execute_command("SEM.FEEDBACK", "faq", PARAPHRASE, "bad")
+    threshold = float(verdict[2])
+    # The judged prompt's copy is gone at once; it is not answered from the entry any more.
+    after = llm_get(c, PARAPHRASE, "WHY")
+    assert after["layer"] == "miss", after
+    # The other paraphrase's copy stands only if the entry would still answer it.
+    other = llm_get(c, OTHER_PARAPHRASE, "WHY")
+    if float(b["score"]) < threshold:
+        assert other["layer"] == "miss"
+        assert as_dict(c.execute_command("STATS"))[b"llm_backfills_retired"] >= 1
+    else:
+        assert other["layer"] == "l1"
+    # A newer answer for the entry's prompt retires copies of the old one.
+    c.execute_command("LLM.SET", "faq", Q, "Use the new reset page.")
+    for prompt in (OTHER_PARAPHRASE,):
+        got = llm_get(c, prompt)
+        assert got["answer"] in (None, b"Use the new reset page.")
+
+
+def test_stale_answers_come_last(make_sluice):
+    c = make_sluice("--max-stale", "60000").start().client()
+    c.execute_command("LLM.SET", "weather", "Weather in Paris?", "Sunny", "PX", "50")
+    assert wait_for(lambda: llm_get(c, "Weather in Paris?", ns="weather")["layer"] == "miss", 2) is not None
+    stale = llm_get(c, "Weather in Paris?", "STALE", "60000", ns="weather")
+    assert (stale["answer"], stale["layer"]) == (b"Sunny", "stale")
+
+
+def test_errors(make_sluice):
+    c = make_sluice().start().client()
+    for args, message in ((["LLM.GET", "ns", "p", "LEASE", "0"], "LEASE must be"), (["LLM.GET", "ns", "p", "MINSCORE", "2"], "MINSCORE"),
+                          (["LLM.GET", "ns", "p", "BOGUS", "1"], "syntax"), (["LLM.SET", "ns", "p", "a", "LEASE", "x"], "LEASE token"),
+                          (["LLM.SET", "ns", "p", "a", "PX", "0"], "invalid expire")):
+        with pytest.raises(redis.ResponseError, match=message):
+            c.execute_command(*args)
+
+
+def test_shared_mode_across_two_instances(make_sluice, redis_server):
+    a = make_sluice("--redis", redis_server.url).start()
+    b = make_sluice("--redis", redis_server.url).start()
+    ca, cb = a.client(), b.client()
+    for c in (ca, cb):
+        assert wait_for(lambda c=c: as_dict(c.execute_command("STATS")).get(b"l2_redis_subscribed") == 1, 5) is not None
+    assert ca.execute_command("LLM.SET", "faq", Q, "Use the reset link.") == b"OK"
+    assert llm_get(cb, Q)["layer"] == "l2"
+    # B's index follows the shared stream; then a paraphrase hits there and is written back for everyone.
+    assert wait_for(lambda: llm_get(cb, PARAPHRASE)["layer"] == "semantic", 5) is not None
+    assert llm_get(ca, PARAPHRASE)["layer"] == "l2"
+
+    # One lease across both instances.
+    def ask(i):
+        return llm_get((ca, cb)[i % 2], "Shared question?", "LEASE", "10000")["lease"]
+
+    assert len([t for t in run_together(20, ask) if t is not None]) == 1
