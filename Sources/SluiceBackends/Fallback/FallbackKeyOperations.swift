@@ -4,7 +4,8 @@ import SluiceDomain
 /// The Redis-down policy of ``KeyOperations``, around ``RedisKeyOperations``: while Redis cannot
 /// answer, nothing is decided locally — a counter or a hash changed on one instance only would
 /// disagree with the others when Redis is back — so the client gets `-TRYAGAIN` (or the error
-/// Redis gave) and may retry. The local L1 copy of a touched key is already gone.
+/// Redis gave) and may retry. The local L1 copy of a touched key is already gone. A hash read
+/// is a miss, as a GET is (a cache library then recomputes rather than fails).
 public final class FallbackKeyOperations: KeyOperations {
     public let primary: any KeyOperations
     let policy: RedisDownPolicy
@@ -25,7 +26,7 @@ public final class FallbackKeyOperations: KeyOperations {
     }
 
     public func hashFields(_ key: ByteBuffer, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<HashRead, StoreFailure>> {
-        guarded(primary.hashFields(key, now: now, on: eventLoop), on: eventLoop)
+        policy.recover(primary.hashFields(key, now: now, on: eventLoop), .cache, on: eventLoop) { _ in .ready(.success(.absent)) }
     }
 
     public func kind(_ key: ByteBuffer, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<EntryKind?, StoreFailure>> {

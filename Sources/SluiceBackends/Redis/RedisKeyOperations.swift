@@ -32,7 +32,7 @@ public final class RedisKeyOperations: KeyOperations {
         static let getdel = ByteBuffer(string: "GETDEL"), getex = ByteBuffer(string: "GETEX"), set = ByteBuffer(string: "SET")
         static let pxat = ByteBuffer(string: "PXAT"), persist = ByteBuffer(string: "PERSIST"), keepttl = ByteBuffer(string: "KEEPTTL")
         static let nx = ByteBuffer(string: "NX"), xx = ByteBuffer(string: "XX"), gt = ByteBuffer(string: "GT"), lt = ByteBuffer(string: "LT")
-        static let get = ByteBuffer(string: "GET"), pexpireat = ByteBuffer(string: "PEXPIREAT"), del = ByteBuffer(string: "DEL")
+        static let get = ByteBuffer(string: "GET"), pexpire = ByteBuffer(string: "PEXPIRE"), del = ByteBuffer(string: "DEL")
         static let hset = ByteBuffer(string: "HSET"), hsetnx = ByteBuffer(string: "HSETNX"), hdel = ByteBuffer(string: "HDEL")
         static let hgetall = ByteBuffer(string: "HGETALL"), type = ByteBuffer(string: "TYPE"), scan = ByteBuffer(string: "SCAN")
         static let match = ByteBuffer(string: "MATCH"), count = ByteBuffer(string: "COUNT"), pattern = ByteBuffer(string: RedisExactCache.keyPrefix + "*")
@@ -81,7 +81,9 @@ public final class RedisKeyOperations: KeyOperations {
             if returnOld { args.append(Word.get) }
             sent = client.send(args, on: eventLoop)
         case .expire(let at, let condition):
-            var args = [Word.pexpireat, main, ByteBuffer(string: String(at))]
+            // Relative, so that Redis's clock, not this instance's, starts the count (a
+            // skewed instance would otherwise move every TTL it sets).
+            var args = [Word.pexpire, main, ByteBuffer(string: String(at.subtractingSaturating(now.wall)))]
             switch condition {
             case .always: break
             case .ifNone: args.append(Word.nx)
