@@ -37,5 +37,5 @@ echo "== mypy --strict src/sluice"
 echo "== mypy --strict examples"
 "$py" -m mypy --strict "$repo/examples/fake_upstream.py" "$repo/examples/agent_server.py"
 echo "== pytest (SLUICE_BIN=${SLUICE_BIN:-unset})"
-# The suite takes about half a minute; the bound only stops a hang from eating CI's time.
+# The suite takes about 40 seconds; the bound only stops a hang from eating CI's time.
 exec timeout --kill-after=10 600 "$py" -m pytest -q tests "$@"

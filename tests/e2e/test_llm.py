@@ -124,3 +124,12 @@ def test_shared_mode_across_two_instances(make_sluice, redis_server):
         return llm_get((ca, cb)[i % 2], "Shared question?", "LEASE", "10000")["lease"]
 
     assert len([t for t in run_together(20, ask) if t is not None]) == 1
+
+
+def test_a_prompt_the_semantic_layer_cannot_index_lives_in_the_exact_layers(make_sluice):
+    c = make_sluice().start().client()
+    for prompt in ("???", "x" * 70_000):
+        first = llm_get(c, prompt, "LEASE", "5000", "WHY")
+        assert first["layer"] == "miss" and first["lease"] is not None
+        assert c.execute_command("LLM.SET", "faq", prompt, "an answer", "LEASE", first["lease"]) == b"OK"
+        assert llm_get(c, prompt)["layer"] == "l1"

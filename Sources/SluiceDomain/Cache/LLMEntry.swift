@@ -38,19 +38,50 @@ public struct LLMEntry: Sendable, Equatable {
     static let magic: [UInt8] = Array("SLM1".utf8)
 
     public static func key(namespace: String, scope: String, prompt: String) -> ByteBuffer {
+        key(namespace: ByteBuffer(string: namespace), scope: ByteBuffer(string: scope), prompt: ByteBuffer(string: prompt))
+    }
+
+    /// The key from the request's own bytes (no String on LLM.GET's hit path).
+    @inlinable
+    public static func key(namespace: ByteBuffer, scope: ByteBuffer, prompt: ByteBuffer) -> ByteBuffer {
         var b = ByteBuffer()
-        b.reserveCapacity(16 + namespace.utf8.count + scope.utf8.count + prompt.utf8.count)
+        b.reserveCapacity(16 + namespace.readableBytes + scope.readableBytes + prompt.readableBytes)
         b.writeStaticString("llm:")
-        b.writeString(String(namespace.utf8.count))
-        b.writeStaticString(":")
-        b.writeString(namespace)
-        b.writeStaticString(":")
-        b.writeString(String(scope.utf8.count))
-        b.writeStaticString(":")
-        b.writeString(scope)
-        b.writeStaticString(":")
-        b.writeString(prompt)
+        writeLength(namespace.readableBytes, into: &b)
+        b.writeImmutableBuffer(namespace)
+        b.writeInteger(UInt8(ascii: ":"))
+        writeLength(scope.readableBytes, into: &b)
+        b.writeImmutableBuffer(scope)
+        b.writeInteger(UInt8(ascii: ":"))
+        b.writeImmutableBuffer(prompt)
         return b
+    }
+
+    /// `n:` in ASCII decimal.
+    @inlinable
+    static func writeLength(_ n: Int, into b: inout ByteBuffer) {
+        var divisor = 1
+        while divisor <= n / 10 { divisor *= 10 }
+        var rest = n
+        repeat {
+            b.writeInteger(UInt8(truncatingIfNeeded: rest / divisor) &+ 0x30)
+            rest %= divisor
+            divisor /= 10
+        } while divisor > 0
+        b.writeInteger(UInt8(ascii: ":"))
+    }
+
+    /// Where the answer starts in an entry stored by LLM.SET (or in a value something else
+    /// wrote: 0); nil for a written-back copy, whose source must be checked first.
+    @inlinable
+    public static func directAnswerOffset(_ bytes: ArraySlice<UInt8>) -> Int? {
+        let i = bytes.startIndex
+        guard bytes.count >= 5, bytes[i] == 0x53, bytes[i + 1] == 0x4C, bytes[i + 2] == 0x4D, bytes[i + 3] == 0x31 else { return 0 }
+        switch bytes[i + 4] {
+        case 0: return 5
+        case 1: return nil
+        default: return 0
+        }
     }
 
     public func encoded() -> ByteBuffer {
@@ -77,7 +108,8 @@ public struct LLMEntry: Sendable, Equatable {
         guard let head = b.readBytes(length: 4), head == magic, let origin = b.readInteger(as: UInt8.self) else {
             return LLMEntry(answer: ByteBuffer(bytes: bytes))
         }
-        guard origin == 1 else { return LLMEntry(answer: b) }
+        if origin == 0 { return LLMEntry(answer: b) }
+        guard origin == 1 else { return LLMEntry(answer: ByteBuffer(bytes: bytes)) }
         guard let bits = b.readInteger(as: UInt32.self), let createdAt = b.readInteger(as: Int64.self),
               let length = b.readInteger(as: UInt32.self), let prompt = b.readString(length: Int(length)) else {
             return LLMEntry(answer: ByteBuffer(bytes: bytes))

@@ -39,11 +39,8 @@ struct LLMCommands: CommandGroup {
         let group = self
         return [
             Command("llm.get", arity: -3, summary: "LLM.GET ns prompt [SCOPE s] [MINSCORE x] [LEASE ms] [STALE ms] [WHY]: [answer|nil, layer (l1|l2|semantic|stale|miss), score|nil, matched_prompt|nil, age_ms|nil, lease_token|nil] (+ why)") { ctx, out throws(CommandError) in
-                let ns = try ctx.nextName("namespace").text, prompt = try ctx.next().text
-                guard prompt.utf8.count <= SemanticCommands.maxPromptBytes else {
-                    throw CommandError("the prompt is longer than \(SemanticCommands.maxPromptBytes) bytes")
-                }
-                var scope = "", minScore: Float?, lease: Int64 = 0, stale: Int64 = 0, why = false
+                let ns = try ctx.nextName("namespace"), prompt = try ctx.next()
+                var scope = ByteBuffer(), minScore: Float?, lease: Int64 = 0, stale: Int64 = 0, why = false
                 while ctx.hasMore {
                     let option = try ctx.next()
                     if option.isKeyword("WHY") {
@@ -52,7 +49,7 @@ struct LLMCommands: CommandGroup {
                     }
                     guard ctx.hasMore else { throw CommandError.syntax }
                     if option.isKeyword("SCOPE") {
-                        scope = try ctx.nextName("scope").text
+                        scope = try ctx.nextName("scope")
                     } else if option.isKeyword("MINSCORE") {
                         minScore = try SemanticCommands.score(try ctx.next())
                     } else if option.isKeyword("LEASE") {
@@ -69,10 +66,21 @@ struct LLMCommands: CommandGroup {
                         throw CommandError.syntax
                     }
                 }
-                let request = Request(ns: ns, prompt: prompt, scope: scope, key: LLMEntry.key(namespace: ns, scope: scope, prompt: prompt),
+                let key = LLMEntry.key(namespace: ns, scope: scope, prompt: prompt)
+                let first = group.cache.read(key, lease: lease, now: ctx.time, on: ctx.eventLoop)
+                // The hot path — an answer LLM.SET stored for this very prompt, in L1 — is written
+                // straight from the entry's bytes, as CACHE.GET's hit is: no String, no copy.
+                if case .ready(.hit(let value, let meta, let layer)) = first, meta.kind == .string, layer != .stale,
+                   let offset = LLMEntry.directAnswerOffset(value.bytes) {
+                    group.count(layer)
+                    Self.writeHit(value.bytes.dropFirst(offset), layer: layer == .l1 ? "l1" : "l2", score: 1, matched: prompt.readableBytesView,
+                                  age: ctx.now.subtractingSaturating(meta.createdAt), lease: nil, why: why ? "exact" : nil, into: &out)
+                    return .done
+                }
+                let request = Request(ns: ns.text, prompt: prompt.text, scope: scope.text, key: key,
                                       minScore: minScore, lease: lease, stale: stale, time: ctx.time)
                 let now = ctx.now, explain = why
-                return ctx.reply(group.lookup(request, on: ctx.eventLoop), into: &out) { found, out in
+                return ctx.reply(group.lookup(request, first: first, on: ctx.eventLoop), into: &out) { found, out in
                     Self.write(found, now: now, why: explain, into: &out)
                 }
             },
@@ -102,12 +110,13 @@ struct LLMCommands: CommandGroup {
                         throw CommandError.syntax
                     }
                 }
-                // Embedded before anything is written: a prompt that cannot be embedded stores nothing.
-                var options = SemanticCommands.Options()
-                options.scope = scope
-                let (vector, version) = try options.vector(for: prompt, group.embedder)
-                let write = SemanticWrite(namespace: ns, scope: scope, prompt: prompt, response: answer, embedder: version, vector: vector,
-                                          createdAt: ctx.now, expiresAt: expiresAt, worth: worth)
+                // Embedded before anything is written. A prompt the semantic layer cannot index (no
+                // words, longer than it takes, no embedder) is stored in the exact layers alone —
+                // LLM.GET skips the semantic layer for it too.
+                let write = group.embeddable(prompt).map { vector, version in
+                    SemanticWrite(namespace: ns, scope: scope, prompt: prompt, response: answer, embedder: version, vector: vector,
+                                  createdAt: ctx.now, expiresAt: expiresAt, worth: worth)
+                }
                 let key = LLMEntry.key(namespace: ns, scope: scope, prompt: prompt)
                 let meta = EntryMeta(createdAt: ctx.now, expiresAt: expiresAt, tokens: worth.tokens, cost: worth.cost, tag: worth.tag)
                 return ctx.reply(group.store(key, LLMEntry(answer: answer).encoded(), meta: meta, condition: condition, semantic: write,
@@ -124,7 +133,12 @@ struct LLMCommands: CommandGroup {
     // MARK: LLM.GET
 
     func lookup(_ r: Request, on eventLoop: any EventLoop) -> Deferred<Lookup> {
-        cache.read(r.key, lease: r.lease, now: r.time, on: eventLoop).flatMap { [self] read -> Deferred<Lookup> in
+        lookup(r, first: cache.read(r.key, lease: r.lease, now: r.time, on: eventLoop), on: eventLoop)
+    }
+
+    /// `first`: the exact layers' answer for the question's key.
+    func lookup(_ r: Request, first: Deferred<CacheRead>, on eventLoop: any EventLoop) -> Deferred<Lookup> {
+        first.flatMap { [self] read -> Deferred<Lookup> in
             switch read {
             case .miss(let token):
                 return afterExactMiss(r, lease: token, on: eventLoop)
@@ -156,6 +170,13 @@ struct LLMCommands: CommandGroup {
         }
     }
 
+    /// The built-in embedder's vector for `prompt`, or nil when the semantic layer cannot take
+    /// it (no words, longer than SEM.* takes, no embedder).
+    func embeddable(_ prompt: String) -> ([Float], String)? {
+        guard let embedder, prompt.utf8.count <= SemanticCommands.maxPromptBytes, let vector = embedder.embed(prompt) else { return nil }
+        return (vector, embedder.version)
+    }
+
     func count(_ layer: CacheLayer) {
         switch layer {
         case .l1: counters.l1Hits.add(1, ordering: .relaxed)
@@ -166,11 +187,11 @@ struct LLMCommands: CommandGroup {
 
     /// The exact layers missed (`lease`: the token this caller was granted, if it asked and got one).
     func afterExactMiss(_ r: Request, lease: UInt64?, on eventLoop: any EventLoop) -> Deferred<Lookup> {
-        guard let embedder, let vector = embedder.embed(r.prompt) else {
-            // Nothing to search by (no words, or no embedder): the exact layers' answer stands.
-            return staleOrMiss(r, lease: lease, why: "no entry in this scope", on: eventLoop)
+        guard let (vector, version) = embeddable(r.prompt) else {
+            // Nothing the semantic layer could have indexed: the exact layers' answer stands.
+            return staleOrMiss(r, lease: lease, why: "not in the exact layers; the semantic layer cannot index this prompt", on: eventLoop)
         }
-        let query = SemanticQuery(namespace: r.ns, prompt: r.prompt, scope: r.scope, minScore: r.minScore, embedder: embedder.version, vector: vector)
+        let query = SemanticQuery(namespace: r.ns, prompt: r.prompt, scope: r.scope, minScore: r.minScore, embedder: version, vector: vector)
         return semantic.get(query, now: r.time.wall, on: eventLoop).flatMap { [self] result -> Deferred<Lookup> in
             let outcome: SemanticNamespace.Outcome
             switch result {
@@ -216,19 +237,29 @@ struct LLMCommands: CommandGroup {
         }
     }
 
+    /// A hit's reply: `[answer, layer, score, matched_prompt, age_ms, lease|nil]` (+ why).
+    @inlinable
+    static func writeHit<Answer: Collection, Matched: Collection>(_ answer: Answer, layer: StaticString, score: Double, matched: Matched, age: Int64,
+                                                                  lease: UInt64?, why: String?, into out: inout RESPWriter)
+        where Answer.Element == UInt8, Matched.Element == UInt8 {
+        out.writeRESPArrayHeader(why == nil ? 6 : 7)
+        out.writeRESPBulk(bytes: answer)
+        out.writeRESPBulk(bytes: UnsafeRawBufferPointer(start: layer.utf8Start, count: layer.utf8CodeUnitCount))
+        // 1 (an exact answer) without formatting a Double, as writeRESPDouble would print it.
+        if score == 1 { out.writeStaticString(out.version == .resp3 ? ",1.0\r\n" : "$3\r\n1.0\r\n") } else { out.writeRESPDouble(score) }
+        out.writeRESPBulk(bytes: matched)
+        out.writeRESPInteger(Int(max(age, 0)))
+        if let lease { out.writeRESPBulk(String(lease)) } else { out.writeRESPNull() }
+        if let why { out.writeRESPBulk(why) }
+    }
+
     static func write(_ found: Lookup, now: Int64, why: Bool, into out: inout RESPWriter) {
         switch found {
         case .failed(let line):
             out.writeRESPError(line)
         case .hit(let answer, let layer, let score, let matched, let createdAt, let lease, let reason):
-            out.writeRESPArrayHeader(why ? 7 : 6)
-            out.writeRESPBulk(answer)
-            out.writeRESPBulk(bytes: UnsafeRawBufferPointer(start: layer.utf8Start, count: layer.utf8CodeUnitCount))
-            out.writeRESPDouble(score)
-            out.writeRESPBulk(matched)
-            out.writeRESPInteger(Int(max(now.subtractingSaturating(createdAt), 0)))
-            if let lease { out.writeRESPBulk(String(lease)) } else { out.writeRESPNull() }
-            if why { out.writeRESPBulk(reason) }
+            writeHit(answer.readableBytesView, layer: layer, score: score, matched: matched.utf8, age: now.subtractingSaturating(createdAt),
+                     lease: lease, why: why ? reason : nil, into: &out)
         case .miss(let lease, let reason):
             out.writeRESPArrayHeader(why ? 7 : 6)
             out.writeRESPNull()
@@ -245,7 +276,7 @@ struct LLMCommands: CommandGroup {
 
     /// The exact entry (its lease decides), then the semantic one; the exact one deleted again
     /// if the semantic write fails.
-    func store(_ key: ByteBuffer, _ value: ByteBuffer, meta: EntryMeta, condition: WriteCondition, semantic entry: SemanticWrite,
+    func store(_ key: ByteBuffer, _ value: ByteBuffer, meta: EntryMeta, condition: WriteCondition, semantic entry: SemanticWrite?,
                time: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Void, CommandError>> {
         cache.write(key, value: value, meta: meta, condition: condition, now: time, on: eventLoop).flatMap { [self] written in
             switch written {
@@ -253,6 +284,10 @@ struct LLMCommands: CommandGroup {
             case .notStored: return .ready(.failure(CommandError("the exact layer did not store the answer")))
             case .failed(let failure): return .ready(.failure(CommandError.notStored(failure)))
             case .stored: break
+            }
+            guard let entry else {
+                counters.sets.add(1, ordering: .relaxed)
+                return .ready(.success(()))
             }
             return semantic.set(entry, on: eventLoop).flatMap { [self] result in
                 switch result {

@@ -82,7 +82,11 @@ class SluiceServer:
         args += ["--config", config, "--max-stale", "600000", "--threads", "2", *extra]
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        wait_listening(self.port, self.proc, "sluice", self.log)
+        try:
+            wait_listening(self.port, self.proc, "sluice", self.log)
+        except BaseException:
+            stop(self.proc)  # it may be running without listening: never leave it behind
+            raise
 
     @property
     def url(self) -> str:
@@ -108,7 +112,11 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_listening(self.port, self.proc, "redis-server")
+        try:
+            wait_listening(self.port, self.proc, "redis-server")
+        except BaseException:
+            stop(self.proc)
+            raise
 
     @property
     def url(self) -> str:
@@ -143,10 +151,14 @@ def redis_server(workdir: str) -> Iterator[RedisServer]:
 @pytest.fixture(scope="session")
 def shared_pair(workdir: str, redis_server: RedisServer) -> Iterator[List[SluiceServer]]:
     """Two Sluice instances in shared mode on one redis-server."""
-    pair = [SluiceServer(workdir, "--redis", redis_server.url) for _ in range(2)]
-    yield pair
-    for s in pair:
-        s.stop()
+    pair: List[SluiceServer] = []
+    try:
+        for _ in range(2):
+            pair.append(SluiceServer(workdir, "--redis", redis_server.url))
+        yield pair
+    finally:
+        for s in pair:
+            s.stop()
 
 
 @pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
@@ -154,6 +166,24 @@ def sl(request: pytest.FixtureRequest, server: SluiceServer) -> Iterator[sluice.
     client = server.client(protocol=request.param)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="module")
+def quiet_server(workdir: str) -> Iterator[SluiceServer]:
+    """A Sluice of the module's own, so what it holds (open reservations, held slots) is only
+    what the module's tests left behind."""
+    s = SluiceServer(workdir)
+    yield s
+    s.stop()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "the condition") -> None:
+    """Polls instead of sleeping and hoping."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not hold within {timeout} s")
+        time.sleep(0.01)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import time
 from typing import Callable
 
 import pytest
-from conftest import SluiceServer
+from conftest import SluiceServer, wait_until
 
 import sluice
 from sluice import Limit
@@ -42,10 +42,28 @@ def test_lease_token_of_someone_else_is_refused_with_the_servers_message(sl: slu
 def test_stale_answer_after_expiry(sl: sluice.Sluice, name: Callable[[str], str]) -> None:
     key = name("weather")
     sl.cache.set(key, "sunny", px=50)
-    time.sleep(0.15)
-    assert not sl.cache.get(key).hit
+    wait_until(lambda: not sl.cache.get(key).hit, what="the entry expiring")
     stale = sl.cache.get(key, stale_ms=60_000)
     assert stale.stale and stale.text == "sunny"
+
+
+def test_llm_get_and_set(sl: sluice.Sluice, name: Callable[[str], str]) -> None:
+    ns = name("faq")
+    miss = sl.llm.get(ns, "What is the capital of Peru?", scope="s1", lease_ms=5000, why=True)
+    assert not miss.hit and miss.layer == "miss" and miss.lease is not None and miss.why is not None
+    assert sl.llm.get(ns, "What is the capital of Peru?", scope="s1", lease_ms=5000).lease is None  # one lease per question
+    with pytest.raises(sluice.CommandError, match="lease token is not the current lease"):
+        sl.llm.set(ns, "What is the capital of Peru?", "Lima", scope="s1", lease="123")
+    assert sl.llm.set(ns, "What is the capital of Peru?", "Lima", scope="s1", px=60_000, tokens=9, cost=0.001, tag="test", lease=miss.lease)
+    exact = sl.llm.get(ns, "What is the capital of Peru?", scope="s1")
+    assert exact.text == "Lima" and exact.layer in ("l1", "l2") and exact.score == 1.0 and exact.age_ms is not None
+    para = sl.llm.get(ns, "Which city is the capital of Peru?", scope="s1")
+    assert para.layer == "semantic" and para.text == "Lima" and para.matched_prompt == "What is the capital of Peru?"
+    assert sl.llm.get(ns, "Which city is the capital of Peru?", scope="s1").layer == "l1"  # written back
+    assert not sl.llm.get(ns, "What is the capital of Peru?", scope="s2").hit  # scopes never mix
+    # The client computes the server's exact key (sluice.Question.key): the entry is where it says.
+    key = sluice.Question(namespace=ns, prompt="What is the capital of Peru?", scope="s1").key
+    assert key == f"llm:{len(ns)}:{ns}:2:s1:What is the capital of Peru?" and sl.cache.exists(key) == 1
 
 
 def test_semantic_layer(sl: sluice.Sluice, name: Callable[[str], str]) -> None:

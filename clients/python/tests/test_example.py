@@ -30,7 +30,7 @@ def test_agent_server_example(server: SluiceServer) -> None:
     paraphrases = phases["paraphrases"]
     assert paraphrases["semantic_hits"] == 8 and paraphrases["upstream_requests"] == 0
     stampede = phases["25 agents ask the same thing at once"]
-    assert stampede["upstream_requests"] == 1 and stampede["coalesced"] == 24
+    assert stampede["upstream_requests"] == 1 and stampede["coalesced"] + stampede["exact_hits"] == 24
     limited = phases["upstream answers 429"]
     assert limited["upstream_429s"] == 3 and limited["absorbed_429s"] == 3 and limited["agent_errors"] == 0 and limited["agent_answered"] == 6
     burst = phases["upstream 5xx burst for 2 s"]

@@ -8,17 +8,23 @@ import time
 from typing import Callable, List, Optional
 
 import pytest
-from conftest import SluiceServer
+from conftest import SluiceServer, wait_until
 
 import sluice
 from sluice import Budget, Limit, Policy, Slot
+from sluice.keys import prompt_scope
 
 
 def answer_for(prompt: str) -> str:
     return f"answer: {prompt}"
 
 
-def guarded(sl: sluice.Sluice, prompt: str, policy: Policy, ns: str, upstream_calls: List[str], fail: Optional[Exception] = None) -> sluice.LLMCall:
+def stored(sl: sluice.Sluice, ns: str, prompt: str, model: str = "m") -> Optional[str]:
+    """What Sluice answers now for llm_call(model, prompt) without params."""
+    return sl.llm.get(ns, prompt, scope=prompt_scope(model)).text
+
+
+def guarded(sl: sluice.Sluice, prompt: str, policy: Policy, ns: str, upstream_calls: List[str], fail: Optional[BaseException] = None) -> sluice.LLMCall:
     with sl.llm_call(model="m", prompt=prompt, namespace=ns, policy=policy, estimate_tokens=100) as call:
         if not call.hit:
             upstream_calls.append(prompt)
@@ -64,7 +70,9 @@ def test_failure_reports_to_breaker_and_serves_stale(server: SluiceServer, name:
     policy = Policy(breaker=breaker, ttl_ms=100, stale_ms=60_000)
     calls: List[str] = []
     guarded(sl, "weather in Oslo", policy, name("ns"), calls)
-    time.sleep(0.2)  # the answer expires; Sluice keeps it for STALE (--max-stale)
+    guarded(sl, "weather in Paris", policy, name("ns"), calls)
+    # The answers expire; Sluice keeps them for STALE (--max-stale).
+    wait_until(lambda: stored(sl, name("ns"), "weather in Oslo") is None and stored(sl, name("ns"), "weather in Paris") is None)
     call = guarded(sl, "weather in Oslo", policy, name("ns"), calls, fail=ConnectionError("upstream down"))
     assert call.hit and call.source == "stale" and call.answer == answer_for("weather in Oslo")
     assert sl.breakers.state(breaker).failures == 1
@@ -75,7 +83,7 @@ def test_failure_reports_to_breaker_and_serves_stale(server: SluiceServer, name:
     with pytest.raises(sluice.BreakerOpen) as refused:
         guarded(sl, "weather in Rome", policy, name("ns"), calls)
     assert refused.value.retry_after_ms > 0 and len(calls) == before  # the upstream was spared
-    stale = guarded(sl, "weather in Oslo", policy, name("ns"), calls)
+    stale = guarded(sl, "weather in Paris", policy, name("ns"), calls)  # refused by the breaker: stale
     assert stale.source == "stale" and len(calls) == before
     assert sl.stats.breaker_refusals == 2 and sl.stats.stale_served == 2
     sl.close()
@@ -164,7 +172,9 @@ def test_concurrent_identical_prompts_make_one_upstream_call(server: SluiceServe
     for t in threads:
         t.join(timeout=30)
     assert calls == ["x"] and answers == ["one answer"] * 20
-    assert sl.stats.coalesced == 19
+    # Waiters get the answer through the lease; a thread that only looked after it was stored
+    # gets an exact hit. Either way, one upstream call for twenty.
+    assert sl.stats.coalesced + sl.stats.exact_hits == 19
     sl.close()
 
 
@@ -200,7 +210,75 @@ def test_waiters_stop_waiting_when_the_holder_fails(server: SluiceServer, name: 
     assert len(waiter_result) == 1
     waited = waiter_result[0]
     assert isinstance(waited, float) and 0.2 < waited < 3.0  # not the 20 s lease
-    assert sl.cache.get(sluice.keys.prompt_key(ns, "m", "p")).text == "second try worked"
+    assert stored(sl, ns, "p") == "second try worked"
+    assert sl.stats.lease_takeovers == 1
+    sl.close()
+
+
+@pytest.mark.parametrize("failure", ["upstream", "cancelled"])
+def test_when_the_holder_fails_one_waiter_takes_over_not_all(server: SluiceServer, name: Callable[[str], str], failure: str) -> None:
+    """Ten callers wait for a holder that fails: one of them (elected) asks the upstream, the
+    other nine get its answer — no stampede."""
+    sl = server.client()
+    ns = name("ns")
+    policy = Policy(breaker=None)
+    calls: List[str] = []
+    lock = threading.Lock()
+    got_lease = threading.Event()
+    results: List[Optional[str]] = []
+
+    def holder() -> None:
+        with pytest.raises((ConnectionError, KeyboardInterrupt)):
+            with sl.llm_call(model="m", prompt="Explain leases.", namespace=ns, policy=policy):
+                got_lease.set()
+                time.sleep(0.3)
+                raise ConnectionError("upstream down") if failure == "upstream" else KeyboardInterrupt()
+
+    def waiter() -> None:
+        got_lease.wait(5)
+        with sl.llm_call(model="m", prompt="Explain leases.", namespace=ns, policy=policy) as call:
+            if not call.hit:
+                with lock:
+                    calls.append("successor")
+                time.sleep(0.2)
+                call.record("a lease is a promise")
+        results.append(call.answer)
+
+    threads = [threading.Thread(target=holder)] + [threading.Thread(target=waiter) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(15)
+    assert calls == ["successor"]
+    assert results == ["a lease is a promise"] * 10
+    assert sl.stats.lease_takeovers == 1 and sl.stats.coalesced + sl.stats.exact_hits == 9
+    sl.close()
+
+
+def test_waiters_of_a_failed_call_are_served_stale(server: SluiceServer, name: Callable[[str], str]) -> None:
+    sl = server.client()
+    ns = name("ns")
+    policy = Policy(breaker=None, ttl_ms=100, stale_ms=60_000)
+    guarded(sl, "weather in Lima", policy, ns, [])
+    wait_until(lambda: stored(sl, ns, "weather in Lima") is None, what="the answer expiring")
+    got_lease = threading.Event()
+    waiter: List[sluice.LLMCall] = []
+
+    def wait() -> None:
+        got_lease.wait(5)
+        waiter.append(guarded(sl, "weather in Lima", policy, ns, ["waiter asked"]))
+
+    t = threading.Thread(target=wait)
+    t.start()
+    with sl.llm_call(model="m", prompt="weather in Lima", namespace=ns, policy=policy) as call:
+        assert not call.hit
+        got_lease.set()
+        time.sleep(0.3)
+        raise TimeoutError("upstream timed out")
+    t.join(10)
+    assert call.source == "stale"  # the holder's failure was answered stale...
+    assert len(waiter) == 1 and waiter[0].source == "stale"  # ...and so was its waiter's, without an upstream call
+    assert waiter[0].answer == answer_for("weather in Lima")
     sl.close()
 
 
@@ -241,16 +319,18 @@ async def test_async_guarded_call(server: SluiceServer, name: Callable[[str], st
     answers = await asyncio.gather(*[ask("same prompt") for _ in range(30)])
     assert set(answers) == {answer_for("same prompt")} and calls == ["same prompt"]
     assert await ask("same prompt") == answer_for("same prompt")
-    assert sl.stats.coalesced == 29 and sl.stats.exact_hits == 1
+    assert sl.stats.coalesced + sl.stats.exact_hits == 30 and sl.stats.upstream_calls == 1
     await sl.aclose()
 
 
 async def test_module_level_llm_call(server: SluiceServer, name: Callable[[str], str]) -> None:
     sluice.configure(server.url)
     ns = name("ns")
-    with sluice.llm_call(model="m", prompt="hello", namespace=ns) as call:
-        assert not call.hit
-        call.record("hi")
+    # A blocking `with` inside a running event loop would block the loop: it works, but warns.
+    with pytest.warns(RuntimeWarning, match="event loop"):
+        with sluice.llm_call(model="m", prompt="hello", namespace=ns) as call:
+            assert not call.hit
+            call.record("hi")
     async with sluice.llm_call(model="m", prompt="hello", namespace=ns) as acall:
         assert acall.hit and acall.answer == "hi"
     sluice.configure()
@@ -259,12 +339,41 @@ async def test_module_level_llm_call(server: SluiceServer, name: Callable[[str],
 def test_waiting_for_a_stuck_lease_is_bounded(server: SluiceServer, name: Callable[[str], str]) -> None:
     sl = server.client()
     ns = name("ns")
-    stuck = sl.cache.get(sluice.keys.prompt_key(ns, "m", "p"), lease_ms=60_000)  # a holder that hangs
+    stuck = sl.llm.get(ns, "p", scope=prompt_scope("m"), lease_ms=60_000)  # a holder that hangs
     assert stuck.lease is not None
+    calls: List[str] = []
     started = time.monotonic()
-    with sl.llm_call(model="m", prompt="p", namespace=ns, policy=Policy(max_wait_s=0.4, breaker=None)) as call:
-        assert not call.hit
-        call.record("answered anyway")
+    with pytest.raises(sluice.LeaseWaitTimeout):
+        guarded(sl, "p", Policy(max_wait_s=0.4, breaker=None), ns, calls)
     assert 0.3 <= time.monotonic() - started < 3.0
-    assert sl.cache.get(sluice.keys.prompt_key(ns, "m", "p")).text == "answered anyway"  # a plain write ends the stuck lease
+    assert calls == [] and sl.stats.lease_timeouts == 1  # the upstream is not asked behind the lease's back
+    # With an old answer to give, the waiter gives that instead.
+    sl.llm.set(ns, "q", "old answer", px=50, scope=prompt_scope("m"))
+    wait_until(lambda: stored(sl, ns, "q") is None, what="the answer expiring")
+    assert sl.llm.get(ns, "q", scope=prompt_scope("m"), lease_ms=60_000).lease is not None
+    call = guarded(sl, "q", Policy(max_wait_s=0.3, breaker=None, stale_ms=60_000), ns, calls)
+    assert call.source == "stale" and call.answer == "old answer" and calls == []
+    sl.close()
+
+
+def test_429_without_a_limit_is_shared(server: SluiceServer, name: Callable[[str], str]) -> None:
+    """The default policy has no limit of its own, yet a 429 still holds every caller back."""
+    sl = server.client()
+    key = name("lim")
+    policy = Policy(limit_key=key, breaker=None, max_wait_s=5)
+    with pytest.raises(sluice.UpstreamRateLimited):
+        guarded(sl, "q1", policy, name("ns"), [], fail=sluice.UpstreamRateLimited(0.5))
+    peek = sl.limits.peek(key)
+    assert peek is not None and peek.retry_after_ms > 300
+    with pytest.raises(sluice.RateLimited):
+        guarded(sl, "q2", Policy(limit_key=key, breaker=None, max_wait_s=0.05), name("ns"), [])
+    started = time.monotonic()
+    guarded(sl, "q3", policy, name("ns"), [])
+    assert time.monotonic() - started >= 0.25  # waited for the hold
+    # A Retry-After beyond max_wait_s: the hold is shared in full, and this call gives up at once.
+    with sl.llm_call(model="m", prompt="q4", namespace=name("ns"), policy=Policy(limit_key=key, breaker=None, max_wait_s=1)) as call:
+        with pytest.raises(sluice.RateLimited):
+            call.penalize(10**9)  # clamped to RL.PENALIZE's 24 h
+    peek = sl.limits.peek(key)
+    assert peek is not None and peek.retry_after_ms > 86_000_000
     sl.close()

@@ -101,3 +101,18 @@ async def test_async_cache(server: SluiceServer, upstream: FakeUpstream, name: C
     with pytest.raises(RuntimeError):
         cache.lookup("x", "y")  # made for asyncio only
     await sl.aclose()
+
+
+def test_an_unreachable_sluice_is_a_miss_not_an_error(upstream: FakeUpstream, no_global_cache: None) -> None:
+    import socket
+
+    import sluice
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here
+    cache = SluiceCache(sluice.Sluice(url=f"redis://127.0.0.1:{port}", socket_connect_timeout=1))
+    set_llm_cache(cache)
+    chat = UpstreamChat(base_url=upstream.base_url)
+    assert chat.invoke("Still there?").content == "[m] An answer to: Still there?"
+    assert upstream.stats()["requests"] == 1 and cache.stats.sluice_errors == 2  # the lookup and the update

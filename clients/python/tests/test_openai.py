@@ -39,7 +39,7 @@ def test_fifty_concurrent_identical_prompts_make_one_upstream_call(server: Sluic
             t.join(timeout=30)
         assert upstream.stats()["requests"] == 1
         assert answers == ["[m] An answer to: Summarise the plot of Hamlet."] * 50
-        assert client.stats.coalesced == 49 and client.stats.upstream_calls == 1
+        assert client.stats.coalesced + client.stats.exact_hits == 49 and client.stats.upstream_calls == 1
         client.sluice.close()
 
 
@@ -55,7 +55,7 @@ async def test_fifty_concurrent_identical_prompts_async(server: SluiceServer, na
         answers = await asyncio.gather(*[ask() for _ in range(50)])
         assert upstream.stats()["requests"] == 1
         assert set(answers) == {"[m] An answer to: Summarise Macbeth."}
-        assert sl.stats.coalesced == 49
+        assert sl.stats.coalesced + sl.stats.exact_hits == 49
         await sl.aclose()
 
 
@@ -148,3 +148,15 @@ def test_stale_answer_when_the_upstream_fails(server: SluiceServer, upstream: Fa
     assert stale.choices[0].message.content == first.choices[0].message.content
     assert client.stats.stale_served == 1 and upstream.stats()["server_errors"] == 1
     client.sluice.close()
+
+
+def test_another_endpoint_is_another_question(server: SluiceServer, name: Callable[[str], str]) -> None:
+    """The same request sent to two upstreams (two base URLs) is two questions."""
+    sl = server.client()
+    ns = name("ns")
+    with FakeUpstream(latency_ms=5) as one, FakeUpstream(latency_ms=5) as other:
+        for up in (one, other, one):
+            client = sluice.openai.wrap(openai.OpenAI(base_url=up.base_url, api_key="x"), sl, namespace=ns, policy=Policy(breaker=None))
+            client.chat.completions.create(model="m", messages=[user("Which upstream am I?")])
+        assert one.stats()["requests"] == 1 and other.stats()["requests"] == 1
+    sl.close()

@@ -2,13 +2,14 @@
 OpenAI SDK (`sluice.openai`) and LangChain (`sluice.langchain`)."""
 
 from ._default import GuardedCall, configure, default_async_client, default_client, llm_call
-from ._guard import AsyncLLMCall, LLMCall, Plan, retry_after_seconds
-from ._lookup import AnswerStore, CommandStore, Found, Question
+from ._guard import AsyncLLMCall, LLMCall, Plan, is_upstream_failure, retry_after_seconds
+from ._lookup import AnswerStore, Found, LLMStore, Question
 from .client import AsyncSluice, Sluice
 from .errors import (
     BreakerOpen,
     BudgetExceeded,
     CommandError,
+    LeaseWaitTimeout,
     RateLimited,
     Refused,
     SlotUnavailable,
@@ -28,6 +29,7 @@ from .types import (
     CallStats,
     Limit,
     LimitState,
+    LLMAnswer,
     NamespaceInfo,
     Peek,
     Policy,
@@ -64,9 +66,11 @@ __all__ = [
     "CacheEntry",
     "CallStats",
     "CommandError",
-    "CommandStore",
     "Found",
+    "LLMAnswer",
     "LLMCall",
+    "LLMStore",
+    "LeaseWaitTimeout",
     "Limit",
     "LimitState",
     "NamespaceInfo",
@@ -91,5 +95,6 @@ __all__ = [
     "TakeResult",
     "TryAgain",
     "UpstreamRateLimited",
+    "is_upstream_failure",
     "retry_after_seconds",
 ]

@@ -15,6 +15,7 @@ from .types import (
     BudgetState,
     CacheEntry,
     Limit,
+    LLMAnswer,
     LimitState,
     NamespaceInfo,
     Peek,
@@ -192,6 +193,66 @@ def exists(*keys: str) -> Cmd[int]:
 
 def pttl(key: str) -> Cmd[int]:
     return Cmd(("PTTL", key), integer)
+
+
+def incr(key: str) -> Cmd[int]:
+    return Cmd(("INCR", key), integer)
+
+
+# --------------------------------------------------------------------------- both layers: LLM.*
+
+
+def llm_get(
+    namespace: str,
+    prompt: str,
+    *,
+    scope: Optional[str] = None,
+    min_score: Optional[float] = None,
+    lease_ms: Optional[int] = None,
+    stale_ms: Optional[int] = None,
+    why: bool = False,
+) -> Cmd[LLMAnswer]:
+    args: List[Arg] = ["LLM.GET", namespace, prompt]
+    if scope is not None:
+        args += ["SCOPE", scope]
+    if min_score is not None:
+        args += ["MINSCORE", _decimal(min_score)]
+    if lease_ms is not None:
+        args += ["LEASE", lease_ms]
+    if stale_ms is not None:
+        args += ["STALE", stale_ms]
+    if why:
+        args.append("WHY")
+
+    def parse(raw: Any) -> LLMAnswer:
+        items = list(raw)
+        answer, layer, score, matched, age, lease = items[:6]
+        reason = text(items[6]) if len(items) > 6 else None
+        return LLMAnswer(blob(answer), string(layer), opt_number(score), text(matched), opt_int(age), text(lease), reason)
+
+    return Cmd(tuple(args), parse)
+
+
+def llm_set(
+    namespace: str,
+    prompt: str,
+    answer: Union[str, bytes],
+    *,
+    px: Optional[int] = None,
+    ex: Optional[int] = None,
+    scope: Optional[str] = None,
+    tokens: Optional[int] = None,
+    cost: Optional[float] = None,
+    tag: Optional[str] = None,
+    lease: Optional[str] = None,
+) -> Cmd[bool]:
+    args: List[Arg] = ["LLM.SET", namespace, prompt, answer, *_expiry_args(px, ex)]
+    if scope is not None:
+        args += ["SCOPE", scope]
+    args += _saving_args(tokens, cost, tag)
+    if lease is not None:
+        args += ["LEASE", lease]
+    return Cmd(tuple(args), ok)
 
 
 # --------------------------------------------------------------------------- semantic cache

@@ -5,6 +5,7 @@ Keeping the logic free of I/O is what lets the sync and async APIs behave identi
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Generator, Generic, List, Sequence, Tuple, TypeVar, Union
@@ -16,6 +17,7 @@ import redis.exceptions
 from .errors import SluiceError, from_redis
 
 T = TypeVar("T")
+log = logging.getLogger("sluice")
 Arg = Union[str, bytes, int, float]
 
 
@@ -109,7 +111,9 @@ async def aexecute(client: "redis.asyncio.Redis", trip: RoundTrip) -> List[Any]:
 
 def run(client: "redis.Redis", flow: Flow[T]) -> T:
     """Drives a flow to its end with blocking I/O. A lost connection is thrown into the flow (so
-    it can clean up) as SluiceConnectionError."""
+    it can clean up) as SluiceConnectionError. An interrupt (KeyboardInterrupt, or any other
+    BaseException) during a round trip or a sleep is thrown into the flow as well, which then
+    gives back what it holds; the interrupt is raised afterwards whatever the flow does."""
     reply: Any = None
     error: Union[BaseException, None] = None
     while True:
@@ -118,8 +122,32 @@ def run(client: "redis.Redis", flow: Flow[T]) -> T:
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
         error, reply = None, None
+        try:
+            if isinstance(op, Sleep):
+                time.sleep(op.seconds)
+            else:
+                reply = execute(client, op)
+        except redis.exceptions.RedisError as exc:
+            error = from_redis(exc)
+        except BaseException as exc:
+            _drain(client, flow, exc)
+            raise
+
+
+def _drain(client: "redis.Redis", flow: Flow[Any], interrupt: BaseException) -> None:
+    """Throws `interrupt` into the flow and runs the clean-up it does then (its round trips; no
+    sleeps), swallowing what it raises: the caller raises the interrupt."""
+    reply: Any = None
+    error: Union[BaseException, None] = interrupt
+    while True:
+        try:
+            op = flow.throw(error) if error is not None else flow.send(reply)
+        except BaseException as exc:  # StopIteration, the interrupt re-raised, or a clean-up error
+            if not isinstance(exc, StopIteration) and exc is not interrupt:
+                log.debug("clean-up after %r raised %r", interrupt, exc)
+            return
+        error, reply = None, None
         if isinstance(op, Sleep):
-            time.sleep(op.seconds)
             continue
         try:
             reply = execute(client, op)
@@ -127,7 +155,20 @@ def run(client: "redis.Redis", flow: Flow[T]) -> T:
             error = from_redis(exc)
 
 
-async def arun(client: "redis.asyncio.Redis", flow: Flow[T]) -> T:
+async def arun(client: "redis.asyncio.Redis", flow: Flow[T], *, shielded: bool = False) -> T:
+    """The asyncio driver. A cancellation (or another BaseException) during a round trip or a
+    sleep is thrown into the flow, whose clean-up then runs in a task of its own that a second
+    cancellation cannot stop halfway; the cancellation is raised afterwards. With `shielded`,
+    the whole flow runs in such a task (for flows that only give back: __aexit__)."""
+    if shielded:
+        task = asyncio.ensure_future(arun(client, flow))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                # Cancelled while the flow runs: it goes on (and finishes) in its task.
+                task.add_done_callback(_log_failure)
+            raise
     reply: Any = None
     error: Union[BaseException, None] = None
     while True:
@@ -136,13 +177,44 @@ async def arun(client: "redis.asyncio.Redis", flow: Flow[T]) -> T:
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
         error, reply = None, None
+        try:
+            if isinstance(op, Sleep):
+                await asyncio.sleep(op.seconds)
+            else:
+                reply = await aexecute(client, op)
+        except redis.exceptions.RedisError as exc:
+            error = from_redis(exc)
+        except BaseException as exc:
+            cleanup = asyncio.ensure_future(_adrain(client, flow, exc))
+            try:
+                await asyncio.shield(cleanup)
+            except BaseException:
+                cleanup.add_done_callback(_log_failure)  # cancelled again: it finishes on its own
+            raise
+
+
+async def _adrain(client: "redis.asyncio.Redis", flow: Flow[Any], interrupt: BaseException) -> None:
+    reply: Any = None
+    error: Union[BaseException, None] = interrupt
+    while True:
+        try:
+            op = flow.throw(error) if error is not None else flow.send(reply)
+        except BaseException as exc:
+            if not isinstance(exc, StopIteration) and exc is not interrupt:
+                log.debug("clean-up after %r raised %r", interrupt, exc)
+            return
+        error, reply = None, None
         if isinstance(op, Sleep):
-            await asyncio.sleep(op.seconds)
             continue
         try:
             reply = await aexecute(client, op)
         except redis.exceptions.RedisError as exc:
             error = from_redis(exc)
+
+
+def _log_failure(task: "asyncio.Future[Any]") -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("sluice clean-up failed: %r", task.exception())
 
 
 def raise_first(results: Sequence[Any]) -> None:

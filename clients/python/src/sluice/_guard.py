@@ -1,16 +1,24 @@
-"""The guarded LLM call: lookup, lease, breaker ticket, reservation and slot on the way in;
-store, settle, report and release on the way out. Written once as flows (see _flow) and wrapped
-by `LLMCall` (with) and `AsyncLLMCall` (async with)."""
+"""The guarded LLM call: lookup and lease on the way in, then the budget, the limit, the slot and
+— last — the breaker ticket; store, settle, report and release on the way out. Written once as
+flows (see _flow) and wrapped by `LLMCall` (with) and `AsyncLLMCall` (async with).
+
+Whatever ends a call — an answer, an exception of the body, a refusal, an interrupt or a
+cancellation at any point — everything it took is given back: the reservation is settled, the
+slot released, the breaker ticket reported (or, with no outcome to report, dropped with a
+warning) and the lease either fulfilled or handed over (see `_wait`)."""
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import logging
+import math
 import random
 import time
+import warnings
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, List, Mapping, Optional, Type
+from typing import Any, List, Mapping, Optional, Set, Type
 
 import redis
 import redis.asyncio
@@ -18,12 +26,50 @@ import redis.asyncio
 from . import _commands as c
 from ._flow import Cmd, Flow, arun, batch, one, run, sleep
 from ._lookup import AnswerStore, Found, Question
-from .errors import BreakerOpen, BudgetExceeded, RateLimited, Refused, SlotUnavailable, SluiceError, UpstreamRateLimited
-from .types import CallStats, Policy
+from .errors import (
+    BreakerOpen,
+    BudgetExceeded,
+    LeaseWaitTimeout,
+    RateLimited,
+    Refused,
+    SlotUnavailable,
+    SluiceError,
+    UpstreamRateLimited,
+)
+from .types import BreakerState, CallStats, Peek, Policy
 
 log = logging.getLogger("sluice")
 
 _DEFAULT_RETRY_AFTER_S = 1.0
+_MAX_PENALTY_MS = 86_400_000  # RL.PENALIZE's bound
+
+# Exceptions (by class name, anywhere in their MRO) that mean the upstream could not be reached
+# or did not answer in time: httpx's, openai's, requests', aiohttp's.
+_UPSTREAM_FAILURE_NAMES = frozenset(
+    {
+        "APIConnectionError",
+        "APITimeoutError",
+        "TimeoutException",
+        "TransportError",
+        "Timeout",
+        "TimeoutError",
+        "ConnectionError",
+        "ClientConnectionError",
+        "ServerTimeoutError",
+    }
+)
+
+
+def is_upstream_failure(exc: BaseException) -> bool:
+    """The default `Policy.upstream_failure`: an HTTP status of 500 or more, or 408; a timeout;
+    a connection error. Only these count against the breaker and allow a stale answer — any
+    other exception of the body is the caller's own (a 4xx: the request was wrong)."""
+    status = _status_of(exc)
+    if status is not None:
+        return status >= 500 or status == 408
+    if isinstance(exc, (TimeoutError, ConnectionError)):
+        return True
+    return any(cls.__name__ in _UPSTREAM_FAILURE_NAMES for cls in type(exc).__mro__)
 
 
 @dataclass(frozen=True)
@@ -47,7 +93,8 @@ class Guard:
         self.answer: Optional[bytes] = None
         self.source: Optional[str] = None
         self.score: Optional[float] = None
-        self.lease: Optional[str] = None
+        self.lease: Optional[str] = None  # this call's lease token: it computes the answer
+        self.successor: Optional[str] = None  # or its id, when it took over from a caller that gave up
         self.lease_at = 0.0
         self.ticket: Optional[str] = None
         self.reservation: Optional[str] = None
@@ -65,63 +112,113 @@ class Guard:
         if self.entered:
             raise RuntimeError("a guarded call can be entered once")
         self.entered = True
-        p = self.plan.policy
-        q = self.plan.question
         self.stats.add(calls=1)
-        asked = time.monotonic()
-        found = yield from self.store.lookup(q, p.lease_ms, p.ttl_ms)
-        if found.waiting:
-            found = yield from self._wait_for_lease()
-            asked = self.lease_at
-        if found.answer is not None:
-            self._serve(found)
-            return
-        if found.lease is not None:
-            self.lease, self.lease_at = found.lease, asked
         try:
+            found = yield from self._look()
+            if found.answer is not None:
+                self._serve(found)
+                return
             yield from self._admit()
-        except Refused as refusal:
-            yield from self._release(settle_tokens=0)
+        except GeneratorExit:
+            raise
+        except Refused:
+            yield from self._release(settle_tokens=0, why="refused")
             if not (yield from self._serve_stale()):
-                raise refusal
-        except Exception:
-            yield from self._release(settle_tokens=0)
+                raise
+        except BaseException:
+            # An error, or an interrupt or cancellation during a round trip or a wait: give back
+            # everything taken so far (nothing reached the upstream), then let it through.
+            yield from self._release(settle_tokens=0, why="interrupted on the way in")
             raise
 
-    def _wait_for_lease(self) -> Flow[Found]:
-        # Another caller holds the lease and is asking the upstream the same question. Polling
-        # with LEASE also takes the lease over if the holder vanished and it ran out.
+    def _look(self) -> Flow[Found]:
         p = self.plan.policy
+        asked = time.monotonic()
+        found = yield from self.store.lookup(self.plan.question, p.lease_ms)
+        if found.waiting:
+            return (yield from self._wait())
+        if found.lease is not None:
+            self.lease, self.lease_at = found.lease, asked
+        return found
+
+    def _wait(self) -> Flow[Found]:
+        """Another caller holds the lease and is asking the upstream the same question: poll
+        until its answer is stored. Polling with LEASE also takes the lease over if the holder
+        vanished and it ran out. A holder that gives up says so (`abandon`): then exactly one
+        waiter takes its place (elected with SET NX) and the others go on waiting for that one —
+        so a failure costs one more upstream call, not one per waiter. After `max_wait_s` the
+        waiter gives up without asking the upstream (`LeaseWaitTimeout`, or a stale answer)."""
+        p = self.plan.policy
+        q = self.plan.question
         deadline = time.monotonic() + p.max_wait_s
+        since_ms = int(time.time() * 1000) - 1000  # (a second for the clocks of other hosts)
         delay = 0.01
+        tried: Set[str] = set()
         while True:
             yield from sleep(delay)
-            self.lease_at = time.monotonic()  # a lease granted by this poll starts no earlier
-            found = yield from self.store.poll(self.plan.question, p.lease_ms)
+            asked = time.monotonic()
+            found = yield from self.store.poll(q, p.lease_ms)
             if found.lease is not None:
-                return Found(lease=found.lease)
-            if not found.waiting:
+                self.lease, self.lease_at = found.lease, asked
                 return found
+            if found.answer is not None:
+                return found
+            if found.abandoned is not None:
+                reason, holder, at_ms = found.abandoned
+                if reason == "failed" and at_ms >= since_ms:
+                    # Stale-if-error holds for the waiters of a call that failed as well. (A
+                    # caller that came after the failure takes over instead: one more try.)
+                    stale = yield from self._stale_answer()
+                    if stale is not None:
+                        return stale
+                if holder not in tried:
+                    tried.add(holder)
+                    me = f"successor-{random.getrandbits(63)}"
+                    if (yield from self.store.take_over(q, holder, me, p.lease_ms)):
+                        log.info("the caller computing %r gave up (%s); this call takes its place", q.prompt[:80], reason)
+                        self.successor, self.lease_at = me, time.monotonic()
+                        self.stats.add(lease_takeovers=1)
+                        return Found()
             if time.monotonic() + delay >= deadline:
-                log.info("gave up waiting for the lease on %s after %.1f s; calling upstream", self.plan.question.key, p.max_wait_s)
-                return Found()
+                self.stats.add(lease_timeouts=1)
+                raise LeaseWaitTimeout(
+                    f"another caller has been computing the answer to this question for {p.max_wait_s:g} s "
+                    "(max_wait_s) without storing it; not asking the upstream again",
+                    0,
+                )
             delay = min(delay * 1.5, 0.25)
 
     def _admit(self) -> Flow[None]:
         p = self.plan.policy
+        # What can refuse at once, read-only, in one round trip: the budget, an open breaker, and
+        # a 429 hold on the limit key when there is no limit to reserve from (RL.RESERVE sees
+        # holds itself). Nothing is taken yet.
+        checks: List[Cmd[Any]] = []
         if p.budget is not None:
-            spend = yield from one(c.rl_spend(p.budget.key, 0, p.budget.budget, period=p.budget.period))
+            checks.append(c.rl_spend(p.budget.key, 0, p.budget.budget, period=p.budget.period))
+        if p.breaker is not None:
+            checks.append(c.cb_state(self.plan.named(p.breaker)))
+        if p.limit is None:
+            checks.append(c.rl_peek(self.plan.named(p.limit_key)))
+        results = (yield from batch(*checks)) if checks else []
+        if p.budget is not None:
+            spend = results.pop(0)
+            if isinstance(spend, BaseException):
+                raise spend
             if not spend.allowed:
                 self.stats.add(budget_refusals=1)
                 raise BudgetExceeded(f"budget {p.budget.key} is spent", spend.reset_ms)
         if p.breaker is not None:
-            name = self.plan.named(p.breaker)
-            ticket = yield from one(c.cb_allow(name))
-            if not ticket.allowed:
+            state = results.pop(0)
+            if isinstance(state, BreakerState) and state.state == "open" and (state.forced == "open" or state.next_transition_ms > 0):
                 self.stats.add(breaker_refusals=1)
-                raise BreakerOpen(f"circuit breaker {name} is {ticket.state}", ticket.retry_after_ms)
-            self.ticket = ticket.ticket
-        if p.limit is not None:
+                retry = -1 if state.forced == "open" else state.next_transition_ms
+                raise BreakerOpen(f"circuit breaker {self.plan.named(p.breaker)} is open", retry)
+        if p.limit is None:
+            peek = results.pop(0)
+            if isinstance(peek, Peek) and peek.retry_after_ms > 0:
+                yield from self._hold(peek.retry_after_ms)
+        else:
             yield from self._reserve()
         if p.slot is not None:
             slot = p.slot
@@ -134,6 +231,14 @@ class Guard:
                     grant.estimated_wait_ms,
                 )
             self.slot = grant.slot_id
+        if p.breaker is not None:
+            # Last, so that a refusal by the limit or the slot never holds a probe ticket.
+            name = self.plan.named(p.breaker)
+            ticket = yield from one(c.cb_allow(name))
+            if not ticket.allowed:
+                self.stats.add(breaker_refusals=1)
+                raise BreakerOpen(f"circuit breaker {name} is {ticket.state}", ticket.retry_after_ms)
+            self.ticket = ticket.ticket
         self.started = time.monotonic()
 
     def _reserve(self) -> Flow[None]:
@@ -154,9 +259,25 @@ class Guard:
             if not waited:
                 self.stats.add(limit_waits=1)
                 waited = True
-            # Spread the waiters: the bucket refills continuously, so they would all come back in
-            # the same millisecond and all but one be sent away again.
-            yield from sleep(delay + random.uniform(0.0, min(0.05, 0.1 * delay + 0.005)))
+            yield from sleep(_spread(delay))
+
+    def _hold(self, retry_after_ms: int) -> Flow[None]:
+        """Without a limit of its own, a call still waits out a 429 hold on the limit key."""
+        key = self.plan.named(self.plan.policy.limit_key)
+        deadline = time.monotonic() + self.plan.policy.max_wait_s
+        waited = False
+        while retry_after_ms > 0:
+            delay = retry_after_ms / 1000.0
+            if time.monotonic() + delay > deadline:
+                self.stats.add(limit_refusals=1)
+                raise RateLimited(f"{key} is held after an upstream 429: next call allowed in {retry_after_ms} ms", retry_after_ms)
+            if not waited:
+                self.stats.add(limit_waits=1)
+                waited = True
+            yield from sleep(_spread(delay))
+            results = yield from batch(c.rl_peek(key))
+            peek = results[0]
+            retry_after_ms = peek.retry_after_ms if isinstance(peek, Peek) else 0
 
     def _slot_key(self) -> str:
         p = self.plan.policy
@@ -169,18 +290,23 @@ class Guard:
         if found.source in counter:
             self.stats.add(**{counter[found.source]: 1})
 
-    def _serve_stale(self) -> Flow[bool]:
+    def _stale_answer(self) -> Flow[Optional[Found]]:
+        """With `stale_ms`: an answer expired less than that ago (or one stored meanwhile)."""
         p = self.plan.policy
         if p.stale_ms is None:
-            return False
+            return None
         try:
-            value = yield from self.store.stale(self.plan.question, p.stale_ms)
+            found = yield from self.store.stale(self.plan.question, p.stale_ms)
         except SluiceError as exc:
             log.warning("stale lookup failed: %s", exc)
+            return None
+        return found if found.answer is not None else None
+
+    def _serve_stale(self) -> Flow[bool]:
+        found = yield from self._stale_answer()
+        if found is None:
             return False
-        if value is None:
-            return False
-        self._serve(Found(answer=value, source="stale"))
+        self._serve(found)
         return True
 
     # ------------------------------------------------------------------ in the body
@@ -206,64 +332,97 @@ class Guard:
         self.cost = cost
 
     def penalize(self, retry_after_s: Optional[float]) -> Flow[None]:
-        """The upstream answered 429: hold the shared limit for everyone, then wait for it here."""
-        seconds = _DEFAULT_RETRY_AFTER_S if retry_after_s is None else max(0.0, retry_after_s)
+        """The upstream answered 429: hold the shared limit for everyone, then wait for it here
+        (or raise RateLimited when the upstream asks for longer than `max_wait_s`)."""
+        ms = _penalty_ms(retry_after_s)
         self.rate_limited += 1
         self.stats.add(upstream_calls=1, upstream_429s=1)
         p = self.plan.policy
-        if p.limit is None:
-            yield from sleep(seconds)
-            return
-        cmds: List[Cmd[Any]] = [c.rl_penalize(self.plan.named(p.limit_key), int(seconds * 1000))]
+        held = yield from self._penalize(ms)
+        if ms > p.max_wait_s * 1000:
+            self.stats.add(limit_refusals=1)
+            raise RateLimited(f"the upstream asked to wait {ms} ms (Retry-After), longer than max_wait_s", ms)
+        if not held:
+            yield from sleep(ms / 1000.0)
+        if p.limit is not None:
+            yield from self._reserve()
+        else:
+            yield from self._hold(ms if held else 0)
+
+    def _penalize(self, ms: int) -> Flow[bool]:
+        """RL.PENALIZE on the limit key — with a limit in the policy or not, so every caller of
+        every instance holds back. The reservation is settled at 0 first (the upstream refused
+        before doing any work), in the same round trip: a refund after the penalty would put
+        tokens back into the held bucket."""
+        cmds: List[Cmd[Any]] = []
         if self.reservation is not None:
-            # The upstream refused before doing any work: nothing of the estimate was used.
             cmds.append(c.rl_settle(self.reservation, 0))
-            self.reservation = None
-        results = yield from batch(*cmds)
-        if isinstance(results[0], SluiceError):
-            log.warning("RL.PENALIZE failed: %s", results[0])
-            yield from sleep(seconds)
-        yield from self._reserve()
+        cmds.append(c.rl_penalize(self.plan.named(self.plan.policy.limit_key), ms))
+        try:
+            results = yield from batch(*cmds)
+        except SluiceError as exc:
+            results = [exc] * len(cmds)
+        # (Forgotten only now: if an interrupt stops the round trip, the way out settles it.)
+        self.reservation = None
+        for result in results:
+            if isinstance(result, SluiceError):
+                self.stats.add(sluice_errors=1)
+                log.warning("sluice bookkeeping after a 429 failed: %s", result)
+        return not isinstance(results[-1], SluiceError)
 
     # ------------------------------------------------------------------ way out
 
     def exit(self, exc: Optional[BaseException]) -> Flow[bool]:
         """Returns True when the body's exception is replaced by a stale answer."""
+        try:
+            return (yield from self._exit(exc))
+        except GeneratorExit:
+            raise
+        except BaseException:
+            yield from self._release(settle_tokens=self.plan.estimate_tokens, why="interrupted on the way out")
+            raise
+
+    def _exit(self, exc: Optional[BaseException]) -> Flow[bool]:
         if self.answer is not None and self.recorded is None:
-            return False  # answered from the cache; nothing was taken
+            return False  # answered from the cache (or stale after a refusal); nothing is held
         latency = None if self.started is None else int((time.monotonic() - self.started) * 1000)
-        if exc is None:
-            if self.recorded is None:
-                yield from self._release(settle_tokens=0)
-                return False
+        if self.recorded is not None:
+            # The upstream answered. Whatever the body did afterwards, the answer is stored, its
+            # tokens settled and the breaker hears of the success; its exception is raised.
             yield from self._finish_ok(latency)
             return False
-        if not isinstance(exc, Exception):
-            # Cancelled or interrupted: the upstream is not to blame and its cost is unknown.
-            yield from self._release(settle_tokens=self.plan.estimate_tokens)
+        if exc is None:
+            yield from self._release(settle_tokens=0, why="the body ended without call.record()")
             return False
         if isinstance(exc, Refused):
             # Raised by penalize(): the 429s went on past the policy's wait.
-            yield from self._release(settle_tokens=0, outcome=True if self.rate_limited else None, latency=latency)
+            yield from self._release(settle_tokens=0, outcome=True if self.rate_limited else None, latency=latency, why="refused")
             return (yield from self._serve_stale())
         status = _status_of(exc)
         if isinstance(exc, UpstreamRateLimited) or status == 429:
             self.stats.add(upstream_calls=1, upstream_429s=1)
-            p = self.plan.policy
-            if p.limit is not None:
-                ms = int(1000 * (_retry_after_of(exc) or _DEFAULT_RETRY_AFTER_S))
-                yield from self._try(batch(c.rl_penalize(self.plan.named(p.limit_key), ms)))
+            yield from self._penalize(_penalty_ms(_retry_after_of(exc)))
             # A 429 is the limit's business, not a sign the upstream is down.
             yield from self._release(settle_tokens=0, outcome=True, latency=latency)
             return (yield from self._serve_stale())
-        self.stats.add(upstream_calls=1)
-        if status is not None and 400 <= status < 500 and status != 408:
+        if not isinstance(exc, Exception):
+            # Cancelled or interrupted: the upstream is not to blame, and whether it was asked
+            # (and what that cost) is unknown, so the limit keeps the estimate.
+            yield from self._release(settle_tokens=self.plan.estimate_tokens, why=f"the body was interrupted ({type(exc).__name__})")
+            return False
+        failed = self.plan.policy.upstream_failure or is_upstream_failure
+        if failed(exc):
+            self.stats.add(upstream_calls=1, upstream_failures=1)
+            yield from self._release(settle_tokens=0, outcome=False, latency=latency, reason="failed")
+            return (yield from self._serve_stale())
+        if status is not None and 400 <= status < 500:
             # The request was wrong; the upstream is healthy and the caller must see the error.
+            self.stats.add(upstream_calls=1)
             yield from self._release(settle_tokens=0, outcome=True, latency=latency)
             return False
-        self.stats.add(upstream_failures=1)
-        yield from self._release(settle_tokens=self.plan.estimate_tokens, outcome=False, latency=latency)
-        return (yield from self._serve_stale())
+        # The body's own error: whether the upstream was asked is unknown.
+        yield from self._release(settle_tokens=self.plan.estimate_tokens, why=f"the body raised {type(exc).__name__}")
+        return False
 
     def _finish_ok(self, latency: Optional[int]) -> Flow[None]:
         p = self.plan.policy
@@ -279,8 +438,9 @@ class Guard:
                 cost=self.cost,
                 tag=p.tag,
                 lease=self.lease,
+                clear_handoff=self.successor is not None,
             )
-            self.lease = None
+            self.lease = self.successor = None
         except SluiceError as exc:
             self.stats.add(sluice_errors=1)
             log.warning("could not store the answer: %s", exc)
@@ -311,26 +471,38 @@ class Guard:
         settle_tokens: int,
         outcome: Optional[bool] = None,
         latency: Optional[int] = None,
+        reason: str = "gave-up",
+        why: str = "",
     ) -> Flow[None]:
-        """Gives back what the call holds, in one round trip. Errors are logged, not raised: the
-        caller's own result or exception matters more than the bookkeeping."""
+        """Gives back what the call holds, in one round trip (and one more to hand the lease
+        over). Errors are logged, not raised: the caller's own result or exception matters more
+        than the bookkeeping. Safe to call again: what was given back is forgotten."""
         p = self.plan.policy
         cmds: List[Cmd[Any]] = []
         if self.reservation is not None:
             cmds.append(c.rl_settle(self.reservation, settle_tokens))
-            self.reservation = None
-        if self.ticket is not None and outcome is not None and p.breaker is not None:
-            cmds.append(c.cb_report(self.plan.named(p.breaker), self.ticket, outcome, latency))
-            self.ticket = None
+        if self.ticket is not None and p.breaker is not None:
+            if outcome is not None:
+                cmds.append(c.cb_report(self.plan.named(p.breaker), self.ticket, outcome, latency))
+            else:
+                log.warning(
+                    "breaker %s: no outcome to report (%s); its ticket is dropped (a half-open probe that never reports is replaced after OPEN-MS)",
+                    self.plan.named(p.breaker),
+                    why or "no outcome",
+                )
+                self.ticket = None
         if self.slot is not None:
             cmds.append(c.rl_release(self._slot_key(), self.slot))
-            self.slot = None
         if cmds:
             yield from self._try(batch(*cmds))
-        if self.lease is not None:
+        # Forgotten only once the round trip is over: an interrupt during it leaves them for the
+        # way out's own clean-up to give back.
+        self.reservation = self.ticket = self.slot = None
+        holder = self.lease or self.successor
+        if holder is not None:
+            self.lease = self.successor = None
             remaining = p.lease_ms - int((time.monotonic() - self.lease_at) * 1000)
-            yield from self._try(self.store.abandon(self.plan.question, self.lease, remaining))
-            self.lease = None
+            yield from self._try(self.store.abandon(self.plan.question, reason, holder, remaining))
 
     def _try(self, flow: Flow[Any]) -> Flow[None]:
         try:
@@ -343,6 +515,20 @@ class Guard:
             if isinstance(result, SluiceError):
                 self.stats.add(sluice_errors=1)
                 log.warning("sluice bookkeeping failed: %s", result)
+
+
+def _spread(delay: float) -> float:
+    # The bucket refills continuously, so waiters would all come back in the same millisecond
+    # and all but one be sent away again.
+    return delay + random.uniform(0.0, min(0.05, 0.1 * delay + 0.005))
+
+
+def _penalty_ms(retry_after_s: Optional[float]) -> int:
+    """Retry-After in ms, within RL.PENALIZE's 0..86,400,000 (a missing or unreadable one: 1 s)."""
+    seconds = _DEFAULT_RETRY_AFTER_S if retry_after_s is None or math.isnan(retry_after_s) else retry_after_s
+    if seconds * 1000 >= _MAX_PENALTY_MS:
+        return _MAX_PENALTY_MS
+    return max(0, int(seconds * 1000))
 
 
 def _status_of(exc: BaseException) -> Optional[int]:
@@ -391,6 +577,20 @@ def retry_after_seconds(headers: Mapping[str, str]) -> Optional[float]:
 
 
 # ---------------------------------------------------------------------- the public wrappers
+
+
+def _warn_if_in_event_loop() -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    warnings.warn(
+        "a blocking Sluice guarded call (Sluice, `with`) inside a running event loop blocks the loop for as long "
+        "as it waits — for another caller's answer, the rate limit, a slot — and a caller it waits for on the same "
+        "loop cannot finish; use AsyncSluice and `async with`",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 class _CallView:
@@ -458,6 +658,7 @@ class LLMCall(_CallView):
         self._client = client
 
     def __enter__(self) -> "LLMCall":
+        _warn_if_in_event_loop()
         run(self._client, self._guard.enter())
         return self
 
@@ -492,7 +693,8 @@ class AsyncLLMCall(_CallView):
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> bool:
-        return await arun(self._client, self._guard.exit(exc))
+        # Giving back runs to its end even if this task is cancelled meanwhile.
+        return await arun(self._client, self._guard.exit(exc), shielded=True)
 
     async def penalize(self, retry_after_s: Optional[float] = None) -> None:
         await arun(self._client, self._guard.penalize(retry_after_s))

@@ -12,8 +12,8 @@ import redis.asyncio
 from . import _commands as c
 from ._flow import Cmd, Flow, arun, one, run
 from ._guard import AsyncLLMCall, Guard, LLMCall, Plan
-from ._lookup import AnswerStore, CommandStore, Question
-from .keys import prompt_key, prompt_scope
+from ._lookup import AnswerStore, LLMStore
+from .keys import prompt_question
 from .types import (
     BreakerPolicy,
     BreakerReport,
@@ -24,6 +24,7 @@ from .types import (
     CallStats,
     Limit,
     LimitState,
+    LLMAnswer,
     NamespaceInfo,
     Peek,
     Policy,
@@ -63,38 +64,36 @@ def _plan(
     params: Optional[Mapping[str, Any]],
 ) -> Plan:
     resolved = resolve_policy(default, policy)
-    question = Question(
-        namespace=namespace,
-        key=prompt_key(namespace, model, prompt, params),
-        prompt=prompt if resolved.semantic else None,
-        scope=prompt_scope(model, params),
-        min_score=resolved.min_score,
-    )
+    question = prompt_question(namespace, model, prompt, params, semantic=resolved.semantic, min_score=resolved.min_score)
     return Plan(question=question, model=model, policy=resolved, estimate_tokens=estimate_tokens)
 
 
 _LLM_CALL_DOC = """A guarded LLM call, used as a context manager.
 
-        On the way in, in order: the exact lookup (`CACHE.GET key LEASE ms`) and the semantic
-        lookup (`SEM.GET ns prompt SCOPE s`) in one round trip; if another caller holds the lease
-        on this very prompt, polling until its answer is stored (so concurrent identical prompts
-        make one upstream call); then the budget check, the breaker ticket (`CB.ALLOW`), the
-        token reservation (`RL.RESERVE`, waiting up to `max_wait_s` when the limit says so) and
-        the concurrency slot (`RL.ACQUIRE`). If the answer was found, `call.hit` is true and
-        `call.answer` holds it; otherwise the body calls the upstream and `call.record(...)`s
-        the answer and its token counts.
+        On the way in, in order: one `LLM.GET ns prompt SCOPE s LEASE ms` — the exact layers (L1,
+        L2), then the semantic layer, then the question's lease; if another caller holds the lease
+        on this very question, polling until its answer is stored (so concurrent identical
+        prompts make one upstream call; if that caller gives up, one waiter takes its place);
+        then the budget and breaker checks, the token reservation (`RL.RESERVE`, waiting up to
+        `max_wait_s` when the limit says so), the concurrency slot (`RL.ACQUIRE`) and, last, the
+        breaker ticket (`CB.ALLOW`). If the answer was found, `call.hit` is true and
+        `call.answer` holds it; otherwise the body calls the upstream and `call.record(...)`s the
+        answer and its token counts.
 
-        On the way out: the answer is stored in both layers with its TOKENS and COST (fulfilling
-        the lease), the reservation is settled with the real token count, the breaker hears
-        success or failure and the latency, the slot is released and the cost is spent from the
-        budget. An upstream 429 (`UpstreamRateLimited`, or an SDK error with status 429) holds the
-        shared limit for its Retry-After (`RL.PENALIZE`) so every caller on every instance backs
-        off. If the policy has `stale_ms` and the upstream failed, the breaker was open or the
-        limit was spent, an answer expired less than `stale_ms` ago is served instead
-        (`call.source == "stale"`) and the exception is suppressed.
+        On the way out: the answer is stored in both layers with its TOKENS and COST
+        (`LLM.SET ... LEASE token`, fulfilling the lease), the reservation is settled with the
+        real token count, the breaker hears success or failure and the latency, the slot is
+        released and the cost is spent from the budget — also when the body raises after
+        `record()` (its exception is then raised). An upstream 429 (`UpstreamRateLimited`, or an
+        SDK error with status 429) holds the limit key for its Retry-After (`RL.PENALIZE`) so every
+        caller on every instance backs off. If the policy has `stale_ms` and the upstream failed
+        (`Policy.upstream_failure`), the breaker was open or the limit was spent, an answer
+        expired less than `stale_ms` ago is served instead (`call.source == "stale"`) and the
+        exception is suppressed. An interrupt or a cancellation at any point gives back what
+        was taken.
 
         `params`: everything besides the prompt that changes the answer (temperature, system
-        prompt, tools...): part of the exact key and of the semantic SCOPE.
+        prompt, tools...): part of the question's SCOPE.
         """
 
 
@@ -148,6 +147,40 @@ class CacheCommands(_Group):
 
     def pttl(self, key: str) -> int:
         return self._x(c.pttl(key))
+
+
+class LLMCommands(_Group):
+    """Both layers at once: LLM.GET (exact key in L1 and L2, then the semantic layer, stale, the
+    question's lease) and LLM.SET (both layers, or neither)."""
+
+    def get(
+        self,
+        namespace: str,
+        prompt: str,
+        *,
+        scope: Optional[str] = None,
+        min_score: Optional[float] = None,
+        lease_ms: Optional[int] = None,
+        stale_ms: Optional[int] = None,
+        why: bool = False,
+    ) -> LLMAnswer:
+        return self._x(c.llm_get(namespace, prompt, scope=scope, min_score=min_score, lease_ms=lease_ms, stale_ms=stale_ms, why=why))
+
+    def set(
+        self,
+        namespace: str,
+        prompt: str,
+        answer: Union[str, bytes],
+        *,
+        px: Optional[int] = None,
+        ex: Optional[int] = None,
+        scope: Optional[str] = None,
+        tokens: Optional[int] = None,
+        cost: Optional[float] = None,
+        tag: Optional[str] = None,
+        lease: Optional[str] = None,
+    ) -> bool:
+        return self._x(c.llm_set(namespace, prompt, answer, px=px, ex=ex, scope=scope, tokens=tokens, cost=cost, tag=tag, lease=lease))
 
 
 class SemanticCommands(_Group):
@@ -319,7 +352,8 @@ class Sluice:
         self.redis: "redis.Redis" = client if client is not None else redis.Redis.from_url(url, **redis_options)
         self.policy = policy or Policy()
         self.stats = CallStats()
-        self._store = store or CommandStore()
+        self._store = store or LLMStore()
+        self.llm = LLMCommands(self)
         self.cache = CacheCommands(self)
         self.semantic = SemanticCommands(self)
         self.limits = LimitCommands(self)
@@ -404,6 +438,39 @@ class AsyncCacheCommands(_AsyncGroup):
 
     async def pttl(self, key: str) -> int:
         return await self._x(c.pttl(key))
+
+
+class AsyncLLMCommands(_AsyncGroup):
+    __doc__ = LLMCommands.__doc__
+
+    async def get(
+        self,
+        namespace: str,
+        prompt: str,
+        *,
+        scope: Optional[str] = None,
+        min_score: Optional[float] = None,
+        lease_ms: Optional[int] = None,
+        stale_ms: Optional[int] = None,
+        why: bool = False,
+    ) -> LLMAnswer:
+        return await self._x(c.llm_get(namespace, prompt, scope=scope, min_score=min_score, lease_ms=lease_ms, stale_ms=stale_ms, why=why))
+
+    async def set(
+        self,
+        namespace: str,
+        prompt: str,
+        answer: Union[str, bytes],
+        *,
+        px: Optional[int] = None,
+        ex: Optional[int] = None,
+        scope: Optional[str] = None,
+        tokens: Optional[int] = None,
+        cost: Optional[float] = None,
+        tag: Optional[str] = None,
+        lease: Optional[str] = None,
+    ) -> bool:
+        return await self._x(c.llm_set(namespace, prompt, answer, px=px, ex=ex, scope=scope, tokens=tokens, cost=cost, tag=tag, lease=lease))
 
 
 class AsyncSemanticCommands(_AsyncGroup):
@@ -574,7 +641,8 @@ class AsyncSluice:
         self.redis: "redis.asyncio.Redis" = client if client is not None else redis.asyncio.Redis.from_url(url, **redis_options)
         self.policy = policy or Policy()
         self.stats = CallStats()
-        self._store = store or CommandStore()
+        self._store = store or LLMStore()
+        self.llm = AsyncLLMCommands(self)
         self.cache = AsyncCacheCommands(self)
         self.semantic = AsyncSemanticCommands(self)
         self.limits = AsyncLimitCommands(self)

@@ -47,6 +47,12 @@ class BudgetExceeded(Refused):
     """The spend budget of the call is used up for this period."""
 
 
+class LeaseWaitTimeout(Refused):
+    """Another caller has been computing this very answer (it holds the question's lease) for
+    longer than the policy's `max_wait_s`, and no stale answer could stand in. The upstream is not
+    asked again behind the lease's back: retry later, or raise `max_wait_s`."""
+
+
 class UpstreamRateLimited(Exception):
     """Raise this from a guarded call's body when the upstream answered 429.
 

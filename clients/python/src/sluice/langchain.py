@@ -1,14 +1,17 @@
 """A LangChain LLM cache on Sluice's exact and semantic layers:
 
+    import sluice
     from langchain_core.globals import set_llm_cache
     from sluice.langchain import SluiceCache
-    set_llm_cache(SluiceCache(Sluice()))
+    set_llm_cache(SluiceCache(sluice.Sluice()))
 
-Every chat model and LLM of LangChain then asks Sluice first. An identical request (same
-messages, same model parameters — LangChain's `llm_string`) is an exact hit; a paraphrase of the
-last human message, with the same parameters and the same conversation before it, is a semantic
-hit. Answers are stored as plain JSON (message dicts), never as pickles or constructor manifests,
-so reading the cache cannot run code."""
+Every chat model and LLM of LangChain then asks Sluice first (`LLM.GET`, one round trip). An
+identical request (same messages, same model parameters — LangChain's `llm_string`) is an exact
+hit; a paraphrase of the last human message, with the same parameters and the same conversation
+before it, is a semantic hit. Answers are stored in both layers at once (`LLM.SET`) as plain
+JSON (message dicts), never as pickles or constructor manifests, so reading the cache cannot
+run code. While Sluice cannot be reached, lookups are misses and updates are skipped (logged):
+the cache never takes the chain down with it."""
 
 from __future__ import annotations
 
@@ -22,8 +25,9 @@ from langchain_core.outputs import ChatGeneration, Generation
 
 from . import _commands as c
 from ._flow import Flow, one
-from ._lookup import AnswerStore, CommandStore, Question
+from ._lookup import AnswerStore, LLMStore, Question
 from .client import AsyncSluice, Sluice
+from .errors import SluiceError
 from .keys import digest
 from .types import CallStats
 
@@ -56,18 +60,22 @@ class SluiceCache(BaseCache):
         self.min_score = min_score
         self.tag = tag
         self.stats = CallStats()
-        self._store = store or CommandStore()
+        self._store = store or LLMStore()
         self._generation_key = f"sluice:lc:{namespace}:generation"
 
     # ------------------------------------------------------------------ flows
 
     def _question(self, prompt: str, llm_string: str, generation: int) -> Question:
         text, context = _last_human_text(prompt)
+        if text is None:
+            # No human text to compare by meaning: the exact layer only, keyed by everything.
+            scope = digest({"g": generation, "llm": llm_string, "prompt": prompt})
+            return Question(namespace=self.namespace, prompt="", scope=scope, semantic=False)
         return Question(
             namespace=self.namespace,
-            key=f"sluice:lc:{self.namespace}:" + digest({"g": generation, "llm": llm_string, "prompt": prompt}),
-            prompt=text if self.semantic else None,
-            scope=digest({"g": generation, "llm": llm_string, "context": context})[:32],
+            prompt=text,
+            scope=digest({"g": generation, "llm": llm_string, "context": context}),
+            semantic=self.semantic,
             min_score=self.min_score,
         )
 
@@ -78,9 +86,14 @@ class SluiceCache(BaseCache):
         return int(raw) if raw else 0
 
     def _lookup(self, prompt: str, llm_string: str) -> Flow[Optional[RETURN_VAL_TYPE]]:
-        generation = yield from self._generation()
-        found = yield from self._store.lookup(self._question(prompt, llm_string, generation), None, self.ttl_ms)
         self.stats.add(calls=1)
+        try:
+            generation = yield from self._generation()
+            found = yield from self._store.lookup(self._question(prompt, llm_string, generation), None)
+        except SluiceError as exc:
+            self.stats.add(sluice_errors=1)
+            log.warning("Sluice lookup failed, treated as a miss: %s", exc)
+            return None
         if found.answer is None:
             return None
         try:
@@ -88,26 +101,30 @@ class SluiceCache(BaseCache):
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring a cache entry LangChain cannot read: %s", exc)
             return None
-        self.stats.add(**{"exact_hits" if found.source == "exact" else "semantic_hits": 1})
+        self.stats.add(**{"semantic_hits" if found.source == "semantic" else "exact_hits": 1})
         return generations
 
     def _update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> Flow[None]:
-        generation = yield from self._generation()
         tokens = _total_tokens(return_val)
         self.stats.add(upstream_calls=1, tokens_used=tokens or 0)
-        yield from self._store.store(
-            self._question(prompt, llm_string, generation),
-            _dumps(return_val).encode("utf-8"),
-            ttl_ms=self.ttl_ms,
-            tokens=tokens,
-            cost=None,
-            tag=self.tag,
-            lease=None,
-        )
+        try:
+            generation = yield from self._generation()
+            yield from self._store.store(
+                self._question(prompt, llm_string, generation),
+                _dumps(return_val).encode("utf-8"),
+                ttl_ms=self.ttl_ms,
+                tokens=tokens,
+                cost=None,
+                tag=self.tag,
+                lease=None,
+            )
+        except SluiceError as exc:
+            self.stats.add(sluice_errors=1)
+            log.warning("Sluice update failed; the answer is not cached: %s", exc)
 
     def _clear(self) -> Flow[None]:
-        generation = yield from self._generation()
-        yield from one(c.set_(self._generation_key, str(generation + 1)))
+        # INCR: two clear()s at once move to two new generations, never back to one.
+        yield from one(c.incr(self._generation_key))
         yield from one(c.sem_del(self.namespace))
 
     # ------------------------------------------------------------------ BaseCache

@@ -1,11 +1,12 @@
 """Sluice in front of the OpenAI SDK: `client = sluice.openai.wrap(openai.OpenAI())`.
 
-`client.chat.completions.create(...)` (non-streaming) then runs as a guarded call: exact and
-semantic lookup, lease, breaker, reservation; the SDK call; settle, report, store. The exact key
-is a canonical hash of the model, the messages and every parameter that can change the answer
-(`sluice.keys.chat_key`); the semantic layer compares the last user message within a scope of
-everything else. Streaming calls pass through uncached. Everything else on the client is the
-client's own."""
+`client.chat.completions.create(...)` (non-streaming) then runs as a guarded call: one `LLM.GET`
+(exact and semantic lookup, lease), budget, reservation, breaker; the SDK call; `LLM.SET`,
+settle, report. The question (`sluice.keys.chat_question`) is the last user message's text —
+which the exact layer compares as it is and the semantic layer by meaning — in a SCOPE that is a
+canonical hash of everything else that can change the answer: the model, every parameter, the
+conversation before it and the client's base URL. Streaming calls pass through uncached.
+Everything else on the client is the client's own."""
 
 from __future__ import annotations
 
@@ -17,9 +18,8 @@ import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from ._guard import AsyncLLMCall, LLMCall, Plan, retry_after_seconds
-from ._lookup import Question
 from .client import AsyncSluice, PolicyLike, Sluice, resolve_policy
-from .keys import canonical_json, chat_key, chat_semantic
+from .keys import canonical_json, chat_question
 from .types import CallStats, Policy, Price
 
 __all__ = ["wrap", "SluiceOpenAI", "AsyncSluiceOpenAI", "estimate_tokens"]
@@ -44,25 +44,20 @@ class _Planner:
         policy: PolicyLike,
         prices: Optional[Mapping[str, Price]],
         estimate: Callable[[Mapping[str, Any]], int],
+        endpoint: str,
     ) -> None:
         self.policy = resolve_policy(default, policy)
         self.namespace = namespace
         self.prices = dict(prices or {})
         self.estimate = estimate
+        self.endpoint = endpoint
 
     def plan(self, kwargs: Mapping[str, Any]) -> Plan:
         model = str(kwargs.get("model", ""))
         policy = self.policy
         if model in self.prices and policy.price is None:
             policy = dataclasses.replace(policy, price=self.prices[model])
-        semantic = chat_semantic(kwargs) if policy.semantic else None
-        question = Question(
-            namespace=self.namespace,
-            key=chat_key(self.namespace, kwargs),
-            prompt=semantic[0] if semantic else None,
-            scope=semantic[1] if semantic else "",
-            min_score=policy.min_score,
-        )
+        question = chat_question(self.namespace, kwargs, endpoint=self.endpoint, semantic=policy.semantic, min_score=policy.min_score)
         return Plan(question=question, model=model, policy=policy, estimate_tokens=self.estimate(kwargs))
 
 
@@ -156,7 +151,7 @@ class SluiceOpenAI:
         self.client = client
         self.sluice = sluice
         self.sdk_retries = sdk_retries
-        self.planner = _Planner(sluice.policy, namespace, policy, prices, estimate)
+        self.planner = _Planner(sluice.policy, namespace, policy, prices, estimate, str(client.base_url))
         self.chat = _Chat(self)
 
     @property
@@ -237,7 +232,7 @@ class AsyncSluiceOpenAI:
         self.client = client
         self.sluice = sluice
         self.sdk_retries = sdk_retries
-        self.planner = _Planner(sluice.policy, namespace, policy, prices, estimate)
+        self.planner = _Planner(sluice.policy, namespace, policy, prices, estimate, str(client.base_url))
         self.chat = _AsyncChat(self)
 
     @property

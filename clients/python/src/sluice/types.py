@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field, fields
-from typing import Dict, Optional, Union
+from typing import Callable, Dict, Optional, Union
 
 # --------------------------------------------------------------------------- replies
 
@@ -50,6 +50,31 @@ class SemanticMatch:
     @property
     def text(self) -> Optional[str]:
         return None if self.response is None else self.response.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class LLMAnswer:
+    """`LLM.GET ns prompt ...` → `[answer, layer, score, matched_prompt, age_ms, lease_token]` (+ `why`).
+
+    `layer`: "l1" or "l2" (the question's exact key), "semantic" (a paraphrase's entry, now also
+    written back under this question's key), "stale", or "miss". `lease`: this caller's lease
+    token on a miss with LEASE (it must compute the answer); None for the others."""
+
+    answer: Optional[bytes]
+    layer: str
+    score: Optional[float]
+    matched_prompt: Optional[str]
+    age_ms: Optional[int]
+    lease: Optional[str]
+    why: Optional[str] = None
+
+    @property
+    def hit(self) -> bool:
+        return self.answer is not None
+
+    @property
+    def text(self) -> Optional[str]:
+        return None if self.answer is None else self.answer.decode("utf-8", "replace")
 
 
 @dataclass(frozen=True)
@@ -264,7 +289,16 @@ class Policy:
 
     `limit` is a `Limit`, or the name of a `[limits.NAME]` policy in Sluice's config file.
     Keys and the breaker name may contain `{model}`, filled in per call. `breaker=None` and
-    `limit=None` turn those steps off."""
+    `limit=None` turn those steps off — but an upstream 429 still holds `limit_key` for its
+    Retry-After, and every call checks that hold, limit or not.
+
+    `lease_ms` is how long one caller may compute an answer while identical calls wait for it:
+    it must outlast the upstream's slowest call (else a waiter takes the lease over and asks
+    too). `max_wait_s` bounds every wait of a call — for another caller's answer
+    (`LeaseWaitTimeout` past it), for the rate limit (`RateLimited`) — and is best kept below
+    `lease_ms`. `upstream_failure` decides which exceptions of the body count against the
+    breaker and allow a stale answer (default `sluice.is_upstream_failure`: HTTP 5xx and 408,
+    timeouts, connection errors)."""
 
     limit: Union[Limit, str, None] = None
     limit_key: str = "llm:{model}"
@@ -273,13 +307,14 @@ class Policy:
     budget: Optional[Budget] = None
     ttl_ms: Optional[int] = 86_400_000
     stale_ms: Optional[int] = None
-    lease_ms: int = 30_000
+    lease_ms: int = 60_000
     max_wait_s: float = 30.0
     semantic: bool = True
     min_score: Optional[float] = None
     tag: Optional[str] = None
     price: Optional[Price] = None
     max_429_retries: int = 3
+    upstream_failure: Optional[Callable[[BaseException], bool]] = None
 
 
 # --------------------------------------------------------------------------- counters
@@ -293,6 +328,8 @@ class CallStats:
     exact_hits: int = 0
     semantic_hits: int = 0
     coalesced: int = 0  # answered by another caller's upstream call (lease)
+    lease_takeovers: int = 0  # the caller computing the answer gave up; this one took its place
+    lease_timeouts: int = 0  # waited max_wait_s for another caller's answer in vain
     stale_served: int = 0
     upstream_calls: int = 0
     upstream_failures: int = 0
