@@ -340,3 +340,17 @@ def test_one_lease_per_answer_even_when_a_poll_races_the_store(make_sluice, redi
         assert granted, "nobody got the lease"
         second_leases += len(granted) - 1
     assert second_leases == 0
+
+
+def test_a_plain_set_pipelined_after_setnx_is_what_l1_serves(make_sluice, redis_server):
+    """SETNX's value reaches L1 only after Redis agreed; a SET sent right after it, already in
+    L1 and in Redis, must not be covered by the older value (found by an attack on shared mode)."""
+    _, (a, _b) = shared(make_sluice, redis_server, 2)
+    wrong = 0
+    for i in range(40):
+        key = f"nx:{i}"
+        pipe = a.pipeline(transaction=False)
+        pipe.setnx(key, "old").set(key, "new").execute()
+        if a.get(key) != b"new" or a.execute_command("CACHE.GET", key)[0] != b"new":
+            wrong += 1
+    assert wrong == 0

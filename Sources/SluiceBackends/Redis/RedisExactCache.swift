@@ -176,13 +176,25 @@ public final class RedisExactCache: ExactCache {
                 return n == 1
             }
         }
+        // A conditional write reaches L1 only after Redis agreed — and only if nothing in the
+        // key's shard changed meanwhile: a later write (a plain SET pipelined right after a
+        // SETNX) may already be in L1 and in Redis, and must not be covered by the older value.
+        let hash = keyspace.hasher.hash(key)
+        let changesBefore = condition == .always ? 0 : keyspace.withShard(hash: hash) { $0.changes }
         return .later(stored.map { [self] stored -> CacheWrite in
             guard stored else {
                 if case .leaseHolder = condition { return .leaseRefused }
                 return .notStored
             }
             if condition != .always {
-                writeL1(key, value: value, meta: meta)
+                let entry = S3FIFOCache.entry(key: key, value: value)
+                keyspace.withShard(hash: hash) { shard in
+                    if shard.changes == changesBefore {
+                        shard.write(entry: entry, keyLength: key.readableBytes, hash: hash, meta: meta)
+                    } else {
+                        shard.dropL1(key, hash: hash)
+                    }
+                }
                 if let copy = staleCopy(key, value: value, meta: meta, px: px) { _ = client.send(copy, on: eventLoop) }
             }
             invalidations.publish(key, on: eventLoop)

@@ -57,13 +57,7 @@ public struct CommandContext {
     @inlinable
     public func reply<T>(_ answer: Deferred<T>, into out: inout RESPWriter,
                          _ write: @escaping @Sendable (T, inout RESPWriter) -> Void) -> CommandResult {
-        switch answer {
-        case .ready(let value):
-            write(value, &out)
-            return .done
-        case .later(let future):
-            return .later(future.map { value in Reply { write(value, &$0) } })
-        }
+        reply(answer, ordered: true, into: &out, write)
     }
 
     /// ``reply(_:into:_:)`` for an answer whose effect is decided only when it arrives: unless
