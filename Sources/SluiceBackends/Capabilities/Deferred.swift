@@ -41,4 +41,18 @@ public enum Deferred<Value: Sendable>: Sendable {
         case .later(let future): return future
         }
     }
+
+    /// Every answer, in order: at once when all are ready, else when the last arrives (MGET,
+    /// MSET: one capability call per key).
+    public static func all<T>(_ answers: [Deferred<T>], on eventLoop: any EventLoop) -> Deferred<[T]> where Value == [T] {
+        var ready: [T] = []
+        ready.reserveCapacity(answers.count)
+        for answer in answers {
+            guard case .ready(let value) = answer else {
+                return .later(EventLoopFuture.whenAllSucceed(answers.map { $0.future(on: eventLoop) }, on: eventLoop))
+            }
+            ready.append(value)
+        }
+        return .ready(ready)
+    }
 }

@@ -73,7 +73,7 @@ struct LLMCommands: CommandGroup {
                 if case .ready(.hit(let value, let meta, let layer)) = first, meta.kind == .string, layer != .stale,
                    let offset = LLMEntry.directAnswerOffset(value.bytes) {
                     group.count(layer)
-                    Self.writeHit(value.bytes.dropFirst(offset), layer: layer == .l1 ? "l1" : "l2", score: 1, matched: prompt.readableBytesView,
+                    Self.writeHit(value.bytes.dropFirst(offset), layer: Self.name(layer), score: 1, matched: prompt.readableBytesView,
                                   age: ctx.now.subtractingSaturating(meta.createdAt), lease: nil, why: why ? "exact" : nil, into: &out)
                     return .done
                 }
@@ -87,38 +87,21 @@ struct LLMCommands: CommandGroup {
             Command("llm.set", arity: -4, summary: "LLM.SET ns prompt answer [PX ms | EX s] [SCOPE s] [TOKENS n] [COST c] [TAG t] [LEASE token]: +OK (exact and semantic layers, or neither)") { ctx, out throws(CommandError) in
                 let ns = try ctx.nextName("namespace").text, prompt = try ctx.next().text
                 let answer = ByteBuffer.owned(try ctx.next())
-                var scope = "", expiresAt: Int64 = 0, worth = AnswerWorth.none, condition = WriteCondition.always
-                while ctx.hasMore {
-                    let option = try ctx.next()
-                    guard ctx.hasMore else { throw CommandError.syntax }
-                    if option.isKeyword("PX") || option.isKeyword("EX") {
-                        guard expiresAt == 0 else { throw CommandError.syntax }
-                        expiresAt = try ExactCacheCommands.expiry(try ctx.nextInteger(), unitMilliseconds: option.isKeyword("EX") ? 1000 : 1,
-                                                                  now: ctx.now, command: "llm.set")
-                    } else if option.isKeyword("SCOPE") {
-                        scope = try ctx.nextName("scope").text
-                    } else if option.isKeyword("TOKENS") {
-                        worth.tokens = try RichCacheCommands.tokens(ctx.nextInteger())
-                    } else if option.isKeyword("COST") {
-                        worth.cost = try RichCacheCommands.cost(ctx.next())
-                    } else if option.isKeyword("TAG") {
-                        worth.tag = SavingsTags.shared.id(for: try RichCacheCommands.tag(ctx.next()))
-                    } else if option.isKeyword("LEASE") {
-                        guard let token = UInt64(try ctx.next().text) else { throw CommandError("LEASE token is not valid") }
-                        condition = .leaseHolder(token)
-                    } else {
-                        throw CommandError.syntax
-                    }
+                var scope = ""
+                let (meta, condition) = try RichCacheCommands.writeOptions(&ctx, command: "llm.set") { option, ctx throws(CommandError) -> Bool in
+                    guard option.isKeyword("SCOPE") else { return false }
+                    scope = try ctx.nextName("scope").text
+                    return true
                 }
+                let worth = AnswerWorth(tokens: meta.tokens, cost: meta.cost, tag: meta.tag)
                 // Embedded before anything is written. A prompt the semantic layer cannot index (no
                 // words, longer than it takes, no embedder) is stored in the exact layers alone —
                 // LLM.GET skips the semantic layer for it too.
                 let write = group.embeddable(prompt).map { vector, version in
                     SemanticWrite(namespace: ns, scope: scope, prompt: prompt, response: answer, embedder: version, vector: vector,
-                                  createdAt: ctx.now, expiresAt: expiresAt, worth: worth)
+                                  createdAt: meta.createdAt, expiresAt: meta.expiresAt, worth: worth)
                 }
                 let key = LLMEntry.key(namespace: ns, scope: scope, prompt: prompt)
-                let meta = EntryMeta(createdAt: ctx.now, expiresAt: expiresAt, tokens: worth.tokens, cost: worth.cost, tag: worth.tag)
                 return ctx.reply(group.store(key, LLMEntry(answer: answer).encoded(), meta: meta, condition: condition, semantic: write,
                                              time: ctx.time, on: ctx.eventLoop), into: &out) { result, out in
                     switch result {
@@ -148,7 +131,7 @@ struct LLMCommands: CommandGroup {
                 let entry = LLMEntry.decode(value.bytes)
                 guard let source = entry.source else {
                     count(layer)
-                    return .ready(.hit(answer: entry.answer, layer: layer == .l1 ? "l1" : layer == .l2 ? "l2" : "stale", score: 1,
+                    return .ready(.hit(answer: entry.answer, layer: Self.name(layer), score: 1,
                                        matched: r.prompt, createdAt: meta.createdAt, lease: nil, why: "exact"))
                 }
                 guard semantic.stillAnswers(namespace: r.ns, scope: r.scope, prompt: source.prompt, createdAt: source.createdAt,
@@ -158,13 +141,18 @@ struct LLMCommands: CommandGroup {
                     return cache.delete([r.key], now: r.time, on: eventLoop).flatMap { [self] _ in
                         let again = r.lease > 0 ? cache.read(r.key, lease: r.lease, now: r.time, on: eventLoop) : .ready(CacheRead.miss(lease: nil))
                         return again.flatMap { [self] read in
-                            guard case .miss(let token) = read else { return lookup(Request(ns: r.ns, prompt: r.prompt, scope: r.scope, key: r.key, minScore: r.minScore, lease: 0, stale: r.stale, time: r.time), on: eventLoop) }
+                            guard case .miss(let token) = read else {
+                                // Stored meanwhile: look again, without asking for the lease twice.
+                                var again = r
+                                again.lease = 0
+                                return lookup(again, on: eventLoop)
+                            }
                             return afterExactMiss(r, lease: token, on: eventLoop)
                         }
                     }
                 }
                 count(layer)
-                return .ready(.hit(answer: entry.answer, layer: layer == .l1 ? "l1" : layer == .l2 ? "l2" : "stale", score: Double(source.score),
+                return .ready(.hit(answer: entry.answer, layer: Self.name(layer), score: Double(source.score),
                                    matched: source.prompt, createdAt: meta.createdAt, lease: nil, why: "hit"))
             }
         }
@@ -175,6 +163,15 @@ struct LLMCommands: CommandGroup {
     func embeddable(_ prompt: String) -> ([Float], String)? {
         guard let embedder, prompt.utf8.count <= SemanticCommands.maxPromptBytes, let vector = embedder.embed(prompt) else { return nil }
         return (vector, embedder.version)
+    }
+
+    /// The layer's name in replies (a StaticString: written without building a String).
+    static func name(_ layer: CacheLayer) -> StaticString {
+        switch layer {
+        case .l1: return "l1"
+        case .l2: return "l2"
+        case .stale: return "stale"
+        }
     }
 
     func count(_ layer: CacheLayer) {
@@ -196,9 +193,7 @@ struct LLMCommands: CommandGroup {
             let outcome: SemanticNamespace.Outcome
             switch result {
             case .failure(let failure):
-                var out = RESPWriter()
-                SemanticCommands.writeFailure(r.ns, Result<Void, SemanticFailure>.failure(failure), &out)
-                return .ready(.failed(String(buffer: out.buffer).dropFirst().trimmingCharacters(in: .newlines)))
+                return .ready(.failed(SemanticCommands.failureLine(r.ns, failure)))
             case .success(let o): outcome = o
             }
             guard case .hit(let m) = outcome else {
@@ -232,7 +227,7 @@ struct LLMCommands: CommandGroup {
             }
             let entry = LLMEntry.decode(value.bytes)
             if layer == .stale { counters.staleHits.add(1, ordering: .relaxed) } else { counters.l2Hits.add(1, ordering: .relaxed) }
-            return .hit(answer: entry.answer, layer: layer == .stale ? "stale" : layer == .l1 ? "l1" : "l2", score: Double(entry.source?.score ?? 1),
+            return .hit(answer: entry.answer, layer: Self.name(layer), score: Double(entry.source?.score ?? 1),
                         matched: entry.source?.prompt ?? r.prompt, createdAt: meta.createdAt, lease: lease, why: layer == .stale ? "stale" : "exact")
         }
     }
@@ -295,9 +290,7 @@ struct LLMCommands: CommandGroup {
                     counters.sets.add(1, ordering: .relaxed)
                     return .ready(.success(()))
                 case .failure(let failure):
-                    var out = RESPWriter()
-                    SemanticCommands.writeFailure(entry.namespace, Result<Void, SemanticFailure>.failure(failure), &out)
-                    let why = String(buffer: out.buffer).dropFirst().trimmingCharacters(in: .newlines)
+                    let why = SemanticCommands.failureLine(entry.namespace, failure)
                     return cache.delete([key], now: time, on: eventLoop).map { _ in
                         .failure(CommandError(line: why + " (LLM.SET stored neither layer)"))
                     }

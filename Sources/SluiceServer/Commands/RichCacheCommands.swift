@@ -48,28 +48,7 @@ struct RichCacheCommands: CommandGroup {
             },
             Command("cache.set", arity: -3, summary: "CACHE.SET key value [PX ms | EX s] [TOKENS n] [COST c] [TAG t] [LEASE token]: +OK") { ctx, out throws(CommandError) in
                 let key = try ctx.next(), value = try ctx.next()
-                var meta = EntryMeta(createdAt: ctx.now)
-                var condition = WriteCondition.always
-                while ctx.hasMore {
-                    let option = try ctx.next()
-                    guard ctx.hasMore else { throw CommandError.syntax }
-                    if option.isKeyword("PX") || option.isKeyword("EX") {
-                        guard meta.expiresAt == 0 else { throw CommandError.syntax }
-                        meta.expiresAt = try ExactCacheCommands.expiry(try ctx.nextInteger(), unitMilliseconds: option.isKeyword("EX") ? 1000 : 1,
-                                                                       now: ctx.now, command: "cache.set")
-                    } else if option.isKeyword("TOKENS") {
-                        meta.tokens = try Self.tokens(ctx.nextInteger())
-                    } else if option.isKeyword("COST") {
-                        meta.cost = try Self.cost(ctx.next())
-                    } else if option.isKeyword("TAG") {
-                        meta.tag = SavingsTags.shared.id(for: try Self.tag(ctx.next()))
-                    } else if option.isKeyword("LEASE") {
-                        guard let token = UInt64(try ctx.next().text) else { throw CommandError("LEASE token is not valid") }
-                        condition = .leaseHolder(token)
-                    } else {
-                        throw CommandError.syntax
-                    }
-                }
+                let (meta, condition) = try Self.writeOptions(&ctx, command: "cache.set") { _, _ in false }
                 return ctx.reply(cache.write(key, value: value, meta: meta, condition: condition, now: ctx.time, on: ctx.eventLoop), into: &out) { written, out in
                     switch written {
                     case .stored, .notStored: out.writeRESPOK()
@@ -79,6 +58,35 @@ struct RichCacheCommands: CommandGroup {
                 }
             },
         ]
+    }
+
+    /// CACHE.SET's and LLM.SET's options — PX / EX, TOKENS, COST, TAG, LEASE — plus what the
+    /// command adds (`extra`: true when it took the option).
+    static func writeOptions(_ ctx: inout CommandContext, command: String,
+                             extra: (ByteBuffer, inout CommandContext) throws(CommandError) -> Bool) throws(CommandError) -> (EntryMeta, WriteCondition) {
+        var meta = EntryMeta(createdAt: ctx.now)
+        var condition = WriteCondition.always
+        while ctx.hasMore {
+            let option = try ctx.next()
+            guard ctx.hasMore else { throw CommandError.syntax }
+            if option.isKeyword("PX") || option.isKeyword("EX") {
+                guard meta.expiresAt == 0 else { throw CommandError.syntax }
+                meta.expiresAt = try ExactCacheCommands.expiry(try ctx.nextInteger(), unitMilliseconds: option.isKeyword("EX") ? 1000 : 1,
+                                                               now: ctx.now, command: command)
+            } else if option.isKeyword("TOKENS") {
+                meta.tokens = try Self.tokens(ctx.nextInteger())
+            } else if option.isKeyword("COST") {
+                meta.cost = try Self.cost(ctx.next())
+            } else if option.isKeyword("TAG") {
+                meta.tag = SavingsTags.shared.id(for: try Self.tag(ctx.next()))
+            } else if option.isKeyword("LEASE") {
+                guard let token = UInt64(try ctx.next().text) else { throw CommandError("LEASE token is not valid") }
+                condition = .leaseHolder(token)
+            } else if try !extra(option, &ctx) {
+                throw CommandError.syntax
+            }
+        }
+        return (meta, condition)
     }
 
     /// TOKENS n: what the answer stood for, 0 to ``EntryMeta/maxTokens``.

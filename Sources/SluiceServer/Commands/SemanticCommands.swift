@@ -149,20 +149,24 @@ struct SemanticCommands: CommandGroup {
     }
 
     static func writeFailure<T>(_ ns: String, _ result: Result<T, SemanticFailure>, _ out: inout RESPWriter) {
-        switch result {
-        case .success: return
-        case .failure(.embedderMismatch(let have, let got)):
-            out.writeRESPError("ERR namespace '\(ns)' holds vectors of \(have) (embedder/dimension); this request's are \(got)")
-        case .failure(.tooManyNamespaces(let limit)):
-            out.writeRESPError("ERR too many semantic namespaces (at most \(limit))")
-        case .failure(.store(let failure)):
-            out.writeRESPError(CommandError.notStored(failure).line)
-        case .failure(.full(let limit)):
-            out.writeRESPError("ERR the semantic cache is full (\(limit) entries) and namespace '\(ns)' has none to give up; SEM.DEL some, or lower other namespaces' MAXENTRIES")
-        case .failure(.busy):
-            out.writeRESPError("ERR busy: too many semantic searches are waiting; try again")
-        case .failure(.unusableVector):
-            out.writeRESPError(Self.unusableVector)
+        if case .failure(let failure) = result { out.writeRESPError(failureLine(ns, failure)) }
+    }
+
+    /// The error line (without '-') a semantic failure answers.
+    static func failureLine(_ ns: String, _ failure: SemanticFailure) -> String {
+        switch failure {
+        case .embedderMismatch(let have, let got):
+            return "ERR namespace '\(ns)' holds vectors of \(have) (embedder/dimension); this request's are \(got)"
+        case .tooManyNamespaces(let limit):
+            return "ERR too many semantic namespaces (at most \(limit))"
+        case .store(let failure):
+            return CommandError.notStored(failure).line
+        case .full(let limit):
+            return "ERR the semantic cache is full (\(limit) entries) and namespace '\(ns)' has none to give up; SEM.DEL some, or lower other namespaces' MAXENTRIES"
+        case .busy:
+            return "ERR busy: too many semantic searches are waiting; try again"
+        case .unusableVector:
+            return Self.unusableVector
         }
     }
 

@@ -37,7 +37,7 @@ struct StringCommands: CommandGroup {
                 var reads: [Deferred<CacheRead>] = []
                 reads.reserveCapacity(ctx.argumentCount)
                 while ctx.hasMore { reads.append(cache.read(try ctx.next(), lease: 0, now: ctx.time, on: ctx.eventLoop)) }
-                return ctx.reply(Self.all(reads, on: ctx.eventLoop), into: &out) { found, out in
+                return ctx.reply(Deferred.all(reads, on: ctx.eventLoop), into: &out) { found, out in
                     // Measured before a byte is written: one key named a million times over a
                     // large value would otherwise build a reply of terabytes.
                     var bytes = 0
@@ -60,7 +60,7 @@ struct StringCommands: CommandGroup {
                     let key = try ctx.next(), value = try ctx.next()
                     writes.append(cache.write(key, value: value, meta: EntryMeta(createdAt: ctx.now), condition: .always, now: ctx.time, on: ctx.eventLoop))
                 }
-                return ctx.reply(Self.all(writes, on: ctx.eventLoop), into: &out) { written, out in
+                return ctx.reply(Deferred.all(writes, on: ctx.eventLoop), into: &out) { written, out in
                     for case .failed(let failure) in written {
                         out.writeRESPError(CommandError.notStored(failure).line)
                         return
@@ -166,13 +166,10 @@ struct StringCommands: CommandGroup {
     /// is not an integer, not positive, or overflows.
     static func expiresAt(_ argument: ByteBuffer, unit: (ms: Int64, absolute: Bool), now: Int64, command: String) throws(CommandError) -> Int64 {
         guard let n = argument.redisInteger else { throw CommandError.notInteger }
-        let invalid = CommandError("invalid expire time in '\(command)' command")
-        guard n > 0 else { throw invalid }
+        guard unit.absolute else { return try ExactCacheCommands.expiry(Int(n), unitMilliseconds: unit.ms, now: now, command: command) }
         let (ms, overflow) = n.multipliedReportingOverflow(by: unit.ms)
-        guard !overflow else { throw invalid }
-        if unit.absolute { return ms }
-        guard ms <= Int64.max - now else { throw invalid }
-        return now + ms
+        guard n > 0, !overflow else { throw CommandError("invalid expire time in '\(command)' command") }
+        return ms
     }
 
     /// A key operation's reply, or why the store did not take it.
@@ -192,18 +189,5 @@ struct StringCommands: CommandGroup {
         case .ok: out.writeRESPOK()
         case .error(let line): out.writeRESPError(line)
         }
-    }
-
-    /// Every answer, in order: at once when all are ready, else when the last arrives.
-    static func all<T: Sendable>(_ answers: [Deferred<T>], on eventLoop: any EventLoop) -> Deferred<[T]> {
-        var ready: [T] = []
-        ready.reserveCapacity(answers.count)
-        for answer in answers {
-            guard case .ready(let value) = answer else {
-                return .later(EventLoopFuture.whenAllSucceed(answers.map { $0.future(on: eventLoop) }, on: eventLoop))
-            }
-            ready.append(value)
-        }
-        return .ready(ready)
     }
 }
