@@ -152,6 +152,7 @@ let package = Package(
             "SluiceBackends", "SluiceDomain", "SluiceProtocol",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
         .testTarget(
             name: "SluiceServerTests",

@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh --python
 
 echo "==> swift build"
-swift build --build-tests
+# The import check turns a test importing a module it does not declare into an error here,
+# instead of a build that passes or fails depending on which target happens to compile first.
+swift build --build-tests --explicit-target-dependency-import-check error
 echo "==> swift test"
 # Full log in .build/swift-test.log; on screen: failures and the summary line.
 swift test --skip-build 2>&1 | tee .build/swift-test.log | grep -E "^✘|^✔ Test run|error:|Fatal" || true
