@@ -21,11 +21,27 @@ struct PromptVerifierTests {
         ("Which city hosted the 2012 Olympics?", "What year hosted the 2012 Olympics?", "question"),
         ("Can I give my dog tea?", "Can I give my dog coffee?", "sibling"),
         ("Why doesn't my laptop charge overnight?", "Why does my laptop charge overnight?", "negation"),
-        ("What should I pack for a month in Rome?", "What should I pack for a week in Rome?", "substitution"),
+        ("What should I pack for a month in Rome?", "What should I pack for a week in Rome?", "time"),
         ("Is salmon high in mercury?", "Is tuna high in mercury?", "sibling"),
         // Longer than the word-by-word bound, but a one-word edit: judged all the same.
         ("Write a short blog post about index funds and bond ladders for experts with small savings",
          "Write a short blog post about index funds and bond ladders for beginners with small savings", "substitution"),
+        // Who it is for, replaced whole after the same preposition.
+        ("Explain quantum computing to a retired teacher", "Explain quantum computing to a high school student", "substitution"),
+        ("Gift ideas for a young child", "Gift ideas for a teenager", "substitution"),
+        // A condition one side adds.
+        ("Can I drive on the highway if it snows?", "Can I drive on the highway?", "condition"),
+        // A time for another time, with the words around it changed.
+        ("Is it ok to leave cooked rice out for a week?", "Is it ok to leave cooked rice out overnight?", "time"),
+        // Two things exchanged around the relation between them.
+        ("Does anxiety cause insomnia?", "Does insomnia cause anxiety?", "order"),
+        ("Is 4 a divisor of 12?", "Is 12 a divisor of 4?", "order"),
+        // The action asked for, swapped (two ways of one more general action).
+        ("How do I sell a used car online?", "How do I lease a used car online?", "substitution"),
+        // A participle before a noun describes the thing: not an action swapped.
+        ("How should I treat a twisted knee?", "How should I treat a dislocated knee?", "substitution"),
+        // Decades are numbers.
+        ("Fashion trends of the seventies", "Fashion trends of the nineties", "numbers"),
     ])
     func trapsAreRefused(query: String, candidate: String, rule: String) throws {
         let verifier = try #require(Self.verifier, "the lexicon ships with the SluiceDomain bundle")
@@ -43,8 +59,18 @@ struct PromptVerifierTests {
         ("How do I repair a flat bicycle tyre?", "How do I fix a flat bicycle tyre?"),
         ("What year was the Eiffel Tower built?", "When was the Eiffel Tower built?"),
         ("Who designed the Eiffel Tower?", "The Eiffel Tower was designed by whom?"),
-        // A verb for a verb (used as one: a determiner follows) is a rewording.
+        // A verb saying what something does, for another (inflected, used as a verb): a rewording.
         ("The export function writes the report to disk", "The export function saves the report to disk"),
+        ("The parser reads the header first.", "The parser loads the header first."),
+        ("The function iterates over the rows.", "The function cycles through the rows."),
+        // A verb for its direct hypernym or hyponym (eliminate is a way to remove).
+        ("How do I remove stains from a carpet?", "How do I eliminate stains from a carpet?"),
+        // Passive without "by", a participle after its noun, a noun said as its verb, a compound
+        // said with "for": the same question in another order.
+        ("You can find the setting in the Privacy tab.", "The setting can be found in the Privacy tab."),
+        ("Click the provided link to continue.", "Click the link given to continue."),
+        ("What is the origin of chess?", "Where did chess originate?"),
+        ("Is Poetry a dependency management tool?", "Is Poetry a tool for managing dependencies?"),
         // Adjectives of one WordNet cluster.
         ("A simple way to learn Spanish verbs", "An easy way to learn Spanish verbs"),
     ])
@@ -67,6 +93,10 @@ struct PromptVerifierTests {
         #expect(PromptVerifier.isBlockSwap([2, 3, 0, 1]))
         #expect(!PromptVerifier.isBlockSwap([0, 1, 2, 3]))
         #expect(!PromptVerifier.isBlockSwap([3, 0, 2, 1]))
+        // Around a fixed middle: A M B / B M A.
+        #expect(PromptVerifier.isBlockSwap([0, 4, 3, 1, 2]))
+        #expect(!PromptVerifier.isBlockSwap([0, 4, 3, 1, 2], aroundMiddle: false))
+        #expect(PromptVerifier.isBlockSwap([2, 1, 0]) && !PromptVerifier.isBlockSwap([2, 1, 0], aroundMiddle: false))
     }
 
     @Test func siblingsShareAConcreteKindNotJustAnAbstractOne() throws {

@@ -1,5 +1,4 @@
 import CSluiceResources
-import Foundation
 
 /// WordNet 3.0 as the prompt verifier needs it: the senses of single-word lemmas, each synset's
 /// hypernyms (nouns, verbs) and similar-to heads (adjectives), word-level antonyms and
@@ -19,6 +18,8 @@ public final class Lexicon: Sendable {
     let irregular: [String: [String]]
     /// Adjective synset → its words (for antonyms between adjective clusters).
     let adjectiveWords: [Int32: [String]]
+    /// "time period" and "time unit": the synsets above week's and hour's first noun senses.
+    let timeRoots: Set<Int32>
 
     public enum LoadError: Error, CustomStringConvertible {
         case missing, malformed(String)
@@ -98,6 +99,12 @@ public final class Lexicon: Sendable {
             for id in ids where pos[Int(id)] == UInt8(ascii: "a") { words[id, default: []].append(word) }
         }
         adjectiveWords = words
+        var roots = Set<Int32>()
+        for word in ["week", "hour"] {
+            guard let first = senses[word]?.first(where: { pos[Int($0)] == UInt8(ascii: "n") }) else { continue }
+            roots.formUnion(data[Int(starts[Int(first)])..<Int(starts[Int(first) + 1])])
+        }
+        timeRoots = roots
         // Depth below a root along same-part-of-speech hypernyms (the graph is acyclic).
         var depth = [Int16](repeating: -1, count: pos.count)
         func compute(_ s: Int) -> Int16 {
@@ -135,18 +142,45 @@ public final class Lexicon: Sendable {
 
     func isPartOfSpeech(_ s: Int32, _ p: Character) -> Bool { partOfSpeech[Int(s)] == p.asciiValue }
 
+    /// A word for a stretch or point of time: a noun whose first two senses include one under
+    /// WordNet's "time period" or "time unit" (found as the parents of week's and hour's first
+    /// senses: month, night, morning, weekend, April, winter, minute), or a closed-class time
+    /// adverb (today, overnight, daily).
+    public func isTime(_ word: String) -> Bool {
+        if Self.timeAdverbs.contains(word) { return true }
+        guard let s = senses[word] else { return false }
+        for x in s.filter({ isPartOfSpeech($0, "n") }).prefix(2) where !ancestors(x, 4).keys.filter(timeRoots.contains).isEmpty {
+            return true
+        }
+        return false
+    }
+
+    static let timeAdverbs: Set<String> = ["today", "tonight", "tomorrow", "yesterday", "overnight", "daily", "weekly", "monthly", "yearly",
+                                           "annually", "hourly", "nightly", "now", "later", "soon", "earlier", "currently", "recently"]
+
+
     /// Base forms of `word`: its irregular lemmas, then forms by WordNet's suffix rules that
     /// the lexicon knows, with the word itself among them when it is known.
     func lemmas(_ word: String) -> [String] {
         var out = irregular[word] ?? []
-        for (suffix, replacement) in Self.suffixRules where word.hasSuffix(suffix) && word.count > suffix.count + 1 {
+        for (index, (suffix, replacement)) in Self.suffixRules.enumerated() where word.hasSuffix(suffix) && word.count > suffix.count + 1 {
             let base = String(word.dropLast(suffix.count)) + replacement
-            if isKnown(base) && !out.contains(base) { out.append(base) }
+            guard isKnown(base) && !out.contains(base) else { continue }
+            // Comparatives: only to an adjective or adverb, and not from a word that is only a
+            // noun or a verb itself (teenager is not a form of teenage, computer not of compute).
+            if index >= Self.firstComparativeRule && (!hasSense(base, "a", "r") || (isKnown(word) && !hasSense(word, "a", "r"))) { continue }
+            out.append(base)
         }
         if isKnown(word) && !out.contains(word) { out.append(word) }
         return out.isEmpty ? [word] : out
     }
 
+    func hasSense(_ word: String, _ kinds: Character...) -> Bool {
+        senses[word]?.contains { s in kinds.contains { isPartOfSpeech(s, $0) } } == true
+    }
+
+    /// Where the adjective rules start in ``suffixRules``.
+    static let firstComparativeRule = 14
     static let suffixRules: [(String, String)] = [
         ("s", ""), ("ies", "y"), ("es", "e"), ("es", ""), ("ed", "e"), ("ed", ""), ("ing", "e"), ("ing", ""),  // verbs
         ("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"), ("men", "man"),  // nouns
@@ -157,7 +191,7 @@ public final class Lexicon: Sendable {
     /// (poor / bad), or one sense directly above the other among the first three (dad / father)
     /// — unless they are antonyms.
     func same(_ a: String, _ b: String) -> Bool {
-        if a == b || a.replacingOccurrences(of: "-", with: "") == b.replacingOccurrences(of: "-", with: "") { return true }
+        if a == b || a.removing("-") == b.removing("-") { return true }
         if antonym(a, b) { return false }
         if derivations[a]?.contains(b) == true { return true }
         guard let sa = senses[a], let sb = senses[b] else { return false }
@@ -167,6 +201,13 @@ public final class Lexicon: Sendable {
         if !ha.isEmpty && !ha.isDisjoint(with: adjectiveHeadWords(b)) { return true }
         for x in sa.prefix(3) {
             for y in sb.prefix(3) where partOfSpeech[Int(x)] == partOfSpeech[Int(y)] {
+                if links(x).contains(y) || links(y).contains(x) { return true }
+            }
+        }
+        // Verbs, in any sense: one the other's direct hypernym (eliminate is a way to remove).
+        // Two ways of one more general action (read / write, rent / buy) are not the same.
+        for x in sa where isPartOfSpeech(x, "v") {
+            for y in sb where isPartOfSpeech(y, "v") {
                 if links(x).contains(y) || links(y).contains(x) { return true }
             }
         }

@@ -17,6 +17,8 @@ struct PromptTokens {
         var possessive = false
         /// Index in ``PromptTokens/tokens``.
         var position = 0
+        /// Written as a verb's past form: "located", "given", "found" (set from the lexicon).
+        var isParticiple = false
         /// Lower-case letters and digits of `base`.
         var squeezedBase: String { String(base.lowercased().filter { $0.isLetter || $0.isNumber }) }
     }
@@ -28,9 +30,13 @@ struct PromptTokens {
     var numbers: [String] { tokens.filter { $0.kind == .number }.map(\.lemma) }
     var contentCount: Int { tokens.count(where: { $0.kind == .content }) }
     var negated: Bool { tokens.contains { $0.kind == .negation } }
-    /// "... was painted by ...": a form of "be" and "by".
+    /// "... was painted by ...": a form of "be" and "by"; or a form of "be" right before a
+    /// participle ("can be located", "has been discontinued").
     var passive: Bool {
-        tokens.contains { $0.lemma == "by" } && tokens.contains { Self.beForms.contains($0.lemma) }
+        if tokens.contains(where: { $0.lemma == "by" }) && tokens.contains(where: { Self.beForms.contains($0.lemma) }) { return true }
+        return tokens.indices.dropLast().contains { i in
+            Self.beForms.contains(tokens[i].lemma) && tokens[i + 1].isParticiple
+        }
     }
 
     /// Whether an "of" lies between two token positions.
@@ -57,7 +63,7 @@ struct PromptTokens {
 
         for piece in Self.pieces(text) {
             let low = piece.lowercased()
-            let plain = low.replacingOccurrences(of: "'", with: "")
+            let plain = low.removing("'")
             if piece == "." || piece == "?" || piece == "!" {
                 flush()
                 sentenceStart = true
@@ -115,6 +121,10 @@ struct PromptTokens {
                 out.append(Token(kind: .number, base: piece, lemma: value, lemmas: [value]))
                 continue
             }
+            if let decade = Self.decades[plain] {
+                out.append(Token(kind: .number, base: piece, lemma: decade, lemmas: [decade]))
+                continue
+            }
             if let n = Self.ordinals[plain] {
                 out.append(Token(kind: .number, base: piece, lemma: "#\(n)", lemmas: ["#\(n)"]))
                 continue
@@ -136,8 +146,12 @@ struct PromptTokens {
             let lemmas = lexicon.lemmas(word)
             let innerCapital = base.dropFirst().contains(where: \.isUppercase)
             let capitalised = base.first?.isUppercase == true && !sentenceStart
-            out.append(Token(kind: .content, base: base, lemma: lemmas[0], lemmas: lemmas,
-                             isName: base != "I" && (capitalised || innerCapital), possessive: low.hasSuffix("'s")))
+            var token = Token(kind: .content, base: base, lemma: lemmas[0], lemmas: lemmas,
+                              isName: base != "I" && (capitalised || innerCapital), possessive: low.hasSuffix("'s"))
+            token.isParticiple = word != lemmas[0] && lexicon.canBeVerb(lemmas[0])
+                && (word.hasSuffix("ed") || word.hasSuffix("en") || word.hasSuffix("wn") || lexicon.irregular[word]?.contains(lemmas[0]) == true)
+                && !word.hasSuffix("s") && !word.hasSuffix("ing")
+            out.append(token)
         }
         flush()
         // "one" / "1" alone says no more than "a": not a quantity to compare.
@@ -190,7 +204,7 @@ struct PromptTokens {
 
     /// "2,000" → "2000", "2k" → "2000", "3rd" → "#3", "1/4" → "0.25", "15%" → "15".
     static func digitsValue(_ low: String) -> String {
-        var text = low.replacingOccurrences(of: ",", with: "").replacingOccurrences(of: "%", with: "")
+        var text = low.removing(",").removing("%")
         var ordinal = false, multiplier: Double = 1
         for (suffix, m) in [("st", 0.0), ("nd", 0), ("rd", 0), ("th", 0), ("bn", 1e9), ("k", 1e3), ("m", 1e6)] where text.hasSuffix(suffix) {
             text.removeLast(suffix.count)
@@ -235,10 +249,16 @@ struct PromptTokens {
         return out
     }()
 
+    /// "in their twenties" → 20s (WordNet puts twenty and sixty in one adjective cluster).
+    static let decades: [String: String] = [
+        "teens": "13s", "twenties": "20s", "thirties": "30s", "forties": "40s", "fifties": "50s", "sixties": "60s",
+        "seventies": "70s", "eighties": "80s", "nineties": "90s",
+    ]
+
     static let negations: Set<String> = ["not", "no", "never", "none", "nothing", "neither", "nor", "without", "cannot", "isnt", "arent",
                                          "wasnt", "werent", "dont", "doesnt", "didnt", "wont", "cant", "shouldnt", "couldnt", "hasnt", "havent"]
 
-    static let beForms: Set<String> = ["was", "were", "is", "are", "been", "be"]
+    static let beForms: Set<String> = ["was", "were", "is", "are", "been", "be", "being"]
 
     /// Words that carry no content of their own here (the embedder drops some of them too).
     static let stopWords: Set<String> = Set("""

@@ -16,18 +16,21 @@
 ///   reads as when, "which city" as where) → refused;
 /// - an unmatched pair of nouns of the same concrete kind (a common hypernym close to both and
 ///   deep in the hierarchy) → refused;
-/// - a small substitution (1–2 words for 1–2 words) in an otherwise aligned prompt → refused,
-///   unless every word swapped is a verb or an adverb (as the word is mostly used, by WordNet's
-///   tagged-sense counts, or used as a verb here: followed by a determiner): paraphrasers swap
-///   those freely (boost → improve), while a thing, a quality or a name swapped asks about
-///   something else; and only when the swap is the whole edit (at most one more word edit):
-///   a rewording moves more words than it swaps;
+/// - a small substitution (1–2 words for 1–2 words) in an otherwise aligned prompt → refused
+///   (a thing, a quality, an action or a name swapped asks about something else; synonyms were
+///   matched before, verbs also when one is the other's direct hypernym: remove / eliminate),
+///   only when the swap is the whole edit (at most one more word edit): a rewording moves more
+///   words than it swaps;
+/// - the object of the same preposition (for, to, with) replaced whole at the end of an
+///   otherwise equal request (who it is for: "to a child" / "to a software engineer") → refused;
+/// - a condition added on one side only (when, if, while, unless, during + content) → refused;
 /// - the substitution rule only when the frame stayed: when more than two stop words changed
 ///   too ("X is not a feature of Y" / "No, X doesn't exist in Y"), a word for a word is a
 ///   rewording (a sibling swapped is refused all the same);
 /// - the same words in another order → refused when a directional word (to, from, than, ...)
-///   lies between the swapped words in both, or when two adjacent blocks were exchanged with
-///   no symmetric connector (and, or, vs) between them; active/passive voice and "X of Y" /
+///   lies between the swapped words in both, or when two blocks were exchanged around a fixed
+///   middle or none ("Can stress cause high blood pressure?" / "Can high blood pressure cause
+///   stress?") with no symmetric connector (and, or, vs) between them; active/passive voice and "X of Y" /
 ///   "Y's X" are the same question.
 /// When much differs (a rewording, not an edit) nothing is refused by these rules. Longer
 /// prompts — passages, documents — are judged so only when they differ by one word edit (a
@@ -97,6 +100,10 @@ public struct PromptVerifier: Sendable {
         }
         var uq = qs.indices.filter { matchOf[$0] == nil }.map { qs[$0] }
         var uc = cs.indices.filter { !used[$0] }.map { cs[$0] }
+        if let (x, y) = replacedObject(q, c, qs, cs, matchOf, used) {
+            return "substitution \(x)→\(y)"
+        }
+        if let added = addedCondition(q, c, uq, uc) { return "condition \(added)" }
         // A rewording, not an edit: too much differs for a word-by-word judgement.
         let differing = uq.count(where: { $0.kind == .content }) + uc.count(where: { $0.kind == .content })
         guard differing <= max(4, (q.contentCount + c.contentCount) / 4) else { return nil }
@@ -107,8 +114,14 @@ public struct PromptVerifier: Sendable {
         let lessQ = uq.contains(where: { Self.lessWords.contains($0.lemma) })
         let lessC = uc.contains(where: { Self.lessWords.contains($0.lemma) })
         var flipped = Set<Int>()
+        // WordNet's antonyms of particles and prepositions (off / well) are noise: those go by
+        // the closed table only. And an opposite in a rewording (several words moved: "keeps
+        // disconnecting" / "a connection that keeps dropping") is not a flipped question.
+        let edit = uq.count(where: { $0.kind == .content }) <= 2 && uc.count(where: { $0.kind == .content }) <= 2
         for t in uq where t.kind != .number {
-            for u in uc where u.kind != .number && (Self.opposite(t.lemma, u.lemma) || related(t, u, lexicon.antonym)) {
+            for u in uc where u.kind != .number
+                && (Self.opposite(t.lemma, u.lemma)
+                    || (edit && !Self.particles.contains(t.lemma) && !Self.particles.contains(u.lemma) && related(t, u, lexicon.antonym))) {
                 if lessQ != lessC && !Self.isClosedOpposite(t.lemma) && !Self.isClosedOpposite(u.lemma) {
                     flipped.formUnion([t.position, -1 - u.position])  // cheaper = less expensive
                     continue
@@ -125,18 +138,75 @@ public struct PromptVerifier: Sendable {
         }
         let contentQ = uq.filter { $0.kind == .content }, contentC = uc.filter { $0.kind == .content }
         let matchedContent = qs.indices.count(where: { matchOf[$0] != nil && qs[$0].kind == .content })
+        // A time for another time ("overnight" / "for a week", "in April" / "in October"): the
+        // words around a time change with it ("in the morning" / "at night"), so neither the
+        // frame nor the edit size says rewording here.
+        if (1...2).contains(contentQ.count) && (1...2).contains(contentC.count) && matchedContent >= 1
+            && contentQ.allSatisfy({ isTime($0) }) && contentC.allSatisfy({ isTime($0) }) {
+            return "time \(contentC.map(\.base).joined(separator: " "))→\(contentQ.map(\.base).joined(separator: " "))"
+        }
         // A rewording changes the frame (the stop words around the content words) as well: "X is
         // not a feature of Y" / "No, X doesn't exist in Y". There a word for another word is a
         // paraphraser's choice; a trap keeps the frame and swaps the thing.
         if Self.frameChange(q, c) <= Self.maxFrameChange
             && (1...2).contains(contentQ.count) && (1...2).contains(contentC.count)
-            && (matchedContent >= 2 || (contentQ.count == 1 && contentC.count == 1))
-            && !(contentQ.allSatisfy { isAction($0, in: q) } && contentC.allSatisfy { isAction($0, in: c) })
+            && (matchedContent >= 2 || contentQ.count + contentC.count <= 2 || (matchedContent >= 1 && contentQ.count + contentC.count <= 3))
+            && !(contentQ.allSatisfy { describes($0, in: q) } && contentC.allSatisfy { describes($0, in: c) })
             && editDistance(q, c) <= max(contentQ.count, contentC.count) + Self.extraEdits {
             return "substitution \(contentC.map(\.base).joined(separator: " "))→\(contentQ.map(\.base).joined(separator: " "))"
         }
         return order(q, c, qs, cs, matchOf, pure: contentQ.isEmpty && contentC.isEmpty)
     }
+
+    /// Who or what a request is for, replaced whole: the same request up to the same
+    /// preposition (for, to, with), then no content word in common ("Explain recursion to a
+    /// child" / "... to a software engineer", "credit cards for students" / "... for small
+    /// business owners"). The audience, recipient or purpose is the question. Returns the two
+    /// objects (candidate's, query's).
+    func replacedObject(_ q: PromptTokens, _ c: PromptTokens, _ qs: [PromptTokens.Token], _ cs: [PromptTokens.Token],
+                        _ matchOf: [Int?], _ used: [Bool]) -> (String, String)? {
+        func tail(_ p: PromptTokens, _ tokens: [PromptTokens.Token], matched: (Int) -> Bool) -> (preposition: String, words: [String])? {
+            // The content words after the last matched one: at least one, at most three.
+            guard let last = tokens.indices.last(where: { matched($0) && tokens[$0].kind == .content }) else { return nil }
+            let rest = tokens[(last + 1)...].filter { $0.kind == .content }
+            guard (1...Self.maxReplacedObject).contains(rest.count) else { return nil }
+            // The word that opens the object, determiners and possessives skipped.
+            var i = rest[rest.startIndex].position - 1
+            while i > tokens[last].position, Self.determiners.contains(p.tokens[i].lemma) { i -= 1 }
+            guard i > tokens[last].position, Self.objectPrepositions.contains(p.tokens[i].lemma) else { return nil }
+            return (p.tokens[i].lemma, rest.map(\.base))
+        }
+        guard let tq = tail(q, qs, matched: { matchOf[$0] != nil }), let tc = tail(c, cs, matched: { used[$0] }),
+              tq.preposition == tc.preposition else { return nil }
+        // Every content word before the object matched: the rest of the request is the same.
+        let beforeQ = qs.indices.filter { qs[$0].kind == .content && matchOf[$0] == nil }.count
+        let beforeC = cs.indices.filter { cs[$0].kind == .content && !used[$0] }.count
+        guard beforeQ == tq.words.count, beforeC == tc.words.count else { return nil }
+        return (tc.words.joined(separator: " "), tq.words.joined(separator: " "))
+    }
+
+    /// A condition one prompt adds and the other has not ("What is the speed limit on French
+    /// motorways?" / "... when it rains?"): every content word one prompt has beyond the other
+    /// comes after a subordinating word (when, if, while, unless, during) the other lacks.
+    func addedCondition(_ q: PromptTokens, _ c: PromptTokens, _ uq: [PromptTokens.Token], _ uc: [PromptTokens.Token]) -> String? {
+        func added(in p: PromptTokens, _ extra: [PromptTokens.Token], other: PromptTokens) -> String? {
+            guard let first = extra.filter({ $0.kind == .content && !Self.conditions.contains($0.lemma) }).map(\.position).min(),
+                  let opener = p.tokens[..<first].last(where: { Self.conditions.contains($0.lemma) }),
+                  !other.tokens.contains(where: { $0.lemma == opener.lemma }) else { return nil }
+            return p.tokens[opener.position...].map(\.base).joined(separator: " ")
+        }
+        let extraQ = uq.filter { $0.kind == .content }, extraC = uc.filter { $0.kind == .content }
+        if extraC.isEmpty { return added(in: q, extraQ, other: c) }
+        if extraQ.isEmpty { return added(in: c, extraC, other: q) }
+        return nil
+    }
+
+    static let conditions: Set<String> = ["when", "if", "while", "unless", "during", "whenever"]
+
+    /// Prepositions that open whom or what a request is for.
+    static let objectPrepositions: Set<String> = ["for", "to", "with"]
+    /// Content words an object replaced whole may have on each side.
+    static let maxReplacedObject = 3
 
     /// The kinds of answer a prompt's question words ask for (who, where, when, why), with
     /// "what year", "which city", "what reason" ... read as the question word they stand for.
@@ -164,10 +234,20 @@ public struct PromptVerifier: Sendable {
                _ matchOf: [Int?], pure: Bool) -> String? {
         guard q.passive == c.passive else { return nil }  // active / passive: the order is meant to change
         let pairs = qs.indices.compactMap { i in matchOf[i].map { (i, $0) } }.filter { qs[$0.0].kind != .function }
-        let swapped = Self.isBlockSwap(pairs.map(\.1))
+        // Around a fixed middle ("A cause B" / "B cause A") only when the frame is the same:
+        // "a package management system" / "a system for managing packages" is one thing said
+        // two ways.
+        let swapped = Self.isBlockSwap(pairs.map(\.1), aroundMiddle: Self.frameChange(q, c) == 0)
         for a in pairs.indices {
             for b in (a + 1)..<max(pairs.count, a + 1) where pairs[a].1 > pairs[b].1 {
                 let (i1, j1) = pairs[a], (i2, j2) = pairs[b]
+                // A noun said as its verb moves: "the origins of the Olympic Games" / "where did
+                // the Olympic Games originate".
+                if derived(qs[i1], cs[j1]) || derived(qs[i2], cs[j2]) { continue }
+                // A participle moved after its noun: "the provided link" / "the link given".
+                if i2 == i1 + 1 && j1 == j2 + 1 && ((qs[i1].isParticiple && cs[j1].isParticiple) || (qs[i2].isParticiple && cs[j2].isParticiple)) {
+                    continue
+                }
                 let betweenQ = qs[(i1 + 1)..<i2], betweenC = cs[(j2 + 1)..<j1]
                 let lemmasQ = Set(betweenQ.map(\.lemma)), lemmasC = Set(betweenC.map(\.lemma))
                 if !lemmasQ.isDisjoint(with: Self.symmetric) || !lemmasC.isDisjoint(with: Self.symmetric) { continue }
@@ -183,19 +263,26 @@ public struct PromptVerifier: Sendable {
         return nil
     }
 
-    /// A verb or an adverb, as the word is mostly used: the words a paraphraser swaps freely
-    /// (get → obtain, properly → correctly). A thing, a quality or a name swapped is a different
-    /// question; so is a verb swapped for a noun.
-    func isAction(_ t: PromptTokens.Token, in prompt: PromptTokens) -> Bool {
-        guard !t.isName, let lemma = t.lemmas.first(where: lexicon.isKnown), let p = lexicon.partOfSpeech(of: lemma) else { return false }
-        if p == "v" || p == "r" { return true }
-        // Used as a verb here: a word that can be one, followed by a determiner ("loads a
-        // dataset", "returns the schema").
-        guard t.position + 1 < prompt.tokens.count,
-              Self.determiners.contains(prompt.tokens[t.position + 1].lemma) else { return false }
-        return t.lemmas.contains(where: lexicon.canBeVerb)
+    /// A verb that says what something does or did ("the function loads / fetches a dataset",
+    /// "is deprecated / has been discontinued"): inflected, not the action a request asks for.
+    /// Paraphrasers swap those freely; the action asked for (the base form: "how do I read /
+    /// write a CSV file", "to rent / buy a car") is the request itself. A participle between a
+    /// determiner and a noun ("a sprained ankle") describes the thing, not an action.
+    func describes(_ t: PromptTokens.Token, in prompt: PromptTokens) -> Bool {
+        if Self.particles.contains(t.lemma) { return true }  // "cycles through"
+        guard !t.isName, t.base.lowercased() != t.lemma, t.lemmas.contains(where: lexicon.canBeVerb) else { return false }
+        // Mostly a verb, or used as one here: before a determiner ("loads a dataset") or a
+        // preposition other than "of" ("cycles through files"; "causes of" is a noun's).
+        let next = t.position + 1 < prompt.tokens.count ? prompt.tokens[t.position + 1].lemma : ""
+        let verbUse = t.lemmas.contains { lexicon.partOfSpeech(of: $0) == "v" }
+            || Self.determiners.contains(next) || (Self.particles.contains(next) && next != "of")
+        guard verbUse else { return false }
+        let modifier = t.position > 0 && Self.determiners.contains(prompt.tokens[t.position - 1].lemma)
+            && t.position + 1 < prompt.tokens.count && prompt.tokens[t.position + 1].kind == .content
+        return !modifier
     }
 
+    /// Words that open a noun phrase (skipped before an object).
     static let determiners: Set<String> = ["a", "an", "the", "this", "that", "these", "those", "my", "your", "its", "their", "our", "his", "her", "all", "each", "every"]
 
     /// Word edits that make a minimal edit of a longer prompt (judged word by word).
@@ -269,9 +356,17 @@ public struct PromptVerifier: Sendable {
         return false
     }
 
-    /// Whether `order` (positions in the other prompt) is increasing but for two adjacent blocks
-    /// exchanged: `... A B ...` in one prompt, `... B A ...` in the other.
-    static func isBlockSwap(_ order: [Int]) -> Bool {
+    func isTime(_ t: PromptTokens.Token) -> Bool { !t.isName && t.lemmas.contains(where: lexicon.isTime) }
+
+    /// Matched as derivations of each other (origin / originate), not as one word.
+    func derived(_ t: PromptTokens.Token, _ u: PromptTokens.Token) -> Bool {
+        Set(t.lemmas).isDisjoint(with: u.lemmas) && related(t, u) { lexicon.derivations[$0]?.contains($1) == true }
+    }
+
+    /// Whether `order` (positions in the other prompt) is increasing but for two blocks
+    /// exchanged: `... A B ...` in one prompt, `... B A ...` in the other, or (`aroundMiddle`)
+    /// `... A M B ...` and `... B M A ...`.
+    static func isBlockSwap(_ order: [Int], aroundMiddle: Bool = true) -> Bool {
         let sorted = order.sorted()
         var rank: [Int: Int] = [:]
         for (i, v) in sorted.enumerated() { rank[v] = i }
@@ -280,13 +375,26 @@ public struct PromptVerifier: Sendable {
         while i < r.count && r[i] == i { i += 1 }
         while j >= 0 && r[j] == j { j -= 1 }
         guard i < j else { return false }
+        // Blocks A (i..<k1), M (k1..<k2), B (k2...j) in one prompt are B M A in the other
+        // (M empty: two blocks exchanged).
         let middle = Array(r[i...j])
-        for k in (i + 1)...j where middle == Array(k...j) + Array(i..<k) { return true }
+        for k1 in (i + 1)...j {
+            for k2 in k1...(aroundMiddle ? j : k1) {
+                let lengthA = k1 - i, lengthM = k2 - k1, lengthB = j - k2 + 1
+                let expected = Array((i + lengthB + lengthM)..<(i + lengthB + lengthM + lengthA))
+                    + Array((i + lengthB)..<(i + lengthB + lengthM)) + Array(i..<(i + lengthB))
+                if middle == expected { return true }
+            }
+        }
         return false
     }
 
     /// Tokens of a prompt the word-by-word judgement takes at most.
     static let maxTokens = 64
+    /// Prepositions and particles: opposites among them only by ``closedOpposites``.
+    static let particles: Set<String> = ["to", "from", "into", "onto", "toward", "towards", "before", "after", "above", "below", "over",
+                                         "under", "up", "down", "in", "out", "on", "off", "with", "without", "within", "inside", "outside",
+                                         "through", "across", "via", "around", "along", "upon"]
     static let lessWords: Set<String> = ["less", "least", "fewer"]
     static let symmetric: Set<String> = ["and", "or", "vs", "versus", "between", ",", "&", "/", "times", "plus", "multiplied", "added"]
     static let directional: Set<String> = ["to", "from", "into", "than", "onto", "toward", "towards", "before", "after", "above", "below", "over", "under"]

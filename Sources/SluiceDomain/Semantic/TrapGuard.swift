@@ -55,7 +55,7 @@ public enum TrapGuard {
                     sentenceStart = true
                     continue
                 }
-                let lower = raw.lowercased().replacingOccurrences(of: "'", with: "")
+                let lower = raw.lowercased().removing("'")
                 words.insert(lower)
                 if raw.contains(where: \.isNumber) {
                     numbers.insert(String(raw.filter { $0.isNumber || $0 == "." }))
