@@ -53,7 +53,7 @@ PARAPHRASES = [
     "What's the way to reset my password?",
     "How do I cancel my subscription?",
     "Can you ship orders to Canada?",
-    "How can I update my email address?",
+    "What is the way to change my email address?",
     "Which payment methods are accepted?",
     "How long will delivery take?",
     "Is it possible to return an item after 30 days?",

@@ -12,8 +12,8 @@ struct Sluice: AsyncParsableCommand {
         commandName: "sluice",
         abstract: "Cache and rate-limit service for LLM agent servers, spoken to over the Redis protocol.",
         discussion: """
-            Sluice answers over RESP2, so redis-cli, redis-benchmark and any Redis client library work
-            as clients. With no flags, `sluice serve` listens on 127.0.0.1:7379 and keeps its L2 in an
+            Sluice answers over RESP2, so redis-cli, redis-benchmark and any Redis client library work \
+            as clients. With no flags, `sluice serve` listens on 127.0.0.1:7379 and keeps its L2 in an \
             SQLite file under ./sluice-data. Every flag has a SLUICE_* environment variable; a flag wins.
             """,
         version: SluiceVersion.current,

@@ -16,7 +16,7 @@ struct PromptVerifierTests {
         ("Who was the second president of France?", "Who was the first president of France?", "numbers"),
         ("What is the most expensive city in Spain?", "What is the cheapest city in Spain?", "antonym"),
         ("Should I stretch after running?", "Should I stretch before running?", "antonym"),
-        ("Explain photosynthesis to a chemist", "Explain photosynthesis to a toddler", "substitution"),
+        ("Explain photosynthesis to a chemist", "Explain photosynthesis to a toddler", "audience"),
         ("Where was the Eiffel Tower built?", "When was the Eiffel Tower built?", "question"),
         ("Which city hosted the 2012 Olympics?", "What year hosted the 2012 Olympics?", "question"),
         ("Can I give my dog tea?", "Can I give my dog coffee?", "sibling"),
@@ -27,8 +27,8 @@ struct PromptVerifierTests {
         ("Write a short blog post about index funds and bond ladders for experts with small savings",
          "Write a short blog post about index funds and bond ladders for beginners with small savings", "substitution"),
         // Who it is for, replaced whole after the same preposition.
-        ("Explain quantum computing to a retired teacher", "Explain quantum computing to a high school student", "substitution"),
-        ("Gift ideas for a young child", "Gift ideas for a teenager", "substitution"),
+        ("Explain quantum computing to a retired teacher", "Explain quantum computing to a high school student", "audience"),
+        ("Gift ideas for a young child", "Gift ideas for a teenager", "audience"),
         // A condition one side adds.
         ("Can I drive on the highway if it snows?", "Can I drive on the highway?", "condition"),
         // A time for another time, with the words around it changed.
@@ -42,6 +42,15 @@ struct PromptVerifierTests {
         ("How should I treat a twisted knee?", "How should I treat a dislocated knee?", "substitution"),
         // Decades are numbers.
         ("Fashion trends of the seventies", "Fashion trends of the nineties", "numbers"),
+        // Every word in its place, the prepositions in front of them swapped.
+        ("Trains to Lyon from Geneva", "Trains from Lyon to Geneva", "order"),
+        // The voice changed, the order did not: who does what is swapped.
+        ("Is anxiety caused by insomnia?", "Does anxiety cause insomnia?", "order"),
+        // A plural is not a participle: the comparison keeps its order check.
+        ("Are women taller than men?", "Are men taller than women?", "order"),
+        // An event told in the past, and a gerund after a preposition: the action is the question.
+        ("My dog ate a grape, what should I do?", "My dog sniffed a grape, what should I do?", "substitution"),
+        ("Tips for selling a house in Spain", "Tips for renting a house in Spain", "substitution"),
     ])
     func trapsAreRefused(query: String, candidate: String, rule: String) throws {
         let verifier = try #require(Self.verifier, "the lexicon ships with the SluiceDomain bundle")
@@ -61,8 +70,15 @@ struct PromptVerifierTests {
         ("Who designed the Eiffel Tower?", "The Eiffel Tower was designed by whom?"),
         // A verb saying what something does, for another (inflected, used as a verb): a rewording.
         ("The export function writes the report to disk", "The export function saves the report to disk"),
-        ("The parser reads the header first.", "The parser loads the header first."),
+        ("The function returns the row count.", "The function provides the row count."),
         ("The function iterates over the rows.", "The function cycles through the rows."),
+        // Adverbs, a teen and a teenager, now and currently, a decade in digits and in words.
+        ("How do I correctly season a cast iron pan?", "How do I properly season a cast iron pan?"),
+        ("How do I talk to teenagers about social media?", "How do I talk to teens about social media?"),
+        ("Which phone has the best camera currently?", "Which phone has the best camera now?"),
+        ("Music of the 80s", "Music of the eighties"),
+        // Only the prepositions reordered with their words.
+        ("Trains to Geneva from Lyon", "Trains from Lyon to Geneva"),
         // A verb for its direct hypernym or hyponym (eliminate is a way to remove).
         ("How do I remove stains from a carpet?", "How do I eliminate stains from a carpet?"),
         // Passive without "by", a participle after its noun, a noun said as its verb, a compound

@@ -22,4 +22,7 @@ void sluice_scan_f32(const float *query, const float *rows, size_t count, size_t
 const char *sluice_kernels_name(void);
 void sluice_kernels_force(int force);
 
+/// Whether `needle` occurs in `haystack` (memmem: linear in the haystack).
+int sluice_contains_bytes(const void *haystack, size_t haystack_length, const void *needle, size_t needle_length);
+
 #endif

@@ -147,17 +147,33 @@ public final class Lexicon: Sendable {
     /// senses: month, night, morning, weekend, April, winter, minute), or a closed-class time
     /// adverb (today, overnight, daily).
     public func isTime(_ word: String) -> Bool {
-        if Self.timeAdverbs.contains(word) { return true }
-        guard let s = senses[word] else { return false }
-        for x in s.filter({ isPartOfSpeech($0, "n") }).prefix(2) where !ancestors(x, 4).keys.filter(timeRoots.contains).isEmpty {
-            return true
-        }
-        return false
+        if Self.timeAdverbs.contains(word) || Self.presentTime.contains(word) { return true }
+        // Mostly a noun, and its first noun sense a time: "term", "session", "fall" are not.
+        guard mainPartOfSpeech[word] == UInt8(ascii: "n"),
+              let first = senses[word]?.first(where: { isPartOfSpeech($0, "n") }) else { return false }
+        return ancestors(first, 4).keys.contains(where: timeRoots.contains)
     }
 
     static let timeAdverbs: Set<String> = ["today", "tonight", "tomorrow", "yesterday", "overnight", "daily", "weekly", "monthly", "yearly",
-                                           "annually", "hourly", "nightly", "now", "later", "soon", "earlier", "currently", "recently"]
+                                           "annually", "hourly", "nightly", "later", "soon", "earlier", "recently"]
+    /// One time said several ways ("now" / "currently"): the same time, not a time swapped.
+    static let presentTime: Set<String> = ["now", "currently", "nowadays", "presently", "today"]
 
+
+    /// Two verbs that meet within `distance` hypernym steps (both counted) in their first six
+    /// senses: close ways of doing one thing (return / provide: 2; load / retrieve: 5), not
+    /// unrelated acts (delete / create, win / host: never).
+    func closeActions(_ a: String, _ b: String, distance: Int = 5) -> Bool {
+        guard let sa = senses[a], let sb = senses[b] else { return false }
+        let ya = sa.filter { isPartOfSpeech($0, "v") }.prefix(6).map { ancestors($0, distance) }
+        for y in sb.filter({ isPartOfSpeech($0, "v") }).prefix(6) {
+            let ancestorsOfY = ancestors(y, distance)
+            for ax in ya {
+                for (c, dy) in ancestorsOfY { if let dx = ax[c], dx + dy <= distance { return true } }
+            }
+        }
+        return false
+    }
 
     /// Base forms of `word`: its irregular lemmas, then forms by WordNet's suffix rules that
     /// the lexicon knows, with the word itself among them when it is known.
@@ -193,6 +209,7 @@ public final class Lexicon: Sendable {
     func same(_ a: String, _ b: String) -> Bool {
         if a == b || a.removing("-") == b.removing("-") { return true }
         if antonym(a, b) { return false }
+        if Self.presentTime.contains(a) && Self.presentTime.contains(b) { return true }
         if derivations[a]?.contains(b) == true { return true }
         guard let sa = senses[a], let sb = senses[b] else { return false }
         if !Set(sa).isDisjoint(with: sb) { return true }
@@ -204,10 +221,12 @@ public final class Lexicon: Sendable {
                 if links(x).contains(y) || links(y).contains(x) { return true }
             }
         }
-        // Verbs, in any sense: one the other's direct hypernym (eliminate is a way to remove).
-        // Two ways of one more general action (read / write, rent / buy) are not the same.
-        for x in sa where isPartOfSpeech(x, "v") {
-            for y in sb where isPartOfSpeech(y, "v") {
+        // Verbs, in their first seven senses: one the other's direct hypernym (eliminate is a
+        // way to remove, at eliminate's seventh). Two ways of one more general action (read /
+        // write, rent / buy) are not the same; nor are rare senses (save / spend meet only at
+        // save's ninth, charge / pay at charge's twelfth).
+        for x in sa.filter({ isPartOfSpeech($0, "v") }).prefix(7) {
+            for y in sb.filter({ isPartOfSpeech($0, "v") }).prefix(7) {
                 if links(x).contains(y) || links(y).contains(x) { return true }
             }
         }

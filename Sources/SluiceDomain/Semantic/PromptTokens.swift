@@ -25,18 +25,23 @@ struct PromptTokens {
 
     private(set) var tokens: [Token] = []
     /// Lower-case letters and digits of the whole prompt ("does this name occur at all").
-    let squeezed: String
+    let squeezed: SqueezedText
 
     var numbers: [String] { tokens.filter { $0.kind == .number }.map(\.lemma) }
     var contentCount: Int { tokens.count(where: { $0.kind == .content }) }
     var negated: Bool { tokens.contains { $0.kind == .negation } }
-    /// "... was painted by ...": a form of "be" and "by"; or a form of "be" right before a
-    /// participle ("can be located", "has been discontinued").
-    var passive: Bool {
-        if tokens.contains(where: { $0.lemma == "by" }) && tokens.contains(where: { Self.beForms.contains($0.lemma) }) { return true }
-        return tokens.indices.dropLast().contains { i in
-            Self.beForms.contains(tokens[i].lemma) && tokens[i + 1].isParticiple
-        }
+    /// Positions of participles after a form of "be", an adverb allowed between ("can be
+    /// located", "are typically viewed", "was painted"): passive, if that verb is one the prompts
+    /// share (not an aside: "my script is finished").
+    private(set) var passiveParticiples: [Int] = []
+    /// A question or a request ("?", or opening with a question word or an auxiliary), not a
+    /// statement describing something ("The `filter` method selects records").
+    private(set) var asks = false
+
+    /// "... was painted by ...": a "by" after the passive verb at `position` (the doer named;
+    /// "By default, X is ..." names none).
+    func hasAgent(after position: Int) -> Bool {
+        tokens[position...].contains { $0.lemma == "by" }
     }
 
     /// Whether an "of" lies between two token positions.
@@ -46,7 +51,7 @@ struct PromptTokens {
     }
 
     init(_ text: String, lexicon: Lexicon) {
-        squeezed = String(text.lowercased().filter { $0.isLetter || $0.isNumber })
+        squeezed = SqueezedText(text)
         var out: [Token] = []
         var sentenceStart = true
         // A number being read from words: the part done (thousands and up) and the current part.
@@ -148,7 +153,9 @@ struct PromptTokens {
             let capitalised = base.first?.isUppercase == true && !sentenceStart
             var token = Token(kind: .content, base: base, lemma: lemmas[0], lemmas: lemmas,
                               isName: base != "I" && (capitalised || innerCapital), possessive: low.hasSuffix("'s"))
+            // Not a noun's plural (men → man) nor a word that is mostly a noun (left, saw, lay).
             token.isParticiple = word != lemmas[0] && lexicon.canBeVerb(lemmas[0])
+                && lexicon.partOfSpeech(of: word) != "n" && !word.hasSuffix("men")
                 && (word.hasSuffix("ed") || word.hasSuffix("en") || word.hasSuffix("wn") || lexicon.irregular[word]?.contains(lemmas[0]) == true)
                 && !word.hasSuffix("s") && !word.hasSuffix("ing")
             out.append(token)
@@ -158,6 +165,20 @@ struct PromptTokens {
         out.removeAll { $0.kind == .number && $0.lemma == "1" }
         for i in out.indices { out[i].position = i }
         tokens = out
+        asks = text.contains("?") || out.first.map { Self.questionOpeners.contains($0.lemma) } == true
+        // The participle follows "be" within a few words: an adverb ("are typically viewed") or,
+        // in a question, the subject ("Is anxiety caused by ...") may stand between.
+        for i in out.indices where Self.beForms.contains(out[i].lemma) {
+            for j in (i + 1)..<min(i + 5, out.count) {
+                if out[j].isParticiple {
+                    passiveParticiples.append(j)
+                    break
+                }
+                let between = (out[j].kind == .content && lexicon.partOfSpeech(of: out[j].lemma) != "v")
+                    || (out[j].kind == .stop && PromptVerifier.determiners.contains(out[j].lemma))
+                if !between { break }
+            }
+        }
     }
 
     /// Runs of ASCII letters (with inner apostrophes), of digits (with inner `.` `,` and a unit
@@ -190,7 +211,7 @@ struct PromptTokens {
                 var k = j
                 while k < scalars.count && isLetter(scalars[k]) && k - j < 2 { k += 1 }
                 let suffix = String(String.UnicodeScalarView(scalars[j..<k])).lowercased()
-                if ["st", "nd", "rd", "th", "k", "m", "bn"].contains(suffix) && (k == scalars.count || !isLetter(scalars[k])) { j = k }
+                if ["st", "nd", "rd", "th", "k", "m", "bn", "s"].contains(suffix) && (k == scalars.count || !isLetter(scalars[k])) { j = k }
                 if j < scalars.count && scalars[j] == "%" { j += 1 }
                 out.append(String(String.UnicodeScalarView(scalars[i..<j])))
                 i = j
@@ -202,9 +223,15 @@ struct PromptTokens {
         return out
     }
 
-    /// "2,000" → "2000", "2k" → "2000", "3rd" → "#3", "1/4" → "0.25", "15%" → "15".
+    /// "2,000" → "2000", "2k" → "2000", "3rd" → "#3", "1/4" → "0.25", "15%" → "15", "70s" and
+    /// "1970s" as written (decades; "seventies" is "70s" too); a run of more than 15 digits as
+    /// written (a Double would make two order numbers equal).
     static func digitsValue(_ low: String) -> String {
         var text = low.removing(",").removing("%")
+        if text.utf8.count > 15 && text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) { return text }
+        if text.hasSuffix("0s"), text.utf8.dropLast().allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
+            return text
+        }
         var ordinal = false, multiplier: Double = 1
         for (suffix, m) in [("st", 0.0), ("nd", 0), ("rd", 0), ("th", 0), ("bn", 1e9), ("k", 1e3), ("m", 1e6)] where text.hasSuffix(suffix) {
             text.removeLast(suffix.count)
@@ -251,12 +278,15 @@ struct PromptTokens {
 
     /// "in their twenties" → 20s (WordNet puts twenty and sixty in one adjective cluster).
     static let decades: [String: String] = [
-        "teens": "13s", "twenties": "20s", "thirties": "30s", "forties": "40s", "fifties": "50s", "sixties": "60s",
+        "twenties": "20s", "thirties": "30s", "forties": "40s", "fifties": "50s", "sixties": "60s",
         "seventies": "70s", "eighties": "80s", "nineties": "90s",
     ]
 
     static let negations: Set<String> = ["not", "no", "never", "none", "nothing", "neither", "nor", "without", "cannot", "isnt", "arent",
                                          "wasnt", "werent", "dont", "doesnt", "didnt", "wont", "cant", "shouldnt", "couldnt", "hasnt", "havent"]
+
+    static let questionOpeners: Set<String> = ["how", "what", "why", "where", "when", "who", "whom", "whose", "which", "can", "could",
+                                               "should", "would", "will", "shall", "may", "is", "are", "was", "were", "do", "does", "did"]
 
     static let beForms: Set<String> = ["was", "were", "is", "are", "been", "be", "being"]
 

@@ -16,23 +16,30 @@
 ///   reads as when, "which city" as where) → refused;
 /// - an unmatched pair of nouns of the same concrete kind (a common hypernym close to both and
 ///   deep in the hierarchy) → refused;
+/// - a time for another time (overnight / for a week), the words around it free to change;
 /// - a small substitution (1–2 words for 1–2 words) in an otherwise aligned prompt → refused
 ///   (a thing, a quality, an action or a name swapped asks about something else; synonyms were
 ///   matched before, verbs also when one is the other's direct hypernym: remove / eliminate),
-///   only when the swap is the whole edit (at most one more word edit): a rewording moves more
+///   unless every word swapped is one paraphrasers swap freely (``paraphrasable``: adverbs, and
+///   present-tense verbs saying what something does when the two are close in WordNet), only
+///   when the swap is the whole edit (at most one more word edit): a rewording moves more
 ///   words than it swaps;
-/// - the object of the same preposition (for, to, with) replaced whole at the end of an
-///   otherwise equal request (who it is for: "to a child" / "to a software engineer") → refused;
-/// - a condition added on one side only (when, if, while, unless, during + content) → refused;
 /// - the substitution rule only when the frame stayed: when more than two stop words changed
 ///   too ("X is not a feature of Y" / "No, X doesn't exist in Y"), a word for a word is a
 ///   rewording (a sibling swapped is refused all the same);
 /// - the same words in another order → refused when a directional word (to, from, than, ...)
 ///   lies between the swapped words in both, or when two blocks were exchanged around a fixed
 ///   middle or none ("Can stress cause high blood pressure?" / "Can high blood pressure cause
-///   stress?") with no symmetric connector (and, or, vs) between them; active/passive voice and "X of Y" /
-///   "Y's X" are the same question.
-/// When much differs (a rewording, not an edit) nothing is refused by these rules. Longer
+///   stress?") with no symmetric connector (and, or, vs) between them; also when the words
+///   keep their places but opposite prepositions stand in front of them ("from Boston to
+///   Denver" / "to Boston from Denver"), or the voice changed and the order did not ("Does
+///   stress cause X?" / "Is stress caused by X?"). Active/passive voice with the order
+///   changed, and "X of Y" / "Y's X", are the same question.
+/// When much differs (a rewording, not an edit) nothing is refused by the rules above. Two
+/// rules look at larger edits and run before that bound: the object of the same preposition
+/// (for, to, with) replaced whole at the end of an otherwise equal request (who it is for:
+/// "to a child" / "to a software engineer", at most three content words each side), and a
+/// condition one side adds (when, if, while, unless, during + content words). Longer
 /// prompts — passages, documents — are judged so only when they differ by one word edit (a
 /// trap's shape at any length); otherwise they keep the first-generation checks (``TrapGuard``:
 /// numbers, negation, names).
@@ -101,7 +108,7 @@ public struct PromptVerifier: Sendable {
         var uq = qs.indices.filter { matchOf[$0] == nil }.map { qs[$0] }
         var uc = cs.indices.filter { !used[$0] }.map { cs[$0] }
         if let (x, y) = replacedObject(q, c, qs, cs, matchOf, used) {
-            return "substitution \(x)→\(y)"
+            return "audience \(x)→\(y)"
         }
         if let added = addedCondition(q, c, uq, uc) { return "condition \(added)" }
         // A rewording, not an edit: too much differs for a word-by-word judgement.
@@ -116,12 +123,13 @@ public struct PromptVerifier: Sendable {
         var flipped = Set<Int>()
         // WordNet's antonyms of particles and prepositions (off / well) are noise: those go by
         // the closed table only. And an opposite in a rewording (several words moved: "keeps
-        // disconnecting" / "a connection that keeps dropping") is not a flipped question.
+        // disconnecting" / "a connection that keeps dropping", "X uses less than Y" / "Y needs
+        // more than X") is not a flipped question.
         let edit = uq.count(where: { $0.kind == .content }) <= 2 && uc.count(where: { $0.kind == .content }) <= 2
         for t in uq where t.kind != .number {
-            for u in uc where u.kind != .number
+            for u in uc where u.kind != .number && edit
                 && (Self.opposite(t.lemma, u.lemma)
-                    || (edit && !Self.particles.contains(t.lemma) && !Self.particles.contains(u.lemma) && related(t, u, lexicon.antonym))) {
+                    || (!Self.particles.contains(t.lemma) && !Self.particles.contains(u.lemma) && related(t, u, lexicon.antonym))) {
                 if lessQ != lessC && !Self.isClosedOpposite(t.lemma) && !Self.isClosedOpposite(u.lemma) {
                     flipped.formUnion([t.position, -1 - u.position])  // cheaper = less expensive
                     continue
@@ -142,7 +150,8 @@ public struct PromptVerifier: Sendable {
         // words around a time change with it ("in the morning" / "at night"), so neither the
         // frame nor the edit size says rewording here.
         if (1...2).contains(contentQ.count) && (1...2).contains(contentC.count) && matchedContent >= 1
-            && contentQ.allSatisfy({ isTime($0) }) && contentC.allSatisfy({ isTime($0) }) {
+            && contentQ.allSatisfy({ isTime($0) }) && contentC.allSatisfy({ isTime($0) })
+            && !(contentQ.allSatisfy { Lexicon.presentTime.contains($0.lemma) } && contentC.allSatisfy { Lexicon.presentTime.contains($0.lemma) }) {
             return "time \(contentC.map(\.base).joined(separator: " "))→\(contentQ.map(\.base).joined(separator: " "))"
         }
         // A rewording changes the frame (the stop words around the content words) as well: "X is
@@ -151,7 +160,8 @@ public struct PromptVerifier: Sendable {
         if Self.frameChange(q, c) <= Self.maxFrameChange
             && (1...2).contains(contentQ.count) && (1...2).contains(contentC.count)
             && (matchedContent >= 2 || contentQ.count + contentC.count <= 2 || (matchedContent >= 1 && contentQ.count + contentC.count <= 3))
-            && !(contentQ.allSatisfy { describes($0, in: q) } && contentC.allSatisfy { describes($0, in: c) })
+            && !(contentQ.allSatisfy { paraphrasable($0, in: q, for: contentC, describing: !q.asks && !c.asks) }
+                 && contentC.allSatisfy { paraphrasable($0, in: c, for: contentQ, describing: !q.asks && !c.asks) })
             && editDistance(q, c) <= max(contentQ.count, contentC.count) + Self.extraEdits {
             return "substitution \(contentC.map(\.base).joined(separator: " "))→\(contentQ.map(\.base).joined(separator: " "))"
         }
@@ -170,11 +180,11 @@ public struct PromptVerifier: Sendable {
             guard let last = tokens.indices.last(where: { matched($0) && tokens[$0].kind == .content }) else { return nil }
             let rest = tokens[(last + 1)...].filter { $0.kind == .content }
             guard (1...Self.maxReplacedObject).contains(rest.count) else { return nil }
-            // The word that opens the object, determiners and possessives skipped.
-            var i = rest[rest.startIndex].position - 1
-            while i > tokens[last].position, Self.determiners.contains(p.tokens[i].lemma) { i -= 1 }
-            guard i > tokens[last].position, Self.objectPrepositions.contains(p.tokens[i].lemma) else { return nil }
-            return (p.tokens[i].lemma, rest.map(\.base))
+            // The word that opens the object: between the last shared word and the object
+            // ("to a high school student": determiners and modifiers skipped).
+            let between = p.tokens[(tokens[last].position + 1)..<rest[rest.startIndex].position]
+            guard let opener = between.last(where: { Self.objectPrepositions.contains($0.lemma) }) else { return nil }
+            return (opener.lemma, rest.map(\.base))
         }
         guard let tq = tail(q, qs, matched: { matchOf[$0] != nil }), let tc = tail(c, cs, matched: { used[$0] }),
               tq.preposition == tc.preposition else { return nil }
@@ -191,7 +201,7 @@ public struct PromptVerifier: Sendable {
     func addedCondition(_ q: PromptTokens, _ c: PromptTokens, _ uq: [PromptTokens.Token], _ uc: [PromptTokens.Token]) -> String? {
         func added(in p: PromptTokens, _ extra: [PromptTokens.Token], other: PromptTokens) -> String? {
             guard let first = extra.filter({ $0.kind == .content && !Self.conditions.contains($0.lemma) }).map(\.position).min(),
-                  let opener = p.tokens[..<first].last(where: { Self.conditions.contains($0.lemma) }),
+                  let opener = p.tokens[..<first].last(where: { Self.conditions.contains($0.lemma) }), opener.position > 0,
                   !other.tokens.contains(where: { $0.lemma == opener.lemma }) else { return nil }
             return p.tokens[opener.position...].map(\.base).joined(separator: " ")
         }
@@ -232,8 +242,30 @@ public struct PromptVerifier: Sendable {
     /// Same words, another order: see the type's comment.
     func order(_ q: PromptTokens, _ c: PromptTokens, _ qs: [PromptTokens.Token], _ cs: [PromptTokens.Token],
                _ matchOf: [Int?], pure: Bool) -> String? {
-        guard q.passive == c.passive else { return nil }  // active / passive: the order is meant to change
         let pairs = qs.indices.compactMap { i in matchOf[i].map { (i, $0) } }.filter { qs[$0.0].kind != .function }
+        // Where each shared thing goes: "from Boston to Denver" / "to Boston from Denver" keeps
+        // every word and its place but swaps the prepositions in front of them.
+        for (i, j) in pairs {
+            if let a = governor(q, qs[i].position), let b = governor(c, cs[j].position), Self.opposite(a, b) {
+                return "order \(b) \(cs[j].base)→\(a) \(qs[i].base)"
+            }
+        }
+        // Active / passive: the order is meant to change with the voice ("Who wrote Hamlet?" /
+        // "Hamlet was written by whom?"). A passive counts when its verb is one the prompts
+        // share ("can be found" / "can find"), not an aside ("my script is finished: ...").
+        let matchedQ = Set(pairs.map { qs[$0.0].position }), matchedC = Set(pairs.map { cs[$0.1].position })
+        let passiveQ = q.passiveParticiples.first(where: matchedQ.contains)
+        let passiveC = c.passiveParticiples.first(where: matchedC.contains)
+        if (passiveQ == nil) != (passiveC == nil) {
+            // The voice changed but not the order, with the doer named after the verb: who does
+            // what is swapped ("Does stress cause X?" / "Is stress caused by X?").
+            let kept = pairs.count >= 2 && zip(pairs, pairs.dropFirst()).allSatisfy { $0.1 < $1.1 }
+            let agent = passiveQ.map { q.hasAgent(after: $0) } ?? passiveC.map { c.hasAgent(after: $0) } ?? false
+            if kept && agent, let first = pairs.first, let last = pairs.last {
+                return "order \(qs[first.0].base)…\(qs[last.0].base) (voice)"
+            }
+            return nil
+        }
         // Around a fixed middle ("A cause B" / "B cause A") only when the frame is the same:
         // "a package management system" / "a system for managing packages" is one thing said
         // two ways.
@@ -244,6 +276,9 @@ public struct PromptVerifier: Sendable {
                 // A noun said as its verb moves: "the origins of the Olympic Games" / "where did
                 // the Olympic Games originate".
                 if derived(qs[i1], cs[j1]) || derived(qs[i2], cs[j2]) { continue }
+                // Each moved with its own preposition: "to Geneva from Lyon" / "from Lyon to Geneva".
+                if let g1 = governor(q, qs[i1].position), governor(c, cs[j1].position) == g1,
+                   let g2 = governor(q, qs[i2].position), governor(c, cs[j2].position) == g2 { continue }
                 // A participle moved after its noun: "the provided link" / "the link given".
                 if i2 == i1 + 1 && j1 == j2 + 1 && ((qs[i1].isParticiple && cs[j1].isParticiple) || (qs[i2].isParticiple && cs[j2].isParticiple)) {
                     continue
@@ -263,24 +298,40 @@ public struct PromptVerifier: Sendable {
         return nil
     }
 
-    /// A verb that says what something does or did ("the function loads / fetches a dataset",
-    /// "is deprecated / has been discontinued"): inflected, not the action a request asks for.
-    /// Paraphrasers swap those freely; the action asked for (the base form: "how do I read /
-    /// write a CSV file", "to rent / buy a car") is the request itself. A participle between a
-    /// determiner and a noun ("a sprained ankle") describes the thing, not an action.
-    func describes(_ t: PromptTokens.Token, in prompt: PromptTokens) -> Bool {
+    /// Words a paraphraser swaps freely: adverbs (properly / correctly), and a verb saying what
+    /// something does in the present ("the function loads / fetches a dataset", "iterates over /
+    /// cycles through") when the two verbs are close ways of doing one thing in WordNet
+    /// (``Lexicon/closeActions(_:_:distance:)``). The action a request asks for (the base
+    /// form: "how do I read / write a CSV file"; a gerund: "tips for renting / buying a car") is
+    /// the request itself, and so is an event told in the past ("my son swallowed / touched a
+    /// coin"). `other` is the word it stands for in the other prompt. When both prompts are
+    /// statements (`describing`: no question, no request — documentation saying what something
+    /// does), any present-tense verb for another is a paraphraser's word ("selects / retrieves
+    /// records", "casts / transforms values").
+    func paraphrasable(_ t: PromptTokens.Token, in prompt: PromptTokens, for other: [PromptTokens.Token], describing: Bool) -> Bool {
         if Self.particles.contains(t.lemma) { return true }  // "cycles through"
-        guard !t.isName, t.base.lowercased() != t.lemma, t.lemmas.contains(where: lexicon.canBeVerb) else { return false }
+        guard !t.isName else { return false }
+        if t.lemmas.contains(where: { lexicon.partOfSpeech(of: $0) == "r" }) && !isTime(t) { return true }
+        let word = t.base.lowercased()
+        guard word != t.lemma, word.hasSuffix("s"), t.lemmas.contains(where: lexicon.canBeVerb) else { return false }
         // Mostly a verb, or used as one here: before a determiner ("loads a dataset") or a
         // preposition other than "of" ("cycles through files"; "causes of" is a noun's).
+        // In a statement, also right after its subject, a pronoun or a noun ("It selects
+        // records", "The `filter` method selects records").
         let next = t.position + 1 < prompt.tokens.count ? prompt.tokens[t.position + 1].lemma : ""
+        let previous: PromptTokens.Token? = t.position > 0 ? prompt.tokens[t.position - 1] : nil
+        let afterSubject = previous.map { Self.subjects.contains($0.lemma) || ($0.kind == .content && lexicon.partOfSpeech(of: $0.lemma) == "n") } ?? false
         let verbUse = t.lemmas.contains { lexicon.partOfSpeech(of: $0) == "v" }
             || Self.determiners.contains(next) || (Self.particles.contains(next) && next != "of")
+            || (describing && afterSubject)
         guard verbUse else { return false }
-        let modifier = t.position > 0 && Self.determiners.contains(prompt.tokens[t.position - 1].lemma)
-            && t.position + 1 < prompt.tokens.count && prompt.tokens[t.position + 1].kind == .content
-        return !modifier
+        if describing { return true }
+        return other.contains { u in
+            Self.particles.contains(u.lemma) || t.lemmas.contains { a in u.lemmas.contains { b in lexicon.closeActions(a, b) } }
+        }
     }
+
+    static let subjects: Set<String> = ["it", "he", "she", "they", "this", "that", "which", "who"]
 
     /// Words that open a noun phrase (skipped before an object).
     static let determiners: Set<String> = ["a", "an", "the", "this", "that", "these", "those", "my", "your", "its", "their", "our", "his", "her", "all", "each", "every"]
@@ -311,16 +362,21 @@ public struct PromptVerifier: Sendable {
         return a.isEmpty ? b.count : previous[b.count]
     }
 
-    /// Runs of non-space bytes in `text`, counting stops past `limit`.
+    /// The pieces ``PromptTokens`` would cut `text` into, counted from its bytes (at least as
+    /// many): runs of ASCII letters and digits, and each `& / , . ? !`; anything else separates
+    /// ("apple-apple-…" is as many words as "apple apple …"). Counting stops past `limit`.
     static func words(in text: String, atMost limit: Int) -> Int {
         var count = 0, inWord = false
         for b in text.utf8 {
-            let space = b == 0x20 || b == 0x0A || b == 0x09 || b == 0x0D
-            if !space && !inWord {
-                count += 1
-                if count > limit { return count }
+            let alphanumeric = (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39)
+            if alphanumeric {
+                if !inWord { count += 1 }
+                inWord = true
+            } else {
+                inWord = false
+                if b == 0x26 || b == 0x2F || b == 0x2C || b == 0x2E || b == 0x3F || b == 0x21 { count += 1 }
             }
-            inWord = !space
+            if count > limit { return count }
         }
         return count
     }
@@ -357,6 +413,25 @@ public struct PromptVerifier: Sendable {
     }
 
     func isTime(_ t: PromptTokens.Token) -> Bool { !t.isName && t.lemmas.contains(where: lexicon.isTime) }
+
+    /// The directional preposition in front of the noun phrase holding position `i` ("from" in
+    /// "from New York"), or nil.
+    /// Only over what can stand inside a noun phrase before its noun (determiners, adjectives,
+    /// names, numbers), and never for a verb ("to load" is an infinitive, not a direction).
+    func governor(_ p: PromptTokens, _ i: Int) -> String? {
+        guard lexicon.partOfSpeech(of: p.tokens[i].lemma) != "v" else { return nil }
+        var k = i - 1, steps = 0
+        while k >= 0 && steps < 4 {
+            let t = p.tokens[k]
+            if Self.directional.contains(t.lemma) { return t.lemma }
+            let modifier = Self.determiners.contains(t.lemma) || t.kind == .number
+                || (t.kind == .content && (t.isName || lexicon.partOfSpeech(of: t.lemma) == "a"))
+            guard modifier else { return nil }
+            k -= 1
+            steps += 1
+        }
+        return nil
+    }
 
     /// Matched as derivations of each other (origin / originate), not as one word.
     func derived(_ t: PromptTokens.Token, _ u: PromptTokens.Token) -> Bool {

@@ -45,7 +45,7 @@ public enum TrapGuard {
         var names: Set<String> = []
         var negated = false
         /// Lower-case letters and digits only, for "does this name occur at all".
-        var squeezed = ""
+        var squeezed = SqueezedText("")
 
         init(_ text: String) {
             var sentenceStart = true
@@ -70,7 +70,7 @@ public enum TrapGuard {
             }
             // Said at all, not counted: "No, X doesn't exist" answers the same as "X is not there".
             negated = negations > 0
-            squeezed = String(text.lowercased().filter { $0.isLetter || $0.isNumber })
+            squeezed = SqueezedText(text)
             names = Set(names.map { String($0.filter { $0.isLetter || $0.isNumber }) }.filter { !$0.isEmpty })
         }
 
