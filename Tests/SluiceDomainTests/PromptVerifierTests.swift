@@ -46,6 +46,8 @@ struct PromptVerifierTests {
         ("Trains to Lyon from Geneva", "Trains from Lyon to Geneva", "order"),
         // The voice changed, the order did not: who does what is swapped.
         ("Is anxiety caused by insomnia?", "Does anxiety cause insomnia?", "order"),
+        // An aside in the passive does not switch the order check off.
+        ("My script is finished: is Java faster than Python?", "Is Python faster than Java?", "order"),
         // A plural is not a participle: the comparison keeps its order check.
         ("Are women taller than men?", "Are men taller than women?", "order"),
         // An event told in the past, and a gerund after a preposition: the action is the question.
@@ -79,6 +81,8 @@ struct PromptVerifierTests {
         ("Music of the 80s", "Music of the eighties"),
         // Only the prepositions reordered with their words.
         ("Trains to Geneva from Lyon", "Trains from Lyon to Geneva"),
+        // Two statements saying what something does: any present-tense verb for another.
+        ("The exporter outputs every row to a CSV file.", "The exporter writes every row to a CSV file."),
         // A verb for its direct hypernym or hyponym (eliminate is a way to remove).
         ("How do I remove stains from a carpet?", "How do I eliminate stains from a carpet?"),
         // Passive without "by", a participle after its noun, a noun said as its verb, a compound
