@@ -257,8 +257,10 @@ class Handler(BaseHTTPRequestHandler):
             return
         completion, prompt = completion_for(body, state.completion_tokens)
         if body.get("stream"):
-            self._stream(completion)
+            # Counted before the stream is written: a client that has read the whole stream
+            # must find it counted (counting after raced with the client's next look).
             state.account(prompt, completion["usage"], streamed=True)
+            self._stream(completion)
             return
         state.account(prompt, completion["usage"], streamed=False)
         self._send_json(200, completion)

@@ -46,6 +46,12 @@ struct PromptVerifierTests {
         ("Trains to Lyon from Geneva", "Trains from Lyon to Geneva", "order"),
         // The voice changed, the order did not: who does what is swapped.
         ("Is anxiety caused by insomnia?", "Does anxiety cause insomnia?", "order"),
+        // A participle describing a noun is not the passive voice.
+        ("Are fresh vegetables healthier than frozen vegetables?", "Are frozen vegetables healthier than fresh vegetables?", "order"),
+        // Verbs that are not close ways of one thing, in a request or a statement.
+        ("This endpoint deletes a user", "This endpoint creates a user", "substitution"),
+        ("Write a function that reverses a list", "Write a function that sorts a list", "substitution"),
+        ("My landlord returns my deposit", "My landlord keeps my deposit", "substitution"),
         // An aside in the passive does not switch the order check off.
         ("My script is finished: is Java faster than Python?", "Is Python faster than Java?", "order"),
         // A plural is not a participle: the comparison keeps its order check.
@@ -81,8 +87,6 @@ struct PromptVerifierTests {
         ("Music of the 80s", "Music of the eighties"),
         // Only the prepositions reordered with their words.
         ("Trains to Geneva from Lyon", "Trains from Lyon to Geneva"),
-        // Two statements saying what something does: any present-tense verb for another.
-        ("The exporter outputs every row to a CSV file.", "The exporter writes every row to a CSV file."),
         // A verb for its direct hypernym or hyponym (eliminate is a way to remove).
         ("How do I remove stains from a carpet?", "How do I eliminate stains from a carpet?"),
         // Passive without "by", a participle after its noun, a noun said as its verb, a compound

@@ -161,9 +161,10 @@ public final class Lexicon: Sendable {
 
 
     /// Two verbs that meet within `distance` hypernym steps (both counted) in their first six
-    /// senses: close ways of doing one thing (return / provide: 2; load / retrieve: 5), not
-    /// unrelated acts (delete / create, win / host: never).
-    func closeActions(_ a: String, _ b: String, distance: Int = 5) -> Bool {
+    /// senses: close ways of doing one thing (return / provide, convert / transform, iterate /
+    /// cycle: 2). WordNet's verb hierarchy is shallow: at 3–4 steps unrelated acts meet (keep /
+    /// return 3, sort / reverse 4, return / accept 4, match / reject 4), so more is not close.
+    func closeActions(_ a: String, _ b: String, distance: Int = 2) -> Bool {
         guard let sa = senses[a], let sb = senses[b] else { return false }
         let ya = sa.filter { isPartOfSpeech($0, "v") }.prefix(6).map { ancestors($0, distance) }
         for y in sb.filter({ isPartOfSpeech($0, "v") }).prefix(6) {

@@ -34,9 +34,6 @@ struct PromptTokens {
     /// located", "are typically viewed", "was painted"): passive, if that verb is one the prompts
     /// share (not an aside: "my script is finished").
     private(set) var passiveParticiples: [Int] = []
-    /// A question or a request ("?", or opening with a question word or an auxiliary), not a
-    /// statement describing something ("The `filter` method selects records").
-    private(set) var asks = false
 
     /// "... was painted by ...": a "by" after the passive verb at `position` (the doer named;
     /// "By default, X is ..." names none).
@@ -165,16 +162,17 @@ struct PromptTokens {
         out.removeAll { $0.kind == .number && $0.lemma == "1" }
         for i in out.indices { out[i].position = i }
         tokens = out
-        asks = text.contains("?") || out.first.map { Self.questionOpeners.contains($0.lemma) } == true
         // The participle follows "be" within a few words: an adverb ("are typically viewed") or,
         // in a question, the subject ("Is anxiety caused by ...") may stand between.
         for i in out.indices where Self.beForms.contains(out[i].lemma) {
             for j in (i + 1)..<min(i + 5, out.count) {
                 if out[j].isParticiple {
-                    passiveParticiples.append(j)
+                    // Before a noun it describes the noun ("Are frozen vegetables ...?").
+                    let modifies = j + 1 < out.count && out[j + 1].kind == .content && lexicon.partOfSpeech(of: out[j + 1].lemma) == "n"
+                    if !modifies { passiveParticiples.append(j) }
                     break
                 }
-                let between = (out[j].kind == .content && lexicon.partOfSpeech(of: out[j].lemma) != "v")
+                let between = (out[j].kind == .content && (out[j].isName || out[j].lemmas.contains { lexicon.hasSense($0, "n", "a", "r") }))
                     || (out[j].kind == .stop && PromptVerifier.determiners.contains(out[j].lemma))
                 if !between { break }
             }
@@ -284,9 +282,6 @@ struct PromptTokens {
 
     static let negations: Set<String> = ["not", "no", "never", "none", "nothing", "neither", "nor", "without", "cannot", "isnt", "arent",
                                          "wasnt", "werent", "dont", "doesnt", "didnt", "wont", "cant", "shouldnt", "couldnt", "hasnt", "havent"]
-
-    static let questionOpeners: Set<String> = ["how", "what", "why", "where", "when", "who", "whom", "whose", "which", "can", "could",
-                                               "should", "would", "will", "shall", "may", "is", "are", "was", "were", "do", "does", "did"]
 
     static let beForms: Set<String> = ["was", "were", "is", "are", "been", "be", "being"]
 

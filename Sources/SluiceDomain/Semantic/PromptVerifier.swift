@@ -160,8 +160,7 @@ public struct PromptVerifier: Sendable {
         if Self.frameChange(q, c) <= Self.maxFrameChange
             && (1...2).contains(contentQ.count) && (1...2).contains(contentC.count)
             && (matchedContent >= 2 || contentQ.count + contentC.count <= 2 || (matchedContent >= 1 && contentQ.count + contentC.count <= 3))
-            && !(contentQ.allSatisfy { paraphrasable($0, in: q, for: contentC, describing: !q.asks && !c.asks) }
-                 && contentC.allSatisfy { paraphrasable($0, in: c, for: contentQ, describing: !q.asks && !c.asks) })
+            && !(contentQ.allSatisfy { paraphrasable($0, in: q, for: contentC) } && contentC.allSatisfy { paraphrasable($0, in: c, for: contentQ) })
             && editDistance(q, c) <= max(contentQ.count, contentC.count) + Self.extraEdits {
             return "substitution \(contentC.map(\.base).joined(separator: " "))→\(contentQ.map(\.base).joined(separator: " "))"
         }
@@ -304,11 +303,10 @@ public struct PromptVerifier: Sendable {
     /// (``Lexicon/closeActions(_:_:distance:)``). The action a request asks for (the base
     /// form: "how do I read / write a CSV file"; a gerund: "tips for renting / buying a car") is
     /// the request itself, and so is an event told in the past ("my son swallowed / touched a
-    /// coin"). `other` is the word it stands for in the other prompt. When both prompts are
-    /// statements (`describing`: no question, no request — documentation saying what something
-    /// does), any present-tense verb for another is a paraphraser's word ("selects / retrieves
-    /// records", "casts / transforms values").
-    func paraphrasable(_ t: PromptTokens.Token, in prompt: PromptTokens, for other: [PromptTokens.Token], describing: Bool) -> Bool {
+    /// coin"). `other` is the word it stands for in the other prompt. Not any verb for any
+    /// verb even in statements: "the function returns / accepts a list", "this endpoint creates /
+    /// deletes a user", "my landlord keeps / returns my deposit" say different things.
+    func paraphrasable(_ t: PromptTokens.Token, in prompt: PromptTokens, for other: [PromptTokens.Token]) -> Bool {
         if Self.particles.contains(t.lemma) { return true }  // "cycles through"
         guard !t.isName else { return false }
         if t.lemmas.contains(where: { lexicon.partOfSpeech(of: $0) == "r" }) && !isTime(t) { return true }
@@ -316,16 +314,14 @@ public struct PromptVerifier: Sendable {
         guard word != t.lemma, word.hasSuffix("s"), t.lemmas.contains(where: lexicon.canBeVerb) else { return false }
         // Mostly a verb, or used as one here: before a determiner ("loads a dataset") or a
         // preposition other than "of" ("cycles through files"; "causes of" is a noun's).
-        // In a statement, also right after its subject, a pronoun or a noun ("It selects
-        // records", "The `filter` method selects records").
+        // Also right after its subject, a pronoun or a noun ("It selects records", "The
+        // `filter` method selects records").
         let next = t.position + 1 < prompt.tokens.count ? prompt.tokens[t.position + 1].lemma : ""
         let previous: PromptTokens.Token? = t.position > 0 ? prompt.tokens[t.position - 1] : nil
         let afterSubject = previous.map { Self.subjects.contains($0.lemma) || ($0.kind == .content && lexicon.partOfSpeech(of: $0.lemma) == "n") } ?? false
         let verbUse = t.lemmas.contains { lexicon.partOfSpeech(of: $0) == "v" }
-            || Self.determiners.contains(next) || (Self.particles.contains(next) && next != "of")
-            || (describing && afterSubject)
+            || Self.determiners.contains(next) || (Self.particles.contains(next) && next != "of") || afterSubject
         guard verbUse else { return false }
-        if describing { return true }
         return other.contains { u in
             Self.particles.contains(u.lemma) || t.lemmas.contains { a in u.lemmas.contains { b in lexicon.closeActions(a, b) } }
         }
