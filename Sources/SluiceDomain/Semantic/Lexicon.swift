@@ -159,15 +159,18 @@ public final class Lexicon: Sendable {
     /// One time said several ways ("now" / "currently"): the same time, not a time swapped.
     static let presentTime: Set<String> = ["now", "currently", "nowadays", "presently", "today"]
 
+    /// `word`'s first `count` verb senses, most frequent first.
+    func verbSenses(_ word: String, first count: Int) -> ArraySlice<Int32> {
+        (senses[word] ?? []).filter { isPartOfSpeech($0, "v") }.prefix(count)
+    }
 
     /// Two verbs that meet within `distance` hypernym steps (both counted) in their first six
     /// senses: close ways of doing one thing (return / provide, convert / transform, iterate /
     /// cycle: 2). WordNet's verb hierarchy is shallow: at 3–4 steps unrelated acts meet (keep /
     /// return 3, sort / reverse 4, return / accept 4, match / reject 4), so more is not close.
     func closeActions(_ a: String, _ b: String, distance: Int = 2) -> Bool {
-        guard let sa = senses[a], let sb = senses[b] else { return false }
-        let ya = sa.filter { isPartOfSpeech($0, "v") }.prefix(6).map { ancestors($0, distance) }
-        for y in sb.filter({ isPartOfSpeech($0, "v") }).prefix(6) {
+        let ya = verbSenses(a, first: 6).map { ancestors($0, distance) }
+        for y in verbSenses(b, first: 6) {
             let ancestorsOfY = ancestors(y, distance)
             for ax in ya {
                 for (c, dy) in ancestorsOfY { if let dx = ax[c], dx + dy <= distance { return true } }
@@ -226,8 +229,8 @@ public final class Lexicon: Sendable {
         // way to remove, at eliminate's seventh). Two ways of one more general action (read /
         // write, rent / buy) are not the same; nor are rare senses (save / spend meet only at
         // save's ninth, charge / pay at charge's twelfth).
-        for x in sa.filter({ isPartOfSpeech($0, "v") }).prefix(7) {
-            for y in sb.filter({ isPartOfSpeech($0, "v") }).prefix(7) {
+        for x in verbSenses(a, first: 7) {
+            for y in verbSenses(b, first: 7) {
                 if links(x).contains(y) || links(y).contains(x) { return true }
             }
         }
