@@ -35,9 +35,56 @@ extension ByteBuffer {
 
     @inlinable
     public mutating func writeRESPInteger(_ value: Int) {
-        writeInteger(UInt8(ascii: ":"))
-        writeDecimal(value)
-        writeRESPCRLF()
+        // One reservation for the whole item: every small write to a ByteBuffer is its own
+        // capacity and exclusivity check, and integers are in most replies.
+        writeWithUnsafeMutableBytes(minimumWritableBytes: 24) { out in
+            out[0] = UInt8(ascii: ":")
+            let end = 1 + Self.decimal(value, into: out.baseAddress! + 1)
+            out[end] = 0x0d
+            out[end + 1] = 0x0a
+            return end + 2
+        }
+    }
+
+    /// `value` in ASCII decimal at `out` (room for 20 bytes); how many bytes were written.
+    @inlinable @usableFromInline
+    static func decimal(_ value: Int, into out: UnsafeMutableRawPointer) -> Int {
+        var magnitude = value.magnitude
+        var sign = 0
+        if value < 0 {
+            out.storeBytes(of: UInt8(ascii: "-"), as: UInt8.self)
+            sign = 1
+        }
+        var digits = 1
+        var probe = magnitude
+        while probe >= 10 {
+            probe /= 10
+            digits += 1
+        }
+        var i = sign + digits
+        repeat {
+            i -= 1
+            out.storeBytes(of: UInt8(truncatingIfNeeded: magnitude % 10) &+ 0x30, toByteOffset: i, as: UInt8.self)
+            magnitude /= 10
+        } while magnitude > 0
+        return sign + digits
+    }
+
+    /// A bulk string of the bytes at `raw`: header, bytes and CRLF in one reservation.
+    @inlinable
+    public mutating func writeRESPBulk(raw: UnsafeRawBufferPointer) {
+        writeWithUnsafeMutableBytes(minimumWritableBytes: raw.count + 25) { out in
+            out[0] = UInt8(ascii: "$")
+            var end = 1 + Self.decimal(raw.count, into: out.baseAddress! + 1)
+            out[end] = 0x0d
+            out[end + 1] = 0x0a
+            end += 2
+            if raw.count > 0 { (out.baseAddress! + end).copyMemory(from: raw.baseAddress!, byteCount: raw.count) }
+            end += raw.count
+            out[end] = 0x0d
+            out[end + 1] = 0x0a
+            return end + 2
+        }
     }
 
     @inlinable
@@ -52,19 +99,20 @@ extension ByteBuffer {
 
     @inlinable
     public mutating func writeRESPArrayHeader(_ count: Int) {
-        writeInteger(UInt8(ascii: "*"))
-        writeDecimal(count)
-        writeRESPCRLF()
+        writeWithUnsafeMutableBytes(minimumWritableBytes: 24) { out in
+            out[0] = UInt8(ascii: "*")
+            let end = 1 + Self.decimal(count, into: out.baseAddress! + 1)
+            out[end] = 0x0d
+            out[end + 1] = 0x0a
+            return end + 2
+        }
     }
 
     /// Bulk string from a buffer's readable bytes (the buffer's reader index moves).
     @inlinable
     public mutating func writeRESPBulk(_ value: inout ByteBuffer) {
-        writeInteger(UInt8(ascii: "$"))
-        writeDecimal(value.readableBytes)
-        writeRESPCRLF()
-        writeBuffer(&value)
-        writeRESPCRLF()
+        value.withUnsafeReadableBytes { writeRESPBulk(raw: $0) }
+        value.moveReaderIndex(to: value.writerIndex)
     }
 
     @inlinable
@@ -75,6 +123,9 @@ extension ByteBuffer {
 
     @inlinable
     public mutating func writeRESPBulk<Bytes: Collection>(bytes: Bytes) where Bytes.Element == UInt8 {
+        // Contiguous bytes (arrays, their slices, buffer views) in one reservation.
+        let done: Void? = bytes.withContiguousStorageIfAvailable { writeRESPBulk(raw: UnsafeRawBufferPointer($0)) }
+        if done != nil { return }
         writeInteger(UInt8(ascii: "$"))
         writeDecimal(bytes.count)
         writeRESPCRLF()
@@ -95,25 +146,7 @@ extension ByteBuffer {
     /// ASCII decimal without going through `String`.
     @inlinable
     public mutating func writeDecimal(_ value: Int) {
-        if value >= 0 && value < 10 {
-            writeInteger(UInt8(truncatingIfNeeded: value) &+ 0x30)
-            return
-        }
-        var magnitude = value.magnitude
-        if value < 0 { writeInteger(UInt8(ascii: "-")) }
-        // Up to 20 digits; fill from the end of a small stack tuple.
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        let count = withUnsafeMutableBytes(of: &digits) { raw -> Int in
-            var i = 24
-            repeat {
-                i -= 1
-                raw[i] = UInt8(truncatingIfNeeded: magnitude % 10) &+ 0x30
-                magnitude /= 10
-            } while magnitude > 0
-            return i
-        }
-        withUnsafeBytes(of: &digits) { raw in
-            _ = writeBytes(UnsafeRawBufferPointer(rebasing: raw[count..<24]))
-        }
+        writeWithUnsafeMutableBytes(minimumWritableBytes: 20) { Self.decimal(value, into: $0.baseAddress!) }
     }
+
 }

@@ -11,6 +11,11 @@ public enum RESPVersion: Int, Sendable {
 public struct RESPWriter: Sendable {
     public var buffer: ByteBuffer
     public var version: RESPVersion
+    /// Spare bytes for the command writing the next reply, to build what it derives from its
+    /// arguments in (LLM.GET's question key) without an allocation per request: it lives as
+    /// long as the writer, which a connection keeps from request to request. Whoever keeps
+    /// what it built copies it first (or leaves the copy to ByteBuffer's copy-on-write).
+    public var scratch = ByteBuffer()
 
     public init(buffer: ByteBuffer = ByteBuffer(), version: RESPVersion = .resp2) {
         self.buffer = buffer

@@ -23,6 +23,55 @@ struct RESPEncodingTests {
         #expect(wire { $0.writeRESPInteger(n) } == ":\(n)\r\n")
     }
 
+    @Test(arguments: [0, 9, 10, 100, 65_536, Int.max])
+    func headersAndDecimals(n: Int) {
+        #expect(wire { $0.writeRESPArrayHeader(n) } == "*\(n)\r\n")
+        #expect(wire { $0.writeDecimal(n) } == "\(n)")
+        #expect(wire { $0.writeDecimal(-n) } == "\(-n)")
+    }
+
+    /// Every way to write a bulk string gives the same bytes, empty and large, and appends
+    /// after what the buffer already holds (the one-reservation writers must not start at 0).
+    @Test(arguments: [0, 1, 9, 10, 4096, 70_000])
+    func bulkForms(length: Int) {
+        let payload = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        var expected = ByteBuffer(string: "x$\(length)\r\n")
+        expected.writeBytes(payload)
+        expected.writeString("\r\n")
+        var source = ByteBuffer(bytes: payload)
+        var viaInout = ByteBuffer(string: "x")
+        viaInout.writeRESPBulk(&source)
+        #expect(viaInout == expected)
+        #expect(source.readableBytes == 0)
+        var viaArray = ByteBuffer(string: "x")
+        viaArray.writeRESPBulk(bytes: payload)
+        #expect(viaArray == expected)
+        var viaSlice = ByteBuffer(string: "x")
+        viaSlice.writeRESPBulk(bytes: ([9] + payload)[1...])
+        #expect(viaSlice == expected)
+        var viaRaw = ByteBuffer(string: "x")
+        payload.withUnsafeBytes { viaRaw.writeRESPBulk(raw: $0) }
+        #expect(viaRaw == expected)
+    }
+
+    @Test func rawCursorWritesWholeReplies() {
+        var b = ByteBuffer(string: "+OK\r\n")
+        let answer = Array("answer".utf8)
+        let reserved = answer.withUnsafeBytes { raw in
+            b.writeWithUnsafeMutableBytes(minimumWritableBytes: raw.count + 90) { space in
+                var c = RESPRawCursor(space)
+                c.put("*4\r\n")
+                c.putBulk(raw)
+                c.putBulk(UnsafeRawBufferPointer(start: nil, count: 0))
+                c.putInteger(Int.min)
+                c.putInteger(0)
+                return c.count
+            }
+        }
+        #expect(String(buffer: b) == "+OK\r\n*4\r\n$6\r\nanswer\r\n$0\r\n\r\n:-9223372036854775808\r\n:0\r\n")
+        #expect(reserved == b.readableBytes - 5)
+    }
+
     @Test func valueRoundTrip() throws {
         let value = RESPValue.array([.simpleString("OK"), .error("ERR x"), .integer(-3), .bulk("a\r\nb"), .null, .array(nil), .array([])])
         var b = ByteBuffer()

@@ -43,41 +43,68 @@ public struct LLMEntry: Sendable, Equatable {
 
     /// The key from the request's own bytes (no String on LLM.GET's hit path).
     @inlinable
-    public static func key(namespace: ByteBuffer, scope: ByteBuffer, prompt: ByteBuffer) -> ByteBuffer {
-        var b = ByteBuffer()
-        b.reserveCapacity(16 + namespace.readableBytes + scope.readableBytes + prompt.readableBytes)
-        b.writeStaticString("llm:")
-        writeLength(namespace.readableBytes, into: &b)
-        b.writeImmutableBuffer(namespace)
-        b.writeInteger(UInt8(ascii: ":"))
-        writeLength(scope.readableBytes, into: &b)
-        b.writeImmutableBuffer(scope)
-        b.writeInteger(UInt8(ascii: ":"))
-        b.writeImmutableBuffer(prompt)
+    public static func key(namespace: ByteBuffer, scope: ByteBuffer?, prompt: ByteBuffer) -> ByteBuffer {
+        var b = ByteBufferAllocator().buffer(capacity: 48 + namespace.readableBytes + (scope?.readableBytes ?? 0) + prompt.readableBytes)
+        writeKey(namespace: namespace, scope: scope, prompt: prompt, into: &b)
         return b
     }
 
-    /// `n:` in ASCII decimal.
+    /// Appends the key to `b` in one reservation (LLM.GET builds it into a buffer it reuses).
     @inlinable
-    static func writeLength(_ n: Int, into b: inout ByteBuffer) {
-        var divisor = 1
-        while divisor <= n / 10 { divisor *= 10 }
-        var rest = n
-        repeat {
-            b.writeInteger(UInt8(truncatingIfNeeded: rest / divisor) &+ 0x30)
-            rest %= divisor
-            divisor /= 10
-        } while divisor > 0
-        b.writeInteger(UInt8(ascii: ":"))
+    public static func writeKey(namespace: ByteBuffer, scope: ByteBuffer?, prompt: ByteBuffer, into b: inout ByteBuffer) {
+        let total = 4 + 21 + namespace.readableBytes + 1 + 21 + (scope?.readableBytes ?? 0) + 1 + prompt.readableBytes
+        b.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { out in
+            var at = 0
+            func put(_ byte: UInt8) {
+                out[at] = byte
+                at += 1
+            }
+            func put(_ part: ByteBuffer) {
+                part.withUnsafeReadableBytes { raw in
+                    if raw.count > 0 { (out.baseAddress! + at).copyMemory(from: raw.baseAddress!, byteCount: raw.count) }
+                    at += raw.count
+                }
+            }
+            func putLength(_ n: Int) {
+                var digits = 1, probe = n
+                while probe >= 10 {
+                    probe /= 10
+                    digits += 1
+                }
+                var rest = n, i = at + digits
+                repeat {
+                    i -= 1
+                    out[i] = UInt8(truncatingIfNeeded: rest % 10) &+ 0x30
+                    rest /= 10
+                } while rest > 0
+                at += digits
+                put(UInt8(ascii: ":"))
+            }
+            put(UInt8(ascii: "l"))
+            put(UInt8(ascii: "l"))
+            put(UInt8(ascii: "m"))
+            put(UInt8(ascii: ":"))
+            putLength(namespace.readableBytes)
+            put(namespace)
+            put(UInt8(ascii: ":"))
+            if let scope {
+                putLength(scope.readableBytes)
+                put(scope)
+            } else {
+                putLength(0)
+            }
+            put(UInt8(ascii: ":"))
+            put(prompt)
+            return at
+        }
     }
 
     /// Where the answer starts in an entry stored by LLM.SET (or in a value something else
     /// wrote: 0); nil for a written-back copy, whose source must be checked first.
     @inlinable
-    public static func directAnswerOffset(_ bytes: ArraySlice<UInt8>) -> Int? {
-        let i = bytes.startIndex
-        guard bytes.count >= 5, bytes[i] == 0x53, bytes[i + 1] == 0x4C, bytes[i + 2] == 0x4D, bytes[i + 3] == 0x31 else { return 0 }
-        switch bytes[i + 4] {
+    public static func directAnswerOffset(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        guard bytes.count >= 5, bytes[0] == 0x53, bytes[1] == 0x4C, bytes[2] == 0x4D, bytes[3] == 0x31 else { return 0 }
+        switch bytes[4] {
         case 0: return 5
         case 1: return nil
         default: return 0

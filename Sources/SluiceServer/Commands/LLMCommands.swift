@@ -40,7 +40,7 @@ struct LLMCommands: CommandGroup {
         return [
             Command("llm.get", arity: -3, summary: "LLM.GET ns prompt [SCOPE s] [MINSCORE x] [LEASE ms] [STALE ms] [WHY]: [answer|nil, layer (l1|l2|semantic|stale|miss), score|nil, matched_prompt|nil, age_ms|nil, lease_token|nil] (+ why)") { ctx, out throws(CommandError) in
                 let ns = try ctx.nextName("namespace"), prompt = try ctx.next()
-                var scope = ByteBuffer(), minScore: Float?, lease: Int64 = 0, stale: Int64 = 0, why = false
+                var scope: ByteBuffer?, minScore: Float?, lease: Int64 = 0, stale: Int64 = 0, why = false
                 while ctx.hasMore {
                     let option = try ctx.next()
                     if option.isKeyword("WHY") {
@@ -66,18 +66,23 @@ struct LLMCommands: CommandGroup {
                         throw CommandError.syntax
                     }
                 }
-                let key = LLMEntry.key(namespace: ns, scope: scope, prompt: prompt)
+                // Built in the writer's scratch buffer (taken out while in use, so that it is
+                // the only reference and is written in place; put back on the hit path).
+                var key = ByteBuffer()
+                swap(&key, &out.scratch)
+                key.clear()
+                LLMEntry.writeKey(namespace: ns, scope: scope, prompt: prompt, into: &key)
                 let first = group.cache.read(key, lease: lease, now: ctx.time, on: ctx.eventLoop)
                 // The hot path — an answer LLM.SET stored for this very prompt, in L1 — is written
                 // straight from the entry's bytes, as CACHE.GET's hit is: no String, no copy.
                 if case .ready(.hit(let value, let meta, let layer)) = first, meta.kind == .string, layer != .stale,
-                   let offset = LLMEntry.directAnswerOffset(value.bytes) {
+                   Self.writeDirectHit(value, layer: layer, matched: prompt, age: ctx.now.subtractingSaturating(meta.createdAt),
+                                       why: why, into: &out) {
                     group.count(layer)
-                    Self.writeHit(value.bytes.dropFirst(offset), layer: Self.name(layer), score: 1, matched: prompt.readableBytesView,
-                                  age: ctx.now.subtractingSaturating(meta.createdAt), lease: nil, why: why ? "exact" : nil, into: &out)
+                    swap(&key, &out.scratch)
                     return .done
                 }
-                let request = Request(ns: ns.text, prompt: prompt.text, scope: scope.text, key: key,
+                let request = Request(ns: ns.text, prompt: prompt.text, scope: scope?.text ?? "", key: key,
                                       minScore: minScore, lease: lease, stale: stale, time: ctx.time)
                 let now = ctx.now, explain = why
                 return ctx.reply(group.lookup(request, first: first, on: ctx.eventLoop), into: &out) { found, out in
@@ -246,6 +251,42 @@ struct LLMCommands: CommandGroup {
         out.writeRESPInteger(Int(max(age, 0)))
         if let lease { out.writeRESPBulk(String(lease)) } else { out.writeRESPNull() }
         if let why { out.writeRESPBulk(why) }
+    }
+
+    /// The hit reply for an entry LLM.SET stored for this very prompt, from the cache's bytes:
+    /// `[answer, layer, 1, prompt, age_ms, nil]` (+ "exact"), written into space reserved once.
+    /// false (nothing written): a copy written back after a semantic hit, which must be checked
+    /// against its entry first.
+    @inlinable
+    static func writeDirectHit(_ value: CachedValue, layer: CacheLayer, matched: ByteBuffer, age: Int64, why: Bool,
+                               into out: inout RESPWriter) -> Bool {
+        let resp3 = out.version == .resp3
+        return value.entry.withUnsafeBytes { entry -> Bool in
+            let stored = UnsafeRawBufferPointer(rebasing: entry[value.keyLength...])
+            guard let offset = LLMEntry.directAnswerOffset(stored) else { return false }
+            let answer = UnsafeRawBufferPointer(rebasing: stored[offset...])
+            matched.withUnsafeReadableBytes { prompt in
+                // Items: header 4, answer +25, layer and score 17, prompt +25, age 23, null 5, why 11.
+                out.buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: answer.count + prompt.count + 110) { space in
+                    var c = RESPRawCursor(space)
+                    c.put(why ? "*7\r\n" : "*6\r\n")
+                    c.putBulk(answer)
+                    // The layer and the score (1: the same prompt) as one literal per layer and version.
+                    switch (layer, resp3) {
+                    case (.l2, true): c.put("$2\r\nl2\r\n,1.0\r\n")
+                    case (.l2, false): c.put("$2\r\nl2\r\n$3\r\n1.0\r\n")
+                    case (_, true): c.put("$2\r\nl1\r\n,1.0\r\n")
+                    case (_, false): c.put("$2\r\nl1\r\n$3\r\n1.0\r\n")
+                    }
+                    c.putBulk(prompt)
+                    c.putInteger(Int(max(age, 0)))
+                    c.put(resp3 ? "_\r\n" : "$-1\r\n")
+                    if why { c.put("$5\r\nexact\r\n") }
+                    return c.count
+                }
+            }
+            return true
+        }
     }
 
     static func write(_ found: Lookup, now: Int64, why: Bool, into out: inout RESPWriter) {

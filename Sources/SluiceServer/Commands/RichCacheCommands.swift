@@ -118,18 +118,28 @@ struct RichCacheCommands: CommandGroup {
             out.writeRESPError(KeyOperationReply.wrongTypeLine)
             return
         }
-        out.writeRESPArrayHeader(4)
         switch read {
         case .hit(let value, let meta, let layer):
-            out.writeRESPBulk(bytes: value.bytes)
-            switch layer {
-            case .l1: out.writeStaticString("$2\r\nl1\r\n")
-            case .l2: out.writeStaticString("$2\r\nl2\r\n")
-            case .stale: out.writeStaticString("$5\r\nstale\r\n")
+            let resp3 = out.version == .resp3, age = Int(max(now.subtractingSaturating(meta.createdAt), 0))
+            value.entry.withUnsafeBytes { entry in
+                let bytes = UnsafeRawBufferPointer(rebasing: entry[value.keyLength...])
+                // One reservation for the whole reply (header 4, value +25, layer 11, age 23, null 5).
+                out.buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: bytes.count + 70) { space in
+                    var c = RESPRawCursor(space)
+                    c.put("*4\r\n")
+                    c.putBulk(bytes)
+                    switch layer {
+                    case .l1: c.put("$2\r\nl1\r\n")
+                    case .l2: c.put("$2\r\nl2\r\n")
+                    case .stale: c.put("$5\r\nstale\r\n")
+                    }
+                    c.putInteger(age)
+                    c.put(resp3 ? "_\r\n" : "$-1\r\n")
+                    return c.count
+                }
             }
-            out.writeRESPInteger(Int(max(now.subtractingSaturating(meta.createdAt), 0)))
-            out.writeRESPNull()
         case .miss(let lease):
+            out.writeRESPArrayHeader(4)
             out.writeRESPNull()
             out.writeRESPNull()
             out.writeRESPNull()
