@@ -26,6 +26,64 @@ struct TokenEmbedderTests {
         #expect(embedder.wordPieces(String(repeating: "x", count: 101)) == [embedder.unknown])
     }
 
+    /// BERT's reference algorithm, as the embedder ran it before the trie: every substring from
+    /// the longest down, looked up as a String.
+    func referenceWordPieces(_ word: String) -> [Int32] {
+        let chars = Array(word)
+        guard chars.count <= 100 else { return [embedder.unknown] }
+        var pieces: [Int32] = []
+        var start = 0
+        while start < chars.count {
+            var end = chars.count
+            var found: Int32?
+            while start < end {
+                if let id = embedder.vocabulary[(start == 0 ? "" : "##") + String(chars[start..<end])] {
+                    found = id
+                    break
+                }
+                end -= 1
+            }
+            guard let id = found else { return [embedder.unknown] }
+            pieces.append(id)
+            start = end
+        }
+        return pieces
+    }
+
+    /// The trie cuts every word as the reference does: words of prompts, made-up words, digits,
+    /// accented and non-Latin words, lengths around the 100-character bound.
+    @Test func trieCutsAsTheReferenceDoes() {
+        var rng = SystemRandomNumberGenerator()
+        var words = TokenEmbedder.words("""
+            Transformers is a state-of-the-art machine learning library; unaffable playing reconfiguring \
+            kubernetes postgresql 2024 3rd x86_64 naïve café über straße 東京 москва ελληνικά e\u{301}te
+            """)
+        words += [String(repeating: "x", count: 100), String(repeating: "ab", count: 50), String(repeating: "é", count: 100),
+                  String(repeating: "é", count: 101), "##", "#"]
+        let letters = Array("abcdefghijklmnopqrstuvwxyz0123456789é")
+        for _ in 0..<300 {
+            let length = Int.random(in: 1...110, using: &rng)
+            words.append(String((0..<length).map { _ in letters.randomElement(using: &rng)! }))
+        }
+        for word in words {
+            #expect(embedder.wordPieces(word) == referenceWordPieces(word), "\(word)")
+        }
+    }
+
+    /// ASCII is cut byte by byte; the vectors are those of the general path, bit for bit.
+    @Test func asciiFastPathGivesTheSameVectors() {
+        var rng = SystemRandomNumberGenerator()
+        var texts = ["How do I reset my password?", "The OF and, TO!", "x86_64 kubernetes-1.29 (GKE) won't start",
+                     String(repeating: "abcdefghij", count: 11) + " tail", "a", "", "  ", "2024-01-01T00:00Z"]
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:!?'-_/()")
+        for _ in 0..<200 {
+            texts.append(String((0..<Int.random(in: 0...300, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }))
+        }
+        for text in texts {
+            #expect(embedder.embed(text, bytewise: true) == embedder.embed(text, bytewise: false), "\(text)")
+        }
+    }
+
     @Test func paraphrasesAreCloserThanUnrelatedText() {
         let a = "Transformers is a state-of-the-art machine learning library."
         #expect(cosine(a, "Transformers is a cutting-edge machine learning library.") > cosine(a, "Bake the cake for forty minutes at 180 degrees."))

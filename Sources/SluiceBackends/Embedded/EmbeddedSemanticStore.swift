@@ -42,15 +42,21 @@ public final class EmbeddedSemanticStore: SemanticStore {
         }
     }
 
-    /// Runs `work` on the event loop for a small namespace, on its lane for a large one — or
-    /// for any namespace with work still queued on its lane, so that an operation never
-    /// overtakes an earlier one (the namespace may have shrunk below the bound meanwhile).
-    func run<T: Sendable>(_ namespace: String, on eventLoop: any EventLoop, busy: T,
+    /// Longest query prompt judged on the event loop: the verifier reads both prompts of each
+    /// candidate, and for a prompt of tens of KiB that takes milliseconds whatever the
+    /// namespace's size.
+    public static let inlinePromptBytes = 4096
+
+    /// Runs `work` on the event loop for a small namespace, on its lane for a large one (or
+    /// when the request itself is `heavy`: a long query prompt) — or for any namespace with
+    /// work still queued on its lane, so that an operation never overtakes an earlier one (the
+    /// namespace may have shrunk below the bound meanwhile).
+    func run<T: Sendable>(_ namespace: String, on eventLoop: any EventLoop, busy: T, heavy: Bool = false,
                           _ work: @escaping @Sendable () -> T) -> Deferred<T> {
         let behindLane = queued.load(ordering: .relaxed) > 0 && onLanes.withLock { $0[namespace] != nil }
         // The bound is in entries of the built-in embedder's 128 dimensions: a namespace of
         // 4,096-dimension client vectors goes to a lane at 1/32 of the entries.
-        guard behindLane || cache.scanCost(namespace) > offloadCost else { return .ready(work()) }
+        guard behindLane || heavy || cache.scanCost(namespace) > offloadCost else { return .ready(work()) }
         guard queued.add(1, ordering: .relaxed).newValue <= maxQueued else {
             queued.subtract(1, ordering: .relaxed)
             return .ready(busy)
@@ -103,7 +109,7 @@ public final class EmbeddedSemanticStore: SemanticStore {
     }
 
     public func get(_ query: SemanticQuery, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SemanticNamespace.Outcome, SemanticFailure>> {
-        run(query.namespace, on: eventLoop, busy: .failure(.busy)) { [cache] in
+        run(query.namespace, on: eventLoop, busy: .failure(.busy), heavy: query.prompt.utf8.count > Self.inlinePromptBytes) { [cache] in
             cache.get(query.namespace, prompt: query.prompt, vector: query.vector, embedder: query.embedder, scope: query.scope,
                       minScore: query.minScore, now: now)
         }
@@ -111,7 +117,8 @@ public final class EmbeddedSemanticStore: SemanticStore {
 
     public func feedback(_ query: SemanticQuery, good: Bool, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SemanticCache.Feedback?, SemanticFailure>> {
         if let store, let why = store.failure { return .ready(.failure(.store(.notPersisted(why)))) }
-        let done = run(query.namespace, on: eventLoop, busy: Result<(SemanticCache.Feedback?, SQLiteStore.Admission), SemanticFailure>.failure(.busy)) { [cache, store] in
+        let done = run(query.namespace, on: eventLoop, busy: Result<(SemanticCache.Feedback?, SQLiteStore.Admission), SemanticFailure>.failure(.busy),
+                       heavy: query.prompt.utf8.count > Self.inlinePromptBytes) { [cache, store] in
             cache.feedback(query.namespace, prompt: query.prompt, vector: query.vector, embedder: query.embedder, scope: query.scope,
                            minScore: query.minScore, good: good, now: now).map { feedback in
                 guard let feedback, let store else { return (feedback, .now) }

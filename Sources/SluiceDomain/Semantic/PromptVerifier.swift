@@ -57,14 +57,22 @@ public struct PromptVerifier: Sendable {
 
     /// Why `candidate` does not answer `query`, or nil when it does.
     public func refusal(_ query: String, _ candidate: String) -> String? {
-        // Far more words than the word-by-word judgement takes: the basic checks, without
-        // lemmatising a 64 KiB prompt first (every word looked up in the lexicon).
-        guard Self.words(in: query, atMost: 3 * Self.maxTokens) <= 3 * Self.maxTokens,
-              Self.words(in: candidate, atMost: 3 * Self.maxTokens) <= 3 * Self.maxTokens else {
-            let verdict = TrapGuard.check(query, candidate)
+        var analysed = AnalysedPrompt(query)
+        return refusal(&analysed, candidate)
+    }
+
+    /// Why `candidate` does not answer `query`; `query`'s analyses are kept for the next
+    /// candidate.
+    public func refusal(_ query: inout AnalysedPrompt, _ candidate: String) -> String? {
+        var other = AnalysedPrompt(candidate)
+        func basicChecks() -> String? {
+            let verdict = TrapGuard.check(query.basicAnalysis(), other.basicAnalysis())
             return verdict == .ok ? nil : verdict.rawValue
         }
-        let q = PromptTokens(query, lexicon: lexicon), c = PromptTokens(candidate, lexicon: lexicon)
+        // Far more words than the word-by-word judgement takes: the basic checks, without
+        // lemmatising a 64 KiB prompt first (every word looked up in the lexicon).
+        guard query.fitsWordByWord(), other.fitsWordByWord() else { return basicChecks() }
+        let q = query.tokens(lexicon), c = other.tokens(lexicon)
         let longest = max(q.contentCount, c.contentCount)
         // Word-by-word matching is quadratic: a prompt of thousands of commas or "and"s (few
         // content words, many tokens) gets the basic checks only.
@@ -72,10 +80,7 @@ public struct PromptVerifier: Sendable {
         // shape whatever the length ("Write a 500-word post about X for beginners" / "... for
         // experts"), while a rewording of a longer prompt moves more.
         guard q.tokens.count <= Self.maxTokens, c.tokens.count <= Self.maxTokens,
-              longest <= shortContentWords || editDistance(q, c) <= Self.minimalEdit else {
-            let verdict = TrapGuard.check(query, candidate)
-            return verdict == .ok ? nil : verdict.rawValue
-        }
+              longest <= shortContentWords || editDistance(q, c) <= Self.minimalEdit else { return basicChecks() }
         if q.numbers.sorted() != c.numbers.sorted() {
             return "numbers \(Self.list(c.numbers))→\(Self.list(q.numbers))"
         }

@@ -192,15 +192,16 @@ public struct SemanticNamespace: Sendable {
             eligible.sort { $0.rank > $1.rank }
         }
         var refused: (Match, String)? = nil
+        var query = AnalysedPrompt(prompt)
         for candidate in eligible.prefix(Self.verified) {
             let match = Match(entry: candidate.entry, score: candidate.score)
             let reason: String?
             if candidate.entry.prompt == prompt {
                 reason = nil  // the same text: nothing differs (and a 64 KiB prompt is not analysed twice)
             } else if let verifier {
-                reason = verifier.refusal(prompt, candidate.entry.prompt)
+                reason = verifier.refusal(&query, candidate.entry.prompt)
             } else {
-                let verdict = TrapGuard.check(prompt, candidate.entry.prompt)
+                let verdict = TrapGuard.check(query.basicAnalysis(), TrapGuard.Analysis(candidate.entry.prompt))
                 reason = verdict == .ok ? nil : verdict.rawValue
             }
             guard let reason else { return .success((.hit(match), candidate.id)) }

@@ -16,7 +16,10 @@ public enum TrapGuard {
     }
 
     public static func check(_ query: String, _ candidate: String) -> Verdict {
-        let q = Analysis(query), c = Analysis(candidate)
+        check(Analysis(query), Analysis(candidate))
+    }
+
+    static func check(_ q: Analysis, _ c: Analysis) -> Verdict {
         if q.numbers != c.numbers { return .numbers }
         let differing = q.words.symmetricDifference(c.words)
         let union = q.words.union(c.words)
