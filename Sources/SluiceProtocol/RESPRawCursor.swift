@@ -6,6 +6,9 @@ import NIOCore
 /// item. For the hottest replies only; the caller reserves enough (see each method's maximum).
 public struct RESPRawCursor {
     @usableFromInline let base: UnsafeMutableRawPointer
+    /// Bytes reserved: every write is checked against it (a precondition, not an assert: a
+    /// miscounted reservation must stop the process, never write past the buffer).
+    @usableFromInline let capacity: Int
     /// Bytes written so far.
     @usableFromInline var written = 0
     public var count: Int { written }
@@ -13,18 +16,24 @@ public struct RESPRawCursor {
     @inlinable
     public init(_ out: UnsafeMutableRawBufferPointer) {
         base = out.baseAddress!
+        capacity = out.count
+    }
+
+    @inlinable
+    func ensure(_ bytes: Int) {
+        precondition(bytes <= capacity - written, "RESPRawCursor: the reply is larger than the space reserved for it")
     }
 
     /// `s.utf8CodeUnitCount` bytes.
     @inlinable
     public mutating func put(_ s: StaticString) {
-        (base + written).copyMemory(from: s.utf8Start, byteCount: s.utf8CodeUnitCount)
-        written += s.utf8CodeUnitCount
+        s.withUTF8Buffer { put(UnsafeRawBufferPointer($0)) }
     }
 
     /// `raw.count` bytes.
     @inlinable
     public mutating func put(_ raw: UnsafeRawBufferPointer) {
+        ensure(raw.count)
         if raw.count > 0 { (base + written).copyMemory(from: raw.baseAddress!, byteCount: raw.count) }
         written += raw.count
     }
@@ -32,6 +41,7 @@ public struct RESPRawCursor {
     /// A bulk string: at most `raw.count + 25` bytes.
     @inlinable
     public mutating func putBulk(_ raw: UnsafeRawBufferPointer) {
+        ensure(raw.count + 25)
         (base + written).storeBytes(of: UInt8(ascii: "$"), as: UInt8.self)
         written += 1
         written += ByteBuffer.decimal(raw.count, into: base + written)
@@ -43,6 +53,7 @@ public struct RESPRawCursor {
     /// An integer item: at most 23 bytes.
     @inlinable
     public mutating func putInteger(_ value: Int) {
+        ensure(23)
         (base + written).storeBytes(of: UInt8(ascii: ":"), as: UInt8.self)
         written += 1
         written += ByteBuffer.decimal(value, into: base + written)

@@ -56,7 +56,8 @@ public final class EmbeddedSemanticStore: SemanticStore {
         let behindLane = queued.load(ordering: .relaxed) > 0 && onLanes.withLock { $0[namespace] != nil }
         // The bound is in entries of the built-in embedder's 128 dimensions: a namespace of
         // 4,096-dimension client vectors goes to a lane at 1/32 of the entries.
-        guard behindLane || heavy || cache.scanCost(namespace) > offloadCost else { return .ready(work()) }
+        // `.max`: never offload (the fuzzer runs everything on its one thread).
+        guard behindLane || (heavy && offloadCost != .max) || cache.scanCost(namespace) > offloadCost else { return .ready(work()) }
         guard queued.add(1, ordering: .relaxed).newValue <= maxQueued else {
             queued.subtract(1, ordering: .relaxed)
             return .ready(busy)

@@ -78,11 +78,6 @@ public final class TokenEmbedder: Sendable {
 
     /// The unit vector of `text`; nil when it has no content words at all.
     public func embed(_ text: String) -> [Float]? {
-        embed(text, bytewise: true)
-    }
-
-    /// `bytewise: false`: every text the way non-ASCII text is cut (the tests compare the two).
-    func embed(_ text: String, bytewise: Bool) -> [Float]? {
         // The tokens first, then their rows summed in one pass, in the same order as always
         // (the vectors are stored: the same text must give the same bits).
         var ids: [Int32] = []
@@ -90,7 +85,7 @@ public final class TokenEmbedder: Sendable {
         let ascii = text.withUTF8 { bytes in
             // ASCII (most prompts) is cut and lower-cased byte by byte, without a String per
             // word: the same words, the same pieces, a fraction of the time.
-            guard bytewise, !bytes.contains(where: { $0 >= 0x80 }) else { return false }
+            guard !bytes.contains(where: { $0 >= 0x80 }) else { return false }
             var word: [UInt8] = []
             word.reserveCapacity(64)
             func endWord() {
@@ -152,15 +147,54 @@ public final class TokenEmbedder: Sendable {
     }
 
     /// Greedy longest-match WordPiece, as BERT does; an unmatched word, or one longer than 100
-    /// characters, is [UNK].
+    /// characters, is [UNK]. Pieces end only between Characters: the trie walks bytes, and would
+    /// otherwise end a piece inside one (a Hindi vowel sign, a decomposed Hangul syllable) where
+    /// the lookup by String of BERT's algorithm (``characterPieces(_:)``, the reference) never
+    /// did — other pieces, other vectors than those stored.
     func wordPieces(_ word: String) -> [Int32] {
-        // 100 characters at most: more than 400 bytes is more, and at most 100 bytes is not.
-        let length = word.utf8.count
-        guard length <= 100 || (length <= 400 && word.count <= 100) else { return [unknown] }
         var word = word
+        let isASCII = word.utf8.allSatisfy { $0 < 0x80 }
+        var boundaries: [Bool]?
+        if !isASCII {
+            guard word.count <= 100 else { return [unknown] }
+            var marks = [Bool](repeating: false, count: word.utf8.count + 1)
+            var offset = 0
+            for character in word {
+                marks[offset] = true
+                offset += character.utf8.count
+            }
+            marks[offset] = true
+            boundaries = marks
+        } else if word.utf8.count > 100 {
+            return [unknown]
+        }
         return word.withUTF8 { bytes in
             var out: [Int32] = []
-            return pieces.pieces(bytes, into: &out) ? out : [unknown]
+            return pieces.pieces(bytes, boundaries: boundaries, into: &out) ? out : [unknown]
         }
+    }
+
+    /// BERT's WordPiece as its reference code does it, over Characters, each try a String
+    /// looked up: what ``wordPieces(_:)`` must agree with (the tests compare them).
+    func characterPieces(_ word: String) -> [Int32] {
+        let chars = Array(word)
+        guard chars.count <= 100 else { return [unknown] }
+        var pieces: [Int32] = []
+        var start = 0
+        while start < chars.count {
+            var end = chars.count
+            var found: Int32?
+            while start < end {
+                if let id = vocabulary[(start == 0 ? "" : "##") + String(chars[start..<end])] {
+                    found = id
+                    break
+                }
+                end -= 1
+            }
+            guard let id = found else { return [unknown] }
+            pieces.append(id)
+            start = end
+        }
+        return pieces
     }
 }

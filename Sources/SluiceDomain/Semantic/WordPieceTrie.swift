@@ -88,9 +88,11 @@ struct WordPieceTrie: Sendable {
         return -1
     }
 
-    /// The word's pieces, greedy longest match from the left; nil when some position matches
-    /// no piece (the word is then unknown, as in BERT).
-    func pieces(_ word: UnsafeBufferPointer<UInt8>, into out: inout [Int32]) -> Bool {
+    /// The word's pieces, greedy longest match from the left; false when some position matches
+    /// no piece (the word is then unknown, as in BERT). `boundaries` (nil: every byte, ASCII):
+    /// where pieces may end — the word's Character boundaries, so that a piece never ends
+    /// inside a Character (a vowel sign after its consonant), as a lookup by String never did.
+    func pieces(_ word: UnsafeBufferPointer<UInt8>, boundaries: [Bool]? = nil, into out: inout [Int32]) -> Bool {
         var start = 0
         while start < word.count {
             var node = rootTable[start == 0 ? 0 : 1][Int(word[start])]
@@ -98,7 +100,7 @@ struct WordPieceTrie: Sendable {
             var i = start + 1
             while node >= 0 {
                 let id = token[Int(node)]
-                if id >= 0 { best = (id, i) }
+                if id >= 0 && boundaries?[i] != false { best = (id, i) }
                 guard i < word.count else { break }
                 node = child(of: node, word[i])
                 i += 1

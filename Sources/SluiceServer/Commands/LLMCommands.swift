@@ -22,6 +22,9 @@ struct LLMCommands: CommandGroup {
     let maxLease: Int64
     let counters: LLMCounters
 
+    /// Largest scratch buffer a connection keeps between LLM.GETs.
+    static let maxKeptScratch = 16 * 1024
+
     /// What LLM.GET found.
     enum Lookup: Sendable {
         case hit(answer: ByteBuffer, layer: StaticString, score: Double, matched: String, createdAt: Int64, lease: UInt64?, why: String)
@@ -79,7 +82,9 @@ struct LLMCommands: CommandGroup {
                    Self.writeDirectHit(value, layer: layer, matched: prompt, age: ctx.now.subtractingSaturating(meta.createdAt),
                                        why: why, into: &out) {
                     group.count(layer)
-                    swap(&key, &out.scratch)
+                    // Kept for the next request unless a huge prompt grew it: a connection does
+                    // not hold megabytes for the rest of its life.
+                    if key.capacity <= Self.maxKeptScratch { swap(&key, &out.scratch) }
                     return .done
                 }
                 let request = Request(ns: ns.text, prompt: prompt.text, scope: scope?.text ?? "", key: key,

@@ -84,7 +84,11 @@ struct SemanticCommands: CommandGroup {
                     guard !good, case .success(_?) = result else { return .ready(result) }
                     return cache.delete([LLMEntry.key(namespace: ns, scope: options.scope, prompt: prompt)], now: time, on: eventLoop).map { _ in result }
                 }
-                return ctx.reply(recorded, into: &out) { result, out in
+                // Not `ordered`: a verdict that waits for its namespace's lane (a large namespace,
+                // a long prompt) holds this connection's next request back, so that a pipelined
+                // LLM.GET does not serve the answer just judged bad (its written-back copy is
+                // checked on the event loop).
+                return ctx.reply(recorded, ordered: false, into: &out) { result, out in
                     guard case .success(let feedback) = result else { return Self.writeFailure(ns, result, &out) }
                     guard let feedback else { return out.writeRESPNullArray() }
                     out.writeRESPArrayHeader(6)
