@@ -39,11 +39,11 @@ struct SemanticLaneTests {
             Issue.record("a short prompt in a small namespace is looked up on the caller's thread")
             return
         }
-        let long = String(repeating: "word ", count: EmbeddedSemanticStore.inlinePromptBytes / 5 + 1)
+        let long = String(repeating: "word ", count: SemanticNamespace.longPromptBytes / 5 + 1)
         var query = short
         query.prompt = long
         guard case .later(let future) = store.get(query, now: 1, on: loop) else {
-            Issue.record("a prompt over \(EmbeddedSemanticStore.inlinePromptBytes) bytes goes to the lane")
+            Issue.record("a prompt over \(SemanticNamespace.longPromptBytes) bytes goes to the lane")
             return
         }
         // Answered from there, back on the loop.
@@ -52,5 +52,21 @@ struct SemanticLaneTests {
             Issue.record("the lane answered \(outcome)")
             return
         }
+        // A short query in a namespace holding a long prompt reads that prompt when it is a
+        // candidate: the lane too.
+        var longEntry = write
+        longEntry.namespace = "long"
+        longEntry.prompt = long
+        guard case .ready(.success) = store.set(longEntry, on: loop) else {
+            Issue.record("a one-entry namespace is written on the caller's thread")
+            return
+        }
+        var shortThere = short
+        shortThere.namespace = "long"
+        guard case .later(let there) = store.get(shortThere, now: 1, on: loop) else {
+            Issue.record("a namespace that holds a long prompt is searched on the lane")
+            return
+        }
+        _ = try there.wait()
     }
 }

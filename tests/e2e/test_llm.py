@@ -133,3 +133,29 @@ def test_a_prompt_the_semantic_layer_cannot_index_lives_in_the_exact_layers(make
         assert first["layer"] == "miss" and first["lease"] is not None
         assert c.execute_command("LLM.SET", "faq", prompt, "an answer", "LEASE", first["lease"]) == b"OK"
         assert llm_get(c, prompt)["layer"] == "l1"
+
+
+def test_bytes_that_are_not_utf8_never_make_two_questions_one(make_sluice):
+    """Found by an attack: LLM.SET keyed "\\xff" and "\\xfe" both as U+FFFD (one overwrote the
+    other, and LLM.GET of either missed), and SEM.* read two namespaces as one. The exact layers
+    take the prompt's bytes as sent; names, and prompts for the semantic layer, must be text."""
+    c = make_sluice().start().client()
+    assert c.execute_command("LLM.SET", "u8", b"\xff", "A") == b"OK"
+    assert c.execute_command("LLM.SET", "u8", b"\xfe", "B") == b"OK"
+    assert c.execute_command("LLM.SET", "u8", "caf\xe9".encode("latin-1"), "C") == b"OK"
+    for prompt, answer in ((b"\xff", b"A"), (b"\xfe", b"B"), ("caf\xe9".encode("latin-1"), b"C")):
+        hit = llm_get(c, prompt, ns="u8")
+        assert (hit["answer"], hit["layer"], hit["matched"]) == (answer, "l1", prompt)
+    with pytest.raises(redis.ResponseError, match="namespace is not valid UTF-8"):
+        c.execute_command("LLM.SET", b"t\xff", "q", "a")
+    with pytest.raises(redis.ResponseError, match="scope is not valid UTF-8"):
+        c.execute_command("LLM.GET", "u8", "q", "SCOPE", b"\xfe")
+    with pytest.raises(redis.ResponseError, match="namespace is not valid UTF-8"):
+        c.execute_command("SEM.SET", b"t\xff", "shared question", "SECRET")
+    with pytest.raises(redis.ResponseError, match="prompt is not valid UTF-8"):
+        c.execute_command("SEM.GET", "u8", b"\xff")
+    # The length is checked before anything reads the prompt: 16 MB of 0xFF is refused at once.
+    with pytest.raises(redis.ResponseError, match="longer than 65536 bytes"):
+        c.execute_command("SEM.GET", "u8", b"\xff" * 16_000_000)
+    miss = llm_get(c, b"\xff" * 16_000_000, "WHY", ns="u8")
+    assert miss["layer"] == "miss" and "cannot index" in miss["why"]

@@ -42,10 +42,11 @@ public final class EmbeddedSemanticStore: SemanticStore {
         }
     }
 
-    /// Longest query prompt judged on the event loop: the verifier reads both prompts of each
-    /// candidate, and for a prompt of tens of KiB that takes milliseconds whatever the
-    /// namespace's size.
-    public static let inlinePromptBytes = 4096
+    /// Whether a lookup reads long prompts — the query's, or the namespace's entries' — which
+    /// takes the verifier milliseconds whatever the namespace's size: then it runs on the lane.
+    func readsLongPrompts(_ query: SemanticQuery) -> Bool {
+        query.prompt.utf8.count > SemanticNamespace.longPromptBytes || cache.holdsLongPrompts(query.namespace)
+    }
 
     /// Runs `work` on the event loop for a small namespace, on its lane for a large one (or
     /// when the request itself is `heavy`: a long query prompt) — or for any namespace with
@@ -110,7 +111,7 @@ public final class EmbeddedSemanticStore: SemanticStore {
     }
 
     public func get(_ query: SemanticQuery, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SemanticNamespace.Outcome, SemanticFailure>> {
-        run(query.namespace, on: eventLoop, busy: .failure(.busy), heavy: query.prompt.utf8.count > Self.inlinePromptBytes) { [cache] in
+        run(query.namespace, on: eventLoop, busy: .failure(.busy), heavy: readsLongPrompts(query)) { [cache] in
             cache.get(query.namespace, prompt: query.prompt, vector: query.vector, embedder: query.embedder, scope: query.scope,
                       minScore: query.minScore, now: now)
         }
@@ -119,7 +120,7 @@ public final class EmbeddedSemanticStore: SemanticStore {
     public func feedback(_ query: SemanticQuery, good: Bool, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SemanticCache.Feedback?, SemanticFailure>> {
         if let store, let why = store.failure { return .ready(.failure(.store(.notPersisted(why)))) }
         let done = run(query.namespace, on: eventLoop, busy: Result<(SemanticCache.Feedback?, SQLiteStore.Admission), SemanticFailure>.failure(.busy),
-                       heavy: query.prompt.utf8.count > Self.inlinePromptBytes) { [cache, store] in
+                       heavy: readsLongPrompts(query)) { [cache, store] in
             cache.feedback(query.namespace, prompt: query.prompt, vector: query.vector, embedder: query.embedder, scope: query.scope,
                            minScore: query.minScore, good: good, now: now).map { feedback in
                 guard let feedback, let store else { return (feedback, .now) }

@@ -18,6 +18,8 @@ public final class SemanticCache: Sendable {
         /// Entries × dimension, kept by every write: ``scanCost`` reads it without the lock
         /// (it is asked on the event loop for every SEM command).
         let scanCost = Atomic<Int>(0)
+        /// The namespace's `holdsLongPrompts`, readable without the lock.
+        let holdsLongPrompts = Atomic<Bool>(false)
         /// Which making of the namespace this is (a dropped and re-made one is another).
         let generation: UInt64
         init(_ ns: SemanticNamespace, generation: UInt64) {
@@ -166,6 +168,7 @@ public final class SemanticCache: Sendable {
         let before = s.namespace.count, bytesBefore = s.namespace.bytes
         let result = body(&s.namespace)
         s.scanCost.store(s.namespace.count &* (s.namespace.dimension ?? 0), ordering: .relaxed)
+        if s.namespace.holdsLongPrompts { s.holdsLongPrompts.store(true, ordering: .relaxed) }
         total.add(s.namespace.count - before, ordering: .relaxed)
         totalBytesCounter.add(s.namespace.bytes - bytesBefore, ordering: .relaxed)
         return result
@@ -367,6 +370,12 @@ public final class SemanticCache: Sendable {
     /// What a scan of the namespace costs: entries × dimensions (0 if there is none).
     public func scanCost(_ name: String) -> Int {
         slot(name, create: false)?.scanCost.load(ordering: .relaxed) ?? 0
+    }
+
+    /// Whether the namespace ever took a prompt over ``SemanticNamespace/longPromptBytes``: a
+    /// lookup there may read such prompts (the verifier, milliseconds each), whatever its own.
+    public func holdsLongPrompts(_ name: String) -> Bool {
+        slot(name, create: false)?.holdsLongPrompts.load(ordering: .relaxed) ?? false
     }
 
     /// Drops expired entries, and recounts the total (a write racing a drop may have counted an

@@ -67,6 +67,12 @@ public struct SemanticNamespace: Sendable {
     public var counters = Counters()
     /// Memory the entries take (``Entry/bytes(dimension:)`` summed).
     public private(set) var bytes = 0
+    /// Whether an entry's prompt was ever longer than ``longPromptBytes`` (never reset: a
+    /// namespace that took one may take more).
+    public private(set) var holdsLongPrompts = false
+    /// Prompts longer than this take the verifier milliseconds to read (see
+    /// ``SemanticCache/holdsLongPrompts(_:)``).
+    public static let longPromptBytes = 4096
 
     public init(maxEntries: Int) {
         self.maxEntries = max(maxEntries, 1)
@@ -98,6 +104,7 @@ public struct SemanticNamespace: Sendable {
     public mutating func set(_ prompt: String, response: ByteBuffer, vector: [Float], embedder: String, scope: String,
                              createdAt: Int64, expiresAt: Int64, worth: AnswerWorth = .none, cacheFull: Int? = nil,
                              bytesToFree: Int = 0) -> Result<[Eviction], SemanticFailure> {
+        if prompt.utf8.count > Self.longPromptBytes { holdsLongPrompts = true }
         // An empty vector (only a tampered file or stream can hold one: the edge refuses it)
         // would make an index of no dimension.
         guard !vector.isEmpty else { return .failure(.unusableVector) }

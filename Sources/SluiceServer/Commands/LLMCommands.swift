@@ -27,13 +27,17 @@ struct LLMCommands: CommandGroup {
 
     /// What LLM.GET found.
     enum Lookup: Sendable {
-        case hit(answer: ByteBuffer, layer: StaticString, score: Double, matched: String, createdAt: Int64, lease: UInt64?, why: String)
+        case hit(answer: ByteBuffer, layer: StaticString, score: Double, matched: ByteBuffer, createdAt: Int64, lease: UInt64?, why: String)
         case miss(lease: UInt64?, why: String)
         case failed(String)
     }
 
     struct Request: Sendable {
-        var ns: String, prompt: String, scope: String, key: ByteBuffer
+        var ns: String, scope: String, key: ByteBuffer
+        /// The prompt as sent (exact hits echo it), and as text for the semantic layer: nil when
+        /// that layer cannot take it (longer than SEM.* takes, or not valid UTF-8 — a repaired
+        /// copy would be another prompt's text).
+        var promptBytes: ByteBuffer, prompt: String?
         var minScore: Float?, lease: Int64, stale: Int64
         var time: Timestamp
     }
@@ -43,6 +47,7 @@ struct LLMCommands: CommandGroup {
         return [
             Command("llm.get", arity: -3, summary: "LLM.GET ns prompt [SCOPE s] [MINSCORE x] [LEASE ms] [STALE ms] [WHY]: [answer|nil, layer (l1|l2|semantic|stale|miss), score|nil, matched_prompt|nil, age_ms|nil, lease_token|nil] (+ why)") { ctx, out throws(CommandError) in
                 let ns = try ctx.nextName("namespace"), prompt = try ctx.next()
+                guard ns.isValidUTF8 else { throw CommandError("namespace is not valid UTF-8") }
                 var scope: ByteBuffer?, minScore: Float?, lease: Int64 = 0, stale: Int64 = 0, why = false
                 while ctx.hasMore {
                     let option = try ctx.next()
@@ -52,7 +57,9 @@ struct LLMCommands: CommandGroup {
                     }
                     guard ctx.hasMore else { throw CommandError.syntax }
                     if option.isKeyword("SCOPE") {
-                        scope = try ctx.nextName("scope")
+                        let name = try ctx.nextName("scope")
+                        guard name.isValidUTF8 else { throw CommandError("scope is not valid UTF-8") }
+                        scope = name
                     } else if option.isKeyword("MINSCORE") {
                         minScore = try SemanticCommands.score(try ctx.next())
                     } else if option.isKeyword("LEASE") {
@@ -87,7 +94,8 @@ struct LLMCommands: CommandGroup {
                     if key.capacity <= Self.maxKeptScratch { swap(&key, &out.scratch) }
                     return .done
                 }
-                let request = Request(ns: ns.text, prompt: prompt.text, scope: scope?.text ?? "", key: key,
+                let request = Request(ns: ns.text, scope: scope?.text ?? "", key: key, promptBytes: prompt,
+                                      prompt: prompt.readableBytes <= SemanticCommands.maxPromptBytes ? prompt.validText : nil,
                                       minScore: minScore, lease: lease, stale: stale, time: ctx.time)
                 let now = ctx.now, explain = why
                 return ctx.reply(group.lookup(request, first: first, on: ctx.eventLoop), into: &out) { found, out in
@@ -95,21 +103,29 @@ struct LLMCommands: CommandGroup {
                 }
             },
             Command("llm.set", arity: -4, summary: "LLM.SET ns prompt answer [PX ms | EX s] [SCOPE s] [TOKENS n] [COST c] [TAG t] [LEASE token]: +OK (exact and semantic layers, or neither)") { ctx, out throws(CommandError) in
-                let ns = try ctx.nextName("namespace").text, prompt = try ctx.next().text
+                let ns = try ctx.nextName("namespace"), prompt = try ctx.next()
+                guard let nsText = ns.validText else { throw CommandError("namespace is not valid UTF-8") }
                 let answer = ByteBuffer.owned(try ctx.next())
-                var scope = ""
+                var scope = ByteBuffer(), scopeText = ""
                 let (meta, condition) = try RichCacheCommands.writeOptions(&ctx, command: "llm.set") { option, ctx throws(CommandError) -> Bool in
                     guard option.isKeyword("SCOPE") else { return false }
-                    scope = try ctx.nextName("scope").text
+                    scope = try ctx.nextName("scope")
+                    guard let text = scope.validText else { throw CommandError("scope is not valid UTF-8") }
+                    scopeText = text
                     return true
                 }
                 let worth = AnswerWorth(tokens: meta.tokens, cost: meta.cost, tag: meta.tag)
                 // Embedded before anything is written. A prompt the semantic layer cannot index (no
                 // words, longer than it takes, no embedder) is stored in the exact layers alone —
                 // LLM.GET skips the semantic layer for it too.
-                let write = group.embeddable(prompt).map { vector, version in
-                    SemanticWrite(namespace: ns, scope: scope, prompt: prompt, response: answer, embedder: version, vector: vector,
-                                  createdAt: meta.createdAt, expiresAt: meta.expiresAt, worth: worth)
+                // (Nor one that is not valid UTF-8: the semantic layer compares text.) The exact
+                // key is the bytes as sent.
+                let text = prompt.readableBytes <= SemanticCommands.maxPromptBytes ? prompt.validText : nil
+                let write = text.flatMap { text in
+                    group.embeddable(text).map { vector, version in
+                        SemanticWrite(namespace: nsText, scope: scopeText, prompt: text, response: answer, embedder: version, vector: vector,
+                                      createdAt: meta.createdAt, expiresAt: meta.expiresAt, worth: worth)
+                    }
                 }
                 let key = LLMEntry.key(namespace: ns, scope: scope, prompt: prompt)
                 return ctx.reply(group.store(key, LLMEntry(answer: answer).encoded(), meta: meta, condition: condition, semantic: write,
@@ -142,7 +158,7 @@ struct LLMCommands: CommandGroup {
                 guard let source = entry.source else {
                     count(layer)
                     return .ready(.hit(answer: entry.answer, layer: Self.name(layer), score: 1,
-                                       matched: r.prompt, createdAt: meta.createdAt, lease: nil, why: "exact"))
+                                       matched: r.promptBytes, createdAt: meta.createdAt, lease: nil, why: "exact"))
                 }
                 guard semantic.stillAnswers(namespace: r.ns, scope: r.scope, prompt: source.prompt, createdAt: source.createdAt,
                                             score: source.score, now: r.time.wall) else {
@@ -163,7 +179,7 @@ struct LLMCommands: CommandGroup {
                 }
                 count(layer)
                 return .ready(.hit(answer: entry.answer, layer: Self.name(layer), score: Double(source.score),
-                                   matched: source.prompt, createdAt: meta.createdAt, lease: nil, why: "hit"))
+                                   matched: ByteBuffer(string: source.prompt), createdAt: meta.createdAt, lease: nil, why: "hit"))
             }
         }
     }
@@ -194,11 +210,11 @@ struct LLMCommands: CommandGroup {
 
     /// The exact layers missed (`lease`: the token this caller was granted, if it asked and got one).
     func afterExactMiss(_ r: Request, lease: UInt64?, on eventLoop: any EventLoop) -> Deferred<Lookup> {
-        guard let (vector, version) = embeddable(r.prompt) else {
+        guard let prompt = r.prompt, let (vector, version) = embeddable(prompt) else {
             // Nothing the semantic layer could have indexed: the exact layers' answer stands.
             return staleOrMiss(r, lease: lease, why: "not in the exact layers; the semantic layer cannot index this prompt", on: eventLoop)
         }
-        let query = SemanticQuery(namespace: r.ns, prompt: r.prompt, scope: r.scope, minScore: r.minScore, embedder: version, vector: vector)
+        let query = SemanticQuery(namespace: r.ns, prompt: prompt, scope: r.scope, minScore: r.minScore, embedder: version, vector: vector)
         return semantic.get(query, now: r.time.wall, on: eventLoop).flatMap { [self] result -> Deferred<Lookup> in
             let outcome: SemanticNamespace.Outcome
             switch result {
@@ -210,7 +226,7 @@ struct LLMCommands: CommandGroup {
                 return staleOrMiss(r, lease: lease, why: SemanticCommands.why(outcome), on: eventLoop)
             }
             counters.semanticHits.add(1, ordering: .relaxed)
-            let hit = Lookup.hit(answer: m.entry.response, layer: "semantic", score: Double(m.score), matched: m.entry.prompt,
+            let hit = Lookup.hit(answer: m.entry.response, layer: "semantic", score: Double(m.score), matched: ByteBuffer(string: m.entry.prompt),
                                  createdAt: m.entry.createdAt, lease: nil, why: "hit")
             // Another caller holds the question's lease: its LLM.SET will store the answer.
             if r.lease > 0 && lease == nil { return .ready(hit) }
@@ -238,7 +254,7 @@ struct LLMCommands: CommandGroup {
             let entry = LLMEntry.decode(value.bytes)
             if layer == .stale { counters.staleHits.add(1, ordering: .relaxed) } else { counters.l2Hits.add(1, ordering: .relaxed) }
             return .hit(answer: entry.answer, layer: Self.name(layer), score: Double(entry.source?.score ?? 1),
-                        matched: entry.source?.prompt ?? r.prompt, createdAt: meta.createdAt, lease: lease, why: layer == .stale ? "stale" : "exact")
+                        matched: entry.source.map { ByteBuffer(string: $0.prompt) } ?? r.promptBytes, createdAt: meta.createdAt, lease: lease, why: layer == .stale ? "stale" : "exact")
         }
     }
 
@@ -299,7 +315,7 @@ struct LLMCommands: CommandGroup {
         case .failed(let line):
             out.writeRESPError(line)
         case .hit(let answer, let layer, let score, let matched, let createdAt, let lease, let reason):
-            writeHit(answer.readableBytesView, layer: layer, score: score, matched: matched.utf8, age: now.subtractingSaturating(createdAt),
+            writeHit(answer.readableBytesView, layer: layer, score: score, matched: matched.readableBytesView, age: now.subtractingSaturating(createdAt),
                      lease: lease, why: why ? reason : nil, into: &out)
         case .miss(let lease, let reason):
             out.writeRESPArrayHeader(why ? 7 : 6)

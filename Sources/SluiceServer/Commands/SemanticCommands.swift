@@ -17,7 +17,7 @@ struct SemanticCommands: CommandGroup {
         let store = store, embedder = embedder, cache = cache
         return [
             Command("sem.set", arity: -4, summary: "SEM.SET ns prompt response [PX ms | EX s] [SCOPE s] [TOKENS n] [COST c] [TAG t] [VEC f32blob]: +OK") { ctx, out throws(CommandError) in
-                let ns = try ctx.nextName("namespace").text, prompt = try ctx.next().text
+                let ns = try ctx.nextTextName("namespace"), prompt = try Self.prompt(ctx.next())
                 let response = ByteBuffer.owned(try ctx.next())
                 var expiresAt: Int64 = 0
                 var worth = AnswerWorth.none
@@ -48,7 +48,7 @@ struct SemanticCommands: CommandGroup {
                 }
             },
             Command("sem.get", arity: -3, summary: "SEM.GET ns prompt [MINSCORE x] [SCOPE s] [VEC f32blob] [WHY]: [response, score, matched_prompt] or nil; with WHY always [response|nil, score|nil, prompt|nil, why]") { ctx, out throws(CommandError) in
-                let ns = try ctx.nextName("namespace").text, prompt = try ctx.next().text
+                let ns = try ctx.nextTextName("namespace"), prompt = try Self.prompt(ctx.next())
                 let options = try Options.parse(&ctx, allowMinScore: true) { _, _ in false }
                 let (vector, version) = try options.vector(for: prompt, embedder)
                 let query = SemanticQuery(namespace: ns, prompt: prompt, scope: options.scope, minScore: options.minScore, embedder: version, vector: vector)
@@ -72,7 +72,7 @@ struct SemanticCommands: CommandGroup {
                 }
             },
             Command("sem.feedback", arity: -4, summary: "SEM.FEEDBACK ns prompt good|bad [SCOPE s] [MINSCORE x] [VEC f32blob]: [entry_prompt, score, threshold, good, bad, deleted] or nil") { ctx, out throws(CommandError) in
-                let ns = try ctx.nextName("namespace").text, prompt = try ctx.next().text
+                let ns = try ctx.nextTextName("namespace"), prompt = try Self.prompt(ctx.next())
                 let verdict = try ctx.next()
                 guard verdict.isKeyword("GOOD") || verdict.isKeyword("BAD") else { throw CommandError("the verdict must be good or bad") }
                 let options = try Options.parse(&ctx, allowMinScore: true) { _, _ in false }
@@ -101,18 +101,18 @@ struct SemanticCommands: CommandGroup {
                 }
             },
             Command("sem.del", arity: -2, summary: "SEM.DEL ns [prompt [SCOPE s]]: entries removed (no prompt: the whole namespace)") { ctx, out throws(CommandError) in
-                let ns = try ctx.nextName("namespace").text
+                let ns = try ctx.nextTextName("namespace")
                 guard ctx.hasMore else {
                     return ctx.reply(store.drop(namespace: ns, on: ctx.eventLoop), into: &out) { result, out in
                         guard case .success(let n) = result else { return Self.writeFailure(ns, result, &out) }
                         out.writeRESPInteger(n)
                     }
                 }
-                let prompt = try ctx.next().text
+                let prompt = try Self.prompt(ctx.next())
                 var scope = ""
                 if ctx.hasMore {
                     guard try ctx.next().isKeyword("SCOPE"), ctx.hasMore else { throw CommandError.syntax }
-                    scope = try ctx.nextName("scope").text
+                    scope = try ctx.nextTextName("scope")
                 }
                 guard !ctx.hasMore else { throw CommandError.syntax }
                 return ctx.reply(store.delete(namespace: ns, prompt: prompt, scope: scope, on: ctx.eventLoop), into: &out) { result, out in
@@ -121,7 +121,7 @@ struct SemanticCommands: CommandGroup {
                 }
             },
             Command("sem.info", arity: 2, summary: "SEM.INFO ns: map of entries, dimension, embedder, min_score, max_entries, hits, misses, traps, evictions, expired, feedback_good, feedback_bad, lists") { ctx, out throws(CommandError) in
-                guard let info = store.info(namespace: try ctx.nextName("namespace").text) else {
+                guard let info = store.info(namespace: try ctx.nextTextName("namespace")) else {
                     out.writeRESPNullArray()
                     return .done
                 }
@@ -129,7 +129,7 @@ struct SemanticCommands: CommandGroup {
                 return .done
             },
             Command("sem.config", arity: -2, summary: "SEM.CONFIG ns [MINSCORE x] [MAXENTRIES n]: the namespace's info") { ctx, out throws(CommandError) in
-                let ns = try ctx.nextName("namespace").text
+                let ns = try ctx.nextTextName("namespace")
                 var minScore: Float?, maxEntries: Int?
                 while ctx.hasMore {
                     let option = try ctx.next()
@@ -211,7 +211,7 @@ struct SemanticCommands: CommandGroup {
                 }
                 guard ctx.hasMore else { throw CommandError.syntax }
                 if option.isKeyword("SCOPE") {
-                    o.scope = try ctx.nextName("scope").text
+                    o.scope = try ctx.nextTextName("scope")
                 } else if option.isKeyword("VEC") {
                     o.vector = try SemanticCommands.vector(try ctx.next())
                 } else if allowMinScore && option.isKeyword("MINSCORE") {
@@ -282,6 +282,14 @@ struct SemanticCommands: CommandGroup {
 
     /// Longest prompt SEM.SET and SEM.GET take.
     static let maxPromptBytes = 64 * 1024
+
+    /// A prompt argument: at most ``maxPromptBytes`` (checked before anything reads it) and
+    /// valid UTF-8 (prompts are compared as text; a repaired copy would make two prompts one).
+    static func prompt(_ bytes: ByteBuffer) throws(CommandError) -> String {
+        guard bytes.readableBytes <= maxPromptBytes else { throw CommandError("the prompt is longer than \(maxPromptBytes) bytes") }
+        guard let text = bytes.validText else { throw CommandError("the prompt is not valid UTF-8 (semantic prompts are compared as text)") }
+        return text
+    }
 
     static func vector(_ blob: ByteBuffer) throws(CommandError) -> [Float] {
         let n = blob.readableBytes

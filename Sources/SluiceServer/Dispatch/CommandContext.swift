@@ -39,6 +39,12 @@ public struct CommandContext {
         return name
     }
 
+    /// Next argument, a name compared as text (a semantic namespace, a scope): valid UTF-8.
+    public mutating func nextTextName(_ what: StaticString) throws(CommandError) -> String {
+        guard let text = try nextName(what).validText else { throw CommandError("\(what) is not valid UTF-8") }
+        return text
+    }
+
     @inlinable
     public mutating func nextInteger() throws(CommandError) -> Int {
         guard let value = try next().decimalValue else { throw CommandError.notInteger }
