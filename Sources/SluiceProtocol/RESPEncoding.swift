@@ -35,10 +35,15 @@ extension ByteBuffer {
 
     @inlinable
     public mutating func writeRESPInteger(_ value: Int) {
-        // One reservation for the whole item: every small write to a ByteBuffer is its own
-        // capacity and exclusivity check, and integers are in most replies.
+        writeRESPNumberLine(UInt8(ascii: ":"), value)
+    }
+
+    /// `:n\r\n`, `*n\r\n`: in one reservation, as every small write to a ByteBuffer is its
+    /// own capacity and exclusivity check, and these are in most replies.
+    @inlinable
+    mutating func writeRESPNumberLine(_ type: UInt8, _ value: Int) {
         writeWithUnsafeMutableBytes(minimumWritableBytes: 24) { out in
-            out[0] = UInt8(ascii: ":")
+            out[0] = type
             let end = 1 + Self.decimal(value, into: out.baseAddress! + 1)
             out[end] = 0x0d
             out[end + 1] = 0x0a
@@ -99,13 +104,7 @@ extension ByteBuffer {
 
     @inlinable
     public mutating func writeRESPArrayHeader(_ count: Int) {
-        writeWithUnsafeMutableBytes(minimumWritableBytes: 24) { out in
-            out[0] = UInt8(ascii: "*")
-            let end = 1 + Self.decimal(count, into: out.baseAddress! + 1)
-            out[end] = 0x0d
-            out[end + 1] = 0x0a
-            return end + 2
-        }
+        writeRESPNumberLine(UInt8(ascii: "*"), count)
     }
 
     /// Bulk string from a buffer's readable bytes (the buffer's reader index moves).

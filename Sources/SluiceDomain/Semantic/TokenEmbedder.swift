@@ -149,8 +149,8 @@ public final class TokenEmbedder: Sendable {
     /// Greedy longest-match WordPiece, as BERT does; an unmatched word, or one longer than 100
     /// characters, is [UNK]. Pieces end only between Characters: the trie walks bytes, and would
     /// otherwise end a piece inside one (a Hindi vowel sign, a decomposed Hangul syllable) where
-    /// the lookup by String of BERT's algorithm (``characterPieces(_:)``, the reference) never
-    /// did — other pieces, other vectors than those stored.
+    /// the lookup by String of BERT's reference algorithm never did — other pieces, other vectors
+    /// than those stored (the tests compare the two).
     func wordPieces(_ word: String) -> [Int32] {
         var word = word
         let isASCII = word.utf8.allSatisfy { $0 < 0x80 }
@@ -172,29 +172,5 @@ public final class TokenEmbedder: Sendable {
             var out: [Int32] = []
             return pieces.pieces(bytes, boundaries: boundaries, into: &out) ? out : [unknown]
         }
-    }
-
-    /// BERT's WordPiece as its reference code does it, over Characters, each try a String
-    /// looked up: what ``wordPieces(_:)`` must agree with (the tests compare them).
-    func characterPieces(_ word: String) -> [Int32] {
-        let chars = Array(word)
-        guard chars.count <= 100 else { return [unknown] }
-        var pieces: [Int32] = []
-        var start = 0
-        while start < chars.count {
-            var end = chars.count
-            var found: Int32?
-            while start < end {
-                if let id = vocabulary[(start == 0 ? "" : "##") + String(chars[start..<end])] {
-                    found = id
-                    break
-                }
-                end -= 1
-            }
-            guard let id = found else { return [unknown] }
-            pieces.append(id)
-            start = end
-        }
-        return pieces
     }
 }
