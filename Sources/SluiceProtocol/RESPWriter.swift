@@ -15,7 +15,7 @@ public struct RESPWriter: Sendable {
     /// arguments in (LLM.GET's question key) without an allocation per request: it lives as
     /// long as the writer, which a connection keeps from request to request. Whoever keeps
     /// what it built copies it first (or leaves the copy to ByteBuffer's copy-on-write).
-    public var scratch = ByteBuffer()
+    public var scratch: ByteBuffer?
 
     public init(buffer: ByteBuffer = ByteBuffer(), version: RESPVersion = .resp2) {
         self.buffer = buffer

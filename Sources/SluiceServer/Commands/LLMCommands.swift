@@ -43,7 +43,9 @@ struct LLMCommands: CommandGroup {
     }
 
     var commands: [Command] {
-        let group = self
+        // The hit path's parts captured one by one, as CACHE.GET's `cache` is: reached through
+        // the whole struct, each request paid reference counting on its other fields.
+        let group = self, cache = cache, counters = counters
         return [
             Command("llm.get", arity: -3, summary: "LLM.GET ns prompt [SCOPE s] [MINSCORE x] [LEASE ms] [STALE ms] [WHY]: [answer|nil, layer (l1|l2|semantic|stale|miss), score|nil, matched_prompt|nil, age_ms|nil, lease_token|nil] (+ why)") { ctx, out throws(CommandError) in
                 let ns = try ctx.nextName("namespace"), prompt = try ctx.next()
@@ -78,20 +80,20 @@ struct LLMCommands: CommandGroup {
                 }
                 // Built in the writer's scratch buffer (taken out while in use, so that it is
                 // the only reference and is written in place; put back on the hit path).
-                var key = ByteBuffer()
-                swap(&key, &out.scratch)
+                var key = out.scratch.take() ?? ByteBuffer()
                 key.clear()
                 LLMEntry.writeKey(namespace: ns, scope: scope, prompt: prompt, into: &key)
-                let first = group.cache.read(key, lease: lease, now: ctx.time, on: ctx.eventLoop)
+                // The capability's own method (stale 0), not the convenience that forwards to it.
+                let first = cache.read(key, lease: lease, stale: 0, now: ctx.time, on: ctx.eventLoop)
                 // The hot path — an answer LLM.SET stored for this very prompt, in L1 — is written
                 // straight from the entry's bytes, as CACHE.GET's hit is: no String, no copy.
                 if case .ready(.hit(let value, let meta, let layer)) = first, meta.kind == .string, layer != .stale,
                    Self.writeDirectHit(value, layer: layer, matched: prompt, age: ctx.now.subtractingSaturating(meta.createdAt),
                                        why: why, into: &out) {
-                    group.count(layer)
+                    Self.count(layer, counters)
                     // Kept for the next request unless a huge prompt grew it: a connection does
                     // not hold megabytes for the rest of its life.
-                    if key.capacity <= Self.maxKeptScratch { swap(&key, &out.scratch) }
+                    if key.capacity <= Self.maxKeptScratch { out.scratch = consume key }
                     return .done
                 }
                 let request = Request(ns: ns.text, scope: scope?.text ?? "", key: key, promptBytes: prompt,
@@ -201,6 +203,10 @@ struct LLMCommands: CommandGroup {
     }
 
     func count(_ layer: CacheLayer) {
+        Self.count(layer, counters)
+    }
+
+    static func count(_ layer: CacheLayer, _ counters: LLMCounters) {
         switch layer {
         case .l1: counters.l1Hits.add(1, ordering: .relaxed)
         case .l2: counters.l2Hits.add(1, ordering: .relaxed)
