@@ -42,12 +42,10 @@ extension ByteBuffer {
     /// own capacity and exclusivity check, and these are in most replies.
     @inlinable
     mutating func writeRESPNumberLine(_ type: UInt8, _ value: Int) {
-        writeWithUnsafeMutableBytes(minimumWritableBytes: 24) { out in
-            out[0] = type
-            let end = 1 + Self.decimal(value, into: out.baseAddress! + 1)
-            out[end] = 0x0d
-            out[end + 1] = 0x0a
-            return end + 2
+        writeWithUnsafeMutableBytes(minimumWritableBytes: 23) { space in
+            var c = RESPRawCursor(space)
+            c.putNumberLine(type, value)
+            return c.count
         }
     }
 
@@ -78,17 +76,10 @@ extension ByteBuffer {
     /// A bulk string of the bytes at `raw`: header, bytes and CRLF in one reservation.
     @inlinable
     public mutating func writeRESPBulk(raw: UnsafeRawBufferPointer) {
-        writeWithUnsafeMutableBytes(minimumWritableBytes: raw.count + 25) { out in
-            out[0] = UInt8(ascii: "$")
-            var end = 1 + Self.decimal(raw.count, into: out.baseAddress! + 1)
-            out[end] = 0x0d
-            out[end + 1] = 0x0a
-            end += 2
-            if raw.count > 0 { (out.baseAddress! + end).copyMemory(from: raw.baseAddress!, byteCount: raw.count) }
-            end += raw.count
-            out[end] = 0x0d
-            out[end + 1] = 0x0a
-            return end + 2
+        writeWithUnsafeMutableBytes(minimumWritableBytes: raw.count + 25) { space in
+            var c = RESPRawCursor(space)
+            c.putBulk(raw)
+            return c.count
         }
     }
 
@@ -147,5 +138,4 @@ extension ByteBuffer {
     public mutating func writeDecimal(_ value: Int) {
         writeWithUnsafeMutableBytes(minimumWritableBytes: 20) { Self.decimal(value, into: $0.baseAddress!) }
     }
-
 }

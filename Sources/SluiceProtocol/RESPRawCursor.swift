@@ -53,8 +53,14 @@ public struct RESPRawCursor {
     /// An integer item: at most 23 bytes.
     @inlinable
     public mutating func putInteger(_ value: Int) {
+        putNumberLine(UInt8(ascii: ":"), value)
+    }
+
+    /// `type`, `value` in decimal, CRLF (`:n`, `*n`): at most 23 bytes.
+    @inlinable
+    public mutating func putNumberLine(_ type: UInt8, _ value: Int) {
         ensure(23)
-        (base + written).storeBytes(of: UInt8(ascii: ":"), as: UInt8.self)
+        (base + written).storeBytes(of: type, as: UInt8.self)
         written += 1
         written += ByteBuffer.decimal(value, into: base + written)
         putCRLF()

@@ -42,23 +42,21 @@ public final class EmbeddedSemanticStore: SemanticStore {
         }
     }
 
-    /// Whether a lookup reads long prompts — the query's, or the namespace's entries' — which
-    /// takes the verifier milliseconds whatever the namespace's size: then it runs on the lane.
-    func readsLongPrompts(_ query: SemanticQuery) -> Bool {
-        query.prompt.utf8.count > SemanticNamespace.longPromptBytes || cache.holdsLongPrompts(query.namespace)
-    }
-
-    /// Runs `work` on the event loop for a small namespace, on its lane for a large one (or
-    /// when the request itself is `heavy`: a long query prompt) — or for any namespace with
-    /// work still queued on its lane, so that an operation never overtakes an earlier one (the
-    /// namespace may have shrunk below the bound meanwhile).
-    func run<T: Sendable>(_ namespace: String, on eventLoop: any EventLoop, busy: T, heavy: Bool = false,
+    /// Runs `work` on the event loop for a small namespace, on its lane for a large one — or
+    /// for any namespace with work still queued on its lane, so that an operation never
+    /// overtakes an earlier one (the namespace may have shrunk below the bound meanwhile). A
+    /// lookup (`query`: its prompt) goes to the lane too when it reads long prompts — its own,
+    /// or the namespace's entries' as candidates: the verifier takes milliseconds over those
+    /// whatever the namespace's size.
+    func run<T: Sendable>(_ namespace: String, on eventLoop: any EventLoop, busy: T, query: String? = nil,
                           _ work: @escaping @Sendable () -> T) -> Deferred<T> {
         let behindLane = queued.load(ordering: .relaxed) > 0 && onLanes.withLock { $0[namespace] != nil }
+        let hints = cache.offloadHints(namespace)
+        // `.max`: never offload (the fuzzer runs everything on its one thread).
+        let readsLongPrompts = offloadCost != .max && query.map { $0.utf8.count > SemanticNamespace.longPromptBytes || hints.holdsLongPrompts } == true
         // The bound is in entries of the built-in embedder's 128 dimensions: a namespace of
         // 4,096-dimension client vectors goes to a lane at 1/32 of the entries.
-        // `.max`: never offload (the fuzzer runs everything on its one thread).
-        guard behindLane || (heavy && offloadCost != .max) || cache.scanCost(namespace) > offloadCost else { return .ready(work()) }
+        guard behindLane || readsLongPrompts || hints.scanCost > offloadCost else { return .ready(work()) }
         guard queued.add(1, ordering: .relaxed).newValue <= maxQueued else {
             queued.subtract(1, ordering: .relaxed)
             return .ready(busy)
@@ -111,7 +109,7 @@ public final class EmbeddedSemanticStore: SemanticStore {
     }
 
     public func get(_ query: SemanticQuery, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SemanticNamespace.Outcome, SemanticFailure>> {
-        run(query.namespace, on: eventLoop, busy: .failure(.busy), heavy: readsLongPrompts(query)) { [cache] in
+        run(query.namespace, on: eventLoop, busy: .failure(.busy), query: query.prompt) { [cache] in
             cache.get(query.namespace, prompt: query.prompt, vector: query.vector, embedder: query.embedder, scope: query.scope,
                       minScore: query.minScore, now: now)
         }
@@ -120,7 +118,7 @@ public final class EmbeddedSemanticStore: SemanticStore {
     public func feedback(_ query: SemanticQuery, good: Bool, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SemanticCache.Feedback?, SemanticFailure>> {
         if let store, let why = store.failure { return .ready(.failure(.store(.notPersisted(why)))) }
         let done = run(query.namespace, on: eventLoop, busy: Result<(SemanticCache.Feedback?, SQLiteStore.Admission), SemanticFailure>.failure(.busy),
-                       heavy: readsLongPrompts(query)) { [cache, store] in
+                       query: query.prompt) { [cache, store] in
             cache.feedback(query.namespace, prompt: query.prompt, vector: query.vector, embedder: query.embedder, scope: query.scope,
                            minScore: query.minScore, good: good, now: now).map { feedback in
                 guard let feedback, let store else { return (feedback, .now) }

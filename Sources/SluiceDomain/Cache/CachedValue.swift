@@ -14,4 +14,10 @@ public struct CachedValue: Sendable {
 
     /// The value's bytes.
     public var bytes: ArraySlice<UInt8> { entry[keyLength...] }
+
+    /// The value's bytes in place, for a reply written straight from them.
+    @inlinable
+    public func withUnsafeValueBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try entry.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[keyLength...])) }
+    }
 }

@@ -367,15 +367,14 @@ public final class SemanticCache: Sendable {
         read(name) { $0.count } ?? 0
     }
 
-    /// What a scan of the namespace costs: entries × dimensions (0 if there is none).
-    public func scanCost(_ name: String) -> Int {
-        slot(name, create: false)?.scanCost.load(ordering: .relaxed) ?? 0
-    }
-
-    /// Whether the namespace ever took a prompt over ``SemanticNamespace/longPromptBytes``: a
-    /// lookup there may read such prompts (the verifier, milliseconds each), whatever its own.
-    public func holdsLongPrompts(_ name: String) -> Bool {
-        slot(name, create: false)?.holdsLongPrompts.load(ordering: .relaxed) ?? false
+    /// What a scan of the namespace costs (entries × dimensions; 0 if there is none), and
+    /// whether the namespace ever took a prompt over
+    /// ``SemanticNamespace/longPromptBytes`` (a lookup there may read such prompts as
+    /// candidates: the verifier, milliseconds each, whatever the query's own length) — in one
+    /// look-up of the namespace.
+    public func offloadHints(_ name: String) -> (scanCost: Int, holdsLongPrompts: Bool) {
+        guard let s = slot(name, create: false) else { return (0, false) }
+        return (s.scanCost.load(ordering: .relaxed), s.holdsLongPrompts.load(ordering: .relaxed))
     }
 
     /// Drops expired entries, and recounts the total (a write racing a drop may have counted an

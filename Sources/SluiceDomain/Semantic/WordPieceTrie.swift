@@ -45,8 +45,8 @@ struct WordPieceTrie: Sendable {
             }
             node.token = id
         }
+        // A node's number is its place in the queue: known when it is queued.
         var queue: [Node] = roots
-        var index: [ObjectIdentifier: Int32] = [ObjectIdentifier(roots[0]): 0, ObjectIdentifier(roots[1]): 1]
         var at = 0
         while at < queue.count {
             let node = queue[at]
@@ -55,17 +55,9 @@ struct WordPieceTrie: Sendable {
             firstChild.append(Int32(childBytes.count))
             childCount.append(UInt16(node.children.count))
             for (b, child) in node.children.sorted(by: { $0.key < $1.key }) {
-                index[ObjectIdentifier(child)] = Int32(queue.count)
-                queue.append(child)
                 childBytes.append(b)
-                childNodes.append(-1)  // filled below, once every node has its number
-            }
-        }
-        for (i, node) in queue.enumerated() {
-            var slot = Int(firstChild[i])
-            for (_, child) in node.children.sorted(by: { $0.key < $1.key }) {
-                childNodes[slot] = index[ObjectIdentifier(child)]!
-                slot += 1
+                childNodes.append(Int32(queue.count))
+                queue.append(child)
             }
         }
         rootTable = [0, 1].map { root in

@@ -48,8 +48,7 @@ struct LLMCommands: CommandGroup {
         let group = self, cache = cache, counters = counters
         return [
             Command("llm.get", arity: -3, summary: "LLM.GET ns prompt [SCOPE s] [MINSCORE x] [LEASE ms] [STALE ms] [WHY]: [answer|nil, layer (l1|l2|semantic|stale|miss), score|nil, matched_prompt|nil, age_ms|nil, lease_token|nil] (+ why)") { ctx, out throws(CommandError) in
-                let ns = try ctx.nextName("namespace"), prompt = try ctx.next()
-                guard ns.isValidUTF8 else { throw CommandError("namespace is not valid UTF-8") }
+                let ns = try ctx.nextUTF8Name("namespace"), prompt = try ctx.next()
                 var scope: ByteBuffer?, minScore: Float?, lease: Int64 = 0, stale: Int64 = 0, why = false
                 while ctx.hasMore {
                     let option = try ctx.next()
@@ -59,9 +58,7 @@ struct LLMCommands: CommandGroup {
                     }
                     guard ctx.hasMore else { throw CommandError.syntax }
                     if option.isKeyword("SCOPE") {
-                        let name = try ctx.nextName("scope")
-                        guard name.isValidUTF8 else { throw CommandError("scope is not valid UTF-8") }
-                        scope = name
+                        scope = try ctx.nextUTF8Name("scope")
                     } else if option.isKeyword("MINSCORE") {
                         minScore = try SemanticCommands.score(try ctx.next())
                     } else if option.isKeyword("LEASE") {
@@ -105,15 +102,13 @@ struct LLMCommands: CommandGroup {
                 }
             },
             Command("llm.set", arity: -4, summary: "LLM.SET ns prompt answer [PX ms | EX s] [SCOPE s] [TOKENS n] [COST c] [TAG t] [LEASE token]: +OK (exact and semantic layers, or neither)") { ctx, out throws(CommandError) in
-                let ns = try ctx.nextName("namespace"), prompt = try ctx.next()
-                guard let nsText = ns.validText else { throw CommandError("namespace is not valid UTF-8") }
+                let ns = try ctx.nextUTF8Name("namespace"), prompt = try ctx.next(), nsText = ns.text
                 let answer = ByteBuffer.owned(try ctx.next())
                 var scope = ByteBuffer(), scopeText = ""
                 let (meta, condition) = try RichCacheCommands.writeOptions(&ctx, command: "llm.set") { option, ctx throws(CommandError) -> Bool in
                     guard option.isKeyword("SCOPE") else { return false }
-                    scope = try ctx.nextName("scope")
-                    guard let text = scope.validText else { throw CommandError("scope is not valid UTF-8") }
-                    scopeText = text
+                    scope = try ctx.nextUTF8Name("scope")
+                    scopeText = scope.text
                     return true
                 }
                 let worth = AnswerWorth(tokens: meta.tokens, cost: meta.cost, tag: meta.tag)
@@ -158,7 +153,7 @@ struct LLMCommands: CommandGroup {
             case .hit(let value, let meta, let layer):
                 let entry = LLMEntry.decode(value.bytes)
                 guard let source = entry.source else {
-                    count(layer)
+                    Self.count(layer, counters)
                     return .ready(.hit(answer: entry.answer, layer: Self.name(layer), score: 1,
                                        matched: r.promptBytes, createdAt: meta.createdAt, lease: nil, why: "exact"))
                 }
@@ -179,7 +174,7 @@ struct LLMCommands: CommandGroup {
                         }
                     }
                 }
-                count(layer)
+                Self.count(layer, counters)
                 return .ready(.hit(answer: entry.answer, layer: Self.name(layer), score: Double(source.score),
                                    matched: ByteBuffer(string: source.prompt), createdAt: meta.createdAt, lease: nil, why: "hit"))
             }
@@ -200,10 +195,6 @@ struct LLMCommands: CommandGroup {
         case .l2: return "l2"
         case .stale: return "stale"
         }
-    }
-
-    func count(_ layer: CacheLayer) {
-        Self.count(layer, counters)
     }
 
     static func count(_ layer: CacheLayer, _ counters: LLMCounters) {
@@ -288,8 +279,7 @@ struct LLMCommands: CommandGroup {
     static func writeDirectHit(_ value: CachedValue, layer: CacheLayer, matched: ByteBuffer, age: Int64, why: Bool,
                                into out: inout RESPWriter) -> Bool {
         let resp3 = out.version == .resp3
-        return value.entry.withUnsafeBytes { entry -> Bool in
-            let stored = UnsafeRawBufferPointer(rebasing: entry[value.keyLength...])
+        return value.withUnsafeValueBytes { stored -> Bool in
             guard let offset = LLMEntry.directAnswerOffset(stored) else { return false }
             let answer = UnsafeRawBufferPointer(rebasing: stored[offset...])
             matched.withUnsafeReadableBytes { prompt in

@@ -223,12 +223,9 @@ struct SemanticCommands: CommandGroup {
             return o
         }
 
-        /// The client's vector, or the built-in embedder's for `text`, with the embedder's name.
+        /// The client's vector, or the built-in embedder's for `text` (a ``prompt(_:)``: bounded),
+        /// with the embedder's name.
         func vector(for text: String, _ embedder: TokenEmbedder?) throws(CommandError) -> ([Float], String) {
-            // Prompts are compared word by word on every hit; a bound keeps that cheap.
-            guard text.utf8.count <= SemanticCommands.maxPromptBytes else {
-                throw CommandError("the prompt is longer than \(SemanticCommands.maxPromptBytes) bytes")
-            }
             if let v = vector { return (v, "client") }
             guard let embedder else { throw CommandError("the built-in embedder is not available on this server; send VEC") }
             guard let v = embedder.embed(text) else {
@@ -283,7 +280,8 @@ struct SemanticCommands: CommandGroup {
     /// Longest prompt SEM.SET and SEM.GET take.
     static let maxPromptBytes = 64 * 1024
 
-    /// A prompt argument: at most ``maxPromptBytes`` (checked before anything reads it) and
+    /// A prompt argument: at most ``maxPromptBytes`` (checked before anything reads it: prompts
+    /// are compared word by word on every hit, and a bound keeps that cheap) and
     /// valid UTF-8 (prompts are compared as text; a repaired copy would make two prompts one).
     static func prompt(_ bytes: ByteBuffer) throws(CommandError) -> String {
         guard bytes.readableBytes <= maxPromptBytes else { throw CommandError("the prompt is longer than \(maxPromptBytes) bytes") }

@@ -40,9 +40,15 @@ public struct CommandContext {
     }
 
     /// Next argument, a name compared as text (a semantic namespace, a scope): valid UTF-8.
+    public mutating func nextUTF8Name(_ what: StaticString) throws(CommandError) -> ByteBuffer {
+        let name = try nextName(what)
+        guard name.isValidUTF8 else { throw CommandError("\(what) is not valid UTF-8") }
+        return name
+    }
+
+    /// ``nextUTF8Name(_:)`` as a String.
     public mutating func nextTextName(_ what: StaticString) throws(CommandError) -> String {
-        guard let text = try nextName(what).validText else { throw CommandError("\(what) is not valid UTF-8") }
-        return text
+        try nextUTF8Name(what).text
     }
 
     @inlinable
