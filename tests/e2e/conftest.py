@@ -51,10 +51,15 @@ class SluiceProcess:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     pass
-                # The operating port opens just after the protocol port.
+                # The operating port opens just after the protocol port. The probe asks for the
+                # server to close (it has counted the connection gone by the time we read EOF): a
+                # probe closed from this side could still be counted when a test opens its own
+                # connections (the HTTP connection-bound test saw two closed instead of one).
                 if "--http-port" not in self.extra_args:
-                    with socket.create_connection(("127.0.0.1", self.http_port), timeout=0.2):
-                        pass
+                    with socket.create_connection(("127.0.0.1", self.http_port), timeout=2) as probe:
+                        probe.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                        while probe.recv(4096):
+                            pass
                 return self
             except OSError:
                 time.sleep(0.05)
