@@ -15,10 +15,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SLUICE_BIN = os.environ.get("SLUICE_BIN", os.path.join(ROOT, ".build", "debug", "sluice"))
 
 
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    # A port the kernel calls free, never one handed out before in this run: two calls in a row
+    # can get the same port back (a node's protocol and HTTP ports collided once in CI here).
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 class SluiceProcess:

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 import uuid
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set
 
 import pytest
 
@@ -38,10 +38,18 @@ period = "day"
 """
 
 
+_handed_out: Set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    # Never one handed out before in this run: two calls in a row can get the same port back.
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def wait_listening(port: int, proc: "subprocess.Popen[bytes]", what: str, log: Optional[str] = None) -> None:
