@@ -47,6 +47,27 @@ def test_each_layer_answers_in_turn_and_a_semantic_hit_is_written_back(make_slui
     assert stats[b"llm_hits_l2"] >= 1 and stats[b"llm_hits_l1"] >= 1 and stats[b"llm_misses"] == 0
 
 
+def test_l1_hits_are_counted_exactly_where_they_are_read(make_sluice):
+    # L1 hits are tallied per connection and reported once per read batch: a pipeline's STATS
+    # sees its own hits, another connection and /metrics see them once the replies are out.
+    node = make_sluice().start()
+    c, other = node.client(), node.client()
+    c.execute_command("LLM.SET", "faq", Q, "Use the reset link.")
+    before = as_dict(other.execute_command("STATS"))[b"llm_hits_l1"]
+    p = c.pipeline(transaction=False)
+    for _ in range(25):
+        p.execute_command("LLM.GET", "faq", Q)
+    p.execute_command("STATS")
+    for _ in range(5):
+        p.execute_command("LLM.GET", "faq", Q)
+    replies = p.execute()
+    assert all(r[1] == b"l1" for r in replies[:25] + replies[26:])
+    assert as_dict(replies[25])[b"llm_hits_l1"] == before + 25
+    assert as_dict(other.execute_command("STATS"))[b"llm_hits_l1"] == before + 30
+    status, _, body = node.http("/metrics")
+    assert status == 200 and f'sluice_llm_lookups_total{{layer="l1"}} {before + 30}' in body.decode()
+
+
 def test_fifty_concurrent_misses_get_one_lease(make_sluice):
     node = make_sluice().start()
 

@@ -87,7 +87,8 @@ struct LLMCommands: CommandGroup {
                 if case .ready(.hit(let value, let meta, let layer)) = first, meta.kind == .string, layer != .stale,
                    Self.writeDirectHit(value, layer: layer, matched: prompt, age: ctx.now.subtractingSaturating(meta.createdAt),
                                        why: why, into: &out) {
-                    Self.count(layer, counters)
+                    // Tallied on the connection, reported once per read batch (see Session).
+                    if layer == .l1 { ctx.session.llmL1Hits &+= 1 } else { Self.count(layer, counters) }
                     // Kept for the next request unless a huge prompt grew it: a connection does
                     // not hold megabytes for the rest of its life.
                     if key.capacity <= Self.maxKeptScratch { out.scratch = consume key }

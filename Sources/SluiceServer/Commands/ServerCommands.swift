@@ -12,10 +12,12 @@ struct ServerCommands: CommandGroup {
         return [
             Command("info", arity: -1, summary: "INFO [section]: Redis-style text report") { ctx, out throws(CommandError) in
                 let section = ctx.hasMore ? try ctx.next().text.lowercased() : nil
+                ctx.session.reportTallies(to: report.counters.llm)  // this pipeline's own hits included
                 out.writeRESPBulk(report.info(section: section, now: ctx.now))
                 return .done
             },
             Command("stats", arity: 1, summary: "STATS: [name, value, ...] counters of every layer") { ctx, out in
+                ctx.session.reportTallies(to: report.counters.llm)  // this pipeline's own hits included
                 var items: [RESPValue] = []
                 for (name, value) in report.stats(now: ctx.now) {
                     items.append(.bulk(name))

@@ -106,7 +106,6 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         flush(context: context)
-        reportCommands()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -213,6 +212,9 @@ final class ConnectionHandler: ChannelInboundHandler {
         self.parser = parser
         let inputLeft = state.lifecycle == .reading && !needsMoreBytes && buffer.readableBytes > 0
         if state.lifecycle == .reading && buffer.readableBytes > 0 { input = buffer }
+        // Counted before the batch's replies leave: a client that saw its reply and asks STATS
+        // on another connection finds its command counted.
+        reportCommands()
         let action = state.finishBatch(tail: out, inputLeft: inputLeft)
         perform(action, context: context, flushNow: flushNow)
         if inputEnded && !inputLeft {
@@ -376,5 +378,6 @@ final class ConnectionHandler: ChannelInboundHandler {
             counters.commandsProcessed.add(commandsSinceReport, ordering: .relaxed)
             commandsSinceReport = 0
         }
+        session.reportTallies(to: counters.llm)
     }
 }

@@ -11,6 +11,22 @@ public final class Session {
     /// Monotonic ms before which the next failed AUTH is not answered (failures queue up).
     public var authReplyNotBefore: Int64 = 0
 
+    /// LLM.GET answers served straight from L1 by this connection and not yet added to
+    /// ``LLMCounters/l1Hits``: the hottest hit is tallied here, without an atomic (a cache line
+    /// every event loop would otherwise write), and reported once per read batch as
+    /// `commands_processed` is. Unchecked exclusivity: only this connection's loop touches it,
+    /// and never while another access is open.
+    @exclusivity(unchecked) public var llmL1Hits = 0
+
+    /// Adds what this connection tallied to the shared counters (once per read batch, and
+    /// before STATS / INFO answer, so that a pipeline sees its own hits).
+    public func reportTallies(to counters: LLMCounters) {
+        if llmL1Hits > 0 {
+            counters.l1Hits.add(llmL1Hits, ordering: .relaxed)
+            llmL1Hits = 0
+        }
+    }
+
     /// Between MULTI and EXEC / DISCARD: the queued commands.
     public var transaction: TransactionQueue?
 
