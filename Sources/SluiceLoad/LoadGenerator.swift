@@ -30,12 +30,14 @@ public enum LoadGenerator {
     static func run(_ plan: LoadPlan, on group: MultiThreadedEventLoopGroup, progress: (@Sendable (Progress) -> Void)?) async throws -> LoadReport {
         let keys = KeyPicker(plan: plan)
         if plan.prefill {
-            var fill = plan
-            fill.mix = [(.set, 1)]
-            fill.requests = plan.keyspace
-            fill.seconds = nil
-            fill.pipeline = max(plan.pipeline, 64)
-            _ = try await measure(fill, keys: keys, prefill: true, on: group, progress: nil)
+            for writer in plan.prefillWriters {
+                var fill = plan
+                fill.mix = [(writer, 1)]
+                fill.requests = plan.keyspace
+                fill.seconds = nil
+                fill.pipeline = max(plan.pipeline, 64)
+                _ = try await measure(fill, keys: keys, prefill: true, on: group, progress: nil)
+            }
         }
         return try await measure(plan, keys: keys, prefill: false, on: group, progress: progress)
     }

@@ -94,6 +94,22 @@ public struct LoadPlan: Sendable, Encodable {
         case namespace, leaseMilliseconds, prefill, seed, mixDescription
     }
 
+    /// What `prefill` writes every key with, once each: what the mix's reads find — SET for GET
+    /// and CACHE.GET (and writes), LLM.SET for LLM.GET, SEM.SET for SEM.GET.
+    public var prefillWriters: [LoadCommand] {
+        var writers: [LoadCommand] = []
+        for (command, _) in mix {
+            let writer: LoadCommand
+            switch command {
+            case .llmGet: writer = .llmSet
+            case .semGet: writer = .semSet
+            default: writer = .set
+            }
+            if !writers.contains(writer) { writers.append(writer) }
+        }
+        return writers
+    }
+
     public var mixDescription: String { mix.map { "\($0.0.rawValue.lowercased())=\($0.1)" }.joined(separator: ",") }
 
     public func encode(to encoder: any Encoder) throws {

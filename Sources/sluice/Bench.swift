@@ -17,6 +17,7 @@ struct Bench: AsyncParsableCommand {
               sluice bench --mix cache.get=1 --lease 1000 --keyspace 10000 --prefill
               sluice bench --mix rl.take=1,cb.allow=1 --clients 100 --json
               sluice bench -p 6379 -t get,set                             # the same against Redis
+              sluice bench -t cache.get,llm.get -P 16 -r 1000 --prefill --rounds 7  # rates paired by round
             """
     )
 
@@ -36,11 +37,13 @@ struct Bench: AsyncParsableCommand {
     var mix: String?
     @Option(name: [.customShort("t"), .long], help: "Commands to run one after another, each alone (as redis-benchmark -t).")
     var tests: String?
+    @Option(name: .long, help: "With -t: run the list this many times, in turn, and end with each command's median rate and its rate against the first command's, paired by round (the machine's drift cancels).")
+    var rounds = 1
     @Option(name: .long, help: "CACHE.GET asks for a lease of this many ms on a miss (0: no lease).") var lease = 0
     @Option(name: .long, help: "Key prefix.") var keyPrefix = "key:"
     @Option(name: .long, help: "Semantic namespace for SEM.GET / SEM.SET.") var namespace = "bench"
     @Option(name: .long, help: "Seconds a connection may wait for a reply before the run fails.") var timeout = 10
-    @Flag(name: .long, help: "Write every key of the keyspace with SET first (not measured).") var prefill = false
+    @Flag(name: .long, help: "Write every key of the keyspace first (not measured): with SET, or LLM.SET / SEM.SET for LLM.GET / SEM.GET.") var prefill = false
     @Option(name: .long, help: "Seed of the key and command choices.") var seed: UInt64 = 1
     @Flag(name: .long, help: "Print the report as JSON on stdout (the progress line still goes to stderr).") var json = false
     @Flag(name: [.short, .long], help: "No progress line.") var quiet = false
@@ -69,18 +72,23 @@ struct Bench: AsyncParsableCommand {
         var plans: [LoadPlan] = []
         if let tests {
             guard mix == nil else { throw ValidationError("give --mix or -t, not both") }
+            guard (1...1000).contains(rounds) else { throw ValidationError("--rounds must be between 1 and 1000") }
             guard let each = LoadPlan.parseMix(tests) else { throw ValidationError("-t: unknown command in '\(tests)'") }
-            for (command, _) in each {
-                var p = base
-                p.mix = [(command, 1)]
-                plans.append(p)
+            for _ in 0..<rounds {
+                for (command, _) in each {
+                    var p = base
+                    p.mix = [(command, 1)]
+                    plans.append(p)
+                }
             }
         } else {
+            guard rounds == 1 else { throw ValidationError("--rounds takes -t (commands run in turn)") }
             guard let parsed = LoadPlan.parseMix(mix ?? "get") else { throw ValidationError("--mix: expected name=weight,... (\(mix ?? ""))") }
             base.mix = parsed
             plans.append(base)
         }
-        if prefill { plans[0].prefill = true }
+        // Each command of the first round fills the keys it reads (later rounds find them).
+        if prefill { for i in 0..<(plans.count / rounds) { plans[i].prefill = true } }
         for plan in plans { if let why = plan.validate() { throw ValidationError(why) } }
 
         var reports: [LoadReport] = []
@@ -100,24 +108,46 @@ struct Bench: AsyncParsableCommand {
             reports.append(report)
             if !json { print(report.table) }
         }
+        var comparison: LoadComparison?
+        if rounds > 1 {
+            let perRound = reports.count / rounds
+            let commands = reports.prefix(perRound).map { $0.plan.mix.first.map { $0.0.rawValue.lowercased() } ?? "" }
+            let rates = (0..<rounds).map { r in reports[(r * perRound)..<((r + 1) * perRound)].map(\.opsPerSecond) }
+            comparison = LoadComparison(commands: commands, rounds: rates)
+            if !json { print(comparison!.table) }
+        }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            let data = try encoder.encode(reports.count == 1 ? AnyReports.one(reports[0]) : AnyReports.many(reports))
+            let all: AnyReports = comparison.map { .compared(runs: reports, comparison: $0) }
+                ?? (reports.count == 1 ? .one(reports[0]) : .many(reports))
+            let data = try encoder.encode(all)
             print(String(decoding: data, as: UTF8.self))
         }
     }
 }
 
-/// One report as an object, several (`-t get,set`) as an array.
+/// One report as an object, several (`-t get,set`) as an array, rounds (`--rounds`) as
+/// `{"runs": [...], "comparison": {...}}`.
 enum AnyReports: Encodable {
     case one(LoadReport)
     case many([LoadReport])
+    case compared(runs: [LoadReport], comparison: LoadComparison)
+
+    enum Keys: String, CodingKey { case runs, comparison }
+
     func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
         switch self {
-        case .one(let r): try c.encode(r)
-        case .many(let rs): try c.encode(rs)
+        case .one(let r):
+            var c = encoder.singleValueContainer()
+            try c.encode(r)
+        case .many(let rs):
+            var c = encoder.singleValueContainer()
+            try c.encode(rs)
+        case .compared(let runs, let comparison):
+            var c = encoder.container(keyedBy: Keys.self)
+            try c.encode(runs, forKey: .runs)
+            try c.encode(comparison, forKey: .comparison)
         }
     }
 }

@@ -5,7 +5,7 @@ import json
 import subprocess
 import time
 
-from conftest import SLUICE_BIN
+from conftest import SLUICE_BIN, as_dict
 
 
 def bench(port, *args, timeout=120):
@@ -45,6 +45,32 @@ def test_prefill_writes_every_key_and_a_mix_splits_by_weight(sluice):
     # 3:1 within a wide margin (seeded, so this is the same every run).
     assert 5400 < counts["GET"] < 6600
     assert r["errors"] == 0
+
+
+def test_rounds_pair_the_commands_and_prefill_writes_what_each_reads(sluice):
+    # -t cache.get,llm.get --prefill: SET fills what CACHE.GET reads, LLM.SET what LLM.GET reads,
+    # so every measured request is a hit; --rounds runs the list in turn and pairs the rates.
+    r = report(sluice.port, "-t", "cache.get,llm.get,sem.get", "--prefill", "--rounds", "3", "-r", "40", "-n", "600", "-c", "3", "-P", "4")
+    runs, comparison = r["runs"], r["comparison"]
+    assert [x["commands"][0]["command"] for x in runs] == ["CACHE.GET", "LLM.GET", "SEM.GET"] * 3
+    assert all(x["requests"] == 600 and x["errors"] == 0 for x in runs)
+    rows = {row["command"]: row for row in comparison["rows"]}
+    assert list(rows) == ["cache.get", "llm.get", "sem.get"]
+    assert rows["cache.get"]["medianRatio"] == 1.0
+    for row in rows.values():
+        assert row["rounds"] == 3 and row["minRatio"] <= row["medianRatio"] <= row["maxRatio"]
+        assert row["minOpsPerSecond"] <= row["medianOpsPerSecond"] <= row["maxOpsPerSecond"]
+    # Each paired ratio is that round's own: recomputed from the runs.
+    ratios = sorted(runs[3 * i + 1]["opsPerSecond"] / runs[3 * i]["opsPerSecond"] for i in range(3))
+    assert abs(rows["llm.get"]["medianRatio"] - ratios[1]) < 1e-9
+    stats = as_dict(sluice.client().execute_command("STATS"))
+    assert stats[b"llm_hits_l1"] == 1800 and stats[b"llm_misses"] == 0 and stats[b"llm_sets"] == 40
+    # The text form ends with the paired table; --rounds without -t is refused.
+    text = subprocess.run([SLUICE_BIN, "bench", "-p", str(sluice.port), "--quiet", "-t", "ping,get", "--rounds", "2", "-n", "100"],
+                          capture_output=True, text=True, timeout=60)
+    assert text.returncode == 0 and "vs ping (median)" in text.stdout and "paired by round" in text.stdout
+    refused = bench(sluice.port, "--mix", "get", "--rounds", "2")
+    assert refused.returncode != 0 and "--rounds takes -t" in refused.stderr
 
 
 def test_sluice_commands_in_the_mix(sluice):
