@@ -176,6 +176,9 @@ final class ConnectionHandler: ChannelInboundHandler {
         // exclusivity check on every request.
         var parser = self.parser
         var needsMoreBytes = false
+        // One clock read per command: each command is timed from where the previous one ended
+        // (its own request's parsing included) — two reads per command were 6% of a CACHE.GET.
+        var clock = settings.metrics == nil ? 0 : NIODeadline.now().uptimeNanoseconds
         while state.canRunRequest && (state.tailIsOutput || state.queuedBytes + out.buffer.readableBytes < state.maxQueuedBytes) {
             let request: RESPRequest
             do {
@@ -192,7 +195,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             }
             switch request {
             case .command(let command):
-                execute(command, into: &out, context: context)
+                execute(command, into: &out, context: context, clock: &clock)
                 if parser.limits.overLimitIsFatal && session.authenticated {
                     parser.limits = settings.limits  // authenticated: the configured limits from now on
                 }
@@ -204,6 +207,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             if state.tailIsOutput && out.buffer.readableBytes >= Self.flushThreshold {
                 context.writeAndFlush(wrapOutboundOut(out.buffer), promise: nil)
                 out.buffer.clear()
+                if settings.metrics != nil { clock = NIODeadline.now().uptimeNanoseconds }  // the write is no command's time
                 // A client that does not read its replies stops the batch here (see
                 // channelWritabilityChanged); what it sent stays unread in its socket.
                 if !context.channel.isWritable { _ = state.writabilityChanged(writable: false) }
@@ -227,23 +231,29 @@ final class ConnectionHandler: ChannelInboundHandler {
         return inputLeft && action.runBufferedInput && input != nil
     }
 
-    private func execute(_ command: RESPCommand, into out: inout RESPWriter, context: ChannelHandlerContext) {
+    /// `clock`: when this command's time starts (the previous one's end, or the batch's start,
+    /// in uptime ns; 0 without metrics); set to when it ended.
+    private func execute(_ command: RESPCommand, into out: inout RESPWriter, context: ChannelHandlerContext, clock: inout UInt64) {
         commandsSinceReport += 1
         let table = settings.table
         let metrics = settings.metrics
-        let started = metrics == nil ? 0 : NIODeadline.now().uptimeNanoseconds
+        let started = clock
         var arguments = command.arguments
         guard let verb = arguments.next(), let index = table.lookup(verb) else {
             session.transaction?.abort()
             writeUnknown(command, into: &out)
-            metrics?.record(command: metrics!.unknownIndex, nanoseconds: NIODeadline.now().uptimeNanoseconds &- started, window: latency)
+            if let metrics {
+                clock = NIODeadline.now().uptimeNanoseconds
+                metrics.record(command: metrics.unknownIndex, nanoseconds: clock &- started, window: latency)
+            }
             return
         }
         var deferredReply = false
         defer {
-            // Replies that come later are timed when they arrive (below).
-            if let metrics, !deferredReply {
-                metrics.record(command: index, nanoseconds: NIODeadline.now().uptimeNanoseconds &- started, window: latency)
+            if let metrics {
+                clock = NIODeadline.now().uptimeNanoseconds
+                // Replies that come later are timed when they arrive (below).
+                if !deferredReply { metrics.record(command: index, nanoseconds: clock &- started, window: latency) }
             }
         }
         guard table.commands[index].acceptsArgumentCount(command.count) else {
