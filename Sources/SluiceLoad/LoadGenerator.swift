@@ -39,7 +39,13 @@ public enum LoadGenerator {
                 _ = try await measure(fill, keys: keys, prefill: true, on: group, progress: nil)
             }
         }
-        return try await measure(plan, keys: keys, prefill: false, on: group, progress: progress)
+        // The server's CPU around the measured run only (not the prefill).
+        let cpuBefore = await ServerCPUProbe.cpuSeconds(plan, on: group.next())
+        var report = try await measure(plan, keys: keys, prefill: false, on: group, progress: progress)
+        if let cpuBefore, let cpuAfter = await ServerCPUProbe.cpuSeconds(plan, on: group.next()), cpuAfter >= cpuBefore {
+            report.serverCPUSeconds = cpuAfter - cpuBefore
+        }
+        return report
     }
 
     static func measure(_ plan: LoadPlan, keys: KeyPicker, prefill: Bool, on group: MultiThreadedEventLoopGroup,

@@ -23,6 +23,14 @@ public struct LoadReport: Sendable, Encodable {
     public var commands: [CommandFigures]
     /// The first error reply a server sent, to say why `errors` is not 0.
     public var firstError: String?
+    /// CPU seconds the server used during the run (INFO cpu before and after; nil when it does
+    /// not say). It includes whatever else the server did meanwhile.
+    public var serverCPUSeconds: Double?
+    /// Server CPU per request, in microseconds.
+    public var serverMicrosecondsPerRequest: Double? {
+        guard let serverCPUSeconds, requests > 0 else { return nil }
+        return serverCPUSeconds * 1e6 / Double(requests)
+    }
 
     init(plan: LoadPlan, seconds: Double, histograms: [Histogram<UInt64>], errors: [Int], firstError: String?) {
         self.plan = plan
@@ -66,6 +74,9 @@ public struct LoadReport: Sendable, Encodable {
         }
         out += "\(requests) requests in \(Self.fixed(seconds, 2)) s over \(plan.connections) connections, pipeline \(plan.pipeline), "
         out += "\(plan.keyspace) keys (\(plan.distribution.rawValue)), \(plan.valueSize)-byte values\n"
+        if let cpu = serverMicrosecondsPerRequest {
+            out += "server CPU: \(Self.fixed(serverCPUSeconds ?? 0, 3)) s, \(Self.fixed(cpu, 3)) µs per request (INFO cpu)\n"
+        }
         if let firstError { out += "first error reply: \(firstError)\n" }
         return out
     }

@@ -113,7 +113,8 @@ struct Bench: AsyncParsableCommand {
             let perRound = reports.count / rounds
             let commands = reports.prefix(perRound).map { $0.plan.mix.first.map { $0.0.rawValue.lowercased() } ?? "" }
             let rates = (0..<rounds).map { r in reports[(r * perRound)..<((r + 1) * perRound)].map(\.opsPerSecond) }
-            comparison = LoadComparison(commands: commands, rounds: rates)
+            let cpu = (0..<rounds).map { r in reports[(r * perRound)..<((r + 1) * perRound)].map(\.serverMicrosecondsPerRequest) }
+            comparison = LoadComparison(commands: commands, rounds: rates, serverMicroseconds: cpu)
             if !json { print(comparison!.table) }
         }
         if json {

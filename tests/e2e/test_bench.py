@@ -63,6 +63,9 @@ def test_rounds_pair_the_commands_and_prefill_writes_what_each_reads(sluice):
     # Each paired ratio is that round's own: recomputed from the runs.
     ratios = sorted(runs[3 * i + 1]["opsPerSecond"] / runs[3 * i]["opsPerSecond"] for i in range(3))
     assert abs(rows["llm.get"]["medianRatio"] - ratios[1]) < 1e-9
+    # The server's CPU around each run (INFO cpu), compared by round as the rates are.
+    assert all(x["serverCPUSeconds"] >= 0 for x in runs)
+    assert rows["cache.get"]["medianServerRatio"] == 1.0 and rows["llm.get"]["medianServerMicroseconds"] > 0
     stats = as_dict(sluice.client().execute_command("STATS"))
     assert stats[b"llm_hits_l1"] == 1800 and stats[b"llm_misses"] == 0 and stats[b"llm_sets"] == 40
     # The text form ends with the paired table; --rounds without -t is refused.
@@ -71,6 +74,17 @@ def test_rounds_pair_the_commands_and_prefill_writes_what_each_reads(sluice):
     assert text.returncode == 0 and "vs ping (median)" in text.stdout and "paired by round" in text.stdout
     refused = bench(sluice.port, "--mix", "get", "--rounds", "2")
     assert refused.returncode != 0 and "--rounds takes -t" in refused.stderr
+
+
+def test_server_cpu_is_read_from_info_cpu_of_redis_too(redis_server, sluice):
+    # INFO cpu as Redis writes it: both servers answer it, and the run reports the difference.
+    info = sluice.client().info("cpu")
+    assert info["used_cpu_user"] > 0 and info["used_cpu_sys"] >= 0 and "used_cpu_user_children" in info
+    r = report(redis_server.port, "-t", "get", "-n", "3000", "-c", "2")
+    assert r["serverCPUSeconds"] >= 0
+    text = subprocess.run([SLUICE_BIN, "bench", "-p", str(redis_server.port), "--quiet", "-t", "get", "-n", "3000"],
+                          capture_output=True, text=True, timeout=60)
+    assert text.returncode == 0 and "µs per request (INFO cpu)" in text.stdout
 
 
 def test_sluice_commands_in_the_mix(sluice):
@@ -96,7 +110,8 @@ def test_a_duration_bounds_the_run(sluice):
 
 def test_password_and_refusals(make_sluice):
     s = make_sluice("--requirepass", "s3cret").start()
-    assert report(s.port, "-n", "100", "--auth", "s3cret")["errors"] == 0
+    authed = report(s.port, "-n", "100", "--auth", "s3cret")
+    assert authed["errors"] == 0 and authed["serverCPUSeconds"] >= 0  # INFO cpu asked after AUTH
     out = bench(s.port, "-n", "100", "--auth", "wrong")
     assert out.returncode != 0 and "AUTH refused" in out.stderr
     # Unbounded or out-of-range plans are refused before any connection (the server is up, so
