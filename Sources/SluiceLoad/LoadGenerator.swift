@@ -40,10 +40,11 @@ public enum LoadGenerator {
             }
         }
         // The server's CPU around the measured run only (not the prefill).
-        let cpuBefore = await ServerCPUProbe.cpuSeconds(plan, on: group.next())
+        let cpuBefore = plan.measureServerCPU ? await ServerCPUProbe.cpuSeconds(plan, on: group.next()) : nil
         var report = try await measure(plan, keys: keys, prefill: false, on: group, progress: progress)
-        if let cpuBefore, let cpuAfter = await ServerCPUProbe.cpuSeconds(plan, on: group.next()), cpuAfter >= cpuBefore {
-            report.serverCPUSeconds = cpuAfter - cpuBefore
+        if let cpuBefore, let cpuAfter = await ServerCPUProbe.cpuSeconds(plan, on: group.next()) {
+            let used = cpuAfter - cpuBefore
+            if used.isFinite && used >= 0 { report.serverCPUSeconds = used }
         }
         return report
     }

@@ -33,6 +33,9 @@ public struct LoadPlan: Sendable, Encodable {
     /// Fill ranks 0 ..< keyspace with SET before measuring (for GET against a full keyspace).
     public var prefill = false
     public var seed: UInt64 = 1
+    /// Ask the server `INFO cpu` around the run (server CPU per request). `sluice bench` stops
+    /// asking after a server did not answer it, so a silent server costs one wait, not one per run.
+    public var measureServerCPU = true
     /// A connection that waits this long for a reply fails the run (a server that stopped
     /// answering must not hang the generator).
     public var idleTimeoutSeconds = 10

@@ -59,7 +59,9 @@ enum ServerCPUProbe {
             default: break
             }
         }
-        guard let user, let system, user.isFinite, system.isFinite, user >= 0, system >= 0 else { return nil }
+        // Seconds of CPU: anything past a century of it is a server that does not mean it.
+        let limit = 100 * 365 * 86_400.0
+        guard let user, let system, user >= 0, system >= 0, user <= limit, system <= limit else { return nil }
         return user + system
     }
 
@@ -81,6 +83,11 @@ enum ServerCPUProbe {
             buffer.writeBuffer(&bytes)
             guard buffer.readableBytes <= ServerCPUProbe.maxReplyBytes else {
                 done.fail(LoadError(message: "INFO cpu: reply too long"))
+                return
+            }
+            if case .malformed(let why) = ReplyScanner.scan(buffer) {
+                done.fail(LoadError(message: "INFO cpu: \(why)"))  // not RESP: no use waiting
+                context.close(promise: nil)
                 return
             }
             while seen < replies, case .complete(let length, let isError) = ReplyScanner.scan(buffer) {

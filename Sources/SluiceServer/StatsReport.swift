@@ -78,6 +78,7 @@ public final class StatsReport: Sendable {
         for (name, _, value) in counters.llm.lookups { rows.append((name, .integer(value))) }
         rows.append(("llm_backfills", .integer(counters.llm.backfills.load(ordering: .relaxed))))
         rows.append(("llm_backfills_retired", .integer(counters.llm.backfillsRetired.load(ordering: .relaxed))))
+        rows.append(("llm_backfills_skipped", .integer(counters.llm.backfillsSkipped.load(ordering: .relaxed))))
         rows.append(("llm_sets", .integer(counters.llm.sets.load(ordering: .relaxed))))
         for (name, value) in cacheStats.backendCounters { rows.append(("l2_" + name, .integer(value))) }
         return rows
@@ -107,7 +108,8 @@ public final class StatsReport: Sendable {
         cache.statistics(now: now).keyspace.keys
     }
 
-    func info(section: String?, now: Int64) -> String {
+    /// `sections`: lower-case names; empty, or holding "default", "all" or "everything", for all.
+    func info(sections asked: Set<String>, now: Int64) -> String {
         let c = configuration
         let cacheStats = cache.statistics(now: now)
         let hits = cacheStats.keyspace.counters
@@ -154,7 +156,8 @@ public final class StatsReport: Sendable {
             sections.append(("Redis", rows))
         }
         var text = ""
-        for (name, rows) in sections where section == nil || section == "all" || section == "everything" || section == name.lowercased() {
+        let everything = asked.isEmpty || !asked.isDisjoint(with: ["default", "all", "everything"])
+        for (name, rows) in sections where everything || asked.contains(name.lowercased()) {
             if !text.isEmpty { text += "\r\n" }
             text += "# \(name)\r\n"
             for (k, v) in rows { text += "\(k):\(v)\r\n" }

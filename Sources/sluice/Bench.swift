@@ -92,7 +92,9 @@ struct Bench: AsyncParsableCommand {
         for plan in plans { if let why = plan.validate() { throw ValidationError(why) } }
 
         var reports: [LoadReport] = []
-        for plan in plans {
+        var serverAnswersCPU = true
+        for var plan in plans {
+            plan.measureServerCPU = serverAnswersCPU
             let label = plan.mixDescription
             let showProgress = !quiet
             let total = plan.requests
@@ -106,6 +108,8 @@ struct Bench: AsyncParsableCommand {
             let report = try await LoadGenerator.run(plan, progress: showProgress ? line : nil)
             if showProgress { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
             reports.append(report)
+            // A server that did not answer INFO cpu is not asked again (each try waits).
+            if report.serverCPUSeconds == nil { serverAnswersCPU = false }
             if !json { print(report.table) }
         }
         var comparison: LoadComparison?

@@ -108,6 +108,54 @@ struct SQLiteStoreTests {
         await store.close()
     }
 
+    /// Holding acknowledgements back stops only writers that wait for them. Past twice the
+    /// pending bound, writes are refused before anything is written (a client that pipelines and
+    /// closes, or reads that write copies back, once grew the queue to 13 GB and crashed the
+    /// process); removals are still taken, and writes again once the writer has caught up.
+    @Test func writesPastTheHardBoundAreRefusedAndRemovalsAreNot() async throws {
+        let store = try SQLiteStore(path: tempPath(), maxPendingBytes: 40_000)
+        #expect(store.hardMaxPendingBytes == 80_000)
+        // The writer is not woken (a flush counts as scheduled): this stands in for a disk far
+        // slower than the writes, which no real disk here can be made to be on demand.
+        store.state.withLock { $0.flushScheduled = true }
+        let cache = EmbeddedExactCache(keyspace: Keyspace(l1Capacity: 1 << 20, shardCount: 1, tracksL2: true), store: store)
+        let now = Timestamp(wall: 1, monotonic: 1)
+        let value = b(String(repeating: "x", count: 1_000))
+        var admitted = 0
+        var refused: StoreFailure?
+        for i in 0..<1_000 where refused == nil {
+            // Past the pending bound an acknowledgement waits for room (not awaited here).
+            if case .ready(.failed(let why)) = cache.write(b("k\(i)"), value: value, meta: EntryMeta(createdAt: 1), condition: .always, now: now, on: loop) {
+                refused = why
+            } else {
+                admitted += 1
+            }
+        }
+        guard case .queueFull(let reason) = refused else { Issue.record("no refusal after \(admitted) writes of 1 KB"); return }
+        #expect(reason.contains("the bound is 80000"))
+        // At the bound: each 1 KB write is held twice (the queue and the journal's buffer).
+        #expect(admitted >= 35 && admitted <= 81)
+        #expect(store.counters.refusedFull == 1)
+        // Refused whole: not in L1 either.
+        guard case .miss = try await cache.read(b("k\(admitted)"), lease: 0, now: now, on: loop).future(on: loop).get() else {
+            Issue.record("a refused write reached L1"); return
+        }
+        // Copies nobody waits for are not offered; removals are taken.
+        #expect(!cache.takesOptionalWrites)
+        #expect(store.removalRefusal == nil)
+        // (Its acknowledgement waits for room, as a write's would: awaited once the writer runs.)
+        let deletion = cache.delete([b("k0")], now: now, on: loop)
+        if case .ready(.failure(let why)) = deletion { Issue.record("delete refused: \(why)") }
+        // The writer catches up: writes and copies are taken again.
+        store.state.withLock { $0.flushScheduled = false }
+        store.delete(b("k1"))  // schedules the writer
+        #expect((try? await deletion.future(on: loop).get().get()) == 1)
+        await store.flush()
+        #expect(store.writeRefusal == nil)
+        #expect(cache.takesOptionalWrites)
+        await store.close()
+    }
+
     @Test func fsyncAlwaysAcknowledgesAfterTheCommit() async throws {
         let store = try SQLiteStore(path: tempPath(), fsync: .always)
         guard case .whenDurable(let ticket) = store.store(b("k"), value: b("v"), meta: EntryMeta(createdAt: 0)) else {

@@ -21,5 +21,8 @@ import Testing
         #expect(ServerCPUProbe.parse("used_cpu_user:x\r\nused_cpu_sys:1\r\n") == nil)
         #expect(ServerCPUProbe.parse("used_cpu_user:-1\r\nused_cpu_sys:1\r\n") == nil)
         #expect(ServerCPUProbe.parse("used_cpu_user:nan\r\nused_cpu_sys:1\r\n") == nil)
+        // A hostile server's figures must not make the report's JSON unencodable (inf - inf).
+        #expect(ServerCPUProbe.parse("used_cpu_user:1e308\r\nused_cpu_sys:1e308\r\n") == nil)
+        #expect(ServerCPUProbe.parse("used_cpu_user:inf\r\nused_cpu_sys:1\r\n") == nil)
     }
 }

@@ -260,6 +260,7 @@ struct ImmediateCache: ExactCache {
     func delete(_ keys: [ByteBuffer], now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Int, StoreFailure>> { .ready(.success(0)) }
     func exists(_ keys: [ByteBuffer], now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Int> { .ready(0) }
     func timeToLive(_ key: ByteBuffer, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<TimeToLive> { .ready(.absent) }
+    var takesOptionalWrites: Bool { true }
     func statistics(now: Int64) -> ExactCacheStatistics {
         ExactCacheStatistics(keyspace: keyspace.summary(now: now), l1Capacity: 0, backend: "immediate", backendCounters: [])
     }

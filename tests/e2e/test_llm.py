@@ -68,6 +68,26 @@ def test_l1_hits_are_counted_exactly_where_they_are_read(make_sluice):
     assert status == 200 and f'sluice_llm_lookups_total{{layer="l1"}} {before + 30}' in body.decode()
 
 
+def test_l1_hits_that_exec_runs_after_a_slow_command_are_counted_before_its_reply(make_sluice):
+    # EXEC's commands after one answered later (an L2 read) run outside any read batch: their
+    # L1 hits are reported with the reply, not at the connection's next request (found in review).
+    node = make_sluice().start()
+    node.client().execute_command("LLM.SET", "faq", Q, "from the file")
+    node.stop()
+    node.start()
+    c, other = node.client(), node.client()
+    c.execute_command("LLM.SET", "faq", PARAPHRASE, "from memory")
+    before = as_dict(other.execute_command("STATS"))
+    p = c.pipeline(transaction=True)
+    p.execute_command("LLM.GET", "faq", Q)  # only in the file: an L2 read, answered later
+    p.execute_command("LLM.GET", "faq", PARAPHRASE)  # in L1: a direct hit, after the read
+    first, second = p.execute()
+    assert (first[0], first[1], second[0], second[1]) == (b"from the file", b"l2", b"from memory", b"l1")
+    after = as_dict(other.execute_command("STATS"))
+    assert after[b"llm_hits_l1"] == before[b"llm_hits_l1"] + 1
+    assert after[b"llm_hits_l2"] == before[b"llm_hits_l2"] + 1
+
+
 def test_fifty_concurrent_misses_get_one_lease(make_sluice):
     node = make_sluice().start()
 

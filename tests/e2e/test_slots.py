@@ -113,3 +113,28 @@ def test_a_shutdown_answers_waiters_instead_of_waiting_them_out(sluice):
     t.join(10)
     assert result["reply"][0] == 0
     assert time.monotonic() - start < 10
+
+
+def test_requests_pipelined_after_a_waiting_acquire_wait_for_it(sluice):
+    # As with Redis's blocking commands: what a client pipelines after a waiting RL.ACQUIRE runs
+    # once the acquire is answered, so a read of what the slot protects sees the holder's last
+    # write (found by an attack: the GET ran at once and read the old value).
+    holder = sluice.client()
+    holder.set("shared", "old")
+    granted, slot, _, _ = acquire(holder, "lockk", 1, "LEASE", 10000)
+    assert granted == 1
+    waiter = socket.create_connection(("127.0.0.1", sluice.port), timeout=10)
+    waiter.sendall(b"*5\r\n$10\r\nRL.ACQUIRE\r\n$5\r\nlockk\r\n$1\r\n1\r\n$4\r\nWAIT\r\n$4\r\n5000\r\n"
+                   b"*2\r\n$3\r\nGET\r\n$6\r\nshared\r\n*2\r\n$4\r\nINCR\r\n$13\r\nafter_acquire\r\n")
+    # The INCR has not run while the acquire waits (checked after the waiter is queued).
+    assert wait_for(lambda: holder.execute_command("RL.ACQUIRE", "lockk", 1)[2] >= 1, 10) is not None
+    assert holder.get("after_acquire") is None
+    holder.set("shared", "new")
+    assert holder.execute_command("RL.RELEASE", "lockk", slot) == 1
+    replies = b""
+    deadline = time.monotonic() + 10
+    while replies.count(b"\r\n") < 8 and time.monotonic() < deadline:
+        replies += waiter.recv(4096)
+    waiter.close()
+    assert replies.startswith(b"*4\r\n:1\r\n"), replies
+    assert b"$3\r\nnew\r\n:1\r\n" in replies, replies

@@ -27,6 +27,11 @@ public protocol ExactCache: Sendable {
     func timeToLive(_ key: ByteBuffer, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<TimeToLive>
 
     func statistics(now: Int64) -> ExactCacheStatistics
+
+    /// Whether a write nobody waits for (LLM.GET's copy of a semantic hit) is worth making now:
+    /// false while the store's write queue is past its bound, where such writes, made by reads,
+    /// would only grow it (a flood of lookups for a large answer once grew it to 13 GB).
+    var takesOptionalWrites: Bool { get }
 }
 
 extension ExactCache {

@@ -116,7 +116,7 @@ public final class EmbeddedExactCache: ExactCache {
 
     public func write(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta, condition: WriteCondition, now: Timestamp,
                       on eventLoop: any EventLoop) -> Deferred<CacheWrite> {
-        if let store, let why = store.failure { return .ready(.failed(.notPersisted(why))) }
+        if let store, let refusal = store.writeRefusal { return .ready(.failed(refusal)) }
         // Built before taking the lock: an exact-size entry that does not pin the read buffer,
         // and the copies the store's queue keeps.
         let entry = S3FIFOCache.entry(key: key, value: value)
@@ -157,7 +157,7 @@ public final class EmbeddedExactCache: ExactCache {
     }
 
     public func delete(_ keys: [ByteBuffer], now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Int, StoreFailure>> {
-        if let store, let why = store.failure { return .ready(.failure(.notPersisted(why))) }
+        if let store, let refusal = store.removalRefusal { return .ready(.failure(refusal)) }
         var removed = 0
         var admission = SQLiteStore.Admission.now
         for key in keys {
@@ -193,6 +193,8 @@ public final class EmbeddedExactCache: ExactCache {
         let hash = keyspace.hasher.hash(key)
         return keyspace.withShard(hash: hash) { $0.expiry(key, hash: hash, now: now) }
     }
+
+    public var takesOptionalWrites: Bool { store.map { !$0.isOverPendingBound } ?? true }
 
     public func statistics(now: Int64) -> ExactCacheStatistics {
         ExactCacheStatistics(keyspace: keyspace.summary(now: now), l1Capacity: keyspace.l1Capacity,

@@ -34,7 +34,7 @@ public final class EmbeddedKeyOperations: KeyOperations {
     // MARK: Read-modify-write
 
     public func apply(_ operation: KeyOperation, to key: ByteBuffer, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<KeyOperationReply, StoreFailure>> {
-        if let store, let why = store.failure { return .ready(.failure(.notPersisted(why))) }
+        if let store, let refusal = store.writeRefusal { return .ready(.failure(refusal)) }
         return attempt(operation, ByteBuffer.owned(key), now: now, attemptsLeft: Self.maxAttempts, on: eventLoop)
     }
 
@@ -212,7 +212,7 @@ public final class EmbeddedKeyOperations: KeyOperations {
     }
 
     public func flush(now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Int, StoreFailure>> {
-        if let store, let why = store.failure { return .ready(.failure(.notPersisted(why))) }
+        if let store, let refusal = store.removalRefusal { return .ready(.failure(refusal)) }
         guard let store else { return .ready(.success(deleteL1Keys(now: now, on: eventLoop))) }
         return .later(store.committed(on: eventLoop).flatMap { [self] in
             flushFile(store, after: nil, deleted: 0, now: now, on: eventLoop)

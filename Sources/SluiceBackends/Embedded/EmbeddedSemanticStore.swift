@@ -78,7 +78,7 @@ public final class EmbeddedSemanticStore: SemanticStore {
     }
 
     public func set(_ entry: SemanticWrite, on eventLoop: any EventLoop) -> Deferred<Result<Void, SemanticFailure>> {
-        if let store, let why = store.failure { return .ready(.failure(.store(.notPersisted(why)))) }
+        if let store, let refusal = store.writeRefusal { return .ready(.failure(.store(refusal))) }
         let stored = run(entry.namespace, on: eventLoop, busy: Result<SQLiteStore.Admission, SemanticFailure>.failure(.busy)) { [cache, store] in
             cache.set(entry.namespace, prompt: entry.prompt, response: entry.response, vector: entry.vector, embedder: entry.embedder,
                       scope: entry.scope, createdAt: entry.createdAt, expiresAt: entry.expiresAt, worth: entry.worth).map { evicted -> SQLiteStore.Admission in
@@ -116,7 +116,7 @@ public final class EmbeddedSemanticStore: SemanticStore {
     }
 
     public func feedback(_ query: SemanticQuery, good: Bool, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SemanticCache.Feedback?, SemanticFailure>> {
-        if let store, let why = store.failure { return .ready(.failure(.store(.notPersisted(why)))) }
+        if let store, let refusal = store.removalRefusal { return .ready(.failure(.store(refusal))) }
         let done = run(query.namespace, on: eventLoop, busy: Result<(SemanticCache.Feedback?, SQLiteStore.Admission), SemanticFailure>.failure(.busy),
                        query: query.prompt) { [cache, store] in
             cache.feedback(query.namespace, prompt: query.prompt, vector: query.vector, embedder: query.embedder, scope: query.scope,
@@ -134,7 +134,7 @@ public final class EmbeddedSemanticStore: SemanticStore {
     }
 
     public func delete(namespace: String, prompt: String, scope: String, on eventLoop: any EventLoop) -> Deferred<Result<Bool, SemanticFailure>> {
-        if let store, let why = store.failure { return .ready(.failure(.store(.notPersisted(why)))) }
+        if let store, let refusal = store.removalRefusal { return .ready(.failure(.store(refusal))) }
         let done = run(namespace, on: eventLoop, busy: Result<(Bool, SQLiteStore.Admission), SemanticFailure>.failure(.busy)) { [cache, store] in
             let removed = cache.write(namespace, create: false) { $0.delete(prompt, scope: scope) } ?? false
             guard removed, let store else { return .success((removed, .now)) }
@@ -150,7 +150,7 @@ public final class EmbeddedSemanticStore: SemanticStore {
     }
 
     public func drop(namespace: String, on eventLoop: any EventLoop) -> Deferred<Result<Int, SemanticFailure>> {
-        if let store, let why = store.failure { return .ready(.failure(.store(.notPersisted(why)))) }
+        if let store, let refusal = store.removalRefusal { return .ready(.failure(.store(refusal))) }
         let done = run(namespace, on: eventLoop, busy: Result<(Int, SQLiteStore.Admission), SemanticFailure>.failure(.busy)) { [cache, store] in
             let removed = cache.drop(namespace)
             // Nothing in memory: nothing in the file either (it mirrors memory).

@@ -67,6 +67,8 @@ public final class FallbackExactCache: ExactCache {
         return policy.recover(answer, .cache, on: eventLoop) { [local] _ in local.timeToLive(key, now: now, on: eventLoop) }
     }
 
+    public var takesOptionalWrites: Bool { primary.takesOptionalWrites }
+
     public func statistics(now: Int64) -> ExactCacheStatistics {
         var s = primary.statistics(now: now)
         s.backendCounters.append(("redis_fallbacks", policy.cacheFallbackCount))

@@ -242,6 +242,9 @@ public final class RedisExactCache: ExactCache {
         })
     }
 
+    /// Redis takes them: its connection's own queue is bounded and refuses with TRYAGAIN.
+    public var takesOptionalWrites: Bool { true }
+
     public func statistics(now: Int64) -> ExactCacheStatistics {
         let c = client.counters
         var stats = ExactCacheStatistics(keyspace: keyspace.summary(now: now), l1Capacity: keyspace.l1Capacity, backend: "redis", backendCounters: [

@@ -20,7 +20,9 @@ import Glibc
 /// Bounds, and what happens at each:
 /// - **Pending writes** (`maxPendingBytes`): past it, ``room(on:)`` is a future that completes
 ///   when the writer has caught up — callers hold their acknowledgement until then, so a fast
-///   writer is slowed to the disk's pace instead of growing memory.
+///   writer is slowed to the disk's pace instead of growing memory. Past twice that
+///   (``hardMaxPendingBytes``), writes are refused (`TRYAGAIN`): clients that do not wait for
+///   their acknowledgements cannot grow it further.
 /// - **The file** (`maxBytes`, counted by triggers in the file itself): past it, the oldest
 ///   rows (entries and semantic entries, by creation time) are deleted after each commit, and
 ///   ``onEvicted`` hears which keys went.
@@ -60,6 +62,8 @@ public final class SQLiteStore: Sendable {
         public var reads = 0
         public var evictedRows = 0
         public var readsRefused = 0
+        /// Writes refused because the queue was past ``SQLiteStore/hardMaxPendingBytes``.
+        public var refusedFull = 0
         /// Time spent committing batches, µs (with `batches`: the mean commit latency).
         public var commitMicroseconds = 0
     }
@@ -715,6 +719,39 @@ public final class SQLiteStore: Sendable {
     /// Whether acknowledgements wait for room (see ``State/overBound(_:journaling:)``). `inout`,
     /// under the lock: a copy of the state would retain each of its collections on every write.
     func overBound(_ s: inout State) -> Bool { s.overBound(maxPendingBytes, journaling: journal != nil) }
+
+    /// Past this many bytes in memory for the disk, writes are refused (``writeRefusal``)
+    /// rather than queued. The pending bound only holds acknowledgements back, which stops a
+    /// writer that waits for them; a client that pipelines and closes without reading, or a read
+    /// that writes back a copy (LLM.GET's backfill), would otherwise grow the queue without end
+    /// — and past ByteBuffer's 4 GiB, a crash.
+    public var hardMaxPendingBytes: Int { min(2 * maxPendingBytes, 1 << 30) }
+
+    /// Why a write would be refused now: the file cannot be written (`notPersisted`), or the
+    /// queue is past ``hardMaxPendingBytes`` (`queueFull`). Checked before anything is written,
+    /// so a refused write changes nothing; concurrent writers may each add one write past it.
+    public var writeRefusal: StoreFailure? { refusal(removing: false) }
+
+    /// Why a removal (a delete, a flush, a verdict) would be refused now: only when the file
+    /// cannot be written. Removals are never refused for a full queue: each queues a key at
+    /// most, of an entry that a write the bound admitted put there, and refusing one would
+    /// leave what LLM.SET must take back ("both layers or neither") or a verdict retires.
+    public var removalRefusal: StoreFailure? { refusal(removing: true) }
+
+    func refusal(removing: Bool) -> StoreFailure? {
+        state.withLock { s in
+            if let why = s.failure ?? s.journalFailure { return .notPersisted(why) }
+            if removing { return nil }
+            let held = s.queuedBytes + s.journalBuffer.readableBytes
+            guard held > hardMaxPendingBytes else { return nil }
+            s.counters.refusedFull += 1
+            return .queueFull("\(held) bytes wait for the disk; the bound is \(hardMaxPendingBytes)")
+        }
+    }
+
+    /// The queue is past its pending bound: a write now would hold its acknowledgement. Writes
+    /// nobody waits for (a backfilled copy) are skipped then.
+    public var isOverPendingBound: Bool { state.withLock { overBound(&$0) } }
 
     /// `fdatasync` of the journal's file, on the journal thread.
     func syncJournal(_ journal: WriteJournal) {

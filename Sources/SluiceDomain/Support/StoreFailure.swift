@@ -11,4 +11,8 @@ public enum StoreFailure: Error, Sendable, Hashable {
     /// The embedded data file cannot be written (disk full, read-only): writes are refused
     /// until it can, as Redis does with MISCONF.
     case notPersisted(String)
+    /// The embedded data file's write queue is past its hard bound (a disk far slower than the
+    /// writes, or clients that queue writes without waiting for their acknowledgements):
+    /// nothing was stored, try again later.
+    case queueFull(String)
 }

@@ -87,8 +87,9 @@ struct LLMCommands: CommandGroup {
                 if case .ready(.hit(let value, let meta, let layer)) = first, meta.kind == .string, layer != .stale,
                    Self.writeDirectHit(value, layer: layer, matched: prompt, age: ctx.now.subtractingSaturating(meta.createdAt),
                                        why: why, into: &out) {
-                    // Tallied on the connection, reported once per read batch (see Session).
-                    if layer == .l1 { ctx.session.llmL1Hits &+= 1 } else { Self.count(layer, counters) }
+                    // Tallied on the connection, reported once per read batch (see Session) — but
+                    // not once it has gone (EXEC's commands may run after): nothing reports then.
+                    if layer == .l1 && !ctx.session.leaving { ctx.session.llmL1Hits &+= 1 } else { Self.count(layer, counters) }
                     // Kept for the next request unless a huge prompt grew it: a connection does
                     // not hold megabytes for the rest of its life.
                     if key.capacity <= Self.maxKeptScratch { out.scratch = consume key }
@@ -228,6 +229,12 @@ struct LLMCommands: CommandGroup {
                                  createdAt: m.entry.createdAt, lease: nil, why: "hit")
             // Another caller holds the question's lease: its LLM.SET will store the answer.
             if r.lease > 0 && lease == nil { return .ready(hit) }
+            // The store's write queue is past its bound: a copy made by a read would only grow
+            // it (the answer is served all the same; the next identical question asks again).
+            guard cache.takesOptionalWrites else {
+                counters.backfillsSkipped.add(1, ordering: .relaxed)
+                return .ready(hit)
+            }
             let copy = LLMEntry(answer: m.entry.response, source: LLMEntry.Source(prompt: m.entry.prompt, createdAt: m.entry.createdAt, score: m.score))
             let meta = EntryMeta(createdAt: m.entry.createdAt, expiresAt: m.entry.expiresAt, tokens: m.entry.worth.tokens, cost: m.entry.worth.cost,
                                  tag: m.entry.worth.tag)

@@ -157,7 +157,10 @@ struct RateLimitCommands: CommandGroup {
                         }
                     }
                 }
-                return ctx.reply(answer, into: &out) { result, out in
+                // A waiting acquire holds the connection's next request until it is answered, as
+                // Redis's blocking commands do: a pipelined GET after it must read what the slot
+                // protects only once the slot is held.
+                return ctx.reply(answer, ordered: request.wait == 0, into: &out) { result, out in
                     guard case .success(let d) = result else { return Self.writeFailure(result, &out) }
                     out.writeRESPArrayHeader(4)
                     out.writeRESPInteger(d.granted ? 1 : 0)

@@ -10,10 +10,16 @@ struct ServerCommands: CommandGroup {
     var commands: [Command] {
         let report = report, configuration = configuration
         return [
-            Command("info", arity: -1, summary: "INFO [section]: Redis-style text report") { ctx, out throws(CommandError) in
-                let section = ctx.hasMore ? try ctx.next().text.lowercased() : nil
+            Command("info", arity: -1, summary: "INFO [section ...]: Redis-style text report") { ctx, out throws(CommandError) in
+                // As Redis 7: any number of sections; none, "default", "all" or "everything" for all.
+                var sections: Set<String> = []
+                while ctx.hasMore {
+                    let name = try ctx.next()
+                    // Names of sections are short and few: the rest are not a section (nor a reason to copy them).
+                    if name.readableBytes <= 32 && sections.count < 32 { sections.insert(name.text.lowercased()) }
+                }
                 ctx.session.reportTallies(to: report.counters.llm)  // this pipeline's own hits included
-                out.writeRESPBulk(report.info(section: section, now: ctx.now))
+                out.writeRESPBulk(report.info(sections: sections, now: ctx.now))
                 return .done
             },
             Command("stats", arity: 1, summary: "STATS: [name, value, ...] counters of every layer") { ctx, out in

@@ -203,8 +203,10 @@ final class ConnectionHandler: ChannelInboundHandler {
                 counters.rejectedRequests.add(1, ordering: .relaxed)
                 session.transaction?.abort()
                 out.writeRESPError("ERR " + rejection.message)
+                if settings.metrics != nil { clock = NIODeadline.now().uptimeNanoseconds }  // no command's time
             }
             if state.tailIsOutput && out.buffer.readableBytes >= Self.flushThreshold {
+                reportCommands()  // counted before these replies leave too
                 context.writeAndFlush(wrapOutboundOut(out.buffer), promise: nil)
                 out.buffer.clear()
                 if settings.metrics != nil { clock = NIODeadline.now().uptimeNanoseconds }  // the write is no command's time
@@ -299,6 +301,9 @@ final class ConnectionHandler: ChannelInboundHandler {
             future.whenComplete { result in
                 let (handler, context) = loopBound.value
                 metrics?.record(command: index, nanoseconds: NIODeadline.now().uptimeNanoseconds &- started, window: handler.latency)
+                // What ran to make this reply (EXEC's queued commands after a slow one) is counted
+                // before it leaves, as a batch's are.
+                handler.reportCommands()
                 handler.perform(handler.state.replyArrived(sequence: sequence, result), context: context, flushNow: true)
             }
         }

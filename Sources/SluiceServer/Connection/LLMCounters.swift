@@ -13,6 +13,8 @@ public final class LLMCounters: Sendable {
     /// Written-back copies found no longer answered for by their semantic entry (a bad verdict
     /// raised its threshold, or it was replaced or removed), and deleted.
     public let backfillsRetired = Atomic<Int>(0)
+    /// Semantic hits not written back because the store's write queue was past its bound.
+    public let backfillsSkipped = Atomic<Int>(0)
     public let sets = Atomic<Int>(0)
 
     public init() {}

@@ -29,6 +29,8 @@ public struct CommandError: Error, Sendable, Equatable {
             return CommandError("the shared store (Redis) refused the write, so nothing was stored: \(message)")
         case .notPersisted(let reason):
             return CommandError(code: "MISCONF", "Sluice cannot write its data file, so writes are refused until it can (reads still work): \(reason)")
+        case .queueFull(let reason):
+            return CommandError(code: "TRYAGAIN", "the data file's write queue is full, so nothing was stored; try again (\(reason))")
         }
     }
 }

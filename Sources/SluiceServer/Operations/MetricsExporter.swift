@@ -91,6 +91,7 @@ public final class MetricsExporter: Sendable {
             for (_, layer, value) in counters.llm.lookups { m.counter("sluice_llm_lookups_total", [("layer", layer)], value) }
             m.counter("sluice_llm_backfills_total", [], counters.llm.backfills.load(ordering: .relaxed))
             m.counter("sluice_llm_backfills_retired_total", [], counters.llm.backfillsRetired.load(ordering: .relaxed))
+            m.counter("sluice_llm_backfills_skipped_total", [], counters.llm.backfillsSkipped.load(ordering: .relaxed))
             m.counter("sluice_llm_sets_total", [], counters.llm.sets.load(ordering: .relaxed))
 
             // The exact cache: L1, and L2 (SQLite or Redis).
