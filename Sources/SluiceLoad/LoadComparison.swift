@@ -79,16 +79,7 @@ public struct LoadComparison: Sendable, Encodable {
             }
             lines.append(line)
         }
-        let widths = lines[0].indices.map { i in lines.map { $0[i].count }.max() ?? 0 }
-        var out = ""
-        for (n, line) in lines.enumerated() {
-            out += line.indices.map { i in
-                i == 0 ? line[i] + String(repeating: " ", count: widths[i] - line[i].count)
-                       : String(repeating: " ", count: widths[i] - line[i].count) + line[i]
-            }.joined(separator: "  ")
-            out += "\n"
-            if n == 0 { out += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n" }
-        }
+        var out = TextTable.render(lines)
         out += "ratios are paired by round (each round runs every command once, in turn)"
         out += cpu ? "; server CPU from INFO cpu around each run\n" : "\n"
         return out

@@ -62,16 +62,7 @@ public struct LoadReport: Sendable, Encodable {
         if commands.count > 1 {
             rows.append(["all", String(requests), String(errors), Self.fixed(opsPerSecond, 0), "", "", "", "", ""])
         }
-        let widths = rows[0].indices.map { i in rows.map { $0[i].count }.max() ?? 0 }
-        var out = ""
-        for (n, row) in rows.enumerated() {
-            out += row.indices.map { i in
-                i == 0 ? row[i] + String(repeating: " ", count: widths[i] - row[i].count)
-                       : String(repeating: " ", count: widths[i] - row[i].count) + row[i]
-            }.joined(separator: "  ")
-            out += "\n"
-            if n == 0 { out += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n" }
-        }
+        var out = TextTable.render(rows)
         out += "\(requests) requests in \(Self.fixed(seconds, 2)) s over \(plan.connections) connections, pipeline \(plan.pipeline), "
         out += "\(plan.keyspace) keys (\(plan.distribution.rawValue)), \(plan.valueSize)-byte values\n"
         if let cpu = serverMicrosecondsPerRequest {
