@@ -85,19 +85,23 @@ enum ServerCPUProbe {
                 done.fail(LoadError(message: "INFO cpu: reply too long"))
                 return
             }
-            if case .malformed(let why) = ReplyScanner.scan(buffer) {
-                done.fail(LoadError(message: "INFO cpu: \(why)"))  // not RESP: no use waiting
-                context.close(promise: nil)
-                return
-            }
-            while seen < replies, case .complete(let length, let isError) = ReplyScanner.scan(buffer) {
-                seen += 1
-                guard !isError else {
-                    done.fail(LoadError(message: "INFO cpu: error reply"))
+            while seen < replies {
+                switch ReplyScanner.scan(buffer) {
+                case .incomplete:
                     return
+                case .malformed(let why):
+                    done.fail(LoadError(message: "INFO cpu: \(why)"))  // not RESP: no use waiting
+                    context.close(promise: nil)
+                    return
+                case .complete(let length, let isError):
+                    seen += 1
+                    guard !isError else {
+                        done.fail(LoadError(message: "INFO cpu: error reply"))
+                        return
+                    }
+                    let reply = buffer.readSlice(length: length)!
+                    if seen == replies { done.succeed(reply) }
                 }
-                let reply = buffer.readSlice(length: length)!
-                if seen == replies { done.succeed(reply) }
             }
         }
 

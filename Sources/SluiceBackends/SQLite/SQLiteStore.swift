@@ -725,7 +725,7 @@ public final class SQLiteStore: Sendable {
     /// writer that waits for them; a client that pipelines and closes without reading, or a read
     /// that writes back a copy (LLM.GET's backfill), would otherwise grow the queue without end
     /// — and past ByteBuffer's 4 GiB, a crash.
-    public var hardMaxPendingBytes: Int { min(2 * maxPendingBytes, 1 << 30) }
+    public var hardMaxPendingBytes: Int { 2 * min(maxPendingBytes, 1 << 29) }
 
     /// Why a write would be refused now: the file cannot be written (`notPersisted`), or the
     /// queue is past ``hardMaxPendingBytes`` (`queueFull`). Checked before anything is written,
