@@ -81,7 +81,8 @@ public struct LoadPlan: Sendable, Encodable {
     public static func parseMix(_ text: String) -> [(LoadCommand, Int)]? {
         var mix: [(LoadCommand, Int)] = []
         guard text.utf8.count <= 4_096 else { return nil }
-        for part in text.split(separator: ",") {
+        // Empty parts kept (and refused): "get,,set" is a typo, not a mix of two.
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
             let pieces = part.split(separator: "=", maxSplits: 1)
             guard let name = pieces.first, let command = LoadCommand(name: name.trimmingSpaces()) else { return nil }
             let weight = pieces.count == 2 ? Int(pieces[1].trimmingSpaces()) : 1

@@ -54,6 +54,8 @@ import Testing
         #expect(mix?.map(\.0) == [.get, .set, .cacheGet])
         #expect(mix?.map(\.1) == [9, 1, 1])
         #expect(LoadPlan.parseMix("get=0") == nil)
+        #expect(LoadPlan.parseMix("get,,set") == nil)
+        #expect(LoadPlan.parseMix("get,") == nil)
         #expect(LoadPlan.parseMix("flushall") == nil)
         #expect(LoadPlan.parseMix("get=99999999999999999999") == nil)
         #expect(LoadPlan.parseMix("") == nil)

@@ -83,6 +83,12 @@ struct OperationsTests {
         let own2 = m.ownLabel("n2", in: \.namespaceLabels, bound: 1)
         let again = m.ownLabel("n1", in: \.namespaceLabels, bound: 1)
         #expect(own1 && !own2 && again)
+        // A name with a control character is "other" even with room to spare.
+        let controls = ["a\r\nfake_metric 1", "nul\u{0}", "esc\u{1B}[31m", "c1\u{85}", "tab\t"]
+        var owned = 0
+        for name in controls where m.ownLabel(name, in: \.breakerLabels, bound: 100) { owned += 1 }
+        let printable = m.ownLabel("checkout-api é", in: \.breakerLabels, bound: 100)
+        #expect(owned == 0 && printable)
     }
 
     @Test func savingsTagsReserveTheirOwnNamesAndStayBounded() {

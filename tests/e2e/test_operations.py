@@ -378,6 +378,28 @@ def test_breaker_transitions_are_logged_and_counted(make_sluice):
     assert moves == [("closed", "open"), ("open", "closed")]
 
 
+def test_client_chosen_names_with_control_characters_never_reach_a_label_raw(make_sluice):
+    """A breaker or namespace named with CR, NUL or ESC (a client chooses them) is summed under
+    breaker/namespace "other": scrapers split on CR, and NUL or ESC in a label breaks tools."""
+    node = make_sluice().start()
+    r = node.client()
+    hostile = [b"a\r\nfake_metric 1\r\nb", b"nul\x00byte", b"esc\x1b[31mred"]
+    for name in hostile:
+        r.execute_command("CB.ALLOW", name)
+        r.execute_command("CB.FORCE", name, "open")
+        r.execute_command("SEM.SET", name, "How do I reset my password?", "Use the link.")
+        r.execute_command("SEM.GET", name, "How do I reset my password?")
+    r.execute_command("CB.ALLOW", "plain")
+    status, _, body = node.http("/metrics")
+    assert status == 200
+    assert not any(b in body for b in (b"\r", b"\x00", b"\x1b")), "a control character reached /metrics"
+    assert b"fake_metric" not in body
+    m = metrics(node)
+    assert sample(m, "sluice_breaker_transitions_total", breaker="other") == len(hostile)
+    assert sample(m, "sluice_semantic_lookups_total", namespace="other", result="hit") == len(hostile)
+    assert sample(m, "sluice_breaker_state", breaker="plain") == 0
+
+
 def chromium(args, data_dir, timeout=90):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:

@@ -305,8 +305,13 @@ public final class MetricsExporter: Sendable {
 
         /// Whether `name` has a label of its own: the first `bound` names seen get one for good,
         /// later ones are summed under "other" (so no series ever changes hands).
+        /// A name with a control character (CR, NUL, ESC ...; a client chooses namespaces and
+        /// breaker names) never gets one: the exposition format escapes only line feeds, and a
+        /// raw CR or NUL in a label value breaks scrapers and terminals. It is summed under
+        /// "other", as names past the bound are.
         mutating func ownLabel(_ name: String, in labels: WritableKeyPath<Mirror, Set<String>>, bound: Int) -> Bool {
             if self[keyPath: labels].contains(name) { return true }
+            guard name.unicodeScalars.allSatisfy({ !($0.value < 0x20 || (0x7F...0x9F).contains($0.value)) }) else { return false }
             guard self[keyPath: labels].count < bound else { return false }
             self[keyPath: labels].insert(name)
             return true
