@@ -117,7 +117,7 @@ let package = Package(
         .executableTarget(
             name: "sluice",
             dependencies: [
-                "SluiceServer", "SluiceDomain", "SluiceBackends", "SluiceLoad",
+                "SluiceServer", "SluiceDomain", "SluiceBackends", "SluiceLoad", "CSluiceKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Logging", package: "swift-log"),

@@ -37,7 +37,7 @@ public final class MemoryOnlyServer: Sendable {
                                      maxTotalBytes: configuration.semanticMaxMemory,
                                      verifier: configuration.semanticVerifier == .wordnet ? PromptVerifier.builtIn : nil),
                 store: nil, lanes: self.lanes, offloadEntries: configuration.semanticOffloadEntries))
-        let counters = ServerCounters()
+        let counters = ServerCounters(clientOutputLimit: configuration.maxMemoryClients)
         let table = SluiceNode.commandTable(capabilities, embedder: embedder, counters: counters, configuration: configuration,
                                             startedAt: clock.nowMilliseconds(), logger: logger)
         settings = ConnectionHandler.Settings(

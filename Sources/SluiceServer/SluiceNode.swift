@@ -143,7 +143,7 @@ public final class SluiceNode: Sendable {
         let transitions = BreakerTransitions()
         capabilities.breakers = WatchedBreakers(capabilities.breakers, transitions: transitions, logger: logger,
                                                 wallClock: { clock.timestamp().wall })
-        let counters = ServerCounters()
+        let counters = ServerCounters(clientOutputLimit: configuration.maxMemoryClients)
         let policies = PolicyBook(configuration.policies)
         let table = commandTable(capabilities, embedder: embedder, counters: counters, configuration: configuration, startedAt: startedAt,
                                  logger: logger, policies: policies)

@@ -72,6 +72,8 @@ public final class StatsReport: Sendable {
             ("protocol_errors", .integer(counters.protocolErrors.load(ordering: .relaxed))),
             ("rejected_connections", .integer(counters.rejectedConnections.load(ordering: .relaxed))),
             ("output_limit_disconnects", .integer(counters.outputLimitDisconnects.load(ordering: .relaxed))),
+            ("evicted_clients", .integer(counters.clientMemoryEvictions.load(ordering: .relaxed))),
+            ("client_output_bytes", .integer(counters.clientOutput.counted)),
             ("idle_disconnects", .integer(counters.idleDisconnects.load(ordering: .relaxed))),
             ("auth_failures", .integer(counters.authFailures.load(ordering: .relaxed))),
         ]
@@ -123,11 +125,14 @@ public final class StatsReport: Sendable {
             ]),
             ("Clients", [
                 ("connected_clients", String(counters.connectedClients.load(ordering: .relaxed))),
+                ("maxclients", String(c.maxClients)),
             ]),
             ("Memory", [
                 ("used_memory", String(cacheStats.keyspace.l1.bytes)),
                 ("maxmemory", String(cacheStats.l1Capacity)),
                 ("maxmemory_policy", "s3fifo"),
+                ("mem_clients_normal", String(counters.clientOutput.counted)),
+                ("maxmemory_clients", String(c.maxMemoryClients)),
             ]),
             ("Stats", [
                 ("total_connections_received", String(counters.totalConnections.load(ordering: .relaxed))),
@@ -136,6 +141,7 @@ public final class StatsReport: Sendable {
                 ("keyspace_misses", String(hits.l2Misses + (cacheStats.backend == "none" ? hits.misses : 0))),
                 ("expired_keys", String(hits.expired)),
                 ("evicted_keys", String(cacheStats.keyspace.l1.evictions)),
+                ("evicted_clients", String(counters.clientMemoryEvictions.load(ordering: .relaxed))),
             ]),
             ("CPU", Self.cpuRows()),
             ("Persistence", [

@@ -26,6 +26,7 @@ enum ConfigurationPrinter {
             ("allow-unauthenticated-remote", String(c.allowUnauthenticatedRemote)), ("allow-flush", String(c.allowFlush)), ("max-value-size", String(c.limits.maxBulkLength)),
             ("maxclients", String(c.maxClients)),
             ("client-output-buffer-limit", q("\(c.clientOutputHardLimit) \(c.clientOutputSoftLimit) \(c.clientOutputSoftSeconds)")),
+            ("maxmemory-clients", String(c.maxMemoryClients)),
             ("timeout", String(c.idleTimeoutSeconds)), ("fsync", q(c.fsync.rawValue)), ("l2-max-bytes", String(c.l2MaxBytes)),
             ("sem-max-namespaces", String(c.semanticMaxNamespaces)), ("sem-max-entries", String(c.semanticMaxTotalEntries)),
             ("sem-offload-entries", String(c.semanticOffloadEntries)), ("sem-verifier", q(c.semanticVerifier.rawValue)),

@@ -85,6 +85,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Client output buffer limit, as Redis's: '<hard> <soft> <seconds>'. A client whose unsent replies exceed hard is disconnected at once; above soft Sluice stops running its requests, and disconnects it if that lasts the seconds. 0 disables a part. Env: SLUICE_CLIENT_OUTPUT_BUFFER_LIMIT. (default: '64mb 1mb 60')", valueName: "limits"))
     var clientOutputBufferLimit: String?
 
+    @Option(name: .long, help: ArgumentHelp("Replies held for all clients together (what each holds past 64kb: unread, or queued behind slower replies), as Redis 7's maxmemory-clients. Past it the clients holding the most are disconnected, so that many clients that do not read cannot exhaust memory though each stays under its own limit. 0 = no limit. Env: SLUICE_MAXMEMORY_CLIENTS. (default: 1gb)", valueName: "bytes"))
+    var maxmemoryClients: String?
+
     @Option(name: .long, help: ArgumentHelp("Close a connection idle for this many seconds; 0 = never. Env: SLUICE_TIMEOUT. (default: 0)", valueName: "seconds"))
     var timeout: Int?
 
@@ -124,12 +127,13 @@ struct Serve: AsyncParsableCommand {
     /// The settings a config file's [server] table may hold: the flags' names.
     static let serverKeys: Set<String> = [
         "bind", "port", "http-port", "data-dir", "redis", "redis-cluster", "redis-timeout", "limits-when-redis-down", "l1-max-memory", "max-stale", "threads",
-        "requirepass", "allow-unauthenticated-remote", "allow-flush", "max-value-size", "maxclients", "client-output-buffer-limit", "timeout", "fsync",
+        "requirepass", "allow-unauthenticated-remote", "allow-flush", "max-value-size", "maxclients", "client-output-buffer-limit", "maxmemory-clients", "timeout", "fsync",
         "l2-max-bytes", "sem-max-namespaces", "sem-max-entries", "sem-offload-entries", "sem-verifier", "sem-max-memory", "log-level",
         "log-format",
     ]
 
     func run() async throws {
+        LargeAllocations.returnToTheSystemWhenFreed()
         let env = ProcessInfo.processInfo.environment
         let configPath = config ?? env["SLUICE_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
         let file: ConfigFile
@@ -186,6 +190,7 @@ struct Serve: AsyncParsableCommand {
             config.clientOutputSoftLimit = try byteSize(parts[1], "client-output-buffer-limit")
             config.clientOutputSoftSeconds = try integer(parts[2], "client-output-buffer-limit")
         }
+        if let v = setting(maxmemoryClients, "MAXMEMORY_CLIENTS") { config.maxMemoryClients = try byteSize(v, "maxmemory-clients") }
         if let v = setting(timeout.map(String.init), "TIMEOUT") { config.idleTimeoutSeconds = try integer(v, "timeout") }
         if let v = setting(fsync, "FSYNC") { config.fsync = try choice(v, "fsync") }
         if let v = setting(l2MaxBytes, "L2_MAX_BYTES") { config.l2MaxBytes = try byteSize(v, "l2-max-bytes") }

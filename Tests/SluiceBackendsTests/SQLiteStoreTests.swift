@@ -41,6 +41,36 @@ struct SQLiteStoreTests {
         await reopened.close()
     }
 
+    /// Rows read but not yet taken by their event loop count against `maxReadBytesWaiting`:
+    /// past it, a read is refused at once (the caller's miss) instead of another row joining
+    /// the ones waiting in memory. The loop is held busy so that the first row waits (the one
+    /// state a real loop only reaches under a flood).
+    @Test func readsAreRefusedWhileTooManyBytesWaitForTheirLoop() async throws {
+        let store = try SQLiteStore(path: tempPath(), maxReadBytesWaiting: 512 * 1024)
+        store.store(b("big"), value: ByteBuffer(repeating: 7, count: 1 << 20), meta: EntryMeta(createdAt: 0))
+        store.store(b("small"), value: b("s"), meta: EntryMeta(createdAt: 0))
+        await store.flush()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let busy = group.next()
+        let release = DispatchSemaphore(value: 0)
+        busy.execute { release.wait() }  // the loop takes nothing until released
+        let first = store.fetch(b("big"), now: 1, on: busy)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while store.readBytesWaiting.load(ordering: .relaxed) == 0 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(store.readBytesWaiting.load(ordering: .relaxed) >= 1 << 20)
+        let refused = store.fetch(b("small"), now: 1, on: busy)
+        release.signal()
+        await #expect(throws: SQLiteError.self) { try await refused.get() }
+        #expect(try await first.get()?.0.readableBytes == 1 << 20)
+        #expect(store.readBytesWaiting.load(ordering: .relaxed) == 0)
+        #expect(try await store.fetch(b("small"), now: 1, on: busy).get().map { String(buffer: $0.0) } == "s")
+        #expect(store.counters.readsRefused == 1)
+        try await group.shutdownGracefully()
+        await store.close()
+    }
+
     @Test func pendingWritesAreVisibleBeforeTheyReachDisk() async throws {
         let store = try SQLiteStore(path: tempPath())
         for i in 0..<500 {

@@ -164,6 +164,18 @@ struct ConnectionStateMachineTests {
         #expect(text(&m) == "")
     }
 
+    /// Replies already in the output when the channel goes are dropped with it, not kept for
+    /// as long as the handler lives (answers still in flight keep it alive).
+    @Test func closingDropsTheUnwrittenOutput() {
+        var m = ConnectionStateMachine(maxPendingReplies: 4)
+        var tail = m.startBatch()!
+        tail.writeRESPBulk(String(repeating: "x", count: 100_000))
+        _ = m.finishBatch(tail: tail, inputLeft: false)
+        #expect(m.output.buffer.readableBytes > 100_000)
+        m.closed()
+        #expect(m.output.buffer.readableBytes == 0 && m.output.buffer.capacity < 100_000)
+    }
+
     @Test func eachReplyKeepsTheProtocolVersionOfItsRequest() {
         var m = ConnectionStateMachine(maxPendingReplies: 4)
         var tail = m.startBatch()!

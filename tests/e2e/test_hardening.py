@@ -146,6 +146,64 @@ def test_a_client_that_never_reads_is_disconnected_and_others_are_served(data_di
     node.stop()
 
 
+def hold_unread_replies(node, clients, value_bytes):
+    """`clients` connections that each pipeline 20 GETs of a `value_bytes` value and never read."""
+    socks = []
+    for _ in range(clients):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the kernel takes little of it
+        s.connect(("127.0.0.1", node.port))
+        s.sendall(b"GET big\r\n" * 20)
+        socks.append(s)
+    return socks
+
+
+def read_bulk(s, size):
+    """One `$<size>` reply, read whole from a raw socket."""
+    want = len(b"$%d\r\n" % size) + size + 2
+    data = b""
+    while len(data) < want:
+        chunk = s.recv(want - len(data))
+        assert chunk, "disconnected"
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("limit", ["16mb", "0"])
+def test_replies_held_for_all_clients_are_bounded_and_the_largest_holders_go(data_dir, limit):
+    """Forty clients that each leave 20 MB of replies unread stay under their own 64 MB limit;
+    --maxmemory-clients bounds them together (the largest holders are disconnected), while a
+    client that reads its replies is served and kept. With 0 (no limit) nobody is told to go:
+    what the bound holds back is measured, not assumed."""
+    node = SluiceProcess(data_dir, ["--maxmemory-clients", limit]).start()
+    r = node.client()
+    size = 1_000_000
+    r.set("big", b"x" * size)
+    reader = raw(node.port)
+    socks = hold_unread_replies(node, 40, size)
+    stats = lambda: as_dict(r.execute_command("STATS"))
+    # The reader is served throughout and never disconnected.
+    for _ in range(5):
+        reader.sendall(b"GET big\r\n")
+        assert read_bulk(reader, size).startswith(b"$1000000\r\n")
+    if limit == "0":
+        # Everything the 40 hold stays held: well past the 16 MB the other run allows.
+        assert wait_for(lambda: stats()[b"client_output_bytes"] > 32 << 20, 10) is not None
+        assert stats()[b"evicted_clients"] == 0
+    else:
+        assert wait_for(lambda: stats()[b"evicted_clients"] >= 1, 10) is not None
+        # Held under the bound (plus the last report's overshoot: one client's replies).
+        assert wait_for(lambda: stats()[b"client_output_bytes"] <= (16 << 20) + 4 * size, 10) is not None
+        assert stats()[b"output_limit_disconnects"] == 0  # none passed its own limit
+        assert "over --maxmemory-clients" in open(node.log_path).read()
+    reader.sendall(b"PING\r\n")
+    assert read_until(reader, b"\r\n") == b"+PONG\r\n"
+    for s in socks:
+        s.close()
+    assert wait_for(lambda: stats()[b"client_output_bytes"] == 0, 10) is not None
+    node.stop()
+
+
 def test_unauthenticated_peers_cannot_make_the_server_buffer_megabytes(data_dir):
     node = SluiceProcess(data_dir, ["--requirepass", "pw"]).start()
     start_rss = rss_kb(node.proc.pid)

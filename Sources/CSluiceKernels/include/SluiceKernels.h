@@ -25,4 +25,10 @@ void sluice_kernels_force(int force);
 /// Whether `needle` occurs in `haystack` (memmem: linear in the haystack).
 int sluice_contains_bytes(const void *haystack, size_t haystack_length, const void *needle, size_t needle_length);
 
+/// glibc only (elsewhere a no-op returning 0): blocks of `threshold` bytes and more are mapped
+/// on their own and given back to the system when freed, whatever was freed before (glibc
+/// otherwise raises its threshold to each large block freed, and serves later ones from arenas
+/// that keep the memory). Returns 1 when applied.
+int sluice_map_large_allocations(size_t threshold);
+
 #endif

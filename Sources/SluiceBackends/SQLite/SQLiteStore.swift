@@ -27,6 +27,10 @@ import Glibc
 ///   rows (entries and semantic entries, by creation time) are deleted after each commit, and
 ///   ``onEvicted`` hears which keys went.
 /// - **Reads waiting for a thread** (`maxQueuedReads`): past it, a read fails at once (a miss).
+/// - **Bytes read and not yet taken by their event loop** (``maxReadBytesWaiting``): past it, a
+///   read fails at once too. The readers can outrun the event loops that take their rows (a
+///   burst of requests for a 3 MB value: the loops copy each into a reply), and what they read
+///   waits in memory meanwhile — gigabytes, bounded by nothing else.
 ///
 /// Durability (``FsyncPolicy``): `everysec` (default) acknowledges at once, commits within the
 /// group-commit window and makes the WAL durable at least once a second; `always`
@@ -144,6 +148,8 @@ public final class SQLiteStore: Sendable {
     /// 0: the file is not bounded.
     public let maxBytes: Int
     public let maxQueuedReads: Int
+    /// Bytes of rows read and not yet taken by their event loop, past which reads are refused.
+    public let maxReadBytesWaiting: Int
     /// Taken by every event loop that writes (under a cache shard's lock) and by the writer thread.
     let state = Locked(State())
     let readers: Locked<[SQLiteConnection]>
@@ -151,6 +157,7 @@ public final class SQLiteStore: Sendable {
     let writerPool: NIOThreadPool
     let readerPool: NIOThreadPool
     let queuedReads = Atomic<Int>(0)
+    let readBytesWaiting = Atomic<Int>(0)
     let evictionHandler = Locked<(@Sendable ([ByteBuffer]) -> Void)?>(nil)
     let semanticEvictionHandler = Locked<(@Sendable ([SemanticRow]) -> Void)?>(nil)
 
@@ -248,13 +255,15 @@ public final class SQLiteStore: Sendable {
 
     /// Opens (creating if needed) `path`. `readerThreads` reads may run at once.
     public init(path: String, fsync: FsyncPolicy = .everysec, maxBytes: Int = 0, maxPendingBytes: Int = 64 << 20,
-                readerThreads: Int = 2, maxQueuedReads: Int = 10_000, groupCommitWindow: Duration = .milliseconds(5),
+                readerThreads: Int = 2, maxQueuedReads: Int = 10_000, maxReadBytesWaiting: Int = 256 << 20,
+                groupCommitWindow: Duration = .milliseconds(5),
                 applyWindow: Duration = .milliseconds(250), logger: Logger = Logger(label: "sluice.sqlite")) throws {
         self.path = path
         self.fsync = fsync
         self.maxBytes = maxBytes
         self.maxPendingBytes = maxPendingBytes
         self.maxQueuedReads = maxQueuedReads
+        self.maxReadBytesWaiting = maxReadBytesWaiting
         self.groupCommitWindow = fsync == .always ? .zero : groupCommitWindow
         self.logger = logger
         let writerConnection = try SQLiteConnection(path: path)
@@ -1054,6 +1063,10 @@ public final class SQLiteStore: Sendable {
                 return eventLoop.makeSucceededFuture(nil)
             }
         }
+        guard readBytesWaiting.load(ordering: .relaxed) <= maxReadBytesWaiting else {
+            state.withLock { $0.counters.readsRefused += 1 }
+            return eventLoop.makeFailedFuture(SQLiteError(code: 0, message: "too many bytes read waiting for their event loops"))
+        }
         guard queuedReads.add(1, ordering: .relaxed).newValue <= maxQueuedReads else {
             queuedReads.subtract(1, ordering: .relaxed)
             state.withLock { $0.counters.readsRefused += 1 }
@@ -1061,7 +1074,13 @@ public final class SQLiteStore: Sendable {
         }
         return readerPool.runIfActive(eventLoop: eventLoop) { [self] in
             defer { queuedReads.subtract(1, ordering: .relaxed) }
-            return try readFromDisk(key, now: now)
+            let row = try readFromDisk(key, now: now)
+            if let row { readBytesWaiting.add(row.0.readableBytes, ordering: .relaxed) }
+            return row
+        }.map { [self] row in
+            // Taken by its event loop: from here it is a reply's, bounded by the client limits.
+            if let row { readBytesWaiting.subtract(row.0.readableBytes, ordering: .relaxed) }
+            return row
         }
     }
 

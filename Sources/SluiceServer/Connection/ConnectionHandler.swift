@@ -50,6 +50,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// Closes the connection if its output stays above the soft limit for too long.
     private var softLimitTimer: Scheduled<Void>?
     private var commandsSinceReport = 0
+    /// What this connection counts in the replies held for all clients (``ClientOutputMemory``).
+    private var outputAccounted = 0
     /// This connection's loop's latency window (set when it becomes active).
     private var latency: LatencyWindow?
     private var now = Timestamp(wall: 0, monotonic: 0)
@@ -84,6 +86,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         counters.connectedClients.subtract(1, ordering: .relaxed)
+        _ = counters.clientOutput.report(&outputAccounted, holding: 0)
         reportCommands()
         state.closed()
         session.closed()
@@ -148,6 +151,8 @@ final class ConnectionHandler: ChannelInboundHandler {
             }
         }
         perform(state.writabilityChanged(writable: writable), context: context, flushNow: true)
+        // Drained below the low-water mark, or filled past the high one: what it holds changed.
+        enforceOutputLimits(context: context)
         context.fireChannelWritabilityChanged()
     }
 
@@ -210,6 +215,9 @@ final class ConnectionHandler: ChannelInboundHandler {
                 context.writeAndFlush(wrapOutboundOut(out.buffer), promise: nil)
                 out.buffer.clear()
                 clock = metricsClock  // the write is no command's time
+                // The limits hold for a batch's early writes too (a batch of large replies
+                // otherwise passed the hard limit twice over before its end).
+                enforceOutputLimits(context: context)
                 // A client that does not read its replies stops the batch here (see
                 // channelWritabilityChanged); what it sent stays unread in its socket.
                 if !context.channel.isWritable { _ = state.writabilityChanged(writable: false) }
@@ -354,7 +362,13 @@ final class ConnectionHandler: ChannelInboundHandler {
             context.writeAndFlush(wrapOutboundOut(pending)).whenComplete { _ in channel.close(promise: nil) }
             return
         }
-        if action.flush && flushNow { scheduleFlush(context: context) }
+        if action.flush && flushNow {
+            // Replies arriving together go out in one write at the end of the tick — unless
+            // they are large already: waiting then saves nothing, and every connection's
+            // output would grow until its turn came (a thousand connections' 3 MB answers read
+            // from the file held gigabytes behind the queued flushes).
+            if state.output.buffer.readableBytes >= Self.flushThreshold { flush(context: context) } else { scheduleFlush(context: context) }
+        }
         if action.runBufferedInput && input != nil && !processing {
             now = settings.clock.timestamp()
             process(context: context, flushNow: flushNow)
@@ -375,20 +389,39 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func flush(context: ChannelHandlerContext) {
         guard state.output.buffer.readableBytes > 0, context.channel.isActive else { return }
         context.writeAndFlush(wrapOutboundOut(state.takeOutput()), promise: nil)
-        enforceHardLimit(context: context)
+        enforceOutputLimits(context: context)
     }
 
     /// More unsent output than the hard limit (a client that does not read, replies queued
-    /// behind slow ones): disconnect now, as Redis's client-output-buffer-limit does.
-    private func enforceHardLimit(context: ChannelHandlerContext) {
-        guard settings.outputHardLimit > 0,
-              let buffered = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes),
-              buffered + state.queuedBytes > settings.outputHardLimit else { return }
-        counters.outputLimitDisconnects.add(1, ordering: .relaxed)
-        settings.logger.info("client disconnected: output buffer over the hard limit", metadata: [
-            "client": "\(session.id)", "bytes": "\(buffered + state.queuedBytes)",
+    /// behind slow ones): disconnect now, as Redis's client-output-buffer-limit does. And the
+    /// bytes this connection holds reported to the bound on all clients' (`--maxmemory-clients`),
+    /// which may say that it is among the largest holders when all hold too much: disconnect it
+    /// too, as Redis 7 evicts clients.
+    private func enforceOutputLimits(context: ChannelHandlerContext) {
+        guard state.lifecycle != .closed, let buffered = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes) else { return }
+        let holding = buffered + state.queuedBytes
+        if settings.outputHardLimit > 0 && holding > settings.outputHardLimit {
+            let total = counters.outputLimitDisconnects.add(1, ordering: .relaxed).newValue
+            logDisconnect("client disconnected: output buffer over the hard limit", holding: holding, total: total)
+            context.close(promise: nil)
+            return
+        }
+        if counters.clientOutput.report(&outputAccounted, holding: holding) {
+            let total = counters.clientMemoryEvictions.add(1, ordering: .relaxed).newValue
+            logDisconnect("client disconnected: replies held for all clients over --maxmemory-clients", holding: holding, total: total)
+            context.close(promise: nil)
+        }
+    }
+
+    /// At most one line a second server-wide, with the running total: thousands of clients
+    /// disconnected together must not flood the log.
+    private func logDisconnect(_ message: Logger.Message, holding: Int, total: Int) {
+        let second = now.monotonic / 1000
+        let last = counters.outputLimitLoggedSecond.load(ordering: .relaxed)
+        guard second > last, counters.outputLimitLoggedSecond.compareExchange(expected: last, desired: second, ordering: .relaxed).exchanged else { return }
+        settings.logger.info(message, metadata: [
+            "client": "\(session.id)", "bytes": "\(holding)", "all_clients_bytes": "\(counters.clientOutput.counted)", "disconnects_total": "\(total)",
         ])
-        context.close(promise: nil)
     }
 
     private func reportCommands() {

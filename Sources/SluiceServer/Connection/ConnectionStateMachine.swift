@@ -155,6 +155,8 @@ struct ConnectionStateMachine {
         barrier = nil
         slots.removeAll()
         queuedBytes = 0
+        // Unwritten replies go too: the handler may live on while answers it will drop arrive.
+        output = RESPWriter(version: output.version)
     }
 
     /// Hands the ready bytes to the handler to write.

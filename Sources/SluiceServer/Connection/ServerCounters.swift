@@ -14,15 +14,24 @@ public final class ServerCounters: Sendable {
     public let idleDisconnects = Atomic<Int>(0)
     /// Connections closed by the client output buffer limits.
     public let outputLimitDisconnects = Atomic<Int>(0)
+    /// Connections closed because replies held for all clients passed `--maxmemory-clients`.
+    public let clientMemoryEvictions = Atomic<Int>(0)
+    /// Replies held for all clients together, and their bound.
+    public let clientOutput: ClientOutputMemory
     /// Failed AUTH / HELLO AUTH attempts.
     public let authFailures = Atomic<Int>(0)
     /// Monotonic second of the last "failed AUTH" log line (one per second at most).
     public let authLoggedSecond = Atomic<Int64>(-1)
+    /// ... and of the last "client disconnected" line for an output limit.
+    public let outputLimitLoggedSecond = Atomic<Int64>(-1)
     let nextClientID = Atomic<Int>(1)
     /// LLM.GET / LLM.SET.
     public let llm = LLMCounters()
 
-    public init() {}
+    /// `clientOutputLimit`: `--maxmemory-clients` (0: counted, no limit).
+    public init(clientOutputLimit: Int = 0) {
+        clientOutput = ClientOutputMemory(limit: clientOutputLimit)
+    }
 
     func newClientID() -> Int {
         nextClientID.add(1, ordering: .relaxed).oldValue

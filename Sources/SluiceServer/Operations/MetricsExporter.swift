@@ -80,10 +80,12 @@ public final class MetricsExporter: Sendable {
             let counters = report.counters
             // Connections.
             m.gauge("sluice_connections", [], counters.connectedClients.load(ordering: .relaxed))
+            m.gauge("sluice_client_output_bytes", [], counters.clientOutput.counted)
             m.counter("sluice_connections_received_total", [], counters.totalConnections.load(ordering: .relaxed))
             m.counter("sluice_connections_closed_total", [("reason", "maxclients")], counters.rejectedConnections.load(ordering: .relaxed))
             m.counter("sluice_connections_closed_total", [("reason", "idle")], counters.idleDisconnects.load(ordering: .relaxed))
             m.counter("sluice_connections_closed_total", [("reason", "output_limit")], counters.outputLimitDisconnects.load(ordering: .relaxed))
+            m.counter("sluice_connections_closed_total", [("reason", "client_memory")], counters.clientMemoryEvictions.load(ordering: .relaxed))
             m.counter("sluice_protocol_errors_total", [], counters.protocolErrors.load(ordering: .relaxed))
             m.counter("sluice_requests_rejected_total", [], counters.rejectedRequests.load(ordering: .relaxed))
             m.counter("sluice_auth_failures_total", [], counters.authFailures.load(ordering: .relaxed))
