@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A burst of clients that ask for a large answer and go without reading it: how much memory the
-server takes, and whether it gives it back (docs/DECISIONS.md, "Large blocks go back to the
-system when freed").
+server takes, and whether it gives it back (docs/DECISIONS.md, "A burst of large answers for
+clients that have gone").
 
 Stores a 3 MB answer with LLM.SET, then for --seconds opens connection after connection, each
 pipelining 20 LLM.GETs of it and closing unread. Samples the server's RSS (from /proc, so run it

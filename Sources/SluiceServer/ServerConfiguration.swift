@@ -104,8 +104,9 @@ public struct ServerConfiguration: Sendable {
     /// ``clientOutputSoftSeconds`` on end (`--client-output-buffer-limit hard soft seconds`).
     public var clientOutputSoftLimit = 1024 * 1024
     public var clientOutputSoftSeconds = 60
-    /// Replies held for all clients together, above 64 KiB each (`--maxmemory-clients`, as Redis
-    /// 7's): past it the largest holders are disconnected (0: no limit).
+    /// Replies held for all clients together, above 64 KiB each (`--maxmemory-clients`, Redis 7's
+    /// setting, which is off by default there): past it the largest holders are disconnected
+    /// (0: no limit).
     public var maxMemoryClients = 1 << 30
     /// Close a connection idle for this many seconds (`--timeout`; 0: never, the default).
     public var idleTimeoutSeconds = 0
@@ -145,7 +146,9 @@ public struct ServerConfiguration: Sendable {
         }
         if clientOutputSoftLimit != 0 && clientOutputSoftLimit < 1024 { return "--client-output-buffer-limit: the soft limit must be 0 (off) or at least 1kb" }
         if maxMemoryClients < 0 || maxMemoryClients > petabyte { return "--maxmemory-clients must be 0 (no limit) up to a petabyte" }
-        if maxMemoryClients != 0 && maxMemoryClients < 1 << 20 { return "--maxmemory-clients must be 0 (no limit) or at least 1mb" }
+        if maxMemoryClients != 0 && maxMemoryClients < max(limits.maxBulkLength, 1 << 20) {
+            return "--maxmemory-clients must be 0 (no limit) or at least --max-value-size (\(limits.maxBulkLength) bytes): one reply of the largest value would pass it"
+        }
         if clientOutputSoftSeconds > 86_400 * 365 { return "--client-output-buffer-limit: seconds must be at most a year" }
         if !(0...(86_400 * 365)).contains(idleTimeoutSeconds) { return "--timeout must be 0 to 31536000 seconds (a year)" }
         if l2MaxBytes < 0 { return "--l2-max-bytes must not be negative" }

@@ -146,8 +146,8 @@ def test_a_client_that_never_reads_is_disconnected_and_others_are_served(data_di
     node.stop()
 
 
-def hold_unread_replies(node, clients, value_bytes):
-    """`clients` connections that each pipeline 20 GETs of a `value_bytes` value and never read."""
+def hold_unread_replies(node, clients):
+    """`clients` connections that each pipeline 20 GETs of key "big" and never read."""
     socks = []
     for _ in range(clients):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -179,8 +179,18 @@ def test_replies_held_for_all_clients_are_bounded_and_the_largest_holders_go(dat
     r = node.client()
     size = 1_000_000
     r.set("big", b"x" * size)
-    reader = raw(node.port)
-    socks = hold_unread_replies(node, 40, size)
+    # The reader takes its replies through a small receive buffer too: each 1 MB reply waits in
+    # the server, counted, while it reads — and must be counted down as it goes out.
+    reader = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    reader.connect(("127.0.0.1", node.port))
+    reader.settimeout(10)
+    # First six at once: more than the kernel takes, so the server holds megabytes for the
+    # reader for a while (and counts them) — all of it must be counted down once it is read.
+    reader.sendall(b"GET big\r\n" * 6)
+    for _ in range(6):
+        assert read_bulk(reader, size).startswith(b"$1000000\r\n")
+    socks = hold_unread_replies(node, 40)
     stats = lambda: as_dict(r.execute_command("STATS"))
     # The reader is served throughout and never disconnected.
     for _ in range(5):
@@ -196,11 +206,13 @@ def test_replies_held_for_all_clients_are_bounded_and_the_largest_holders_go(dat
         assert wait_for(lambda: stats()[b"client_output_bytes"] <= (16 << 20) + 4 * size, 10) is not None
         assert stats()[b"output_limit_disconnects"] == 0  # none passed its own limit
         assert "over --maxmemory-clients" in open(node.log_path).read()
-    reader.sendall(b"PING\r\n")
-    assert read_until(reader, b"\r\n") == b"+PONG\r\n"
     for s in socks:
         s.close()
+    # Back to nothing, the reader included, without it sending anything more: a connection is
+    # counted down as its writes go out, not at its next request.
     assert wait_for(lambda: stats()[b"client_output_bytes"] == 0, 10) is not None
+    reader.sendall(b"PING\r\n")
+    assert read_until(reader, b"\r\n") == b"+PONG\r\n"
     node.stop()
 
 

@@ -1074,11 +1074,17 @@ public final class SQLiteStore: Sendable {
         }
         return readerPool.runIfActive(eventLoop: eventLoop) { [self] in
             defer { queuedReads.subtract(1, ordering: .relaxed) }
+            // Checked again when its turn comes: reads queued while little was waiting must
+            // not all add their rows on top of what is waiting now.
+            guard readBytesWaiting.load(ordering: .relaxed) <= maxReadBytesWaiting else {
+                state.withLock { $0.counters.readsRefused += 1 }
+                throw SQLiteError(code: 0, message: "too many bytes read waiting for their event loops")
+            }
             let row = try readFromDisk(key, now: now)
             if let row { readBytesWaiting.add(row.0.readableBytes, ordering: .relaxed) }
             return row
         }.map { [self] row in
-            // Taken by its event loop: from here it is a reply's, bounded by the client limits.
+            // Taken by its event loop: from here it is a reply's (see ClientOutputMemory).
             if let row { readBytesWaiting.subtract(row.0.readableBytes, ordering: .relaxed) }
             return row
         }

@@ -6,17 +6,22 @@ import Synchronization
 /// them passes its own 64 MiB limit.
 ///
 /// Each connection reports what it holds (replies queued behind slower ones and bytes its socket
-/// has not taken) when that changes: at each flush, when the socket's writability changes, and
-/// when it closes. Only what lies above ``floor`` counts — the socket's high-water mark, past
-/// which a writability change always tells — so that a connection that drained since its last
-/// report is never counted for more than it holds. Over the limit, a connection that holds at
-/// least the mean of those holding anything is told to go: the largest holders first, as Redis
-/// evicts the clients using the most memory, and a client that reads its replies (holding
-/// little) stays.
+/// has not taken): at each flush, when a write it made while counting has gone to the socket
+/// (so it is counted down as it drains), when the socket's writability changes, every second
+/// while it counts anything (a client that stopped reading makes none of the other events),
+/// and when it closes. Only what lies above ``floor`` counts: small replies in flight cost
+/// nothing to account. Over the limit, a connection that holds at least the mean of those
+/// holding anything is told to go at its next report — so the largest holders go first, within
+/// a second, as Redis evicts the clients using the most memory, and a client that reads its
+/// replies (holding little) stays. Not counted: answers that arrived out of order and wait for
+/// an earlier one (at most 512 per connection), whose size is not known until written.
+///
+/// `total` and `holders` are two atomics, read apart: another loop may see them a step out of
+/// step, which moves the mean by one connection's share for an instant — never the books.
 public final class ClientOutputMemory: Sendable {
     /// Bytes above every connection's floor, all connections together (0: counted, no limit).
     public let limit: Int
-    /// What each connection may hold uncounted: NIO's default high-water mark.
+    /// What each connection may hold uncounted.
     public static let floor = 64 * 1024
     let total = Atomic<Int>(0)
     /// Connections counting anything.

@@ -52,6 +52,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var commandsSinceReport = 0
     /// What this connection counts in the replies held for all clients (``ClientOutputMemory``).
     private var outputAccounted = 0
+    /// While it counts anything: reports again every second, so that a client that has
+    /// stopped reading (no flush, no writability change) can still be found the largest.
+    private var outputReportTimer: RepeatedTask?
     /// This connection's loop's latency window (set when it becomes active).
     private var latency: LatencyWindow?
     private var now = Timestamp(wall: 0, monotonic: 0)
@@ -92,6 +95,8 @@ final class ConnectionHandler: ChannelInboundHandler {
         session.closed()
         input = nil
         softLimitTimer?.cancel()
+        outputReportTimer?.cancel()
+        outputReportTimer = nil
         context.fireChannelInactive()
     }
 
@@ -212,7 +217,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             }
             if state.tailIsOutput && out.buffer.readableBytes >= Self.flushThreshold {
                 reportCommands()  // counted before these replies leave too
-                context.writeAndFlush(wrapOutboundOut(out.buffer), promise: nil)
+                write(out.buffer, context: context)
                 out.buffer.clear()
                 clock = metricsClock  // the write is no command's time
                 // The limits hold for a batch's early writes too (a batch of large replies
@@ -387,9 +392,29 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     private func flush(context: ChannelHandlerContext) {
-        guard state.output.buffer.readableBytes > 0, context.channel.isActive else { return }
-        context.writeAndFlush(wrapOutboundOut(state.takeOutput()), promise: nil)
+        guard state.output.buffer.readableBytes > 0, context.channel.isActive else {
+            // Nothing ready, but replies may wait behind a slower one: they count too.
+            if state.queuedBytes > 0 || outputAccounted > 0 { enforceOutputLimits(context: context) }
+            return
+        }
+        write(state.takeOutput(), context: context)
         enforceOutputLimits(context: context)
+    }
+
+    /// Writes and flushes `bytes`. When this connection holds enough to count in the replies
+    /// held for all clients, it reports again once the write has gone to the socket: a
+    /// connection that drains is counted down as it drains, not at its next flush (the socket's
+    /// writability events come only at its water marks, which follow the soft limit).
+    private func write(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
+        guard outputAccounted > 0 || bytes.readableBytes > ClientOutputMemory.floor else {
+            context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+            return
+        }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(bytes)).whenComplete { _ in
+            let (handler, context) = loopBound.value
+            handler.enforceOutputLimits(context: context)
+        }
     }
 
     /// More unsent output than the hard limit (a client that does not read, replies queued
@@ -398,7 +423,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// which may say that it is among the largest holders when all hold too much: disconnect it
     /// too, as Redis 7 evicts clients.
     private func enforceOutputLimits(context: ChannelHandlerContext) {
-        guard state.lifecycle != .closed, let buffered = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes) else { return }
+        guard state.lifecycle != .closed, context.channel.isActive,
+              let buffered = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes) else { return }
         let holding = buffered + state.queuedBytes
         if settings.outputHardLimit > 0 && holding > settings.outputHardLimit {
             let total = counters.outputLimitDisconnects.add(1, ordering: .relaxed).newValue
@@ -410,13 +436,24 @@ final class ConnectionHandler: ChannelInboundHandler {
             let total = counters.clientMemoryEvictions.add(1, ordering: .relaxed).newValue
             logDisconnect("client disconnected: replies held for all clients over --maxmemory-clients", holding: holding, total: total)
             context.close(promise: nil)
+            return
+        }
+        if outputAccounted > 0 && outputReportTimer == nil {
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            outputReportTimer = context.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+                let (handler, context) = loopBound.value
+                handler.enforceOutputLimits(context: context)
+            }
+        } else if outputAccounted == 0, let timer = outputReportTimer {
+            timer.cancel()
+            outputReportTimer = nil
         }
     }
 
     /// At most one line a second server-wide, with the running total: thousands of clients
     /// disconnected together must not flood the log.
     private func logDisconnect(_ message: Logger.Message, holding: Int, total: Int) {
-        let second = now.monotonic / 1000
+        let second = settings.clock.timestamp().monotonic / 1000
         let last = counters.outputLimitLoggedSecond.load(ordering: .relaxed)
         guard second > last, counters.outputLimitLoggedSecond.compareExchange(expected: last, desired: second, ordering: .relaxed).exchanged else { return }
         settings.logger.info(message, metadata: [
