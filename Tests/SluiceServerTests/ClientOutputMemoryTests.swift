@@ -39,6 +39,17 @@ struct ClientOutputMemoryTests {
         #expect(!memory.report(&reader, holding: floor + 2 * mb))
     }
 
+    /// A connection that has not held anything for a second yet (a client reading a large
+    /// reply) is never told to go, however large; once it has, it is.
+    @Test func onlyLastingHoldersGo() {
+        let memory = ClientOutputMemory(limit: 10 * mb)
+        let floor = ClientOutputMemory.floor
+        var reader = 0
+        #expect(!memory.report(&reader, holding: floor + 30 * mb, mayGo: false))
+        #expect(memory.counted == 30 * mb)
+        #expect(memory.report(&reader, holding: floor + 30 * mb, mayGo: true))
+    }
+
     @Test func oneHugeHolderGoesAlone() {
         let memory = ClientOutputMemory(limit: 10 * mb)
         let floor = ClientOutputMemory.floor

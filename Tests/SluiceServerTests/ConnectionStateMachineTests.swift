@@ -164,6 +164,26 @@ struct ConnectionStateMachineTests {
         #expect(text(&m) == "")
     }
 
+    /// A reply that arrives while an earlier one is pending is written at once and counted in
+    /// the queued bytes (which pause reading and feed the output limits) until it can go, in
+    /// order and in its own protocol version.
+    @Test func aReplyWaitingBehindASlowerOneIsCounted() {
+        var m = ConnectionStateMachine(maxPendingReplies: 8, maxQueuedBytes: 1000)
+        var tail = m.startBatch()!
+        let slow = m.replyDeferred(tail: &tail)
+        tail.version = .resp3
+        let fast = m.replyDeferred(tail: &tail)
+        _ = m.finishBatch(tail: tail, inputLeft: false)
+        let big = String(repeating: "v", count: 2000)
+        _ = m.replyArrived(sequence: fast, .success(Reply { $0.writeRESPBulk(big); $0.writeRESPNull() }))
+        #expect(m.queuedBytes == "$2000\r\n".utf8.count + 2000 + 2 + 3)
+        #expect(!m.canRunRequest)  // over the queued bound: no more requests until it drains
+        #expect(text(&m) == "")
+        _ = m.replyArrived(sequence: slow, Self.reply("s"))
+        #expect(m.queuedBytes == 0 && m.canRunRequest)
+        #expect(text(&m) == "$1\r\ns\r\n$2000\r\n" + big + "\r\n_\r\n")
+    }
+
     /// Replies already in the output when the channel goes are dropped with it, not kept for
     /// as long as the handler lives (answers still in flight keep it alive).
     @Test func closingDropsTheUnwrittenOutput() {

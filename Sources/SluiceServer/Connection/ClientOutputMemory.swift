@@ -11,9 +11,10 @@ import Synchronization
 /// while it counts anything (a client that stopped reading makes none of the other events),
 /// and when it closes. Only what lies above ``floor`` counts: small replies in flight cost
 /// nothing to account. Over the limit, a connection that holds at least the mean of those
-/// holding anything is told to go at its next report — so the largest holders go first, within
-/// a second, as Redis evicts the clients using the most memory, and a client that reads its
-/// replies (holding little) stays. Not counted: answers that arrived out of order and wait for
+/// holding anything, and has held something for a second or more, is told to go at its next
+/// report — so the largest lasting holders go first, within a second or two, as Redis evicts the
+/// clients using the most memory, and a client that reads its replies (holding a large one for
+/// milliseconds) stays. Not counted: answers that arrived out of order and wait for
 /// an earlier one (at most 512 per connection), whose size is not known until written.
 ///
 /// `total` and `holders` are two atomics, read apart: another loop may see them a step out of
@@ -34,9 +35,14 @@ public final class ClientOutputMemory: Sendable {
     /// Bytes counted now, all connections together.
     public var counted: Int { total.load(ordering: .relaxed) }
 
+    /// How long a connection must have been counting before it may be told to go: a client
+    /// that reads its replies holds a large one for milliseconds, one that does not for good.
+    public static let minimumHoldMilliseconds: Int64 = 1000
+
     /// One connection's report: it holds `holding` bytes now; `accounted` is what it counted
-    /// before, and is updated. Returns true when it should be disconnected.
-    public func report(_ accounted: inout Int, holding: Int) -> Bool {
+    /// before, and is updated. Returns true when it should be disconnected (only when
+    /// `mayGo`: it has been counting for ``minimumHoldMilliseconds``).
+    public func report(_ accounted: inout Int, holding: Int, mayGo: Bool = true) -> Bool {
         let counted = max(holding, Self.floor) - Self.floor
         let change = counted - accounted
         if change != 0 {
@@ -44,7 +50,7 @@ public final class ClientOutputMemory: Sendable {
             total.add(change, ordering: .relaxed)
             accounted = counted
         }
-        guard counted > 0, limit > 0 else { return false }
+        guard counted > 0, limit > 0, mayGo else { return false }
         let all = total.load(ordering: .relaxed)
         guard all > limit else { return false }
         return counted >= all / max(holders.load(ordering: .relaxed), 1)

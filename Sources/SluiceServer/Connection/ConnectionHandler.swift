@@ -55,6 +55,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// While it counts anything: reports again every second, so that a client that has
     /// stopped reading (no flush, no writability change) can still be found the largest.
     private var outputReportTimer: RepeatedTask?
+    /// When it started counting (monotonic ms; meaningful while ``outputAccounted`` > 0).
+    private var countingSince: Int64 = 0
     /// This connection's loop's latency window (set when it becomes active).
     private var latency: LatencyWindow?
     private var now = Timestamp(wall: 0, monotonic: 0)
@@ -321,6 +323,8 @@ final class ConnectionHandler: ChannelInboundHandler {
                 // before it leaves, as a batch's are.
                 handler.reportCommands()
                 handler.perform(handler.state.replyArrived(sequence: sequence, result), context: context, flushNow: true)
+                // Arrived behind a slower one, it is held (and counted) until that one comes.
+                if handler.state.queuedBytes > 0 { handler.enforceOutputLimits(context: context) }
             }
         }
     }
@@ -432,7 +436,12 @@ final class ConnectionHandler: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
-        if counters.clientOutput.report(&outputAccounted, holding: holding) {
+        // Nothing to count, and nothing counted: the common case costs no clock read.
+        guard holding > ClientOutputMemory.floor || outputAccounted > 0 else { return }
+        let now = settings.clock.timestamp().monotonic
+        if outputAccounted == 0 { countingSince = now }
+        let mayGo = now - countingSince >= ClientOutputMemory.minimumHoldMilliseconds
+        if counters.clientOutput.report(&outputAccounted, holding: holding, mayGo: mayGo) {
             let total = counters.clientMemoryEvictions.add(1, ordering: .relaxed).newValue
             logDisconnect("client disconnected: replies held for all clients over --maxmemory-clients", holding: holding, total: total)
             context.close(promise: nil)

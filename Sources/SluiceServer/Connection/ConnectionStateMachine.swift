@@ -26,6 +26,9 @@ struct ConnectionStateMachine {
         var version: RESPVersion
         /// Replies of the requests after this one, written once it is.
         var after: RESPWriter
+        /// The reply written out already, when it arrived while an earlier one was still
+        /// pending: its bytes are then known, and counted in ``queuedBytes`` while it waits.
+        var written: RESPWriter? = nil
     }
 
     enum Lifecycle: Equatable {
@@ -128,6 +131,15 @@ struct ConnectionStateMachine {
         let index = sequence - headSequence
         guard index >= 0, index < slots.count, lifecycle != .closed else { return Action() }
         slots[index].reply = result
+        if index > 0 {
+            // It waits for an earlier one: written now, so that what it holds counts (a 16 MB
+            // value read from the file waiting behind a slow lookup was held, uncounted, by
+            // the hundred).
+            var written = RESPWriter(version: slots[index].version)
+            Self.write(result, into: &written)
+            queuedBytes += written.buffer.readableBytes
+            slots[index].written = written
+        }
         if barrier == sequence { barrier = nil }
         if inBatch { return Action() }  // completed inline: the batch drains when it ends
         drain()
@@ -171,11 +183,12 @@ struct ConnectionStateMachine {
     /// Moves every leading slot whose reply has arrived into the output, in order.
     private mutating func drain() {
         while let head = slots.first, let reply = head.reply {
-            output.version = head.version
-            switch reply {
-            case .success(let reply): reply.write(&output)
-            case .failure(let error as CommandError): output.writeRESPError(error.line)
-            case .failure(let error): output.writeRESPError("ERR internal error: \(error)")
+            if var written = head.written {
+                queuedBytes -= written.buffer.readableBytes
+                output.buffer.writeBuffer(&written.buffer)
+            } else {
+                output.version = head.version
+                Self.write(reply, into: &output)
             }
             var after = head.after
             queuedBytes -= after.buffer.readableBytes
@@ -183,6 +196,14 @@ struct ConnectionStateMachine {
             output.version = after.version
             slots.removeFirst()
             headSequence += 1
+        }
+    }
+
+    static func write(_ reply: Result<Reply, any Error>, into out: inout RESPWriter) {
+        switch reply {
+        case .success(let reply): reply.write(&out)
+        case .failure(let error as CommandError): out.writeRESPError(error.line)
+        case .failure(let error): out.writeRESPError("ERR internal error: \(error)")
         }
     }
 
