@@ -14,8 +14,8 @@ import Synchronization
 /// holding anything, and has held something for a second or more, is told to go at its next
 /// report — so the largest lasting holders go first, within a second or two, as Redis evicts the
 /// clients using the most memory, and a client that reads its replies (holding a large one for
-/// milliseconds) stays. Not counted: answers that arrived out of order and wait for
-/// an earlier one (at most 512 per connection), whose size is not known until written.
+/// milliseconds) stays. Answers that arrived before an earlier one count with the queued replies (the
+/// state machine writes them out on arrival).
 ///
 /// `total` and `holders` are two atomics, read apart: another loop may see them a step out of
 /// step, which moves the mean by one connection's share for an instant — never the books.
