@@ -1063,10 +1063,7 @@ public final class SQLiteStore: Sendable {
                 return eventLoop.makeSucceededFuture(nil)
             }
         }
-        guard readBytesWaiting.load(ordering: .relaxed) <= maxReadBytesWaiting else {
-            state.withLock { $0.counters.readsRefused += 1 }
-            return eventLoop.makeFailedFuture(SQLiteError(code: 0, message: "too many bytes read waiting for their event loops"))
-        }
+        if let refusal = readBytesRefusal() { return eventLoop.makeFailedFuture(refusal) }
         guard queuedReads.add(1, ordering: .relaxed).newValue <= maxQueuedReads else {
             queuedReads.subtract(1, ordering: .relaxed)
             state.withLock { $0.counters.readsRefused += 1 }
@@ -1076,10 +1073,7 @@ public final class SQLiteStore: Sendable {
             defer { queuedReads.subtract(1, ordering: .relaxed) }
             // Checked again when its turn comes: reads queued while little was waiting must
             // not all add their rows on top of what is waiting now.
-            guard readBytesWaiting.load(ordering: .relaxed) <= maxReadBytesWaiting else {
-                state.withLock { $0.counters.readsRefused += 1 }
-                throw SQLiteError(code: 0, message: "too many bytes read waiting for their event loops")
-            }
+            if let refusal = readBytesRefusal() { throw refusal }
             let row = try readFromDisk(key, now: now)
             if let row { readBytesWaiting.add(row.0.readableBytes, ordering: .relaxed) }
             return row
@@ -1088,6 +1082,14 @@ public final class SQLiteStore: Sendable {
             if let row { readBytesWaiting.subtract(row.0.readableBytes, ordering: .relaxed) }
             return row
         }
+    }
+
+    /// The error a read gets (counted as refused) while more than ``maxReadBytesWaiting`` of
+    /// rows wait for their event loops; nil while it may go ahead.
+    func readBytesRefusal() -> SQLiteError? {
+        guard readBytesWaiting.load(ordering: .relaxed) > maxReadBytesWaiting else { return nil }
+        state.withLock { $0.counters.readsRefused += 1 }
+        return SQLiteError(code: 0, message: "too many bytes read waiting for their event loops")
     }
 
     func readFromDisk(_ key: ByteBuffer, now: Int64) throws -> (ByteBuffer, EntryMeta)? {

@@ -136,9 +136,7 @@ struct ConnectionCommands: CommandGroup {
         let total = counters.authFailures.add(1, ordering: .relaxed).newValue
         let session = ctx.session
         session.authFailures += 1
-        let second = ctx.monotonic / 1000
-        let last = counters.authLoggedSecond.load(ordering: .relaxed)
-        if second > last, counters.authLoggedSecond.compareExchange(expected: last, desired: second, ordering: .relaxed).exchanged {
+        if ServerCounters.firstThisSecond(counters.authLoggedSecond, ctx.monotonic / 1000) {
             logger.warning("failed AUTH", metadata: [
                 "client": "\(session.id)", "failures_on_connection": "\(session.authFailures)", "failures_total": "\(total)",
             ])

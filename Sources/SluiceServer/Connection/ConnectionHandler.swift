@@ -462,9 +462,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// At most one line a second server-wide, with the running total: thousands of clients
     /// disconnected together must not flood the log.
     private func logDisconnect(_ message: Logger.Message, holding: Int, total: Int) {
-        let second = settings.clock.timestamp().monotonic / 1000
-        let last = counters.outputLimitLoggedSecond.load(ordering: .relaxed)
-        guard second > last, counters.outputLimitLoggedSecond.compareExchange(expected: last, desired: second, ordering: .relaxed).exchanged else { return }
+        guard ServerCounters.firstThisSecond(counters.outputLimitLoggedSecond, settings.clock.timestamp().monotonic / 1000) else { return }
         settings.logger.info(message, metadata: [
             "client": "\(session.id)", "bytes": "\(holding)", "all_clients_bytes": "\(counters.clientOutput.counted)", "disconnects_total": "\(total)",
         ])

@@ -33,6 +33,13 @@ public final class ServerCounters: Sendable {
         clientOutput = ClientOutputMemory(limit: clientOutputLimit)
     }
 
+    /// Whether `second` is the first to claim its log line in `last` (one line a second at
+    /// most, server-wide, however many connections race for it).
+    static func firstThisSecond(_ last: borrowing Atomic<Int64>, _ second: Int64) -> Bool {
+        let seen = last.load(ordering: .relaxed)
+        return second > seen && last.compareExchange(expected: seen, desired: second, ordering: .relaxed).exchanged
+    }
+
     func newClientID() -> Int {
         nextClientID.add(1, ordering: .relaxed).oldValue
     }
