@@ -140,4 +140,28 @@ struct PromptVerifierTests {
         #expect(TrapGuard.check(filler + "Z" + long, filler + "Z" + long) == .ok)
         #expect(TrapGuard.check(filler + "Z" + long + "Y", filler + "Z" + long) == .names)
     }
+
+    @Test func shortNamesAreWholeWordsNotPiecesOfOne() throws {
+        let verifier = try #require(Self.verifier)
+        // "c" is in "calorie": searched as a piece of text, vitamin C was found there.
+        #expect(verifier.refusal("What is the recommended daily intake of vitamin C?", "Recommended daily calorie intake for women") == "name C")
+        #expect(verifier.refusal("What is the recommended daily intake of vitamin C?", "what is the recommended daily intake of vitamin C") == nil)
+    }
+
+    @Test func synonymsAlignWhereTheWordsDiffer() throws {
+        let verifier = try #require(Self.verifier)
+        func aligned(_ a: String, _ b: String) -> Float? {
+            var query = AnalysedPrompt(a)
+            return verifier.alignment(&query, b)
+        }
+        // Every content word has a synonym on the other side (written for this test).
+        let reworded = try #require(aligned("My car is very slow to start", "My automobile is really sluggish to start"))
+        #expect(reworded == 1, "\(reworded)")
+        // Half the words the same, the other half another subject: under the bar.
+        let other = try #require(aligned("How do I bake sourdough bread at home?", "How do I bake chocolate cookies at home?"))
+        #expect(other < SemanticNamespace.rewordingAlignment, "\(other)")
+        // Prepositions and a leading "yes" are not content: they neither help nor hurt.
+        #expect(aligned("Yes, it iterates through the rows", "It iterates the rows") == 1)
+        #expect(aligned("the and of", "a question") == nil)
+    }
 }

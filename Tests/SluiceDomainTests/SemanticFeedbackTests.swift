@@ -144,4 +144,41 @@ struct SemanticFeedbackTests {
         let a = SurfaceSimilarity("How do I reset my password?")
         #expect(a.rerankScore(cosine: 0, a) > 0.349 && a.rerankScore(cosine: 0, SurfaceSimilarity("")) == 0)
     }
+
+    /// A cache with the WordNet verifier (``SemanticNamespace/rewordings`` needs it).
+    func verifiedCache(_ entries: [(String, [Float])]) throws -> SemanticCache {
+        let c = SemanticCache(defaultMinScore: 0.7, verifier: try #require(PromptVerifier.builtIn))
+        for (prompt, v) in entries {
+            _ = c.set("ns", prompt: prompt, response: ByteBuffer(string: "answer to " + prompt), vector: v, embedder: "client", scope: "", createdAt: 0, expiresAt: 0)
+        }
+        return c
+    }
+
+    @Test func aRewordingInSynonymsAnswersAlittleUnderTheBar() throws {
+        let stored = "Safe ways to store and distribute vaccines"
+        let c = try verifiedCache([(stored, [1, 0, 0]), ("How do I bake chocolate cookies at home?", [0, 0, 1])])
+        let reworded = "Secure methods of keeping and disseminating vaccines"
+        guard case .hit(let m) = get(c, reworded, at(0.65)) else { Issue.record("a rewording in synonyms at 0.65 answers"); return }
+        #expect(m.entry.prompt == stored && abs(m.score - 0.65) < 1e-4)
+        // Not further under the bar than the margin.
+        guard case .below = get(c, reworded, at(0.7 - SemanticNamespace.rewordingMargin - 0.01)) else { Issue.record("0.59 is too far"); return }
+        // Words that do not align stay under the bar.
+        guard case .below = get(c, "How do I bake sourdough bread at home?", at(0.65)) else { Issue.record("another subject"); return }
+        // The verifier still judges it: an opposite is refused.
+        guard case .trap = get(c, "Unsafe ways to store and distribute vaccines", at(0.65)) else { Issue.record("an antonym is still refused"); return }
+        // A bad verdict on it: no longer answered under the bar, at any score under it.
+        _ = try c.feedback("ns", prompt: reworded, vector: at(0.65), embedder: "client", scope: "", minScore: nil, good: false, now: 1).get()
+        guard case .below = get(c, reworded, at(0.65)) else { Issue.record("a bad verdict ends it"); return }
+        guard case .below = get(c, "Secure methods of keeping vaccines", at(0.68)) else { Issue.record("for every rewording"); return }
+        guard case .hit = get(c, reworded, at(0.75)) else { Issue.record("above the bar as before"); return }
+    }
+
+    @Test func copiesOfRewordingsStayValidUntilABadVerdict() throws {
+        let stored = "Safe ways to store and distribute vaccines"
+        let c = try verifiedCache([(stored, [1, 0, 0])])
+        #expect(c.stillAnswers("ns", scope: "", prompt: stored, createdAt: 0, score: 0.65, now: 1))
+        #expect(!c.stillAnswers("ns", scope: "", prompt: stored, createdAt: 0, score: 0.55, now: 1))
+        _ = try c.feedback("ns", prompt: "Secure methods of keeping and disseminating vaccines", vector: at(0.65), embedder: "client", scope: "", minScore: nil, good: false, now: 1).get()
+        #expect(!c.stillAnswers("ns", scope: "", prompt: stored, createdAt: 0, score: 0.65, now: 1))
+    }
 }

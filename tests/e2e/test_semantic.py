@@ -40,10 +40,10 @@ def test_gptcache_benchmark_meets_the_bar_at_the_default(sluice):
                 correct += 1
             else:
                 wrong += 1
-    # Not worse than before issue 10's verifier work (924 correct, 40 wrong at the default; its
-    # bar of 930 is not met: DECISIONS "Semantic precision"). GPTCache's published figures with
-    # its ONNX model at 0.8: 904 correct, 92 wrong.
-    assert correct >= 924 and wrong <= 40, (correct, wrong)
+    # Issue 10's bar: at least 930 correct and at most 40 wrong at the default (924 / 40 before
+    # rewordings in synonyms were looked at under the bar: DECISIONS "Semantic precision").
+    # GPTCache's published figures with its ONNX model at 0.8: 904 correct, 92 wrong.
+    assert correct >= 930 and wrong <= 40, (correct, wrong)
     info = as_dict(r.execute_command("SEM.INFO", "bench"))
     assert info[b"entries"] == len(set(origins)) and info[b"embedder"] == b"minilm-tok128-v1"
 
@@ -58,6 +58,32 @@ def test_held_back_pairs_meet_the_bar(sluice):
     summary = json.loads(out.stdout)
     assert summary["traps"] >= 100 and summary["paraphrases"] >= 80, summary
     assert summary["trap_rate"] <= 0.05 and summary["recall"] >= 0.85, summary
+
+
+def test_a_rewording_in_synonyms_answers_a_little_under_the_bar(sluice):
+    """Averaged token vectors score a rewording made of synonyms under the bar; the lookup looks
+    at such candidates (at most 0.1 under it) when most of their words align, and the verifier
+    still judges them (examples written for this test)."""
+    r = sluice.client()
+    ns = "reword-e2e"
+    r.execute_command("SEM.DEL", ns)
+    r.execute_command("SEM.SET", ns, "Safe ways to store vaccines", "keep them cold")
+    reworded = "Secure methods of keeping vaccines"
+    low = r.execute_command("SEM.GET", ns, reworded, "MINSCORE", "0.3")
+    score = float(low[1])
+    assert 0.6 <= score < 0.7, score  # under the default bar: found as a rewording
+    hit = r.execute_command("SEM.GET", ns, reworded, "WHY")
+    assert hit[0] == b"keep them cold" and hit[-1] == b"hit", hit
+    # Not further under the bar than the margin: with MINSCORE above score + 0.1, a miss.
+    far = r.execute_command("SEM.GET", ns, reworded, "MINSCORE", f"{score + 0.11:.3f}", "WHY")
+    assert far[0] is None and far[-1].startswith(b"below minscore"), far
+    # Another subject sharing a word is not a rewording.
+    assert r.execute_command("SEM.GET", ns, "Safe ways to store potatoes") is None
+    # A bad verdict on it: no longer answered under the bar.
+    r.execute_command("SEM.FEEDBACK", ns, reworded, "bad")
+    after = r.execute_command("SEM.GET", ns, reworded, "WHY")
+    assert after[0] is None and after[-1].startswith(b"below minscore"), after
+    r.execute_command("SEM.DEL", ns)
 
 
 def test_semantic_entries_survive_a_restart(sluice):

@@ -93,23 +93,7 @@ public struct PromptVerifier: Sendable {
         }
         let qs = q.tokens.filter { $0.kind != .stop && $0.kind != .negation }
         let cs = c.tokens.filter { $0.kind != .stop && $0.kind != .negation }
-        // Match equal lemmas first, then synonyms, left to right.
-        var matchOf = [Int?](repeating: nil, count: qs.count)
-        var used = [Bool](repeating: false, count: cs.count)
-        for (i, t) in qs.enumerated() {
-            for (j, u) in cs.enumerated() where !used[j] && t.kind == u.kind && !Set(t.lemmas).isDisjoint(with: u.lemmas) {
-                matchOf[i] = j
-                used[j] = true
-                break
-            }
-        }
-        for (i, t) in qs.enumerated() where matchOf[i] == nil && t.kind == .content {
-            for (j, u) in cs.enumerated() where !used[j] && u.kind == .content && related(t, u, lexicon.same) {
-                matchOf[i] = j
-                used[j] = true
-                break
-            }
-        }
+        let (matchOf, used) = match(qs, cs)
         var uq = qs.indices.filter { matchOf[$0] == nil }.map { qs[$0] }
         var uc = cs.indices.filter { !used[$0] }.map { cs[$0] }
         if let (x, y) = replacedObject(q, c, qs, cs, matchOf, used) {
@@ -170,6 +154,49 @@ public struct PromptVerifier: Sendable {
             return "substitution \(contentC.map(\.base).joined(separator: " "))→\(contentQ.map(\.base).joined(separator: " "))"
         }
         return order(q, c, qs, cs, matchOf, pure: contentQ.isEmpty && contentC.isEmpty)
+    }
+
+    /// Each of `qs`' words matched to one of `cs`: equal lemmas first, then synonyms (content
+    /// words only), left to right. `matchOf[i]`: the index in `cs` of `qs[i]`'s partner; `used[j]`:
+    /// whether `cs[j]` has one.
+    func match(_ qs: [PromptTokens.Token], _ cs: [PromptTokens.Token]) -> (matchOf: [Int?], used: [Bool]) {
+        var matchOf = [Int?](repeating: nil, count: qs.count)
+        var used = [Bool](repeating: false, count: cs.count)
+        for (i, t) in qs.enumerated() {
+            for (j, u) in cs.enumerated() where !used[j] && t.kind == u.kind && !Set(t.lemmas).isDisjoint(with: u.lemmas) {
+                matchOf[i] = j
+                used[j] = true
+                break
+            }
+        }
+        for (i, t) in qs.enumerated() where matchOf[i] == nil && t.kind == .content {
+            for (j, u) in cs.enumerated() where !used[j] && u.kind == .content && related(t, u, lexicon.same) {
+                matchOf[i] = j
+                used[j] = true
+                break
+            }
+        }
+        return (matchOf, used)
+    }
+
+    /// How much of two prompts says the same thing word for word: the share of their content
+    /// words and numbers, both prompts together, that have an equal or synonymous partner in the
+    /// other (Dice: 2 × pairs / all). Averaged token vectors rate a rewording made of synonyms
+    /// ("a simple, safe way to store" / "an uncomplicated and secure method of keeping") well
+    /// below one that repeats the words; this does not. nil: a prompt with no content word, or
+    /// too long to match word by word.
+    public func alignment(_ query: inout AnalysedPrompt, _ candidate: String) -> Float? {
+        var other = AnalysedPrompt(candidate)
+        guard query.fitsWordByWord(), other.fitsWordByWord() else { return nil }
+        let q = query.tokens(lexicon), c = other.tokens(lexicon)
+        guard q.tokens.count <= Self.maxTokens, c.tokens.count <= Self.maxTokens else { return nil }
+        func counted(_ t: PromptTokens.Token) -> Bool {
+            t.kind == .number || (t.kind == .content && !Self.particles.contains(t.lemma) && !Self.interjections.contains(t.lemma))
+        }
+        let qs = q.tokens.filter(counted), cs = c.tokens.filter(counted)
+        guard !qs.isEmpty, !cs.isEmpty else { return nil }
+        let pairs = match(qs, cs).matchOf.count { $0 != nil }
+        return Float(2 * pairs) / Float(qs.count + cs.count)
     }
 
     /// Who or what a request is for, replaced whole: the same request up to the same
@@ -388,9 +415,16 @@ public struct PromptVerifier: Sendable {
     /// searched in a 64 KiB prompt took 40 s).
     static func occurs(_ t: PromptTokens.Token, in p: PromptTokens) -> Bool {
         let name = t.squeezedBase
-        guard name.utf8.count <= TrapGuard.maxSearchedName else { return p.tokens.contains { $0.squeezedBase == name } }
+        // A name of one or two characters (vitamin C, the language R, Go) is a word, not a piece
+        // of one: "c" is in "calorie".
+        guard name.utf8.count <= TrapGuard.maxSearchedName, name.utf8.count > Self.shortestSearchedName else {
+            return p.tokens.contains { $0.squeezedBase == name }
+        }
         return p.squeezed.contains(name)
     }
+
+    /// Names this short are looked for as whole words (see ``occurs``).
+    static let shortestSearchedName = 2
 
     /// Stop words one prompt has and the other has not (counted with repeats).
     static func frameChange(_ q: PromptTokens, _ c: PromptTokens) -> Int {
@@ -471,6 +505,8 @@ public struct PromptVerifier: Sendable {
     static let particles: Set<String> = ["to", "from", "into", "onto", "toward", "towards", "before", "after", "above", "below", "over",
                                          "under", "up", "down", "in", "out", "on", "off", "with", "without", "within", "inside", "outside",
                                          "through", "across", "via", "around", "along", "upon"]
+    /// Words that answer rather than say something ("Yes, X can ...").
+    static let interjections: Set<String> = ["yes", "yeah", "ok", "okay", "sure", "indeed"]
     static let lessWords: Set<String> = ["less", "least", "fewer"]
     static let symmetric: Set<String> = ["and", "or", "vs", "versus", "between", ",", "&", "/", "times", "plus", "multiplied", "added"]
     static let directional: Set<String> = ["to", "from", "into", "than", "onto", "toward", "towards", "before", "after", "above", "below", "over", "under"]

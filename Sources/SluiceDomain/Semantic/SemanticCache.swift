@@ -218,7 +218,11 @@ public final class SemanticCache: Sendable {
         read(name) { ns -> Bool in
             guard let id = ns.byPrompt[SemanticNamespace.key(prompt, scope)], let e = ns.entries[id], e.createdAt == createdAt,
                   !e.isExpired(at: now) else { return false }
-            return score >= Verdicts.threshold(of: e, bar: ns.minScore ?? defaultMinScore)
+            let bar = ns.minScore ?? defaultMinScore
+            // A rewording found under the bar (``SemanticNamespace/rewordings``) answers so as long
+            // as no bad verdict was given on its entry: the words that made it one do not change.
+            return score >= Verdicts.threshold(of: e, bar: bar)
+                || (verifier != nil && (e.verdicts?.bad ?? 0) == 0 && score >= bar - SemanticNamespace.rewordingMargin)
         } ?? false
     }
 

@@ -187,11 +187,17 @@ public struct SemanticNamespace: Sendable {
             let score = min(m.score, 1)  // float rounding: a cosine of 1.0000005
             eligible.append((m.id, e, score, score))
         }
+        var query = AnalysedPrompt(prompt)
+        let rescued = eligible.isEmpty
+        if eligible.isEmpty, let verifier {
+            eligible = Self.rewordings(found.compactMap { m in entries[m.id].map { (m.id, $0, min(m.score, 1)) } },
+                                       of: &query, minScore: minScore, verifier: verifier)
+        }
         guard !eligible.isEmpty else {
             let bar = Verdicts.threshold(of: nearestEntry, bar: minScore)
             return .success((.below(Match(entry: nearestEntry, score: nearest.score), minScore: bar), nil))
         }
-        if eligible.count > 1 {
+        if eligible.count > 1 && !rescued {
             let query = SurfaceSimilarity(prompt)
             for i in eligible.indices {
                 eligible[i].rank = query.rerankScore(cosine: eligible[i].score, SurfaceSimilarity(eligible[i].entry.prompt))
@@ -199,7 +205,6 @@ public struct SemanticNamespace: Sendable {
             eligible.sort { $0.rank > $1.rank }
         }
         var refused: (Match, String)? = nil
-        var query = AnalysedPrompt(prompt)
         for candidate in eligible.prefix(Self.verified) {
             let match = Match(entry: candidate.entry, score: candidate.score)
             let reason: String?
@@ -221,6 +226,28 @@ public struct SemanticNamespace: Sendable {
         let (match, reason) = refused!
         return .success((.trap(match, reason: reason), nil))
     }
+
+    /// Candidates under the bar that reword the query with synonyms: at most ``rewordingMargin``
+    /// below it, with at least ``rewordingAlignment`` of both prompts' content words matched to
+    /// an equal or synonymous word (``PromptVerifier/alignment(_:_:)``), and never an entry a
+    /// bad verdict was given on. Averaged token vectors score "a simple, safe way to store" /
+    /// "an uncomplicated and secure method of keeping" under a prompt that repeats most words
+    /// and swaps one; the verifier still judges what these propose.
+    static func rewordings(_ found: [(id: UInt64, entry: Entry, score: Float)], of query: inout AnalysedPrompt,
+                           minScore: Float, verifier: PromptVerifier) -> [(id: UInt64, entry: Entry, score: Float, rank: Float)] {
+        var picked: [(id: UInt64, entry: Entry, score: Float, rank: Float)] = []
+        for m in found where m.score >= minScore - rewordingMargin && (m.entry.verdicts?.bad ?? 0) == 0 {
+            guard let aligned = verifier.alignment(&query, m.entry.prompt), aligned >= rewordingAlignment else { continue }
+            picked.append((m.id, m.entry, m.score, aligned))
+        }
+        // The best aligned first (the cosine breaks ties); re-ranking by surface is skipped.
+        return picked.sorted { ($0.rank, $0.score) > ($1.rank, $1.score) }
+    }
+
+    /// How far under the bar a rewording may score.
+    public static let rewordingMargin: Float = 0.1
+    /// The share of content words a rewording must match (see ``rewordings``).
+    public static let rewordingAlignment: Float = 0.6
 
     /// Records a verdict on the entry `id` answering at `score`; the entry's verdicts after it
     /// (nil when there is no such entry).
