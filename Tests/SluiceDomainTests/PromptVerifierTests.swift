@@ -163,5 +163,15 @@ struct PromptVerifierTests {
         // Prepositions and a leading "yes" are not content: they neither help nor hurt.
         #expect(aligned("Yes, it iterates through the rows", "It iterates the rows") == 1)
         #expect(aligned("the and of", "a question") == nil)
+        // A passage is not aligned at all (matching is quadratic): only sentences.
+        let words = (1...PromptVerifier.maxAlignedWords + 1).map { "word\($0)" }.joined(separator: " ")
+        #expect(aligned(words, words) == nil)
+        #expect(aligned("alpha beta", words) == nil)
+        // A budget of word pairs: a candidate needing more than is left is not aligned, and costs nothing.
+        var query = AnalysedPrompt("My car is very slow to start")
+        var budget = 8  // 3 words × 3 words needed
+        #expect(verifier.alignment(&query, "My automobile is really sluggish to start", budget: &budget) == nil && budget == 8)
+        budget = 10
+        #expect(verifier.alignment(&query, "My automobile is really sluggish to start", budget: &budget) == 1 && budget == 1)
     }
 }

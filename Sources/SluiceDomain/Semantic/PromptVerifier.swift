@@ -163,7 +163,7 @@ public struct PromptVerifier: Sendable {
         var matchOf = [Int?](repeating: nil, count: qs.count)
         var used = [Bool](repeating: false, count: cs.count)
         for (i, t) in qs.enumerated() {
-            for (j, u) in cs.enumerated() where !used[j] && t.kind == u.kind && !Set(t.lemmas).isDisjoint(with: u.lemmas) {
+            for (j, u) in cs.enumerated() where !used[j] && t.kind == u.kind && t.lemmas.contains(where: u.lemmas.contains) {
                 matchOf[i] = j
                 used[j] = true
                 break
@@ -184,8 +184,18 @@ public struct PromptVerifier: Sendable {
     /// other (Dice: 2 × pairs / all). Averaged token vectors rate a rewording made of synonyms
     /// ("a simple, safe way to store" / "an uncomplicated and secure method of keeping") well
     /// below one that repeats the words; this does not. nil: a prompt with no content word, or
-    /// too long to match word by word.
+    /// more than ``maxAlignedWords``.
     public func alignment(_ query: inout AnalysedPrompt, _ candidate: String) -> Float? {
+        var unlimited = Int.max
+        return alignment(&query, candidate, budget: &unlimited)
+    }
+
+    /// ``alignment(_:_:)``, spending at most `budget` word pairs (the query's words × the
+    /// candidate's): nil, and nothing spent, when the candidate needs more than is left.
+    public func alignment(_ query: inout AnalysedPrompt, _ candidate: String, budget: inout Int) -> Float? {
+        // Counted from the bytes before anything is cut or looked up: a passage is no sentence.
+        let most = 4 * Self.maxAlignedWords
+        guard Self.words(in: query.text, atMost: most) <= most, Self.words(in: candidate, atMost: most) <= most else { return nil }
         var other = AnalysedPrompt(candidate)
         guard query.fitsWordByWord(), other.fitsWordByWord() else { return nil }
         let q = query.tokens(lexicon), c = other.tokens(lexicon)
@@ -194,7 +204,11 @@ public struct PromptVerifier: Sendable {
             t.kind == .number || (t.kind == .content && !Self.particles.contains(t.lemma) && !Self.interjections.contains(t.lemma))
         }
         let qs = q.tokens.filter(counted), cs = c.tokens.filter(counted)
-        guard !qs.isEmpty, !cs.isEmpty else { return nil }
+        // Matching is quadratic, and a synonym test looks through WordNet senses: a sentence,
+        // not a passage (which is no rewording in synonyms the vectors missed, either).
+        guard !qs.isEmpty, !cs.isEmpty, qs.count <= Self.maxAlignedWords, cs.count <= Self.maxAlignedWords,
+              qs.count * cs.count <= budget else { return nil }
+        budget -= qs.count * cs.count
         let pairs = match(qs, cs).matchOf.count { $0 != nil }
         return Float(2 * pairs) / Float(qs.count + cs.count)
     }
@@ -505,6 +519,9 @@ public struct PromptVerifier: Sendable {
     static let particles: Set<String> = ["to", "from", "into", "onto", "toward", "towards", "before", "after", "above", "below", "over",
                                          "under", "up", "down", "in", "out", "on", "off", "with", "without", "within", "inside", "outside",
                                          "through", "across", "via", "around", "along", "upon"]
+    /// Content words a prompt may have for ``alignment``.
+    static let maxAlignedWords = 12
+
     /// Words that answer rather than say something ("Yes, X can ...").
     static let interjections: Set<String> = ["yes", "yeah", "ok", "okay", "sure", "indeed"]
     static let lessWords: Set<String> = ["less", "least", "fewer"]

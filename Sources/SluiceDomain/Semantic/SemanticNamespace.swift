@@ -236,8 +236,11 @@ public struct SemanticNamespace: Sendable {
     static func rewordings(_ found: [(id: UInt64, entry: Entry, score: Float)], of query: inout AnalysedPrompt,
                            minScore: Float, verifier: PromptVerifier) -> [(id: UInt64, entry: Entry, score: Float, rank: Float)] {
         var picked: [(id: UInt64, entry: Entry, score: Float, rank: Float)] = []
+        // Each alignment tries WordNet relations for every pair of words, and a client choosing
+        // its vectors can put every entry in the margin: nearest first, within a budget of pairs.
+        var budget = alignmentBudget
         for m in found where m.score >= minScore - rewordingMargin && (m.entry.verdicts?.bad ?? 0) == 0 {
-            guard let aligned = verifier.alignment(&query, m.entry.prompt), aligned >= rewordingAlignment else { continue }
+            guard let aligned = verifier.alignment(&query, m.entry.prompt, budget: &budget), aligned >= rewordingAlignment else { continue }
             picked.append((m.id, m.entry, m.score, aligned))
         }
         // The best aligned first (the cosine breaks ties); re-ranking by surface is skipped.
@@ -246,6 +249,9 @@ public struct SemanticNamespace: Sendable {
 
     /// How far under the bar a rewording may score.
     public static let rewordingMargin: Float = 0.1
+    /// Word pairs the alignments of one lookup may try (about 1 ms of WordNet lookups at worst;
+    /// a sentence pair takes 30–80).
+    static let alignmentBudget = 400
     /// The share of content words a rewording must match (see ``rewordings``).
     public static let rewordingAlignment: Float = 0.6
 
