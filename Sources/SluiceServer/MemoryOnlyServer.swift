@@ -35,7 +35,8 @@ public final class MemoryOnlyServer: Sendable {
                 cache: SemanticCache(defaultMinScore: configuration.semanticMinScore, defaultMaxEntries: configuration.semanticMaxEntries,
                                      maxNamespaces: configuration.semanticMaxNamespaces, maxTotalEntries: configuration.semanticMaxTotalEntries,
                                      maxTotalBytes: configuration.semanticMaxMemory,
-                                     verifier: configuration.semanticVerifier == .wordnet ? PromptVerifier.builtIn : nil),
+                                     verifier: configuration.semanticVerifier == .wordnet ? PromptVerifier.builtIn : nil,
+                                     rewordingEmbedder: embedder?.version),
                 store: nil, lanes: self.lanes, offloadEntries: configuration.semanticOffloadEntries))
         let counters = ServerCounters(clientOutputLimit: configuration.maxMemoryClients)
         let table = SluiceNode.commandTable(capabilities, embedder: embedder, counters: counters, configuration: configuration,

@@ -72,12 +72,13 @@ public final class SluiceNode: Sendable {
         indexPool.start()
         let limiter = RateLimiter(maxKeys: configuration.maxLimitKeys, reservationTTL: configuration.reservationTTLMilliseconds)
         let registry = BreakerRegistry(maxBreakers: configuration.maxBreakers)
+        let embedder = Self.loadEmbedder(logger: logger)
         let semanticCache = SemanticCache(defaultMinScore: configuration.semanticMinScore, defaultMaxEntries: configuration.semanticMaxEntries,
                                           maxNamespaces: configuration.semanticMaxNamespaces, maxTotalEntries: configuration.semanticMaxTotalEntries,
                                      maxTotalBytes: configuration.semanticMaxMemory,
                                      verifier: configuration.semanticVerifier == .wordnet ? PromptVerifier.builtIn : nil,
+                                     rewordingEmbedder: embedder?.version,
                                      background: { work in indexPool.submit { if $0 == .active { work() } } })
-        let embedder = Self.loadEmbedder(logger: logger)
 
         var store: SQLiteStore?
         var redis: RedisParts?

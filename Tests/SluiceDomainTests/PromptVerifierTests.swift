@@ -146,6 +146,9 @@ struct PromptVerifierTests {
         // "c" is in "calorie": searched as a piece of text, vitamin C was found there.
         #expect(verifier.refusal("What is the recommended daily intake of vitamin C?", "Recommended daily calorie intake for women") == "name C")
         #expect(verifier.refusal("What is the recommended daily intake of vitamin C?", "what is the recommended daily intake of vitamin C") == nil)
+        // Whole words, or words run together: U.S. is US.
+        #expect(verifier.refusal("How do I apply for a US visa?", "How do I apply for a U.S. visa?") == nil)
+        #expect(verifier.refusal("How do I apply for a UK visa?", "How do I apply for a U.S. visa?") != nil)
     }
 
     @Test func synonymsAlignWhereTheWordsDiffer() throws {

@@ -145,40 +145,65 @@ struct SemanticFeedbackTests {
         #expect(a.rerankScore(cosine: 0, a) > 0.349 && a.rerankScore(cosine: 0, SurfaceSimilarity("")) == 0)
     }
 
-    /// A cache with the WordNet verifier (``SemanticNamespace/rewordings`` needs it).
-    func verifiedCache(_ entries: [(String, [Float])]) throws -> SemanticCache {
-        let c = SemanticCache(defaultMinScore: 0.7, verifier: try #require(PromptVerifier.builtIn))
+    /// A cache with the WordNet verifier, looking under the bar for rewordings of "client"
+    /// vectors (``SemanticNamespace/rewordings``; the server names its built-in embedder).
+    func verifiedCache(_ entries: [(String, [Float])], rewordingEmbedder: String? = "client") throws -> SemanticCache {
+        let c = SemanticCache(defaultMinScore: 0.7, verifier: try #require(PromptVerifier.builtIn), rewordingEmbedder: rewordingEmbedder)
         for (prompt, v) in entries {
             _ = c.set("ns", prompt: prompt, response: ByteBuffer(string: "answer to " + prompt), vector: v, embedder: "client", scope: "", createdAt: 0, expiresAt: 0)
         }
         return c
     }
 
+    static let stored = "Safe ways to store and distribute vaccines"
+    static let reworded = "Secure methods of keeping and disseminating vaccines"
+
     @Test func aRewordingInSynonymsAnswersAlittleUnderTheBar() throws {
-        let stored = "Safe ways to store and distribute vaccines"
-        let c = try verifiedCache([(stored, [1, 0, 0]), ("How do I bake chocolate cookies at home?", [0, 0, 1])])
-        let reworded = "Secure methods of keeping and disseminating vaccines"
-        guard case .hit(let m) = get(c, reworded, at(0.65)) else { Issue.record("a rewording in synonyms at 0.65 answers"); return }
-        #expect(m.entry.prompt == stored && abs(m.score - 0.65) < 1e-4)
+        let c = try verifiedCache([(Self.stored, [1, 0, 0])])
+        guard case .hit(let m) = get(c, Self.reworded, at(0.65)) else { Issue.record("a rewording in synonyms at 0.65 answers"); return }
+        #expect(m.entry.prompt == Self.stored && abs(m.score - 0.65) < 1e-4)
         // Not further under the bar than the margin.
-        guard case .below = get(c, reworded, at(0.7 - SemanticNamespace.rewordingMargin - 0.01)) else { Issue.record("0.59 is too far"); return }
-        // Words that do not align stay under the bar.
-        guard case .below = get(c, "How do I bake sourdough bread at home?", at(0.65)) else { Issue.record("another subject"); return }
-        // The verifier still judges it: an opposite is refused.
-        guard case .trap = get(c, "Unsafe ways to store and distribute vaccines", at(0.65)) else { Issue.record("an antonym is still refused"); return }
-        // A bad verdict on it: no longer answered under the bar, at any score under it.
-        _ = try c.feedback("ns", prompt: reworded, vector: at(0.65), embedder: "client", scope: "", minScore: nil, good: false, now: 1).get()
-        guard case .below = get(c, reworded, at(0.65)) else { Issue.record("a bad verdict ends it"); return }
+        guard case .below = get(c, Self.reworded, at(0.7 - SemanticNamespace.rewordingMargin - 0.01)) else { Issue.record("0.59 is too far"); return }
+        // A MINSCORE the request sets is a floor: nothing under it.
+        guard case .below = get(c, Self.reworded, at(0.65), minScore: 0.7) else { Issue.record("MINSCORE 0.7 is a floor"); return }
+        // The verifier still judges it, and a refusal under the bar is reported as under it.
+        guard case .below = get(c, "Unsafe ways to store and distribute vaccines", at(0.65)) else { Issue.record("an antonym is refused"); return }
+        #expect(c.info("ns")?.traps == 0)
+        // Too much differs for the word-by-word rules (5 words unmatched): over the bar that is a
+        // rewording let through; under it the basic checks still apply (negation, here).
+        let d = try verifiedCache([("Safe ways to store and distribute vaccines in rural clinics", [1, 0, 0])])
+        guard case .hit = get(d, "Secure methods of keeping and disseminating vaccines in big hospitals", at(0.65)) else { Issue.record("aligned"); return }
+        guard case .below = get(d, "Secure methods of keeping and disseminating vaccines not in big hospitals", at(0.65)) else { Issue.record("negation"); return }
+        // A bad verdict on it: no longer answered under the bar, for any rewording.
+        _ = try c.feedback("ns", prompt: Self.reworded, vector: at(0.65), embedder: "client", scope: "", minScore: nil, good: false, now: 1).get()
+        guard case .below = get(c, Self.reworded, at(0.65)) else { Issue.record("a bad verdict ends it"); return }
         guard case .below = get(c, "Secure methods of keeping vaccines", at(0.68)) else { Issue.record("for every rewording"); return }
-        guard case .hit = get(c, reworded, at(0.75)) else { Issue.record("above the bar as before"); return }
+        guard case .hit = get(c, Self.reworded, at(0.75)) else { Issue.record("above the bar as before"); return }
     }
 
-    @Test func copiesOfRewordingsStayValidUntilABadVerdict() throws {
-        let stored = "Safe ways to store and distribute vaccines"
-        let c = try verifiedCache([(stored, [1, 0, 0])])
-        #expect(c.stillAnswers("ns", scope: "", prompt: stored, createdAt: 0, score: 0.65, now: 1))
-        #expect(!c.stillAnswers("ns", scope: "", prompt: stored, createdAt: 0, score: 0.55, now: 1))
-        _ = try c.feedback("ns", prompt: "Secure methods of keeping and disseminating vaccines", vector: at(0.65), embedder: "client", scope: "", minScore: nil, good: false, now: 1).get()
-        #expect(!c.stillAnswers("ns", scope: "", prompt: stored, createdAt: 0, score: 0.65, now: 1))
+    @Test func wordsThatDoNotAlignStayUnderTheBar() throws {
+        // Half the words the same, the other half another thing to bake: 0.5 of them align.
+        let c = try verifiedCache([("How do I bake chocolate cookies at home?", [1, 0, 0])])
+        guard case .below = get(c, "How do I bake sourdough bread at home?", at(0.65)) else { Issue.record("another subject"); return }
+        guard case .hit = get(c, "How can I bake chocolate biscuits at home?", at(0.65)) else { Issue.record("cookies / biscuits align"); return }
+    }
+
+    @Test func onlyTheEmbedderTheMarginWasMeasuredOnLooksUnderTheBar() throws {
+        let other = try verifiedCache([(Self.stored, [1, 0, 0])], rewordingEmbedder: "minilm-tok128-v1")
+        guard case .below = get(other, Self.reworded, at(0.65)) else { Issue.record("client vectors: MINSCORE is the bar"); return }
+        let plain = cache([(Self.stored, [1, 0, 0])])  // no verifier (--sem-verifier basic)
+        guard case .below = get(plain, Self.reworded, at(0.65)) else { Issue.record("no verifier, no rewordings"); return }
+        #expect(!plain.stillAnswers("ns", scope: "", prompt: Self.stored, createdAt: 0, score: 0.65, query: Self.reworded, now: 1))
+    }
+
+    @Test func copiesOfRewordingsStayValidWhileALookupWouldStillFindThem() throws {
+        let c = try verifiedCache([(Self.stored, [1, 0, 0])])
+        #expect(c.stillAnswers("ns", scope: "", prompt: Self.stored, createdAt: 0, score: 0.65, query: Self.reworded, now: 1))
+        #expect(!c.stillAnswers("ns", scope: "", prompt: Self.stored, createdAt: 0, score: 0.55, query: Self.reworded, now: 1))
+        // A copy an explicit MINSCORE made for a prompt that is no rewording: not kept at the default bar.
+        #expect(!c.stillAnswers("ns", scope: "", prompt: Self.stored, createdAt: 0, score: 0.65, query: "How do I bake bread at home?", now: 1))
+        #expect(!c.stillAnswers("ns", scope: "", prompt: Self.stored, createdAt: 0, score: 0.65, query: nil, now: 1))
+        _ = try c.feedback("ns", prompt: Self.reworded, vector: at(0.66), embedder: "client", scope: "", minScore: nil, good: false, now: 1).get()
+        #expect(!c.stillAnswers("ns", scope: "", prompt: Self.stored, createdAt: 0, score: 0.65, query: Self.reworded, now: 1))
     }
 }

@@ -135,16 +135,20 @@ def test_a_rewording_found_under_the_bar_is_written_back_and_kept(make_sluice):
     # A rewording in synonyms scores under the default bar; its written-back copy must be served
     # from L1 next time, not retired and written again on every read.
     c = make_sluice().start().client()
-    c.execute_command("LLM.SET", "care", "Safe ways to store vaccines", "Keep them between 2 and 8 C.")
-    first = llm_get(c, "Secure methods of keeping vaccines", ns="care")
+    stored, reworded = "Is it safe to swim after eating", "Is it secure to bathe after dining"
+    c.execute_command("LLM.SET", "care", stored, "Wait a little.")
+    first = llm_get(c, reworded, ns="care")
     assert first["layer"] == "semantic" and float(first["score"]) < 0.7, first
     for _ in range(3):
-        assert llm_get(c, "Secure methods of keeping vaccines", ns="care")["layer"] == "l1"
+        assert llm_get(c, reworded, ns="care")["layer"] == "l1"
     stats = as_dict(c.execute_command("STATS"))
     assert stats[b"llm_backfills"] == 1 and stats[b"llm_backfills_retired"] == 0, stats
-    # A bad verdict ends it: the copy is retired and the entry no longer answers under the bar.
-    c.execute_command("SEM.FEEDBACK", "care", "Secure methods of keeping vaccines", "bad")
-    assert llm_get(c, "Secure methods of keeping vaccines", ns="care")["layer"] == "miss"
+    # A bad verdict on the entry through another question (over the bar): the copy made under
+    # the bar is retired on its next read, and the entry no longer answers under the bar.
+    verdict = c.execute_command("SEM.FEEDBACK", "care", "Is it secure to swim after dining", "bad")
+    assert verdict[0] == stored.encode() and float(verdict[1]) >= 0.7, verdict
+    assert llm_get(c, reworded, ns="care")["layer"] == "miss"
+    assert as_dict(c.execute_command("STATS"))[b"llm_backfills_retired"] == 1
 
 
 def test_stale_answers_come_last(make_sluice):

@@ -61,24 +61,26 @@ def test_held_back_pairs_meet_the_bar(sluice):
 
 
 def test_a_rewording_in_synonyms_answers_a_little_under_the_bar(sluice):
-    """Averaged token vectors score a rewording made of synonyms under the bar; the lookup looks
-    at such candidates (at most 0.1 under it) when most of their words align, and the verifier
-    still judges them (examples written for this test)."""
+    """Averaged token vectors score a rewording made of synonyms under the bar; at the
+    namespace's own bar the lookup looks at such candidates (at most 0.1 under it) when most of
+    their words align, and the verifier still judges them (examples written for this test)."""
     r = sluice.client()
     ns = "reword-e2e"
     r.execute_command("SEM.DEL", ns)
-    r.execute_command("SEM.SET", ns, "Safe ways to store vaccines", "keep them cold")
-    reworded = "Secure methods of keeping vaccines"
-    low = r.execute_command("SEM.GET", ns, reworded, "MINSCORE", "0.3")
-    score = float(low[1])
-    assert 0.6 <= score < 0.7, score  # under the default bar: found as a rewording
+    r.execute_command("SEM.SET", ns, "Is it safe to swim after eating", "wait a little")
+    reworded = "Is it secure to bathe after dining"
+    score = float(r.execute_command("SEM.GET", ns, reworded, "MINSCORE", "0.3")[1])
+    assert 0.6 <= score < 0.7, score  # under the default bar
     hit = r.execute_command("SEM.GET", ns, reworded, "WHY")
-    assert hit[0] == b"keep them cold" and hit[-1] == b"hit", hit
-    # Not further under the bar than the margin: with MINSCORE above score + 0.1, a miss.
-    far = r.execute_command("SEM.GET", ns, reworded, "MINSCORE", f"{score + 0.11:.3f}", "WHY")
-    assert far[0] is None and far[-1].startswith(b"below minscore"), far
-    # Another subject sharing a word is not a rewording.
-    assert r.execute_command("SEM.GET", ns, "Safe ways to store potatoes") is None
+    assert hit[0] == b"wait a little" and hit[-1] == b"hit", hit
+    # A MINSCORE the request sets is a floor: no rewordings under it.
+    floor = r.execute_command("SEM.GET", ns, reworded, "MINSCORE", "0.7", "WHY")
+    assert floor[0] is None and floor[-1] == b"below minscore 0.7", floor
+    # Another question sharing a word, in the same band, which the verifier alone would let
+    # through (its words differ too much for an edit): its words do not align, so a miss.
+    other = "Is swimming good exercise after an injury"
+    assert 0.6 <= float(r.execute_command("SEM.GET", ns, other, "MINSCORE", "0.3")[1]) < 0.7
+    assert r.execute_command("SEM.GET", ns, other, "WHY")[-1] == b"below minscore 0.7"
     # A bad verdict on it: no longer answered under the bar.
     r.execute_command("SEM.FEEDBACK", ns, reworded, "bad")
     after = r.execute_command("SEM.GET", ns, reworded, "WHY")

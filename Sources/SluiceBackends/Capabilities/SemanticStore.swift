@@ -26,9 +26,9 @@ public protocol SemanticStore: Sendable {
     func info(namespace: String) -> SemanticCache.Info?
 
     /// Whether the entry for `prompt` in `scope`, created at `createdAt`, would still answer a
-    /// query that scored `score` against it (``SemanticCache/stillAnswers(_:scope:prompt:createdAt:score:now:)``),
+    /// `query`, which scored `score` against it (``SemanticCache/stillAnswers(_:scope:prompt:createdAt:score:query:now:)``),
     /// on this process's index.
-    func stillAnswers(namespace: String, scope: String, prompt: String, createdAt: Int64, score: Float, now: Int64) -> Bool
+    func stillAnswers(namespace: String, scope: String, prompt: String, createdAt: Int64, score: Float, query: String?, now: Int64) -> Bool
 
     /// Every namespace's numbers (this instance's index and counters), for metrics.
     func statistics() -> SemanticCache.Statistics

@@ -63,10 +63,13 @@ public struct PromptVerifier: Sendable {
 
     /// Why `candidate` does not answer `query`; `query`'s analyses are kept for the next
     /// candidate.
-    public func refusal(_ query: inout AnalysedPrompt, _ candidate: String) -> String? {
+    /// `underTheBar`: the candidate scored under the bar and is judged as a rewording in
+    /// synonyms; when too much differs for the word-by-word rules it still gets the basic checks
+    /// (numbers, negation, names), which a candidate over the bar is trusted without.
+    public func refusal(_ query: inout AnalysedPrompt, _ candidate: String, underTheBar: Bool = false) -> String? {
         var other = AnalysedPrompt(candidate)
         func basicChecks() -> String? {
-            let verdict = TrapGuard.check(query.basicAnalysis(), other.basicAnalysis())
+            let verdict = TrapGuard.check(query.basicAnalysis(), other.basicAnalysis(), evenIfReworded: underTheBar)
             return verdict == .ok ? nil : verdict.rawValue
         }
         // Far more words than the word-by-word judgement takes: the basic checks, without
@@ -102,10 +105,13 @@ public struct PromptVerifier: Sendable {
         if let added = addedCondition(q, c, uq, uc) { return "condition \(added)" }
         // A rewording, not an edit: too much differs for a word-by-word judgement.
         let differing = uq.count(where: { $0.kind == .content }) + uc.count(where: { $0.kind == .content })
-        guard differing <= max(4, (q.contentCount + c.contentCount) / 4) else { return nil }
+        let reworded = differing > max(4, (q.contentCount + c.contentCount) / 4)
+        if reworded && !underTheBar { return nil }
         if q.negated != c.negated { return "negation" }
-        for t in uq where t.isName && !Self.occurs(t, in: c) { return "name \(t.base)" }
-        for u in uc where u.isName && !Self.occurs(u, in: q) { return "name \(u.base)" }
+        for t in uq where t.isName && !Self.occurs(t, of: q, in: c) { return "name \(t.base)" }
+        for u in uc where u.isName && !Self.occurs(u, of: c, in: q) { return "name \(u.base)" }
+        // Under the bar, a rewording gets these checks and no more: the rules below judge edits.
+        if reworded { return nil }
 
         let lessQ = uq.contains(where: { Self.lessWords.contains($0.lemma) })
         let lessC = uc.contains(where: { Self.lessWords.contains($0.lemma) })
@@ -427,14 +433,36 @@ public struct PromptVerifier: Sendable {
     /// Face" / "HuggingFace"). A substring search costs length × length: a name longer than
     /// ``TrapGuard/maxSearchedName`` must be one of `p`'s words instead (a 64 KiB made-up word
     /// searched in a 64 KiB prompt took 40 s).
-    static func occurs(_ t: PromptTokens.Token, in p: PromptTokens) -> Bool {
+    static func occurs(_ t: PromptTokens.Token, of source: PromptTokens, in p: PromptTokens) -> Bool {
         let name = t.squeezedBase
-        // A name of one or two characters (vitamin C, the language R, Go) is a word, not a piece
-        // of one: "c" is in "calorie".
-        guard name.utf8.count <= TrapGuard.maxSearchedName, name.utf8.count > Self.shortestSearchedName else {
-            return p.tokens.contains { $0.squeezedBase == name }
+        guard name.utf8.count <= TrapGuard.maxSearchedName else { return p.tokens.contains { $0.squeezedBase == name } }
+        // A name of one or two characters (vitamin C, the language R) is whole words, not a
+        // piece of one ("c" is in "calorie"): a word, or words run together ("U.S." for US).
+        guard name.utf8.count > Self.shortestSearchedName else {
+            if spelled(name, in: p) { return true }
+            // One letter of an abbreviation written with stops ("U" of "U.S."): the whole of it.
+            guard t.position < source.tokens.count, source.tokens[t.position].squeezedBase == name else { return false }
+            let piece = { (u: PromptTokens.Token) in u.squeezedBase.count == 1 || u.base == "." }
+            var from = t.position, to = t.position
+            while from > 0 && piece(source.tokens[from - 1]) { from -= 1 }
+            while to + 1 < source.tokens.count && piece(source.tokens[to + 1]) { to += 1 }
+            let whole = source.tokens[from...to].map(\.squeezedBase).joined()
+            return whole.count > 1 && whole.count <= Self.shortestSearchedName * 2 && spelled(whole, in: p)
         }
         return p.squeezed.contains(name)
+    }
+
+    /// Whether consecutive words of `p` spell `name` exactly (stops between them ignored).
+    static func spelled(_ name: String, in p: PromptTokens) -> Bool {
+        for start in p.tokens.indices {
+            var joined = ""
+            for token in p.tokens[start...] {
+                joined += token.squeezedBase
+                if joined == name { return true }
+                guard name.hasPrefix(joined) else { break }
+            }
+        }
+        return false
     }
 
     /// Names this short are looked for as whole words (see ``occurs``).

@@ -53,6 +53,9 @@ public final class SemanticCache: Sendable {
 
     /// The second stage of every lookup; nil: ``TrapGuard``'s checks only.
     public let verifier: PromptVerifier?
+    /// The embedder whose vectors ``SemanticNamespace/rewordings`` may look under the bar for
+    /// (the built-in one, on which its margin was measured): nil, never.
+    public let rewordingEmbedder: String?
     /// Entries from which a namespace's index is partitioned (``VectorIndex/listsFrom``; tests lower it).
     let partitionFrom: Int
     /// Where a partition is built: a thread of the server's (the default, in tests, runs it in
@@ -62,9 +65,10 @@ public final class SemanticCache: Sendable {
 
     public init(defaultMinScore: Float = 0.7, defaultMaxEntries: Int = 100_000, maxNamespaces: Int = 10_000,
                 maxTotalEntries: Int = 1_000_000, maxTotalBytes: Int = 1 << 30, verifier: PromptVerifier? = nil,
-                partitionFrom: Int = VectorIndex.listsFrom, background: @escaping Background = { $0() }) {
+                rewordingEmbedder: String? = nil, partitionFrom: Int = VectorIndex.listsFrom, background: @escaping Background = { $0() }) {
         self.background = background
         self.verifier = verifier
+        self.rewordingEmbedder = verifier == nil ? nil : rewordingEmbedder
         self.partitionFrom = max(partitionFrom, 1)
         self.defaultMinScore = defaultMinScore
         self.defaultMaxEntries = defaultMaxEntries
@@ -189,7 +193,8 @@ public final class SemanticCache: Sendable {
         guard let s = slot(name, create: false) else { return .success(.miss) }
         s.lock.lockRead()
         let threshold = minScore ?? s.namespace.minScore ?? defaultMinScore
-        let result = s.namespace.get(prompt, vector: vector, embedder: embedder, scope: scope, minScore: threshold, now: now, verifier: verifier)
+        let result = s.namespace.get(prompt, vector: vector, embedder: embedder, scope: scope, minScore: threshold, now: now, verifier: verifier,
+                                     rewordings: looksUnderTheBar(minScore: minScore, embedder: embedder))
         s.lock.unlock()
         switch result {
         case .success(.hit(let match)):
@@ -210,19 +215,27 @@ public final class SemanticCache: Sendable {
         return result
     }
 
+    /// Whether a lookup at the namespace's own bar looks under it for rewordings
+    /// (``SemanticNamespace/rewordings``): not when the request set MINSCORE (a floor it chose),
+    /// nor for vectors of another embedder than the one the margin was measured on.
+    func looksUnderTheBar(minScore: Float?, embedder: String) -> Bool {
+        minScore == nil && rewordingEmbedder == embedder
+    }
+
     /// Whether the entry stored for `prompt` in `scope` — the version created at `createdAt` —
-    /// is live and would still answer a query that scored `score` against it: its threshold
-    /// (the namespace's bar, raised by bad verdicts) at or under the score. LLM.GET asks this of
-    /// the exact copies it wrote back after semantic hits.
-    public func stillAnswers(_ name: String, scope: String, prompt: String, createdAt: Int64, score: Float, now: Int64) -> Bool {
+    /// is live and would still answer `query`, which scored `score` against it: its threshold
+    /// (the namespace's bar, raised by bad verdicts) at or under the score, or, under the bar, a
+    /// lookup at that bar would find `query` a rewording of it (``SemanticNamespace/rewordings``).
+    /// LLM.GET asks this of the exact copies it wrote back after semantic hits.
+    public func stillAnswers(_ name: String, scope: String, prompt: String, createdAt: Int64, score: Float, query: String?, now: Int64) -> Bool {
         read(name) { ns -> Bool in
             guard let id = ns.byPrompt[SemanticNamespace.key(prompt, scope)], let e = ns.entries[id], e.createdAt == createdAt,
                   !e.isExpired(at: now) else { return false }
             let bar = ns.minScore ?? defaultMinScore
-            // A rewording found under the bar (``SemanticNamespace/rewordings``) answers so as long
-            // as no bad verdict was given on its entry: the words that made it one do not change.
-            return score >= Verdicts.threshold(of: e, bar: bar)
-                || (verifier != nil && (e.verdicts?.bad ?? 0) == 0 && score >= bar - SemanticNamespace.rewordingMargin)
+            if score >= Verdicts.threshold(of: e, bar: bar) { return true }
+            guard let query, let verifier, let embedder = ns.embedder, looksUnderTheBar(minScore: nil, embedder: embedder) else { return false }
+            var analysed = AnalysedPrompt(query)
+            return SemanticNamespace.isRewording(query: &analysed, of: e, score: score, minScore: bar, verifier: verifier)
         } ?? false
     }
 
@@ -253,7 +266,8 @@ public final class SemanticCache: Sendable {
         let bar = minScore ?? s.namespace.minScore ?? defaultMinScore
         // The entry SEM.GET with the same arguments answers from (not a shortcut to the entry
         // stored for this very text: with client vectors that may be another one).
-        let found = s.namespace.lookup(prompt, vector: vector, embedder: embedder, scope: scope, minScore: bar, now: now, verifier: verifier)
+        let found = s.namespace.lookup(prompt, vector: vector, embedder: embedder, scope: scope, minScore: bar, now: now, verifier: verifier,
+                                       rewordings: looksUnderTheBar(minScore: minScore, embedder: embedder))
             .map { result -> (UInt64, SemanticNamespace.Entry, Float)? in
                 guard case .hit(let match) = result.outcome, let id = result.id else { return nil }
                 return (id, match.entry, match.score)

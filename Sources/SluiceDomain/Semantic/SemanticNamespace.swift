@@ -156,16 +156,19 @@ public struct SemanticNamespace: Sendable {
     /// ``candidates`` nearest by cosine; those at or above their threshold (`minScore`, or the
     /// entry's own after feedback: ``Verdicts``) are re-ranked by cosine plus how alike they look
     /// (``SurfaceSimilarity``), and the verifier decides, best first, whether one asks the same
-    /// thing as `prompt` (at most ``verified`` are looked at). Reads only: many searches may run
-    /// at once.
+    /// thing as `prompt` (at most ``verified`` are looked at). When none reaches its threshold
+    /// and `rewordings` is set, candidates a little under it that reword `prompt` in synonyms
+    /// are judged instead (``rewordings``); if the verifier refuses them all, the outcome is
+    /// still `.below`. Reads only: many searches may run at once.
     public func get(_ prompt: String, vector: [Float], embedder: String, scope: String, minScore: Float,
-                    now: Int64, verifier: PromptVerifier? = nil) -> Result<Outcome, SemanticFailure> {
-        lookup(prompt, vector: vector, embedder: embedder, scope: scope, minScore: minScore, now: now, verifier: verifier).map(\.outcome)
+                    now: Int64, verifier: PromptVerifier? = nil, rewordings: Bool = false) -> Result<Outcome, SemanticFailure> {
+        lookup(prompt, vector: vector, embedder: embedder, scope: scope, minScore: minScore, now: now, verifier: verifier,
+               rewordings: rewordings).map(\.outcome)
     }
 
     /// ``get`` with the id of the entry that answered (for feedback).
     func lookup(_ prompt: String, vector: [Float], embedder: String, scope: String, minScore: Float,
-                now: Int64, verifier: PromptVerifier?) -> Result<(outcome: Outcome, id: UInt64?), SemanticFailure> {
+                now: Int64, verifier: PromptVerifier?, rewordings: Bool = false) -> Result<(outcome: Outcome, id: UInt64?), SemanticFailure> {
         guard let index else { return .success((.miss, nil)) }
         guard self.embedder == embedder, index.dimension == vector.count else {
             return .failure(.embedderMismatch(namespace: "\(self.embedder ?? "?")/\(index.dimension)", request: "\(embedder)/\(vector.count)"))
@@ -189,14 +192,12 @@ public struct SemanticNamespace: Sendable {
         }
         var query = AnalysedPrompt(prompt)
         let rescued = eligible.isEmpty
-        if eligible.isEmpty, let verifier {
+        if eligible.isEmpty, rewordings, let verifier {
             eligible = Self.rewordings(found.compactMap { m in entries[m.id].map { (m.id, $0, min(m.score, 1)) } },
                                        of: &query, minScore: minScore, verifier: verifier)
         }
-        guard !eligible.isEmpty else {
-            let bar = Verdicts.threshold(of: nearestEntry, bar: minScore)
-            return .success((.below(Match(entry: nearestEntry, score: nearest.score), minScore: bar), nil))
-        }
+        let below = Outcome.below(Match(entry: nearestEntry, score: nearest.score), minScore: Verdicts.threshold(of: nearestEntry, bar: minScore))
+        guard !eligible.isEmpty else { return .success((below, nil)) }
         if eligible.count > 1 && !rescued {
             let query = SurfaceSimilarity(prompt)
             for i in eligible.indices {
@@ -211,7 +212,7 @@ public struct SemanticNamespace: Sendable {
             if candidate.entry.prompt == prompt {
                 reason = nil  // the same text: nothing differs (and a 64 KiB prompt is not analysed twice)
             } else if let verifier {
-                reason = verifier.refusal(&query, candidate.entry.prompt)
+                reason = verifier.refusal(&query, candidate.entry.prompt, underTheBar: rescued)
             } else {
                 let verdict = TrapGuard.check(query.basicAnalysis(), TrapGuard.Analysis(candidate.entry.prompt))
                 reason = verdict == .ok ? nil : verdict.rawValue
@@ -223,6 +224,9 @@ public struct SemanticNamespace: Sendable {
             // candidate is then a worse answer, not a better one.
             guard reason.hasPrefix("name") || reason.hasPrefix("numbers") else { break }
         }
+        // Candidates under the bar that the verifier refused were never more than a chance: what
+        // is reported (WHY, the trap counters) is what it was without them.
+        if rescued { return .success((below, nil)) }
         let (match, reason) = refused!
         return .success((.trap(match, reason: reason), nil))
     }
@@ -239,12 +243,25 @@ public struct SemanticNamespace: Sendable {
         // Each alignment tries WordNet relations for every pair of words, and a client choosing
         // its vectors can put every entry in the margin: nearest first, within a budget of pairs.
         var budget = alignmentBudget
-        for m in found where m.score >= minScore - rewordingMargin && (m.entry.verdicts?.bad ?? 0) == 0 {
+        for m in found where mayReword(m.entry, score: m.score, minScore: minScore) {
             guard let aligned = verifier.alignment(&query, m.entry.prompt, budget: &budget), aligned >= rewordingAlignment else { continue }
             picked.append((m.id, m.entry, m.score, aligned))
         }
         // The best aligned first (the cosine breaks ties); re-ranking by surface is skipped.
         return picked.sorted { ($0.rank, $0.score) > ($1.rank, $1.score) }
+    }
+
+    /// Whether `entry`, scoring `score` under its threshold, is near enough to be looked at as a
+    /// rewording: at most ``rewordingMargin`` under the bar, and no bad verdict on it.
+    static func mayReword(_ entry: Entry, score: Float, minScore: Float) -> Bool {
+        score >= minScore - rewordingMargin && (entry.verdicts?.bad ?? 0) == 0
+    }
+
+    /// Whether a lookup would take `query`, scoring `score` under the bar against `entry`, as a
+    /// rewording of it (for LLM.GET's written-back copies: the same test, without the search).
+    static func isRewording(query: inout AnalysedPrompt, of entry: Entry, score: Float, minScore: Float, verifier: PromptVerifier) -> Bool {
+        guard mayReword(entry, score: score, minScore: minScore), let aligned = verifier.alignment(&query, entry.prompt) else { return false }
+        return aligned >= rewordingAlignment
     }
 
     /// How far under the bar a rewording may score.

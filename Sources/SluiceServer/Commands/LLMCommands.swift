@@ -160,7 +160,7 @@ struct LLMCommands: CommandGroup {
                                        matched: r.promptBytes, createdAt: meta.createdAt, lease: nil, why: "exact"))
                 }
                 guard semantic.stillAnswers(namespace: r.ns, scope: r.scope, prompt: source.prompt, createdAt: source.createdAt,
-                                            score: source.score, now: r.time.wall) else {
+                                            score: source.score, query: r.prompt, now: r.time.wall) else {
                     // Its entry no longer answers so: retire the copy, and look again below it.
                     counters.backfillsRetired.add(1, ordering: .relaxed)
                     return cache.delete([r.key], now: r.time, on: eventLoop).flatMap { [self] _ in
