@@ -172,9 +172,13 @@ struct PromptVerifierTests {
         #expect(aligned("alpha beta", words) == nil)
         // A budget of word pairs: a candidate needing more than is left is not aligned, and costs nothing.
         var query = AnalysedPrompt("My car is very slow to start")
-        var budget = 8  // 3 words × 3 words needed
-        #expect(verifier.alignment(&query, "My automobile is really sluggish to start", budget: &budget) == nil && budget == 8)
-        budget = 10
-        #expect(verifier.alignment(&query, "My automobile is really sluggish to start", budget: &budget) == 1 && budget == 1)
+        var budget = 1_000
+        #expect(verifier.alignment(&query, "My automobile is really sluggish to start", budget: &budget) == 1)
+        let cost = 1_000 - budget  // every base form of 3 words × every base form of 3 words
+        #expect(cost >= 9)
+        budget = cost - 1
+        #expect(verifier.alignment(&query, "My automobile is really sluggish to start", budget: &budget) == nil && budget == cost - 1)
+        budget = cost
+        #expect(verifier.alignment(&query, "My automobile is really sluggish to start", budget: &budget) == 1 && budget == 0)
     }
 }

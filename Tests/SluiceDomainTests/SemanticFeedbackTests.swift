@@ -169,11 +169,13 @@ struct SemanticFeedbackTests {
         // The verifier still judges it, and a refusal under the bar is reported as under it.
         guard case .below = get(c, "Unsafe ways to store and distribute vaccines", at(0.65)) else { Issue.record("an antonym is refused"); return }
         #expect(c.info("ns")?.traps == 0)
-        // Too much differs for the word-by-word rules (5 words unmatched): over the bar that is a
-        // rewording let through; under it the basic checks still apply (negation, here).
+        // Under the bar every word-by-word rule applies, however long the prompts: negation ...
         let d = try verifiedCache([("Safe ways to store and distribute vaccines in rural clinics", [1, 0, 0])])
-        guard case .hit = get(d, "Secure methods of keeping and disseminating vaccines in big hospitals", at(0.65)) else { Issue.record("aligned"); return }
-        guard case .below = get(d, "Secure methods of keeping and disseminating vaccines not in big hospitals", at(0.65)) else { Issue.record("negation"); return }
+        guard case .hit = get(d, "Secure methods of keeping and disseminating vaccines in rural clinics", at(0.65)) else { Issue.record("aligned"); return }
+        guard case .below = get(d, "Secure methods of keeping and disseminating vaccines not in rural clinics", at(0.65)) else { Issue.record("negation"); return }
+        // ... and an opposite said with a synonym of the antonym (increase / decrease ~ diminish).
+        let e = try verifiedCache([("How do I quickly increase the speed of my home network", [1, 0, 0])])
+        guard case .below = get(e, "How do I rapidly diminish the speed of my home network", at(0.65)) else { Issue.record("antonym of a synonym"); return }
         // A bad verdict on it: no longer answered under the bar, for any rewording.
         _ = try c.feedback("ns", prompt: Self.reworded, vector: at(0.65), embedder: "client", scope: "", minScore: nil, good: false, now: 1).get()
         guard case .below = get(c, Self.reworded, at(0.65)) else { Issue.record("a bad verdict ends it"); return }

@@ -256,6 +256,30 @@ public final class Lexicon: Sendable {
         return false
     }
 
+    /// ``antonym(_:_:)``, or one word a synonym of the other's antonym in their first three
+    /// senses (increase / diminish: decrease is increase's antonym and shares a synset with
+    /// diminish) — WordNet's indirect antonymy, for rewordings, where the opposite is said in
+    /// other words.
+    func antonymOfASynonym(_ a: String, _ b: String) -> Bool {
+        if antonym(a, b) { return true }
+        // The first three senses of each part of speech ("decrease" is a noun first).
+        func leading(_ w: String) -> Set<Int32> {
+            var kept = Set<Int32>(), perPart: [UInt8: Int] = [:]
+            for sense in senses[w] ?? [] {
+                let part = partOfSpeech[Int(sense)]
+                if perPart[part, default: 0] < 3 { kept.insert(sense) }
+                perPart[part, default: 0] += 1
+            }
+            return kept
+        }
+        func viaSynonym(_ x: String, _ y: String) -> Bool {
+            guard let opposites = antonyms[x], senses[y] != nil else { return false }
+            let near = leading(y)
+            return opposites.contains { !near.isDisjoint(with: leading($0)) }
+        }
+        return viaSynonym(a, b) || viaSynonym(b, a)
+    }
+
     static let negatingPrefixes = ["un", "dis", "de", "in", "im", "il", "ir", "non", "anti", "mis"]
     static let pairedPrefixes = [("up", "down"), ("in", "out"), ("im", "ex"), ("over", "under"), ("inter", "intra"), ("pre", "post"), ("en", "de")]
 

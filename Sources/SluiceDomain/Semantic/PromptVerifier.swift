@@ -64,8 +64,9 @@ public struct PromptVerifier: Sendable {
     /// Why `candidate` does not answer `query`; `query`'s analyses are kept for the next
     /// candidate.
     /// `underTheBar`: the candidate scored under the bar and is judged as a rewording in
-    /// synonyms; when too much differs for the word-by-word rules it still gets the basic checks
-    /// (numbers, negation, names), which a candidate over the bar is trusted without.
+    /// synonyms. The cosine does not vouch for it, so every word-by-word rule applies however
+    /// long the prompts and however much differs (a candidate over the bar is trusted past
+    /// those bounds), and opposites count anywhere, not only in an edit of two words.
     public func refusal(_ query: inout AnalysedPrompt, _ candidate: String, underTheBar: Bool = false) -> String? {
         var other = AnalysedPrompt(candidate)
         func basicChecks() -> String? {
@@ -83,7 +84,7 @@ public struct PromptVerifier: Sendable {
         // shape whatever the length ("Write a 500-word post about X for beginners" / "... for
         // experts"), while a rewording of a longer prompt moves more.
         guard q.tokens.count <= Self.maxTokens, c.tokens.count <= Self.maxTokens,
-              longest <= shortContentWords || editDistance(q, c) <= Self.minimalEdit else { return basicChecks() }
+              underTheBar || longest <= shortContentWords || editDistance(q, c) <= Self.minimalEdit else { return basicChecks() }
         if q.numbers.sorted() != c.numbers.sorted() {
             return "numbers \(Self.list(c.numbers))→\(Self.list(q.numbers))"
         }
@@ -110,8 +111,6 @@ public struct PromptVerifier: Sendable {
         if q.negated != c.negated { return "negation" }
         for t in uq where t.isName && !Self.occurs(t, of: q, in: c) { return "name \(t.base)" }
         for u in uc where u.isName && !Self.occurs(u, of: c, in: q) { return "name \(u.base)" }
-        // Under the bar, a rewording gets these checks and no more: the rules below judge edits.
-        if reworded { return nil }
 
         let lessQ = uq.contains(where: { Self.lessWords.contains($0.lemma) })
         let lessC = uc.contains(where: { Self.lessWords.contains($0.lemma) })
@@ -120,11 +119,11 @@ public struct PromptVerifier: Sendable {
         // the closed table only. And an opposite in a rewording (several words moved: "keeps
         // disconnecting" / "a connection that keeps dropping", "X uses less than Y" / "Y needs
         // more than X") is not a flipped question.
-        let edit = uq.count(where: { $0.kind == .content }) <= 2 && uc.count(where: { $0.kind == .content }) <= 2
+        let edit = underTheBar || (uq.count(where: { $0.kind == .content }) <= 2 && uc.count(where: { $0.kind == .content }) <= 2)
         for t in uq where t.kind != .number {
             for u in uc where u.kind != .number && edit
                 && (Self.opposite(t.lemma, u.lemma)
-                    || (!Self.particles.contains(t.lemma) && !Self.particles.contains(u.lemma) && related(t, u, lexicon.antonym))) {
+                    || (!Self.particles.contains(t.lemma) && !Self.particles.contains(u.lemma) && related(t, u, underTheBar ? lexicon.antonymOfASynonym : lexicon.antonym))) {
                 if lessQ != lessC && !Self.isClosedOpposite(t.lemma) && !Self.isClosedOpposite(u.lemma) {
                     flipped.formUnion([t.position, -1 - u.position])  // cheaper = less expensive
                     continue
@@ -196,8 +195,8 @@ public struct PromptVerifier: Sendable {
         return alignment(&query, candidate, budget: &unlimited)
     }
 
-    /// ``alignment(_:_:)``, spending at most `budget` word pairs (the query's words × the
-    /// candidate's): nil, and nothing spent, when the candidate needs more than is left.
+    /// ``alignment(_:_:)``, spending at most `budget` pairs of base forms (all the query's words'
+    /// base forms × all the candidate's): nil, and nothing spent, when it needs more than is left.
     public func alignment(_ query: inout AnalysedPrompt, _ candidate: String, budget: inout Int) -> Float? {
         // Counted from the bytes before anything is cut or looked up: a passage is no sentence.
         let most = 4 * Self.maxAlignedWords
@@ -212,9 +211,10 @@ public struct PromptVerifier: Sendable {
         let qs = q.tokens.filter(counted), cs = c.tokens.filter(counted)
         // Matching is quadratic, and a synonym test looks through WordNet senses: a sentence,
         // not a passage (which is no rewording in synonyms the vectors missed, either).
-        guard !qs.isEmpty, !cs.isEmpty, qs.count <= Self.maxAlignedWords, cs.count <= Self.maxAlignedWords,
-              qs.count * cs.count <= budget else { return nil }
-        budget -= qs.count * cs.count
+        // The cost: every base form of one word tried against every base form of the other.
+        let cost = qs.reduce(0) { $0 + $1.lemmas.count } * cs.reduce(0) { $0 + $1.lemmas.count }
+        guard !qs.isEmpty, !cs.isEmpty, qs.count <= Self.maxAlignedWords, cs.count <= Self.maxAlignedWords, cost <= budget else { return nil }
+        budget -= cost
         let pairs = match(qs, cs).matchOf.count { $0 != nil }
         return Float(2 * pairs) / Float(qs.count + cs.count)
     }

@@ -241,7 +241,7 @@ public struct SemanticNamespace: Sendable {
                            minScore: Float, verifier: PromptVerifier) -> [(id: UInt64, entry: Entry, score: Float, rank: Float)] {
         var picked: [(id: UInt64, entry: Entry, score: Float, rank: Float)] = []
         // Each alignment tries WordNet relations for every pair of words, and a client choosing
-        // its vectors can put every entry in the margin: nearest first, within a budget of pairs.
+        // the margin is easy to aim for with text: nearest first, within a budget of pairs.
         var budget = alignmentBudget
         for m in found where mayReword(m.entry, score: m.score, minScore: minScore) {
             guard let aligned = verifier.alignment(&query, m.entry.prompt, budget: &budget), aligned >= rewordingAlignment else { continue }
@@ -266,8 +266,7 @@ public struct SemanticNamespace: Sendable {
 
     /// How far under the bar a rewording may score.
     public static let rewordingMargin: Float = 0.1
-    /// Word pairs the alignments of one lookup may try (about 1 ms of WordNet lookups at worst;
-    /// a sentence pair takes 30–80).
+    /// Pairs of base forms the alignments of one lookup may try (a sentence pair takes 40–120).
     static let alignmentBudget = 400
     /// The share of content words a rewording must match (see ``rewordings``).
     public static let rewordingAlignment: Float = 0.6
