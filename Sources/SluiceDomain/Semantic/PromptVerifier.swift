@@ -70,7 +70,7 @@ public struct PromptVerifier: Sendable {
     public func refusal(_ query: inout AnalysedPrompt, _ candidate: String, underTheBar: Bool = false) -> String? {
         var other = AnalysedPrompt(candidate)
         func basicChecks() -> String? {
-            let verdict = TrapGuard.check(query.basicAnalysis(), other.basicAnalysis(), evenIfReworded: underTheBar)
+            let verdict = TrapGuard.check(query.basicAnalysis(), other.basicAnalysis())
             return verdict == .ok ? nil : verdict.rawValue
         }
         // Far more words than the word-by-word judgement takes: the basic checks, without
@@ -199,12 +199,12 @@ public struct PromptVerifier: Sendable {
     /// base forms × all the candidate's): nil, and nothing spent, when it needs more than is left.
     public func alignment(_ query: inout AnalysedPrompt, _ candidate: String, budget: inout Int) -> Float? {
         // Counted from the bytes before anything is cut or looked up: a passage is no sentence.
+        // (At most 48 pieces each: within what ``refusal(_:_:underTheBar:)`` judges word by word,
+        // so a candidate aligned here never falls back to the basic checks there.)
         let most = 4 * Self.maxAlignedWords
         guard Self.words(in: query.text, atMost: most) <= most, Self.words(in: candidate, atMost: most) <= most else { return nil }
         var other = AnalysedPrompt(candidate)
-        guard query.fitsWordByWord(), other.fitsWordByWord() else { return nil }
         let q = query.tokens(lexicon), c = other.tokens(lexicon)
-        guard q.tokens.count <= Self.maxTokens, c.tokens.count <= Self.maxTokens else { return nil }
         func counted(_ t: PromptTokens.Token) -> Bool {
             t.kind == .number || (t.kind == .content && !Self.particles.contains(t.lemma) && !Self.interjections.contains(t.lemma))
         }

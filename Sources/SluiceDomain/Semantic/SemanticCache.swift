@@ -234,8 +234,8 @@ public final class SemanticCache: Sendable {
             let bar = ns.minScore ?? defaultMinScore
             if score >= Verdicts.threshold(of: e, bar: bar) { return true }
             guard let query, let verifier, let embedder = ns.embedder, looksUnderTheBar(minScore: nil, embedder: embedder) else { return false }
-            var analysed = AnalysedPrompt(query)
-            return SemanticNamespace.isRewording(query: &analysed, of: e, score: score, minScore: bar, verifier: verifier)
+            var analysed = AnalysedPrompt(query), unlimited = Int.max
+            return SemanticNamespace.alignedRewording(&analysed, of: e, score: score, minScore: bar, verifier: verifier, budget: &unlimited) != nil
         } ?? false
     }
 

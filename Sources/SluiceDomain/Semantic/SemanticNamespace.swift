@@ -192,7 +192,7 @@ public struct SemanticNamespace: Sendable {
         }
         var query = AnalysedPrompt(prompt)
         let rescued = eligible.isEmpty
-        if eligible.isEmpty, rewordings, let verifier {
+        if rescued, rewordings, let verifier {
             eligible = Self.rewordings(found.compactMap { m in entries[m.id].map { (m.id, $0, min(m.score, 1)) } },
                                        of: &query, minScore: minScore, verifier: verifier)
         }
@@ -240,28 +240,27 @@ public struct SemanticNamespace: Sendable {
     static func rewordings(_ found: [(id: UInt64, entry: Entry, score: Float)], of query: inout AnalysedPrompt,
                            minScore: Float, verifier: PromptVerifier) -> [(id: UInt64, entry: Entry, score: Float, rank: Float)] {
         var picked: [(id: UInt64, entry: Entry, score: Float, rank: Float)] = []
-        // Each alignment tries WordNet relations for every pair of words, and a client choosing
-        // the margin is easy to aim for with text: nearest first, within a budget of pairs.
+        // Each alignment tries WordNet relations for every pair of base forms, and text placed
+        // in the margin is easy to write: nearest first, within a budget.
         var budget = alignmentBudget
-        for m in found where mayReword(m.entry, score: m.score, minScore: minScore) {
-            guard let aligned = verifier.alignment(&query, m.entry.prompt, budget: &budget), aligned >= rewordingAlignment else { continue }
+        for m in found {
+            guard let aligned = alignedRewording(&query, of: m.entry, score: m.score, minScore: minScore, verifier: verifier, budget: &budget)
+            else { continue }
             picked.append((m.id, m.entry, m.score, aligned))
         }
         // The best aligned first (the cosine breaks ties); re-ranking by surface is skipped.
         return picked.sorted { ($0.rank, $0.score) > ($1.rank, $1.score) }
     }
 
-    /// Whether `entry`, scoring `score` under its threshold, is near enough to be looked at as a
-    /// rewording: at most ``rewordingMargin`` under the bar, and no bad verdict on it.
-    static func mayReword(_ entry: Entry, score: Float, minScore: Float) -> Bool {
-        score >= minScore - rewordingMargin && (entry.verdicts?.bad ?? 0) == 0
-    }
-
-    /// Whether a lookup would take `query`, scoring `score` under the bar against `entry`, as a
-    /// rewording of it (for LLM.GET's written-back copies: the same test, without the search).
-    static func isRewording(query: inout AnalysedPrompt, of entry: Entry, score: Float, minScore: Float, verifier: PromptVerifier) -> Bool {
-        guard mayReword(entry, score: score, minScore: minScore), let aligned = verifier.alignment(&query, entry.prompt) else { return false }
-        return aligned >= rewordingAlignment
+    /// How well `query`, scoring `score` under the bar against `entry`, aligns with it — nil
+    /// unless it is a rewording ``rewordings`` takes: at most ``rewordingMargin`` under the bar,
+    /// no bad verdict on the entry, at least ``rewordingAlignment`` of the words aligned (within
+    /// `budget`). LLM.GET's written-back copies are checked by the same test, without the search.
+    static func alignedRewording(_ query: inout AnalysedPrompt, of entry: Entry, score: Float, minScore: Float, verifier: PromptVerifier,
+                                 budget: inout Int) -> Float? {
+        guard score >= minScore - rewordingMargin, (entry.verdicts?.bad ?? 0) == 0,
+              let aligned = verifier.alignment(&query, entry.prompt, budget: &budget), aligned >= rewordingAlignment else { return nil }
+        return aligned
     }
 
     /// How far under the bar a rewording may score.

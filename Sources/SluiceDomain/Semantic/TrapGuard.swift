@@ -19,13 +19,11 @@ public enum TrapGuard {
         check(Analysis(query), Analysis(candidate))
     }
 
-    /// `evenIfReworded`: negation and names are checked however much differs (a candidate under
-    /// the bar, which the cosine does not vouch for).
-    static func check(_ q: Analysis, _ c: Analysis, evenIfReworded: Bool = false) -> Verdict {
+    static func check(_ q: Analysis, _ c: Analysis) -> Verdict {
         if q.numbers != c.numbers { return .numbers }
         let differing = q.words.symmetricDifference(c.words)
         let union = q.words.union(c.words)
-        guard evenIfReworded || differing.count <= max(4, union.count / 4) else { return .ok }  // a paraphrase, not an edit
+        guard differing.count <= max(4, union.count / 4) else { return .ok }  // a paraphrase, not an edit
         if q.negated != c.negated { return .negation }
         // At most 64 names each way: each is searched for in the whole other prompt, and a
         // 64 KiB prompt of made-up names must not cost seconds.
