@@ -55,18 +55,57 @@ public struct RESPCommand: Sendable, Equatable {
 
         @inlinable
         public mutating func next() -> ByteBuffer? {
+            guard let span = peekSpan() else { return nil }
+            // Sliced before the reader index passes it (a slice is taken from the readable bytes).
+            let slice = frame.getSlice(at: span.lowerBound, length: span.count)
+            frame.moveReaderIndex(to: span.upperBound &+ 2)
+            return slice
+        }
+
+        /// Where the next argument's bytes are in ``frame`` (its storage's own indices), without
+        /// a slice: a hot path that only reads the bytes (``withFrameBytes(_:)``) pays no
+        /// reference counting for them.
+        @inlinable
+        public mutating func nextSpan() -> Range<Int>? {
+            guard let span = peekSpan() else { return nil }
+            frame.moveReaderIndex(to: span.upperBound &+ 2)
+            return span
+        }
+
+        /// The next argument's span, not yet read past.
+        @inlinable
+        func peekSpan() -> Range<Int>? {
             guard frame.readableBytes > 0 else { return nil }
             // "$len\r\n" — the parser already checked the shape, so this only reads digits.
-            var length = 0
-            var index = frame.readerIndex + 1
-            while let byte = frame.getInteger(at: index, as: UInt8.self), byte != UInt8(ascii: "\r") {
-                length = length &* 10 &+ Int(byte &- UInt8(ascii: "0"))
-                index += 1
+            let (start, length) = frame.withUnsafeReadableBytes { raw -> (Int, Int) in
+                var length = 0, i = 1
+                while i < raw.count, raw[i] != UInt8(ascii: "\r") {
+                    length = length &* 10 &+ Int(raw[i] &- UInt8(ascii: "0"))
+                    i &+= 1
+                }
+                return (i &+ 2, length)
             }
-            let start = index + 2
-            let slice = frame.getSlice(at: start, length: length)
-            frame.moveReaderIndex(to: start + length + 2)
-            return slice
+            let at = frame.readerIndex &+ start
+            return at ..< at &+ length
+        }
+
+        /// The frame's bytes from index 0 to its end, for spans from ``nextSpan()`` (bounded by
+        /// what was written: a wrong span traps rather than reading the storage's spare room).
+        @inlinable
+        public func withFrameBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+            let end = frame.writerIndex
+            return try frame.withVeryUnsafeBytes { all in
+                precondition(end <= all.count)
+                return try body(UnsafeRawBufferPointer(start: all.baseAddress, count: end))
+            }
+        }
+
+        /// A span's bytes as a slice of the frame (one already read past too).
+        @inlinable
+        public func slice(_ span: Range<Int>) -> ByteBuffer {
+            var whole = frame
+            whole.moveReaderIndex(to: 0)
+            return whole.getSlice(at: span.lowerBound, length: span.count)!
         }
 
         /// Arguments not yet read.

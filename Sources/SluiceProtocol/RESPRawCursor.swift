@@ -1,7 +1,7 @@
 import NIOCore
 
 /// Writes a reply's items into memory reserved once for the whole reply
-/// (`ByteBuffer.writeWithUnsafeMutableBytes(minimumWritableBytes:)`): each write to a
+/// (`ByteBuffer.writeReserved(minimumWritableBytes:_:)`): each write to a
 /// ByteBuffer checks capacity and exclusive access, which is most of the cost of writing a small
 /// item. For the hottest replies only; the caller reserves enough (see each method's maximum).
 public struct RESPRawCursor {

@@ -17,7 +17,7 @@ struct Bench: AsyncParsableCommand {
               sluice bench --mix cache.get=1 --lease 1000 --keyspace 10000 --prefill
               sluice bench --mix rl.take=1,cb.allow=1 --clients 100 --json
               sluice bench -p 6379 -t get,set                             # the same against Redis
-              sluice bench -t cache.get,llm.get -P 16 -r 1000 --prefill --rounds 7  # rates paired by round
+              sluice bench -t cache.get,llm.get -P 16 -r 1000 --prefill --rounds 8  # rates paired by round
             """
     )
 
@@ -37,7 +37,7 @@ struct Bench: AsyncParsableCommand {
     var mix: String?
     @Option(name: [.customShort("t"), .long], help: "Commands to run one after another, each alone (as redis-benchmark -t).")
     var tests: String?
-    @Option(name: .long, help: "With -t: run the list this many times, in turn, and end with each command's median rate and its rate against the first command's, paired by round (the machine's drift cancels).")
+    @Option(name: .long, help: "With -t: run the list this many times, in turn (every other round backwards: for two commands and an even count, running second cancels out), and end with each command's median rate and its rate against the first command's, paired by round (the machine's drift cancels).")
     var rounds = 1
     @Option(name: .long, help: "CACHE.GET asks for a lease of this many ms on a miss (0: no lease).") var lease = 0
     @Option(name: .long, help: "Key prefix.") var keyPrefix = "key:"
@@ -74,8 +74,11 @@ struct Bench: AsyncParsableCommand {
             guard mix == nil else { throw ValidationError("give --mix or -t, not both") }
             guard (1...1000).contains(rounds) else { throw ValidationError("--rounds must be between 1 and 1000") }
             guard let each = LoadPlan.parseMix(tests) else { throw ValidationError("-t: unknown command in '\(tests)'") }
-            for _ in 0..<rounds {
-                for (command, _) in each {
+            for round in 0..<rounds {
+                // Every other round runs the list backwards (A B, B A, ...): a command's place in
+                // the round (what ran just before it, what the server was left doing) cancels
+                // over the rounds as the machine's drift does.
+                for (command, _) in round % 2 == 0 ? each : each.reversed() {
                     var p = base
                     p.mix = [(command, 1)]
                     plans.append(p)
@@ -116,8 +119,13 @@ struct Bench: AsyncParsableCommand {
         if rounds > 1 {
             let perRound = reports.count / rounds
             let commands = reports.prefix(perRound).map { $0.plan.mix.first.map { $0.0.rawValue.lowercased() } ?? "" }
-            let rates = (0..<rounds).map { r in reports[(r * perRound)..<((r + 1) * perRound)].map(\.opsPerSecond) }
-            let cpu = (0..<rounds).map { r in reports[(r * perRound)..<((r + 1) * perRound)].map(\.serverMicrosecondsPerRequest) }
+            // Each round's reports in the first round's order.
+            let inOrder = (0..<rounds).map { r in
+                let round = Array(reports[(r * perRound)..<((r + 1) * perRound)])
+                return r % 2 == 0 ? round : round.reversed()
+            }
+            let rates = inOrder.map { $0.map(\.opsPerSecond) }
+            let cpu = inOrder.map { $0.map(\.serverMicrosecondsPerRequest) }
             comparison = LoadComparison(commands: commands, rounds: rates, serverMicroseconds: cpu)
             if !json { print(comparison!.table) }
         }

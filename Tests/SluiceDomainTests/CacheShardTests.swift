@@ -163,6 +163,42 @@ struct KeyspaceTests {
         #expect(shards.count == 64)
     }
 
+    /// The tail of a key past its last whole 8 bytes is read in one overlapping load: every
+    /// length must hash as the byte-by-byte definition does, so every byte counts.
+    @Test func aKeysTailHashesAsTheBytesDo() {
+        let hasher = KeyHasher(seed: 7)
+        func reference(_ bytes: [UInt8]) -> UInt64 {
+            func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
+                let p = a.multipliedFullWidth(by: b)
+                return p.high ^ p.low
+            }
+            var h = hasher.seed ^ (UInt64(bytes.count) &* 0x9E37_79B9_7F4A_7C15)
+            var i = 0
+            while i + 8 <= bytes.count {
+                var word: UInt64 = 0
+                for j in 0..<8 { word |= UInt64(bytes[i + j]) << (8 * UInt64(j)) }
+                h = mix(h ^ word, 0xBF58_476D_1CE4_E5B9)
+                i += 8
+            }
+            if i < bytes.count {
+                var tail: UInt64 = 0
+                for j in i..<bytes.count { tail |= UInt64(bytes[j]) << (8 * UInt64(j - i)) }
+                h = mix(h ^ tail, 0x94D0_49BB_1331_11EB)
+            }
+            return mix(h, 0x2545_F491_4F6C_DD1D)
+        }
+        for length in 0...40 {
+            let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+            #expect(hasher.hash(ByteBuffer(bytes: bytes)) == reference(bytes), "length \(length)")
+            // The last byte changed: another hash.
+            if length > 0 {
+                var other = bytes
+                other[length - 1] ^= 0x80
+                #expect(hasher.hash(ByteBuffer(bytes: other)) != hasher.hash(ByteBuffer(bytes: bytes)), "length \(length)")
+            }
+        }
+    }
+
     @Test func aKeyTheFileEvictedIsGoneFromL1Too() {
         var shard = CacheShard(l1Capacity: 1 << 20, tracksL2: true)
         let b = ByteBuffer(string: "evicted")

@@ -30,6 +30,23 @@ struct RESPEncodingTests {
         #expect(wire { $0.writeDecimal(-n) } == "\(-n)")
     }
 
+    /// The decimal writer (two digits at a time) agrees with Swift's own at every digit count
+    /// and both signs, at each power of ten and either side of it.
+    @Test func decimalsAtEveryLength() {
+        var values: [Int] = Array(0...1000) + [Int.max, Int.min, Int.max - 1, Int.min + 1]
+        var power = 1
+        for _ in 0..<18 {
+            power *= 10
+            values += [power - 1, power, power + 1, power * 3 + 7]
+        }
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<2000 { values.append(Int.random(in: Int.min...Int.max, using: &rng) >> Int.random(in: 0...62, using: &rng)) }
+        for n in values {
+            #expect(wire { $0.writeDecimal(n) } == "\(n)")
+            if n != Int.min { #expect(wire { $0.writeDecimal(-n) } == "\(-n)") }
+        }
+    }
+
     /// Every way to write a bulk string gives the same bytes, empty and large, and appends
     /// after what the buffer already holds (the one-reservation writers must not start at 0).
     @Test(arguments: [0, 1, 9, 10, 4096, 70_000])
@@ -101,5 +118,24 @@ struct RESPEncodingTests {
         #expect(try RESPValue(consuming: &array) == nil)  // needs more bytes, honestly
         var map = ByteBuffer(string: "%9223372036854775807\r\n")
         #expect(throws: RESPProtocolError.self) { _ = try RESPValue(consuming: &map) }
+    }
+
+    /// The one-reservation writer appends at the writer index of the buffer it is given — a
+    /// slice read from the front too — and leaves a copy that shares the storage unchanged.
+    @Test func reservedWritesAppendAndCopyOnWrite() {
+        var whole = ByteBuffer(string: "0123456789")
+        var slice = whole.getSlice(at: 2, length: 6)!
+        _ = slice.readBytes(length: 2)
+        let before = slice
+        slice.writeReserved(minimumWritableBytes: 30) { space in
+            space.copyBytes(from: Array("abc".utf8))
+            return 3
+        }
+        #expect(String(buffer: slice) == "4567abc")
+        #expect(String(buffer: before) == "4567" && String(buffer: whole) == "0123456789")
+        whole.writeDecimal(-42)
+        #expect(String(buffer: whole) == "0123456789-42")
+        // A zero-length write moves nothing.
+        #expect(whole.writeReserved(minimumWritableBytes: 0) { _ in 0 } == 0 && String(buffer: whole) == "0123456789-42")
     }
 }

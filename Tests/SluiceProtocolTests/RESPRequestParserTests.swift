@@ -175,4 +175,35 @@ struct RESPRequestParserTests {
             RESPRequestDecoder(limits: RESPLimits(maxBulkLength: 10))
         }
     }
+
+    /// Arguments read as spans of the frame and as slices, mixed on one command: the spans index
+    /// the frame's own bytes (a frame that is a slice of a larger read, with other requests
+    /// before it), and an argument already read past can still be sliced.
+    @Test func argumentSpansAndSlicesAgree() throws {
+        let requests = try parseAll("*1\r\n$4\r\nPING\r\n*4\r\n$7\r\nLLM.GET\r\n$2\r\nns\r\n$0\r\n\r\n$11\r\nhello world\r\nGET inline\r\n")
+        guard case .command(let pipelined) = requests[1], case .command(let inline) = requests[2] else {
+            Issue.record("not commands: \(requests)")
+            return
+        }
+        var arguments = pipelined.arguments
+        #expect(arguments.next().map { String(buffer: $0) } == "LLM.GET")
+        let spans = (arguments.nextSpan(), arguments.nextSpan(), arguments.nextSpan())
+        let ns = try #require(spans.0), empty = try #require(spans.1), last = try #require(spans.2)
+        #expect(arguments.nextSpan() == nil && arguments.next() == nil && arguments.isEmpty)
+        #expect((ns.count, empty.count, last.count) == (2, 0, 11))
+        arguments.withFrameBytes { frame in
+            #expect(String(decoding: UnsafeRawBufferPointer(rebasing: frame[ns]), as: UTF8.self) == "ns")
+            #expect(String(decoding: UnsafeRawBufferPointer(rebasing: frame[last]), as: UTF8.self) == "hello world")
+            // Bounded by the frame: the next request's bytes are not in it.
+            #expect(frame.count == pipelined.frame.writerIndex)
+        }
+        #expect(String(buffer: arguments.slice(ns)) == "ns" && arguments.slice(empty).readableBytes == 0)
+        #expect(String(buffer: arguments.slice(last)) == "hello world")
+        // An inline request is re-encoded: its spans index the re-encoded frame.
+        var inlineArguments = inline.arguments
+        _ = inlineArguments.nextSpan()
+        let keySpan = inlineArguments.nextSpan()
+        let key = try #require(keySpan)
+        #expect(String(buffer: inlineArguments.slice(key)) == "inline")
+    }
 }

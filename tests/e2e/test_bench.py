@@ -52,7 +52,9 @@ def test_rounds_pair_the_commands_and_prefill_writes_what_each_reads(sluice):
     # so every measured request is a hit; --rounds runs the list in turn and pairs the rates.
     r = report(sluice.port, "-t", "cache.get,llm.get,sem.get", "--prefill", "--rounds", "3", "-r", "40", "-n", "600", "-c", "3", "-P", "4")
     runs, comparison = r["runs"], r["comparison"]
-    assert [x["commands"][0]["command"] for x in runs] == ["CACHE.GET", "LLM.GET", "SEM.GET"] * 3
+    # Every other round runs the list backwards, so that no command is always the one run second.
+    order = ["CACHE.GET", "LLM.GET", "SEM.GET"]
+    assert [x["commands"][0]["command"] for x in runs] == order + order[::-1] + order
     assert all(x["requests"] == 600 and x["errors"] == 0 for x in runs)
     rows = {row["command"]: row for row in comparison["rows"]}
     assert list(rows) == ["cache.get", "llm.get", "sem.get"]
@@ -60,9 +62,18 @@ def test_rounds_pair_the_commands_and_prefill_writes_what_each_reads(sluice):
     for row in rows.values():
         assert row["rounds"] == 3 and row["minRatio"] <= row["medianRatio"] <= row["maxRatio"]
         assert row["minOpsPerSecond"] <= row["medianOpsPerSecond"] <= row["maxOpsPerSecond"]
-    # Each paired ratio is that round's own: recomputed from the runs.
-    ratios = sorted(runs[3 * i + 1]["opsPerSecond"] / runs[3 * i]["opsPerSecond"] for i in range(3))
-    assert abs(rows["llm.get"]["medianRatio"] - ratios[1]) < 1e-9
+    # Each paired ratio is that round's own (whatever the order it ran in): recomputed from the runs.
+    def run_of(round_, command):
+        return next(x for x in runs[3 * round_:3 * round_ + 3] if x["commands"][0]["command"] == command)
+    for command in ("LLM.GET", "SEM.GET"):
+        ratios = sorted(run_of(i, command)["opsPerSecond"] / run_of(i, "CACHE.GET")["opsPerSecond"] for i in range(3))
+        assert abs(rows[command.lower()]["medianRatio"] - ratios[1]) < 1e-9
+
+        def cpu(run):
+            return run["serverCPUSeconds"] * 1e6 / run["requests"]
+        cpu_ratios = sorted(cpu(run_of(i, command)) / cpu(run_of(i, "CACHE.GET")) for i in range(3) if cpu(run_of(i, "CACHE.GET")) > 0)
+        if len(cpu_ratios) == 3:
+            assert abs(rows[command.lower()]["medianServerRatio"] - cpu_ratios[1]) < 1e-6
     # The server's CPU around each run (INFO cpu), compared by round as the rates are.
     assert all(x["serverCPUSeconds"] >= 0 for x in runs)
     assert rows["cache.get"]["medianServerRatio"] == 1.0 and rows["llm.get"]["medianServerMicroseconds"] > 0

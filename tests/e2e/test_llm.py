@@ -168,6 +168,47 @@ def test_errors(make_sluice):
             c.execute_command(*args)
 
 
+def test_names_and_prompts_read_in_place_from_the_request(make_sluice):
+    """LLM.GET reads its namespace and prompt as spans of the request frame (no slices) and
+    echoes an exact hit's prompt from the key it built: each edge of that — names checked for
+    length before UTF-8, non-ASCII names, an empty prompt, SCOPE, an inline request, a request
+    pipelined behind others in one read — answers as the sliced path did."""
+    node = make_sluice().start()
+    c = node.client()
+    with pytest.raises(redis.ResponseError, match="namespace is not valid UTF-8"):
+        c.execute_command("LLM.GET", b"t\xff", "q")
+    with pytest.raises(redis.ResponseError, match="namespace is longer than 1024 bytes"):
+        c.execute_command("LLM.GET", "n" * 1025, "q")
+    # Too long and not ASCII: the length is what is reported, as for a sliced name.
+    with pytest.raises(redis.ResponseError, match="namespace is longer than 1024 bytes"):
+        c.execute_command("LLM.GET", "\u00e9" * 1025, "q")
+    assert c.execute_command("LLM.SET", "caf\u00e9", "Où est la gare ?", "Tout droit") == b"OK"
+    hit = llm_get(c, "Où est la gare ?", ns="caf\u00e9")
+    assert (hit["answer"], hit["layer"], hit["matched"]) == ("Tout droit".encode(), "l1", "Où est la gare ?".encode())
+    assert llm_get(c, "Où est la gare ?", ns="cafe")["layer"] == "miss"
+    # An empty prompt (and an empty namespace) is a key like any other; its echo is empty.
+    assert c.execute_command("LLM.SET", "", "", "nothing asked") == b"OK"
+    empty = llm_get(c, "", ns="")
+    assert (empty["answer"], empty["layer"], empty["matched"]) == (b"nothing asked", "l1", b"")
+    # A scope is part of the key: the same prompt in another scope is another question.
+    assert c.execute_command("LLM.SET", "faq", Q, "scoped", "SCOPE", "user:1") == b"OK"
+    assert llm_get(c, Q, "SCOPE", "user:1")["answer"] == b"scoped"
+    assert llm_get(c, Q, "SCOPE", "user:2")["answer"] != b"scoped"
+    # Inline (re-encoded by the parser) and pipelined behind other requests in one read.
+    import socket
+    with socket.create_connection(("127.0.0.1", node.port), timeout=5) as s:
+        s.sendall(b"PING\r\nLLM.GET caf\xc3\xa9 x\r\n*3\r\n$7\r\nLLM.GET\r\n$0\r\n\r\n$0\r\n\r\nLLM.GET \"\" \"\"\r\n")
+        want = b"+PONG\r\n"
+        want += b"*6\r\n$-1\r\n$4\r\nmiss\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n"
+        data = b""
+        while data.count(b"nothing asked") < 2:
+            chunk = s.recv(65536)
+            assert chunk, data
+            data += chunk
+    assert data.startswith(want)
+    assert data[len(want):].count(b"$13\r\nnothing asked\r\n$2\r\nl1\r\n$3\r\n1.0\r\n$0\r\n\r\n") == 2
+
+
 def test_shared_mode_across_two_instances(make_sluice, redis_server):
     a = make_sluice("--redis", redis_server.url).start()
     b = make_sluice("--redis", redis_server.url).start()

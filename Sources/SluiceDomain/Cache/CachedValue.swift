@@ -18,6 +18,6 @@ public struct CachedValue: Sendable {
     /// The value's bytes in place, for a reply written straight from them.
     @inlinable
     public func withUnsafeValueBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try entry.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[keyLength...])) }
+        try entry.withUnsafeBytes { try body($0.rebased(from: keyLength)) }
     }
 }

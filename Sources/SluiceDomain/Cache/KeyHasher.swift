@@ -25,7 +25,13 @@ public struct KeyHasher: Sendable {
             h = Self.mix(h ^ word, 0xBF58_476D_1CE4_E5B9)
             i += 8
         }
-        if i < n {
+        if i < n, n >= 8 {
+            // The last 8 bytes in one load, shifted down to the ones not yet mixed: the same
+            // value the byte loop below builds, without a loop.
+            let last = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self))
+            let tail = last >> (UInt64(8 - (n - i)) &* 8)
+            h = Self.mix(h ^ tail, 0x94D0_49BB_1331_11EB)
+        } else if i < n {
             var tail: UInt64 = 0
             var shift: UInt64 = 0
             while i < n {

@@ -49,54 +49,88 @@ public struct LLMEntry: Sendable, Equatable {
         return b
     }
 
-    /// Appends the key to `b` in one reservation (LLM.GET builds it into a buffer it reuses).
+    /// Appends the key to `b` in one reservation.
     @inlinable
     public static func writeKey(namespace: ByteBuffer, scope: ByteBuffer?, prompt: ByteBuffer, into b: inout ByteBuffer) {
-        let total = 4 + 21 + namespace.readableBytes + 1 + 21 + (scope?.readableBytes ?? 0) + 1 + prompt.readableBytes
-        b.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { out in
-            var at = 0
-            func put(_ byte: UInt8) {
-                out[at] = byte
-                at += 1
-            }
-            func put(_ part: ByteBuffer) {
-                part.withUnsafeReadableBytes { raw in
-                    if raw.count > 0 { (out.baseAddress! + at).copyMemory(from: raw.baseAddress!, byteCount: raw.count) }
-                    at += raw.count
+        namespace.withUnsafeReadableBytes { namespace in
+            prompt.withUnsafeReadableBytes { prompt in
+                if let scope {
+                    scope.withUnsafeReadableBytes { writeKey(namespace: namespace, scope: $0, prompt: prompt, into: &b) }
+                } else {
+                    writeKey(namespace: namespace, scope: nil, prompt: prompt, into: &b)
                 }
             }
-            func putLength(_ n: Int) {
-                var digits = 1, probe = n
-                while probe >= 10 {
-                    probe /= 10
-                    digits += 1
-                }
-                var rest = n, i = at + digits
-                repeat {
-                    i -= 1
-                    out[i] = UInt8(truncatingIfNeeded: rest % 10) &+ 0x30
-                    rest /= 10
-                } while rest > 0
-                at += digits
-                put(UInt8(ascii: ":"))
-            }
-            put(UInt8(ascii: "l"))
-            put(UInt8(ascii: "l"))
-            put(UInt8(ascii: "m"))
-            put(UInt8(ascii: ":"))
-            putLength(namespace.readableBytes)
-            put(namespace)
-            put(UInt8(ascii: ":"))
-            if let scope {
-                putLength(scope.readableBytes)
-                put(scope)
-            } else {
-                putLength(0)
-            }
-            put(UInt8(ascii: ":"))
-            put(prompt)
-            return at
         }
+    }
+
+    /// ``writeKey(namespace:scope:prompt:into:)`` from bytes in place.
+    @inlinable
+    public static func writeKey(namespace: UnsafeRawBufferPointer, scope: UnsafeRawBufferPointer?, prompt: UnsafeRawBufferPointer,
+                                into b: inout ByteBuffer) {
+        b.writeWithUnsafeMutableBytes(minimumWritableBytes: maxKeyLength(namespace: namespace, scope: scope, prompt: prompt)) { out in
+            writeKey(namespace: namespace, scope: scope, prompt: prompt, into: out)
+        }
+    }
+
+    /// Room the key takes at most: `llm:`, two lengths of up to 20 digits, three separators.
+    @inlinable
+    public static func maxKeyLength(namespace: UnsafeRawBufferPointer, scope: UnsafeRawBufferPointer?, prompt: UnsafeRawBufferPointer) -> Int {
+        4 + 21 + namespace.count + 1 + 21 + (scope?.count ?? 0) + 1 + prompt.count
+    }
+
+    /// Writes the key at the start of `out` (at least ``maxKeyLength(namespace:scope:prompt:)``
+    /// bytes, checked); how many bytes it took. LLM.GET builds it from the request frame into
+    /// a buffer it reuses.
+    @inlinable
+    public static func writeKey(namespace: UnsafeRawBufferPointer, scope: UnsafeRawBufferPointer?, prompt: UnsafeRawBufferPointer,
+                                into out: UnsafeMutableRawBufferPointer) -> Int {
+        precondition(out.count >= maxKeyLength(namespace: namespace, scope: scope, prompt: prompt), "LLMEntry.writeKey: too little room")
+        var at = 0
+        func put(_ byte: UInt8) {
+            out[at] = byte
+            at += 1
+        }
+        func put(_ raw: UnsafeRawBufferPointer) {
+            if raw.count > 0 { (out.baseAddress! + at).copyMemory(from: raw.baseAddress!, byteCount: raw.count) }
+            at += raw.count
+        }
+        func putLength(_ n: Int) {
+            // Namespaces and scopes are short (and the unscoped length is 0).
+            if n < 10 {
+                put(UInt8(truncatingIfNeeded: n) &+ 0x30)
+                put(UInt8(ascii: ":"))
+                return
+            }
+            var digits = 1, probe = n
+            while probe >= 10 {
+                probe /= 10
+                digits += 1
+            }
+            var rest = n, i = at + digits
+            repeat {
+                i -= 1
+                out[i] = UInt8(truncatingIfNeeded: rest % 10) &+ 0x30
+                rest /= 10
+            } while rest > 0
+            at += digits
+            put(UInt8(ascii: ":"))
+        }
+        put(UInt8(ascii: "l"))
+        put(UInt8(ascii: "l"))
+        put(UInt8(ascii: "m"))
+        put(UInt8(ascii: ":"))
+        putLength(namespace.count)
+        put(namespace)
+        put(UInt8(ascii: ":"))
+        if let scope {
+            putLength(scope.count)
+            put(scope)
+        } else {
+            putLength(0)
+        }
+        put(UInt8(ascii: ":"))
+        put(prompt)
+        return at
     }
 
     /// Where the answer starts in an entry stored by LLM.SET (or in a value something else

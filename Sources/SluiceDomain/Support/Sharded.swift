@@ -1,14 +1,16 @@
+import NIOConcurrencyHelpers
 
 /// State split into lock-protected shards picked by a 64-bit hash, so that threads working on
 /// different keys rarely wait for each other. Locks are held only for in-memory work.
 public final class Sharded<State: Sendable>: Sendable {
+    @usableFromInline
     final class Shard: Sendable {
-        let state: Locked<State>
+        @usableFromInline let state: Locked<State>
         init(_ state: State) { self.state = Locked(state) }
     }
 
-    let shards: [Shard]
-    let mask: UInt64
+    @usableFromInline let shards: [Shard]
+    @usableFromInline let mask: UInt64
 
     /// `count` is rounded up to a power of two.
     public init(count: Int, _ make: (Int) -> State) {
@@ -33,8 +35,11 @@ public final class Sharded<State: Sendable>: Sendable {
         withShard(at: index(for: hash), body)
     }
 
+    /// Inlinable so that callers get it specialised: a generic call looked up the shard type's
+    /// metadata at run time on every request.
+    @inlinable
     public func withShard<R>(at index: Int, _ body: (inout State) -> R) -> R {
-        shards[index & Int(mask)].state.withLock { body(&$0) }
+        shards[index & Int(mask)].state.withLockedValue { body(&$0) }
     }
 
     public func forEach(_ body: (inout State) -> Void) {

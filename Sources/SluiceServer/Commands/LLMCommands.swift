@@ -48,7 +48,9 @@ struct LLMCommands: CommandGroup {
         let group = self, cache = cache, counters = counters
         return [
             Command("llm.get", arity: -3, summary: "LLM.GET ns prompt [SCOPE s] [MINSCORE x] [LEASE ms] [STALE ms] [WHY]: [answer|nil, layer (l1|l2|semantic|stale|miss), score|nil, matched_prompt|nil, age_ms|nil, lease_token|nil] (+ why)") { ctx, out throws(CommandError) in
-                let ns = try ctx.nextUTF8Name("namespace"), prompt = try ctx.next()
+                // The namespace and the prompt as spans of the request frame: the hit path reads
+                // them in place into the key, and slices them only when it goes further.
+                let ns = try ctx.nextUTF8NameSpan("namespace"), prompt = try ctx.nextSpan()
                 var scope: ByteBuffer?, minScore: Float?, lease: Int64 = 0, stale: Int64 = 0, why = false
                 while ctx.hasMore {
                     let option = try ctx.next()
@@ -79,24 +81,41 @@ struct LLMCommands: CommandGroup {
                 // the only reference and is written in place; put back on the hit path).
                 var key = out.scratch.take() ?? ByteBuffer()
                 key.clear()
-                LLMEntry.writeKey(namespace: ns, scope: scope, prompt: prompt, into: &key)
+                ctx.arguments.withFrameBytes { frame in
+                    let nsBytes = frame.rebased(ns), promptBytes = frame.rebased(prompt)
+                    if let scope {
+                        scope.withUnsafeReadableBytes { Self.writeKey(namespace: nsBytes, scope: $0, prompt: promptBytes, into: &key) }
+                    } else {
+                        Self.writeKey(namespace: nsBytes, scope: nil, prompt: promptBytes, into: &key)
+                    }
+                }
                 // The capability's own method (stale 0), not the convenience that forwards to it.
                 let first = cache.read(key, lease: lease, stale: 0, now: ctx.time, on: ctx.eventLoop)
                 // The hot path — an answer LLM.SET stored for this very prompt, in L1 — is written
-                // straight from the entry's bytes, as CACHE.GET's hit is: no String, no copy.
-                if case .ready(.hit(let value, let meta, let layer)) = first, meta.kind == .string, layer != .stale,
-                   Self.writeDirectHit(value, layer: layer, matched: prompt, age: ctx.now.subtractingSaturating(meta.createdAt),
-                                       why: why, into: &out) {
+                // straight from the entry's bytes, as CACHE.GET's hit is: no String, no copy (the
+                // read is borrowed, not taken apart), the prompt echoed from the key's tail.
+                if let layer = key.withUnsafeReadableBytes({ keyBytes in
+                    Self.writeDirectHit(first, matched: keyBytes.rebased(from: keyBytes.count - prompt.count),
+                                        now: ctx.now, why: why, into: &out)
+                }) {
                     // Tallied on the connection, reported once per read batch (see Session) — but
                     // not once it has gone (EXEC's commands may run after): nothing reports then.
-                    if layer == .l1 && !ctx.session.leaving { ctx.session.llmL1Hits &+= 1 } else { Self.count(layer, counters) }
+                    // The context borrows the session (unowned(unsafe)); so does this.
+                    if layer == .l1 {
+                        Unmanaged.passUnretained(ctx.session)._withUnsafeGuaranteedRef { session in
+                            if !session.leaving { session.llmL1Hits &+= 1 } else { Self.count(layer, counters) }
+                        }
+                    } else {
+                        Self.count(layer, counters)
+                    }
                     // Kept for the next request unless a huge prompt grew it: a connection does
                     // not hold megabytes for the rest of its life.
                     if key.capacity <= Self.maxKeptScratch { out.scratch = consume key }
                     return .done
                 }
-                let request = Request(ns: ns.text, scope: scope?.text ?? "", key: key, promptBytes: prompt,
-                                      prompt: prompt.readableBytes <= SemanticCommands.maxPromptBytes ? prompt.validText : nil,
+                let nsText = ctx.arguments.slice(ns).text, promptBytes = ctx.arguments.slice(prompt)
+                let request = Request(ns: nsText, scope: scope?.text ?? "", key: key, promptBytes: promptBytes,
+                                      prompt: promptBytes.readableBytes <= SemanticCommands.maxPromptBytes ? promptBytes.validText : nil,
                                       minScore: minScore, lease: lease, stale: stale, time: ctx.time)
                 let now = ctx.now, explain = why
                 return ctx.reply(group.lookup(request, first: first, on: ctx.eventLoop), into: &out) { found, out in
@@ -263,6 +282,14 @@ struct LLMCommands: CommandGroup {
         }
     }
 
+    /// The question's key (``LLMEntry``) appended to `key` in one reservation.
+    @inline(__always)
+    static func writeKey(namespace: UnsafeRawBufferPointer, scope: UnsafeRawBufferPointer?, prompt: UnsafeRawBufferPointer, into key: inout ByteBuffer) {
+        key.writeReserved(minimumWritableBytes: LLMEntry.maxKeyLength(namespace: namespace, scope: scope, prompt: prompt)) {
+            LLMEntry.writeKey(namespace: namespace, scope: scope, prompt: prompt, into: $0)
+        }
+    }
+
     /// A hit's reply: `[answer, layer, score, matched_prompt, age_ms, lease|nil]` (+ why).
     @inlinable
     static func writeHit<Answer: Collection, Matched: Collection>(_ answer: Answer, layer: StaticString, score: Double, matched: Matched, age: Int64,
@@ -280,35 +307,50 @@ struct LLMCommands: CommandGroup {
     }
 
     /// The hit reply for an entry LLM.SET stored for this very prompt, from the cache's bytes:
-    /// `[answer, layer, 1, prompt, age_ms, nil]` (+ "exact"), written into space reserved once.
-    /// false (nothing written): a copy written back after a semantic hit, which must be checked
-    /// against its entry first.
-    @inlinable
-    static func writeDirectHit(_ value: CachedValue, layer: CacheLayer, matched: ByteBuffer, age: Int64, why: Bool,
-                               into out: inout RESPWriter) -> Bool {
+    /// `[answer, layer, 1, prompt, age_ms, nil]` (+ "exact"), written into space reserved once;
+    /// the layer it came from. nil (nothing written): not such a hit — a miss, a stale or other
+    /// entry, or a copy written back after a semantic hit, which must be checked against its
+    /// entry first.
+    ///
+    /// The read is borrowed: binding the value out of an owned one copied it (a retain and a
+    /// release per hit).
+    @inline(__always)
+    static func writeDirectHit(_ read: borrowing Deferred<CacheRead>, matched prompt: UnsafeRawBufferPointer, now: Int64, why: Bool,
+                               into out: inout RESPWriter) -> CacheLayer? {
+        // A switch borrows where `if case` / `guard case` would consume.
+        switch read {
+        case .ready(.hit(let value, let meta, let layer)) where meta.kind == .string && layer != .stale:
+            return writeDirectHit(value, meta: meta, layer: layer, matched: prompt, now: now, why: why, into: &out) ? layer : nil
+        default:
+            return nil
+        }
+    }
+
+    @inline(__always)
+    static func writeDirectHit(_ value: borrowing CachedValue, meta: EntryMeta, layer: CacheLayer, matched prompt: UnsafeRawBufferPointer,
+                               now: Int64, why: Bool, into out: inout RESPWriter) -> Bool {
+        let age = now.subtractingSaturating(meta.createdAt)
         let resp3 = out.version == .resp3
         return value.withUnsafeValueBytes { stored -> Bool in
             guard let offset = LLMEntry.directAnswerOffset(stored) else { return false }
-            let answer = UnsafeRawBufferPointer(rebasing: stored[offset...])
-            matched.withUnsafeReadableBytes { prompt in
-                // Items: header 4, answer +25, layer and score 17, prompt +25, age 23, null 5, why 11.
-                out.buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: answer.count + prompt.count + 110) { space in
-                    var c = RESPRawCursor(space)
-                    c.put(why ? "*7\r\n" : "*6\r\n")
-                    c.putBulk(answer)
-                    // The layer and the score (1: the same prompt) as one literal per layer and version.
-                    switch (layer, resp3) {
-                    case (.l2, true): c.put("$2\r\nl2\r\n,1.0\r\n")
-                    case (.l2, false): c.put("$2\r\nl2\r\n$3\r\n1.0\r\n")
-                    case (_, true): c.put("$2\r\nl1\r\n,1.0\r\n")
-                    case (_, false): c.put("$2\r\nl1\r\n$3\r\n1.0\r\n")
-                    }
-                    c.putBulk(prompt)
-                    c.putInteger(Int(max(age, 0)))
-                    c.put(resp3 ? "_\r\n" : "$-1\r\n")
-                    if why { c.put("$5\r\nexact\r\n") }
-                    return c.count
+            let answer = stored.rebased(from: offset)
+            // Items: header 4, answer +25, layer and score 17, prompt +25, age 23, null 5, why 11.
+            out.buffer.writeReserved(minimumWritableBytes: answer.count + prompt.count + 110) { space in
+                var c = RESPRawCursor(space)
+                c.put(why ? "*7\r\n" : "*6\r\n")
+                c.putBulk(answer)
+                // The layer and the score (1: the same prompt) as one literal per layer and version.
+                switch (layer, resp3) {
+                case (.l2, true): c.put("$2\r\nl2\r\n,1.0\r\n")
+                case (.l2, false): c.put("$2\r\nl2\r\n$3\r\n1.0\r\n")
+                case (_, true): c.put("$2\r\nl1\r\n,1.0\r\n")
+                case (_, false): c.put("$2\r\nl1\r\n$3\r\n1.0\r\n")
                 }
+                c.putBulk(prompt)
+                c.putInteger(Int(max(age, 0)))
+                c.put(resp3 ? "_\r\n" : "$-1\r\n")
+                if why { c.put("$5\r\nexact\r\n") }
+                return c.count
             }
             return true
         }

@@ -41,8 +41,7 @@ struct RichCacheCommands: CommandGroup {
                         throw CommandError.syntax
                     }
                 }
-                let now = ctx.now
-                return ctx.reply(cache.read(key, lease: lease, stale: stale, now: ctx.time, on: ctx.eventLoop), into: &out) { read, out in
+                return ctx.reply(cache.read(key, lease: lease, stale: stale, now: ctx.time, on: ctx.eventLoop), passing: ctx.now, into: &out) { read, now, out in
                     Self.writeRead(read, now: now, into: &out)
                 }
             },
@@ -123,7 +122,7 @@ struct RichCacheCommands: CommandGroup {
             let resp3 = out.version == .resp3, age = Int(max(now.subtractingSaturating(meta.createdAt), 0))
             value.withUnsafeValueBytes { bytes in
                 // One reservation for the whole reply (header 4, value +25, layer 11, age 23, null 5).
-                out.buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: bytes.count + 70) { space in
+                out.buffer.writeReserved(minimumWritableBytes: bytes.count + 70) { space in
                     var c = RESPRawCursor(space)
                     c.put("*4\r\n")
                     c.putBulk(bytes)
