@@ -208,4 +208,36 @@ struct SemanticFeedbackTests {
         _ = try c.feedback("ns", prompt: Self.reworded, vector: at(0.66), embedder: "client", scope: "", minScore: nil, good: false, now: 1).get()
         #expect(!c.stillAnswers("ns", scope: "", prompt: Self.stored, createdAt: 0, score: 0.65, query: Self.reworded, now: 1))
     }
+
+    /// Namespaces and scopes are identities kept as their bytes, as the exact layers keep them:
+    /// canonically equivalent spellings (composed / decomposed é, U+212B / U+00C5) are two
+    /// namespaces and two scopes, and a scope with a NUL in it cannot collide with another
+    /// scope's prompt (found by an attack: each shared answers, or deleted the other's entry).
+    @Test func namesAndScopesAreTheirBytes() throws {
+        let c = SemanticCache(defaultMinScore: 0.7)
+        func set(_ ns: String, _ scope: String, _ prompt: String, _ answer: String) {
+            _ = c.set(ns, prompt: prompt, response: ByteBuffer(string: answer), vector: [1, 0, 0], embedder: "client", scope: scope, createdAt: 0, expiresAt: 0)
+        }
+        func answer(_ ns: String, _ scope: String, _ prompt: String) -> String? {
+            guard case .hit(let hit)? = try? c.get(ns, prompt: prompt, vector: [1, 0, 0], embedder: "client", scope: scope, minScore: nil, now: 1).get() else { return nil }
+            return String(buffer: hit.entry.response)
+        }
+        let composed = "caf\u{e9}", decomposed = "cafe\u{301}"
+        #expect(composed == decomposed)  // what String says; the names must not
+        set(composed, "", "q", "composed namespace")
+        #expect(answer(composed, "", "q") == "composed namespace")
+        #expect(answer(decomposed, "", "q") == nil)
+        set("ns", "\u{212b}", "q", "angstrom scope")
+        #expect(answer("ns", "\u{212b}", "q") == "angstrom scope" && answer("ns", "\u{c5}", "q") == nil)
+        set(decomposed, "", "q", "decomposed namespace")
+        #expect(answer(composed, "", "q") == "composed namespace" && answer(decomposed, "", "q") == "decomposed namespace")
+        #expect(c.names.count == 3)  // (a Set of Strings would count two)
+        // A NUL in a scope: two entries, each in its own scope.
+        set("nul", "team\u{0}x", "How do I reset my password?", "first")
+        set("nul", "team", "x\u{0}How do I reset my password?", "second")
+        #expect(c.info("nul")?.entries == 2)
+        #expect(answer("nul", "team\u{0}x", "How do I reset my password?") == "first")
+        #expect(answer("nul", "team", "x\u{0}How do I reset my password?") == "second")
+        #expect(c.drop(decomposed) == 1 && answer(composed, "", "q") == "composed namespace")
+    }
 }

@@ -186,6 +186,14 @@ def test_names_and_prompts_read_in_place_from_the_request(make_sluice):
     hit = llm_get(c, "Où est la gare ?", ns="caf\u00e9")
     assert (hit["answer"], hit["layer"], hit["matched"]) == ("Tout droit".encode(), "l1", "Où est la gare ?".encode())
     assert llm_get(c, "Où est la gare ?", ns="cafe")["layer"] == "miss"
+    # The same name spelled with a combining accent is another namespace in every layer (the
+    # semantic layer once keyed names as Strings, which compare canonically: it answered, and
+    # LLM.GET wrote that answer into the other namespace's exact key).
+    assert llm_get(c, "Où est la gare ?", "WHY", ns="cafe\u0301")["layer"] == "miss"
+    assert llm_get(c, "Où est la gare ?", ns="cafe\u0301")["layer"] == "miss"
+    assert c.execute_command("LLM.SET", "faq", Q, "for the composed scope", "SCOPE", "caf\u00e9") == b"OK"
+    assert llm_get(c, PARAPHRASE, "SCOPE", "cafe\u0301")["layer"] == "miss"
+    assert llm_get(c, PARAPHRASE, "SCOPE", "caf\u00e9")["answer"] == b"for the composed scope"
     # An empty prompt (and an empty namespace) is a key like any other; its echo is empty.
     assert c.execute_command("LLM.SET", "", "", "nothing asked") == b"OK"
     empty = llm_get(c, "", ns="")

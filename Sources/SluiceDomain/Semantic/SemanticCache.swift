@@ -28,7 +28,8 @@ public final class SemanticCache: Sendable {
         }
     }
 
-    let slots = Locked<[String: Slot]>([:])
+    /// By name as bytes (``SemanticName``): canonically equivalent names are two namespaces.
+    let slots = Locked<[SemanticName: Slot]>([:])
     public let defaultMinScore: Float
     public let defaultMaxEntries: Int
     public let maxNamespaces: Int
@@ -152,13 +153,14 @@ public final class SemanticCache: Sendable {
     static let assignedAtOnce = 2_048
 
     func slot(_ name: String, create: Bool) -> Slot? {
-        slots.withLock { all in
-            if let s = all[name] { return s }
+        let key = SemanticName(name)
+        return slots.withLock { all in
+            if let s = all[key] { return s }
             guard create, all.count < maxNamespaces else { return nil }
             var ns = SemanticNamespace(maxEntries: defaultMaxEntries)
             ns.partitionFrom = partitionFrom
             let s = Slot(ns, generation: generations.add(1, ordering: .relaxed).newValue)
-            all[name] = s
+            all[key] = s
             return s
         }
     }
@@ -318,7 +320,7 @@ public final class SemanticCache: Sendable {
 
     /// Removes a whole namespace; how many entries it had.
     public func drop(_ name: String) -> Int {
-        guard let s = slots.withLock({ $0.removeValue(forKey: name) }) else { return 0 }
+        guard let s = slots.withLock({ $0.removeValue(forKey: SemanticName(name)) }) else { return 0 }
         s.lock.lockWrite()
         defer { s.lock.unlock() }
         let n = s.namespace.count
@@ -342,7 +344,7 @@ public final class SemanticCache: Sendable {
         return n
     }
 
-    public var names: [String] { slots.withLock { Array($0.keys) } }
+    public var names: [String] { slots.withLock { $0.keys.map(\.text) } }
 
     /// The numbers of every namespace, for metrics: totals, each namespace's counters, and
     /// the verifier's refusals by rule.

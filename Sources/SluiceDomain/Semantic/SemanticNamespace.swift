@@ -56,7 +56,7 @@ public struct SemanticNamespace: Sendable {
     var index: VectorIndex?
     var entries: [UInt64: Entry] = [:]
     /// scope + NUL + prompt → id: the same prompt in the same scope replaces its entry.
-    var byPrompt: [String: UInt64] = [:]
+    var byPrompt: [EntryKey: UInt64] = [:]
     var order = Deque<UInt64>()
     var nextID: UInt64 = 1
     public var maxEntries: Int
@@ -86,7 +86,15 @@ public struct SemanticNamespace: Sendable {
     /// Installs the lists ``SemanticCache`` built (see `VectorIndex+Lists.swift`).
     mutating func finishPartition(_ builder: VectorIndex.ListBuilder) { index?.finishPartition(builder) }
 
-    static func key(_ prompt: String, _ scope: String) -> String { scope + "\u{0}" + prompt }
+    /// Where ``byPrompt`` finds an entry: its scope as bytes (``SemanticName``) and its prompt as
+    /// text — a pair, not one string: `scope + "\0" + prompt` made scope "a\0b" with prompt "c"
+    /// and scope "a" with prompt "b\0c" one entry, and the second write deleted the first.
+    struct EntryKey: Hashable, Sendable {
+        var scope: SemanticName
+        var prompt: String
+    }
+
+    static func key(_ prompt: String, _ scope: String) -> EntryKey { EntryKey(scope: SemanticName(scope), prompt: prompt) }
 
     /// The index's tag for a scope.
     static func tag(_ scope: String) -> UInt64 { UInt64(bitPattern: Int64(scope.hashValue)) }
@@ -182,7 +190,7 @@ public struct SemanticNamespace: Sendable {
         }
         // The scan filters on the scope's hash; a candidate of another scope with the same hash
         // (Hasher is seeded per process: not something a client can aim for) is dropped here.
-        let found = index.search(vector, k: Self.candidates, tag: Self.tag(scope), now: now).filter { entries[$0.id]?.scope == scope }
+        let found = index.search(vector, k: Self.candidates, tag: Self.tag(scope), now: now).filter { entries[$0.id].map { SemanticName.same($0.scope, scope) } == true }
         guard let nearest = found.first, let nearestEntry = entries[nearest.id] else { return .success((.miss, nil)) }
         var eligible: [(id: UInt64, entry: Entry, score: Float, rank: Float)] = []
         for m in found {
