@@ -269,3 +269,19 @@ def test_bytes_that_are_not_utf8_never_make_two_questions_one(make_sluice):
         c.execute_command("SEM.GET", "u8", b"\xff" * 16_000_000)
     miss = llm_get(c, b"\xff" * 16_000_000, "WHY", ns="u8")
     assert miss["layer"] == "miss" and "cannot index" in miss["why"]
+
+
+def test_every_key_llm_set_makes_can_be_named(make_sluice):
+    """Found by an attack: a prompt just under the 16 MiB bulk limit made an `llm:` key over it,
+    stored and answered by LLM.GET but out of reach of DEL, GET and CACHE.GET. LLM.SET refuses it."""
+    node = make_sluice("--max-value-size", "100000").start()
+    c = node.client()
+    prompt = "p" * 99_990
+    with pytest.raises(redis.ResponseError, match="prompt too long: its key would be 100003 bytes"):
+        c.execute_command("LLM.SET", "big", prompt, "a")
+    assert llm_get(c, prompt, ns="big")["layer"] == "miss"
+    fits = "p" * 99_987
+    assert c.execute_command("LLM.SET", "big", fits, "a") == b"OK"
+    key = b"llm:3:big:0::" + fits.encode()
+    assert len(key) == 100_000 and c.execute_command("CACHE.GET", key)[0] == b"\x53\x4c\x4d\x31\x00a"
+    assert c.delete(key) == 1 and llm_get(c, fits, ns="big")["layer"] == "miss"

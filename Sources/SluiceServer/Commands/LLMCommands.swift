@@ -21,6 +21,8 @@ struct LLMCommands: CommandGroup {
     let embedder: TokenEmbedder?
     let maxLease: Int64
     let counters: LLMCounters
+    /// Longest key LLM.SET makes: what a request may carry (`--max-value-size`).
+    var maxKeyBytes = 16 * 1024 * 1024
 
     /// Largest scratch buffer a connection keeps between LLM.GETs.
     static let maxKeptScratch = 16 * 1024
@@ -146,6 +148,11 @@ struct LLMCommands: CommandGroup {
                     }
                 }
                 let key = LLMEntry.key(namespace: ns, scope: scope, prompt: prompt)
+                // Every key must be one a client can name (DEL, GET, CACHE.GET of `llm:...`): a
+                // prompt within the bulk limit made a key over it, stored and then unreachable.
+                guard key.readableBytes <= group.maxKeyBytes else {
+                    throw CommandError("prompt too long: its key would be \(key.readableBytes) bytes, more than a request may carry (--max-value-size \(group.maxKeyBytes))")
+                }
                 return ctx.reply(group.store(key, LLMEntry(answer: answer).encoded(), meta: meta, condition: condition, semantic: write,
                                              time: ctx.time, on: ctx.eventLoop), into: &out) { result, out in
                     switch result {
