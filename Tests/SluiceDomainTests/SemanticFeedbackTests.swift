@@ -239,5 +239,21 @@ struct SemanticFeedbackTests {
         #expect(answer("nul", "team\u{0}x", "How do I reset my password?") == "first")
         #expect(answer("nul", "team", "x\u{0}How do I reset my password?") == "second")
         #expect(c.drop(decomposed) == 1 && answer(composed, "", "q") == "composed namespace")
+        // The index's scope tag is of the bytes too: ten near entries in the decomposed scope do
+        // not crowd the composed scope's entry out of the candidates for a reworded query.
+        set("crowd", composed, "stored", "composed scope")
+        for i in 0..<10 { set("crowd", decomposed, "near \(i)", "decomposed \(i)") }
+        let reworded = try? c.get("crowd", prompt: "asked", vector: at(0.95), embedder: "client", scope: composed, minScore: nil, now: 1).get()
+        guard case .hit(let hit)? = reworded else { Issue.record("crowded out: \(String(describing: reworded))"); return }
+        #expect(String(buffer: hit.entry.response) == "composed scope")
+        // An entry is found again by its prompt's bytes, as the file keys its row: a delete in
+        // another spelling deletes nothing (it once emptied memory and left the row to come back).
+        var ns = SemanticNamespace(maxEntries: 10)
+        _ = ns.set("caf\u{e9} ?", response: ByteBuffer(string: "a"), vector: [1, 0, 0], embedder: "client", scope: "", createdAt: 0, expiresAt: 0)
+        #expect(!ns.delete("cafe\u{301} ?", scope: "") && ns.count == 1)
+        #expect(ns.delete("caf\u{e9} ?", scope: "") && ns.count == 0)
+        // Bytes moved from the scope to the prompt are another key, and hash apart.
+        let a = SemanticNamespace.key("c", "ab"), b = SemanticNamespace.key("bc", "a")
+        #expect(a != b && a.hashValue != b.hashValue)
     }
 }

@@ -28,8 +28,8 @@ public final class SemanticCache: Sendable {
         }
     }
 
-    /// By name as bytes (``SemanticName``): canonically equivalent names are two namespaces.
-    let slots = Locked<[SemanticName: Slot]>([:])
+    /// By name as bytes (``ExactText``): canonically equivalent names are two namespaces.
+    let slots = Locked<[ExactText: Slot]>([:])
     public let defaultMinScore: Float
     public let defaultMaxEntries: Int
     public let maxNamespaces: Int
@@ -153,7 +153,7 @@ public final class SemanticCache: Sendable {
     static let assignedAtOnce = 2_048
 
     func slot(_ name: String, create: Bool) -> Slot? {
-        let key = SemanticName(name)
+        let key = ExactText(name)
         return slots.withLock { all in
             if let s = all[key] { return s }
             guard create, all.count < maxNamespaces else { return nil }
@@ -320,7 +320,7 @@ public final class SemanticCache: Sendable {
 
     /// Removes a whole namespace; how many entries it had.
     public func drop(_ name: String) -> Int {
-        guard let s = slots.withLock({ $0.removeValue(forKey: SemanticName(name)) }) else { return 0 }
+        guard let s = slots.withLock({ $0.removeValue(forKey: ExactText(name)) }) else { return 0 }
         s.lock.lockWrite()
         defer { s.lock.unlock() }
         let n = s.namespace.count

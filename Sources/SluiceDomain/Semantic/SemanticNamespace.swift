@@ -86,18 +86,21 @@ public struct SemanticNamespace: Sendable {
     /// Installs the lists ``SemanticCache`` built (see `VectorIndex+Lists.swift`).
     mutating func finishPartition(_ builder: VectorIndex.ListBuilder) { index?.finishPartition(builder) }
 
-    /// Where ``byPrompt`` finds an entry: its scope as bytes (``SemanticName``) and its prompt as
-    /// text — a pair, not one string: `scope + "\0" + prompt` made scope "a\0b" with prompt "c"
-    /// and scope "a" with prompt "b\0c" one entry, and the second write deleted the first.
+    /// Where ``byPrompt`` finds an entry: its scope and its prompt as bytes (``ExactText``), as the
+    /// file and Redis key them — a pair, not one string: `scope + "\0" + prompt` made scope
+    /// "a\0b" with prompt "c" and scope "a" with prompt "b\0c" one entry, and the second write
+    /// deleted the first.
     struct EntryKey: Hashable, Sendable {
-        var scope: SemanticName
-        var prompt: String
+        var scope: ExactText
+        var prompt: ExactText
     }
 
-    static func key(_ prompt: String, _ scope: String) -> EntryKey { EntryKey(scope: SemanticName(scope), prompt: prompt) }
+    static func key(_ prompt: String, _ scope: String) -> EntryKey { EntryKey(scope: ExactText(scope), prompt: ExactText(prompt)) }
 
     /// The index's tag for a scope.
-    static func tag(_ scope: String) -> UInt64 { UInt64(bitPattern: Int64(scope.hashValue)) }
+    /// Of its bytes, as scopes are compared: a tag of the `String` was one for canonically
+    /// equivalent scopes, and one's entries could crowd the other's out of the candidates.
+    static func tag(_ scope: String) -> UInt64 { UInt64(bitPattern: Int64(ExactText(scope).hashValue)) }
 
     /// An entry evicted to make room (its persisted copy is to be deleted too).
     public struct Eviction: Sendable, Hashable {
@@ -190,7 +193,7 @@ public struct SemanticNamespace: Sendable {
         }
         // The scan filters on the scope's hash; a candidate of another scope with the same hash
         // (Hasher is seeded per process: not something a client can aim for) is dropped here.
-        let found = index.search(vector, k: Self.candidates, tag: Self.tag(scope), now: now).filter { entries[$0.id].map { SemanticName.same($0.scope, scope) } == true }
+        let found = index.search(vector, k: Self.candidates, tag: Self.tag(scope), now: now).filter { entries[$0.id].map { ExactText.same($0.scope, scope) } == true }
         guard let nearest = found.first, let nearestEntry = entries[nearest.id] else { return .success((.miss, nil)) }
         var eligible: [(id: UInt64, entry: Entry, score: Float, rank: Float)] = []
         for m in found {
