@@ -38,4 +38,14 @@ struct LLMEntryTests {
         #expect(!c.stillAnswers("ns", scope: "", prompt: "stored", createdAt: 5, score: 0.8, query: nil, now: 1))
         #expect(c.stillAnswers("ns", scope: "", prompt: "stored", createdAt: 5, score: 0.95, query: nil, now: 1))
     }
+
+    /// The length LLM.GET and LLM.SET check against the request limit is the key's own, at
+    /// every digit count of the namespace's and the scope's lengths.
+    @Test func keyLengthIsTheKeys() {
+        for (ns, scope, prompt) in [(0, 0, 0), (3, 0, 10), (9, 9, 1), (10, 0, 5), (99, 100, 7), (1024, 1024, 100_000)] {
+            let key = LLMEntry.key(namespace: String(repeating: "n", count: ns), scope: String(repeating: "s", count: scope),
+                                   prompt: String(repeating: "p", count: prompt))
+            #expect(LLMEntry.keyLength(namespace: ns, scope: scope, prompt: prompt) == key.readableBytes, "\(ns) \(scope) \(prompt)")
+        }
+    }
 }

@@ -279,7 +279,11 @@ def test_every_key_llm_set_makes_can_be_named(make_sluice):
     prompt = "p" * 99_990
     with pytest.raises(redis.ResponseError, match="prompt too long: its key would be 100003 bytes"):
         c.execute_command("LLM.SET", "big", prompt, "a")
-    assert llm_get(c, prompt, ns="big")["layer"] == "miss"
+    # LLM.GET answers a miss without a lease (LLM.SET could not fulfil it), and says why.
+    miss = llm_get(c, prompt, "LEASE", "5000", "WHY", ns="big")
+    assert (miss["layer"], miss["lease"]) == ("miss", None) and "prompt too long: its key would be 100003 bytes" in miss["why"]
+    scoped = llm_get(c, "p" * 99_987, "SCOPE", "s", "LEASE", "5000", ns="big")
+    assert (scoped["layer"], scoped["lease"]) == ("miss", None)
     fits = "p" * 99_987
     assert c.execute_command("LLM.SET", "big", fits, "a") == b"OK"
     key = b"llm:3:big:0::" + fits.encode()

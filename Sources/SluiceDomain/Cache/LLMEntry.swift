@@ -72,6 +72,20 @@ public struct LLMEntry: Sendable, Equatable {
         }
     }
 
+    /// The key's exact length, from the parts' lengths (nothing built).
+    @inlinable
+    public static func keyLength(namespace: Int, scope: Int, prompt: Int) -> Int {
+        func digits(_ n: Int) -> Int {
+            var d = 1, rest = n
+            while rest >= 10 {
+                rest /= 10
+                d += 1
+            }
+            return d
+        }
+        return 4 + digits(namespace) + 1 + namespace + 1 + digits(scope) + 1 + scope + 1 + prompt
+    }
+
     /// Room the key takes at most: `llm:`, two lengths of up to 20 digits, three separators.
     @inlinable
     public static func maxKeyLength(namespace: UnsafeRawBufferPointer, scope: UnsafeRawBufferPointer?, prompt: UnsafeRawBufferPointer) -> Int {

@@ -79,6 +79,14 @@ struct LLMCommands: CommandGroup {
                         throw CommandError.syntax
                     }
                 }
+                // A key LLM.SET would refuse (see there) is never stored: a miss, and no lease —
+                // one its holder could not fulfil would only keep the others waiting.
+                let keyLength = LLMEntry.keyLength(namespace: ns.count, scope: scope?.readableBytes ?? 0, prompt: prompt.count)
+                if keyLength > group.maxKeyBytes {
+                    counters.misses.add(1, ordering: .relaxed)
+                    Self.write(.miss(lease: nil, why: group.tooLong(keyLength)), now: ctx.now, why: why, into: &out)
+                    return .done
+                }
                 // Built in the writer's scratch buffer (taken out while in use, so that it is
                 // the only reference and is written in place; put back on the hit path).
                 var key = out.scratch.take() ?? ByteBuffer()
@@ -147,12 +155,11 @@ struct LLMCommands: CommandGroup {
                                       createdAt: meta.createdAt, expiresAt: meta.expiresAt, worth: worth)
                     }
                 }
-                let key = LLMEntry.key(namespace: ns, scope: scope, prompt: prompt)
                 // Every key must be one a client can name (DEL, GET, CACHE.GET of `llm:...`): a
                 // prompt within the bulk limit made a key over it, stored and then unreachable.
-                guard key.readableBytes <= group.maxKeyBytes else {
-                    throw CommandError("prompt too long: its key would be \(key.readableBytes) bytes, more than a request may carry (--max-value-size \(group.maxKeyBytes))")
-                }
+                let keyLength = LLMEntry.keyLength(namespace: ns.readableBytes, scope: scope.readableBytes, prompt: prompt.readableBytes)
+                guard keyLength <= group.maxKeyBytes else { throw CommandError(group.tooLong(keyLength)) }
+                let key = LLMEntry.key(namespace: ns, scope: scope, prompt: prompt)
                 return ctx.reply(group.store(key, LLMEntry(answer: answer).encoded(), meta: meta, condition: condition, semantic: write,
                                              time: ctx.time, on: ctx.eventLoop), into: &out) { result, out in
                     switch result {
@@ -287,6 +294,11 @@ struct LLMCommands: CommandGroup {
             return .hit(answer: entry.answer, layer: Self.name(layer), score: Double(entry.source?.score ?? 1),
                         matched: entry.source.map { ByteBuffer(string: $0.prompt) } ?? r.promptBytes, createdAt: meta.createdAt, lease: lease, why: layer == .stale ? "stale" : "exact")
         }
+    }
+
+    /// Why a prompt whose key would be longer than a request may carry is not stored.
+    func tooLong(_ keyLength: Int) -> String {
+        "prompt too long: its key would be \(keyLength) bytes, more than a request may carry (--max-value-size \(maxKeyBytes))"
     }
 
     /// The question's key (``LLMEntry``) appended to `key` in one reservation.
