@@ -41,64 +41,47 @@ public struct LLMEntry: Sendable, Equatable {
         key(namespace: ByteBuffer(string: namespace), scope: ByteBuffer(string: scope), prompt: ByteBuffer(string: prompt))
     }
 
-    /// The key from the request's own bytes (no String on LLM.GET's hit path).
-    @inlinable
+    /// The key from the request's own bytes, in a buffer of exactly its length.
     public static func key(namespace: ByteBuffer, scope: ByteBuffer?, prompt: ByteBuffer) -> ByteBuffer {
-        var b = ByteBufferAllocator().buffer(capacity: 48 + namespace.readableBytes + (scope?.readableBytes ?? 0) + prompt.readableBytes)
-        writeKey(namespace: namespace, scope: scope, prompt: prompt, into: &b)
+        let length = keyLength(namespace: namespace.readableBytes, scope: scope?.readableBytes ?? 0, prompt: prompt.readableBytes)
+        var b = ByteBufferAllocator().buffer(capacity: length)
+        namespace.withUnsafeReadableBytes { namespace in
+            prompt.withUnsafeReadableBytes { prompt in
+                func write(_ scope: UnsafeRawBufferPointer?) {
+                    b.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { writeKey(namespace: namespace, scope: scope, prompt: prompt, into: $0) }
+                }
+                if let scope { scope.withUnsafeReadableBytes { write($0) } } else { write(nil) }
+            }
+        }
         return b
     }
 
-    /// Appends the key to `b` in one reservation.
-    @inlinable
-    public static func writeKey(namespace: ByteBuffer, scope: ByteBuffer?, prompt: ByteBuffer, into b: inout ByteBuffer) {
-        namespace.withUnsafeReadableBytes { namespace in
-            prompt.withUnsafeReadableBytes { prompt in
-                if let scope {
-                    scope.withUnsafeReadableBytes { writeKey(namespace: namespace, scope: $0, prompt: prompt, into: &b) }
-                } else {
-                    writeKey(namespace: namespace, scope: nil, prompt: prompt, into: &b)
-                }
-            }
-        }
-    }
-
-    /// ``writeKey(namespace:scope:prompt:into:)`` from bytes in place.
-    @inlinable
-    public static func writeKey(namespace: UnsafeRawBufferPointer, scope: UnsafeRawBufferPointer?, prompt: UnsafeRawBufferPointer,
-                                into b: inout ByteBuffer) {
-        b.writeWithUnsafeMutableBytes(minimumWritableBytes: maxKeyLength(namespace: namespace, scope: scope, prompt: prompt)) { out in
-            writeKey(namespace: namespace, scope: scope, prompt: prompt, into: out)
-        }
-    }
-
-    /// The key's exact length, from the parts' lengths (nothing built).
+    /// The key's exact length, from the parts' lengths (nothing built): what LLM.GET and LLM.SET
+    /// check against the request limit and reserve.
     @inlinable
     public static func keyLength(namespace: Int, scope: Int, prompt: Int) -> Int {
-        func digits(_ n: Int) -> Int {
-            var d = 1, rest = n
-            while rest >= 10 {
-                rest /= 10
-                d += 1
-            }
-            return d
-        }
-        return 4 + digits(namespace) + 1 + namespace + 1 + digits(scope) + 1 + scope + 1 + prompt
+        4 + digits(namespace) + 1 + namespace + 1 + digits(scope) + 1 + scope + 1 + prompt
     }
 
-    /// Room the key takes at most: `llm:`, two lengths of up to 20 digits, three separators.
+    /// Decimal digits of a length (at least 1).
     @inlinable
-    public static func maxKeyLength(namespace: UnsafeRawBufferPointer, scope: UnsafeRawBufferPointer?, prompt: UnsafeRawBufferPointer) -> Int {
-        4 + 21 + namespace.count + 1 + 21 + (scope?.count ?? 0) + 1 + prompt.count
+    static func digits(_ n: Int) -> Int {
+        var d = 1, rest = n
+        while rest >= 10 {
+            rest /= 10
+            d += 1
+        }
+        return d
     }
 
-    /// Writes the key at the start of `out` (at least ``maxKeyLength(namespace:scope:prompt:)``
+    /// Writes the key at the start of `out` (at least ``keyLength(namespace:scope:prompt:)``
     /// bytes, checked); how many bytes it took. LLM.GET builds it from the request frame into
     /// a buffer it reuses.
     @inlinable
     public static func writeKey(namespace: UnsafeRawBufferPointer, scope: UnsafeRawBufferPointer?, prompt: UnsafeRawBufferPointer,
                                 into out: UnsafeMutableRawBufferPointer) -> Int {
-        precondition(out.count >= maxKeyLength(namespace: namespace, scope: scope, prompt: prompt), "LLMEntry.writeKey: too little room")
+        precondition(out.count >= keyLength(namespace: namespace.count, scope: scope?.count ?? 0, prompt: prompt.count),
+                     "LLMEntry.writeKey: too little room")
         var at = 0
         func put(_ byte: UInt8) {
             out[at] = byte
@@ -109,24 +92,13 @@ public struct LLMEntry: Sendable, Equatable {
             at += raw.count
         }
         func putLength(_ n: Int) {
-            // Namespaces and scopes are short (and the unscoped length is 0).
-            if n < 10 {
-                put(UInt8(truncatingIfNeeded: n) &+ 0x30)
-                put(UInt8(ascii: ":"))
-                return
-            }
-            var digits = 1, probe = n
-            while probe >= 10 {
-                probe /= 10
-                digits += 1
-            }
-            var rest = n, i = at + digits
+            var rest = n, i = at + digits(n)
+            at = i
             repeat {
                 i -= 1
                 out[i] = UInt8(truncatingIfNeeded: rest % 10) &+ 0x30
                 rest /= 10
             } while rest > 0
-            at += digits
             put(UInt8(ascii: ":"))
         }
         put(UInt8(ascii: "l"))
@@ -136,12 +108,8 @@ public struct LLMEntry: Sendable, Equatable {
         putLength(namespace.count)
         put(namespace)
         put(UInt8(ascii: ":"))
-        if let scope {
-            putLength(scope.count)
-            put(scope)
-        } else {
-            putLength(0)
-        }
+        putLength(scope?.count ?? 0)
+        if let scope { put(scope) }
         put(UInt8(ascii: ":"))
         put(prompt)
         return at

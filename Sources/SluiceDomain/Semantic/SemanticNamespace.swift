@@ -55,7 +55,7 @@ public struct SemanticNamespace: Sendable {
     public private(set) var embedder: String?
     var index: VectorIndex?
     var entries: [UInt64: Entry] = [:]
-    /// scope + NUL + prompt → id: the same prompt in the same scope replaces its entry.
+    /// (scope, prompt), as bytes → id: the same prompt in the same scope replaces its entry.
     var byPrompt: [EntryKey: UInt64] = [:]
     var order = Deque<UInt64>()
     var nextID: UInt64 = 1

@@ -94,9 +94,9 @@ struct LLMCommands: CommandGroup {
                 ctx.arguments.withFrameBytes { frame in
                     let nsBytes = frame.rebased(ns), promptBytes = frame.rebased(prompt)
                     if let scope {
-                        scope.withUnsafeReadableBytes { Self.writeKey(namespace: nsBytes, scope: $0, prompt: promptBytes, into: &key) }
+                        scope.withUnsafeReadableBytes { Self.writeKey(namespace: nsBytes, scope: $0, prompt: promptBytes, length: keyLength, into: &key) }
                     } else {
-                        Self.writeKey(namespace: nsBytes, scope: nil, prompt: promptBytes, into: &key)
+                        Self.writeKey(namespace: nsBytes, scope: nil, prompt: promptBytes, length: keyLength, into: &key)
                     }
                 }
                 // The capability's own method (stale 0), not the convenience that forwards to it.
@@ -301,10 +301,12 @@ struct LLMCommands: CommandGroup {
         "prompt too long: its key would be \(keyLength) bytes, more than a request may carry (--max-value-size \(maxKeyBytes))"
     }
 
-    /// The question's key (``LLMEntry``) appended to `key` in one reservation.
+    /// The question's key (``LLMEntry``), `length` bytes (``LLMEntry/keyLength(namespace:scope:prompt:)``),
+    /// appended to `key` in one reservation.
     @inline(__always)
-    static func writeKey(namespace: UnsafeRawBufferPointer, scope: UnsafeRawBufferPointer?, prompt: UnsafeRawBufferPointer, into key: inout ByteBuffer) {
-        key.writeReserved(minimumWritableBytes: LLMEntry.maxKeyLength(namespace: namespace, scope: scope, prompt: prompt)) {
+    static func writeKey(namespace: UnsafeRawBufferPointer, scope: UnsafeRawBufferPointer?, prompt: UnsafeRawBufferPointer, length: Int,
+                         into key: inout ByteBuffer) {
+        key.writeReserved(minimumWritableBytes: length) {
             LLMEntry.writeKey(namespace: namespace, scope: scope, prompt: prompt, into: $0)
         }
     }

@@ -120,7 +120,7 @@ struct RichCacheCommands: CommandGroup {
         switch read {
         case .hit(let value, let meta, let layer):
             let resp3 = out.version == .resp3, age = Int(max(now.subtractingSaturating(meta.createdAt), 0))
-            value.withUnsafeValueBytes { bytes in
+            _ = value.withUnsafeValueBytes { bytes in
                 // One reservation for the whole reply (header 4, value +25, layer 11, age 23, null 5).
                 out.buffer.writeReserved(minimumWritableBytes: bytes.count + 70) { space in
                     var c = RESPRawCursor(space)

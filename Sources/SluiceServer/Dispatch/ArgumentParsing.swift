@@ -54,11 +54,6 @@ extension ByteBuffer {
     /// UTF-8 text of the readable bytes, for messages (invalid bytes replaced).
     public var text: String { String(decoding: readableBytesView, as: UTF8.self) }
 
-    /// Whether the readable bytes are valid UTF-8 (ASCII checked without building a String).
-    public var isValidUTF8: Bool {
-        readableBytesView.allSatisfy({ $0 < 0x80 }) || String(validating: readableBytesView, as: UTF8.self) != nil
-    }
-
     /// The readable bytes as text, or nil when they are not valid UTF-8. Names and prompts
     /// compared as text must not be repaired: "\xff" and "\xfe" would both read U+FFFD, two
     /// namespaces one, two prompts one.

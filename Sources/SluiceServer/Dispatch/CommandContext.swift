@@ -75,9 +75,7 @@ public struct CommandContext {
 
     /// Next argument, a name compared as text (a semantic namespace, a scope): valid UTF-8.
     public mutating func nextUTF8Name(_ what: StaticString) throws(CommandError) -> ByteBuffer {
-        let name = try nextName(what)
-        guard name.isValidUTF8 else { throw CommandError("\(what) is not valid UTF-8") }
-        return name
+        arguments.slice(try nextUTF8NameSpan(what))
     }
 
     /// ``nextUTF8Name(_:)`` as a String.
