@@ -8,15 +8,11 @@ import Testing
 /// The embedded read-modify-writes over L1 and the SQLite file: values L1 evicted are read back
 /// before the operation is decided; hashes keep their kind through the file, the journal and a
 /// restart; SCAN walks the file in key order.
-@Suite("Embedded key operations")
+@Suite("Embedded key operations", .scratchDirectory)
 struct EmbeddedKeyOperationsTests {
     let loop = MultiThreadedEventLoopGroup.singleton.any()
 
-    func tempPath() -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-keyops-\(UUID().uuidString)")
-        try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir.appendingPathComponent("sluice.db").path
-    }
+    func tempPath() -> String { ScratchDirectory.databasePath() }
 
     func b(_ s: String) -> ByteBuffer { ByteBuffer(string: s) }
     func t(_ ms: Int64) -> Timestamp { Timestamp(wall: ms, monotonic: ms) }

@@ -6,15 +6,11 @@ import Testing
 @testable import SluiceBackends
 @testable import SluiceDomain
 
-@Suite("SQLite store (embedded L2)")
+@Suite("SQLite store (embedded L2)", .scratchDirectory)
 struct SQLiteStoreTests {
     let loop = MultiThreadedEventLoopGroup.singleton.any()
 
-    func tempPath() -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-test-\(UUID().uuidString)")
-        try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir.appendingPathComponent("sluice.db").path
-    }
+    func tempPath() -> String { ScratchDirectory.databasePath() }
 
     func b(_ s: String) -> ByteBuffer { ByteBuffer(string: s) }
 

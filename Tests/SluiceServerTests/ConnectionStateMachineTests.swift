@@ -46,6 +46,68 @@ struct ConnectionStateMachineTests {
         #expect(m.pendingReplies == 0)
     }
 
+    /// Where a buffer's memory is (its storage, whatever its indices).
+    static func memory(_ buffer: ByteBuffer) -> UInt {
+        buffer.withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) }
+    }
+
+    @Test func writtenOutputIsReusedOnlyOnceTheChannelLetsGoOfIt() {
+        var m = ConnectionStateMachine(maxPendingReplies: 4)
+        func batch(_ text: String) {
+            var tail = m.startBatch()!
+            tail.writeRESPBulk(text)
+            _ = m.finishBatch(tail: tail, inputLeft: false)
+        }
+        batch("one")
+        let first = m.takeOutput()
+        let firstMemory = Self.memory(first)
+        // The socket took it all: no one else holds it, so the next replies go in the same memory.
+        m.recycleOutput(consume first)
+        batch("two")
+        let second = m.takeOutput()
+        #expect(Self.memory(second) == firstMemory)
+        #expect(String(buffer: second) == "$3\r\ntwo\r\n")
+
+        // The write still waits (the channel holds `inFlight`): the next replies go elsewhere
+        // and the bytes in flight stay as they were.
+        let inFlight = second
+        m.recycleOutput(consume second)
+        batch("three")
+        #expect(String(buffer: inFlight) == "$3\r\ntwo\r\n")
+        let third = m.takeOutput()
+        #expect(Self.memory(third) != Self.memory(inFlight))
+        #expect(String(buffer: third) == "$5\r\nthree\r\n")
+
+        // A buffer grown past the kept size is let go; the next starts at the kept size.
+        m.recycleOutput(consume third)
+        batch(String(repeating: "x", count: 40_000))
+        let large = m.takeOutput()
+        #expect(large.capacity > ConnectionStateMachine.retainedOutputCapacity)
+        m.recycleOutput(consume large)
+        #expect(m.output.buffer.capacity == ConnectionStateMachine.retainedOutputCapacity)
+        #expect(m.output.buffer.readableBytes == 0)
+    }
+
+    @Test func repliesWrittenWhileTheOutputIsOutAreNotRecycledAway() {
+        var m = ConnectionStateMachine(maxPendingReplies: 4)
+        var tail = m.startBatch()!
+        tail.writeRESPOK()
+        let later = m.replyDeferred(tail: &tail)
+        _ = m.finishBatch(tail: tail, inputLeft: false)
+        let written = m.takeOutput()
+        #expect(String(buffer: written) == "+OK\r\n")
+        // The write raised an event in which a reply arrived (NIO calls back inside a write).
+        #expect(m.replyArrived(sequence: later, Self.reply("late")).flush)
+        m.recycleOutput(consume written)
+        #expect(text(&m) == "$4\r\nlate\r\n")
+        // And a closed connection takes nothing back.
+        m.closed()
+        var closing = ByteBuffer(string: "x")
+        closing.reserveCapacity(64)
+        m.recycleOutput(consume closing)
+        #expect(m.output.buffer.capacity == 0)
+    }
+
     @Test func aReplyCompletedInsideItsBatchIsWrittenWhenTheBatchEnds() {
         var m = ConnectionStateMachine(maxPendingReplies: 4)
         var tail = m.startBatch()!

@@ -28,6 +28,8 @@ struct Harness {
     let counters: ServerCounters
     let clock: ManualClock
     let store: SQLiteStore?
+    /// The store's directory, removed by ``close()``.
+    var directory: URL?
 
     /// Loaded once for all tests (3.9 MB).
     static let embedder = SluiceNode.loadEmbedder(logger: Logger(label: "test"))
@@ -42,15 +44,18 @@ struct Harness {
         var config = ServerConfiguration()
         configure(&config)
         let clock = ManualClock()
-        var store: SQLiteStore?
+        var store: SQLiteStore?, directory: URL?
         if l2 {
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-srv-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            directory = dir
             store = try SQLiteStore(path: dir.appendingPathComponent("sluice.db").path)
         }
         let keyspace = Keyspace(l1Capacity: l1Capacity, shardCount: 4, tracksL2: store != nil)
-        return try await make(config: config, clock: clock, store: store, cache: EmbeddedExactCache(keyspace: keyspace, store: store),
-                              counters: counters)
+        var harness = try await make(config: config, clock: clock, store: store, cache: EmbeddedExactCache(keyspace: keyspace, store: store),
+                                     counters: counters)
+        harness.directory = directory
+        return harness
     }
 
     /// A harness around a given exact cache (the rest embedded).
@@ -124,5 +129,6 @@ struct Harness {
     func close() async {
         _ = try? await channel.finish()
         await store?.close()
+        if let directory { try? FileManager.default.removeItem(at: directory) }
     }
 }

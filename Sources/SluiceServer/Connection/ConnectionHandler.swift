@@ -401,7 +401,9 @@ final class ConnectionHandler: ChannelInboundHandler {
             if state.queuedBytes > 0 || outputAccounted > 0 { enforceOutputLimits(context: context) }
             return
         }
-        write(state.takeOutput(), context: context)
+        let bytes = state.takeOutput()
+        write(bytes, context: context)
+        state.recycleOutput(consume bytes)
         enforceOutputLimits(context: context)
     }
 

@@ -171,11 +171,35 @@ struct ConnectionStateMachine {
         output = RESPWriter(version: output.version)
     }
 
-    /// Hands the ready bytes to the handler to write.
+    /// The largest output buffer kept for the next replies once written, as Redis keeps a 16 KiB
+    /// reply buffer per client: a larger one (a big value, a long pipeline) goes with its write,
+    /// so an idle connection holds at most this much.
+    static let retainedOutputCapacity = 16 * 1024
+
+    /// Hands the ready bytes to the handler to write. Hand them back with
+    /// ``recycleOutput(_:)`` once written, so the next replies reuse their memory.
     mutating func takeOutput() -> ByteBuffer {
         let bytes = output.buffer
-        output.buffer.clear()
+        // Empty, and no storage of its own (a shared zero-capacity one): nothing allocated yet.
+        output.buffer = ByteBuffer()
         return bytes
+    }
+
+    /// Takes back the buffer ``takeOutput()`` returned, after the handler has written it. When
+    /// the socket took all of it, the channel holds no reference any more and the next replies
+    /// are written into the same memory: a flush allocates nothing. When the write still waits
+    /// the memory is the channel's until then, and `clear()` allocates anew (copy-on-write
+    /// keeps the bytes in flight intact). Replies written meanwhile (an event the write raised)
+    /// are kept, and the buffer is dropped.
+    mutating func recycleOutput(_ written: consuming ByteBuffer) {
+        guard lifecycle != .closed, output.buffer.capacity == 0 else { return }
+        if written.capacity > Self.retainedOutputCapacity {
+            // Not kept, but the next batch starts at the size kept rather than growing from nothing.
+            output.buffer.reserveCapacity(Self.retainedOutputCapacity)
+            return
+        }
+        written.clear()
+        output.buffer = written
     }
 
     // MARK: Internals
