@@ -78,19 +78,30 @@ public struct LoadPlan: Sendable, Encodable {
     }
 
     /// `get=8,set=2` (a bare name weighs 1).
-    public static func parseMix(_ text: String) -> [(LoadCommand, Int)]? {
+    public static func parseMix(_ text: String) throws(MixError) -> [(LoadCommand, Int)] {
         var mix: [(LoadCommand, Int)] = []
-        guard text.utf8.count <= 4_096 else { return nil }
+        guard text.utf8.count <= 4_096 else { throw MixError("the list is longer than 4096 bytes") }
         // Empty parts kept (and refused): "get,,set" is a typo, not a mix of two.
         for part in text.split(separator: ",", omittingEmptySubsequences: false) {
             let pieces = part.split(separator: "=", maxSplits: 1)
-            guard let name = pieces.first, let command = LoadCommand(name: name.trimmingSpaces()) else { return nil }
+            let name = pieces.first?.trimmingSpaces() ?? ""
+            guard !name.isEmpty else { throw MixError("an empty name in '\(text)'") }
+            guard let command = LoadCommand(name: name) else {
+                throw MixError("unknown command '\(name)' (known: \(LoadCommand.allCases.map { $0.rawValue.lowercased() }.joined(separator: ", ")))")
+            }
             let weight = pieces.count == 2 ? Int(pieces[1].trimmingSpaces()) : 1
-            guard let weight, weight > 0, weight <= 1_000_000 else { return nil }
-            guard !mix.contains(where: { $0.0 == command }) else { return nil }
+            guard let weight, weight > 0, weight <= 1_000_000 else { throw MixError("the weight of '\(name)' must be 1 to 1000000") }
+            guard !mix.contains(where: { $0.0 == command }) else { throw MixError("'\(name)' is listed twice") }
             mix.append((command, weight))
         }
-        return mix.isEmpty ? nil : mix
+        guard !mix.isEmpty else { throw MixError("no command given") }
+        return mix
+    }
+
+    /// Why a `-t` / `--mix` list was refused.
+    public struct MixError: Error, CustomStringConvertible {
+        public let description: String
+        init(_ description: String) { self.description = description }
     }
 
     enum CodingKeys: String, CodingKey {

@@ -73,7 +73,8 @@ struct Bench: AsyncParsableCommand {
         if let tests {
             guard mix == nil else { throw ValidationError("give --mix or -t, not both") }
             guard (1...1000).contains(rounds) else { throw ValidationError("--rounds must be between 1 and 1000") }
-            guard let each = LoadPlan.parseMix(tests) else { throw ValidationError("-t: unknown command in '\(tests)'") }
+            let each: [(LoadCommand, Int)]
+            do { each = try LoadPlan.parseMix(tests) } catch { throw ValidationError("-t: \(error)") }
             for round in 0..<rounds {
                 // Every other round runs the list backwards (A B, B A, ...): a command's place in
                 // the round (what ran just before it, what the server was left doing) cancels
@@ -86,7 +87,8 @@ struct Bench: AsyncParsableCommand {
             }
         } else {
             guard rounds == 1 else { throw ValidationError("--rounds takes -t (commands run in turn)") }
-            guard let parsed = LoadPlan.parseMix(mix ?? "get") else { throw ValidationError("--mix: expected name=weight,... (\(mix ?? ""))") }
+            let parsed: [(LoadCommand, Int)]
+            do { parsed = try LoadPlan.parseMix(mix ?? "get") } catch { throw ValidationError("--mix: expected name=weight,...: \(error)") }
             base.mix = parsed
             plans.append(base)
         }

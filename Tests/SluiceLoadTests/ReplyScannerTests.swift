@@ -49,16 +49,21 @@ import Testing
 }
 
 @Suite struct LoadPlanTests {
-    @Test func mixParsesWeightsAndRefusesUnknownCommands() {
-        let mix = LoadPlan.parseMix("get=9, SET=1,cache.get")
-        #expect(mix?.map(\.0) == [.get, .set, .cacheGet])
-        #expect(mix?.map(\.1) == [9, 1, 1])
-        #expect(LoadPlan.parseMix("get=0") == nil)
-        #expect(LoadPlan.parseMix("get,,set") == nil)
-        #expect(LoadPlan.parseMix("get,") == nil)
-        #expect(LoadPlan.parseMix("flushall") == nil)
-        #expect(LoadPlan.parseMix("get=99999999999999999999") == nil)
-        #expect(LoadPlan.parseMix("") == nil)
+    @Test func mixParsesWeightsAndRefusesUnknownCommands() throws {
+        let mix = try LoadPlan.parseMix("get=9, SET=1,cache.get")
+        #expect(mix.map(\.0) == [.get, .set, .cacheGet])
+        #expect(mix.map(\.1) == [9, 1, 1])
+        func refusal(_ text: String) -> String? {
+            do { _ = try LoadPlan.parseMix(text); return nil } catch { return error.description }
+        }
+        #expect(refusal("get=0") == "the weight of 'get' must be 1 to 1000000")
+        #expect(refusal("get=99999999999999999999") == "the weight of 'get' must be 1 to 1000000")
+        #expect(refusal("get,,set") == "an empty name in 'get,,set'")
+        #expect(refusal("get,") == "an empty name in 'get,'")
+        #expect(refusal("")?.hasPrefix("an empty name") == true)
+        #expect(refusal("flushall")?.hasPrefix("unknown command 'flushall' (known: ping, get,") == true)
+        #expect(refusal("get,GET") == "'GET' is listed twice")
+        #expect(refusal(String(repeating: "get,", count: 2000)) == "the list is longer than 4096 bytes")
     }
 
     @Test func everyRunIsBounded() {

@@ -64,6 +64,30 @@ struct ConnectionHandlerTests {
         await h.close()
     }
 
+    /// A Sluice command's option given twice, in any case, is a syntax error (PROTOCOL.md), and
+    /// nothing of it is done; Redis's SET keeps Redis's rules (above).
+    @Test(arguments: [
+        "CACHE.GET k LEASE 10 LEASE 10", "CACHE.GET k STALE 10 stale 20",
+        "CACHE.SET k v TOKENS 1 TOKENS 2", "CACHE.SET k v TAG a tag b", "CACHE.SET k v COST 1 PX 100 COST 1",
+        "LLM.GET ns k SCOPE a SCOPE b", "LLM.GET ns k WHY why", "LLM.GET ns k MINSCORE 0.9 LEASE 10 MINSCORE 0.8",
+        "LLM.SET ns k v SCOPE s SCOPE s", "LLM.SET ns k v TOKENS 1 TOKENS 1",
+        "SEM.GET ns k SCOPE a SCOPE a", "SEM.GET ns k WHY WHY", "SEM.SET ns k v TOKENS 1 TOKENS 1", "SEM.SET ns k v SCOPE a SCOPE a",
+        "SEM.CONFIG ns MINSCORE 0.9 MINSCORE 0.9",
+        "RL.TAKE k 10 1000 DRYRUN DRYRUN", "RL.TAKE k 10 1000 TOKENS 1 TOKENS 1",
+        "RL.ACQUIRE k 2 PRIORITY 1 PRIORITY 1", "RL.SPEND k 1 BUDGET 5 BUDGET 5", "CB.CONFIG b WINDOW 10 WINDOW 10",
+    ])
+    func anOptionGivenTwiceIsASyntaxErrorAndNothingIsDone(request: String) async throws {
+        let h = try await Harness.make()
+        #expect(try await h.send("SET keep me\r\n") == "+OK\r\n")
+        #expect(try await h.send(request + "\r\nGET keep\r\n") == "-ERR syntax error\r\n$2\r\nme\r\n")
+        // Nothing stored, nothing counted: the key (or namespace, limit, breaker) is untouched.
+        #expect(try await h.send("EXISTS k\r\nSEM.GET ns k\r\nLLM.GET ns k\r\n")
+                == ":0\r\n*-1\r\n*6\r\n$-1\r\n$4\r\nmiss\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n")
+        // Each option once is taken.
+        #expect(try await h.send("CACHE.SET k v TOKENS 1 COST 1 TAG a PX 100000\r\nCACHE.GET k LEASE 10 STALE 10\r\n").hasPrefix("+OK\r\n*4\r\n$1\r\nv\r\n"))
+        await h.close()
+    }
+
     @Test func oversizedValueIsRefusedAndNothingAcknowledgedIsLost() async throws {
         let h = try await Harness.make { $0.limits = .init(maxBulkLength: 16) }
         #expect(try await h.send("SET a small\r\n") == "+OK\r\n")

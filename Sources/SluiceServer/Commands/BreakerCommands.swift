@@ -71,8 +71,10 @@ struct BreakerCommands: CommandGroup {
             Command("cb.config", arity: -2, summary: "CB.CONFIG name [WINDOW n] [MIN-CALLS n] [FAILURE-RATE x] [SLOW-MS ms] [SLOW-RATE x] [OPEN-MS ms] [PROBES n]: the policy in force") { ctx, out throws(CommandError) in
                 let name = try ctx.nextName("breaker name").text
                 var change = BreakerPolicyChange()
+                var words = OptionWords()
                 while ctx.hasMore {
                     let option = try ctx.next()
+                    try words.first(option)
                     guard ctx.hasMore else { throw CommandError.syntax }
                     let value = try ctx.next()
                     let word = option.text.uppercased()

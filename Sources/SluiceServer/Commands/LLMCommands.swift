@@ -54,8 +54,10 @@ struct LLMCommands: CommandGroup {
                 // them in place into the key, and slices them only when it goes further.
                 let ns = try ctx.nextUTF8NameSpan("namespace"), prompt = try ctx.nextSpan()
                 var scope: ByteBuffer?, minScore: Float?, lease: Int64 = 0, stale: Int64 = 0, why = false
+                var words = OptionWords()
                 while ctx.hasMore {
                     let option = try ctx.next()
+                    try words.first(option)
                     if option.isKeyword("WHY") {
                         why = true
                         continue

@@ -23,8 +23,10 @@ struct RateLimitCommands: CommandGroup {
                 var (spec, policy) = try Self.limitSpec(&ctx, policies)
                 var tokens: Int64 = 0
                 var dryRun = policy.map(policies.isDryRun) ?? false
+                var words = OptionWords()
                 while ctx.hasMore {
                     let option = try ctx.next()
+                    try words.first(option)
                     if option.isKeyword("TOKENS") {
                         tokens = try Self.amount(&ctx, "TOKENS")
                     } else if option.isKeyword("DRYRUN") {
@@ -118,8 +120,10 @@ struct RateLimitCommands: CommandGroup {
                     throw CommandError("limit must be 1 to 100000")
                 }
                 var request = SlotRequest(limit: Int(limit), lease: 60_000)
+                var words = OptionWords()
                 while ctx.hasMore {
                     let option = try ctx.next()
+                    try words.first(option)
                     if option.isKeyword("PRIORITY") {
                         guard let p = try ctx.next().decimalValue, p >= -Self.maxPriority, p <= Self.maxPriority else {
                             throw CommandError("PRIORITY must be an integer from -\(Self.maxPriority) to \(Self.maxPriority)")
@@ -186,8 +190,10 @@ struct RateLimitCommands: CommandGroup {
                 var budget: Money?, policyName: String?
                 var period = BudgetPeriod.day, near = 0.8
                 var first = true, dryRun = false
+                var words = OptionWords()
                 while ctx.hasMore {
                     let option = try ctx.next()
+                    try words.first(option)
                     defer { first = false }
                     if first && !Self.spendOptions.contains(where: { option.isKeyword($0) }) {
                         // The older positional form: RL.SPEND key amount budget.

@@ -20,8 +20,10 @@ struct RichCacheCommands: CommandGroup {
             Command("cache.get", arity: -2, summary: "CACHE.GET key [LEASE ms] [STALE ms]: [value|nil, layer (l1, l2, stale)|nil, age_ms|nil, lease_token|nil]") { ctx, out throws(CommandError) in
                 let key = try ctx.next()
                 var lease: Int64 = 0, stale: Int64 = 0
+                var words = OptionWords()
                 while ctx.hasMore {
                     let option = try ctx.next()
+                    try words.first(option)
                     guard ctx.hasMore else { throw CommandError.syntax }
                     if option.isKeyword("LEASE") {
                         let ms = try ctx.nextInteger()
@@ -65,8 +67,10 @@ struct RichCacheCommands: CommandGroup {
                              extra: (ByteBuffer, inout CommandContext) throws(CommandError) -> Bool) throws(CommandError) -> (EntryMeta, WriteCondition) {
         var meta = EntryMeta(createdAt: ctx.now)
         var condition = WriteCondition.always
+        var words = OptionWords()
         while ctx.hasMore {
             let option = try ctx.next()
+            try words.first(option)
             guard ctx.hasMore else { throw CommandError.syntax }
             if option.isKeyword("PX") || option.isKeyword("EX") {
                 guard meta.expiresAt == 0 else { throw CommandError.syntax }

@@ -131,8 +131,10 @@ struct SemanticCommands: CommandGroup {
             Command("sem.config", arity: -2, summary: "SEM.CONFIG ns [MINSCORE x] [MAXENTRIES n]: the namespace's info") { ctx, out throws(CommandError) in
                 let ns = try ctx.nextTextName("namespace")
                 var minScore: Float?, maxEntries: Int?
+                var words = OptionWords()
                 while ctx.hasMore {
                     let option = try ctx.next()
+                    try words.first(option)
                     guard ctx.hasMore else { throw CommandError.syntax }
                     if option.isKeyword("MINSCORE") {
                         minScore = try Self.score(try ctx.next())
@@ -203,8 +205,10 @@ struct SemanticCommands: CommandGroup {
         static func parse(_ ctx: inout CommandContext, allowMinScore: Bool,
                           extra: (ByteBuffer, inout CommandContext) throws(CommandError) -> Bool) throws(CommandError) -> Options {
             var o = Options()
+            var words = OptionWords()
             while ctx.hasMore {
                 let option = try ctx.next()
+                try words.first(option)
                 if allowMinScore && option.isKeyword("WHY") {
                     o.why = true
                     continue
