@@ -289,3 +289,39 @@ def test_every_key_llm_set_makes_can_be_named(make_sluice):
     key = b"llm:3:big:0::" + fits.encode()
     assert len(key) == 100_000 and c.execute_command("CACHE.GET", key)[0] == b"\x53\x4c\x4d\x31\x00a"
     assert c.delete(key) == 1 and llm_get(c, fits, ns="big")["layer"] == "miss"
+
+
+def test_a_written_back_copy_never_answers_under_the_callers_minscore(make_sluice):
+    # A copy answers at the score its entry did: a caller asking for more must not get it from
+    # L1 (nor stale), where the semantic layer would have refused it.
+    c = make_sluice().start().client()
+    stored, reworded = "Is it safe to swim after eating", "Is it secure to bathe after dining"
+    c.execute_command("LLM.SET", "care", stored, "Wait a little.")
+    first = llm_get(c, reworded, ns="care")
+    assert first["layer"] == "semantic" and float(first["score"]) < 0.9, first
+    assert llm_get(c, reworded, ns="care")["layer"] == "l1"
+    # A bar at or under the copy's score is served from L1; one over it is not.
+    assert llm_get(c, reworded, "MINSCORE", str(float(first["score"]) - 0.01), ns="care")["layer"] == "l1"
+    strict = llm_get(c, reworded, "MINSCORE", "0.95", "LEASE", "5000", "WHY", ns="care")
+    assert strict["answer"] is None and strict["layer"] == "miss" and strict["lease"] is not None, strict
+    assert strict["why"].startswith("below minscore"), strict
+    assert as_dict(c.execute_command("STATS"))[b"llm_backfills_retired"] == 1
+    # While the strict caller holds the lease, a default caller is answered by the semantic
+    # layer and writes nothing back; the holder's direct answer then answers everyone.
+    lax = llm_get(c, reworded, "LEASE", "5000", ns="care")
+    assert lax["layer"] == "semantic" and lax["lease"] is None, lax
+    assert c.execute_command("LLM.SET", "care", reworded, "Wait an hour.", "LEASE", strict["lease"]) == b"OK"
+    direct = llm_get(c, reworded, "MINSCORE", "0.95", ns="care")
+    assert (direct["answer"], direct["layer"], float(direct["score"])) == (b"Wait an hour.", "l1", 1.0)
+
+
+def test_a_stale_copy_is_no_answer_under_the_callers_minscore(make_sluice):
+    c = make_sluice("--max-stale", "60000").start().client()
+    stored, reworded = "Is it safe to swim after eating", "Is it secure to bathe after dining"
+    c.execute_command("LLM.SET", "care", stored, "Wait a little.", "PX", "300")
+    assert llm_get(c, reworded, ns="care")["layer"] == "semantic"
+    # Both the entry and its copy (which has the entry's expiry) expire.
+    assert wait_for(lambda: llm_get(c, reworded, ns="care")["layer"] == "miss", 3) is not None
+    assert llm_get(c, reworded, "STALE", "60000", ns="care")["layer"] == "stale"
+    strict = llm_get(c, reworded, "STALE", "60000", "MINSCORE", "0.95", ns="care")
+    assert strict["answer"] is None and strict["layer"] == "miss", strict

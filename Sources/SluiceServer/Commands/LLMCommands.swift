@@ -194,9 +194,17 @@ struct LLMCommands: CommandGroup {
                     return .ready(.hit(answer: entry.answer, layer: Self.name(layer), score: 1,
                                        matched: r.promptBytes, createdAt: meta.createdAt, lease: nil, why: "exact"))
                 }
-                guard semantic.stillAnswers(namespace: r.ns, scope: r.scope, prompt: source.prompt, createdAt: source.createdAt,
+                // A copy answers at the score its entry did, so not a caller who asks for more
+                // (MINSCORE): the semantic layer would not have served it to them either.
+                let underRequestedScore = r.minScore.map { source.score < $0 } ?? false
+                guard !underRequestedScore,
+                      semantic.stillAnswers(namespace: r.ns, scope: r.scope, prompt: source.prompt, createdAt: source.createdAt,
                                             score: source.score, query: r.prompt, now: r.time.wall) else {
-                    // Its entry no longer answers so: retire the copy, and look again below it.
+                    // Its entry no longer answers so (or not for this caller): retire the copy,
+                    // and look again below it — with this caller's lease, so that one question
+                    // still has one lease; whoever holds it stores a direct answer, which then
+                    // answers every caller. (Passing over the copy instead would leave the key
+                    // taken, and every strict caller a miss without a lease.)
                     counters.backfillsRetired.add(1, ordering: .relaxed)
                     return cache.delete([r.key], now: r.time, on: eventLoop).flatMap { [self] _ in
                         let again = r.lease > 0 ? cache.read(r.key, lease: r.lease, now: r.time, on: eventLoop) : .ready(CacheRead.miss(lease: nil))
@@ -292,6 +300,11 @@ struct LLMCommands: CommandGroup {
                 return .miss(lease: lease, why: why)
             }
             let entry = LLMEntry.decode(value.bytes)
+            // A copy made under the score this caller asks for is no answer for them, stale or not.
+            if let source = entry.source, let minScore = r.minScore, source.score < minScore {
+                counters.misses.add(1, ordering: .relaxed)
+                return .miss(lease: lease, why: why)
+            }
             if layer == .stale { counters.staleHits.add(1, ordering: .relaxed) } else { counters.l2Hits.add(1, ordering: .relaxed) }
             return .hit(answer: entry.answer, layer: Self.name(layer), score: Double(entry.source?.score ?? 1),
                         matched: entry.source.map { ByteBuffer(string: $0.prompt) } ?? r.promptBytes, createdAt: meta.createdAt, lease: lease, why: layer == .stale ? "stale" : "exact")
