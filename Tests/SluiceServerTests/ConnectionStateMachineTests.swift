@@ -88,6 +88,23 @@ struct ConnectionStateMachineTests {
         #expect(m.output.buffer.readableBytes == 0)
     }
 
+    @Test func aBufferWrittenEarlyInABatchIsReusedWithinTheKeptSize() {
+        // Small and no longer shared: the same memory, emptied.
+        var small = ByteBuffer(string: "reply")
+        let smallMemory = Self.memory(small)
+        ConnectionStateMachine.reuse(&small)
+        #expect(Self.memory(small) == smallMemory && small.readableBytes == 0)
+        // Still held by the channel: new memory, the bytes in flight untouched.
+        var held = ByteBuffer(string: "in flight")
+        let inFlight = held
+        ConnectionStateMachine.reuse(&held)
+        #expect(Self.memory(held) != Self.memory(inFlight) && String(buffer: inFlight) == "in flight")
+        // Grown by a large reply: let go, the next starts at the kept size.
+        var large = ByteBuffer(repeating: 0x78, count: 40_000)
+        ConnectionStateMachine.reuse(&large)
+        #expect(large.capacity == ConnectionStateMachine.retainedOutputCapacity && large.readableBytes == 0)
+    }
+
     @Test func repliesWrittenWhileTheOutputIsOutAreNotRecycledAway() {
         var m = ConnectionStateMachine(maxPendingReplies: 4)
         var tail = m.startBatch()!

@@ -293,7 +293,7 @@ def test_every_key_llm_set_makes_can_be_named(make_sluice):
 
 def test_a_written_back_copy_never_answers_under_the_callers_minscore(make_sluice):
     # A copy answers at the score its entry did: a caller asking for more must not get it from
-    # L1 (nor stale), where the semantic layer would have refused it.
+    # L1 (nor stale), where the semantic layer would have refused it. The copy stays for others.
     c = make_sluice().start().client()
     stored, reworded = "Is it safe to swim after eating", "Is it secure to bathe after dining"
     c.execute_command("LLM.SET", "care", stored, "Wait a little.")
@@ -303,25 +303,51 @@ def test_a_written_back_copy_never_answers_under_the_callers_minscore(make_sluic
     # A bar at or under the copy's score is served from L1; one over it is not.
     assert llm_get(c, reworded, "MINSCORE", str(float(first["score"]) - 0.01), ns="care")["layer"] == "l1"
     strict = llm_get(c, reworded, "MINSCORE", "0.95", "LEASE", "5000", "WHY", ns="care")
-    assert strict["answer"] is None and strict["layer"] == "miss" and strict["lease"] is not None, strict
+    assert strict["answer"] is None and strict["layer"] == "miss", strict
     assert strict["why"].startswith("below minscore"), strict
-    assert as_dict(c.execute_command("STATS"))[b"llm_backfills_retired"] == 1
-    # While the strict caller holds the lease, a default caller is answered by the semantic
-    # layer and writes nothing back; the holder's direct answer then answers everyone.
-    lax = llm_get(c, reworded, "LEASE", "5000", ns="care")
-    assert lax["layer"] == "semantic" and lax["lease"] is None, lax
-    assert c.execute_command("LLM.SET", "care", reworded, "Wait an hour.", "LEASE", strict["lease"]) == b"OK"
+    # No lease while the copy holds the key (taking it would mean deleting the copy, which ends
+    # other callers' leases); the copy still answers everyone else.
+    assert strict["lease"] is None, strict
+    assert llm_get(c, reworded, ns="care")["layer"] == "l1"
+    assert as_dict(c.execute_command("STATS"))[b"llm_backfills_retired"] == 0
+    # The strict caller's own answer replaces the copy and answers everyone.
+    assert c.execute_command("LLM.SET", "care", reworded, "Wait an hour.") == b"OK"
     direct = llm_get(c, reworded, "MINSCORE", "0.95", ns="care")
     assert (direct["answer"], direct["layer"], float(direct["score"])) == (b"Wait an hour.", "l1", 1.0)
+
+
+@pytest.mark.parametrize("mode", ["embedded", "shared"])
+def test_a_copy_written_back_for_a_reader_never_ends_anothers_lease(make_sluice, redis_server, mode):
+    # A strict caller holds the question's lease; a laxer caller is answered by the semantic
+    # layer meanwhile. Its copy must not be written over the lease (which would end it, refuse
+    # the holder's LLM.SET, and let the next strict caller take a second lease).
+    node = make_sluice(*(["--redis", redis_server.url] if mode == "shared" else [])).start()
+    c = node.client()
+    stored, reworded = "Is it safe to swim after eating", "Is it secure to bathe after dining"
+    key = "llm:4:care:0::" + reworded
+    c.execute_command("LLM.SET", "care", stored, "Wait a little.")
+    holder = llm_get(c, reworded, "MINSCORE", "0.95", "LEASE", "10000", ns="care")
+    assert holder["layer"] == "miss" and holder["lease"] is not None, holder
+    lax = llm_get(c, reworded, ns="care")
+    assert lax["layer"] == "semantic", lax
+    assert c.execute_command("CACHE.GET", key)[0] is None
+    second = llm_get(c, reworded, "MINSCORE", "0.95", "LEASE", "10000", ns="care")
+    assert second["layer"] == "miss" and second["lease"] is None, second
+    assert c.execute_command("LLM.SET", "care", reworded, "Wait an hour.", "LEASE", holder["lease"]) == b"OK"
+    assert llm_get(c, reworded, ns="care")["answer"] == b"Wait an hour."
+    # Without a lease outstanding, the copy is written back as before.
+    other = "Is it secure to swim after dining"
+    assert llm_get(c, other, ns="care")["layer"] == "semantic"
+    assert llm_get(c, other, ns="care")["layer"] == "l1"
 
 
 def test_a_stale_copy_is_no_answer_under_the_callers_minscore(make_sluice):
     c = make_sluice("--max-stale", "60000").start().client()
     stored, reworded = "Is it safe to swim after eating", "Is it secure to bathe after dining"
-    c.execute_command("LLM.SET", "care", stored, "Wait a little.", "PX", "300")
+    c.execute_command("LLM.SET", "care", stored, "Wait a little.", "PX", "1500")
     assert llm_get(c, reworded, ns="care")["layer"] == "semantic"
     # Both the entry and its copy (which has the entry's expiry) expire.
-    assert wait_for(lambda: llm_get(c, reworded, ns="care")["layer"] == "miss", 3) is not None
+    assert wait_for(lambda: llm_get(c, reworded, ns="care")["layer"] == "miss", 5) is not None
     assert llm_get(c, reworded, "STALE", "60000", ns="care")["layer"] == "stale"
     strict = llm_get(c, reworded, "STALE", "60000", "MINSCORE", "0.95", ns="care")
     assert strict["answer"] is None and strict["layer"] == "miss", strict

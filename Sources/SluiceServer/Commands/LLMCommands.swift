@@ -195,16 +195,16 @@ struct LLMCommands: CommandGroup {
                                        matched: r.promptBytes, createdAt: meta.createdAt, lease: nil, why: "exact"))
                 }
                 // A copy answers at the score its entry did, so not a caller who asks for more
-                // (MINSCORE): the semantic layer would not have served it to them either.
-                let underRequestedScore = r.minScore.map { source.score < $0 } ?? false
-                guard !underRequestedScore,
-                      semantic.stillAnswers(namespace: r.ns, scope: r.scope, prompt: source.prompt, createdAt: source.createdAt,
+                // (MINSCORE): the semantic layer would not have served it to them either. The
+                // copy is passed over, not deleted — it still answers everyone else, and a delete
+                // would end a lease another caller holds on the key (and thrash with laxer
+                // callers writing it back). So this caller gets no lease while it stands.
+                if let minScore = r.minScore, source.score < minScore {
+                    return afterExactMiss(r, lease: nil, on: eventLoop)
+                }
+                guard semantic.stillAnswers(namespace: r.ns, scope: r.scope, prompt: source.prompt, createdAt: source.createdAt,
                                             score: source.score, query: r.prompt, now: r.time.wall) else {
-                    // Its entry no longer answers so (or not for this caller): retire the copy,
-                    // and look again below it — with this caller's lease, so that one question
-                    // still has one lease; whoever holds it stores a direct answer, which then
-                    // answers every caller. (Passing over the copy instead would leave the key
-                    // taken, and every strict caller a miss without a lease.)
+                    // Its entry no longer answers so: retire the copy, and look again below it.
                     counters.backfillsRetired.add(1, ordering: .relaxed)
                     return cache.delete([r.key], now: r.time, on: eventLoop).flatMap { [self] _ in
                         let again = r.lease > 0 ? cache.read(r.key, lease: r.lease, now: r.time, on: eventLoop) : .ready(CacheRead.miss(lease: nil))
@@ -283,7 +283,9 @@ struct LLMCommands: CommandGroup {
                                  tag: m.entry.worth.tag)
             counters.backfills.add(1, ordering: .relaxed)
             // Answered once the copy is written (the next identical question finds it), whatever became of it.
-            return cache.write(r.key, value: copy.encoded(), meta: meta, condition: lease.map { .leaseHolder($0) } ?? .always,
+            // Without a lease of its own, the copy must not end one another caller holds (a
+            // stricter caller, whose LLM.SET would then be refused): the holder stores the answer.
+            return cache.write(r.key, value: copy.encoded(), meta: meta, condition: lease.map { .leaseHolder($0) } ?? .unlessLeased,
                                now: r.time, on: eventLoop).map { _ in hit }
         }
     }

@@ -50,7 +50,12 @@ struct RateLimitCommands: CommandGroup {
                 let key = try ctx.nextName()
                 var (spec, policy) = try Self.limitSpec(&ctx, policies)
                 let estimate = try Self.amount(&ctx, "estimate")
-                while ctx.hasMore { try Self.burst(try ctx.next(), &ctx, &spec) }
+                var words = OptionWords()
+                while ctx.hasMore {
+                    let option = try ctx.next()
+                    try words.first(option)
+                    try Self.burst(option, &ctx, &spec)
+                }
                 let (limit, name) = (spec, policy)
                 return ctx.reply(limits.reserve(key, spec: spec, estimate: estimate, now: ctx.monotonic, on: ctx.eventLoop), into: &out) { result, out in
                     guard case .success(let r) = result else { return Self.writeFailure(result, &out) }
@@ -102,7 +107,12 @@ struct RateLimitCommands: CommandGroup {
                 var report = ProviderLimits(remainingRequests: requests, remainingTokens: tokens, reset: Int64(reset))
                 if ctx.hasMore {
                     var (spec, _) = try Self.limitSpec(&ctx, policies)
-                    while ctx.hasMore { try Self.burst(try ctx.next(), &ctx, &spec) }
+                    var words = OptionWords()
+                    while ctx.hasMore {
+                        let option = try ctx.next()
+                        try words.first(option)
+                        try Self.burst(option, &ctx, &spec)
+                    }
                     if let impossible = spec.impossibility(tokens: 0) { throw Self.error(impossible) }
                     report.spec = spec
                 }
@@ -119,7 +129,7 @@ struct RateLimitCommands: CommandGroup {
                 guard let limit = try ctx.next().decimalValue, limit >= 1, limit <= 100_000 else {
                     throw CommandError("limit must be 1 to 100000")
                 }
-                var request = SlotRequest(limit: Int(limit), lease: 60_000)
+                var request = SlotRequest(limit: Int(limit), lease: 60_000), leaseGiven = false
                 var words = OptionWords()
                 while ctx.hasMore {
                     let option = try ctx.next()
@@ -136,6 +146,9 @@ struct RateLimitCommands: CommandGroup {
                         }
                         request.wait = Int64(ms)
                     } else if option.isKeyword("LEASE") || option.isKeyword("TTL") {
+                        // Two names of one option: both given is a doubled option too.
+                        guard !leaseGiven else { throw CommandError.syntax }
+                        leaseGiven = true
                         // A slot outliving a day is a leak, not a lease on work in progress.
                         guard let ms = try ctx.next().decimalValue, ms >= 1, ms <= 86_400_000 else {
                             throw CommandError("LEASE must be 1 to 86400000 ms")
@@ -200,6 +213,8 @@ struct RateLimitCommands: CommandGroup {
                         guard let b = Money(option.text[...]) else { throw Self.badMoney("budget") }
                         budget = b
                     } else if option.isKeyword("BUDGET") {
+                        // The budget comes one way: positional, BUDGET or POLICY.
+                        guard budget == nil else { throw CommandError.syntax }
                         guard let b = Money(try ctx.next().text[...]) else { throw Self.badMoney("budget") }
                         budget = b
                     } else if option.isKeyword("PERIOD") {
@@ -208,6 +223,7 @@ struct RateLimitCommands: CommandGroup {
                         guard let f = try ctx.next().doubleValue, f > 0, f <= 1 else { throw CommandError("NEAR must be above 0 and at most 1") }
                         near = f
                     } else if option.isKeyword("POLICY") {
+                        guard budget == nil else { throw CommandError.syntax }
                         let name = try ctx.next().text
                         guard let policy = policies.budget(named: name) else { throw Self.noPolicy("budget", name) }
                         (budget, period, near, policyName) = (policy.budget, policy.period, policy.near, name)

@@ -220,7 +220,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             if state.tailIsOutput && out.buffer.readableBytes >= Self.flushThreshold {
                 reportCommands()  // counted before these replies leave too
                 write(out.buffer, context: context)
-                out.buffer.clear()
+                ConnectionStateMachine.reuse(&out.buffer)
                 clock = metricsClock  // the write is no command's time
                 // The limits hold for a batch's early writes too (a batch of large replies
                 // otherwise passed the hard limit twice over before its end).

@@ -193,13 +193,17 @@ struct ConnectionStateMachine {
     /// are kept, and the buffer is dropped.
     mutating func recycleOutput(_ written: consuming ByteBuffer) {
         guard lifecycle != .closed, output.buffer.capacity == 0 else { return }
-        if written.capacity > Self.retainedOutputCapacity {
-            // Not kept, but the next batch starts at the size kept rather than growing from nothing.
-            output.buffer.reserveCapacity(Self.retainedOutputCapacity)
-            return
-        }
-        written.clear()
+        Self.reuse(&written)
         output.buffer = written
+    }
+
+    /// Empties a buffer whose bytes were handed to the channel, for the next replies: the same
+    /// memory when the channel is done with it and it is at most ``retainedOutputCapacity``;
+    /// otherwise a new buffer of that size (a large reply's memory goes with its write).
+    static func reuse(_ buffer: inout ByteBuffer) {
+        guard buffer.capacity > retainedOutputCapacity else { return buffer.clear() }
+        buffer = ByteBuffer()
+        buffer.reserveCapacity(retainedOutputCapacity)
     }
 
     // MARK: Internals
