@@ -11,6 +11,16 @@ Q = "How do I reset my password?"
 PARAPHRASE = "How can I reset my password?"
 OTHER_PARAPHRASE = "How do I reset the password?"
 TRAP = "How do I reset my username?"
+# A rewording in synonyms: the verifier takes it, under the default bar.
+STORED, REWORDED = "Is it safe to swim after eating", "Is it secure to bathe after dining"
+
+
+def written_back_copy(c, *set_options):
+    """Stores STORED in namespace care and asks REWORDED: a semantic hit, written back."""
+    c.execute_command("LLM.SET", "care", STORED, "Wait a little.", *set_options)
+    first = llm_get(c, REWORDED, ns="care")
+    assert first["layer"] == "semantic", first
+    return first
 
 
 def llm_get(c, prompt, *options, ns="faq"):
@@ -135,10 +145,9 @@ def test_a_rewording_found_under_the_bar_is_written_back_and_kept(make_sluice):
     # A rewording in synonyms scores under the default bar; its written-back copy must be served
     # from L1 next time, not retired and written again on every read.
     c = make_sluice().start().client()
-    stored, reworded = "Is it safe to swim after eating", "Is it secure to bathe after dining"
-    c.execute_command("LLM.SET", "care", stored, "Wait a little.")
-    first = llm_get(c, reworded, ns="care")
-    assert first["layer"] == "semantic" and float(first["score"]) < 0.7, first
+    stored, reworded = STORED, REWORDED
+    first = written_back_copy(c)
+    assert float(first["score"]) < 0.7, first
     for _ in range(3):
         assert llm_get(c, reworded, ns="care")["layer"] == "l1"
     stats = as_dict(c.execute_command("STATS"))
@@ -295,10 +304,9 @@ def test_a_written_back_copy_never_answers_under_the_callers_minscore(make_sluic
     # A copy answers at the score its entry did: a caller asking for more must not get it from
     # L1 (nor stale), where the semantic layer would have refused it. The copy stays for others.
     c = make_sluice().start().client()
-    stored, reworded = "Is it safe to swim after eating", "Is it secure to bathe after dining"
-    c.execute_command("LLM.SET", "care", stored, "Wait a little.")
-    first = llm_get(c, reworded, ns="care")
-    assert first["layer"] == "semantic" and float(first["score"]) < 0.9, first
+    reworded = REWORDED
+    first = written_back_copy(c)
+    assert float(first["score"]) < 0.9, first
     assert llm_get(c, reworded, ns="care")["layer"] == "l1"
     # A bar at or under the copy's score is served from L1; one over it is not.
     assert llm_get(c, reworded, "MINSCORE", str(float(first["score"]) - 0.01), ns="care")["layer"] == "l1"
@@ -323,7 +331,7 @@ def test_a_copy_written_back_for_a_reader_never_ends_anothers_lease(make_sluice,
     # the holder's LLM.SET, and let the next strict caller take a second lease).
     node = make_sluice(*(["--redis", redis_server.url] if mode == "shared" else [])).start()
     c = node.client()
-    stored, reworded = "Is it safe to swim after eating", "Is it secure to bathe after dining"
+    stored, reworded = STORED, REWORDED
     key = "llm:4:care:0::" + reworded
     c.execute_command("LLM.SET", "care", stored, "Wait a little.")
     holder = llm_get(c, reworded, "MINSCORE", "0.95", "LEASE", "10000", ns="care")
@@ -343,9 +351,8 @@ def test_a_copy_written_back_for_a_reader_never_ends_anothers_lease(make_sluice,
 
 def test_a_stale_copy_is_no_answer_under_the_callers_minscore(make_sluice):
     c = make_sluice("--max-stale", "60000").start().client()
-    stored, reworded = "Is it safe to swim after eating", "Is it secure to bathe after dining"
-    c.execute_command("LLM.SET", "care", stored, "Wait a little.", "PX", "1500")
-    assert llm_get(c, reworded, ns="care")["layer"] == "semantic"
+    reworded = REWORDED
+    written_back_copy(c, "PX", "1500")
     # Both the entry and its copy (which has the entry's expiry) expire.
     assert wait_for(lambda: llm_get(c, reworded, ns="care")["layer"] == "miss", 5) is not None
     assert llm_get(c, reworded, "STALE", "60000", ns="care")["layer"] == "stale"
