@@ -14,6 +14,10 @@ static const char leased_write[] = {
 #embed "../SluiceBackends/Lua/leased_write.lua"
     , 0
 };
+static const char retire_unless_leased[] = {
+#embed "../SluiceBackends/Lua/retire_unless_leased.lua"
+    , 0
+};
 
 static const char budget[] = {
 #embed "../SluiceBackends/Lua/budget.lua"
@@ -38,6 +42,7 @@ const char *sluice_lua_plain_op(void) { return plain_op; }
 const char *sluice_lua_take_lease(void) { return take_lease; }
 const char *sluice_lua_breaker(void) { return breaker; }
 const char *sluice_lua_leased_write(void) { return leased_write; }
+const char *sluice_lua_retire_unless_leased(void) { return retire_unless_leased; }
 const char *sluice_lua_budget(void) { return budget; }
 const char *sluice_lua_slot_queue(void) { return slot_queue; }
 

@@ -358,3 +358,20 @@ def test_a_stale_copy_is_no_answer_under_the_callers_minscore(make_sluice):
     assert llm_get(c, reworded, "STALE", "60000", ns="care")["layer"] == "stale"
     strict = llm_get(c, reworded, "STALE", "60000", "MINSCORE", "0.95", ns="care")
     assert strict["answer"] is None and strict["layer"] == "miss", strict
+
+
+def test_two_readers_retiring_one_outdated_copy_get_one_lease(make_sluice):
+    # Both readers find the copy, whose entry no longer answers it (a bad verdict raised the
+    # entry's threshold), and retire it at once, on two event loops. The second one's delete
+    # must not end the lease the first was granted: one question, one lease.
+    c = make_sluice("--threads", "2").start()
+    clients = [c.client(), c.client()]
+    for burst in range(40):
+        ns = "retire%d" % burst
+        clients[0].execute_command("LLM.SET", ns, STORED, "Wait a little.")
+        assert llm_get(clients[0], REWORDED, ns=ns)["layer"] == "semantic"
+        clients[0].execute_command("SEM.FEEDBACK", ns, "Is it secure to swim after dining", "bad")
+        replies = run_together(2, lambda i, ns=ns: llm_get(clients[i], REWORDED, "LEASE", "30000", ns=ns))
+        assert all(r["layer"] == "miss" for r in replies), replies
+        tokens = [r["lease"] for r in replies if r["lease"] is not None]
+        assert len(tokens) == 1, (burst, replies)

@@ -12,6 +12,8 @@ const char *sluice_lua_token_bucket(void);
 const char *sluice_lua_breaker(void);
 /// Sources/SluiceBackends/Lua/leased_write.lua
 const char *sluice_lua_leased_write(void);
+/// Sources/SluiceBackends/Lua/retire_unless_leased.lua
+const char *sluice_lua_retire_unless_leased(void);
 /// Sources/SluiceBackends/Lua/budget.lua
 const char *sluice_lua_budget(void);
 /// Sources/SluiceBackends/Lua/slot_queue.lua

@@ -21,6 +21,11 @@ public protocol ExactCache: Sendable {
     /// be made in the shared store.
     func delete(_ keys: [ByteBuffer], now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Int, StoreFailure>>
 
+    /// Deletes `key` unless a caller holds a live lease on it (the lease stays): false when one
+    /// does, and nothing was done. A reader retiring an entry it found outdated (LLM.GET's
+    /// copies) must not end the lease a concurrent reader, which retired it first, was granted.
+    func deleteUnlessLeased(_ key: ByteBuffer, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Bool, StoreFailure>>
+
     /// How many of the keys exist (a key named twice counts twice, as in Redis).
     func exists(_ keys: [ByteBuffer], now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Int>
 

@@ -176,6 +176,20 @@ public final class EmbeddedExactCache: ExactCache {
         return acknowledge(.success(removed), admission, on: eventLoop) { .failure($0) }
     }
 
+    public func deleteUnlessLeased(_ key: ByteBuffer, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Bool, StoreFailure>> {
+        if let store, let refusal = store.removalRefusal { return .ready(.failure(refusal)) }
+        let hash = keyspace.hasher.hash(key)
+        let queued = store.map { _ in ByteBuffer.owned(key) }
+        // Decided under the shard's lock, where leases are granted: no reader comes between.
+        let admission = keyspace.withShard(hash: hash) { shard -> SQLiteStore.Admission? in
+            guard shard.leases.holder(of: hash, now: now.monotonic) == nil else { return nil }
+            guard shard.delete(key, hash: hash, now: now.wall), let store, let queued else { return .now }
+            return store.delete(queued)
+        }
+        guard let admission else { return .ready(.success(false)) }
+        return acknowledge(.success(true), admission, on: eventLoop) { .failure($0) }
+    }
+
     public func exists(_ keys: [ByteBuffer], now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Int> {
         .ready(keys.reduce(0) { $0 + (expiry($1, now: now.wall) != nil ? 1 : 0) })
     }

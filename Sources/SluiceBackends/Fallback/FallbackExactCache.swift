@@ -53,6 +53,12 @@ public final class FallbackExactCache: ExactCache {
         }
     }
 
+    public func deleteUnlessLeased(_ key: ByteBuffer, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Bool, StoreFailure>> {
+        policy.recover(primary.deleteUnlessLeased(key, now: now, on: eventLoop), .cache, on: eventLoop) { error in
+            .ready(.failure(RedisDownPolicy.storeFailure(error)))
+        }
+    }
+
     public func exists(_ keys: [ByteBuffer], now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Int> {
         let answer = primary.exists(keys, now: now, on: eventLoop)
         guard case .later = answer else { return answer }

@@ -21,5 +21,8 @@ public enum LuaScripts {
     /// CACHE.GET ... LEASE after a miss (Swift twin: EmbeddedExactCache.lease).
     public static let takeLease = RedisScript(name: "take_lease", source: String(cString: sluice_lua_take_lease()))
 
-    public static let all = [tokenBucket, breaker, leasedWrite, budget, slotQueue, plainOperation, takeLease]
+    /// LLM.GET retiring an outdated copy (Swift twin: EmbeddedExactCache.deleteUnlessLeased).
+    public static let retireUnlessLeased = RedisScript(name: "retire_unless_leased", source: String(cString: sluice_lua_retire_unless_leased()))
+
+    public static let all = [tokenBucket, breaker, leasedWrite, budget, slotQueue, plainOperation, takeLease, retireUnlessLeased]
 }

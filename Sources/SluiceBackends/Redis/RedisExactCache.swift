@@ -224,6 +224,20 @@ public final class RedisExactCache: ExactCache {
         })
     }
 
+    public func deleteUnlessLeased(_ key: ByteBuffer, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Bool, StoreFailure>> {
+        let key = ByteBuffer.owned(key)
+        // This instance's L1 copy goes first (a live lease means Redis holds no entry anyway).
+        let hash = keyspace.hasher.hash(key)
+        _ = keyspace.withShard(hash: hash) { $0.delete(key, hash: hash, now: now.wall) }
+        let answer = LuaScripts.retireUnlessLeased.run(client, keys: [Self.redisKey(key), Self.leaseKey(key), Self.staleKey(key)],
+                                                       arguments: [], on: eventLoop)
+        return .later(answer.flatMapThrowing { [self] reply in
+            guard case .integer(let n) = try Self.checked(reply) else { throw RedisError.unexpectedReply("retire: \(reply)") }
+            if n == 1 { invalidations.publish(key, on: eventLoop) }
+            return .success(n == 1)
+        })
+    }
+
     public func exists(_ keys: [ByteBuffer], now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Int> {
         .later(client.send([Word.exists] + keys.map(Self.redisKey), on: eventLoop).flatMapThrowing { reply in
             guard case .integer(let n) = try Self.checked(reply) else { throw RedisError.unexpectedReply("EXISTS: \(reply)") }

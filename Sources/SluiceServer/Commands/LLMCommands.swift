@@ -206,7 +206,9 @@ struct LLMCommands: CommandGroup {
                                             score: source.score, query: r.prompt, now: r.time.wall) else {
                     // Its entry no longer answers so: retire the copy, and look again below it.
                     counters.backfillsRetired.add(1, ordering: .relaxed)
-                    return cache.delete([r.key], now: r.time, on: eventLoop).flatMap { [self] _ in
+                    // Unless a lease is held on the key: then a concurrent reader retired it
+                    // first and holds the question's lease, which a delete would end.
+                    return cache.deleteUnlessLeased(r.key, now: r.time, on: eventLoop).flatMap { [self] _ in
                         let again = r.lease > 0 ? cache.read(r.key, lease: r.lease, now: r.time, on: eventLoop) : .ready(CacheRead.miss(lease: nil))
                         return again.flatMap { [self] read in
                             guard case .miss(let token) = read else {
