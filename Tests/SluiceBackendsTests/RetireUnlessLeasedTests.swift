@@ -25,9 +25,15 @@ struct RetireUnlessLeasedTests {
             try await cache.write(b(key), value: b(value), meta: EntryMeta(createdAt: now.wall), condition: condition, now: now, on: loop)
                 .future(on: loop).get()
         }
-        // An entry, no lease: retired.
-        #expect(try await write("copy", .always) == .stored)
+        // An entry, no lease: retired, with its stale copy (read past its expiry: nothing).
+        #expect(try await cache.write(b(key), value: b("copy"), meta: EntryMeta(createdAt: now.wall, expiresAt: now.wall + 1_000),
+                                       condition: .always, now: now, on: loop).future(on: loop).get() == .stored)
         #expect(try await retire())
+        let later = Timestamp(wall: now.wall + 5_000, monotonic: now.monotonic + 5_000)
+        guard case .miss = try await cache.read(b(key), lease: 0, stale: 60_000, now: later, on: loop).future(on: loop).get() else {
+            Issue.record("the retired entry's stale copy is still read")
+            return
+        }
         guard case .miss(let token?) = try await read(lease: 10_000) else {
             Issue.record("the miss after the retirement should grant the lease")
             return
@@ -55,7 +61,7 @@ struct RetireUnlessLeasedTests {
     }
 
     @Test func embedded() async throws {
-        let keyspace = Keyspace(l1Capacity: 1 << 20, shardCount: 2, tracksL2: false)
+        let keyspace = Keyspace(l1Capacity: 1 << 20, shardCount: 2, tracksL2: false, staleRetention: 60_000)
         try await check(EmbeddedExactCache(keyspace: keyspace, store: nil), key: "llm:3:faq:0::q")
     }
 
@@ -63,7 +69,7 @@ struct RetireUnlessLeasedTests {
         let redis = try RedisServerProcess()
         let client = try await redis.connectedClient()
         defer { client.close() }
-        let keyspace = Keyspace(l1Capacity: 1 << 20, shardCount: 2, tracksL2: false)
+        let keyspace = Keyspace(l1Capacity: 1 << 20, shardCount: 2, tracksL2: false, staleRetention: 60_000)
         let cache = RedisExactCache(keyspace: keyspace, client: client, invalidations: RedisInvalidations(client: client))
         try await check(cache, key: "llm:3:faq:0::q")
         try await check(cache, key: "llm:3:faq:0::{tagged}")

@@ -226,9 +226,11 @@ public final class RedisExactCache: ExactCache {
 
     public func deleteUnlessLeased(_ key: ByteBuffer, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Bool, StoreFailure>> {
         let key = ByteBuffer.owned(key)
-        // This instance's L1 copy goes first (a live lease means Redis holds no entry anyway).
+        // This instance's L1 copy goes first (a live lease means Redis holds no entry anyway) —
+        // its copy only: the shard's own leases are the fallback's while Redis is down, and a
+        // delete would end one.
         let hash = keyspace.hasher.hash(key)
-        _ = keyspace.withShard(hash: hash) { $0.delete(key, hash: hash, now: now.wall) }
+        keyspace.withShard(hash: hash) { $0.dropL1(key, hash: hash) }
         let answer = LuaScripts.retireUnlessLeased.run(client, keys: [Self.redisKey(key), Self.leaseKey(key), Self.staleKey(key)],
                                                        arguments: [], on: eventLoop)
         return .later(answer.flatMapThrowing { [self] reply in
