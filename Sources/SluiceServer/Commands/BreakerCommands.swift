@@ -73,8 +73,7 @@ struct BreakerCommands: CommandGroup {
                 var change = BreakerPolicyChange()
                 var words = OptionWords()
                 while ctx.hasMore {
-                    let option = try ctx.next()
-                    try words.first(option)
+                    let option = try ctx.nextOption(&words)
                     guard ctx.hasMore else { throw CommandError.syntax }
                     let value = try ctx.next()
                     let word = option.text.uppercased()

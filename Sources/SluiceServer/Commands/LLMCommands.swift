@@ -56,8 +56,7 @@ struct LLMCommands: CommandGroup {
                 var scope: ByteBuffer?, minScore: Float?, lease: Int64 = 0, stale: Int64 = 0, why = false
                 var words = OptionWords()
                 while ctx.hasMore {
-                    let option = try ctx.next()
-                    try words.first(option)
+                    let option = try ctx.nextOption(&words)
                     if option.isKeyword("WHY") {
                         why = true
                         continue

@@ -25,8 +25,7 @@ struct RateLimitCommands: CommandGroup {
                 var dryRun = policy.map(policies.isDryRun) ?? false
                 var words = OptionWords()
                 while ctx.hasMore {
-                    let option = try ctx.next()
-                    try words.first(option)
+                    let option = try ctx.nextOption(&words)
                     if option.isKeyword("TOKENS") {
                         tokens = try Self.amount(&ctx, "TOKENS")
                     } else if option.isKeyword("DRYRUN") {
@@ -51,11 +50,7 @@ struct RateLimitCommands: CommandGroup {
                 var (spec, policy) = try Self.limitSpec(&ctx, policies)
                 let estimate = try Self.amount(&ctx, "estimate")
                 var words = OptionWords()
-                while ctx.hasMore {
-                    let option = try ctx.next()
-                    try words.first(option)
-                    try Self.burst(option, &ctx, &spec)
-                }
+                while ctx.hasMore { try Self.burst(try ctx.nextOption(&words), &ctx, &spec) }
                 let (limit, name) = (spec, policy)
                 return ctx.reply(limits.reserve(key, spec: spec, estimate: estimate, now: ctx.monotonic, on: ctx.eventLoop), into: &out) { result, out in
                     guard case .success(let r) = result else { return Self.writeFailure(result, &out) }
@@ -108,11 +103,7 @@ struct RateLimitCommands: CommandGroup {
                 if ctx.hasMore {
                     var (spec, _) = try Self.limitSpec(&ctx, policies)
                     var words = OptionWords()
-                    while ctx.hasMore {
-                        let option = try ctx.next()
-                        try words.first(option)
-                        try Self.burst(option, &ctx, &spec)
-                    }
+                    while ctx.hasMore { try Self.burst(try ctx.nextOption(&words), &ctx, &spec) }
                     if let impossible = spec.impossibility(tokens: 0) { throw Self.error(impossible) }
                     report.spec = spec
                 }
@@ -132,8 +123,7 @@ struct RateLimitCommands: CommandGroup {
                 var request = SlotRequest(limit: Int(limit), lease: 60_000), leaseGiven = false
                 var words = OptionWords()
                 while ctx.hasMore {
-                    let option = try ctx.next()
-                    try words.first(option)
+                    let option = try ctx.nextOption(&words)
                     if option.isKeyword("PRIORITY") {
                         guard let p = try ctx.next().decimalValue, p >= -Self.maxPriority, p <= Self.maxPriority else {
                             throw CommandError("PRIORITY must be an integer from -\(Self.maxPriority) to \(Self.maxPriority)")
@@ -205,8 +195,7 @@ struct RateLimitCommands: CommandGroup {
                 var first = true, dryRun = false
                 var words = OptionWords()
                 while ctx.hasMore {
-                    let option = try ctx.next()
-                    try words.first(option)
+                    let option = try ctx.nextOption(&words)
                     defer { first = false }
                     if first && !Self.spendOptions.contains(where: { option.isKeyword($0) }) {
                         // The older positional form: RL.SPEND key amount budget.

@@ -22,8 +22,7 @@ struct RichCacheCommands: CommandGroup {
                 var lease: Int64 = 0, stale: Int64 = 0
                 var words = OptionWords()
                 while ctx.hasMore {
-                    let option = try ctx.next()
-                    try words.first(option)
+                    let option = try ctx.nextOption(&words)
                     guard ctx.hasMore else { throw CommandError.syntax }
                     if option.isKeyword("LEASE") {
                         let ms = try ctx.nextInteger()
@@ -69,8 +68,7 @@ struct RichCacheCommands: CommandGroup {
         var condition = WriteCondition.always
         var words = OptionWords()
         while ctx.hasMore {
-            let option = try ctx.next()
-            try words.first(option)
+            let option = try ctx.nextOption(&words)
             guard ctx.hasMore else { throw CommandError.syntax }
             if option.isKeyword("PX") || option.isKeyword("EX") {
                 guard meta.expiresAt == 0 else { throw CommandError.syntax }

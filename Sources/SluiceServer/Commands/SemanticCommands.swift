@@ -133,8 +133,7 @@ struct SemanticCommands: CommandGroup {
                 var minScore: Float?, maxEntries: Int?
                 var words = OptionWords()
                 while ctx.hasMore {
-                    let option = try ctx.next()
-                    try words.first(option)
+                    let option = try ctx.nextOption(&words)
                     guard ctx.hasMore else { throw CommandError.syntax }
                     if option.isKeyword("MINSCORE") {
                         minScore = try Self.score(try ctx.next())
@@ -207,8 +206,7 @@ struct SemanticCommands: CommandGroup {
             var o = Options()
             var words = OptionWords()
             while ctx.hasMore {
-                let option = try ctx.next()
-                try words.first(option)
+                let option = try ctx.nextOption(&words)
                 if allowMinScore && option.isKeyword("WHY") {
                     o.why = true
                     continue

@@ -25,6 +25,14 @@ public struct CommandContext {
         return argument
     }
 
+    /// Next argument as an option word of a Sluice command: one given twice (by `words`, the
+    /// command's own) is `-ERR syntax error`.
+    mutating func nextOption(_ words: inout OptionWords) throws(CommandError) -> ByteBuffer {
+        let option = try next()
+        try words.first(option)
+        return option
+    }
+
     /// Longest name a client may give a limiter key, a breaker, a semantic namespace or scope:
     /// each is kept in memory for as long as its state lives, up to a million of them.
     public static let maxNameBytes = 1024

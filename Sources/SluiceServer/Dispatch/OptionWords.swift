@@ -14,8 +14,8 @@ struct OptionWords {
 
     /// No command takes more options than this; kept inline, so reading options allocates
     /// nothing, and made only at the first option (a request without options stores nothing).
-    static let capacity = 12
-    private var seen: InlineArray<12, Word>?
+    typealias Seen = InlineArray<12, Word>
+    private var seen: Seen?
     private var count = 0
 
     /// Records `word`; throws `syntax error` when it was read before (or when more words than
@@ -29,7 +29,7 @@ struct OptionWords {
             }
             return Word(head: parts.0, tail: parts.1, length: bytes.count)
         }
-        guard count < Self.capacity else { throw CommandError.syntax }
+        guard count < Seen.count else { throw CommandError.syntax }
         if seen == nil { seen = InlineArray(repeating: Word(head: 0, tail: 0, length: 0)) }
         for i in 0..<count where seen![i] == folded { throw CommandError.syntax }
         seen![count] = folded
