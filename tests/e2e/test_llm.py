@@ -349,6 +349,37 @@ def test_a_copy_written_back_for_a_reader_never_ends_anothers_lease(make_sluice,
     assert llm_get(c, other, ns="care")["layer"] == "l1"
 
 
+@pytest.mark.parametrize("mode", ["embedded", "shared"])
+def test_pipelined_questions_each_keep_their_own_key(make_sluice, redis_server, mode):
+    # A question's key is built in the connection's scratch buffer, which goes back to the
+    # connection while the answer may still be on its way (shared mode: from Redis), and is
+    # used again when it comes: for the lease, and for the copy a semantic hit writes back.
+    node = make_sluice(*(["--redis", redis_server.url] if mode == "shared" else [])).start()
+    c = node.client()
+    topics = ["reset my password", "change my email address", "cancel my subscription",
+              "update my billing details", "export my invoices", "delete my account"]
+    for n, topic in enumerate(topics):
+        c.execute_command("LLM.SET", "pipe", f"How do I {topic}?", f"answer {n}")
+    p = c.pipeline(transaction=False)
+    for topic in topics:
+        p.execute_command("LLM.GET", "pipe", f"How can I {topic}?")
+        p.execute_command("LLM.GET", "unasked", f"How do I {topic}?", "LEASE", "10000")
+    replies = p.execute()
+    hits, misses = replies[0::2], replies[1::2]
+    assert [(r[0], r[1]) for r in hits] == [(f"answer {n}".encode(), b"semantic") for n in range(len(topics))], hits
+    tokens = [r[5] for r in misses]
+    assert all(r[1] == b"miss" for r in misses) and None not in tokens and len(set(tokens)) == len(topics), misses
+    for n, topic in enumerate(topics):
+        # Each paraphrase's copy was written under its own key...
+        assert c.execute_command("CACHE.GET", f"llm:4:pipe:0::How can I {topic}?")[0].endswith(f"answer {n}".encode())
+        got = llm_get(c, f"How can I {topic}?", ns="pipe")
+        assert (got["layer"], got["answer"]) == ("l1", f"answer {n}".encode()), (topic, got)
+        # ... and each miss leased its own question.
+        question = f"How do I {topic}?"
+        assert c.execute_command("LLM.SET", "unasked", question, f"new {n}", "LEASE", tokens[n]) == b"OK", question
+        assert llm_get(c, question, ns="unasked")["answer"] == f"new {n}".encode()
+
+
 def test_a_stale_copy_is_no_answer_under_the_callers_minscore(make_sluice):
     c = make_sluice("--max-stale", "60000").start().client()
     reworded = REWORDED

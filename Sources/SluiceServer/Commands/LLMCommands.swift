@@ -26,6 +26,7 @@ struct LLMCommands: CommandGroup {
 
     /// Largest scratch buffer a connection keeps between LLM.GETs.
     static let maxKeptScratch = 16 * 1024
+    static let scratchAllocator = ByteBufferAllocator()
 
     /// What LLM.GET found.
     enum Lookup: Sendable {
@@ -42,6 +43,8 @@ struct LLMCommands: CommandGroup {
         var promptBytes: ByteBuffer, prompt: String?
         var minScore: Float?, lease: Int64, stale: Int64
         var time: Timestamp
+        /// WHY was asked: only then is a miss's reason spelled out (it formats the score).
+        var explain: Bool
     }
 
     var commands: [Command] {
@@ -85,13 +88,12 @@ struct LLMCommands: CommandGroup {
                 let keyLength = LLMEntry.keyLength(namespace: ns.count, scope: scope?.readableBytes ?? 0, prompt: prompt.count)
                 if keyLength > group.maxKeyBytes {
                     counters.misses.add(1, ordering: .relaxed)
-                    Self.write(.miss(lease: nil, why: group.tooLong(keyLength)), now: ctx.now, why: why, into: &out)
+                    Self.write(.miss(lease: nil, why: why ? group.tooLong(keyLength) : ""), now: ctx.now, why: why, into: &out)
                     return .done
                 }
                 // Built in the writer's scratch buffer (taken out while in use, so that it is
-                // the only reference and is written in place; put back on the hit path).
-                var key = out.scratch.take() ?? ByteBuffer()
-                key.clear()
+                // the only reference and is written in place; handed back below).
+                var key = Self.scratchKey(&out.scratch, length: keyLength)
                 ctx.arguments.withFrameBytes { frame in
                     let nsBytes = frame.rebased(ns), promptBytes = frame.rebased(prompt)
                     if let scope {
@@ -119,18 +121,22 @@ struct LLMCommands: CommandGroup {
                     } else {
                         Self.count(layer, counters)
                     }
-                    // Kept for the next request unless a huge prompt grew it: a connection does
-                    // not hold megabytes for the rest of its life.
-                    if key.capacity <= Self.maxKeptScratch { out.scratch = consume key }
+                    Self.keep(consume key, as: &out.scratch)
                     return .done
                 }
                 let nsText = ctx.arguments.slice(ns).text, promptBytes = ctx.arguments.slice(prompt)
                 let request = Request(ns: nsText, scope: scope?.text ?? "", key: key, promptBytes: promptBytes,
                                       prompt: promptBytes.readableBytes <= SemanticCommands.maxPromptBytes ? promptBytes.validText : nil,
-                                      minScore: minScore, lease: lease, stale: stale, time: ctx.time)
-                let now = ctx.now, explain = why
-                return ctx.reply(group.lookup(request, first: first, on: ctx.eventLoop), into: &out) { found, out in
-                    Self.write(found, now: now, why: explain, into: &out)
+                                      minScore: minScore, lease: lease, stale: stale, time: ctx.time, explain: why)
+                let found = group.lookup(request, first: first, on: ctx.eventLoop)
+                // Handed back as on a hit: an answer already here has let go of the key, and the
+                // next LLM.GET writes in place. (An answer still to come holds it too, but then
+                // this writer is not the next one's: the connection gives later requests a fresh
+                // writer until the answer is in. Were it the same, copy-on-write would keep the
+                // key in flight intact.)
+                Self.keep(consume key, as: &out.scratch)
+                return ctx.reply(found, passing: (ctx.now, why), into: &out) { found, reply, out in
+                    Self.write(found, now: reply.0, why: reply.1, into: &out)
                 }
             },
             Command("llm.set", arity: -4, summary: "LLM.SET ns prompt answer [PX ms | EX s] [SCOPE s] [TOKENS n] [COST c] [TAG t] [LEASE token]: +OK (exact and semantic layers, or neither)") { ctx, out throws(CommandError) in
@@ -174,56 +180,84 @@ struct LLMCommands: CommandGroup {
 
     // MARK: LLM.GET
 
+    /// The connection's scratch buffer, emptied, to build a key of `length` bytes in; a new one
+    /// at that size when there is none (one allocation, not one grown by realloc).
+    @inline(__always)
+    static func scratchKey(_ scratch: inout ByteBuffer?, length: Int) -> ByteBuffer {
+        var key = scratch.take() ?? scratchAllocator.buffer(capacity: max(length, 64))
+        key.clear()
+        return key
+    }
+
+    /// Hands a key built by ``scratchKey(_:length:)`` back as the next scratch, unless a huge
+    /// prompt grew it: a connection does not hold megabytes for the rest of its life.
+    @inline(__always)
+    static func keep(_ key: consuming ByteBuffer, as scratch: inout ByteBuffer?) {
+        if key.capacity <= maxKeptScratch { scratch = key }
+    }
+
     func lookup(_ r: Request, on eventLoop: any EventLoop) -> Deferred<Lookup> {
         lookup(r, first: cache.read(r.key, lease: r.lease, now: r.time, on: eventLoop), on: eventLoop)
     }
 
     /// `first`: the exact layers' answer for the question's key.
     func lookup(_ r: Request, first: Deferred<CacheRead>, on eventLoop: any EventLoop) -> Deferred<Lookup> {
-        first.flatMap { [self] read -> Deferred<Lookup> in
-            switch read {
-            case .miss(let token):
-                return afterExactMiss(r, lease: token, on: eventLoop)
-            case .hit(_, let meta, _) where meta.kind != .string:
-                return .ready(.failed(KeyOperationReply.wrongTypeLine))
-            case .hit(let value, let meta, let layer):
-                let entry = LLMEntry.decode(value.bytes)
-                guard let source = entry.source else {
-                    Self.count(layer, counters)
-                    return .ready(.hit(answer: entry.answer, layer: Self.name(layer), score: 1,
-                                       matched: r.promptBytes, createdAt: meta.createdAt, lease: nil, why: "exact"))
-                }
-                // A copy answers at the score its entry did, so not a caller who asks for more
-                // (MINSCORE): the semantic layer would not have served it to them either. The
-                // copy is passed over, not deleted — it still answers everyone else, and a delete
-                // would end a lease another caller holds on the key (and thrash with laxer
-                // callers writing it back). So this caller gets no lease while it stands.
-                if let minScore = r.minScore, source.score < minScore {
-                    return afterExactMiss(r, lease: nil, on: eventLoop)
-                }
-                guard semantic.stillAnswers(namespace: r.ns, scope: r.scope, prompt: source.prompt, createdAt: source.createdAt,
-                                            score: source.score, query: r.prompt, now: r.time.wall) else {
-                    // Its entry no longer answers so: retire the copy, and look again below it.
-                    counters.backfillsRetired.add(1, ordering: .relaxed)
-                    // Unless a lease is held on the key: then a concurrent reader retired it
-                    // first and holds the question's lease, which a delete would end.
-                    return cache.deleteUnlessLeased(r.key, now: r.time, on: eventLoop).flatMap { [self] _ in
-                        let again = r.lease > 0 ? cache.read(r.key, lease: r.lease, now: r.time, on: eventLoop) : .ready(CacheRead.miss(lease: nil))
-                        return again.flatMap { [self] read in
-                            guard case .miss(let token) = read else {
-                                // Stored meanwhile: look again, without asking for the lease twice.
-                                var again = r
-                                again.lease = 0
-                                return lookup(again, on: eventLoop)
-                            }
-                            return afterExactMiss(r, lease: token, on: eventLoop)
+        // Spelled out, not `first.flatMap`: its closure (and the request copied into it) is
+        // allocated before it is known which way the answer comes, so a ready answer (every
+        // embedded one) paid for it too. With the semantic step's, that was a tenth of a miss
+        // that the semantic layer answers cheaply, in `perf`.
+        switch first {
+        case .ready(let read):
+            return afterExact(read, r, on: eventLoop)
+        case .later(let future):
+            return .later(future.flatMap { [self] read in afterExact(read, r, on: eventLoop).future(on: eventLoop) })
+        }
+    }
+
+    /// What to answer once the exact layers answered `read`.
+    func afterExact(_ read: CacheRead, _ r: Request, on eventLoop: any EventLoop) -> Deferred<Lookup> {
+        switch read {
+        case .miss(let token):
+            return afterExactMiss(r, lease: token, on: eventLoop)
+        case .hit(_, let meta, _) where meta.kind != .string:
+            return .ready(.failed(KeyOperationReply.wrongTypeLine))
+        case .hit(let value, let meta, let layer):
+            let entry = LLMEntry.decode(value.bytes)
+            guard let source = entry.source else {
+                Self.count(layer, counters)
+                return .ready(.hit(answer: entry.answer, layer: Self.name(layer), score: 1,
+                                   matched: r.promptBytes, createdAt: meta.createdAt, lease: nil, why: "exact"))
+            }
+            // A copy answers at the score its entry did, so not a caller who asks for more
+            // (MINSCORE): the semantic layer would not have served it to them either. The
+            // copy is passed over, not deleted — it still answers everyone else, and a delete
+            // would end a lease another caller holds on the key (and thrash with laxer
+            // callers writing it back). So this caller gets no lease while it stands.
+            if let minScore = r.minScore, source.score < minScore {
+                return afterExactMiss(r, lease: nil, on: eventLoop)
+            }
+            guard semantic.stillAnswers(namespace: r.ns, scope: r.scope, prompt: source.prompt, createdAt: source.createdAt,
+                                        score: source.score, query: r.prompt, now: r.time.wall) else {
+                // Its entry no longer answers so: retire the copy, and look again below it.
+                counters.backfillsRetired.add(1, ordering: .relaxed)
+                // Unless a lease is held on the key: then a concurrent reader retired it
+                // first and holds the question's lease, which a delete would end.
+                return cache.deleteUnlessLeased(r.key, now: r.time, on: eventLoop).flatMap { [self] _ in
+                    let again = r.lease > 0 ? cache.read(r.key, lease: r.lease, now: r.time, on: eventLoop) : .ready(CacheRead.miss(lease: nil))
+                    return again.flatMap { [self] read in
+                        guard case .miss(let token) = read else {
+                            // Stored meanwhile: look again, without asking for the lease twice.
+                            var again = r
+                            again.lease = 0
+                            return lookup(again, on: eventLoop)
                         }
+                        return afterExactMiss(r, lease: token, on: eventLoop)
                     }
                 }
-                Self.count(layer, counters)
-                return .ready(.hit(answer: entry.answer, layer: Self.name(layer), score: Double(source.score),
-                                   matched: ByteBuffer(string: source.prompt), createdAt: meta.createdAt, lease: nil, why: "hit"))
             }
+            Self.count(layer, counters)
+            return .ready(.hit(answer: entry.answer, layer: Self.name(layer), score: Double(source.score),
+                               matched: ByteBuffer(string: source.prompt), createdAt: meta.createdAt, lease: nil, why: "hit"))
         }
     }
 
@@ -258,37 +292,47 @@ struct LLMCommands: CommandGroup {
             return staleOrMiss(r, lease: lease, why: "not in the exact layers; the semantic layer cannot index this prompt", on: eventLoop)
         }
         let query = SemanticQuery(namespace: r.ns, prompt: prompt, scope: r.scope, minScore: r.minScore, embedder: version, vector: vector)
-        return semantic.get(query, now: r.time.wall, on: eventLoop).flatMap { [self] result -> Deferred<Lookup> in
-            let outcome: SemanticNamespace.Outcome
-            switch result {
-            case .failure(let failure):
-                return .ready(.failed(SemanticCommands.failureLine(r.ns, failure)))
-            case .success(let o): outcome = o
-            }
-            guard case .hit(let m) = outcome else {
-                return staleOrMiss(r, lease: lease, why: SemanticCommands.why(outcome), on: eventLoop)
-            }
-            counters.semanticHits.add(1, ordering: .relaxed)
-            let hit = Lookup.hit(answer: m.entry.response, layer: "semantic", score: Double(m.score), matched: ByteBuffer(string: m.entry.prompt),
-                                 createdAt: m.entry.createdAt, lease: nil, why: "hit")
-            // Another caller holds the question's lease: its LLM.SET will store the answer.
-            if r.lease > 0 && lease == nil { return .ready(hit) }
-            // The store's write queue is past its bound: a copy made by a read would only grow
-            // it (the answer is served all the same; the next identical question asks again).
-            guard cache.takesOptionalWrites else {
-                counters.backfillsSkipped.add(1, ordering: .relaxed)
-                return .ready(hit)
-            }
-            let copy = LLMEntry(answer: m.entry.response, source: LLMEntry.Source(prompt: m.entry.prompt, createdAt: m.entry.createdAt, score: m.score))
-            let meta = EntryMeta(createdAt: m.entry.createdAt, expiresAt: m.entry.expiresAt, tokens: m.entry.worth.tokens, cost: m.entry.worth.cost,
-                                 tag: m.entry.worth.tag)
-            counters.backfills.add(1, ordering: .relaxed)
-            // Answered once the copy is written (the next identical question finds it), whatever became of it.
-            // Without a lease of its own, the copy must not end one another caller holds (a
-            // stricter caller, whose LLM.SET would then be refused): the holder stores the answer.
-            return cache.write(r.key, value: copy.encoded(), meta: meta, condition: lease.map { .leaseHolder($0) } ?? .unlessLeased,
-                               now: r.time, on: eventLoop).map { _ in hit }
+        // As in `lookup`: no closure for a ready answer.
+        switch semantic.get(query, now: r.time.wall, on: eventLoop) {
+        case .ready(let result):
+            return afterSemantic(result, r, lease: lease, on: eventLoop)
+        case .later(let future):
+            return .later(future.flatMap { [self] result in afterSemantic(result, r, lease: lease, on: eventLoop).future(on: eventLoop) })
         }
+    }
+
+    /// What to answer once the semantic layer answered `result` (the exact layers missed).
+    func afterSemantic(_ result: Result<SemanticNamespace.Outcome, SemanticFailure>, _ r: Request, lease: UInt64?,
+                       on eventLoop: any EventLoop) -> Deferred<Lookup> {
+        let outcome: SemanticNamespace.Outcome
+        switch result {
+        case .failure(let failure):
+            return .ready(.failed(SemanticCommands.failureLine(r.ns, failure)))
+        case .success(let o): outcome = o
+        }
+        guard case .hit(let m) = outcome else {
+            return staleOrMiss(r, lease: lease, why: r.explain ? SemanticCommands.why(outcome) : "", on: eventLoop)
+        }
+        counters.semanticHits.add(1, ordering: .relaxed)
+        let hit = Lookup.hit(answer: m.entry.response, layer: "semantic", score: Double(m.score), matched: ByteBuffer(string: m.entry.prompt),
+                             createdAt: m.entry.createdAt, lease: nil, why: "hit")
+        // Another caller holds the question's lease: its LLM.SET will store the answer.
+        if r.lease > 0 && lease == nil { return .ready(hit) }
+        // The store's write queue is past its bound: a copy made by a read would only grow
+        // it (the answer is served all the same; the next identical question asks again).
+        guard cache.takesOptionalWrites else {
+            counters.backfillsSkipped.add(1, ordering: .relaxed)
+            return .ready(hit)
+        }
+        let copy = LLMEntry(answer: m.entry.response, source: LLMEntry.Source(prompt: m.entry.prompt, createdAt: m.entry.createdAt, score: m.score))
+        let meta = EntryMeta(createdAt: m.entry.createdAt, expiresAt: m.entry.expiresAt, tokens: m.entry.worth.tokens, cost: m.entry.worth.cost,
+                             tag: m.entry.worth.tag)
+        counters.backfills.add(1, ordering: .relaxed)
+        // Answered once the copy is written (the next identical question finds it), whatever became of it.
+        // Without a lease of its own, the copy must not end one another caller holds (a
+        // stricter caller, whose LLM.SET would then be refused): the holder stores the answer.
+        return cache.write(r.key, value: copy.encoded(), meta: meta, condition: lease.map { .leaseHolder($0) } ?? .unlessLeased,
+                           now: r.time, on: eventLoop).map { _ in hit }
     }
 
     /// Nothing fresh anywhere: an answer expired within STALE, else a miss (with the lease).
