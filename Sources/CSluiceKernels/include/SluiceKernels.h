@@ -31,4 +31,12 @@ int sluice_contains_bytes(const void *haystack, size_t haystack_length, const vo
 /// that keep the memory). Returns 1 when applied.
 int sluice_map_large_allocations(size_t threshold);
 
+/// glibc 2.33 and later (elsewhere 0): bytes free inside the allocator's heap arenas, which
+/// the process still holds (mallinfo2's `fordblks`). Walks every arena, locking each in turn.
+size_t sluice_allocator_free_bytes(void);
+
+/// glibc only (elsewhere a no-op returning 0): gives the pages of free chunks in every arena
+/// back to the system (`malloc_trim(0)`). Returns 1 when any memory was released.
+int sluice_allocator_release_free(void);
+
 #endif

@@ -9,7 +9,8 @@ import Synchronization
 /// Reclaims expired entries in the background so that memory is freed even for keys nobody
 /// reads again: each tick sweeps a slice of every shard's L1, the directory and leases of one
 /// shard in turn, one rate-limiter shard in turn (expired reservations, full buckets), and
-/// now and then the semantic namespaces and the SQLite rows.
+/// now and then the semantic namespaces and the SQLite rows; and every ~10 s, memory the
+/// allocator holds free gives back to the system once there is much of it (``AllocatorMemory``).
 public struct HousekeepingService: Service {
     let keyspace: Keyspace
     let limiter: RateLimiter
@@ -18,9 +19,15 @@ public struct HousekeepingService: Service {
     let clock: any TimeSource
     let logger: Logger
     let interval: Duration
+    let intervalMilliseconds: Int64
     let eventLoop: any EventLoop
     /// A delete of expired rows is queued and not yet done.
     let expiring = SharedFlag()
+    /// Free memory in the allocator's arenas worth handing back (the walk locks each arena:
+    /// not for a few megabytes).
+    static let releaseAbove = 64 << 20
+    /// How often the allocator's free memory is looked at.
+    static let releaseInterval: Int64 = 10_000
 
     public init(keyspace: Keyspace, limiter: RateLimiter, semantic: SemanticCache, store: SQLiteStore?, clock: any TimeSource,
                 logger: Logger, intervalMilliseconds: Int64, eventLoop: any EventLoop) {
@@ -32,9 +39,11 @@ public struct HousekeepingService: Service {
         self.clock = clock
         self.logger = logger
         self.interval = .milliseconds(intervalMilliseconds)
+        self.intervalMilliseconds = intervalMilliseconds
     }
 
     public func run() async throws {
+        let releaseEvery = Int(max(1, Self.releaseInterval / max(1, intervalMilliseconds)))
         var tick = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
@@ -62,8 +71,21 @@ public struct HousekeepingService: Service {
                     }
                 }
             }
+            if tick % releaseEvery == releaseEvery - 1 { releaseFreeMemory() }
             tick &+= 1
         }
+    }
+
+    /// Hands the allocator's free memory back to the system when there is much of it. Here, in
+    /// the housekeeping task, not on an event loop: with a gigabyte free it takes milliseconds.
+    func releaseFreeMemory() {
+        let free = AllocatorMemory.freeBytes
+        guard free >= Self.releaseAbove else { return }
+        let started = ContinuousClock.now
+        let released = AllocatorMemory.releaseFree()
+        logger.debug("gave free memory back to the system", metadata: [
+            "free_bytes": "\(free)", "released": "\(released)", "took": "\(ContinuousClock.now - started)",
+        ])
     }
 
     /// One housekeeping step over the keyspace.
