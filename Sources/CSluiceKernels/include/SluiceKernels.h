@@ -36,7 +36,8 @@ int sluice_map_large_allocations(size_t threshold);
 size_t sluice_allocator_free_bytes(void);
 
 /// glibc only (elsewhere a no-op returning 0): gives the pages of free chunks in every arena
-/// back to the system (`malloc_trim(0)`). Returns 1 when any memory was released.
+/// back to the system (`malloc_trim(0)`; the chunks stay free). Returns 1 when any page range
+/// was advised back, including ones already given back before.
 int sluice_allocator_release_free(void);
 
 #endif
