@@ -190,7 +190,7 @@ public final class SluiceNode: Sendable {
         }
         let housekeeping = HousekeepingService(keyspace: keyspace, limiter: limiter, semantic: semanticCache, store: store, clock: clock,
                                                logger: logger, intervalMilliseconds: configuration.sweepIntervalMilliseconds,
-                                               eventLoop: group.any())
+                                               eventLoop: group.any(), counters: counters)
         let node = SluiceNode(listener: listener, http: http, counters: counters, group: group, housekeeping: housekeeping, store: store,
                               redis: redis, lanes: lanes + [operationsPool, indexPool], exporter: exporter, policies: policies,
                               dashboard: http == nil ? nil : DashboardService(feed: feed), applier: applier)

@@ -82,6 +82,15 @@ def sample(samples, name, **labels):
     return samples.get((name, frozenset(labels.items())))
 
 
+def test_the_allocators_free_memory_is_reported(make_sluice):
+    # Housekeeping looks at the allocator's free memory from its first tick (then every ~10 s)
+    # and gives it back past 64 MiB more than last time (unit tests: AllocatorReleasePolicy,
+    # AllocatorMemory); here, that what it saw reaches /metrics.
+    node = make_sluice().start()
+    assert wait_for(lambda: (sample(metrics(node), "sluice_allocator_free_bytes") or 0) > 0, timeout=10, step=0.05) is not None
+    assert sample(metrics(node), "sluice_allocator_releases_total") == 0
+
+
 def test_metrics_count_a_known_sequence_exactly(make_sluice):
     node = make_sluice().start()
     r = node.client()

@@ -27,6 +27,10 @@ public final class ServerCounters: Sendable {
     let nextClientID = Atomic<Int>(1)
     /// LLM.GET / LLM.SET.
     public let llm = LLMCounters()
+    /// Free bytes in the allocator's arenas when housekeeping last looked, and how many times
+    /// it gave them back to the system (``HousekeepingService``).
+    public let allocatorFreeBytes = Atomic<Int>(0)
+    public let allocatorReleases = Atomic<Int>(0)
 
     /// `clientOutputLimit`: `--maxmemory-clients` (0: counted, no limit).
     public init(clientOutputLimit: Int = 0) {

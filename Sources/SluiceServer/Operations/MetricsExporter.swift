@@ -89,6 +89,8 @@ public final class MetricsExporter: Sendable {
             m.counter("sluice_protocol_errors_total", [], counters.protocolErrors.load(ordering: .relaxed))
             m.counter("sluice_requests_rejected_total", [], counters.rejectedRequests.load(ordering: .relaxed))
             m.counter("sluice_auth_failures_total", [], counters.authFailures.load(ordering: .relaxed))
+            m.gauge("sluice_allocator_free_bytes", [], counters.allocatorFreeBytes.load(ordering: .relaxed))
+            m.counter("sluice_allocator_releases_total", [], counters.allocatorReleases.load(ordering: .relaxed))
             // LLM.GET by the layer that answered, and what LLM.* wrote.
             for (_, layer, value) in counters.llm.lookups { m.counter("sluice_llm_lookups_total", [("layer", layer)], value) }
             m.counter("sluice_llm_backfills_total", [], counters.llm.backfills.load(ordering: .relaxed))

@@ -17,6 +17,8 @@ public struct HousekeepingService: Service {
     let semantic: SemanticCache
     let store: SQLiteStore?
     let clock: any TimeSource
+    /// Where the allocator's free memory and its releases are reported (metrics).
+    let counters: ServerCounters?
     let logger: Logger
     let interval: Duration
     let intervalMilliseconds: Int64
@@ -28,8 +30,9 @@ public struct HousekeepingService: Service {
     static let releaseInterval: Int64 = 10_000
 
     public init(keyspace: Keyspace, limiter: RateLimiter, semantic: SemanticCache, store: SQLiteStore?, clock: any TimeSource,
-                logger: Logger, intervalMilliseconds: Int64, eventLoop: any EventLoop) {
+                logger: Logger, intervalMilliseconds: Int64, eventLoop: any EventLoop, counters: ServerCounters? = nil) {
         self.eventLoop = eventLoop
+        self.counters = counters
         self.keyspace = keyspace
         self.limiter = limiter
         self.semantic = semantic
@@ -70,7 +73,8 @@ public struct HousekeepingService: Service {
                     }
                 }
             }
-            if tick % releaseEvery == releaseEvery - 1 { releaseFreeMemory(&release) }
+            // From the first tick, so that the gauge has a value soon after start-up.
+            if tick % releaseEvery == 0 { releaseFreeMemory(&release) }
             tick &+= 1
         }
     }
@@ -80,11 +84,13 @@ public struct HousekeepingService: Service {
     /// arena in turn (24 ms for 380 MB free; an event loop allocating meanwhile waits as long).
     func releaseFreeMemory(_ policy: inout AllocatorReleasePolicy) {
         let free = AllocatorMemory.freeBytes
+        counters?.allocatorFreeBytes.store(free, ordering: .relaxed)
         guard policy.shouldRelease(free: free) else { return }
         let started = ContinuousClock.now
         AllocatorMemory.releaseFree()
         let after = AllocatorMemory.freeBytes
         policy.released(free: after)
+        counters?.allocatorReleases.add(1, ordering: .relaxed)
         logger.debug("gave free memory back to the system", metadata: [
             "free_bytes": "\(free)", "took": "\(ContinuousClock.now - started)",
         ])
