@@ -10,7 +10,7 @@ import Synchronization
 /// reads again: each tick sweeps a slice of every shard's L1, the directory and leases of one
 /// shard in turn, one rate-limiter shard in turn (expired reservations, full buckets), and
 /// now and then the semantic namespaces and the SQLite rows; and every ~10 s, memory the
-/// allocator holds free gives back to the system once there is much of it (``AllocatorMemory``).
+/// allocator holds free is given back to the system once there is much of it (``AllocatorMemory``).
 public struct HousekeepingService: Service {
     let keyspace: Keyspace
     let limiter: RateLimiter
@@ -18,10 +18,11 @@ public struct HousekeepingService: Service {
     let store: SQLiteStore?
     let clock: any TimeSource
     /// Where the allocator's free memory and its releases are reported (metrics).
-    let counters: ServerCounters?
+    let counters: ServerCounters
     let logger: Logger
     let interval: Duration
-    let intervalMilliseconds: Int64
+    /// Ticks between looks at the allocator's free memory (every ``releaseInterval`` ms).
+    let releaseEvery: Int
     let eventLoop: any EventLoop
     /// A delete of expired rows is queued and not yet done.
     let expiring = SharedFlag()
@@ -30,7 +31,7 @@ public struct HousekeepingService: Service {
     static let releaseInterval: Int64 = 10_000
 
     public init(keyspace: Keyspace, limiter: RateLimiter, semantic: SemanticCache, store: SQLiteStore?, clock: any TimeSource,
-                logger: Logger, intervalMilliseconds: Int64, eventLoop: any EventLoop, counters: ServerCounters? = nil) {
+                logger: Logger, intervalMilliseconds: Int64, eventLoop: any EventLoop, counters: ServerCounters) {
         self.eventLoop = eventLoop
         self.counters = counters
         self.keyspace = keyspace
@@ -40,11 +41,10 @@ public struct HousekeepingService: Service {
         self.clock = clock
         self.logger = logger
         self.interval = .milliseconds(intervalMilliseconds)
-        self.intervalMilliseconds = intervalMilliseconds
+        self.releaseEvery = Int(max(1, Self.releaseInterval / max(1, intervalMilliseconds)))
     }
 
     public func run() async throws {
-        let releaseEvery = Int(max(1, Self.releaseInterval / max(1, intervalMilliseconds)))
         var tick = 0
         var release = AllocatorReleasePolicy()
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
@@ -84,13 +84,13 @@ public struct HousekeepingService: Service {
     /// arena in turn (24 ms for 380 MB free; an event loop allocating meanwhile waits as long).
     func releaseFreeMemory(_ policy: inout AllocatorReleasePolicy) {
         let free = AllocatorMemory.freeBytes
-        counters?.allocatorFreeBytes.store(free, ordering: .relaxed)
+        counters.allocatorFreeBytes.store(free, ordering: .relaxed)
         guard policy.shouldRelease(free: free) else { return }
         let started = ContinuousClock.now
         AllocatorMemory.releaseFree()
-        let after = AllocatorMemory.freeBytes
-        policy.released(free: after)
-        counters?.allocatorReleases.add(1, ordering: .relaxed)
+        // The chunks stay free (only their pages go), so `free` is still the total: no second walk.
+        policy.released(free: free)
+        counters.allocatorReleases.add(1, ordering: .relaxed)
         logger.debug("gave free memory back to the system", metadata: [
             "free_bytes": "\(free)", "took": "\(ContinuousClock.now - started)",
         ])
