@@ -35,7 +35,7 @@ public final class MemoryOnlyServer: Sendable {
                 cache: SemanticCache(defaultMinScore: configuration.semanticMinScore, defaultMaxEntries: configuration.semanticMaxEntries,
                                      maxNamespaces: configuration.semanticMaxNamespaces, maxTotalEntries: configuration.semanticMaxTotalEntries,
                                      maxTotalBytes: configuration.semanticMaxMemory,
-                                     verifier: configuration.promptVerifier,
+                                     verifier: configuration.semanticVerifier == .wordnet ? PromptVerifier.builtIn : nil,
                                      rewordingEmbedder: embedder?.version),
                 store: nil, lanes: self.lanes, offloadEntries: configuration.semanticOffloadEntries))
         let counters = ServerCounters(clientOutputLimit: configuration.maxMemoryClients)

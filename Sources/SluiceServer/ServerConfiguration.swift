@@ -76,9 +76,6 @@ public struct ServerConfiguration: Sendable {
     }
     public var semanticVerifier = SemanticVerifier.wordnet
 
-    /// The verifier ``semanticVerifier`` names (nil: `basic`, the trap guard alone).
-    var promptVerifier: PromptVerifier? { semanticVerifier == .wordnet ? PromptVerifier.builtIn : nil }
-
     /// Named policies (`--config`): limits, budgets, breakers, namespaces.
     public var policies = PolicySet()
 

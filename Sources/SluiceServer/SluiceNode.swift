@@ -76,7 +76,7 @@ public final class SluiceNode: Sendable {
         let semanticCache = SemanticCache(defaultMinScore: configuration.semanticMinScore, defaultMaxEntries: configuration.semanticMaxEntries,
                                           maxNamespaces: configuration.semanticMaxNamespaces, maxTotalEntries: configuration.semanticMaxTotalEntries,
                                      maxTotalBytes: configuration.semanticMaxMemory,
-                                     verifier: configuration.promptVerifier,
+                                     verifier: configuration.semanticVerifier == .wordnet ? PromptVerifier.builtIn : nil,
                                      rewordingEmbedder: embedder?.version,
                                      background: { work in indexPool.submit { if $0 == .active { work() } } })
 
@@ -239,8 +239,7 @@ public final class SluiceNode: Sendable {
             HashCommands(keys: c.keys, maxReplyBytes: configuration.clientOutputHardLimit),
             TransactionCommands(maxReplyBytes: configuration.clientOutputHardLimit),
             LLMCommands(cache: c.cache, semantic: c.semantic, embedder: embedder, maxLease: configuration.maxLeaseMilliseconds, counters: counters.llm,
-                        pending: PendingQuestions(verifier: configuration.promptVerifier),
-                        defaultMinScore: configuration.semanticMinScore, maxKeyBytes: configuration.limits.maxBulkLength),
+                        maxKeyBytes: configuration.limits.maxBulkLength),
             RichCacheCommands(cache: c.cache, maxLease: configuration.maxLeaseMilliseconds),
             RateLimitCommands(limits: c.limits, policies: policies, logger: logger),
             BreakerCommands(breakers: c.breakers),

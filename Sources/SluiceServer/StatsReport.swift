@@ -82,7 +82,6 @@ public final class StatsReport: Sendable {
         rows.append(("llm_backfills_retired", .integer(counters.llm.backfillsRetired.load(ordering: .relaxed))))
         rows.append(("llm_backfills_skipped", .integer(counters.llm.backfillsSkipped.load(ordering: .relaxed))))
         rows.append(("llm_sets", .integer(counters.llm.sets.load(ordering: .relaxed))))
-        rows.append(("llm_paraphrase_waits", .integer(counters.llm.paraphraseWaits.load(ordering: .relaxed))))
         for (name, value) in cacheStats.backendCounters { rows.append(("l2_" + name, .integer(value))) }
         return rows
     }

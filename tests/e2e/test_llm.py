@@ -115,61 +115,6 @@ def test_fifty_concurrent_misses_get_one_lease(make_sluice):
     assert llm_get(c, "What is the capital of Australia?")["answer"] == b"Canberra"
 
 
-# Five wordings of one question, each accepted by the verifier as any other's paraphrase.
-WORDINGS = [Q, PARAPHRASE, "how do i reset my password", "How do I reset my password, please?", "What is the way to reset my password?"]
-
-
-@pytest.mark.parametrize("mode", ["embedded", "shared"])
-def test_fifty_concurrent_paraphrases_get_one_lease_and_then_its_answer(make_sluice, redis_server, mode):
-    # Ten callers for each of five wordings at once. Before paraphrases waited for a lease in
-    # flight, each wording took a lease of its own: five upstream calls for one question.
-    node = make_sluice(*(["--redis", redis_server.url] if mode == "shared" else [])).start()
-
-    def ask(i):
-        return WORDINGS[i % len(WORDINGS)], llm_get(node.client(), WORDINGS[i % len(WORDINGS)], "LEASE", "10000", "WHY")
-
-    asked = run_together(50, ask)
-    holders = [(prompt, r["lease"]) for prompt, r in asked if r["lease"] is not None]
-    assert len(holders) == 1, holders
-    assert all(r["layer"] == "miss" for _, r in asked)
-    held, token = holders[0]
-    # The first asker of each other wording took its own key's lease, then found the question
-    # in flight and waited; the others of a wording waited on their own key's lease.
-    c = node.client()
-    assert as_dict(c.execute_command("STATS"))[b"llm_paraphrase_waits"] == len(WORDINGS) - 1
-    waiting = [r["why"] for prompt, r in asked if prompt != held and r["why"].startswith("a paraphrase is being answered: ")]
-    assert len(waiting) == len(WORDINGS) - 1 and all(w == "a paraphrase is being answered: " + held for w in waiting), waiting
-    assert c.execute_command("LLM.SET", "faq", held, "Use the reset link.", "LEASE", token) == b"OK"
-    for prompt in WORDINGS:
-        got = llm_get(c, prompt, "LEASE", "10000")
-        assert got["answer"] == b"Use the reset link." and got["layer"] == ("l1" if prompt == held else "semantic"), (prompt, got)
-    status, _, body = node.http("/metrics")
-    assert status == 200 and f"sluice_llm_paraphrase_waits_total {len(WORDINGS) - 1}" in body.decode()
-
-
-def test_only_a_paraphrase_waits_for_the_question_in_flight(make_sluice):
-    c = make_sluice().start().client()
-    first = llm_get(c, Q, "LEASE", "10000")
-    assert first["lease"] is not None
-    waiting = llm_get(c, PARAPHRASE, "LEASE", "10000", "WHY")
-    assert waiting["layer"] == "miss" and waiting["lease"] is None
-    assert waiting["why"] == "a paraphrase is being answered: " + Q
-    # A trap (another question in the same words), another question, the paraphrase in another
-    # scope or namespace, or under a bar the question in flight does not reach: leases of their own.
-    assert llm_get(c, TRAP, "LEASE", "10000")["lease"] is not None
-    assert llm_get(c, "What is the capital of France?", "LEASE", "10000")["lease"] is not None
-    assert llm_get(c, OTHER_PARAPHRASE, "LEASE", "10000", "SCOPE", "u2")["lease"] is not None
-    assert llm_get(c, OTHER_PARAPHRASE, "LEASE", "10000", ns="help")["lease"] is not None
-    assert llm_get(c, OTHER_PARAPHRASE, "LEASE", "10000", "MINSCORE", "0.999")["lease"] is not None
-    # Without LEASE nothing is recorded, and nothing waits.
-    assert llm_get(c, "Where is my invoice?")["layer"] == "miss"
-    assert llm_get(c, "Where can I find my invoice?", "LEASE", "10000")["lease"] is not None
-    # Once answered the question is no longer in flight: a paraphrase finds the answer itself.
-    c.execute_command("LLM.SET", "faq", Q, "Use the reset link.", "LEASE", first["lease"])
-    got = llm_get(c, "how do i reset my password", "LEASE", "10000")
-    assert got["layer"] == "semantic" and got["answer"] == b"Use the reset link." and got["lease"] is None
-
-
 def test_a_bad_verdict_retires_the_written_back_copies(make_sluice):
     c = make_sluice().start().client()
     c.execute_command("LLM.SET", "faq", Q, "Use the reset link.")
@@ -412,7 +357,7 @@ def test_pipelined_questions_each_keep_their_own_key(make_sluice, redis_server, 
     node = make_sluice(*(["--redis", redis_server.url] if mode == "shared" else [])).start()
     c = node.client()
     topics = ["reset my password", "change my email address", "cancel my subscription",
-              "download the mobile app", "export my invoices", "delete my account"]
+              "update my billing details", "export my invoices", "delete my account"]
     for n, topic in enumerate(topics):
         c.execute_command("LLM.SET", "pipe", f"How do I {topic}?", f"answer {n}")
     p = c.pipeline(transaction=False)

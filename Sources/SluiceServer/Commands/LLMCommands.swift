@@ -21,11 +21,6 @@ struct LLMCommands: CommandGroup {
     let embedder: TokenEmbedder?
     let maxLease: Int64
     let counters: LLMCounters
-    /// Questions whose lease is out, for their paraphrases to wait on (nil: each question
-    /// takes its own lease, paraphrase or not).
-    var pending: PendingQuestions? = nil
-    /// The semantic layer's bar where neither the caller nor the namespace set one.
-    var defaultMinScore: Float = 0.7
     /// Longest key LLM.SET makes: what a request may carry (`--max-value-size`).
     var maxKeyBytes = 16 * 1024 * 1024
 
@@ -300,14 +295,14 @@ struct LLMCommands: CommandGroup {
         // As in `lookup`: no closure for a ready answer.
         switch semantic.get(query, now: r.time.wall, on: eventLoop) {
         case .ready(let result):
-            return afterSemantic(result, r, query: query, lease: lease, on: eventLoop)
+            return afterSemantic(result, r, lease: lease, on: eventLoop)
         case .later(let future):
-            return .later(future.flatMap { [self] result in afterSemantic(result, r, query: query, lease: lease, on: eventLoop).future(on: eventLoop) })
+            return .later(future.flatMap { [self] result in afterSemantic(result, r, lease: lease, on: eventLoop).future(on: eventLoop) })
         }
     }
 
     /// What to answer once the semantic layer answered `result` (the exact layers missed).
-    func afterSemantic(_ result: Result<SemanticNamespace.Outcome, SemanticFailure>, _ r: Request, query: SemanticQuery, lease: UInt64?,
+    func afterSemantic(_ result: Result<SemanticNamespace.Outcome, SemanticFailure>, _ r: Request, lease: UInt64?,
                        on eventLoop: any EventLoop) -> Deferred<Lookup> {
         let outcome: SemanticNamespace.Outcome
         switch result {
@@ -316,18 +311,6 @@ struct LLMCommands: CommandGroup {
         case .success(let o): outcome = o
         }
         guard case .hit(let m) = outcome else {
-            // This caller holds the question's lease: unless a paraphrase's lease is out — then
-            // it waits for that answer, and its own lease is left unused to expire (identical
-            // questions meanwhile wait too, for the same answer).
-            if lease != nil, let pending {
-                let bar = r.minScore ?? semantic.info(namespace: r.ns)?.minScore ?? defaultMinScore
-                let until = r.time.wall.addingSaturating(r.lease)
-                if let asked = pending.waitOrRecord(namespace: r.ns, scope: r.scope, prompt: query.prompt, vector: query.vector,
-                                                     embedder: query.embedder, minScore: bar, now: r.time.wall, expiresAt: until) {
-                    counters.paraphraseWaits.add(1, ordering: .relaxed)
-                    return staleOrMiss(r, lease: nil, why: r.explain ? "a paraphrase is being answered: \(asked)" : "", on: eventLoop)
-                }
-            }
             return staleOrMiss(r, lease: lease, why: r.explain ? SemanticCommands.why(outcome) : "", on: eventLoop)
         }
         counters.semanticHits.add(1, ordering: .relaxed)
@@ -496,8 +479,6 @@ struct LLMCommands: CommandGroup {
                 switch result {
                 case .success:
                     counters.sets.add(1, ordering: .relaxed)
-                    // Its paraphrases now find the answer itself.
-                    pending?.answered(namespace: entry.namespace, scope: entry.scope, prompt: entry.prompt)
                     return .ready(.success(()))
                 case .failure(let failure):
                     let why = SemanticCommands.failureLine(entry.namespace, failure)

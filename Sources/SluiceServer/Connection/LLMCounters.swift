@@ -16,8 +16,6 @@ public final class LLMCounters: Sendable {
     /// Semantic hits not written back because the store's write queue was past its bound.
     public let backfillsSkipped = Atomic<Int>(0)
     public let sets = Atomic<Int>(0)
-    /// Full misses that got no lease of their own because a paraphrase's lease was out.
-    public let paraphraseWaits = Atomic<Int>(0)
 
     public init() {}
 

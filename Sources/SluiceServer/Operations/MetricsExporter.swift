@@ -97,7 +97,6 @@ public final class MetricsExporter: Sendable {
             m.counter("sluice_llm_backfills_retired_total", [], counters.llm.backfillsRetired.load(ordering: .relaxed))
             m.counter("sluice_llm_backfills_skipped_total", [], counters.llm.backfillsSkipped.load(ordering: .relaxed))
             m.counter("sluice_llm_sets_total", [], counters.llm.sets.load(ordering: .relaxed))
-            m.counter("sluice_llm_paraphrase_waits_total", [], counters.llm.paraphraseWaits.load(ordering: .relaxed))
 
             // The exact cache: L1, and L2 (SQLite or Redis).
             let c = cache.keyspace.counters, l1 = cache.keyspace.l1

@@ -72,9 +72,8 @@ _LLM_CALL_DOC = """A guarded LLM call, used as a context manager.
 
         On the way in, in order: one `LLM.GET ns prompt SCOPE s LEASE ms` — the exact layers (L1,
         L2), then the semantic layer, then the question's lease; if another caller holds the lease
-        on this very question, or on a paraphrase of it asked of the same Sluice, polling until
-        its answer is stored (so concurrent identical prompts, and paraphrases, make one upstream
-        call; if that caller gives up, one waiter takes its place);
+        on this very question, polling until its answer is stored (so concurrent identical
+        prompts make one upstream call; if that caller gives up, one waiter takes its place);
         then the budget and breaker checks, the token reservation (`RL.RESERVE`, waiting up to
         `max_wait_s` when the limit says so), the concurrency slot (`RL.ACQUIRE`) and, last, the
         breaker ticket (`CB.ALLOW`). If the answer was found, `call.hit` is true and
