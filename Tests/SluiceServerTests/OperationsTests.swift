@@ -130,13 +130,11 @@ struct OperationsTests {
 extension StatsReport {
     /// A report over embedded capabilities with nothing in them.
     static func forTests() -> StatsReport {
-        let lane = NIOThreadPool(numberOfThreads: 1)
-        lane.start()
         let keyspace = Keyspace(l1Capacity: 1 << 20, shardCount: 1, tracksL2: false)
         return StatsReport(cache: EmbeddedExactCache(keyspace: keyspace, store: nil),
                            limits: EmbeddedRateLimits(limiter: RateLimiter(maxKeys: 100, reservationTTL: 1000)),
                            breakers: EmbeddedBreakers(registry: BreakerRegistry(maxBreakers: 10)),
-                           semantic: EmbeddedSemanticStore(cache: SemanticCache(), store: nil, lanes: [lane], offloadEntries: 10),
+                           semantic: EmbeddedSemanticStore(cache: SemanticCache(), store: nil, lanes: Harness.lanes, offloadEntries: 10),
                            counters: ServerCounters(), configuration: ServerConfiguration(), startedAt: 0)
     }
 }
