@@ -146,8 +146,9 @@ struct PromptTokens {
             let base = String(piece.split(separator: "'", omittingEmptySubsequences: false).first ?? Substring(piece))
             let word = base.lowercased()
             let lemmas = lexicon.lemmas(word)
-            let innerCapital = base.dropFirst().contains(where: \.isUppercase)
-            let capitalised = base.first?.isUppercase == true && !sentenceStart
+            let (firstUpper, innerUpper) = Self.capitals(base)
+            let innerCapital = innerUpper
+            let capitalised = firstUpper && !sentenceStart
             var token = Token(kind: .content, base: base, lemma: lemmas[0], lemmas: lemmas,
                               isName: base != "I" && (capitalised || innerCapital), possessive: low.hasSuffix("'s"))
             // Not a noun's plural (men → man) nor a word that is mostly a noun (left, saw, lay).
@@ -292,4 +293,23 @@ struct PromptTokens {
         can could would should will shall may might must please tell show give let know help explain want need like \
         some any there here about just also so very really get getting got way ways s for on in with from into
         """.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
+
+    /// Whether `word`'s first character is upper-case, and whether any later one is. ASCII
+    /// words (most) are read byte by byte: `Character.isUppercase` looked each character up
+    /// in the Unicode property tables, on every word of every prompt the verifier reads.
+    static func capitals(_ word: String) -> (first: Bool, inner: Bool) {
+        var word = word
+        let ascii = word.withUTF8 { raw -> (Bool, Bool)? in
+            var first = false, inner = false
+            for (i, byte) in raw.enumerated() {
+                if byte >= 0x80 { return nil }
+                if byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") {
+                    if i == 0 { first = true } else { inner = true }
+                }
+            }
+            return (first, inner)
+        }
+        if let ascii { return ascii }
+        return (word.first?.isUppercase == true, word.dropFirst().contains(where: \.isUppercase))
+    }
 }

@@ -8,7 +8,27 @@ struct SqueezedText {
     let bytes: [UInt8]
 
     init(_ text: String) {
-        bytes = Array(String(text.lowercased().filter { $0.isLetter || $0.isNumber }).utf8)
+        bytes = Self.ascii(text) ?? Array(String(text.lowercased().filter { $0.isLetter || $0.isNumber }).utf8)
+    }
+
+    /// The same bytes for ASCII text (most prompts), read byte by byte: `Character.isLetter`
+    /// over graphemes looked each one up in the Unicode property tables — a tenth of a lookup
+    /// the verifier judges, in `perf`. nil: not ASCII.
+    static func ascii(_ text: String) -> [UInt8]? {
+        var text = text
+        return text.withUTF8 { raw -> [UInt8]? in
+            var out: [UInt8] = []
+            out.reserveCapacity(raw.count)
+            for byte in raw {
+                switch byte {
+                case 0x80...: return nil
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"): out.append(byte | 0x20)
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"): out.append(byte)
+                default: continue
+                }
+            }
+            return out
+        }
     }
 
     func contains(_ needle: String) -> Bool {
