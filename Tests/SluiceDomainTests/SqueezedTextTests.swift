@@ -32,5 +32,6 @@ struct SqueezedTextTests {
         #expect(SqueezedText.ascii("Café 20") == nil)
         #expect(SqueezedText("Café 20").bytes == Array("café20".utf8))
         #expect(PromptTokens.capitals("Élan") == (true, false) && PromptTokens.capitals("iPhone") == (false, true))
+        #expect(PromptTokens.capitals("mcÉlan") == (false, true) && PromptTokens.capitals("éa") == (false, false))
     }
 }

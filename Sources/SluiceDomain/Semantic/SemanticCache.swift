@@ -174,7 +174,7 @@ public final class SemanticCache: Sendable {
         let before = s.namespace.count, bytesBefore = s.namespace.bytes
         let result = body(&s.namespace)
         s.scanCost.store(s.namespace.count &* (s.namespace.dimension ?? 0), ordering: .relaxed)
-        if s.namespace.holdsLongPrompts { s.holdsLongPrompts.store(true, ordering: .relaxed) }
+        s.holdsLongPrompts.store(s.namespace.holdsLongPrompts, ordering: .relaxed)
         total.add(s.namespace.count - before, ordering: .relaxed)
         totalBytesCounter.add(s.namespace.bytes - bytesBefore, ordering: .relaxed)
         return result
@@ -236,8 +236,10 @@ public final class SemanticCache: Sendable {
             let bar = ns.minScore ?? defaultMinScore
             if score >= Verdicts.threshold(of: e, bar: bar) { return true }
             guard let query, let verifier, let embedder = ns.embedder, looksUnderTheBar(minScore: nil, embedder: embedder) else { return false }
-            var analysed = AnalysedPrompt(query), unlimited = Int.max
-            return SemanticNamespace.alignedRewording(&analysed, of: e, score: score, minScore: bar, verifier: verifier, budget: &unlimited) != nil
+            // Within the budget a lookup has (on the caller's event loop: unbounded, two long
+            // prompts took milliseconds), as the lookup that found the rewording had.
+            var analysed = AnalysedPrompt(query), budget = SemanticNamespace.alignmentBudget
+            return SemanticNamespace.alignedRewording(&analysed, of: e, score: score, minScore: bar, verifier: verifier, budget: &budget) != nil
         } ?? false
     }
 

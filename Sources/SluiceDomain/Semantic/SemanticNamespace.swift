@@ -67,13 +67,16 @@ public struct SemanticNamespace: Sendable {
     public var counters = Counters()
     /// Memory the entries take (``Entry/bytes(dimension:)`` summed).
     public private(set) var bytes = 0
-    /// Whether an entry's prompt was ever longer than ``longPromptBytes`` (never reset: a
-    /// namespace that took one may take more).
-    public private(set) var holdsLongPrompts = false
+    /// How many live entries have a prompt longer than ``longPromptBytes``: a lookup may read
+    /// theirs as candidates. Counted, not a flag set once: at 1 KiB most LLM namespaces take
+    /// such a prompt now and then, and one evicted long ago kept every lookup off the loop.
+    public private(set) var longPrompts = 0
+    /// Whether a lookup here may read a long prompt as a candidate (see ``longPrompts``).
+    public var holdsLongPrompts: Bool { longPrompts > 0 }
     /// Prompts longer than this take the verifier a millisecond or more to read, so lookups
     /// that read them run on a lane, not on an event loop (see
-    /// ``SemanticCache/holdsLongPrompts(_:)``). Measured: 1–4 KB pairs took 1.2–2.5 ms each
-    /// (it was 4 KiB, and four clients pipelining 3.9 KB lookups held a PING for 54 ms).
+    /// ``SemanticCache/offloadHints(_:)``). Measured: 1–4 KB pairs took 1.2–2.5 ms each (it
+    /// was 4 KiB, and four clients pipelining 3.9 KB lookups held a PING for 54 ms).
     public static let longPromptBytes = 1024
 
     public init(maxEntries: Int) {
@@ -117,7 +120,6 @@ public struct SemanticNamespace: Sendable {
     public mutating func set(_ prompt: String, response: ByteBuffer, vector: [Float], embedder: String, scope: String,
                              createdAt: Int64, expiresAt: Int64, worth: AnswerWorth = .none, cacheFull: Int? = nil,
                              bytesToFree: Int = 0) -> Result<[Eviction], SemanticFailure> {
-        if prompt.utf8.count > Self.longPromptBytes { holdsLongPrompts = true }
         // An empty vector (only a tampered file or stream can hold one: the edge refuses it)
         // would make an index of no dimension.
         guard !vector.isEmpty else { return .failure(.unusableVector) }
@@ -159,6 +161,7 @@ public struct SemanticNamespace: Sendable {
         guard index!.upsert(id: id, vector: vector, tag: Self.tag(scope), expiresAt: expiresAt) else { return .success(evicted) }  // zero vector: nothing to find it by
         let entry = Entry(prompt: prompt, response: response, scope: scope, createdAt: createdAt, expiresAt: expiresAt, worth: worth)
         entries[id] = entry
+        if prompt.utf8.count > Self.longPromptBytes { longPrompts += 1 }
         bytes += entry.bytes(dimension: vector.count)
         byPrompt[key] = id
         order.append(id)
@@ -348,6 +351,7 @@ public struct SemanticNamespace: Sendable {
     mutating func remove(id: UInt64) {
         guard let e = entries.removeValue(forKey: id) else { return }
         bytes -= e.bytes(dimension: index?.dimension ?? 0)
+        if e.prompt.utf8.count > Self.longPromptBytes { longPrompts -= 1 }
         byPrompt[Self.key(e.prompt, e.scope)] = nil
         index?.remove(id: id)
     }

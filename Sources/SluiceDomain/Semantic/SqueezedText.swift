@@ -17,11 +17,13 @@ struct SqueezedText {
     static func ascii(_ text: String) -> [UInt8]? {
         var text = text
         return text.withUTF8 { raw -> [UInt8]? in
+            // Checked first: pasted text often has one curly quote or dash, and then nothing
+            // built here would be used.
+            guard raw.allSatisfy({ $0 < 0x80 }) else { return nil }
             var out: [UInt8] = []
             out.reserveCapacity(raw.count)
             for byte in raw {
                 switch byte {
-                case 0x80...: return nil
                 case UInt8(ascii: "A")...UInt8(ascii: "Z"): out.append(byte | 0x20)
                 case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"): out.append(byte)
                 default: continue
