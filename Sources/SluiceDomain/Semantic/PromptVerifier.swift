@@ -47,6 +47,8 @@ public struct PromptVerifier: Sendable {
     public let lexicon: Lexicon
     /// Prompts with more content words than this are judged by ``TrapGuard`` only.
     public var shortContentWords = 7
+    /// Candidates' analyses kept between lookups (shared by the copies of this verifier).
+    let candidates = CandidateTokens()
 
     public init(lexicon: Lexicon) {
         self.lexicon = lexicon
@@ -76,7 +78,7 @@ public struct PromptVerifier: Sendable {
         // Far more words than the word-by-word judgement takes: the basic checks, without
         // lemmatising a 64 KiB prompt first (every word looked up in the lexicon).
         guard query.fitsWordByWord(), other.fitsWordByWord() else { return basicChecks() }
-        let q = query.tokens(lexicon), c = other.tokens(lexicon)
+        let q = query.tokens(lexicon), c = candidates.tokens(candidate) { other.tokens(lexicon) }
         let longest = max(q.contentCount, c.contentCount)
         // Word-by-word matching is quadratic: a prompt of thousands of commas or "and"s (few
         // content words, many tokens) gets the basic checks only.
