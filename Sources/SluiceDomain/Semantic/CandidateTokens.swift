@@ -7,9 +7,12 @@ import DequeModule
 ///
 /// An analysis depends on the text and the lexicon only, so a kept one is never stale. Bounded:
 /// ``capacity`` analyses in all (the oldest of a shard give way), of prompts up to
-/// ``longestPrompt`` bytes (longer ones are analysed on a lane, and would make the bound one
-/// of megabytes) — a few MiB at most. Sharded by the text's hash, so that lookups on several
-/// threads seldom wait for one another, and the lock is held for a dictionary lookup only.
+/// ``longestPrompt`` bytes (longer ones are analysed on a lane) and of at most
+/// ``PromptVerifier/maxTokens`` tokens (more are judged by the basic checks, which do not use
+/// them): ~10 KiB an analysis at worst, ~20 MiB in all (~4 KiB for a 140-byte question).
+/// Sharded by the text's hash, so that lookups on several threads seldom wait for one another;
+/// the lock is held for a dictionary lookup or an insertion, never for an analysis, and an
+/// evicted analysis is freed after it is released.
 final class CandidateTokens: Sendable {
     static let capacity = 2048
     static let shardCount = 16
@@ -29,13 +32,17 @@ final class CandidateTokens: Sendable {
         let shard = shards[Int(UInt(bitPattern: key.hashValue) % UInt(Self.shardCount))]
         if let kept = shard.withLock({ $0.analyses[key] }) { return kept }
         let made = analyse()
-        shard.withLock { s in
-            guard s.analyses.updateValue(made, forKey: key) == nil else { return }
+        guard made.tokens.count <= PromptVerifier.maxTokens else { return made }
+        let evicted = shard.withLock { s -> [PromptTokens] in
+            guard s.analyses.updateValue(made, forKey: key) == nil else { return [] }
             s.order.append(key)
+            var evicted: [PromptTokens] = []
             while s.order.count > Self.capacity / Self.shardCount, let oldest = s.order.popFirst() {
-                s.analyses[oldest] = nil
+                if let gone = s.analyses.removeValue(forKey: oldest) { evicted.append(gone) }
             }
+            return evicted
         }
+        _ = evicted  // freed here, after the lock
         return made
     }
 
