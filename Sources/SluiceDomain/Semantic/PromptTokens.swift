@@ -146,8 +146,7 @@ struct PromptTokens {
             let base = String(piece.split(separator: "'", omittingEmptySubsequences: false).first ?? Substring(piece))
             let word = base.lowercased()
             let lemmas = lexicon.lemmas(word)
-            let (firstUpper, innerUpper) = Self.capitals(base)
-            let innerCapital = innerUpper
+            let (firstUpper, innerCapital) = Self.capitals(base)
             let capitalised = firstUpper && !sentenceStart
             var token = Token(kind: .content, base: base, lemma: lemmas[0], lemmas: lemmas,
                               isName: base != "I" && (capitalised || innerCapital), possessive: low.hasSuffix("'s"))
@@ -296,7 +295,8 @@ struct PromptTokens {
 
     /// Whether `word`'s first character is upper-case, and whether any later one is. ASCII
     /// words (most) are read byte by byte: `Character.isUppercase` looked each character up
-    /// in the Unicode property tables, on every word of every prompt the verifier reads.
+    /// in the Unicode property tables, on every word of every prompt the verifier (and
+    /// ``TrapGuard``, for the basic checks) reads.
     static func capitals(_ word: String) -> (first: Bool, inner: Bool) {
         var word = word
         let ascii = word.withUTF8 { raw -> (Bool, Bool)? in

@@ -64,8 +64,7 @@ public enum TrapGuard {
                     numbers.insert(String(raw.filter { $0.isNumber || $0 == "." }))
                 }
                 if TrapGuard.negations.contains(lower) || lower.hasSuffix("nt") && raw.hasSuffix("n't") { negations += 1 }
-                let innerCapital = raw.dropFirst().contains(where: \.isUppercase)
-                let capitalised = raw.first?.isUppercase == true
+                let (capitalised, innerCapital) = PromptTokens.capitals(raw)
                 if raw.contains(where: \.isNumber) || raw.contains("_") || innerCapital || (capitalised && !sentenceStart) {
                     names.insert(lower)
                 }
