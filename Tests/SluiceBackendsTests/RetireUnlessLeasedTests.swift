@@ -45,7 +45,7 @@ struct RetireUnlessLeasedTests {
             return
         }
         // A copy written for a reader leaves the holder's question alone; the holder's answer goes in.
-        #expect(try await write("late copy", .unlessLeased) == .leaseRefused)
+        #expect(try await write("late copy", .copy(lease: 0)) == .leaseRefused)
         #expect(try await write("answer", .leaseHolder(token)) == .stored)
         guard case .hit(let value, _, _) = try await read(lease: 0) else {
             Issue.record("the holder's answer should be there")

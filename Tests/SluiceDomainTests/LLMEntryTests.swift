@@ -27,16 +27,25 @@ struct LLMEntryTests {
     @Test func aCopyStandsOnlyWhileItsEntryWouldStillAnswerIt() throws {
         let c = SemanticCache(defaultMinScore: 0.7)
         _ = c.set("ns", prompt: "stored", response: ByteBuffer(string: "a"), vector: [1, 0, 0], embedder: "client", scope: "", createdAt: 5, expiresAt: 0)
-        #expect(c.stillAnswers("ns", scope: "", prompt: "stored", createdAt: 5, score: 0.8, query: nil, now: 1))
-        #expect(!c.stillAnswers("ns", scope: "", prompt: "stored", createdAt: 5, score: 0.6, query: nil, now: 1))  // under the bar
-        #expect(!c.stillAnswers("ns", scope: "", prompt: "stored", createdAt: 4, score: 0.9, query: nil, now: 1))  // another version
-        #expect(!c.stillAnswers("ns", scope: "other", prompt: "stored", createdAt: 5, score: 0.9, query: nil, now: 1))
-        #expect(!c.stillAnswers("nope", scope: "", prompt: "stored", createdAt: 5, score: 0.9, query: nil, now: 1))
+        let answer = ByteBuffer(string: "a")
+        #expect(c.stillAnswers("ns", scope: "", prompt: "stored", createdAt: 5, answer: answer, score: 0.8, query: nil, now: 1))
+        #expect(!c.stillAnswers("ns", scope: "", prompt: "stored", createdAt: 5, answer: answer, score: 0.6, query: nil, now: 1))  // under the bar
+        // Under the bar the reader asks for, as its lookup would be: a copy made for a laxer
+        // reader stands for it (not retired and made again on each read), not for a stricter one.
+        #expect(c.stillAnswers("ns", scope: "", prompt: "stored", createdAt: 5, answer: answer, score: 0.6, minScore: 0.5, query: nil, now: 1))
+        #expect(!c.stillAnswers("ns", scope: "", prompt: "stored", createdAt: 5, answer: answer, score: 0.8, minScore: 0.9, query: nil, now: 1))
+        #expect(!c.stillAnswers("ns", scope: "", prompt: "stored", createdAt: 4, answer: answer, score: 0.9, query: nil, now: 1))  // another version
+        // Another answer stored within the same millisecond: the version is the same, the copy's answer is not.
+        #expect(!c.stillAnswers("ns", scope: "", prompt: "stored", createdAt: 5, answer: ByteBuffer(string: "b"), score: 0.9, query: nil, now: 1))
+        #expect(!c.stillAnswers("ns", scope: "other", prompt: "stored", createdAt: 5, answer: answer, score: 0.9, query: nil, now: 1))
+        #expect(!c.stillAnswers("nope", scope: "", prompt: "stored", createdAt: 5, answer: answer, score: 0.9, query: nil, now: 1))
         // A bad verdict at 0.8 raises the entry's threshold above 0.8: that copy retires, a closer one stands.
         let v: [Float] = [0.8, 0.6, 0]
         _ = try c.feedback("ns", prompt: "asked", vector: v, embedder: "client", scope: "", minScore: nil, good: false, now: 1).get()
-        #expect(!c.stillAnswers("ns", scope: "", prompt: "stored", createdAt: 5, score: 0.8, query: nil, now: 1))
-        #expect(c.stillAnswers("ns", scope: "", prompt: "stored", createdAt: 5, score: 0.95, query: nil, now: 1))
+        #expect(!c.stillAnswers("ns", scope: "", prompt: "stored", createdAt: 5, answer: answer, score: 0.8, query: nil, now: 1))
+        #expect(c.stillAnswers("ns", scope: "", prompt: "stored", createdAt: 5, answer: answer, score: 0.95, query: nil, now: 1))
+        // A laxer reader's bar does not lower the raised threshold.
+        #expect(!c.stillAnswers("ns", scope: "", prompt: "stored", createdAt: 5, answer: answer, score: 0.8, minScore: 0.5, query: nil, now: 1))
     }
 
     /// The length LLM.GET and LLM.SET check against the request limit is the key's own, at

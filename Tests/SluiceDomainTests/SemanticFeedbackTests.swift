@@ -195,18 +195,18 @@ struct SemanticFeedbackTests {
         guard case .below = get(other, Self.reworded, at(0.65)) else { Issue.record("client vectors: MINSCORE is the bar"); return }
         let plain = cache([(Self.stored, [1, 0, 0])])  // no verifier (--sem-verifier basic)
         guard case .below = get(plain, Self.reworded, at(0.65)) else { Issue.record("no verifier, no rewordings"); return }
-        #expect(!plain.stillAnswers("ns", scope: "", prompt: Self.stored, createdAt: 0, score: 0.65, query: Self.reworded, now: 1))
+        #expect(!plain.stillAnswers("ns", scope: "", prompt: Self.stored, createdAt: 0, answer: ByteBuffer(string: "answer to " + Self.stored), score: 0.65, query: Self.reworded, now: 1))
     }
 
     @Test func copiesOfRewordingsStayValidWhileALookupWouldStillFindThem() throws {
         let c = try verifiedCache([(Self.stored, [1, 0, 0])])
-        #expect(c.stillAnswers("ns", scope: "", prompt: Self.stored, createdAt: 0, score: 0.65, query: Self.reworded, now: 1))
-        #expect(!c.stillAnswers("ns", scope: "", prompt: Self.stored, createdAt: 0, score: 0.55, query: Self.reworded, now: 1))
+        #expect(c.stillAnswers("ns", scope: "", prompt: Self.stored, createdAt: 0, answer: ByteBuffer(string: "answer to " + Self.stored), score: 0.65, query: Self.reworded, now: 1))
+        #expect(!c.stillAnswers("ns", scope: "", prompt: Self.stored, createdAt: 0, answer: ByteBuffer(string: "answer to " + Self.stored), score: 0.55, query: Self.reworded, now: 1))
         // A copy an explicit MINSCORE made for a prompt that is no rewording: not kept at the default bar.
-        #expect(!c.stillAnswers("ns", scope: "", prompt: Self.stored, createdAt: 0, score: 0.65, query: "How do I bake bread at home?", now: 1))
-        #expect(!c.stillAnswers("ns", scope: "", prompt: Self.stored, createdAt: 0, score: 0.65, query: nil, now: 1))
+        #expect(!c.stillAnswers("ns", scope: "", prompt: Self.stored, createdAt: 0, answer: ByteBuffer(string: "answer to " + Self.stored), score: 0.65, query: "How do I bake bread at home?", now: 1))
+        #expect(!c.stillAnswers("ns", scope: "", prompt: Self.stored, createdAt: 0, answer: ByteBuffer(string: "answer to " + Self.stored), score: 0.65, query: nil, now: 1))
         _ = try c.feedback("ns", prompt: Self.reworded, vector: at(0.66), embedder: "client", scope: "", minScore: nil, good: false, now: 1).get()
-        #expect(!c.stillAnswers("ns", scope: "", prompt: Self.stored, createdAt: 0, score: 0.65, query: Self.reworded, now: 1))
+        #expect(!c.stillAnswers("ns", scope: "", prompt: Self.stored, createdAt: 0, answer: ByteBuffer(string: "answer to " + Self.stored), score: 0.65, query: Self.reworded, now: 1))
     }
 
     /// Namespaces and scopes are identities kept as their bytes, as the exact layers keep them:

@@ -1,5 +1,6 @@
 """LLM.GET / LLM.SET: one lookup through L1, L2 and the semantic layer, with backfill, one lease
 per question, and one store into every layer — embedded and shared."""
+import struct
 import threading
 
 import pytest
@@ -302,26 +303,53 @@ def test_every_key_llm_set_makes_can_be_named(make_sluice):
 
 def test_a_written_back_copy_never_answers_under_the_callers_minscore(make_sluice):
     # A copy answers at the score its entry did: a caller asking for more must not get it from
-    # L1 (nor stale), where the semantic layer would have refused it. The copy stays for others.
+    # L1, where the semantic layer would have refused it.
     c = make_sluice().start().client()
     reworded = REWORDED
+    key = "llm:4:care:0::" + reworded
     first = written_back_copy(c)
     assert float(first["score"]) < 0.9, first
     assert llm_get(c, reworded, ns="care")["layer"] == "l1"
     # A bar at or under the copy's score is served from L1; one over it is not.
     assert llm_get(c, reworded, "MINSCORE", str(float(first["score"]) - 0.01), ns="care")["layer"] == "l1"
-    strict = llm_get(c, reworded, "MINSCORE", "0.95", "LEASE", "5000", "WHY", ns="care")
+    strict = llm_get(c, reworded, "MINSCORE", "0.95", "WHY", ns="care")
     assert strict["answer"] is None and strict["layer"] == "miss", strict
     assert strict["why"].startswith("below minscore"), strict
-    # No lease while the copy holds the key (taking it would mean deleting the copy, which ends
-    # other callers' leases); the copy still answers everyone else.
-    assert strict["lease"] is None, strict
+    # Without LEASE the copy is passed over, not deleted: it still answers everyone else.
     assert llm_get(c, reworded, ns="care")["layer"] == "l1"
     assert as_dict(c.execute_command("STATS"))[b"llm_backfills_retired"] == 0
-    # The strict caller's own answer replaces the copy and answers everyone.
-    assert c.execute_command("LLM.SET", "care", reworded, "Wait an hour.") == b"OK"
+    # With LEASE the caller retires the copy and is granted the lease: nobody else holds one,
+    # and while the copy held the key no miss could grant one (a guarded call would wait for it
+    # until its timeout).
+    leased = llm_get(c, reworded, "MINSCORE", "0.95", "LEASE", "5000", ns="care")
+    assert leased["layer"] == "miss" and leased["lease"] is not None, leased
+    assert as_dict(c.execute_command("STATS"))[b"llm_backfills_retired"] == 1
+    # Meanwhile a laxer caller is answered by the semantic layer; its copy waits for the holder.
+    assert llm_get(c, reworded, ns="care")["layer"] == "semantic"
+    assert c.execute_command("CACHE.GET", key)[0] is None
+    # The holder's answer answers everyone.
+    assert c.execute_command("LLM.SET", "care", reworded, "Wait an hour.", "LEASE", leased["lease"]) == b"OK"
     direct = llm_get(c, reworded, "MINSCORE", "0.95", ns="care")
     assert (direct["answer"], direct["layer"], float(direct["score"])) == (b"Wait an hour.", "l1", 1.0)
+
+
+def test_a_lease_granted_before_the_semantic_layer_failed_is_handed_to_the_caller(make_sluice):
+    # The exact layers' miss grants the lease; then the semantic layer cannot answer (here: the
+    # namespace holds client vectors of another size than the built-in embedder's). The caller
+    # gets a miss that carries its token, not an error that drops it; the others wait for it.
+    c = make_sluice().start().client()
+    assert c.execute_command("SEM.SET", "vecs", "anything", "x", "VEC", struct.pack("<3f", 1, 0, 0)) == b"OK"
+    with pytest.raises(redis.ResponseError):
+        llm_get(c, Q, ns="vecs")
+    holder = llm_get(c, Q, "LEASE", "10000", "WHY", ns="vecs")
+    assert holder["layer"] == "miss" and holder["lease"] is not None, holder
+    assert holder["why"].startswith("the semantic layer could not answer"), holder
+    waiter = llm_get(c, Q, "LEASE", "10000", ns="vecs")
+    assert waiter["layer"] == "miss" and waiter["lease"] is None, waiter
+    # Its LLM.SET stores neither layer (the semantic one refuses the prompt again) and says so.
+    with pytest.raises(redis.ResponseError, match="stored neither layer"):
+        c.execute_command("LLM.SET", "vecs", Q, "answer", "LEASE", holder["lease"])
+    assert llm_get(c, Q, "LEASE", "10000", ns="vecs")["lease"] is not None
 
 
 @pytest.mark.parametrize("mode", ["embedded", "shared"])
@@ -380,15 +408,20 @@ def test_pipelined_questions_each_keep_their_own_key(make_sluice, redis_server, 
         assert llm_get(c, question, ns="unasked")["answer"] == f"new {n}".encode()
 
 
-def test_a_stale_copy_is_no_answer_under_the_callers_minscore(make_sluice):
+def test_stale_serves_answers_never_written_back_copies(make_sluice):
+    # An expired copy has no entry left to be checked against (a bad verdict since would not
+    # show), so STALE serves only answers LLM.SET stored for the very prompt.
     c = make_sluice("--max-stale", "60000").start().client()
     reworded = REWORDED
     written_back_copy(c, "PX", "1500")
     # Both the entry and its copy (which has the entry's expiry) expire.
     assert wait_for(lambda: llm_get(c, reworded, ns="care")["layer"] == "miss", 5) is not None
-    assert llm_get(c, reworded, "STALE", "60000", ns="care")["layer"] == "stale"
-    strict = llm_get(c, reworded, "STALE", "60000", "MINSCORE", "0.95", ns="care")
-    assert strict["answer"] is None and strict["layer"] == "miss", strict
+    assert llm_get(c, STORED, ns="care")["layer"] == "miss"
+    got = llm_get(c, reworded, "STALE", "60000", "WHY", ns="care")
+    assert got["answer"] is None and got["layer"] == "miss", got
+    own = llm_get(c, STORED, "STALE", "60000", ns="care")
+    assert (own["answer"], own["layer"], float(own["score"])) == (b"Wait a little.", "stale", 1.0), own
+    assert as_dict(c.execute_command("STATS"))[b"llm_hits_stale"] == 1
 
 
 def test_two_readers_retiring_one_outdated_copy_get_one_lease(make_sluice):
@@ -406,3 +439,33 @@ def test_two_readers_retiring_one_outdated_copy_get_one_lease(make_sluice):
         assert all(r["layer"] == "miss" for r in replies), replies
         tokens = [r["lease"] for r in replies if r["lease"] is not None]
         assert len(tokens) == 1, (burst, replies)
+
+
+@pytest.mark.parametrize("mode", ["embedded", "shared"])
+def test_an_answer_replaced_within_the_same_millisecond_retires_its_copies(make_sluice, redis_server, mode):
+    # A copy is tied to its entry's version, the creation time in milliseconds; a pipeline
+    # replaces the answer within the same millisecond, and the copy must go all the same.
+    node = make_sluice(*(["--redis", redis_server.url] if mode == "shared" else [])).start()
+    c = node.client()
+    for n in range(20):
+        ns = "same%d" % n
+        p = c.pipeline(transaction=False)
+        p.execute_command("LLM.SET", ns, Q, "old answer")
+        p.execute_command("LLM.GET", ns, PARAPHRASE)
+        p.execute_command("LLM.SET", ns, Q, "new answer")
+        p.execute_command("LLM.GET", ns, PARAPHRASE)
+        replies = p.execute()
+        assert (replies[1][0], replies[1][1]) == (b"old answer", b"semantic"), replies
+        assert replies[3][0] == b"new answer", (n, replies)
+
+
+def test_a_verdict_that_deletes_the_entry_takes_its_own_answer_too(make_sluice):
+    # The verdict names the entry's prompt written another way (its score is ~1: the entry is
+    # deleted); the exact answer LLM.SET stored for the entry's prompt was judged with it.
+    c = make_sluice().start().client()
+    c.execute_command("LLM.SET", "faq", Q, "a wrong answer")
+    assert llm_get(c, Q)["layer"] == "l1"
+    verdict = c.execute_command("SEM.FEEDBACK", "faq", Q.lower(), "bad")
+    assert verdict[0] == Q.encode() and verdict[5] == 1, verdict
+    assert llm_get(c, Q)["layer"] == "miss"
+    assert llm_get(c, Q.lower())["layer"] == "miss"

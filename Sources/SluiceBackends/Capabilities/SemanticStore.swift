@@ -25,10 +25,10 @@ public protocol SemanticStore: Sendable {
     /// nil: no such namespace.
     func info(namespace: String) -> SemanticCache.Info?
 
-    /// Whether the entry for `prompt` in `scope`, created at `createdAt`, would still answer a
-    /// `query`, which scored `score` against it (``SemanticCache/stillAnswers(_:scope:prompt:createdAt:score:query:now:)``),
+    /// Whether the entry for `prompt` in `scope`, created at `createdAt` and still holding `answer`, would still answer a
+    /// `query` under `minScore` (nil: the namespace's bar), which scored `score` against it (``SemanticCache/stillAnswers(_:scope:prompt:createdAt:answer:score:minScore:query:now:)``),
     /// on this process's index.
-    func stillAnswers(namespace: String, scope: String, prompt: String, createdAt: Int64, score: Float, query: String?, now: Int64) -> Bool
+    func stillAnswers(namespace: String, scope: String, prompt: String, createdAt: Int64, answer: ByteBuffer, score: Float, minScore: Float?, query: String?, now: Int64) -> Bool
 
     /// Every namespace's numbers (this instance's index and counters), for metrics.
     func statistics() -> SemanticCache.Statistics

@@ -7,10 +7,9 @@ public enum WriteCondition: Sendable, Hashable {
     case ifPresent
     /// CACHE.SET ... LEASE token: unless another caller holds a live lease on the key; ends it.
     case leaseHolder(UInt64)
-}
-
-extension WriteCondition {
-    /// Unless a caller holds a live lease on the key (no lease token is 0): a write made for a
-    /// reader (LLM.GET's written-back copy) leaves the question to the lease holder.
-    public static var unlessLeased: WriteCondition { .leaseHolder(0) }
+    /// A copy made for a reader (LLM.GET's written-back answer): only where the key holds no
+    /// entry — an answer stored since the reader looked (an acknowledged LLM.SET) is never
+    /// covered by a copy of another prompt's — and unless a caller other than `lease`'s holder
+    /// (0: the reader holds none) holds a live lease on the key; ends that lease.
+    case copy(lease: UInt64)
 }

@@ -128,6 +128,9 @@ public final class EmbeddedExactCache: ExactCache {
             case .ifAbsent: if shard.expiry(key, hash: hash, now: now.wall) != nil { return (.notStored, .now) }
             case .ifPresent: if shard.expiry(key, hash: hash, now: now.wall) == nil { return (.notStored, .now) }
             case .leaseHolder(let token): if !shard.leases.admits(hash, token: token, now: now.monotonic) { return (.leaseRefused, .now) }
+            case .copy(let token):
+                if shard.expiry(key, hash: hash, now: now.wall) != nil { return (.notStored, .now) }
+                if !shard.leases.admits(hash, token: token, now: now.monotonic) { return (.leaseRefused, .now) }
             }
             shard.write(entry: entry, keyLength: key.readableBytes, hash: hash, meta: meta)
             // Queued under the shard's lock, so that an eviction of this key's old row sees it.

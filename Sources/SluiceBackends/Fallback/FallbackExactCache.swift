@@ -40,8 +40,14 @@ public final class FallbackExactCache: ExactCache {
         guard case .later = answer else { return answer }
         let key = ByteBuffer.owned(key)
         return policy.recover(answer, .cache, on: eventLoop) { [local] error in
-            // An unconditional write went into L1 before Redis was asked: take it back.
-            _ = local.delete([key], now: now, on: eventLoop)
+            // An unconditional write went into L1 before Redis was asked: take that copy back —
+            // the copy only: a delete would also end a lease this instance's table granted
+            // while Redis is down, and the next caller would be granted a second one. A
+            // conditional write reaches L1 only after Redis agreed: nothing to take back.
+            if condition == .always {
+                let hash = local.keyspace.hasher.hash(key)
+                local.keyspace.withShard(hash: hash) { $0.dropL1(key, hash: hash) }
+            }
             return .ready(.failed(RedisDownPolicy.storeFailure(error)))
         }
     }

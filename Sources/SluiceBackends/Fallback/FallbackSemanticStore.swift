@@ -53,8 +53,8 @@ public final class FallbackSemanticStore: SemanticStore {
         primary.statistics()
     }
 
-    public func stillAnswers(namespace: String, scope: String, prompt: String, createdAt: Int64, score: Float, query: String?, now: Int64) -> Bool {
-        primary.stillAnswers(namespace: namespace, scope: scope, prompt: prompt, createdAt: createdAt, score: score, query: query, now: now)
+    public func stillAnswers(namespace: String, scope: String, prompt: String, createdAt: Int64, answer: ByteBuffer, score: Float, minScore: Float?, query: String?, now: Int64) -> Bool {
+        primary.stillAnswers(namespace: namespace, scope: scope, prompt: prompt, createdAt: createdAt, answer: answer, score: score, minScore: minScore, query: query, now: now)
     }
 
     public func info(namespace: String) -> SemanticCache.Info? {

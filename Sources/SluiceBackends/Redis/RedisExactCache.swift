@@ -36,6 +36,7 @@ public final class RedisExactCache: ExactCache {
         static let set = ByteBuffer(string: "SET"), get = ByteBuffer(string: "GET"), pttl = ByteBuffer(string: "PTTL")
         static let px = ByteBuffer(string: "PX"), del = ByteBuffer(string: "DEL"), exists = ByteBuffer(string: "EXISTS")
         static let nx = ByteBuffer(string: "NX"), xx = ByteBuffer(string: "XX")
+        static let zero = ByteBuffer(string: "0"), one = ByteBuffer(string: "1")
     }
 
     public let keyspace: Keyspace
@@ -148,7 +149,8 @@ public final class RedisExactCache: ExactCache {
                       on eventLoop: any EventLoop) -> Deferred<CacheWrite> {
         let key = ByteBuffer.owned(key), value = ByteBuffer.owned(value)
         let px = meta.expiresAt == 0 ? 0 : max(meta.expiresAt - now.wall, 1)
-        let stored: EventLoopFuture<Bool>
+        // What Redis did: stored, or which refusal.
+        let stored: EventLoopFuture<CacheWrite>
         switch condition {
         case .always, .ifAbsent, .ifPresent:
             if condition == .always { writeL1(key, value: value, meta: meta) }
@@ -162,18 +164,25 @@ public final class RedisExactCache: ExactCache {
             if condition == .always, let copy = staleCopy(key, value: value, meta: meta, px: px) { _ = client.send(copy, on: eventLoop) }
             stored = main.flatMapThrowing { reply in
                 switch reply {
-                case .simpleString: return true
-                case .bulkString(nil): return false
+                case .simpleString: return .stored
+                case .bulkString(nil): return .notStored
                 case .error(let message): throw RedisError.errorReply(message)
                 default: throw RedisError.unexpectedReply("SET: \(reply)")
                 }
             }
-        case .leaseHolder(let token):
+        case .leaseHolder(let token), .copy(let token):
+            var isCopy = false
+            if case .copy = condition { isCopy = true }
             stored = LuaScripts.leasedWrite.run(client, keys: [Self.redisKey(key), Self.leaseKey(key)],
-                                                arguments: [Self.pack(value, meta), ByteBuffer(string: String(token)), ByteBuffer(string: String(px))],
+                                                arguments: [Self.pack(value, meta), ByteBuffer(string: String(token)), ByteBuffer(string: String(px)),
+                                                            isCopy ? Word.one : Word.zero],
                                                 on: eventLoop).flatMapThrowing { reply in
                 guard case .integer(let n) = try Self.checked(reply) else { throw RedisError.unexpectedReply("leased write: \(reply)") }
-                return n == 1
+                switch n {
+                case 1: return .stored
+                case 0: return .leaseRefused
+                default: return .notStored
+                }
             }
         }
         // A conditional write reaches L1 only after Redis agreed — and only if nothing in the
@@ -182,10 +191,7 @@ public final class RedisExactCache: ExactCache {
         let hash = keyspace.hasher.hash(key)
         let changesBefore = condition == .always ? 0 : keyspace.withShard(hash: hash) { $0.changes }
         return .later(stored.map { [self] stored -> CacheWrite in
-            guard stored else {
-                if case .leaseHolder = condition { return .leaseRefused }
-                return .notStored
-            }
+            guard case .stored = stored else { return stored }
             if condition != .always {
                 let entry = S3FIFOCache.entry(key: key, value: value)
                 keyspace.withShard(hash: hash) { shard in

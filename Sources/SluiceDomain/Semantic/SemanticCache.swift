@@ -228,14 +228,22 @@ public final class SemanticCache: Sendable {
     /// is live and would still answer `query`, which scored `score` against it: its threshold
     /// (the namespace's bar, raised by bad verdicts) at or under the score, or, under the bar, a
     /// lookup at that bar would find `query` a rewording of it (``SemanticNamespace/rewordings``).
-    /// LLM.GET asks this of the exact copies it wrote back after semantic hits.
-    public func stillAnswers(_ name: String, scope: String, prompt: String, createdAt: Int64, score: Float, query: String?, now: Int64) -> Bool {
+    /// LLM.GET asks this of the exact copies it wrote back after semantic hits, under the bar
+    /// the reader asks for (`minScore`, else the namespace's), as its lookup would: a copy made
+    /// for a laxer reader is not retired and made again on each of its reads.
+    ///
+    /// The copy's `answer` must still be the entry's: a version is its creation time in
+    /// milliseconds, and an answer replaced within the same millisecond (a pipeline, or a
+    /// client a few hundred microseconds away) keeps it. The comparison costs what writing the
+    /// answer into the reply does.
+    public func stillAnswers(_ name: String, scope: String, prompt: String, createdAt: Int64, answer: ByteBuffer, score: Float,
+                             minScore: Float? = nil, query: String?, now: Int64) -> Bool {
         read(name) { ns -> Bool in
             guard let id = ns.byPrompt[SemanticNamespace.key(prompt, scope)], let e = ns.entries[id], e.createdAt == createdAt,
-                  !e.isExpired(at: now) else { return false }
-            let bar = ns.minScore ?? defaultMinScore
+                  !e.isExpired(at: now), e.response == answer else { return false }
+            let bar = minScore ?? ns.minScore ?? defaultMinScore
             if score >= Verdicts.threshold(of: e, bar: bar) { return true }
-            guard let query, let verifier, let embedder = ns.embedder, looksUnderTheBar(minScore: nil, embedder: embedder) else { return false }
+            guard let query, let verifier, let embedder = ns.embedder, looksUnderTheBar(minScore: minScore, embedder: embedder) else { return false }
             // Within the budget a lookup has (on the caller's event loop: unbounded, two long
             // prompts took milliseconds), as the lookup that found the rewording had.
             var analysed = AnalysedPrompt(query), budget = SemanticNamespace.alignmentBudget

@@ -16,3 +16,13 @@ public enum StoreFailure: Error, Sendable, Hashable {
     /// nothing was stored, try again later.
     case queueFull(String)
 }
+
+extension StoreFailure {
+    /// What the store said, whatever the kind of failure.
+    public var reason: String {
+        switch self {
+        case .unavailable(let reason), .unconfirmed(let reason), .refused(let reason), .notPersisted(let reason), .queueFull(let reason):
+            return reason
+        }
+    }
+}

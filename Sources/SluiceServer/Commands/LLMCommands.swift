@@ -229,35 +229,43 @@ struct LLMCommands: CommandGroup {
                                    matched: r.promptBytes, createdAt: meta.createdAt, lease: nil, why: "exact"))
             }
             // A copy answers at the score its entry did, so not a caller who asks for more
-            // (MINSCORE): the semantic layer would not have served it to them either. The
-            // copy is passed over, not deleted — it still answers everyone else, and a delete
-            // would end a lease another caller holds on the key (and thrash with laxer
-            // callers writing it back). So this caller gets no lease while it stands.
+            // (MINSCORE): the semantic layer would not have served it to them either. Without
+            // a lease the copy is passed over, not deleted: it still answers everyone else, and
+            // deleting it would only thrash with laxer callers writing it back. A caller who
+            // asks for the lease retires it (below), or it would wait for a lease nobody holds:
+            // the copy's key is not missing, so no miss would grant one.
             if let minScore = r.minScore, source.score < minScore {
-                return afterExactMiss(r, lease: nil, on: eventLoop)
+                return r.lease > 0 ? retire(r, on: eventLoop) : afterExactMiss(r, lease: nil, on: eventLoop)
             }
-            guard semantic.stillAnswers(namespace: r.ns, scope: r.scope, prompt: source.prompt, createdAt: source.createdAt,
-                                        score: source.score, query: r.prompt, now: r.time.wall) else {
+            guard semantic.stillAnswers(namespace: r.ns, scope: r.scope, prompt: source.prompt, createdAt: source.createdAt, answer: entry.answer,
+                                        score: source.score, minScore: r.minScore, query: r.prompt, now: r.time.wall) else {
                 // Its entry no longer answers so: retire the copy, and look again below it.
-                counters.backfillsRetired.add(1, ordering: .relaxed)
-                // Unless a lease is held on the key: then a concurrent reader retired it
-                // first and holds the question's lease, which a delete would end.
-                return cache.deleteUnlessLeased(r.key, now: r.time, on: eventLoop).flatMap { [self] _ in
-                    let again = r.lease > 0 ? cache.read(r.key, lease: r.lease, now: r.time, on: eventLoop) : .ready(CacheRead.miss(lease: nil))
-                    return again.flatMap { [self] read in
-                        guard case .miss(let token) = read else {
-                            // Stored meanwhile: look again, without asking for the lease twice.
-                            var again = r
-                            again.lease = 0
-                            return lookup(again, on: eventLoop)
-                        }
-                        return afterExactMiss(r, lease: token, on: eventLoop)
-                    }
-                }
+                return retire(r, on: eventLoop)
             }
             Self.count(layer, counters)
             return .ready(.hit(answer: entry.answer, layer: Self.name(layer), score: Double(source.score),
                                matched: ByteBuffer(string: source.prompt), createdAt: meta.createdAt, lease: nil, why: "hit"))
+        }
+    }
+
+    /// A written-back copy that does not answer this caller is deleted, and the question asked
+    /// again below the exact layers (with the lease, when the caller asks for one).
+    func retire(_ r: Request, on eventLoop: any EventLoop) -> Deferred<Lookup> {
+        counters.backfillsRetired.add(1, ordering: .relaxed)
+        // Unless a lease is held on the key: then a concurrent reader retired it first and
+        // holds the question's lease, which a delete would end.
+        return cache.deleteUnlessLeased(r.key, now: r.time, on: eventLoop).flatMap { [self] _ in
+            let again = r.lease > 0 ? cache.read(r.key, lease: r.lease, now: r.time, on: eventLoop) : .ready(CacheRead.miss(lease: nil))
+            return again.flatMap { [self] read in
+                guard case .miss(let token) = read else {
+                    // Stored meanwhile (or the copy could not be deleted): look again, without
+                    // asking for the lease twice.
+                    var again = r
+                    again.lease = 0
+                    return lookup(again, on: eventLoop)
+                }
+                return afterExactMiss(r, lease: token, on: eventLoop)
+            }
         }
     }
 
@@ -307,7 +315,14 @@ struct LLMCommands: CommandGroup {
         let outcome: SemanticNamespace.Outcome
         switch result {
         case .failure(let failure):
-            return .ready(.failed(SemanticCommands.failureLine(r.ns, failure)))
+            let line = SemanticCommands.failureLine(r.ns, failure)
+            // A caller that asked for the lease keeps to the lease's protocol: a lease granted by
+            // the exact layers' miss is this caller's to fulfil (an error would drop its token,
+            // and every other caller would wait for nobody until it ran out), and a caller that
+            // was not granted one waits for its holder. So it is a miss, carrying the token if
+            // this caller holds it (WHY says what failed).
+            guard r.lease > 0 else { return .ready(.failed(line)) }
+            return staleOrMiss(r, lease: lease, why: r.explain ? "the semantic layer could not answer: " + line : "", on: eventLoop)
         case .success(let o): outcome = o
         }
         guard case .hit(let m) = outcome else {
@@ -319,8 +334,9 @@ struct LLMCommands: CommandGroup {
         // Another caller holds the question's lease: its LLM.SET will store the answer.
         if r.lease > 0 && lease == nil { return .ready(hit) }
         // The store's write queue is past its bound: a copy made by a read would only grow
-        // it (the answer is served all the same; the next identical question asks again).
-        guard cache.takesOptionalWrites else {
+        // it (the answer is served all the same; the next identical question asks again) —
+        // unless this caller holds the lease: its copy is the answer the others wait for.
+        guard lease != nil || cache.takesOptionalWrites else {
             counters.backfillsSkipped.add(1, ordering: .relaxed)
             return .ready(hit)
         }
@@ -329,9 +345,10 @@ struct LLMCommands: CommandGroup {
                              tag: m.entry.worth.tag)
         counters.backfills.add(1, ordering: .relaxed)
         // Answered once the copy is written (the next identical question finds it), whatever became of it.
-        // Without a lease of its own, the copy must not end one another caller holds (a
-        // stricter caller, whose LLM.SET would then be refused): the holder stores the answer.
-        return cache.write(r.key, value: copy.encoded(), meta: meta, condition: lease.map { .leaseHolder($0) } ?? .unlessLeased,
+        // A copy goes only where the key holds nothing (an answer LLM.SET stored since this
+        // caller looked stays), and never ends a lease another caller holds (a stricter
+        // caller, whose LLM.SET would then be refused): the holder stores the answer.
+        return cache.write(r.key, value: copy.encoded(), meta: meta, condition: .copy(lease: lease ?? 0),
                            now: r.time, on: eventLoop).map { _ in hit }
     }
 
@@ -347,14 +364,17 @@ struct LLMCommands: CommandGroup {
                 return .miss(lease: lease, why: why)
             }
             let entry = LLMEntry.decode(value.bytes)
-            // A copy made under the score this caller asks for is no answer for them, stale or not.
-            if let source = entry.source, let minScore = r.minScore, source.score < minScore {
+            // Only an answer stored for this very prompt: a written-back copy is checked against
+            // its entry before it answers, and an expired one has no entry to check it against
+            // (a bad verdict since would not show); nor is a live one that got here (written
+            // meanwhile, or one a retirement could not delete) served unchecked.
+            guard entry.source == nil else {
                 counters.misses.add(1, ordering: .relaxed)
                 return .miss(lease: lease, why: why)
             }
-            if layer == .stale { counters.staleHits.add(1, ordering: .relaxed) } else { counters.l2Hits.add(1, ordering: .relaxed) }
-            return .hit(answer: entry.answer, layer: Self.name(layer), score: Double(entry.source?.score ?? 1),
-                        matched: entry.source.map { ByteBuffer(string: $0.prompt) } ?? r.promptBytes, createdAt: meta.createdAt, lease: lease, why: layer == .stale ? "stale" : "exact")
+            Self.count(layer, counters)
+            return .hit(answer: entry.answer, layer: Self.name(layer), score: 1, matched: r.promptBytes, createdAt: meta.createdAt,
+                        lease: lease, why: layer == .stale ? "stale" : "exact")
         }
     }
 
@@ -482,8 +502,10 @@ struct LLMCommands: CommandGroup {
                     return .ready(.success(()))
                 case .failure(let failure):
                     let why = SemanticCommands.failureLine(entry.namespace, failure)
-                    return cache.delete([key], now: time, on: eventLoop).map { _ in
-                        .failure(CommandError(line: why + " (LLM.SET stored neither layer)"))
+                    return cache.delete([key], now: time, on: eventLoop).map { deleted in
+                        guard case .failure(let undo) = deleted else { return .failure(CommandError(line: why + " (LLM.SET stored neither layer)")) }
+                        // Said as it is: the exact entry may still answer.
+                        return .failure(CommandError(line: why + " (LLM.SET stored the exact layer only, and could not take it back: \(undo.reason))"))
                     }
                 }
             }
