@@ -26,4 +26,27 @@ struct TrapGuardTests {
     func paraphrasesPass(query: String, candidate: String) {
         #expect(TrapGuard.check(query, candidate) == .ok)
     }
+
+    @Test func asciiIsAnalysedAsTheUnicodePathAnalysesIt() {
+        var generator = SplitMix64(seed: 29)
+        let every = (0..<128).map { Character(Unicode.Scalar(UInt8($0))) } + ["\r\n"]
+        // Mostly what the analysis looks at: capitals, digits, inner dots, apostrophes and
+        // underscores, sentence ends, negations.
+        let telling: [String] = ["a", "Z", "q", "Q", "n't", "not", "'", "_", ".", "?", "!", " ", " ", "3", "07", "\r\n", ",", "x.y", "1.5", "-"]
+        for length in [0, 1, 2, 7, 40, 300] {
+            for round in 0..<200 {
+                let text = round % 2 == 0
+                    ? String((0..<length).map { _ in every[Int(generator.next() % UInt64(every.count))] })
+                    : (0..<length).map { _ in telling[Int(generator.next() % UInt64(telling.count))] }.joined()
+                let bytes = TrapGuard.Analysis(text, ascii: true), general = TrapGuard.Analysis(text, ascii: false)
+                #expect(bytes.words == general.words, "\(Array(text.utf8))")
+                #expect(bytes.numbers == general.numbers, "\(Array(text.utf8))")
+                #expect(bytes.names == general.names, "\(Array(text.utf8))")
+                #expect(bytes.negated == general.negated, "\(Array(text.utf8))")
+                #expect(TrapGuard.Analysis.asciiTokens(text) == TrapGuard.Analysis.tokens(text), "\(Array(text.utf8))")
+            }
+        }
+        // Non-ASCII text takes the general path.
+        #expect(TrapGuard.Analysis("Ask Zoë about it").names == ["zoë"])
+    }
 }

@@ -397,19 +397,38 @@ public struct PromptVerifier: Sendable {
     /// Word edits (insertions, deletions, substitutions) from one prompt to the other, words
     /// equal when they share a lemma; punctuation not counted. At most 64 tokens each (checked
     /// by the caller), so at most 4,225 cells.
+    ///
+    /// Each distinct lemma is numbered once, so a cell compares small integers: hashing the
+    /// lemmas into a set per cell made this most of a long prompt's lookup.
     func editDistance(_ q: PromptTokens, _ c: PromptTokens) -> Int {
         let a = q.tokens.filter { $0.lemma.first?.isLetter == true || $0.kind == .number }
         let b = c.tokens.filter { $0.lemma.first?.isLetter == true || $0.kind == .number }
+        var numbers: [String: Int] = [:]
+        func number(_ lemma: String) -> Int {
+            if let n = numbers[lemma] { return n }
+            let n = numbers.count
+            numbers[lemma] = n
+            return n
+        }
+        let aLemma = a.map { number($0.lemma) }, aLemmas = a.map { $0.lemmas.map(number) }
+        let bLemma = b.map { number($0.lemma) }, bLemmas = b.map { $0.lemmas.map(number) }
         var previous = Array(0...b.count), current = [Int](repeating: 0, count: b.count + 1)
         for i in 1...max(a.count, 1) where !a.isEmpty {
             current[0] = i
             for j in stride(from: 1, through: b.count, by: 1) {
-                let same = a[i - 1].lemma == b[j - 1].lemma || !Set(a[i - 1].lemmas).isDisjoint(with: b[j - 1].lemmas)
+                let same = aLemma[i - 1] == bLemma[j - 1] || Self.share(aLemmas[i - 1], bLemmas[j - 1])
                 current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (same ? 0 : 1))
             }
             swap(&previous, &current)
         }
         return a.isEmpty ? b.count : previous[b.count]
+    }
+
+    /// Whether two (short) lists of numbered lemmas have one in common.
+    @inline(__always)
+    static func share(_ x: [Int], _ y: [Int]) -> Bool {
+        for u in x where y.contains(u) { return true }
+        return false
     }
 
     /// The pieces ``PromptTokens`` would cut `text` into, counted from its bytes (at least as

@@ -51,21 +51,31 @@ public enum TrapGuard {
         var squeezed = SqueezedText("")
 
         init(_ text: String) {
+            self.init(text, ascii: text.utf8.allSatisfy { $0 < 0x80 })
+        }
+
+        /// `ascii`: the text is ASCII (checked by the caller), so letters and digits are read
+        /// from bytes: looking up `Character.isLetter` / `isNumber` per character was a third of
+        /// a long prompt's lookup. Both paths give the same analysis of ASCII text
+        /// (`TrapGuardTests`).
+        init(_ text: String, ascii: Bool) {
             var sentenceStart = true
             var negations = 0
-            for raw in Self.tokens(text) {
+            for raw in ascii ? Self.asciiTokens(text) : Self.tokens(text) {
                 if raw == "." || raw == "?" || raw == "!" {
                     sentenceStart = true
                     continue
                 }
                 let lower = raw.lowercased().removing("'")
                 words.insert(lower)
-                if raw.contains(where: \.isNumber) {
-                    numbers.insert(String(raw.filter { $0.isNumber || $0 == "." }))
+                let hasDigit = ascii ? raw.utf8.contains(where: Self.isDigit) : raw.contains(where: \.isNumber)
+                if hasDigit {
+                    numbers.insert(ascii ? String(decoding: raw.utf8.filter { Self.isDigit($0) || $0 == UInt8(ascii: ".") }, as: UTF8.self)
+                                         : String(raw.filter { $0.isNumber || $0 == "." }))
                 }
                 if TrapGuard.negations.contains(lower) || lower.hasSuffix("nt") && raw.hasSuffix("n't") { negations += 1 }
                 let (capitalised, innerCapital) = PromptTokens.capitals(raw)
-                if raw.contains(where: \.isNumber) || raw.contains("_") || innerCapital || (capitalised && !sentenceStart) {
+                if hasDigit || raw.contains("_") || innerCapital || (capitalised && !sentenceStart) {
                     names.insert(lower)
                 }
                 sentenceStart = false
@@ -73,7 +83,40 @@ public enum TrapGuard {
             // Said at all, not counted: "No, X doesn't exist" answers the same as "X is not there".
             negated = negations > 0
             squeezed = SqueezedText(text)
-            names = Set(names.map { String($0.filter { $0.isLetter || $0.isNumber }) }.filter { !$0.isEmpty })
+            names = Set(names.map { name in
+                ascii ? String(decoding: name.utf8.filter(Self.isAlphanumeric), as: UTF8.self) : String(name.filter { $0.isLetter || $0.isNumber })
+            }.filter { !$0.isEmpty })
+        }
+
+        @inline(__always)
+        static func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
+
+        @inline(__always)
+        static func isAlphanumeric(_ b: UInt8) -> Bool { isDigit(b) || (b | 0x20 >= 0x61 && b | 0x20 <= 0x7A) }
+
+        /// ``tokens(_:)`` of ASCII text, from its bytes.
+        static func asciiTokens(_ text: String) -> [String] {
+            var out: [String] = []
+            var text = text
+            text.withUTF8 { bytes in
+                var start = -1  // the current word's first byte, or -1
+                for i in 0..<bytes.count {
+                    let b = bytes[i]
+                    let inner = (b == UInt8(ascii: ".") || b == UInt8(ascii: "'") || b == UInt8(ascii: "_")) && start >= 0
+                        && i + 1 < bytes.count && isAlphanumeric(bytes[i + 1])
+                    if isAlphanumeric(b) || inner {
+                        if start < 0 { start = i }
+                    } else {
+                        if start >= 0 {
+                            out.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self))
+                            start = -1
+                        }
+                        if b == UInt8(ascii: ".") || b == UInt8(ascii: "?") || b == UInt8(ascii: "!") { out.append(String(UnicodeScalar(b))) }
+                    }
+                }
+                if start >= 0 { out.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start...]), as: UTF8.self)) }
+            }
+            return out
         }
 
         /// Whether `name` occurs, spaces and punctuation squeezed out. A substring search costs
