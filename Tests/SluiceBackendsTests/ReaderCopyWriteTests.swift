@@ -7,7 +7,8 @@ import Testing
 /// `WriteCondition.copy` — LLM.GET writing back a semantic hit for the prompt asked — in both
 /// modes: the embedded twin (decided under the shard lock) and `Lua/leased_write.lua` in a real
 /// redis-server. A copy never covers an entry stored since the reader looked (an acknowledged
-/// LLM.SET of the prompt), never ends another caller's lease, and fulfils its own.
+/// LLM.SET of the prompt), never ends another caller's lease, and fulfils its own (or ends it,
+/// when an answer is there already). And `deleteKeepingLease`, a verdict's delete.
 @Suite("A reader's copy never covers an answer", .serialized, .scratchDirectory)
 struct ReaderCopyWriteTests {
     let loop = MultiThreadedEventLoopGroup.singleton.any()
@@ -26,6 +27,12 @@ struct ReaderCopyWriteTests {
         func value() async throws -> String? {
             guard case .hit(let value, _, _) = try await read(lease: 0) else { return nil }
             return String(decoding: value.bytes, as: UTF8.self)
+        }
+        func retire() async throws -> Bool {
+            try await cache.deleteUnlessLeased(b(key), now: now, on: loop).future(on: loop).get().get()
+        }
+        func keepingLease() async throws -> Bool {
+            try await cache.deleteKeepingLease(b(key), now: now, on: loop).future(on: loop).get().get()
         }
         func clear() async throws {
             _ = try await cache.delete([b(key)], now: now, on: loop).future(on: loop).get()
@@ -51,17 +58,32 @@ struct ReaderCopyWriteTests {
         // The holder's own copy fulfils the lease...
         #expect(try await write("holder's copy", .copy(lease: token)) == .stored)
         #expect(try await value() == "holder's copy")
-        // ...and ends it: once the entry is gone, the next miss is granted one.
-        try await clear()
+        // ...and ends it: a retirement (which leaves a live lease alone) goes ahead.
+        #expect(try await retire())
         guard case .miss(let second?) = try await read(lease: 10_000) else {
             Issue.record("the holder's copy should have ended its lease")
             return
         }
         // The holder looked, then somebody stored an answer (LLM.SET without LEASE): the
-        // holder's copy does not cover it either.
+        // holder's copy does not cover it either — and its lease, which nobody else knows the
+        // token of and which has nothing left to wait for, ends.
         #expect(try await write("answer 2", .always) == .stored)
         #expect(try await write("holder's late copy", .copy(lease: second)) == .notStored)
         #expect(try await value() == "answer 2")
+        #expect(try await retire())
+        #expect(try await value() == nil)
+
+        // A verdict's delete keeps a lease: nothing there and a reader holding the lease, the
+        // lease stays (a copy for another reader is still refused); an answer there goes.
+        guard case .miss(let third?) = try await read(lease: 10_000) else {
+            Issue.record("the miss should grant the lease")
+            return
+        }
+        #expect(try await keepingLease() == false)
+        #expect(try await write("copy 4", .copy(lease: 0)) == .leaseRefused)
+        #expect(try await write("answer 3", .leaseHolder(third)) == .stored)
+        #expect(try await keepingLease())
+        #expect(try await value() == nil)
         try await clear()
     }
 

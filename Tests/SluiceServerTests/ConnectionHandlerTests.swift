@@ -298,6 +298,7 @@ struct ImmediateCache: ExactCache {
     func write(_ key: ByteBuffer, value: ByteBuffer, meta: EntryMeta, condition: WriteCondition, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<CacheWrite> { .ready(.stored) }
     func delete(_ keys: [ByteBuffer], now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Int, StoreFailure>> { .ready(.success(0)) }
     func deleteUnlessLeased(_ key: ByteBuffer, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Bool, StoreFailure>> { .ready(.success(true)) }
+    func deleteKeepingLease(_ key: ByteBuffer, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Bool, StoreFailure>> { .ready(.success(true)) }
     func exists(_ keys: [ByteBuffer], now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Int> { .ready(0) }
     func timeToLive(_ key: ByteBuffer, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<TimeToLive> { .ready(.absent) }
     var takesOptionalWrites: Bool { true }

@@ -457,6 +457,9 @@ def test_an_answer_replaced_within_the_same_millisecond_retires_its_copies(make_
         replies = p.execute()
         assert (replies[1][0], replies[1][1]) == (b"old answer", b"semantic"), replies
         assert replies[3][0] == b"new answer", (n, replies)
+        # Read again once everything above is done (in shared mode the pipelined read may have
+        # been answered before the copy was written).
+        assert llm_get(c, PARAPHRASE, ns=ns)["answer"] == b"new answer", n
 
 
 def test_a_verdict_that_deletes_the_entry_takes_its_own_answer_too(make_sluice):
@@ -469,3 +472,22 @@ def test_a_verdict_that_deletes_the_entry_takes_its_own_answer_too(make_sluice):
     assert verdict[0] == Q.encode() and verdict[5] == 1, verdict
     assert llm_get(c, Q)["layer"] == "miss"
     assert llm_get(c, Q.lower())["layer"] == "miss"
+
+
+def test_a_copy_made_for_a_laxer_reader_is_kept_not_made_again(make_sluice):
+    # A reader with a low MINSCORE gets a semantic hit under the namespace's bar; its copy is
+    # judged at its own bar on its next reads (an L1 hit, not retired and written again), and a
+    # default reader passes over it without deleting it.
+    c = make_sluice().start().client()
+    c.execute_command("LLM.SET", "faq", Q, "Use the reset link.")
+    asked = "How do I change my username?"
+    first = llm_get(c, asked, "MINSCORE", "0.5")
+    assert first["layer"] == "semantic" and 0.5 <= float(first["score"]) < 0.7, first
+    for _ in range(3):
+        assert llm_get(c, asked, "MINSCORE", "0.5")["layer"] == "l1"
+        assert llm_get(c, asked)["layer"] == "miss"
+    stats = as_dict(c.execute_command("STATS"))
+    assert stats[b"llm_backfills"] == 1 and stats[b"llm_backfills_retired"] == 0, stats
+    # A bad verdict on the entry at that score retires the copy for everyone.
+    c.execute_command("SEM.FEEDBACK", "faq", asked, "bad", "MINSCORE", "0.5")
+    assert llm_get(c, asked, "MINSCORE", "0.5")["layer"] == "miss"

@@ -26,6 +26,12 @@ public protocol ExactCache: Sendable {
     /// copies) must not end the lease a concurrent reader, which retired it first, was granted.
     func deleteUnlessLeased(_ key: ByteBuffer, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Bool, StoreFailure>>
 
+    /// Deletes `key` (and its stale copy) without ending a lease on it: true when it existed. A
+    /// verdict that judged the answer bad removes it at once, while a reader that retired it
+    /// first and holds the question's lease keeps it (in shared mode an answer stored without
+    /// the lease can stand beside one).
+    func deleteKeepingLease(_ key: ByteBuffer, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Bool, StoreFailure>>
+
     /// How many of the keys exist (a key named twice counts twice, as in Redis).
     func exists(_ keys: [ByteBuffer], now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Int>
 

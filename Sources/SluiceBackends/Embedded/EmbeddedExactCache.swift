@@ -129,8 +129,13 @@ public final class EmbeddedExactCache: ExactCache {
             case .ifPresent: if shard.expiry(key, hash: hash, now: now.wall) == nil { return (.notStored, .now) }
             case .leaseHolder(let token): if !shard.leases.admits(hash, token: token, now: now.monotonic) { return (.leaseRefused, .now) }
             case .copy(let token):
-                if shard.expiry(key, hash: hash, now: now.wall) != nil { return (.notStored, .now) }
                 if !shard.leases.admits(hash, token: token, now: now.monotonic) { return (.leaseRefused, .now) }
+                if shard.expiry(key, hash: hash, now: now.wall) != nil {
+                    // An answer is there already: the holder's lease (if this is the holder)
+                    // has nothing left to wait for, and nobody else knows its token.
+                    if token != 0 { shard.leases.end(hash) }
+                    return (.notStored, .now)
+                }
             }
             shard.write(entry: entry, keyLength: key.readableBytes, hash: hash, meta: meta)
             // Queued under the shard's lock, so that an eviction of this key's old row sees it.
@@ -187,6 +192,19 @@ public final class EmbeddedExactCache: ExactCache {
         let admission = keyspace.withShard(hash: hash) { shard -> SQLiteStore.Admission? in
             guard shard.leases.holder(of: hash, now: now.monotonic) == nil else { return nil }
             guard shard.delete(key, hash: hash, now: now.wall), let store, let queued else { return .now }
+            return store.delete(queued)
+        }
+        guard let admission else { return .ready(.success(false)) }
+        return acknowledge(.success(true), admission, on: eventLoop) { .failure($0) }
+    }
+
+    public func deleteKeepingLease(_ key: ByteBuffer, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Bool, StoreFailure>> {
+        if let store, let refusal = store.removalRefusal { return .ready(.failure(refusal)) }
+        let hash = keyspace.hasher.hash(key)
+        let queued = store.map { _ in ByteBuffer.owned(key) }
+        let admission = keyspace.withShard(hash: hash) { shard -> SQLiteStore.Admission? in
+            guard shard.delete(key, hash: hash, now: now.wall, endingLease: false) else { return nil }
+            guard let store, let queued else { return .now }
             return store.delete(queued)
         }
         guard let admission else { return .ready(.success(false)) }

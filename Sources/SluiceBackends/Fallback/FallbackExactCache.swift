@@ -40,10 +40,11 @@ public final class FallbackExactCache: ExactCache {
         guard case .later = answer else { return answer }
         let key = ByteBuffer.owned(key)
         return policy.recover(answer, .cache, on: eventLoop) { [local] error in
-            // An unconditional write went into L1 before Redis was asked: take that copy back —
-            // the copy only: a delete would also end a lease this instance's table granted
-            // while Redis is down, and the next caller would be granted a second one. A
-            // conditional write reaches L1 only after Redis agreed: nothing to take back.
+            // An unconditional write went into L1 before Redis was asked: take that copy back.
+            // A conditional one (a reader's copy, a leased answer) reaches L1 only after Redis
+            // agreed: nothing to take back — and a delete would end a lease this instance's
+            // table granted while Redis is down (a stricter caller's), so that the next caller
+            // would be granted a second one.
             if condition == .always {
                 let hash = local.keyspace.hasher.hash(key)
                 local.keyspace.withShard(hash: hash) { $0.dropL1(key, hash: hash) }
@@ -55,6 +56,12 @@ public final class FallbackExactCache: ExactCache {
     public func delete(_ keys: [ByteBuffer], now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Int, StoreFailure>> {
         // The L1 copies are gone already (dropped before Redis was asked); Redis still holds the keys.
         policy.recover(primary.delete(keys, now: now, on: eventLoop), .cache, on: eventLoop) { error in
+            .ready(.failure(RedisDownPolicy.storeFailure(error)))
+        }
+    }
+
+    public func deleteKeepingLease(_ key: ByteBuffer, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Bool, StoreFailure>> {
+        policy.recover(primary.deleteKeepingLease(key, now: now, on: eventLoop), .cache, on: eventLoop) { error in
             .ready(.failure(RedisDownPolicy.storeFailure(error)))
         }
     }

@@ -11,7 +11,12 @@
 
 local holder = redis.call('GET', KEYS[2])
 if holder and holder ~= ARGV[2] then return 0 end
-if ARGV[4] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+if ARGV[4] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then
+  -- An answer is there already: the holder's lease (here only the writer's own) has nothing
+  -- left to wait for, and nobody else knows its token.
+  if holder then redis.call('DEL', KEYS[2]) end
+  return -1
+end
 if tonumber(ARGV[3]) > 0 then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 else

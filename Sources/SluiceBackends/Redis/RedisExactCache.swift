@@ -201,7 +201,11 @@ public final class RedisExactCache: ExactCache {
                         shard.dropL1(key, hash: hash)
                     }
                 }
-                if let copy = staleCopy(key, value: value, meta: meta, px: px) { _ = client.send(copy, on: eventLoop) }
+                // Not for a reader's copy: STALE never serves one, and it would cover the stale
+                // copy of an answer that STALE would serve.
+                if case .copy = condition {} else if let copy = staleCopy(key, value: value, meta: meta, px: px) {
+                    _ = client.send(copy, on: eventLoop)
+                }
             }
             invalidations.publish(key, on: eventLoop)
             return .stored
@@ -227,6 +231,21 @@ public final class RedisExactCache: ExactCache {
             guard case .integer(let n) = try Self.checked(reply) else { throw RedisError.unexpectedReply("DEL: \(reply)") }
             for key in keys { invalidations.publish(key, on: eventLoop) }
             return .success(n)
+        })
+    }
+
+    public func deleteKeepingLease(_ key: ByteBuffer, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Bool, StoreFailure>> {
+        let key = ByteBuffer.owned(key)
+        // This instance's L1 copy only (its shard's leases are the fallback's while Redis is
+        // down); in Redis the entry and its stale copy, which share the key's hash tag — the
+        // lease key stays.
+        let hash = keyspace.hasher.hash(key)
+        keyspace.withShard(hash: hash) { $0.dropL1(key, hash: hash) }
+        let keys = [Self.redisKey(key)] + (keyspace.staleRetention > 0 ? [Self.staleKey(key)] : [])
+        return .later(client.send([Word.del] + keys, on: eventLoop).flatMapThrowing { [self] reply in
+            guard case .integer(let n) = try Self.checked(reply) else { throw RedisError.unexpectedReply("DEL: \(reply)") }
+            invalidations.publish(key, on: eventLoop)
+            return .success(n > 0)
         })
     }
 

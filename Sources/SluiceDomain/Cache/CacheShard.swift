@@ -173,14 +173,15 @@ public struct CacheShard: Sendable {
         leases.end(hash)
     }
 
-    /// true: the key existed (live) and is gone now.
-    public mutating func delete(_ key: ByteBuffer, hash: UInt64, now: Int64) -> Bool {
+    /// true: the key existed (live) and is gone now. `endingLease` false: a lease on the key
+    /// stays (a verdict removing an answer while a reader asks the upstream).
+    public mutating func delete(_ key: ByteBuffer, hash: UInt64, now: Int64, endingLease: Bool = true) -> Bool {
         changes &+= 1
         var existed = l1.remove(key, hash: hash, now: now)
         if let entry = directory?.removeValue(forKey: hash) {
             existed = existed || entry.expiresAt == 0 || entry.expiresAt > now
         }
-        leases.end(hash)
+        if endingLease { leases.end(hash) }
         return existed
     }
 

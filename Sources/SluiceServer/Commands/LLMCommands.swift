@@ -239,6 +239,14 @@ struct LLMCommands: CommandGroup {
             }
             guard semantic.stillAnswers(namespace: r.ns, scope: r.scope, prompt: source.prompt, createdAt: source.createdAt, answer: entry.answer,
                                         score: source.score, minScore: r.minScore, query: r.prompt, now: r.time.wall) else {
+                // Only this reader's bar refuses it — the entry, its answer and its verdicts would
+                // still give it at its own score (a laxer reader made it): passed over as above,
+                // or readers with different bars would delete and write it in turn.
+                if r.lease == 0, semantic.stillAnswers(namespace: r.ns, scope: r.scope, prompt: source.prompt, createdAt: source.createdAt,
+                                                       answer: entry.answer, score: source.score, minScore: source.score, query: nil,
+                                                       now: r.time.wall) {
+                    return afterExactMiss(r, lease: nil, on: eventLoop)
+                }
                 // Its entry no longer answers so: retire the copy, and look again below it.
                 return retire(r, on: eventLoop)
             }
@@ -251,10 +259,10 @@ struct LLMCommands: CommandGroup {
     /// A written-back copy that does not answer this caller is deleted, and the question asked
     /// again below the exact layers (with the lease, when the caller asks for one).
     func retire(_ r: Request, on eventLoop: any EventLoop) -> Deferred<Lookup> {
-        counters.backfillsRetired.add(1, ordering: .relaxed)
         // Unless a lease is held on the key: then a concurrent reader retired it first and
         // holds the question's lease, which a delete would end.
-        return cache.deleteUnlessLeased(r.key, now: r.time, on: eventLoop).flatMap { [self] _ in
+        cache.deleteUnlessLeased(r.key, now: r.time, on: eventLoop).flatMap { [self] deleted in
+            if case .success(true) = deleted { counters.backfillsRetired.add(1, ordering: .relaxed) }
             let again = r.lease > 0 ? cache.read(r.key, lease: r.lease, now: r.time, on: eventLoop) : .ready(CacheRead.miss(lease: nil))
             return again.flatMap { [self] read in
                 guard case .miss(let token) = read else {

@@ -82,15 +82,15 @@ struct SemanticCommands: CommandGroup {
                 let good = verdict.isKeyword("GOOD"), time = ctx.time, eventLoop = ctx.eventLoop
                 let recorded = store.feedback(query, good: good, now: ctx.now, on: ctx.eventLoop).flatMap { result in
                     guard !good, case .success(let feedback?) = result else { return .ready(result) }
-                    // The judged prompt's exact copy goes at once — unless a lease is held on
-                    // it: then a reader retired the copy already and is asking the upstream; a
-                    // delete would end its lease, and the next reader would be granted a second.
-                    let judged = cache.deleteUnlessLeased(LLMEntry.key(namespace: ns, scope: options.scope, prompt: prompt), now: time, on: eventLoop)
+                    // The judged prompt's exact copy goes at once; a lease on its key stays (a
+                    // reader that retired the copy first is asking the upstream: ending its
+                    // lease would let the next reader take a second one).
+                    let judged = cache.deleteKeepingLease(LLMEntry.key(namespace: ns, scope: options.scope, prompt: prompt), now: time, on: eventLoop)
                     // A verdict that deleted the entry (its own prompt, as written another way)
                     // judged the answer LLM.SET stored for the entry's prompt too: it goes with it.
                     guard feedback.deleted, feedback.prompt != prompt || feedback.scope != options.scope else { return judged.map { _ in result } }
                     return judged.flatMap { _ in
-                        cache.deleteUnlessLeased(LLMEntry.key(namespace: ns, scope: feedback.scope, prompt: feedback.prompt), now: time, on: eventLoop)
+                        cache.deleteKeepingLease(LLMEntry.key(namespace: ns, scope: feedback.scope, prompt: feedback.prompt), now: time, on: eventLoop)
                     }.map { _ in result }
                 }
                 // Not `ordered`: a verdict that waits for its namespace's lane (a large namespace,
