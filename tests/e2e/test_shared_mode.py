@@ -310,6 +310,26 @@ def test_a_verdict_redis_does_not_take_is_taken_back(make_sluice, redis_server):
     assert a.execute_command("SEM.GET", "fbd", q, "VEC", asked) is not None
 
 
+def test_a_semantic_delete_refused_while_redis_is_down_reaches_the_others_when_retried(make_sluice, redis_server):
+    # Refused with TRYAGAIN, the delete was made in A's index all the same; its retry, once
+    # Redis is back, finds nothing in A but must still reach B.
+    _, (a, b) = shared(make_sluice, redis_server, 2)
+    a.execute_command("SEM.SET", "kb", "How do volcanoes form?", "Magma rises...")
+    assert wait_for(lambda: b.execute_command("SEM.GET", "kb", "How are volcanoes formed?") is not None, 2) is not None
+    redis_server.kill()
+    with pytest.raises(redis.exceptions.ResponseError):
+        a.execute_command("SEM.DEL", "kb", "How do volcanoes form?")
+    redis_server.start()
+
+    def retried():
+        try:
+            return a.execute_command("SEM.DEL", "kb", "How do volcanoes form?") == 0
+        except redis.RedisError:
+            return False
+    assert wait_for(retried, 5) is not None
+    assert wait_for(lambda: b.execute_command("SEM.GET", "kb", "How are volcanoes formed?") is None, 2) is not None
+
+
 def test_one_lease_per_answer_even_when_a_poll_races_the_store(make_sluice, redis_server):
     """Pollers on two instances ask CACHE.GET ... LEASE while the holder stores its answer: a
     poll whose read missed just before the store must not be granted a second lease (the lease

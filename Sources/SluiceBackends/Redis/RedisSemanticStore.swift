@@ -73,10 +73,12 @@ public final class RedisSemanticStore: SemanticStore {
         }
     }
 
+    // A delete is published even when this instance held nothing: one refused with TRYAGAIN
+    // (Redis down) was already applied here, and only its retry can reach the others.
     public func delete(namespace: String, prompt: String, scope: String, on eventLoop: any EventLoop) -> Deferred<Result<Bool, SemanticFailure>> {
         local.delete(namespace: namespace, prompt: prompt, scope: scope, on: eventLoop).flatMap { [self] result in
-            guard case .success(true) = result else { return .ready(result) }
-            return .later(publish(.delete(namespace: namespace, scope: scope, prompt: prompt), on: eventLoop).map { .success(true) })
+            guard case .success(let deleted) = result else { return .ready(result) }
+            return .later(publish(.delete(namespace: namespace, scope: scope, prompt: prompt), on: eventLoop).map { .success(deleted) })
         }
     }
 
