@@ -46,6 +46,14 @@ struct SemanticLaneTests {
             Issue.record("a prompt over \(SemanticNamespace.longPromptBytes) bytes goes to the lane")
             return
         }
+        // Text that is not ASCII is long at a quarter of the line.
+        query.prompt = String(repeating: "é", count: SemanticNamespace.longPromptBytes / 8 + 1)
+        guard case .later(let accented) = store.get(query, now: 1, on: loop) else {
+            Issue.record("a prompt of accented words over a quarter of the line goes to the lane")
+            return
+        }
+        _ = try accented.wait()
+        query.prompt = long
         // Answered from there, back on the loop.
         let outcome = try future.wait()
         guard case .success = outcome else {

@@ -15,6 +15,19 @@ struct LongPromptCountTests {
         return false
     }
 
+    @Test func textThatIsNotASCIIIsLongAtAQuarterOfTheLine() {
+        let quarter = SemanticNamespace.longPromptBytes / 4
+        let ascii = String(repeating: "x", count: quarter + 100), accented = String(repeating: "é", count: quarter / 2 + 1)
+        #expect(!SemanticNamespace.isLong(ascii))
+        #expect(accented.utf8.count == quarter + 2 && SemanticNamespace.isLong(accented))
+        #expect(!SemanticNamespace.isLong(String(repeating: "é", count: quarter / 2)))  // exactly a quarter
+        #expect(SemanticNamespace.isLong(String(repeating: "x", count: SemanticNamespace.longPromptBytes + 1)))
+        var ns = SemanticNamespace(maxEntries: 4)
+        #expect(Self.set(&ns, ascii) && !ns.holdsLongPrompts)
+        #expect(Self.set(&ns, accented) && ns.longPrompts == 1)
+        #expect(ns.delete(accented, scope: "") && !ns.holdsLongPrompts)
+    }
+
     @Test func onlyLiveEntriesCount() {
         var ns = SemanticNamespace(maxEntries: 2)
         #expect(Self.set(&ns, "short question"))

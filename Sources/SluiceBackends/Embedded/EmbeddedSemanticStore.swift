@@ -53,7 +53,7 @@ public final class EmbeddedSemanticStore: SemanticStore {
         let behindLane = queued.load(ordering: .relaxed) > 0 && onLanes.withLock { $0[namespace] != nil }
         let hints = cache.offloadHints(namespace)
         // `.max`: never offload (the fuzzer runs everything on its one thread).
-        let readsLongPrompts = offloadCost != .max && query.map { $0.utf8.count > SemanticNamespace.longPromptBytes || hints.holdsLongPrompts } == true
+        let readsLongPrompts = offloadCost != .max && query.map { SemanticNamespace.isLong($0) || hints.holdsLongPrompts } == true
         // The bound is in entries of the built-in embedder's 128 dimensions: a namespace of
         // 4,096-dimension client vectors goes to a lane at 1/32 of the entries.
         guard behindLane || readsLongPrompts || hints.scanCost > offloadCost else { return .ready(work()) }

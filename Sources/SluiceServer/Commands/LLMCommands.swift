@@ -167,8 +167,11 @@ struct LLMCommands: CommandGroup {
                 let keyLength = LLMEntry.keyLength(namespace: ns.readableBytes, scope: scope.readableBytes, prompt: prompt.readableBytes)
                 guard keyLength <= group.maxKeyBytes else { throw CommandError(group.tooLong(keyLength)) }
                 let key = LLMEntry.key(namespace: ns, scope: scope, prompt: prompt)
+                // Not `ordered`: in shared mode the semantic write follows Redis's answer to the
+                // exact one, so the connection's next request waits for it — a pipelined LLM.GET
+                // of a rewording, or a SEM.DEL of the prompt, must see the new entry.
                 return ctx.reply(group.store(key, LLMEntry(answer: answer).encoded(), meta: meta, condition: condition, semantic: write,
-                                             time: ctx.time, on: ctx.eventLoop), into: &out) { result, out in
+                                             time: ctx.time, on: ctx.eventLoop), ordered: false, into: &out) { result, out in
                     switch result {
                     case .success: out.writeRESPOK()
                     case .failure(let error): out.writeRESPError(error.line)
