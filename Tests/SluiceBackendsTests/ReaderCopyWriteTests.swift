@@ -13,30 +13,14 @@ import Testing
 struct ReaderCopyWriteTests {
     let loop = MultiThreadedEventLoopGroup.singleton.any()
 
-    func b(_ s: String) -> ByteBuffer { ByteBuffer(string: s) }
-
     func check(_ cache: any ExactCache, key: String) async throws {
-        let now = Timestamp(wall: 1_700_000_000_000, monotonic: 1_000)
-        func read(lease: Int64) async throws -> CacheRead {
-            try await cache.read(b(key), lease: lease, stale: 0, now: now, on: loop).future(on: loop).get()
-        }
-        func write(_ value: String, _ condition: WriteCondition) async throws -> CacheWrite {
-            try await cache.write(b(key), value: b(value), meta: EntryMeta(createdAt: now.wall), condition: condition, now: now, on: loop)
-                .future(on: loop).get()
-        }
-        func value() async throws -> String? {
-            guard case .hit(let value, _, _) = try await read(lease: 0) else { return nil }
-            return String(decoding: value.bytes, as: UTF8.self)
-        }
-        func retire() async throws -> Bool {
-            try await cache.deleteUnlessLeased(b(key), now: now, on: loop).future(on: loop).get().get()
-        }
-        func keepingLease() async throws -> Bool {
-            try await cache.deleteKeepingLease(b(key), now: now, on: loop).future(on: loop).get().get()
-        }
-        func clear() async throws {
-            _ = try await cache.delete([b(key)], now: now, on: loop).future(on: loop).get()
-        }
+        let probe = ExactCacheProbe(cache, key: key, loop: loop)
+        func read(lease: Int64) async throws -> CacheRead { try await probe.read(lease: lease) }
+        func write(_ value: String, _ condition: WriteCondition) async throws -> CacheWrite { try await probe.write(value, condition) }
+        func value() async throws -> String? { try await probe.value() }
+        func retire() async throws -> Bool { try await probe.retire() }
+        func keepingLease() async throws -> Bool { try await probe.deleteKeepingLease() }
+        func clear() async throws { try await probe.clear() }
 
         // Nothing there, no lease: the copy goes in.
         #expect(try await write("copy 1", .copy(lease: 0)) == .stored)

@@ -11,26 +11,16 @@ import Testing
 struct RetireUnlessLeasedTests {
     let loop = MultiThreadedEventLoopGroup.singleton.any()
 
-    func b(_ s: String) -> ByteBuffer { ByteBuffer(string: s) }
-
     func check(_ cache: any ExactCache, key: String) async throws {
-        let now = Timestamp(wall: 1_700_000_000_000, monotonic: 1_000)
-        func read(lease: Int64) async throws -> CacheRead {
-            try await cache.read(b(key), lease: lease, stale: 0, now: now, on: loop).future(on: loop).get()
-        }
-        func retire() async throws -> Bool {
-            try await cache.deleteUnlessLeased(b(key), now: now, on: loop).future(on: loop).get().get()
-        }
-        func write(_ value: String, _ condition: WriteCondition) async throws -> CacheWrite {
-            try await cache.write(b(key), value: b(value), meta: EntryMeta(createdAt: now.wall), condition: condition, now: now, on: loop)
-                .future(on: loop).get()
-        }
+        let probe = ExactCacheProbe(cache, key: key, loop: loop), now = probe.now
+        func read(lease: Int64) async throws -> CacheRead { try await probe.read(lease: lease) }
+        func retire() async throws -> Bool { try await probe.retire() }
+        func write(_ value: String, _ condition: WriteCondition) async throws -> CacheWrite { try await probe.write(value, condition) }
         // An entry, no lease: retired, with its stale copy (read past its expiry: nothing).
-        #expect(try await cache.write(b(key), value: b("copy"), meta: EntryMeta(createdAt: now.wall, expiresAt: now.wall + 1_000),
-                                       condition: .always, now: now, on: loop).future(on: loop).get() == .stored)
+        #expect(try await probe.write("copy", .always, expiresAt: now.wall + 1_000) == .stored)
         #expect(try await retire())
         let later = Timestamp(wall: now.wall + 5_000, monotonic: now.monotonic + 5_000)
-        guard case .miss = try await cache.read(b(key), lease: 0, stale: 60_000, now: later, on: loop).future(on: loop).get() else {
+        guard case .miss = try await probe.read(lease: 0, stale: 60_000, at: later) else {
             Issue.record("the retired entry's stale copy is still read")
             return
         }
