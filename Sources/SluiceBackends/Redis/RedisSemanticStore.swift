@@ -2,7 +2,6 @@ import Logging
 import NIOCore
 import NIOPosix
 import SluiceDomain
-import Synchronization
 
 /// The semantic cache in shared mode: every SEM change goes into one Redis stream,
 /// `sluice:sem:log`, and every instance follows it (from the start at start-up), so an entry
@@ -15,36 +14,14 @@ public final class RedisSemanticStore: SemanticStore {
     public let local: EmbeddedSemanticStore
     let client: RedisClient
     let tail: RedisStreamTail
-    /// This instance's changes still to come round in the stream (see ``OwnStreamChanges``).
-    let own: OwnChanges
-
-    /// ``OwnStreamChanges`` shared by the writers and the tail's thread.
-    final class OwnChanges: Sendable {
-        let state = Mutex(OwnStreamChanges())
-    }
 
     public init(local: EmbeddedSemanticStore, client: RedisClient, logger: Logger) {
         self.local = local
         self.client = client
-        let cache = local.cache, own = OwnChanges()
-        self.own = own
+        let cache = local.cache
         let streamKey = ByteBuffer(string: Self.stream)
-        self.tail = RedisStreamTail(endpoint: { client.sessionEndpoint(forKey: streamKey, attempt: $0) }, stream: Self.stream, logger: logger) { id, fields in
-            guard let change = Self.decode(fields) else { return }
-            if let entry = Self.entry(of: change), let id = OwnStreamChanges.ID(id) {
-                guard own.state.withLock({ $0.applies(entry, at: id) }) else { return }
-            }
-            change.apply(to: cache)
-        }
-    }
-
-    /// The entry a change sets or deletes (nil: a drop or verdicts, applied as they come).
-    static func entry(of change: SemanticChange) -> OwnStreamChanges.Entry? {
-        switch change {
-        case .set(let ns, let scope, let prompt, _, _, _, _, _, _), .delete(let ns, let scope, let prompt):
-            return OwnStreamChanges.Entry(namespace: ns, scope: scope, prompt: prompt)
-        case .drop, .verdicts:
-            return nil
+        self.tail = RedisStreamTail(endpoint: { client.sessionEndpoint(forKey: streamKey, attempt: $0) }, stream: Self.stream, logger: logger) { fields in
+            Self.decode(fields)?.apply(to: cache)
         }
     }
 
@@ -57,14 +34,9 @@ public final class RedisSemanticStore: SemanticStore {
     func publish(_ change: SemanticChange, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         var args = ["XADD", Self.stream, "MAXLEN", "~", "1000000", "*"].map { ByteBuffer(string: $0) }
         for (k, v) in Self.encode(change) { args += [ByteBuffer(string: k), v] }
-        return client.send(args, on: eventLoop).flatMapThrowing { [own] reply in
+        return client.send(args, on: eventLoop).flatMapThrowing { reply in
             if case .error(let message) = reply { throw RedisError.errorReply(message) }
-            guard case .bulkString(let id?) = reply else { throw RedisError.unexpectedReply("XADD: \(reply)") }
-            // Applied here already: older changes of the entry the stream brings from now on
-            // are not applied over it.
-            if let entry = Self.entry(of: change), let id = OwnStreamChanges.ID(String(buffer: id)) {
-                own.state.withLock { $0.published(entry, at: id) }
-            }
+            guard case .bulkString(.some) = reply else { throw RedisError.unexpectedReply("XADD: \(reply)") }
         }
     }
 
