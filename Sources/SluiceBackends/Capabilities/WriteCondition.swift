@@ -13,3 +13,11 @@ public enum WriteCondition: Sendable, Hashable {
     /// (0: the reader holds none) holds a live lease on the key; ends that lease.
     case copy(lease: UInt64)
 }
+
+extension WriteCondition {
+    /// A reader's copy (``copy(lease:)``), whatever its lease.
+    public var isReaderCopy: Bool {
+        if case .copy = self { return true }
+        return false
+    }
+}

@@ -185,30 +185,33 @@ public final class EmbeddedExactCache: ExactCache {
     }
 
     public func deleteUnlessLeased(_ key: ByteBuffer, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Bool, StoreFailure>> {
-        if let store, let refusal = store.removalRefusal { return .ready(.failure(refusal)) }
-        let hash = keyspace.hasher.hash(key)
-        let queued = store.map { _ in ByteBuffer.owned(key) }
         // Decided under the shard's lock, where leases are granted: no reader comes between.
-        let admission = keyspace.withShard(hash: hash) { shard -> SQLiteStore.Admission? in
-            guard shard.leases.holder(of: hash, now: now.monotonic) == nil else { return nil }
-            guard shard.delete(key, hash: hash, now: now.wall), let store, let queued else { return .now }
-            return store.delete(queued)
+        deleteOne(key, now: now, on: eventLoop) { shard, hash in
+            guard shard.leases.holder(of: hash, now: now.monotonic) == nil else { return (answer: false, removed: false) }
+            return (answer: true, removed: shard.delete(key, hash: hash, now: now.wall))
         }
-        guard let admission else { return .ready(.success(false)) }
-        return acknowledge(.success(true), admission, on: eventLoop) { .failure($0) }
     }
 
     public func deleteKeepingLease(_ key: ByteBuffer, now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Result<Bool, StoreFailure>> {
+        deleteOne(key, now: now, on: eventLoop) { shard, hash in
+            let removed = shard.delete(key, hash: hash, now: now.wall, endingLease: false)
+            return (answer: removed, removed: removed)
+        }
+    }
+
+    /// One key's delete, decided by `decide` under its shard's lock (`removed`: the entry went,
+    /// so the file forgets it too); answered `answer` once the file's queue takes it.
+    func deleteOne(_ key: ByteBuffer, now: Timestamp, on eventLoop: any EventLoop,
+                   _ decide: (inout CacheShard, UInt64) -> (answer: Bool, removed: Bool)) -> Deferred<Result<Bool, StoreFailure>> {
         if let store, let refusal = store.removalRefusal { return .ready(.failure(refusal)) }
         let hash = keyspace.hasher.hash(key)
         let queued = store.map { _ in ByteBuffer.owned(key) }
-        let admission = keyspace.withShard(hash: hash) { shard -> SQLiteStore.Admission? in
-            guard shard.delete(key, hash: hash, now: now.wall, endingLease: false) else { return nil }
-            guard let store, let queued else { return .now }
-            return store.delete(queued)
+        let (answer, admission) = keyspace.withShard(hash: hash) { shard -> (Bool, SQLiteStore.Admission) in
+            let decided = decide(&shard, hash)
+            guard decided.removed, let store, let queued else { return (decided.answer, .now) }
+            return (decided.answer, store.delete(queued))
         }
-        guard let admission else { return .ready(.success(false)) }
-        return acknowledge(.success(true), admission, on: eventLoop) { .failure($0) }
+        return acknowledge(.success(answer), admission, on: eventLoop) { .failure($0) }
     }
 
     public func exists(_ keys: [ByteBuffer], now: Timestamp, on eventLoop: any EventLoop) -> Deferred<Int> {

@@ -171,11 +171,9 @@ public final class RedisExactCache: ExactCache {
                 }
             }
         case .leaseHolder(let token), .copy(let token):
-            var isCopy = false
-            if case .copy = condition { isCopy = true }
             stored = LuaScripts.leasedWrite.run(client, keys: [Self.redisKey(key), Self.leaseKey(key)],
                                                 arguments: [Self.pack(value, meta), ByteBuffer(string: String(token)), ByteBuffer(string: String(px)),
-                                                            isCopy ? Word.one : Word.zero],
+                                                            condition.isReaderCopy ? Word.one : Word.zero],
                                                 on: eventLoop).flatMapThrowing { reply in
                 guard case .integer(let n) = try Self.checked(reply) else { throw RedisError.unexpectedReply("leased write: \(reply)") }
                 switch n {
@@ -203,9 +201,7 @@ public final class RedisExactCache: ExactCache {
                 }
                 // Not for a reader's copy: STALE never serves one, and it would cover the stale
                 // copy of an answer that STALE would serve.
-                if case .copy = condition {} else if let copy = staleCopy(key, value: value, meta: meta, px: px) {
-                    _ = client.send(copy, on: eventLoop)
-                }
+                if !condition.isReaderCopy, let copy = staleCopy(key, value: value, meta: meta, px: px) { _ = client.send(copy, on: eventLoop) }
             }
             invalidations.publish(key, on: eventLoop)
             return .stored

@@ -303,7 +303,7 @@ struct PromptTokens {
             var first = false, inner = false
             for (i, byte) in raw.enumerated() {
                 if byte >= 0x80 { return nil }
-                if byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") {
+                if ASCIIBytes.isUpper(byte) {
                     if i == 0 { first = true } else { inner = true }
                 }
             }

@@ -437,8 +437,7 @@ public struct PromptVerifier: Sendable {
     static func words(in text: String, atMost limit: Int) -> Int {
         var count = 0, inWord = false
         for b in text.utf8 {
-            let alphanumeric = (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39)
-            if alphanumeric {
+            if ASCIIBytes.isAlphanumeric(b) {
                 if !inWord { count += 1 }
                 inWord = true
             } else {

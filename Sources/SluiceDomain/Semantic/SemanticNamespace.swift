@@ -89,7 +89,7 @@ public struct SemanticNamespace: Sendable {
         let n = prompt.utf8.count
         if n > longPromptBytes { return true }
         if n <= longPromptBytes / 4 { return false }
-        return !prompt.utf8.allSatisfy { $0 < 0x80 }
+        return !ASCIIBytes.all(prompt.utf8)
     }
 
     public init(maxEntries: Int) {

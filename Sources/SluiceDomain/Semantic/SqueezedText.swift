@@ -19,15 +19,11 @@ struct SqueezedText {
         return text.withUTF8 { raw -> [UInt8]? in
             // Checked first: pasted text often has one curly quote or dash, and then nothing
             // built here would be used.
-            guard raw.allSatisfy({ $0 < 0x80 }) else { return nil }
+            guard ASCIIBytes.all(raw) else { return nil }
             var out: [UInt8] = []
             out.reserveCapacity(raw.count)
-            for byte in raw {
-                switch byte {
-                case UInt8(ascii: "A")...UInt8(ascii: "Z"): out.append(byte | 0x20)
-                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"): out.append(byte)
-                default: continue
-                }
+            for byte in raw where ASCIIBytes.isAlphanumeric(byte) {
+                out.append(ASCIIBytes.isUpper(byte) ? byte | 0x20 : byte)
             }
             return out
         }

@@ -153,7 +153,7 @@ public final class TokenEmbedder: Sendable {
     /// than those stored (the tests compare the two).
     func wordPieces(_ word: String) -> [Int32] {
         var word = word
-        let isASCII = word.utf8.allSatisfy { $0 < 0x80 }
+        let isASCII = ASCIIBytes.all(word.utf8)
         var boundaries: [Bool]?
         if !isASCII {
             guard word.count <= 100 else { return [unknown] }

@@ -51,7 +51,7 @@ public enum TrapGuard {
         var squeezed = SqueezedText("")
 
         init(_ text: String) {
-            self.init(text, ascii: text.utf8.allSatisfy { $0 < 0x80 })
+            self.init(text, ascii: ASCIIBytes.all(text.utf8))
         }
 
         /// `ascii`: the text is ASCII (checked by the caller), so letters and digits are read
@@ -68,9 +68,9 @@ public enum TrapGuard {
                 }
                 let lower = raw.lowercased().removing("'")
                 words.insert(lower)
-                let hasDigit = ascii ? raw.utf8.contains(where: Self.isDigit) : raw.contains(where: \.isNumber)
+                let hasDigit = ascii ? raw.utf8.contains(where: ASCIIBytes.isDigit) : raw.contains(where: \.isNumber)
                 if hasDigit {
-                    numbers.insert(ascii ? String(decoding: raw.utf8.filter { Self.isDigit($0) || $0 == UInt8(ascii: ".") }, as: UTF8.self)
+                    numbers.insert(ascii ? String(decoding: raw.utf8.filter { ASCIIBytes.isDigit($0) || $0 == UInt8(ascii: ".") }, as: UTF8.self)
                                          : String(raw.filter { $0.isNumber || $0 == "." }))
                 }
                 if TrapGuard.negations.contains(lower) || lower.hasSuffix("nt") && raw.hasSuffix("n't") { negations += 1 }
@@ -84,15 +84,9 @@ public enum TrapGuard {
             negated = negations > 0
             squeezed = SqueezedText(text)
             names = Set(names.map { name in
-                ascii ? String(decoding: name.utf8.filter(Self.isAlphanumeric), as: UTF8.self) : String(name.filter { $0.isLetter || $0.isNumber })
+                ascii ? String(decoding: name.utf8.filter(ASCIIBytes.isAlphanumeric), as: UTF8.self) : String(name.filter { $0.isLetter || $0.isNumber })
             }.filter { !$0.isEmpty })
         }
-
-        @inline(__always)
-        static func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
-
-        @inline(__always)
-        static func isAlphanumeric(_ b: UInt8) -> Bool { isDigit(b) || (b | 0x20 >= 0x61 && b | 0x20 <= 0x7A) }
 
         /// ``tokens(_:)`` of ASCII text, from its bytes.
         static func asciiTokens(_ text: String) -> [String] {
@@ -103,8 +97,8 @@ public enum TrapGuard {
                 for i in 0..<bytes.count {
                     let b = bytes[i]
                     let inner = (b == UInt8(ascii: ".") || b == UInt8(ascii: "'") || b == UInt8(ascii: "_")) && start >= 0
-                        && i + 1 < bytes.count && isAlphanumeric(bytes[i + 1])
-                    if isAlphanumeric(b) || inner {
+                        && i + 1 < bytes.count && ASCIIBytes.isAlphanumeric(bytes[i + 1])
+                    if ASCIIBytes.isAlphanumeric(b) || inner {
                         if start < 0 { start = i }
                     } else {
                         if start >= 0 {

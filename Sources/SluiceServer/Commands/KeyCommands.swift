@@ -153,8 +153,8 @@ struct KeyCommands: CommandGroup {
     static func unreadable(_ failure: StoreFailure) -> String {
         switch failure {
         case .refused(let message): return message.hasPrefix("ERR") || message.hasPrefix("WRONGTYPE") ? message : "ERR " + message
-        case .unavailable(let reason), .unconfirmed(let reason), .notPersisted(let reason), .queueFull(let reason):
-            return "TRYAGAIN the keyspace cannot be read now (\(reason)); try again"
+        case .unavailable, .unconfirmed, .notPersisted, .queueFull:
+            return "TRYAGAIN the keyspace cannot be read now (\(failure.reason)); try again"
         }
     }
 }
