@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import SluiceDomain
+import NIOConcurrencyHelpers
 
 /// The semantic cache in shared mode: every SEM change goes into one Redis stream,
 /// `sluice:sem:log`, and every instance follows it (from the start at start-up), so an entry
@@ -9,20 +10,55 @@ import SluiceDomain
 /// (``EmbeddedSemanticStore``), which a change reaches at once on the instance that made it and
 /// through the stream on the others. A change is answered once Redis has it in the stream. The
 /// stream keeps about the last million changes (XADD MAXLEN ~). SEM.CONFIG stays per instance.
+///
+/// The stream also brings an instance's own changes back, after every change made before them;
+/// ``OwnSemanticChanges`` keeps this instance's until the tail passes them, and the tail passes
+/// over older sets and deletes of their entries, so an instance does not show an older answer
+/// over its own newer one.
 public final class RedisSemanticStore: SemanticStore {
     public static let stream = "sluice:sem:log"
     public let local: EmbeddedSemanticStore
     let client: RedisClient
     let tail: RedisStreamTail
+    /// Held while a change is applied again (by the tail or by a writer; rare: a write and an
+    /// older change of its entry landing together), so that two never interleave (lock order:
+    /// this, then a namespace's).
+    let own: NIOLockedValueBox<OwnSemanticChanges>
+    /// Names this process in the stream entries it adds (`origin`: `<instance>:<sequence>`).
+    let instance: String
 
     public init(local: EmbeddedSemanticStore, client: RedisClient, logger: Logger) {
         self.local = local
         self.client = client
+        let own = NIOLockedValueBox(OwnSemanticChanges())
+        self.own = own
+        let instance = String(UInt64.random(in: 1 ... .max), radix: 16)
+        self.instance = instance
         let cache = local.cache
         let streamKey = ByteBuffer(string: Self.stream)
-        self.tail = RedisStreamTail(endpoint: { client.sessionEndpoint(forKey: streamKey, attempt: $0) }, stream: Self.stream, logger: logger) { fields in
-            Self.decode(fields)?.apply(to: cache)
+        self.tail = RedisStreamTail(endpoint: { client.sessionEndpoint(forKey: streamKey, attempt: $0) }, stream: Self.stream, logger: logger) { id, fields in
+            Self.follow(id: id, fields: fields, instance: instance, own: own, cache: cache)
         }
+    }
+
+    /// The tail's step: applies a stream entry unless this instance changed its entry since.
+    /// The lock is not held while the change is applied (a large namespace's write lock may wait
+    /// for a long search, and writers take this lock on the event loop); a write of the entry
+    /// that lands meanwhile is applied again after it.
+    static func follow(id: String, fields: [String: ByteBuffer], instance: String, own: NIOLockedValueBox<OwnSemanticChanges>, cache: SemanticCache) {
+        guard let change = decode(fields) else { return }
+        let ownSequence = fields["origin"].flatMap { origin in Self.sequence(in: String(buffer: origin), of: instance) }
+        guard own.withLockedValue({ $0.passed(change, at: OwnSemanticChanges.StreamID(id), ownSequence: ownSequence) }) else { return }
+        change.apply(to: cache)
+        own.withLockedValue { own in
+            for again in own.landed(change) { again.apply(to: cache) }
+        }
+    }
+
+    static func sequence(in origin: String, of instance: String) -> UInt64? {
+        let parts = origin.split(separator: ":", maxSplits: 1)
+        guard parts.count == 2, parts[0] == instance else { return nil }
+        return UInt64(parts[1])
     }
 
     /// The replay of what the stream held at start-up is done.
@@ -30,13 +66,34 @@ public final class RedisSemanticStore: SemanticStore {
 
     public func close() { tail.close() }
 
-    /// XADD; fails when Redis does not take it.
-    func publish(_ change: SemanticChange, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+    /// XADD; fails when Redis does not take it. `sequence`: the change's record in `own`.
+    func publish(_ change: SemanticChange, sequence: UInt64?, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         var args = ["XADD", Self.stream, "MAXLEN", "~", "1000000", "*"].map { ByteBuffer(string: $0) }
         for (k, v) in Self.encode(change) { args += [ByteBuffer(string: k), v] }
-        return client.send(args, on: eventLoop).flatMapThrowing { reply in
+        if let sequence { args += [ByteBuffer(string: "origin"), ByteBuffer(string: "\(instance):\(sequence)")] }
+        return client.send(args, on: eventLoop).flatMapThrowing { [own] reply in
             if case .error(let message) = reply { throw RedisError.errorReply(message) }
-            guard case .bulkString(.some) = reply else { throw RedisError.unexpectedReply("XADD: \(reply)") }
+            guard case .bulkString(let id?) = reply else { throw RedisError.unexpectedReply("XADD: \(reply)") }
+            if let sequence, let id = OwnSemanticChanges.StreamID(String(buffer: id)) { own.withLockedValue { $0.published(sequence, at: id) } }
+        }.flatMapErrorThrowing { [own] error in
+            if let sequence { own.withLockedValue { $0.failed(sequence) } }
+            throw error
+        }
+    }
+
+    /// Before this instance applies `change`: its record, so the tail can tell it was overtaken.
+    func begin(_ change: SemanticChange) -> UInt64? {
+        own.withLockedValue { $0.begin(change) }
+    }
+
+    /// This instance applied its change: applies it again (with the entry's other own changes)
+    /// when the tail applied an older change of the entry meanwhile, or forgets it on failure.
+    func settle(_ sequence: UInt64?, applied: Bool) {
+        guard let sequence else { return }
+        let cache = local.cache
+        own.withLockedValue { own in
+            guard applied else { return own.failed(sequence) }
+            for again in own.applied(sequence) { again.apply(to: cache) }
         }
     }
 
@@ -45,9 +102,15 @@ public final class RedisSemanticStore: SemanticStore {
     public func set(_ entry: SemanticWrite, on eventLoop: any EventLoop) -> Deferred<Result<Void, SemanticFailure>> {
         // Chained, not matched on `.ready`: a large namespace answers later, from its lane,
         // and its changes must reach the stream all the same.
-        local.set(entry, on: eventLoop).flatMap { [self] result in
-            guard case .success = result else { return .ready(result) }
-            return .later(publish(SemanticChange(entry), on: eventLoop).map { .success(()) })
+        let change = SemanticChange(entry)
+        let sequence = begin(change)
+        return local.set(entry, on: eventLoop).flatMap { [self] result in
+            guard case .success = result else {
+                settle(sequence, applied: false)
+                return .ready(result)
+            }
+            settle(sequence, applied: true)
+            return .later(publish(change, sequence: sequence, on: eventLoop).map { .success(()) })
         }
     }
 
@@ -58,7 +121,7 @@ public final class RedisSemanticStore: SemanticStore {
     public func feedback(_ query: SemanticQuery, good: Bool, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SemanticCache.Feedback?, SemanticFailure>> {
         local.feedback(query, good: good, now: now, on: eventLoop).flatMap { [self] result in
             guard case .success(let feedback?) = result else { return .ready(result) }
-            return .later(publish(SemanticChange(feedback, namespace: query.namespace), on: eventLoop).map { .success(feedback) }
+            return .later(publish(SemanticChange(feedback, namespace: query.namespace), sequence: nil, on: eventLoop).map { .success(feedback) }
                 .flatMapErrorThrowing { [local] error in
                     // Not in the stream: take it back here, so this instance holds nothing the
                     // others cannot see (a deleting verdict cannot be taken back: the entry is gone).
@@ -76,16 +139,23 @@ public final class RedisSemanticStore: SemanticStore {
     // A delete is published even when this instance held nothing: one refused with TRYAGAIN
     // (Redis down) was already applied here, and only its retry can reach the others.
     public func delete(namespace: String, prompt: String, scope: String, on eventLoop: any EventLoop) -> Deferred<Result<Bool, SemanticFailure>> {
-        local.delete(namespace: namespace, prompt: prompt, scope: scope, on: eventLoop).flatMap { [self] result in
-            guard case .success(let deleted) = result else { return .ready(result) }
-            return .later(publish(.delete(namespace: namespace, scope: scope, prompt: prompt), on: eventLoop).map { .success(deleted) })
+        let change = SemanticChange.delete(namespace: namespace, scope: scope, prompt: prompt)
+        let sequence = begin(change)
+        return local.delete(namespace: namespace, prompt: prompt, scope: scope, on: eventLoop).flatMap { [self] result in
+            guard case .success(let deleted) = result else {
+                settle(sequence, applied: false)
+                return .ready(result)
+            }
+            settle(sequence, applied: true)
+            return .later(publish(change, sequence: sequence, on: eventLoop).map { .success(deleted) })
         }
     }
 
     public func drop(namespace: String, on eventLoop: any EventLoop) -> Deferred<Result<Int, SemanticFailure>> {
         local.drop(namespace: namespace, on: eventLoop).flatMap { [self] result in
             guard case .success(let removed) = result else { return .ready(result) }
-            return .later(publish(.drop(namespace: namespace), on: eventLoop).map { .success(removed) })
+            own.withLockedValue { $0.forget(namespace: namespace) }
+            return .later(publish(.drop(namespace: namespace), sequence: nil, on: eventLoop).map { .success(removed) })
         }
     }
 

@@ -6,13 +6,13 @@ import SluiceProtocol
 import Synchronization
 
 /// Follows one Redis stream on a connection of its own: replays it from the start, then blocks
-/// on XREAD for new entries, handing each entry's fields to `onEntry` on its own thread. After a
+/// on XREAD for new entries, handing each entry's ID and fields to `onEntry` on its own thread. After a
 /// break it reconnects and goes on from the last ID it saw (or from the start, when the stream
 /// was trimmed past it — applying an entry twice must be harmless for the caller).
 public final class RedisStreamTail: @unchecked Sendable {
     // @unchecked: `lastID` is touched only by the worker's thread.
     let stream: String
-    let onEntry: @Sendable ([String: ByteBuffer]) -> Void
+    let onEntry: @Sendable (String, [String: ByteBuffer]) -> Void
     let logger: Logger
     let worker: RedisSessionThread
     let caughtUp = Atomic<Bool>(false)
@@ -20,7 +20,7 @@ public final class RedisStreamTail: @unchecked Sendable {
 
     /// `endpoint`: where to (re)connect, asked at every attempt (in a cluster, the stream's
     /// master, which a failover changes).
-    public init(endpoint: @escaping @Sendable (Int) -> RedisEndpoint, stream: String, logger: Logger, onEntry: @escaping @Sendable ([String: ByteBuffer]) -> Void) {
+    public init(endpoint: @escaping @Sendable (Int) -> RedisEndpoint, stream: String, logger: Logger, onEntry: @escaping @Sendable (String, [String: ByteBuffer]) -> Void) {
         self.stream = stream
         self.onEntry = onEntry
         self.logger = logger
@@ -65,7 +65,7 @@ public final class RedisStreamTail: @unchecked Sendable {
                     if let k = kv[i].string, case .bulkString(let v?) = kv[i + 1] { fields[k] = v }
                     i += 2
                 }
-                onEntry(fields)
+                onEntry(id, fields)
                 lastID = id
             }
             if entries.count < 1000 { caughtUp.store(true, ordering: .relaxed) }
