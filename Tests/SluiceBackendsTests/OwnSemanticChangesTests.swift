@@ -1,15 +1,18 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import SluiceDomain
 import Testing
 @testable import SluiceBackends
 
-/// `OwnSemanticChanges`, the shared semantic store's record of this instance's changes until the
-/// stream tail passes them: which older stream changes the tail passes over, and when a record
-/// goes. (The store with real redis-servers: `tests/e2e/test_shared_mode.py`.)
+/// `OwnSemanticChanges`, the shared semantic store's record of this instance's sets and deletes
+/// until the stream tail passes them, and the tail's step (`RedisSemanticStore.follow`) on a real
+/// `SemanticCache`: an older change of an entry is applied with all it does, and this instance's
+/// latest change of the entry after it, in one write. (With real redis-servers and several
+/// instances: `tests/e2e/test_shared_mode.py`.)
 @Suite("An instance's own semantic changes, until the stream passes them")
 struct OwnSemanticChangesTests {
-    static func set(_ prompt: String, _ answer: String, ns: String = "faq") -> SemanticChange {
-        .set(namespace: ns, scope: "", prompt: prompt, response: ByteBuffer(string: answer), embedder: "e", vector: [1, 0],
+    static func set(_ prompt: String, _ answer: String, ns: String = "faq", vector: [Float] = [1, 0, 0], embedder: String = "e") -> SemanticChange {
+        .set(namespace: ns, scope: "", prompt: prompt, response: ByteBuffer(string: answer), embedder: embedder, vector: vector,
              createdAt: 1, expiresAt: 0)
     }
     static func delete(_ prompt: String, ns: String = "faq") -> SemanticChange {
@@ -20,69 +23,94 @@ struct OwnSemanticChangesTests {
     }
     static func id(_ text: String) -> OwnSemanticChanges.StreamID { OwnSemanticChanges.StreamID(text)! }
 
+    /// The answer a change gives the entry (nil: a delete; a set's response).
+    static func answer(_ change: SemanticChange?) -> String? {
+        guard case .set(_, _, _, let response, _, _, _, _, _)? = change else { return nil }
+        return String(buffer: response)
+    }
+
     /// The record behind a reference, so that its transitions can sit inside `#expect`.
     final class Own {
         var state: OwnSemanticChanges
+        var now: Int64 = 0
         init(_ state: OwnSemanticChanges = OwnSemanticChanges()) { self.state = state }
         var count: Int { state.count }
-        func begin(_ change: SemanticChange) -> UInt64? { state.begin(change) }
-        func applied(_ sequence: UInt64) -> [SemanticChange] { state.applied(sequence) }
+        func begin(_ change: SemanticChange) -> UInt64? { state.begin(change, now: now) }
+        func landed(_ sequence: UInt64) { state.landed(sequence) }
         func failed(_ sequence: UInt64) { state.failed(sequence) }
         func published(_ sequence: UInt64, at id: String) { state.published(sequence, at: OwnSemanticChangesTests.id(id)) }
-        /// What the tail applies again after its last change.
-        var again: [SemanticChange] = []
-        /// Whether the tail applies `change` (the tail's step with nothing landing in between).
-        func applies(_ change: SemanticChange, at id: String? = nil, mine: UInt64? = nil) -> Bool {
-            guard decides(change, at: id, mine: mine) else { return false }
-            again = state.landed(change)
-            return true
+        /// What the tail applies after `change`.
+        func after(_ change: SemanticChange, at id: String? = nil, mine: UInt64? = nil) -> SemanticChange? {
+            state.passed(change, at: id.map(OwnSemanticChangesTests.id), ownSequence: mine, now: now)
         }
-        /// The tail's decision alone (it then applies the change outside the lock).
-        func decides(_ change: SemanticChange, at id: String? = nil, mine: UInt64? = nil) -> Bool {
-            state.passed(change, at: id.map(OwnSemanticChangesTests.id), ownSequence: mine)
-        }
-        /// Applied here: begun, then done, not overtaken.
+        /// Begun and landed here.
         func write(_ change: SemanticChange) -> UInt64 {
             let s = begin(change)!
-            #expect(applied(s).isEmpty)
+            landed(s)
             return s
         }
     }
 
-    @Test func anOlderSetOrDeleteOfAnEntryChangedHereIsPassedOverUntilTheStreamBringsThisChange() {
+    @Test func anOlderChangeOfAnEntryChangedHereIsFollowedByThisChangeUntilTheStreamBringsIt() {
         let own = Own()
         let mine = own.write(Self.set("q", "new"))
         own.published(mine, at: "10-0")
         // Older changes of the entry: this instance's earlier answer, another's delete.
-        #expect(!own.applies(Self.set("q", "old"), at: "8-0"))
-        #expect(!own.applies(Self.delete("q"), at: "9-0"))
-        // Other entries, other namespaces, verdicts: applied as they come.
-        #expect(own.applies(Self.set("other", "x"), at: "9-1"))
-        #expect(own.applies(Self.set("q", "x", ns: "elsewhere"), at: "9-2"))
-        #expect(own.applies(Self.verdicts("q"), at: "9-3"))
-        // This change itself comes round: applied (harmless again), and the record goes.
-        #expect(own.applies(Self.set("q", "new"), at: "10-0", mine: mine))
+        #expect(Self.answer(own.after(Self.set("q", "old"), at: "8-0")) == "new")
+        #expect(Self.answer(own.after(Self.delete("q"), at: "9-0")) == "new")
+        // Other entries, other namespaces, verdicts: nothing after them.
+        #expect(own.after(Self.set("other", "x"), at: "9-1") == nil)
+        #expect(own.after(Self.set("q", "x", ns: "elsewhere"), at: "9-2") == nil)
+        #expect(own.after(Self.verdicts("q"), at: "9-3") == nil)
+        // This change itself comes round: the record goes, and later changes stand alone.
+        #expect(own.after(Self.set("q", "new"), at: "10-0", mine: mine) == nil)
         #expect(own.count == 0)
-        // Later changes of the entry, from anyone, are applied.
-        #expect(own.applies(Self.delete("q"), at: "11-0"))
+        #expect(own.after(Self.delete("q"), at: "11-0") == nil)
+    }
+
+    @Test func theLatestLandedChangeOfTheEntryIsTheOneApplied() {
+        let own = Own()
+        let first = own.write(Self.set("q", "first"))
+        let second = own.write(Self.delete("q"))
+        guard case .delete? = own.after(Self.set("q", "older")) else { Issue.record("the delete, the later change, comes after"); return }
+        // A write not landed yet is not applied by the tail: it lands after the tail's write.
+        let third = own.begin(Self.set("q", "third"))!
+        guard case .delete? = own.after(Self.set("q", "older")) else { Issue.record("the third write has not landed"); return }
+        own.landed(third)
+        #expect(Self.answer(own.after(Self.set("q", "older"))) == "third")
+        // The stream brings the first two round: the third stands.
+        #expect(Self.answer(own.after(Self.set("q", "first"), mine: first)) == "third")
+        #expect(Self.answer(own.after(Self.delete("q"), mine: second)) == "third")
+        #expect(own.count == 1)
     }
 
     @Test func entriesAreTheirNamesBytesNotEquivalentText() {
         let own = Own()
         _ = own.write(Self.set("caf\u{E9}", "composed"))
         // The same word decomposed is another entry to the index, and so here.
-        #expect(own.applies(Self.set("cafe\u{301}", "decomposed")))
-        #expect(!own.applies(Self.set("caf\u{E9}", "older")))
+        #expect(own.after(Self.set("cafe\u{301}", "decomposed")) == nil)
+        #expect(Self.answer(own.after(Self.set("caf\u{E9}", "older"))) == "composed")
     }
 
     @Test func aRecordGoesWhenTheTailPassesItsStreamIDEvenWithoutItsOrigin() {
         let own = Own()
         let mine = own.write(Self.set("q", "new"))
         own.published(mine, at: "10-5")
-        #expect(!own.applies(Self.set("q", "old"), at: "10-4"))
+        #expect(Self.answer(own.after(Self.set("q", "old"), at: "10-4")) == "new")
         #expect(own.count == 1)
         // The stream was trimmed past it (the tail never met it): a later ID passes it all the same.
-        #expect(own.applies(Self.set("q", "later"), at: "10-6"))
+        #expect(own.after(Self.set("q", "later"), at: "10-6") == nil)
+        #expect(own.count == 0)
+    }
+
+    @Test func aRecordGoesAfterItsMaximumAge() {
+        let own = Own(OwnSemanticChanges(maxAge: 1_000))
+        _ = own.write(Self.set("q", "new"))
+        own.now = 1_000
+        #expect(Self.answer(own.after(Self.set("q", "old"))) == "new")
+        // A stream that lost it (a failover): it no longer follows every later change.
+        own.now = 1_001
+        #expect(own.after(Self.set("q", "another's")) == nil)
         #expect(own.count == 0)
     }
 
@@ -91,74 +119,26 @@ struct OwnSemanticChangesTests {
         let refused = own.write(Self.set("q", "new"))
         own.failed(refused)
         #expect(own.count == 0)
-        #expect(own.applies(Self.set("q", "old")))
+        #expect(own.after(Self.set("q", "old")) == nil)
         // Published after it failed (an answer that came late): still nothing.
         own.published(refused, at: "1-0")
         #expect(own.count == 0)
     }
 
-    @Test func aDropForgetsTheNamespacesRecords() {
+    @Test func aDropForgetsTheNamespacesRecordsAndVerdictsAreNotRecorded() {
         let own = Own()
         _ = own.write(Self.set("q", "new"))
         _ = own.write(Self.set("q", "new", ns: "kept"))
-        // Another instance may create the namespace again, with another embedder: an older
-        // change must then land as it comes.
-        #expect(own.applies(.drop(namespace: "faq")))
-        #expect(own.applies(Self.set("q", "old")))
-        #expect(!own.applies(Self.set("q", "old", ns: "kept")))
+        // Another instance may create the namespace again, with another embedder: older
+        // changes must then land as they come.
+        #expect(own.after(.drop(namespace: "faq")) == nil)
+        #expect(own.after(Self.set("q", "old")) == nil)
+        #expect(Self.answer(own.after(Self.set("q", "old", ns: "kept"))) == "new")
         // This instance's own drop: no record, and the namespace's go.
         #expect(own.begin(.drop(namespace: "kept")) == nil)
         #expect(own.count == 0)
-    }
-
-    @Test func aWriteUnderWayIsNotPassedOverButAppliedAgainWhenOvertaken() {
-        let own = Own()
-        let first = own.write(Self.set("q", "first"))
-        own.published(first, at: "5-0")
-        #expect(own.applies(Self.set("q", "first"), at: "5-0", mine: first))
-        // Begun, not yet applied: its write may still fail, so an older change is applied...
-        let second = own.begin(Self.set("q", "second"))!
-        #expect(own.applies(Self.set("q", "older"), at: "6-0"))
-        // ...and the write, once done, applies the entry's own changes again (it may have landed first).
-        let again = own.applied(second)
-        #expect(again.count == 1)
-        if case .set(_, _, _, let response, _, _, _, _, _)? = again.first { #expect(response == ByteBuffer(string: "second")) }
-        // Not overtaken: nothing to apply again.
-        let third = own.begin(Self.set("q", "third"))!
-        #expect(own.applied(third).isEmpty)
-        // With a change of the entry standing here, an older one is passed over: nothing overtakes a write under way.
-        let fourth = own.begin(Self.delete("q"))!
-        #expect(!own.applies(Self.set("q", "older"), at: "6-1"))
-        #expect(own.applied(fourth).isEmpty)
-
-        // Two writes under way, overtaken: the second to finish applies both again, in their order.
-        let other = Own()
-        let a = other.begin(Self.set("p", "a"))!, b = other.begin(Self.delete("p"))!
-        #expect(other.applies(Self.set("p", "older")))
-        #expect(other.applied(a).count == 1)
-        let both = other.applied(b)
-        #expect(both.count == 2)
-        if case .delete? = both.last {} else { Issue.record("the delete, begun second, must come last: \(both)") }
-    }
-
-    @Test func aWriteThatLandsWhileTheTailAppliesAnOlderChangeIsAppliedAgainAfterIt() {
-        let own = Own()
-        // The tail decides to apply an older set of the entry (nothing of this instance's there)...
-        #expect(own.decides(Self.set("q", "older")))
-        // ...a write of the entry begins and is done before the tail's apply lands...
-        _ = own.write(Self.set("q", "mine"))
-        // ...so the tail applies it again after its change.
-        let again = own.state.landed(Self.set("q", "older"))
-        #expect(again.count == 1)
-        if case .set(_, _, _, let response, _, _, _, _, _)? = again.first { #expect(response == ByteBuffer(string: "mine")) }
-        // A write still under way then is marked, and applies it again once done.
-        #expect(own.decides(Self.delete("p")))
-        let underWay = own.begin(Self.set("p", "mine"))!
-        #expect(own.state.landed(Self.delete("p")).isEmpty)
-        #expect(own.applied(underWay).count == 1)
-        // Verdicts and drops never bring anything back.
-        #expect(own.state.landed(Self.verdicts("q")).isEmpty)
-        #expect(own.state.landed(.drop(namespace: "faq")).isEmpty)
+        #expect(own.begin(Self.verdicts("q")) == nil)
+        #expect(own.count == 0)
     }
 
     @Test func theBoundsDropTheOldestRecords() {
@@ -166,13 +146,14 @@ struct OwnSemanticChangesTests {
         let sequences = (0..<5).map { own.write(Self.set("q\($0)", "a")) }
         #expect(own.count == 3)
         #expect(own.state.records.keys.sorted() == Array(sequences.suffix(3)))
-        // A dropped record's entry takes older changes again (the moment of the older answer, never another end).
-        #expect(own.applies(Self.set("q0", "old")))
-        #expect(!own.applies(Self.set("q4", "old")))
+        // A dropped record's entry takes older changes alone again (the moment of the older answer, never another end).
+        #expect(own.after(Self.set("q0", "old")) == nil)
+        #expect(Self.answer(own.after(Self.set("q4", "old"))) == "a")
 
         let small = Own(OwnSemanticChanges(maxRecords: 100, maxBytes: 1_000))
         for n in 0..<10 { _ = small.write(Self.set("q\(n)", String(repeating: "x", count: 300))) }
-        #expect(small.state.bytes <= 1_000 && small.count >= 1)
+        // About 420 bytes each: two fit.
+        #expect(small.count == 2 && small.state.bytes <= 1_000)
         // One record larger than the bound is kept alone.
         _ = small.write(Self.set("big", String(repeating: "x", count: 5_000)))
         #expect(small.count == 1)
@@ -191,5 +172,92 @@ struct OwnSemanticChangesTests {
         #expect(RedisSemanticStore.sequence(in: "ab13:7", of: "ab12") == nil)
         #expect(RedisSemanticStore.sequence(in: "ab12", of: "ab12") == nil)
         #expect(RedisSemanticStore.sequence(in: "ab12:-1", of: "ab12") == nil)
+    }
+
+    // MARK: The tail's step on a real index
+
+    /// A cache, this instance's records, and the tail's step and a local write on them.
+    struct Instance {
+        let cache: SemanticCache
+        let own = NIOLockedValueBox(OwnSemanticChanges())
+
+        init(maxEntries: Int = 100) { cache = SemanticCache(defaultMaxEntries: maxEntries) }
+
+        /// A write through this instance (what `RedisSemanticStore.set` / `delete` do around the index).
+        @discardableResult
+        func write(_ change: SemanticChange) -> UInt64 {
+            let s = own.withLockedValue { $0.begin(change, now: 0) }!
+            let landing = { own.withLockedValue { $0.landed(s) } }
+            switch change {
+            case .set(let ns, let scope, let prompt, let response, let embedder, let vector, let createdAt, let expiresAt, let worth):
+                _ = cache.set(ns, prompt: prompt, response: response, vector: vector, embedder: embedder, scope: scope,
+                              createdAt: createdAt, expiresAt: expiresAt, worth: worth, landing: landing)
+            case .delete(let ns, let scope, let prompt):
+                _ = cache.write(ns, create: false) { namespace in
+                    defer { landing() }
+                    return namespace.delete(prompt, scope: scope)
+                }
+            default:
+                Issue.record("only sets and deletes are written here")
+            }
+            return s
+        }
+
+        func follow(_ change: SemanticChange, mine: UInt64? = nil) {
+            RedisSemanticStore.follow(change, id: nil, origin: mine, own: own, cache: cache, now: 0)
+        }
+
+        func answer(_ prompt: String, ns: String = "faq", vector: [Float] = [1, 0, 0], embedder: String = "e") -> String? {
+            guard case .hit(let m)? = try? cache.get(ns, prompt: prompt, vector: vector, embedder: embedder, scope: "", minScore: 0.99, now: 1).get()
+            else { return nil }
+            return String(buffer: m.entry.response)
+        }
+
+        func holds(_ prompt: String, ns: String = "faq") -> Bool {
+            cache.read(ns) { $0.contains(prompt, scope: "") } ?? false
+        }
+    }
+
+    @Test func theTailNeverShowsAnOlderAnswerOverThisInstancesNewerOne() {
+        let here = Instance()
+        let first = here.write(Self.set("q", "first"))
+        let second = here.write(Self.set("q", "second"))
+        here.follow(Self.set("q", "first"), mine: first)
+        #expect(here.answer("q") == "second")
+        here.follow(Self.set("q", "second"), mine: second)
+        #expect(here.answer("q") == "second")
+        // Deleted here; the stream brings an older set of it, from another instance.
+        let deleted = here.write(Self.delete("q"))
+        here.follow(Self.set("q", "another's"))
+        #expect(!here.holds("q"))
+        here.follow(Self.delete("q"), mine: deleted)
+        #expect(!here.holds("q"))
+        // Nothing of this instance's: the stream's changes stand alone.
+        here.follow(Self.set("q", "another's"))
+        #expect(here.answer("q") == "another's")
+    }
+
+    @Test func anOlderChangeStillDoesAllItDoesBesidesTheEntry() {
+        // The namespace does not exist here yet; this instance deletes an entry of it (nothing
+        // there, so the delete never lands), while the stream creates it, bound to an embedder.
+        let here = Instance()
+        let deleted = here.own.withLockedValue { $0.begin(Self.delete("q", ns: "new"), now: 0) }!
+        here.follow(Self.set("q", "another's", ns: "new", vector: [0, 1, 0], embedder: "client"))
+        #expect(here.cache.info("new") != nil)
+        // Bound as on every other instance: a vector of another embedder is refused here too.
+        let other = here.cache.set("new", prompt: "p", response: ByteBuffer(string: "x"), vector: [1, 0, 0, 0], embedder: "builtin",
+                                   scope: "", createdAt: 2, expiresAt: 0)
+        guard case .failure(.embedderMismatch) = other else { Issue.record("the namespace must be bound as the stream bound it: \(other)"); return }
+        here.follow(Self.delete("q", ns: "new"), mine: deleted)
+        #expect(!here.holds("q", ns: "new"))
+
+        // A full namespace: the older set evicts its oldest entry as on every other instance,
+        // then this instance's delete of that entry follows it.
+        let full = Instance(maxEntries: 2)
+        full.follow(Self.set("o1", "x", vector: [0, 1, 0]))
+        full.follow(Self.set("o2", "x", vector: [0, 0, 1]))
+        full.write(Self.delete("q"))
+        full.follow(Self.set("q", "another's"))
+        #expect(!full.holds("q") && !full.holds("o1") && full.holds("o2"))
     }
 }

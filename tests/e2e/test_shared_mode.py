@@ -417,9 +417,13 @@ def test_an_instance_does_not_show_an_older_answer_over_its_own_newer_one(make_s
 def test_instances_changing_the_same_entries_at_once_end_as_the_stream_says(make_sluice, redis_server):
     # Three instances set, delete, judge, store through LLM.SET and drop the same few entries at
     # once; then every one of them holds what an instance started afterwards, replaying the
-    # stream from its start, holds. (An instance passes over older changes of an entry it has
-    # changed since: this is what keeps that from costing agreement.)
+    # stream from its start, holds: the same answers, and the same namespaces, with as many
+    # entries. (An instance applies its own latest change of an entry again over older ones from
+    # the stream: this is what keeps that from costing agreement.) One embedder only: two
+    # instances creating one namespace at once with different embedders can disagree on its
+    # binding (DECISIONS; so before this change too).
     import random
+    import struct
 
     _, clients = shared(make_sluice, redis_server, 3)
     namespaces = ["n0", "n1", "n2"]
@@ -447,9 +451,29 @@ def test_instances_changing_the_same_entries_at_once_end_as_the_stream_says(make
             p.execute(raise_on_error=False)
     run_together(3, work)
     fresh = make_sluice("--redis", redis_server.url).start().client()
+    # A last change, put in the stream directly (so that no instance has it before its tail
+    # does): once every instance has it, every instance has followed the stream to its end.
+    last = struct.pack("<3f", 1, 0, 0)
+    redis.Redis(port=redis_server.port).xadd("sluice:sem:log", {
+        "op": "set", "ns": "end", "scope": "", "prompt": "the last change", "response": "x", "embedder": "client",
+        "vector": last, "created": "1", "expires": "0"})
+    for c in clients + [fresh]:
+        assert wait_for(lambda c=c: c.execute_command("SEM.GET", "end", "the last change", "VEC", last) is not None, 10) is not None
 
     def state(c):
-        return {(ns, prompt): (lambda r: None if r is None else r[0])(c.execute_command("SEM.GET", ns, prompt, "MINSCORE", "0.99"))
-                for ns in namespaces for prompt in prompts}
-    assert wait_for(lambda: all(state(c) == state(fresh) for c in clients), 5) is not None, \
-        [state(c) for c in clients + [fresh]]
+        held = {}
+        for ns in namespaces:
+            info = c.execute_command("SEM.INFO", ns)
+            if info is not None:
+                info = dict(zip(info[::2], info[1::2])) if isinstance(info, list) else info
+                info = (info.get(b"entries"), info.get(b"embedder"), info.get(b"dimension"))
+            held[ns] = info
+            for prompt in prompts:
+                r = c.execute_command("SEM.GET", ns, prompt, "MINSCORE", "0.99")
+                held[(ns, prompt)] = None if r is None else r[0]
+        return held
+    expected = state(fresh)
+    assert sum(v is not None for v in expected.values()) > 0
+    for k, c in enumerate(clients):
+        held = state(c)
+        assert held == expected, (k, {key: (held[key], expected[key]) for key in expected if held[key] != expected[key]})

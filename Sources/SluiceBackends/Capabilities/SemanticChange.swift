@@ -54,4 +54,27 @@ public enum SemanticChange: Sendable {
         }
         return []
     }
+
+    /// The namespace this change is about.
+    public var namespace: String {
+        switch self {
+        case .set(let ns, _, _, _, _, _, _, _, _), .delete(let ns, _, _), .drop(let ns), .verdicts(let ns, _, _, _, _): ns
+        }
+    }
+
+    /// Applies an entry's change to its namespace, which the caller holds under
+    /// ``SemanticCache/replay`` (a drop is the cache's to apply: nothing happens here).
+    public func apply(to namespace: inout SemanticNamespace, of cache: SemanticCache) {
+        switch self {
+        case .set(_, let scope, let prompt, let response, let embedder, let vector, let createdAt, let expiresAt, let worth):
+            _ = cache.store(in: &namespace, prompt: prompt, response: response, vector: vector, embedder: embedder, scope: scope,
+                            createdAt: createdAt, expiresAt: expiresAt, worth: worth)
+        case .delete(_, let scope, let prompt):
+            _ = namespace.delete(prompt, scope: scope)
+        case .verdicts(_, let scope, let prompt, let createdAt, let verdicts):
+            _ = namespace.mergeVerdicts(verdicts, prompt: prompt, scope: scope, createdAt: createdAt)
+        case .drop:
+            break
+        }
+    }
 }

@@ -78,10 +78,17 @@ public final class EmbeddedSemanticStore: SemanticStore {
     }
 
     public func set(_ entry: SemanticWrite, on eventLoop: any EventLoop) -> Deferred<Result<Void, SemanticFailure>> {
+        set(entry, on: eventLoop, landing: nil)
+    }
+
+    /// `landing`: run under the namespace's write lock once the entry is stored (see
+    /// ``SemanticCache/set``; the shared store's record of its own changes).
+    func set(_ entry: SemanticWrite, on eventLoop: any EventLoop, landing: (@Sendable () -> Void)?) -> Deferred<Result<Void, SemanticFailure>> {
         if let store, let refusal = store.writeRefusal { return .ready(.failure(.store(refusal))) }
         let stored = run(entry.namespace, on: eventLoop, busy: Result<SQLiteStore.Admission, SemanticFailure>.failure(.busy)) { [cache, store] in
             cache.set(entry.namespace, prompt: entry.prompt, response: entry.response, vector: entry.vector, embedder: entry.embedder,
-                      scope: entry.scope, createdAt: entry.createdAt, expiresAt: entry.expiresAt, worth: entry.worth).map { evicted -> SQLiteStore.Admission in
+                      scope: entry.scope, createdAt: entry.createdAt, expiresAt: entry.expiresAt, worth: entry.worth,
+                      landing: landing).map { evicted -> SQLiteStore.Admission in
                 guard let store else { return .now }
                 // Rows of entries evicted to make room go too, or the file would keep them all.
                 for e in evicted { store.enqueue(.delete(namespace: entry.namespace, scope: e.scope, prompt: e.prompt)) }
@@ -134,9 +141,19 @@ public final class EmbeddedSemanticStore: SemanticStore {
     }
 
     public func delete(namespace: String, prompt: String, scope: String, on eventLoop: any EventLoop) -> Deferred<Result<Bool, SemanticFailure>> {
+        delete(namespace: namespace, prompt: prompt, scope: scope, on: eventLoop, landing: nil)
+    }
+
+    /// `landing`: run under the namespace's write lock once the entry is gone (see `set`); not
+    /// run when there is no such namespace.
+    func delete(namespace: String, prompt: String, scope: String, on eventLoop: any EventLoop,
+                landing: (@Sendable () -> Void)?) -> Deferred<Result<Bool, SemanticFailure>> {
         if let store, let refusal = store.removalRefusal { return .ready(.failure(.store(refusal))) }
         let done = run(namespace, on: eventLoop, busy: Result<(Bool, SQLiteStore.Admission), SemanticFailure>.failure(.busy)) { [cache, store] in
-            let removed = cache.write(namespace, create: false) { $0.delete(prompt, scope: scope) } ?? false
+            let removed = cache.write(namespace, create: false) { namespace in
+                defer { landing?() }
+                return namespace.delete(prompt, scope: scope)
+            } ?? false
             guard removed, let store else { return .success((removed, .now)) }
             return .success((true, store.enqueue(.delete(namespace: namespace, scope: scope, prompt: prompt))))
         }

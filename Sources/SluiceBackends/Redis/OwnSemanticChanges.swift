@@ -1,23 +1,25 @@
 import DequeModule
 
-/// The semantic changes this instance applied to its own index and is putting, or has put, in
-/// the shared stream, until the stream tail passes them — so that the tail does not show an
-/// older change of an entry over this instance's newer one.
+/// The semantic sets and deletes this instance applied to its own index and is putting, or has
+/// put, in the shared stream, until the stream tail passes them — so that the tail can apply
+/// this instance's latest change of an entry again, in the same write of the namespace, over
+/// every older change of that entry it meets first.
 ///
 /// An instance applies its change at once (a read after the reply sees it), and then meets,
 /// through the stream, every change made before it: its own previous answer for the prompt,
 /// another instance's. Applied as they came, those took the entry back for a moment (a read
-/// after SEM.SET, SEM.SET, SEM.DEL could show the first answer; 198 of 2,000 reads with another
-/// instance writing). The stream still decides — every instance ends in its state: an older set
-/// or delete of an entry this instance has changed since is passed over, as the stream will
-/// replace it with this instance's change anyway. A record goes when the tail passes it (its
-/// origin field, or its stream ID), when the write fails or Redis does not take it, and when the
-/// namespace is dropped (here or in the stream: another instance may create it again with
-/// another embedder, and an older change must then land as it comes). Forgetting a record only
-/// brings the moment of the older answer back, never a different final state, so the bounds
-/// drop the oldest.
+/// after SEM.SET, SEM.SET or after SEM.SET, SEM.DEL could show the older state; 198 of 2,000
+/// reads with another instance writing). The tail still applies every change as it comes, with
+/// all it does (creating the namespace, binding its embedder, evicting), so the stream decides;
+/// this instance's later change of the entry follows at once, under the same lock, which is
+/// where the stream will put it. A record counts once the write has landed (marked under the
+/// namespace's write lock, so the tail sees a write either landed and recorded or not yet
+/// landed); it goes when the tail meets its origin or passes its stream ID, when the write or
+/// its XADD fails, after `maxAge` (a stream that lost it in a failover), and when the
+/// namespace is dropped, here or in the stream. Forgetting a record only brings the moment of
+/// the older answer back, never a different final state, so the bounds drop the oldest.
 ///
-/// A plain value: the store holds it under a lock and applies what the transitions return.
+/// A plain value: the shared store holds it under a lock (always the last lock taken).
 struct OwnSemanticChanges {
     /// An entry by the bytes of its names, as the index keeps them (`String` would equate
     /// canonically equivalent prompts that the index keeps apart).
@@ -26,19 +28,14 @@ struct OwnSemanticChanges {
         let scope: [UInt8]
         let prompt: [UInt8]
 
-        init(namespace: String, scope: String, prompt: String) {
-            self.namespace = Array(namespace.utf8)
-            self.scope = Array(scope.utf8)
-            self.prompt = Array(prompt.utf8)
-        }
-
-        /// The entry a change is about; nil for a drop (a whole namespace).
+        /// The entry a set or delete is about; nil for a drop or verdicts.
         init?(_ change: SemanticChange) {
             switch change {
-            case .set(let ns, let scope, let prompt, _, _, _, _, _, _), .delete(let ns, let scope, let prompt),
-                 .verdicts(let ns, let scope, let prompt, _, _):
-                self.init(namespace: ns, scope: scope, prompt: prompt)
-            case .drop:
+            case .set(let ns, let scope, let prompt, _, _, _, _, _, _), .delete(let ns, let scope, let prompt):
+                namespace = Array(ns.utf8)
+                self.scope = Array(scope.utf8)
+                self.prompt = Array(prompt.utf8)
+            case .drop, .verdicts:
                 return nil
             }
         }
@@ -61,64 +58,68 @@ struct OwnSemanticChanges {
         }
     }
 
-    enum Stage {
-        /// Taken before the local write runs; the tail does not apply it again yet, but notes
-        /// that it applied an older change of the entry meanwhile.
-        case applying(overtaken: Bool)
-        case applied
-    }
-
     struct Record {
         let key: EntryKey
         let change: SemanticChange
-        var stage: Stage
+        /// The write landed in this instance's index (until then the tail has nothing to apply again).
+        var landed: Bool
+        /// When it began, in milliseconds of the store's monotonic clock.
+        let began: Int64
         let bytes: Int
     }
 
     static let defaultMaxRecords = 4_096
     static let defaultMaxBytes = 32 << 20
+    /// The tail passes a change within milliseconds; a record this old names a change the
+    /// stream lost (a failover) or a tail far behind (a replay at start-up).
+    static let defaultMaxAge: Int64 = 30_000
 
     let maxRecords: Int
     let maxBytes: Int
+    let maxAge: Int64
     private(set) var records: [UInt64: Record] = [:]
     /// Sequence numbers of each entry's records, oldest first.
     private var byEntry: [EntryKey: [UInt64]] = [:]
+    /// Every record's sequence number as it began, oldest first (with those gone since, skipped
+    /// when met): for the bounds and the age.
+    private var arrival: Deque<UInt64> = []
     /// Records Redis took, in the order it answered, by stream ID: passed ones go even if the
     /// tail never meets their origin (the stream trimmed past them).
     private var published: Deque<(id: StreamID, sequence: UInt64)> = []
     private(set) var bytes = 0
     private var nextSequence: UInt64 = 1
 
-    init(maxRecords: Int = defaultMaxRecords, maxBytes: Int = defaultMaxBytes) {
+    init(maxRecords: Int = defaultMaxRecords, maxBytes: Int = defaultMaxBytes, maxAge: Int64 = defaultMaxAge) {
         self.maxRecords = max(1, maxRecords)
         self.maxBytes = max(1, maxBytes)
+        self.maxAge = max(1, maxAge)
     }
 
     var count: Int { records.count }
 
-    /// Before this instance sets or deletes an entry: its sequence number, for the stream
-    /// entry's origin. Nil for a drop, which forgets the namespace's records instead, and for
-    /// verdicts: a verdict says nothing about which answer the entry holds (an older delete of
-    /// the entry must still land on it), and verdicts join in any order.
-    mutating func begin(_ change: SemanticChange) -> UInt64? {
-        switch change {
-        case .set, .delete:
-            return add(change, stage: .applying(overtaken: false))
-        case .drop(let ns):
-            forget(namespace: ns)
-            return nil
-        case .verdicts:
+    /// Before this instance sets or deletes an entry: the record's sequence number, for the
+    /// stream entry's origin. Nil for verdicts (they join in any order, never bring an answer
+    /// back, and say nothing about which answer the entry holds) and for a drop, which forgets
+    /// the namespace's records instead.
+    mutating func begin(_ change: SemanticChange, now: Int64) -> UInt64? {
+        guard let key = EntryKey(change) else {
+            if case .drop(let ns) = change { forget(namespace: ns) }
             return nil
         }
+        let sequence = nextSequence
+        nextSequence &+= 1
+        let size = change.approximateBytes + key.namespace.count + key.scope.count + key.prompt.count
+        records[sequence] = Record(key: key, change: change, landed: false, began: now, bytes: size)
+        byEntry[key, default: []].append(sequence)
+        arrival.append(sequence)
+        bytes += size
+        while records.count > maxRecords || (bytes > maxBytes && records.count > 1) { dropOldest() }
+        return sequence
     }
 
-    /// The local write is done. Returns the entry's changes to apply again, oldest first, when
-    /// the tail applied an older change of the entry meanwhile (it may have landed after ours).
-    mutating func applied(_ sequence: UInt64) -> [SemanticChange] {
-        guard let record = records[sequence] else { return [] }
-        records[sequence]?.stage = .applied
-        guard case .applying(overtaken: true) = record.stage else { return [] }
-        return appliedChanges(of: record.key)
+    /// The write landed in the index (called under the namespace's write lock).
+    mutating func landed(_ sequence: UInt64) {
+        records[sequence]?.landed = true
     }
 
     /// The local write failed, or Redis did not take the change.
@@ -134,14 +135,13 @@ struct OwnSemanticChanges {
         if published.count > 2 * maxRecords { published.removeAll { records[$0.sequence] == nil } }
     }
 
-    /// The tail meets `change`, the stream entry `id`, whose origin, when this instance made it,
-    /// is `ownSequence`. Whether to apply it: a set or delete of an entry this instance has
-    /// changed since (an applied record the tail has not passed: it comes later in the stream)
-    /// is passed over — the entry already holds what the stream will end on, and applying the
-    /// older change would show it for a moment. Verdicts are applied all the same (they join,
-    /// in any order, and never bring an answer back), and so is everything else.
-    mutating func passed(_ change: SemanticChange, at id: StreamID?, ownSequence: UInt64?) -> Bool {
-        if records.isEmpty { return true }
+    /// The tail applies `change`, the stream entry `id`, whose origin, when this instance made
+    /// it, is `ownSequence` (called under the namespace's write lock, for a set or delete).
+    /// Returns this instance's latest landed change of the same entry, to apply after it in the
+    /// same write: the tail has not passed it, so it comes later in the stream, and it replaces
+    /// the entry whole.
+    mutating func passed(_ change: SemanticChange, at id: StreamID?, ownSequence: UInt64?, now: Int64) -> SemanticChange? {
+        if records.isEmpty { return nil }
         if let ownSequence { remove(ownSequence) }
         if let id {
             while let first = published.first, first.id <= id {
@@ -149,69 +149,39 @@ struct OwnSemanticChanges {
                 remove(first.sequence)
             }
         }
-        switch change {
-        case .drop(let ns):
-            forget(namespace: ns)
-            return true
-        case .verdicts:
-            return true
-        case .set, .delete:
-            guard let key = EntryKey(change), byEntry[key] != nil else { return true }
-            // Writes still under way do not count: they may yet fail (`landed` sees to them).
-            return appliedChanges(of: key).isEmpty
+        while let first = arrival.first, records[first].map({ now - $0.began > maxAge }) ?? true {
+            arrival.removeFirst()
+            remove(first)
         }
+        if case .drop(let ns) = change { forget(namespace: ns) }
+        guard let key = EntryKey(change), let sequences = byEntry[key] else { return nil }
+        return sequences.last(where: { records[$0]?.landed == true }).flatMap { records[$0]?.change }
     }
 
-    /// The tail applied `change` (outside the lock: a write may have begun, and landed, in
-    /// between). Returns this instance's changes of the entry to apply again over it, oldest
-    /// first, and marks the writes still under way, which apply them again once done.
-    mutating func landed(_ change: SemanticChange) -> [SemanticChange] {
-        switch change {
-        case .set, .delete:
-            guard !records.isEmpty, let key = EntryKey(change), let sequences = byEntry[key] else { return [] }
-            for s in sequences {
-                if case .applying? = records[s]?.stage { records[s]?.stage = .applying(overtaken: true) }
-            }
-            return appliedChanges(of: key)
-        case .drop, .verdicts:
-            return []
-        }
-    }
-
-    /// A namespace dropped, here or through the stream.
+    /// A namespace dropped, here or through the stream: another instance may create it again,
+    /// with another embedder, and older changes must then land as they come.
     mutating func forget(namespace: String) {
         let bytes = Array(namespace.utf8)
         for (s, r) in records where r.key.namespace == bytes { remove(s) }
     }
 
-    private func appliedChanges(of key: EntryKey) -> [SemanticChange] {
-        (byEntry[key] ?? []).compactMap { s in
-            guard let r = records[s], case .applied = r.stage else { return nil }
-            return r.change
+    private mutating func dropOldest() {
+        while let first = arrival.popFirst() {
+            if records[first] != nil {
+                remove(first)
+                return
+            }
         }
-    }
-
-    private mutating func add(_ change: SemanticChange, stage: Stage) -> UInt64? {
-        guard let key = EntryKey(change) else { return nil }
-        let sequence = nextSequence
-        nextSequence &+= 1
-        let size = change.approximateBytes
-        records[sequence] = Record(key: key, change: change, stage: stage, bytes: size)
-        byEntry[key, default: []].append(sequence)
-        bytes += size
-        // Over a bound: the oldest go (a rare path; at most `maxRecords` to look through).
-        while records.count > maxRecords || (bytes > maxBytes && records.count > 1), let oldest = records.keys.min() {
-            remove(oldest)
-        }
-        return sequence
     }
 
     private mutating func remove(_ sequence: UInt64) {
         guard let record = records.removeValue(forKey: sequence) else { return }
         bytes -= record.bytes
-        if var list = byEntry[record.key] {
-            list.removeAll { $0 == sequence }
+        if var list = byEntry[record.key], let i = list.firstIndex(of: sequence) {
+            list.remove(at: i)
             byEntry[record.key] = list.isEmpty ? nil : list
         }
+        // Sequence numbers of records gone are skipped when met; past twice the bound, swept.
+        if arrival.count > 2 * maxRecords + 64 { arrival.removeAll { records[$0] == nil } }
     }
 }

@@ -12,17 +12,16 @@ import NIOConcurrencyHelpers
 /// stream keeps about the last million changes (XADD MAXLEN ~). SEM.CONFIG stays per instance.
 ///
 /// The stream also brings an instance's own changes back, after every change made before them;
-/// ``OwnSemanticChanges`` keeps this instance's until the tail passes them, and the tail passes
-/// over older sets and deletes of their entries, so an instance does not show an older answer
-/// over its own newer one.
+/// ``OwnSemanticChanges`` keeps this instance's sets and deletes until the tail passes them, and
+/// the tail applies an older change of such an entry and this instance's latest one in one write
+/// of the namespace, so an instance does not show an older answer over its own newer one.
 public final class RedisSemanticStore: SemanticStore {
     public static let stream = "sluice:sem:log"
     public let local: EmbeddedSemanticStore
     let client: RedisClient
     let tail: RedisStreamTail
-    /// Held while a change is applied again (by the tail or by a writer; rare: a write and an
-    /// older change of its entry landing together), so that two never interleave (lock order:
-    /// this, then a namespace's).
+    /// Taken last, briefly (never across a namespace's lock or I/O): by writers on the event
+    /// loop, by a write landing under its namespace's write lock, by the tail under it too.
     let own: NIOLockedValueBox<OwnSemanticChanges>
     /// Names this process in the stream entries it adds (`origin`: `<instance>:<sequence>`).
     let instance: String
@@ -37,21 +36,31 @@ public final class RedisSemanticStore: SemanticStore {
         let cache = local.cache
         let streamKey = ByteBuffer(string: Self.stream)
         self.tail = RedisStreamTail(endpoint: { client.sessionEndpoint(forKey: streamKey, attempt: $0) }, stream: Self.stream, logger: logger) { id, fields in
-            Self.follow(id: id, fields: fields, instance: instance, own: own, cache: cache)
+            guard let change = Self.decode(fields) else { return }
+            let origin = fields["origin"].flatMap { Self.sequence(in: String(buffer: $0), of: instance) }
+            Self.follow(change, id: OwnSemanticChanges.StreamID(id), origin: origin, own: own, cache: cache, now: Self.now())
         }
     }
 
-    /// The tail's step: applies a stream entry unless this instance changed its entry since.
-    /// The lock is not held while the change is applied (a large namespace's write lock may wait
-    /// for a long search, and writers take this lock on the event loop); a write of the entry
-    /// that lands meanwhile is applied again after it.
-    static func follow(id: String, fields: [String: ByteBuffer], instance: String, own: NIOLockedValueBox<OwnSemanticChanges>, cache: SemanticCache) {
-        guard let change = decode(fields) else { return }
-        let ownSequence = fields["origin"].flatMap { origin in Self.sequence(in: String(buffer: origin), of: instance) }
-        guard own.withLockedValue({ $0.passed(change, at: OwnSemanticChanges.StreamID(id), ownSequence: ownSequence) }) else { return }
-        change.apply(to: cache)
-        own.withLockedValue { own in
-            for again in own.landed(change) { again.apply(to: cache) }
+    /// The tail's step. A set or delete is applied, with all it does, and this instance's latest
+    /// change of the entry after it, in one write of the namespace: no reader sees the older
+    /// answer, and a write of the entry lands either before (and is applied again here) or after.
+    static func follow(_ change: SemanticChange, id: OwnSemanticChanges.StreamID?, origin: UInt64?,
+                       own: NIOLockedValueBox<OwnSemanticChanges>, cache: SemanticCache, now: Int64) {
+        switch change {
+        case .set, .delete:
+            var isSet = false
+            if case .set = change { isSet = true }
+            let ran = cache.replay(change.namespace, create: isSet) { namespace in
+                change.apply(to: &namespace, of: cache)
+                let mine = own.withLockedValue { $0.passed(change, at: id, ownSequence: origin, now: now) }
+                mine?.apply(to: &namespace, of: cache)
+            }
+            // No such namespace here (a delete): the records are kept all the same.
+            if !ran { _ = own.withLockedValue { $0.passed(change, at: id, ownSequence: origin, now: now) } }
+        case .drop, .verdicts:
+            _ = own.withLockedValue { $0.passed(change, at: id, ownSequence: origin, now: now) }
+            change.apply(to: cache)
         }
     }
 
@@ -59,6 +68,11 @@ public final class RedisSemanticStore: SemanticStore {
         let parts = origin.split(separator: ":", maxSplits: 1)
         guard parts.count == 2, parts[0] == instance else { return nil }
         return UInt64(parts[1])
+    }
+
+    /// Milliseconds of the monotonic clock, for the records' age.
+    static func now() -> Int64 {
+        Int64(NIODeadline.now().uptimeNanoseconds / 1_000_000)
     }
 
     /// The replay of what the stream held at start-up is done.
@@ -81,20 +95,16 @@ public final class RedisSemanticStore: SemanticStore {
         }
     }
 
-    /// Before this instance applies `change`: its record, so the tail can tell it was overtaken.
+    /// Before this instance sets or deletes an entry: its record.
     func begin(_ change: SemanticChange) -> UInt64? {
-        own.withLockedValue { $0.begin(change) }
+        own.withLockedValue { $0.begin(change, now: Self.now()) }
     }
 
-    /// This instance applied its change: applies it again (with the entry's other own changes)
-    /// when the tail applied an older change of the entry meanwhile, or forgets it on failure.
-    func settle(_ sequence: UInt64?, applied: Bool) {
-        guard let sequence else { return }
-        let cache = local.cache
-        own.withLockedValue { own in
-            guard applied else { return own.failed(sequence) }
-            for again in own.applied(sequence) { again.apply(to: cache) }
-        }
+    /// Marks the record landed, from under the namespace's write lock.
+    func landing(_ sequence: UInt64?) -> (@Sendable () -> Void)? {
+        guard let sequence else { return nil }
+        let own = own
+        return { own.withLockedValue { $0.landed(sequence) } }
     }
 
     // MARK: SemanticStore
@@ -104,12 +114,11 @@ public final class RedisSemanticStore: SemanticStore {
         // and its changes must reach the stream all the same.
         let change = SemanticChange(entry)
         let sequence = begin(change)
-        return local.set(entry, on: eventLoop).flatMap { [self] result in
+        return local.set(entry, on: eventLoop, landing: landing(sequence)).flatMap { [self] result in
             guard case .success = result else {
-                settle(sequence, applied: false)
+                if let sequence { own.withLockedValue { $0.failed(sequence) } }
                 return .ready(result)
             }
-            settle(sequence, applied: true)
             return .later(publish(change, sequence: sequence, on: eventLoop).map { .success(()) })
         }
     }
@@ -141,12 +150,11 @@ public final class RedisSemanticStore: SemanticStore {
     public func delete(namespace: String, prompt: String, scope: String, on eventLoop: any EventLoop) -> Deferred<Result<Bool, SemanticFailure>> {
         let change = SemanticChange.delete(namespace: namespace, scope: scope, prompt: prompt)
         let sequence = begin(change)
-        return local.delete(namespace: namespace, prompt: prompt, scope: scope, on: eventLoop).flatMap { [self] result in
+        return local.delete(namespace: namespace, prompt: prompt, scope: scope, on: eventLoop, landing: landing(sequence)).flatMap { [self] result in
             guard case .success(let deleted) = result else {
-                settle(sequence, applied: false)
+                if let sequence { own.withLockedValue { $0.failed(sequence) } }
                 return .ready(result)
             }
-            settle(sequence, applied: true)
             return .later(publish(change, sequence: sequence, on: eventLoop).map { .success(deleted) })
         }
     }

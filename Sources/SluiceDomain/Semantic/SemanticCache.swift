@@ -84,25 +84,52 @@ public final class SemanticCache: Sendable {
     public var totalBytes: Int { totalBytesCounter.load(ordering: .relaxed) }
 
     /// Stores an entry (see ``SemanticNamespace/set``), within the bounds on namespaces and on
-    /// entries overall. Returns the entries evicted to make room.
+    /// entries overall. Returns the entries evicted to make room. `landing`: run under the
+    /// namespace's write lock once the entry is stored (a writer's bookkeeping that a concurrent
+    /// ``replay`` must see with the entry, never without it).
     public func set(_ name: String, prompt: String, response: ByteBuffer, vector: [Float], embedder: String, scope: String,
-                    createdAt: Int64, expiresAt: Int64, worth: AnswerWorth = .none) -> Result<[SemanticNamespace.Eviction], SemanticFailure> {
-        // Checked without a lock: concurrent writers may overshoot by one entry each. Full by
-        // bytes works as full by count: a new entry only takes the place of an old one.
-        let full = totalEntries >= maxTotalEntries ? maxTotalEntries : nil
-        let needed = prompt.utf8.count + response.readableBytes + scope.utf8.count + vector.count * 4 + 160
-        let (sum, overflow) = totalBytes.addingReportingOverflow(needed)
-        let (excess, under) = sum.subtractingReportingOverflow(maxTotalBytes)
-        let bytesToFree = overflow ? Int.max : under ? 0 : max(excess, 0)
+                    createdAt: Int64, expiresAt: Int64, worth: AnswerWorth = .none,
+                    landing: (() -> Void)? = nil) -> Result<[SemanticNamespace.Eviction], SemanticFailure> {
         var due = false
         let result = write(name) {
-            let r = $0.set(prompt, response: response, vector: vector, embedder: embedder, scope: scope, createdAt: createdAt,
-                           expiresAt: expiresAt, worth: worth, cacheFull: full, bytesToFree: bytesToFree)
+            let r = store(in: &$0, prompt: prompt, response: response, vector: vector, embedder: embedder, scope: scope,
+                          createdAt: createdAt, expiresAt: expiresAt, worth: worth)
+            if case .success = r { landing?() }
             due = $0.index?.wantsLists == true
             return r
         } ?? .failure(.tooManyNamespaces(limit: maxNamespaces))
         if due { partitionIfDue(name) }
         return result
+    }
+
+    /// ``SemanticNamespace/set`` within the cache's bounds on entries and bytes overall, for a
+    /// namespace the caller holds under ``write`` (or ``replay``).
+    public func store(in namespace: inout SemanticNamespace, prompt: String, response: ByteBuffer, vector: [Float], embedder: String,
+                      scope: String, createdAt: Int64, expiresAt: Int64, worth: AnswerWorth) -> Result<[SemanticNamespace.Eviction], SemanticFailure> {
+        // Checked without the cache's lock: concurrent writers may overshoot by one entry each.
+        // Full by bytes works as full by count: a new entry only takes the place of an old one.
+        let full = totalEntries >= maxTotalEntries ? maxTotalEntries : nil
+        let needed = prompt.utf8.count + response.readableBytes + scope.utf8.count + vector.count * 4 + 160
+        let (sum, overflow) = totalBytes.addingReportingOverflow(needed)
+        let (excess, under) = sum.subtractingReportingOverflow(maxTotalBytes)
+        let bytesToFree = overflow ? Int.max : under ? 0 : max(excess, 0)
+        return namespace.set(prompt, response: response, vector: vector, embedder: embedder, scope: scope, createdAt: createdAt,
+                             expiresAt: expiresAt, worth: worth, cacheFull: full, bytesToFree: bytesToFree)
+    }
+
+    /// Runs `body` under the namespace's write lock (creating the namespace when `create`), for
+    /// several changes that no reader may see half done; stores go through ``store(in:...)``.
+    /// false: no such namespace (and not created), or no room for another one.
+    @discardableResult
+    public func replay(_ name: String, create: Bool, _ body: (inout SemanticNamespace) -> Void) -> Bool {
+        var due = false
+        let ran = write(name, create: create) { (namespace: inout SemanticNamespace) -> Bool in
+            body(&namespace)
+            due = namespace.index?.wantsLists == true
+            return true
+        } != nil
+        if due { partitionIfDue(name) }
+        return ran
     }
 
     /// Gives a namespace that has grown to ``VectorIndex/listsFrom`` rows its inverted lists
