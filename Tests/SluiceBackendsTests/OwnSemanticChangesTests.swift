@@ -1,5 +1,7 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOEmbedded
+import NIOPosix
 import SluiceDomain
 import Testing
 @testable import SluiceBackends
@@ -82,6 +84,16 @@ struct OwnSemanticChangesTests {
         #expect(Self.answer(own.after(Self.set("q", "first"), mine: first)) == "third")
         #expect(Self.answer(own.after(Self.delete("q"), mine: second)) == "third")
         #expect(own.count == 1)
+    }
+
+    @Test func theWriteThatLandedLastIsTheOneAppliedWhateverOrderTheyBegan() {
+        // Two connections write one entry: the first to begin lands second, and the index holds it.
+        let own = Own()
+        let first = own.begin(Self.set("q", "began first"))!
+        let second = own.begin(Self.set("q", "began second"))!
+        own.landed(second)
+        own.landed(first)
+        #expect(Self.answer(own.after(Self.set("q", "older"))) == "began first")
     }
 
     @Test func entriesAreTheirNamesBytesNotEquivalentText() {
@@ -179,23 +191,31 @@ struct OwnSemanticChangesTests {
     /// A cache, this instance's records, and the tail's step and a local write on them.
     struct Instance {
         let cache: SemanticCache
+        let local: EmbeddedSemanticStore
+        let loop = EmbeddedEventLoop()
         let own = NIOLockedValueBox(OwnSemanticChanges())
 
-        init(maxEntries: Int = 100) { cache = SemanticCache(defaultMaxEntries: maxEntries) }
+        init(maxEntries: Int = 100) {
+            cache = SemanticCache(defaultMaxEntries: maxEntries)
+            // Small namespaces are written on the caller's thread: the lane is never used.
+            local = EmbeddedSemanticStore(cache: cache, store: nil, lanes: [NIOThreadPool(numberOfThreads: 1)], offloadEntries: 1_000)
+        }
 
-        /// A write through this instance (what `RedisSemanticStore.set` / `delete` do around the index).
+        /// A write through this instance: recorded, then written by the embedded store, which
+        /// marks it landed (what `RedisSemanticStore.set` / `delete` do before publishing).
         @discardableResult
         func write(_ change: SemanticChange) -> UInt64 {
             let s = own.withLockedValue { $0.begin(change, now: 0) }!
-            let landing = { own.withLockedValue { $0.landed(s) } }
+            let landing: @Sendable () -> Void = { [own] in own.withLockedValue { $0.landed(s) } }
             switch change {
             case .set(let ns, let scope, let prompt, let response, let embedder, let vector, let createdAt, let expiresAt, let worth):
-                _ = cache.set(ns, prompt: prompt, response: response, vector: vector, embedder: embedder, scope: scope,
-                              createdAt: createdAt, expiresAt: expiresAt, worth: worth, landing: landing)
+                let write = SemanticWrite(namespace: ns, scope: scope, prompt: prompt, response: response, embedder: embedder, vector: vector,
+                                          createdAt: createdAt, expiresAt: expiresAt, worth: worth)
+                guard case .ready(.success) = local.set(write, on: loop, landing: landing) else { Issue.record("the set failed"); return s }
             case .delete(let ns, let scope, let prompt):
-                _ = cache.write(ns, create: false) { namespace in
-                    defer { landing() }
-                    return namespace.delete(prompt, scope: scope)
+                guard case .ready(.success) = local.delete(namespace: ns, prompt: prompt, scope: scope, on: loop, landing: landing) else {
+                    Issue.record("the delete failed")
+                    return s
                 }
             default:
                 Issue.record("only sets and deletes are written here")
@@ -203,8 +223,12 @@ struct OwnSemanticChangesTests {
             return s
         }
 
+        let bindings = NIOLockedValueBox(StreamBindings())
+
+        /// The tail's step, as the store's tail takes it.
         func follow(_ change: SemanticChange, mine: UInt64? = nil) {
-            RedisSemanticStore.follow(change, id: nil, origin: mine, own: own, cache: cache, now: 0)
+            let bound = bindings.withLockedValue { $0.met(change) }
+            RedisSemanticStore.follow(change, id: nil, origin: mine, bound: bound, own: own, cache: cache, now: 0)
         }
 
         func answer(_ prompt: String, ns: String = "faq", vector: [Float] = [1, 0, 0], embedder: String = "e") -> String? {
@@ -238,12 +262,13 @@ struct OwnSemanticChangesTests {
     }
 
     @Test func anOlderChangeStillDoesAllItDoesBesidesTheEntry() {
-        // The namespace does not exist here yet; this instance deletes an entry of it (nothing
-        // there, so the delete never lands), while the stream creates it, bound to an embedder.
+        // The namespace does not exist here yet; this instance deletes an entry of it, while the
+        // stream creates it, bound to an embedder, with that entry.
         let here = Instance()
-        let deleted = here.own.withLockedValue { $0.begin(Self.delete("q", ns: "new"), now: 0) }!
+        let deleted = here.write(Self.delete("q", ns: "new"))
         here.follow(Self.set("q", "another's", ns: "new", vector: [0, 1, 0], embedder: "client"))
         #expect(here.cache.info("new") != nil)
+        #expect(!here.holds("q", ns: "new"))
         // Bound as on every other instance: a vector of another embedder is refused here too.
         let other = here.cache.set("new", prompt: "p", response: ByteBuffer(string: "x"), vector: [1, 0, 0, 0], embedder: "builtin",
                                    scope: "", createdAt: 2, expiresAt: 0)
@@ -259,5 +284,46 @@ struct OwnSemanticChangesTests {
         full.write(Self.delete("q"))
         full.follow(Self.set("q", "another's"))
         #expect(!full.holds("q") && !full.holds("o1") && full.holds("o2"))
+    }
+
+    @Test func aNamespaceBoundHereOtherwiseThanTheStreamBindsItIsMadeAgainFromTheStream() {
+        // This instance creates a namespace with client vectors while another creates it with the
+        // built-in embedder, first in the stream: every instance replaying the stream binds it to
+        // the built-in embedder and refuses this instance's write.
+        let here = Instance()
+        let mine = here.write(Self.set("mine", "x", ns: "both", vector: [1, 0, 0], embedder: "client"))
+        here.write(Self.set("also mine", "y", ns: "both", vector: [0, 1, 0], embedder: "client"))
+        here.follow(Self.set("theirs", "z", ns: "both", vector: [1, 0, 0, 0], embedder: "builtin"))
+        #expect(here.cache.info("both")?.embedder == "builtin")
+        #expect(here.answer("theirs", ns: "both", vector: [1, 0, 0, 0], embedder: "builtin") == "z")
+        #expect(!here.holds("mine", ns: "both") && !here.holds("also mine", ns: "both"))
+        // This instance's write comes round, and is refused here as everywhere.
+        here.follow(Self.set("mine", "x", ns: "both", vector: [1, 0, 0], embedder: "client"), mine: mine)
+        #expect(!here.holds("mine", ns: "both") && here.cache.info("both")?.entries == 1)
+
+        // Bound as the stream binds it: nothing is made again.
+        let same = Instance()
+        same.write(Self.set("mine", "x", ns: "both"))
+        same.follow(Self.set("theirs", "z", ns: "both", vector: [0, 1, 0]))
+        #expect(same.holds("mine", ns: "both") && same.holds("theirs", ns: "both"))
+        // After a drop in the stream the next set binds the namespace again.
+        same.follow(.drop(namespace: "both"))
+        same.write(Self.set("mine", "x", ns: "both", vector: [1, 0, 0, 0], embedder: "builtin"))
+        same.follow(Self.set("theirs", "z", ns: "both", vector: [0, 1, 0]))
+        #expect(same.cache.info("both")?.embedder == "e" && !same.holds("mine", ns: "both"))
+    }
+
+    @Test func theStreamsBindingsAreTheFirstSetAfterTheLastDropWithinTheirBound() {
+        var b = StreamBindings(maxNamespaces: 2)
+        #expect(b.met(Self.set("q", "x", ns: "a", vector: [1, 0], embedder: "one")) == StreamBindings.Binding(embedder: "one", dimension: 2))
+        #expect(b.met(Self.set("q", "x", ns: "a", vector: [1, 0, 0], embedder: "two")) == StreamBindings.Binding(embedder: "one", dimension: 2))
+        #expect(b.met(Self.delete("q", ns: "a")) == nil)
+        #expect(b.met(.drop(namespace: "a")) == nil)
+        #expect(b.met(Self.set("q", "x", ns: "a", vector: [1, 0, 0], embedder: "two")) == StreamBindings.Binding(embedder: "two", dimension: 3))
+        // An empty vector binds nothing; past the bound, namespaces are not followed.
+        #expect(b.met(Self.set("q", "x", ns: "b", vector: [])) == nil)
+        #expect(b.met(Self.set("q", "x", ns: "b")) != nil)
+        #expect(b.met(Self.set("q", "x", ns: "c")) == nil)
+        #expect(b.bindings.count == 2)
     }
 }

@@ -415,13 +415,13 @@ def test_an_instance_does_not_show_an_older_answer_over_its_own_newer_one(make_s
 
 
 def test_instances_changing_the_same_entries_at_once_end_as_the_stream_says(make_sluice, redis_server):
-    # Three instances set, delete, judge, store through LLM.SET and drop the same few entries at
-    # once; then every one of them holds what an instance started afterwards, replaying the
-    # stream from its start, holds: the same answers, and the same namespaces, with as many
-    # entries. (An instance applies its own latest change of an entry again over older ones from
-    # the stream: this is what keeps that from costing agreement.) One embedder only: two
-    # instances creating one namespace at once with different embedders can disagree on its
-    # binding (DECISIONS; so before this change too).
+    # Three instances set (with the built-in embedder and with client vectors), delete, judge,
+    # store through LLM.SET and drop the same few entries at once; then every one of them holds
+    # what an instance started afterwards, replaying the stream from its start, holds: the same
+    # answers, and the same namespaces, bound to the same embedder, with as many entries. (An
+    # instance applies its own latest change of an entry again over older ones from the stream,
+    # and makes a namespace it bound otherwise than the stream again: this is what keeps either
+    # from costing agreement.)
     import random
     import struct
 
@@ -429,6 +429,7 @@ def test_instances_changing_the_same_entries_at_once_end_as_the_stream_says(make
     namespaces = ["n0", "n1", "n2"]
     prompts = ["what is the capital of france", "how do i reset my password", "tell me a joke about cats",
                "what time is it in tokyo"]
+    vectors = {p: struct.pack("<3f", *[1.0 if j == i % 3 else 0.1 for j in range(3)]) for i, p in enumerate(prompts)}
     until = time.time() + 3
 
     def work(k):
@@ -443,8 +444,10 @@ def test_instances_changing_the_same_entries_at_once_end_as_the_stream_says(make
                     p.execute_command("SEM.DEL", ns, prompt)
                 elif op < 0.93:
                     p.execute_command("SEM.FEEDBACK", ns, prompt, rnd.choice(["good", "bad"]))
-                elif op < 0.97:
+                elif op < 0.95:
                     p.execute_command("LLM.SET", ns, prompt, "L-%d-%d" % (k, n))
+                elif op < 0.97:
+                    p.execute_command("SEM.SET", ns, prompt, "V-%d-%d" % (k, n), "VEC", vectors[prompt])
                 else:
                     p.execute_command("SEM.DEL", ns)
                 n += 1
@@ -469,8 +472,12 @@ def test_instances_changing_the_same_entries_at_once_end_as_the_stream_says(make
                 info = (info.get(b"entries"), info.get(b"embedder"), info.get(b"dimension"))
             held[ns] = info
             for prompt in prompts:
-                r = c.execute_command("SEM.GET", ns, prompt, "MINSCORE", "0.99")
-                held[(ns, prompt)] = None if r is None else r[0]
+                for vec in ([], ["VEC", vectors[prompt]]):
+                    try:
+                        r = c.execute_command("SEM.GET", ns, prompt, "MINSCORE", "0.99", *vec)
+                        held[(ns, prompt, bool(vec))] = None if r is None else r[0]
+                    except redis.ResponseError:
+                        held[(ns, prompt, bool(vec))] = "refused"
         return held
     expected = state(fresh)
     assert sum(v is not None for v in expected.values()) > 0

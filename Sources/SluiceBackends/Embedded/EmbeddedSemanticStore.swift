@@ -144,16 +144,19 @@ public final class EmbeddedSemanticStore: SemanticStore {
         delete(namespace: namespace, prompt: prompt, scope: scope, on: eventLoop, landing: nil)
     }
 
-    /// `landing`: run under the namespace's write lock once the entry is gone (see `set`); not
-    /// run when there is no such namespace.
+    /// `landing`: run under the namespace's write lock once the entry is gone (see `set`); with
+    /// no such namespace, once that is found (nothing to delete has landed all the same).
     func delete(namespace: String, prompt: String, scope: String, on eventLoop: any EventLoop,
                 landing: (@Sendable () -> Void)?) -> Deferred<Result<Bool, SemanticFailure>> {
         if let store, let refusal = store.removalRefusal { return .ready(.failure(.store(refusal))) }
         let done = run(namespace, on: eventLoop, busy: Result<(Bool, SQLiteStore.Admission), SemanticFailure>.failure(.busy)) { [cache, store] in
-            let removed = cache.write(namespace, create: false) { namespace in
+            guard let removed = cache.write(namespace, create: false, { namespace in
                 defer { landing?() }
                 return namespace.delete(prompt, scope: scope)
-            } ?? false
+            }) else {
+                landing?()
+                return .success((false, .now))
+            }
             guard removed, let store else { return .success((removed, .now)) }
             return .success((true, store.enqueue(.delete(namespace: namespace, scope: scope, prompt: prompt))))
         }

@@ -61,8 +61,10 @@ struct OwnSemanticChanges {
     struct Record {
         let key: EntryKey
         let change: SemanticChange
-        /// The write landed in this instance's index (until then the tail has nothing to apply again).
-        var landed: Bool
+        /// When the write landed in this instance's index, in landing order (until then the
+        /// tail has nothing to apply again). Two writes of one entry may land in another order
+        /// than they began: the index holds the one that landed last.
+        var landed: UInt64?
         /// When it began, in milliseconds of the store's monotonic clock.
         let began: Int64
         let bytes: Int
@@ -88,6 +90,7 @@ struct OwnSemanticChanges {
     private var published: Deque<(id: StreamID, sequence: UInt64)> = []
     private(set) var bytes = 0
     private var nextSequence: UInt64 = 1
+    private var nextLanding: UInt64 = 1
 
     init(maxRecords: Int = defaultMaxRecords, maxBytes: Int = defaultMaxBytes, maxAge: Int64 = defaultMaxAge) {
         self.maxRecords = max(1, maxRecords)
@@ -109,7 +112,7 @@ struct OwnSemanticChanges {
         let sequence = nextSequence
         nextSequence &+= 1
         let size = change.approximateBytes + key.namespace.count + key.scope.count + key.prompt.count
-        records[sequence] = Record(key: key, change: change, landed: false, began: now, bytes: size)
+        records[sequence] = Record(key: key, change: change, landed: nil, began: now, bytes: size)
         byEntry[key, default: []].append(sequence)
         arrival.append(sequence)
         bytes += size
@@ -119,7 +122,9 @@ struct OwnSemanticChanges {
 
     /// The write landed in the index (called under the namespace's write lock).
     mutating func landed(_ sequence: UInt64) {
-        records[sequence]?.landed = true
+        guard records[sequence] != nil else { return }
+        records[sequence]?.landed = nextLanding
+        nextLanding &+= 1
     }
 
     /// The local write failed, or Redis did not take the change.
@@ -137,7 +142,7 @@ struct OwnSemanticChanges {
 
     /// The tail applies `change`, the stream entry `id`, whose origin, when this instance made
     /// it, is `ownSequence` (called under the namespace's write lock, for a set or delete).
-    /// Returns this instance's latest landed change of the same entry, to apply after it in the
+    /// Returns this instance's last landed change of the same entry, to apply after it in the
     /// same write: the tail has not passed it, so it comes later in the stream, and it replaces
     /// the entry whole.
     mutating func passed(_ change: SemanticChange, at id: StreamID?, ownSequence: UInt64?, now: Int64) -> SemanticChange? {
@@ -155,7 +160,11 @@ struct OwnSemanticChanges {
         }
         if case .drop(let ns) = change { forget(namespace: ns) }
         guard let key = EntryKey(change), let sequences = byEntry[key] else { return nil }
-        return sequences.last(where: { records[$0]?.landed == true }).flatMap { records[$0]?.change }
+        var last: Record?
+        for s in sequences {
+            if let r = records[s], let landed = r.landed, landed > (last?.landed ?? 0) { last = r }
+        }
+        return last?.change
     }
 
     /// A namespace dropped, here or through the stream: another instance may create it again,

@@ -25,6 +25,8 @@ public final class RedisSemanticStore: SemanticStore {
     let own: NIOLockedValueBox<OwnSemanticChanges>
     /// Names this process in the stream entries it adds (`origin`: `<instance>:<sequence>`).
     let instance: String
+    /// The tail's own: which embedder the stream binds each namespace to.
+    let bindings = NIOLockedValueBox(StreamBindings())
 
     public init(local: EmbeddedSemanticStore, client: RedisClient, logger: Logger) {
         self.local = local
@@ -35,27 +37,37 @@ public final class RedisSemanticStore: SemanticStore {
         self.instance = instance
         let cache = local.cache
         let streamKey = ByteBuffer(string: Self.stream)
+        let bindings = bindings
         self.tail = RedisStreamTail(endpoint: { client.sessionEndpoint(forKey: streamKey, attempt: $0) }, stream: Self.stream, logger: logger) { id, fields in
             guard let change = Self.decode(fields) else { return }
             let origin = fields["origin"].flatMap { Self.sequence(in: String(buffer: $0), of: instance) }
-            Self.follow(change, id: OwnSemanticChanges.StreamID(id), origin: origin, own: own, cache: cache, now: Self.now())
+            let bound = bindings.withLockedValue { $0.met(change) }
+            Self.follow(change, id: OwnSemanticChanges.StreamID(id), origin: origin, bound: bound, own: own, cache: cache, now: Self.now())
         }
     }
 
     /// The tail's step. A set or delete is applied, with all it does, and this instance's latest
     /// change of the entry after it, in one write of the namespace: no reader sees the older
     /// answer, and a write of the entry lands either before (and is applied again here) or after.
-    static func follow(_ change: SemanticChange, id: OwnSemanticChanges.StreamID?, origin: UInt64?,
+    /// `bound`: the embedder the stream binds a set's namespace to (``StreamBindings``); a
+    /// namespace this instance bound otherwise is emptied and made again from this set.
+    static func follow(_ change: SemanticChange, id: OwnSemanticChanges.StreamID?, origin: UInt64?, bound: StreamBindings.Binding?,
                        own: NIOLockedValueBox<OwnSemanticChanges>, cache: SemanticCache, now: Int64) {
         switch change {
         case .set, .delete:
             var isSet = false
             if case .set = change { isSet = true }
-            let ran = cache.replay(change.namespace, create: isSet) { namespace in
-                change.apply(to: &namespace, of: cache)
-                let mine = own.withLockedValue { $0.passed(change, at: id, ownSequence: origin, now: now) }
-                mine?.apply(to: &namespace, of: cache)
-            }
+            var mine: SemanticChange?
+            let ran = cache.replay(change.namespace, create: isSet, [
+                { namespace in
+                    if StreamBindings.differs(namespace, from: bound) { namespace.unbind() }
+                    change.apply(to: &namespace, of: cache)
+                },
+                { namespace in
+                    mine = own.withLockedValue { $0.passed(change, at: id, ownSequence: origin, now: now) }
+                    mine?.apply(to: &namespace, of: cache)
+                },
+            ])
             // No such namespace here (a delete): the records are kept all the same.
             if !ran { _ = own.withLockedValue { $0.passed(change, at: id, ownSequence: origin, now: now) } }
         case .drop, .verdicts:

@@ -117,19 +117,20 @@ public final class SemanticCache: Sendable {
                              expiresAt: expiresAt, worth: worth, cacheFull: full, bytesToFree: bytesToFree)
     }
 
-    /// Runs `body` under the namespace's write lock (creating the namespace when `create`), for
-    /// several changes that no reader may see half done; stores go through ``store(in:...)``.
-    /// false: no such namespace (and not created), or no room for another one.
+    /// Runs `steps` in turn under one write lock of the namespace (creating it when `create`):
+    /// several changes that no reader may see half done. Stores go through ``store(in:...)``;
+    /// the cache's totals are brought up to date after each step, so that the next one is
+    /// bounded by what the previous one did. false: no such namespace (and not created), or no
+    /// room for another one.
     @discardableResult
-    public func replay(_ name: String, create: Bool, _ body: (inout SemanticNamespace) -> Void) -> Bool {
-        var due = false
-        let ran = write(name, create: create) { (namespace: inout SemanticNamespace) -> Bool in
-            body(&namespace)
-            due = namespace.index?.wantsLists == true
-            return true
-        } != nil
+    public func replay(_ name: String, create: Bool, _ steps: [(inout SemanticNamespace) -> Void]) -> Bool {
+        guard let s = slot(name, create: create) else { return false }
+        s.lock.lockWrite()
+        for step in steps { changing(s) { step(&$0) } }
+        let due = s.namespace.index?.wantsLists == true
+        s.lock.unlock()
         if due { partitionIfDue(name) }
-        return ran
+        return true
     }
 
     /// Gives a namespace that has grown to ``VectorIndex/listsFrom`` rows its inverted lists
@@ -198,6 +199,12 @@ public final class SemanticCache: Sendable {
         guard let s = slot(name, create: create) else { return nil }
         s.lock.lockWrite()
         defer { s.lock.unlock() }
+        return changing(s, body)
+    }
+
+    /// Runs `body` on a namespace its caller holds locked for writing, and keeps the numbers
+    /// read without the lock (its scan cost, its long prompts, the cache's totals) up to date.
+    private func changing<R>(_ s: Slot, _ body: (inout SemanticNamespace) -> R) -> R {
         let before = s.namespace.count, bytesBefore = s.namespace.bytes
         let result = body(&s.namespace)
         s.scanCost.store(s.namespace.count &* (s.namespace.dimension ?? 0), ordering: .relaxed)

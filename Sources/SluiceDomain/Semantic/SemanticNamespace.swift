@@ -98,6 +98,16 @@ public struct SemanticNamespace: Sendable {
 
     public var count: Int { entries.count }
     public var dimension: Int? { index?.dimension }
+
+    /// Empties the namespace and unbinds it from its embedder, keeping its configuration and
+    /// its counters: the shared stream bound it otherwise (see `StreamBindings`).
+    public mutating func unbind() {
+        var fresh = SemanticNamespace(maxEntries: maxEntries)
+        fresh.partitionFrom = partitionFrom
+        fresh.minScore = minScore
+        fresh.counters = counters
+        self = fresh
+    }
     /// Whether the index searches through inverted lists (and how many).
     public var listCount: Int { index?.listCount ?? 0 }
 
