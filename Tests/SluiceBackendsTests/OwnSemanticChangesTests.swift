@@ -41,9 +41,13 @@ struct OwnSemanticChangesTests {
         func landed(_ sequence: UInt64) { state.landed(sequence) }
         func failed(_ sequence: UInt64) { state.failed(sequence) }
         func published(_ sequence: UInt64, at id: String) { state.published(sequence, at: OwnSemanticChangesTests.id(id)) }
-        /// What the tail applies after `change`.
-        func after(_ change: SemanticChange, at id: String? = nil, mine: UInt64? = nil) -> SemanticChange? {
+        /// What the tail applies after `change`, in order.
+        func following(_ change: SemanticChange, at id: String? = nil, mine: UInt64? = nil) -> [SemanticChange] {
             state.passed(change, at: id.map(OwnSemanticChangesTests.id), ownSequence: mine, now: now)
+        }
+        /// The first of them (this instance's set or delete of the entry), when there is one.
+        func after(_ change: SemanticChange, at id: String? = nil, mine: UInt64? = nil) -> SemanticChange? {
+            following(change, at: id, mine: mine).first
         }
         /// Begun and landed here.
         func write(_ change: SemanticChange) -> UInt64 {
@@ -153,6 +157,27 @@ struct OwnSemanticChangesTests {
         #expect(own.count == 0)
     }
 
+    @Test func verdictsRecordedHereFollowTheSetTheyJudgedAndNotAnOlderOne() {
+        let own = Own()
+        let set = own.write(Self.set("q", "answer"))
+        let judged = own.state.record(verdicts: Self.verdicts("q"), now: 0)!
+        // The stream brings the set back: stored afresh, then the verdicts joined in again.
+        let after = own.following(Self.set("q", "answer"), mine: set)
+        #expect(after.count == 1)
+        if case .verdicts? = after.first {} else { Issue.record("the verdicts must follow: \(after)") }
+        // Another instance's delete of the entry: the verdicts follow it too (they find nothing).
+        #expect(own.following(Self.delete("q")).count == 1)
+        // A set landed here after the verdicts replaced the answer they judged: it alone follows.
+        _ = own.write(Self.set("q", "newer"))
+        let later = own.following(Self.set("q", "older"))
+        #expect(later.count == 1 && Self.answer(later.first) == "newer")
+        // Verdicts are never followed by anything; their record goes with their origin.
+        #expect(own.following(Self.verdicts("q"), mine: judged).isEmpty)
+        #expect(own.count == 1)
+        // A set or delete passed to `record(verdicts:)` is not recorded.
+        #expect(own.state.record(verdicts: Self.delete("q"), now: 0) == nil)
+    }
+
     @Test func theBoundsDropTheOldestRecords() {
         let own = Own(OwnSemanticChanges(maxRecords: 3, maxBytes: 1 << 20))
         let sequences = (0..<5).map { own.write(Self.set("q\($0)", "a")) }
@@ -259,6 +284,32 @@ struct OwnSemanticChangesTests {
         // Nothing of this instance's: the stream's changes stand alone.
         here.follow(Self.set("q", "another's"))
         #expect(here.answer("q") == "another's")
+    }
+
+    @Test func aBadVerdictRecordedHereDoesNotLapseWhenTheStreamBringsBackTheSetItJudged() throws {
+        let here = Instance()
+        let stored = Self.set("stored", "answer", vector: [1, 0, 0])
+        let set = here.write(stored)
+        // Asked at 0.8, judged bad: the entry no longer answers at 0.8 (its bar is above it).
+        let asked: [Float] = [0.8, 0.6, 0]
+        let query = SemanticQuery(namespace: "faq", prompt: "asked", scope: "", minScore: 0.7, embedder: "e", vector: asked)
+        let landing: @Sendable (SemanticCache.Feedback) -> Void = { [own = here.own] feedback in
+            _ = own.withLockedValue { $0.record(verdicts: SemanticChange(feedback, namespace: "faq"), now: 0) }
+        }
+        guard case .ready(.success(let feedback?)) = here.local.feedback(query, good: false, now: 1, on: here.loop, landing: landing) else {
+            Issue.record("the verdict was not recorded")
+            return
+        }
+        #expect(!feedback.deleted)
+        func answersTheQuery() -> Bool {
+            guard case .hit? = try? here.cache.get("faq", prompt: "asked", vector: asked, embedder: "e", scope: "", minScore: 0.7, now: 1).get()
+            else { return false }
+            return true
+        }
+        #expect(!answersTheQuery())
+        // The stream brings the set back (stored afresh), before the verdicts come round.
+        here.follow(stored, mine: set)
+        #expect(!answersTheQuery())
     }
 
     @Test func anOlderChangeStillDoesAllItDoesBesidesTheEntry() {

@@ -484,3 +484,19 @@ def test_instances_changing_the_same_entries_at_once_end_as_the_stream_says(make
     for k, c in enumerate(clients):
         held = state(c)
         assert held == expected, (k, {key: (held[key], expected[key]) for key in expected if held[key] != expected[key]})
+
+
+def test_an_instance_is_not_ready_until_it_has_replayed_the_semantic_stream(make_sluice, redis_server):
+    # Until its tail has replayed the shared stream, an instance's index answers from the
+    # stream's past (entries since deleted or judged bad): /ready says 503 meanwhile.
+    r = redis.Redis(port=redis_server.port)
+    for start in range(0, 200_000, 10_000):
+        p = r.pipeline(transaction=False)
+        for i in range(start, start + 10_000):
+            p.xadd("sluice:sem:log", {"op": "del", "ns": "past", "scope": "", "prompt": "question %d" % i})
+        p.execute()
+    node = make_sluice("--redis", redis_server.url).start()
+    seen = set()
+    assert wait_for(lambda: seen.add(node.http("/ready")[0]) or 200 in seen, 30) is not None, seen
+    assert 503 in seen, seen
+    assert node.http("/ready")[0] == 200

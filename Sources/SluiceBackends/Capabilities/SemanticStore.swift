@@ -35,4 +35,13 @@ public protocol SemanticStore: Sendable {
 
     /// Sets the namespace's default MINSCORE and its size bound (this instance's); answers its info.
     func configure(namespace: String, minScore: Float?, maxEntries: Int?, on eventLoop: any EventLoop) -> Deferred<Result<SemanticCache.Info, SemanticFailure>>
+
+    /// Whether this process's index holds what it is to hold: in shared mode, false while the
+    /// stream is still being replayed from its start (the index then answers with entries the
+    /// stream has since deleted or judged bad, and misses the newest) — `/ready` says so.
+    var isCaughtUp: Bool { get }
+}
+
+extension SemanticStore {
+    public var isCaughtUp: Bool { true }
 }

@@ -123,11 +123,17 @@ public final class EmbeddedSemanticStore: SemanticStore {
     }
 
     public func feedback(_ query: SemanticQuery, good: Bool, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SemanticCache.Feedback?, SemanticFailure>> {
+        feedback(query, good: good, now: now, on: eventLoop, landing: nil)
+    }
+
+    /// `landing`: run under the namespace's write lock with the verdict recorded (see `set`).
+    func feedback(_ query: SemanticQuery, good: Bool, now: Int64, on eventLoop: any EventLoop,
+                  landing: (@Sendable (SemanticCache.Feedback) -> Void)?) -> Deferred<Result<SemanticCache.Feedback?, SemanticFailure>> {
         if let store, let refusal = store.removalRefusal { return .ready(.failure(.store(refusal))) }
         let done = run(query.namespace, on: eventLoop, busy: Result<(SemanticCache.Feedback?, SQLiteStore.Admission), SemanticFailure>.failure(.busy),
                        query: query.prompt) { [cache, store] in
             cache.feedback(query.namespace, prompt: query.prompt, vector: query.vector, embedder: query.embedder, scope: query.scope,
-                           minScore: query.minScore, good: good, now: now).map { feedback in
+                           minScore: query.minScore, good: good, now: now, landing: landing).map { feedback in
                 guard let feedback, let store else { return (feedback, .now) }
                 return (feedback, store.enqueue(SemanticChange(feedback, namespace: query.namespace)))
             }

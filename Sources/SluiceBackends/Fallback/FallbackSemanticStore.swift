@@ -49,6 +49,8 @@ public final class FallbackSemanticStore: SemanticStore {
         }
     }
 
+    public var isCaughtUp: Bool { primary.isCaughtUp }
+
     public func statistics() -> SemanticCache.Statistics {
         primary.statistics()
     }

@@ -1,9 +1,9 @@
 import DequeModule
 
-/// The semantic sets and deletes this instance applied to its own index and is putting, or has
-/// put, in the shared stream, until the stream tail passes them — so that the tail can apply
-/// this instance's latest change of an entry again, in the same write of the namespace, over
-/// every older change of that entry it meets first.
+/// The semantic sets, deletes and verdicts this instance applied to its own index and is
+/// putting, or has put, in the shared stream, until the stream tail passes them — so that the
+/// tail can apply this instance's latest change of an entry again, in the same write of the
+/// namespace, over every older change of that entry it meets first.
 ///
 /// An instance applies its change at once (a read after the reply sees it), and then meets,
 /// through the stream, every change made before it: its own previous answer for the prompt,
@@ -12,7 +12,9 @@ import DequeModule
 /// reads with another instance writing). The tail still applies every change as it comes, with
 /// all it does (creating the namespace, binding its embedder, evicting), so the stream decides;
 /// this instance's later change of the entry follows at once, under the same lock, which is
-/// where the stream will put it. A record counts once the write has landed (marked under the
+/// where the stream will put it (and so do the verdicts this instance recorded on it since: a
+/// set brought back stores its entry afresh, and a bad verdict must not lapse meanwhile). A
+/// record counts once the write has landed (marked under the
 /// namespace's write lock, so the tail sees a write either landed and recorded or not yet
 /// landed); it goes when the tail meets its origin or passes its stream ID, when the write or
 /// its XADD fails, after `maxAge` (a stream that lost it in a failover), and when the
@@ -28,14 +30,15 @@ struct OwnSemanticChanges {
         let scope: [UInt8]
         let prompt: [UInt8]
 
-        /// The entry a set or delete is about; nil for a drop or verdicts.
+        /// The entry a set, delete or verdict is about; nil for a drop.
         init?(_ change: SemanticChange) {
             switch change {
-            case .set(let ns, let scope, let prompt, _, _, _, _, _, _), .delete(let ns, let scope, let prompt):
+            case .set(let ns, let scope, let prompt, _, _, _, _, _, _), .delete(let ns, let scope, let prompt),
+                 .verdicts(let ns, let scope, let prompt, _, _):
                 namespace = Array(ns.utf8)
                 self.scope = Array(scope.utf8)
                 self.prompt = Array(prompt.utf8)
-            case .drop, .verdicts:
+            case .drop:
                 return nil
             }
         }
@@ -101,14 +104,32 @@ struct OwnSemanticChanges {
     var count: Int { records.count }
 
     /// Before this instance sets or deletes an entry: the record's sequence number, for the
-    /// stream entry's origin. Nil for verdicts (they join in any order, never bring an answer
-    /// back, and say nothing about which answer the entry holds) and for a drop, which forgets
-    /// the namespace's records instead.
+    /// stream entry's origin. Nil for a drop, which forgets the namespace's records instead, and
+    /// for verdicts, which are recorded as they land (``record(verdicts:now:)``).
     mutating func begin(_ change: SemanticChange, now: Int64) -> UInt64? {
-        guard let key = EntryKey(change) else {
-            if case .drop(let ns) = change { forget(namespace: ns) }
+        switch change {
+        case .set, .delete:
+            return add(change, now: now)
+        case .drop(let ns):
+            forget(namespace: ns)
+            return nil
+        case .verdicts:
             return nil
         }
+    }
+
+    /// Verdicts this instance recorded on an entry, as they land (under the namespace's write
+    /// lock: which entry they are about is known only there). The stream bringing back a set of
+    /// the entry — this instance's own, which the verdicts judged — stores it afresh, without
+    /// them: they are joined into it again at once (a join: applied twice, they are the same).
+    mutating func record(verdicts change: SemanticChange, now: Int64) -> UInt64? {
+        guard case .verdicts = change, let sequence = add(change, now: now) else { return nil }
+        landed(sequence)
+        return sequence
+    }
+
+    private mutating func add(_ change: SemanticChange, now: Int64) -> UInt64? {
+        guard let key = EntryKey(change) else { return nil }
         let sequence = nextSequence
         nextSequence &+= 1
         let size = change.approximateBytes + key.namespace.count + key.scope.count + key.prompt.count
@@ -142,11 +163,11 @@ struct OwnSemanticChanges {
 
     /// The tail applies `change`, the stream entry `id`, whose origin, when this instance made
     /// it, is `ownSequence` (called under the namespace's write lock, for a set or delete).
-    /// Returns this instance's last landed change of the same entry, to apply after it in the
-    /// same write: the tail has not passed it, so it comes later in the stream, and it replaces
-    /// the entry whole.
-    mutating func passed(_ change: SemanticChange, at id: StreamID?, ownSequence: UInt64?, now: Int64) -> SemanticChange? {
-        if records.isEmpty { return nil }
+    /// Returns this instance's changes of the same entry to apply after it in the same write —
+    /// the tail has not passed them, so they come later in the stream: the last landed set or
+    /// delete (it replaces the entry whole), then the verdicts landed since.
+    mutating func passed(_ change: SemanticChange, at id: StreamID?, ownSequence: UInt64?, now: Int64) -> [SemanticChange] {
+        if records.isEmpty { return [] }
         if let ownSequence { remove(ownSequence) }
         if let id {
             while let first = published.first, first.id <= id {
@@ -158,13 +179,34 @@ struct OwnSemanticChanges {
             arrival.removeFirst()
             remove(first)
         }
-        if case .drop(let ns) = change { forget(namespace: ns) }
-        guard let key = EntryKey(change), let sequences = byEntry[key] else { return nil }
-        var last: Record?
-        for s in sequences {
-            if let r = records[s], let landed = r.landed, landed > (last?.landed ?? 0) { last = r }
+        switch change {
+        case .set, .delete:
+            guard let key = EntryKey(change), let sequences = byEntry[key] else { return [] }
+            return landedChanges(of: sequences)
+        case .drop(let ns):
+            forget(namespace: ns)
+            return []
+        case .verdicts:
+            return []
         }
-        return last?.change
+    }
+
+    /// The last landed set or delete among `sequences`, then the verdicts landed after it (those
+    /// landed before judged an answer it replaced), in landing order.
+    private func landedChanges(of sequences: [UInt64]) -> [SemanticChange] {
+        var last: Record?
+        var verdicts: [Record] = []
+        for s in sequences {
+            guard let r = records[s], let landed = r.landed else { continue }
+            if case .verdicts = r.change {
+                verdicts.append(r)
+            } else if landed > (last?.landed ?? 0) {
+                last = r
+            }
+        }
+        let since = last?.landed ?? 0
+        return (last.map { [$0.change] } ?? [])
+            + verdicts.filter { $0.landed! > since }.sorted { $0.landed! < $1.landed! }.map(\.change)
     }
 
     /// A namespace dropped, here or through the stream: another instance may create it again,

@@ -57,15 +57,15 @@ public final class RedisSemanticStore: SemanticStore {
         case .set, .delete:
             var isSet = false
             if case .set = change { isSet = true }
-            var mine: SemanticChange?
             let ran = cache.replay(change.namespace, create: isSet, [
                 { namespace in
                     if StreamBindings.differs(namespace, from: bound) { namespace.unbind() }
                     change.apply(to: &namespace, of: cache)
                 },
                 { namespace in
-                    mine = own.withLockedValue { $0.passed(change, at: id, ownSequence: origin, now: now) }
-                    mine?.apply(to: &namespace, of: cache)
+                    for mine in own.withLockedValue({ $0.passed(change, at: id, ownSequence: origin, now: now) }) {
+                        mine.apply(to: &namespace, of: cache)
+                    }
                 },
             ])
             // No such namespace here (a delete): the records are kept all the same.
@@ -140,9 +140,17 @@ public final class RedisSemanticStore: SemanticStore {
     }
 
     public func feedback(_ query: SemanticQuery, good: Bool, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SemanticCache.Feedback?, SemanticFailure>> {
-        local.feedback(query, good: good, now: now, on: eventLoop).flatMap { [self] result in
+        // The verdicts are recorded as they land (which entry they judge is known only there).
+        let recorded = NIOLockedValueBox<UInt64?>(nil)
+        let landing: @Sendable (SemanticCache.Feedback) -> Void = { [own] feedback in
+            let change = SemanticChange(feedback, namespace: query.namespace)
+            let sequence = own.withLockedValue { $0.record(verdicts: change, now: Self.now()) }
+            recorded.withLockedValue { $0 = sequence }
+        }
+        return local.feedback(query, good: good, now: now, on: eventLoop, landing: landing).flatMap { [self] result in
             guard case .success(let feedback?) = result else { return .ready(result) }
-            return .later(publish(SemanticChange(feedback, namespace: query.namespace), sequence: nil, on: eventLoop).map { .success(feedback) }
+            let sequence = recorded.withLockedValue { $0 }
+            return .later(publish(SemanticChange(feedback, namespace: query.namespace), sequence: sequence, on: eventLoop).map { .success(feedback) }
                 .flatMapErrorThrowing { [local] error in
                     // Not in the stream: take it back here, so this instance holds nothing the
                     // others cannot see (a deleting verdict cannot be taken back: the entry is gone).

@@ -34,11 +34,25 @@ public final class RedisStreamTail: @unchecked Sendable {
 
     public func close() { worker.close() }
 
+    /// Entries one XREAD asks for at most, and the bytes a read is to hold about: XREAD has no
+    /// byte limit, and a thousand 16 MiB answers would be 16 GB in one reply. The count starts
+    /// small and follows the entries' size.
+    static let maxCount = 1_000
+    static let readBytes = 32 << 20
+
+    /// The next read's count, after one of `entries` entries holding `bytes`.
+    static func nextCount(entries: Int, bytes: Int) -> Int {
+        guard entries > 0 else { return 16 }
+        let average = max(bytes / entries, 1)
+        return min(max(readBytes / average, 1), maxCount)
+    }
+
     /// XREAD in a loop until the connection breaks. Blocks 1 s at a time (under the 5 s read
     /// timeout), so a dead Redis is noticed and a closed tail stops.
     func follow(_ c: UnsafeMutablePointer<redisContext>, from lastID: inout String) {
+        var count = Self.nextCount(entries: 0, bytes: 0)
         while !worker.isClosed {
-            let command = ["XREAD", "COUNT", "1000", "BLOCK", "1000", "STREAMS", stream, lastID].map { ByteBuffer(string: $0) }
+            let command = ["XREAD", "COUNT", String(count), "BLOCK", "1000", "STREAMS", stream, lastID].map { ByteBuffer(string: $0) }
             guard RedisConnection.append(command, to: c) == REDIS_OK else { return }
             var raw: UnsafeMutableRawPointer?
             guard redisGetReply(c, &raw) == REDIS_OK, let raw else { return }
@@ -57,18 +71,23 @@ public final class RedisStreamTail: @unchecked Sendable {
                 caughtUp.store(true, ordering: .relaxed)
                 continue
             }
+            var bytes = 0
             for entry in entries {
                 guard case .array(let pair?) = entry, pair.count == 2, let id = pair[0].string, case .array(let kv?) = pair[1] else { continue }
                 var fields: [String: ByteBuffer] = [:]
                 var i = 0
                 while i + 1 < kv.count {
-                    if let k = kv[i].string, case .bulkString(let v?) = kv[i + 1] { fields[k] = v }
+                    if let k = kv[i].string, case .bulkString(let v?) = kv[i + 1] {
+                        fields[k] = v
+                        bytes &+= v.readableBytes
+                    }
                     i += 2
                 }
                 onEntry(id, fields)
                 lastID = id
             }
-            if entries.count < 1000 { caughtUp.store(true, ordering: .relaxed) }
+            if entries.count < count { caughtUp.store(true, ordering: .relaxed) }
+            count = Self.nextCount(entries: entries.count, bytes: bytes)
         }
     }
 }

@@ -304,8 +304,9 @@ public final class SemanticCache: Sendable {
 
     /// Records a verdict on the entry that answers `prompt` (a query that was answered, with
     /// the arguments it was asked with): the one the lookup picks. nil: nothing answers it.
+    /// `landing`: run under the namespace's write lock with the verdict recorded (see `set`).
     public func feedback(_ name: String, prompt: String, vector: [Float], embedder: String, scope: String, minScore: Float?,
-                         good: Bool, now: Int64) -> Result<Feedback?, SemanticFailure> {
+                         good: Bool, now: Int64, landing: ((Feedback) -> Void)? = nil) -> Result<Feedback?, SemanticFailure> {
         guard let s = slot(name, create: false) else { return .success(nil) }
         // The search under the read lock, as a SEM.GET's: other searches go on meanwhile.
         s.lock.lockRead()
@@ -326,8 +327,10 @@ public final class SemanticCache: Sendable {
             let previous = ns.entries[id]?.verdicts
             guard let verdicts = ns.judge(id: id, createdAt: entry.createdAt, score: score, good: good) else { return nil }
             if verdicts.condemnsEntry { ns.remove(id: id) }
-            return Feedback(scope: entry.scope, prompt: entry.prompt, createdAt: entry.createdAt, score: score, previous: previous,
-                            verdicts: verdicts, threshold: verdicts.threshold(bar: bar), deleted: verdicts.condemnsEntry)
+            let feedback = Feedback(scope: entry.scope, prompt: entry.prompt, createdAt: entry.createdAt, score: score, previous: previous,
+                                    verdicts: verdicts, threshold: verdicts.threshold(bar: bar), deleted: verdicts.condemnsEntry)
+            landing?(feedback)
+            return feedback
         } ?? nil
         if recorded != nil {
             if good { s.judgedGood.add(1, ordering: .relaxed) } else { s.judgedBad.add(1, ordering: .relaxed) }

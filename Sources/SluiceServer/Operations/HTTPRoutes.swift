@@ -78,7 +78,11 @@ public final class HTTPRoutes: Sendable {
                 return .json(health.healthy ? .ok : .serviceUnavailable, health.json)
             }
         case "/ready", "/readyz":
-            // Listening and taking requests (this port closes first on shutdown).
+            // Listening and taking requests (this port closes first on shutdown), with the
+            // shared semantic stream replayed (until then the index answers from its past).
+            guard report.semantic.isCaughtUp else {
+                return eventLoop.makeSucceededFuture(.json(.serviceUnavailable, "{\"ready\":false,\"reason\":\"replaying the shared semantic stream\"}"))
+            }
             return eventLoop.makeSucceededFuture(.json(.ok, "{\"ready\":true}"))
         case "/stats.json":
             return pool.runIfActive(eventLoop: eventLoop) { [report, clock] in
