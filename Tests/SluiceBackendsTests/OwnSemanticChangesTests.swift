@@ -171,9 +171,14 @@ struct OwnSemanticChangesTests {
         _ = own.write(Self.set("q", "newer"))
         let later = own.following(Self.set("q", "older"))
         #expect(later.count == 1 && Self.answer(later.first) == "newer")
+        // Verdicts on that answer: they follow it, after it.
+        _ = own.state.record(verdicts: Self.verdicts("q"), now: 0)
+        let both = own.following(Self.set("q", "older"))
+        #expect(both.count == 2 && Self.answer(both.first) == "newer")
+        if case .verdicts? = both.last {} else { Issue.record("the verdicts come after the set they judged: \(both)") }
         // Verdicts are never followed by anything; their record goes with their origin.
         #expect(own.following(Self.verdicts("q"), mine: judged).isEmpty)
-        #expect(own.count == 1)
+        #expect(own.count == 2)
         // A set or delete passed to `record(verdicts:)` is not recorded.
         #expect(own.state.record(verdicts: Self.delete("q"), now: 0) == nil)
     }

@@ -208,7 +208,8 @@ def test_health_turns_503_when_redis_stops_and_200_when_it_is_back(make_sluice, 
     assert wait_for(lambda: node.http("/health")[0] == 200, 10) is not None
     status, _, body = node.http("/health")
     assert status == 200 and json.loads(body) == {"status": "ok", "mode": "shared", "backend": "redis"}
-    assert node.http("/ready")[0] == 200
+    # Ready once the (empty) semantic stream is read too: at once, but on a thread of its own.
+    assert wait_for(lambda: node.http("/ready")[0] == 200, 2) is not None
     node.client().set("k", "v")  # a round trip to Redis, timed
     m = metrics(node)
     assert sample(m, "sluice_redis_round_trips_total") >= 1 and sample(m, "sluice_redis_round_trip_seconds_total") > 0

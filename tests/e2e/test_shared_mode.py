@@ -5,7 +5,7 @@ import time
 import pytest
 import redis
 
-from conftest import as_dict, run_together, wait_for
+from conftest import RedisServerProcess, as_dict, run_together, wait_for
 
 
 def shared(make_sluice, redis_server, n):
@@ -489,14 +489,28 @@ def test_instances_changing_the_same_entries_at_once_end_as_the_stream_says(make
 def test_an_instance_is_not_ready_until_it_has_replayed_the_semantic_stream(make_sluice, redis_server):
     # Until its tail has replayed the shared stream, an instance's index answers from the
     # stream's past (entries since deleted or judged bad): /ready says 503 meanwhile.
+    import struct
+
     r = redis.Redis(port=redis_server.port)
     for start in range(0, 200_000, 10_000):
         p = r.pipeline(transaction=False)
         for i in range(start, start + 10_000):
             p.xadd("sluice:sem:log", {"op": "del", "ns": "past", "scope": "", "prompt": "question %d" % i})
         p.execute()
+    # The stream's last change: ready means the tail has it.
+    last = struct.pack("<3f", 1, 0, 0)
+    r.xadd("sluice:sem:log", {"op": "set", "ns": "past", "scope": "", "prompt": "the last change", "response": "x",
+                              "embedder": "client", "vector": last, "created": "1", "expires": "0"})
     node = make_sluice("--redis", redis_server.url).start()
+    c = node.client()
     seen = set()
     assert wait_for(lambda: seen.add(node.http("/ready")[0]) or 200 in seen, 30) is not None, seen
     assert 503 in seen, seen
-    assert node.http("/ready")[0] == 200
+    assert c.execute_command("SEM.GET", "past", "the last change", "VEC", last) is not None
+    # An empty stream: ready at once (reads do not wait on a stream with nothing to read).
+    other = RedisServerProcess(redis_server.workdir).start()
+    try:
+        fresh = make_sluice("--redis", other.url).start()
+        assert wait_for(lambda: fresh.http("/ready")[0] == 200, 0.8) is not None
+    finally:
+        other.kill()

@@ -36,23 +36,27 @@ public final class RedisStreamTail: @unchecked Sendable {
 
     /// Entries one XREAD asks for at most, and the bytes a read is to hold about: XREAD has no
     /// byte limit, and a thousand 16 MiB answers would be 16 GB in one reply. The count starts
-    /// small and follows the entries' size.
+    /// small, follows the largest entry of the last read, and at most doubles from one read to
+    /// the next — so a replay of large entries reads a few at a time. (A bound, not a promise:
+    /// after a run of small entries, one read may still meet a run of large ones.)
     static let maxCount = 1_000
+    static let firstCount = 16
     static let readBytes = 32 << 20
 
-    /// The next read's count, after one of `entries` entries holding `bytes`.
-    static func nextCount(entries: Int, bytes: Int) -> Int {
-        guard entries > 0 else { return 16 }
-        let average = max(bytes / entries, 1)
-        return min(max(readBytes / average, 1), maxCount)
+    /// The next read's count, after `count` that met entries of at most `largest` bytes.
+    static func nextCount(after count: Int, largest: Int) -> Int {
+        min(max(readBytes / max(largest, 1), 1), max(count, 1) * 2, maxCount)
     }
 
     /// XREAD in a loop until the connection breaks. Blocks 1 s at a time (under the 5 s read
     /// timeout), so a dead Redis is noticed and a closed tail stops.
     func follow(_ c: UnsafeMutablePointer<redisContext>, from lastID: inout String) {
-        var count = Self.nextCount(entries: 0, bytes: 0)
+        var count = Self.firstCount
         while !worker.isClosed {
-            let command = ["XREAD", "COUNT", String(count), "BLOCK", "1000", "STREAMS", stream, lastID].map { ByteBuffer(string: $0) }
+            // Until caught up, reads do not block: an empty stream (or its end) answers nil at
+            // once, and readiness waits for nothing else.
+            let block = caughtUp.load(ordering: .relaxed) ? ["BLOCK", "1000"] : []
+            let command = (["XREAD", "COUNT", String(count)] + block + ["STREAMS", stream, lastID]).map { ByteBuffer(string: $0) }
             guard RedisConnection.append(command, to: c) == REDIS_OK else { return }
             var raw: UnsafeMutableRawPointer?
             guard redisGetReply(c, &raw) == REDIS_OK, let raw else { return }
@@ -71,10 +75,11 @@ public final class RedisStreamTail: @unchecked Sendable {
                 caughtUp.store(true, ordering: .relaxed)
                 continue
             }
-            var bytes = 0
+            var largest = 0
             for entry in entries {
                 guard case .array(let pair?) = entry, pair.count == 2, let id = pair[0].string, case .array(let kv?) = pair[1] else { continue }
                 var fields: [String: ByteBuffer] = [:]
+                var bytes = 0
                 var i = 0
                 while i + 1 < kv.count {
                     if let k = kv[i].string, case .bulkString(let v?) = kv[i + 1] {
@@ -83,11 +88,12 @@ public final class RedisStreamTail: @unchecked Sendable {
                     }
                     i += 2
                 }
+                largest = max(largest, bytes)
                 onEntry(id, fields)
                 lastID = id
             }
             if entries.count < count { caughtUp.store(true, ordering: .relaxed) }
-            count = Self.nextCount(entries: entries.count, bytes: bytes)
+            count = Self.nextCount(after: count, largest: largest)
         }
     }
 }
