@@ -11,12 +11,17 @@ echo "==> building the fuzzers (release, -sanitize=fuzzer,address)"
 # `--sanitize` alone instruments only the fuzz package's own targets; the code under test lives in
 # the dependency `sluice`, so the flags also go to every module through -Xswiftc (without this
 # libFuzzer sees a few hundred edges and its guidance is blind).
-swift build -c release --package-path fuzz --scratch-path .build-fuzz --sanitize=fuzzer --sanitize=address \
-  -Xswiftc -sanitize=fuzzer,address 2>&1 \
-  | grep -E "error|Compiling Fuzz|Build complete" || true
-test -x .build-fuzz/release/FuzzParser -a -x .build-fuzz/release/FuzzCommands
 out=.fuzz-out
 mkdir -p "$out"
+# A failed build must stop here: the fuzzers of an earlier build would otherwise run (and pass)
+# against code that is no longer there.
+if ! swift build -c release --package-path fuzz --scratch-path .build-fuzz --sanitize=fuzzer --sanitize=address \
+  -Xswiftc -sanitize=fuzzer,address > "$out/build.log" 2>&1; then
+  grep -E "error" "$out/build.log" | head -20
+  echo "the fuzzers did not build (log: $out/build.log)"; exit 1
+fi
+grep -E "Compiling Fuzz|Build complete" "$out/build.log" || true
+test -x .build-fuzz/release/FuzzParser -a -x .build-fuzz/release/FuzzCommands
 for target in FuzzParser FuzzCommands; do
   corpus="fuzz/corpus/$(echo "$target" | sed 's/Fuzz//' | tr 'A-Z' 'a-z')"
   work="$out/$target"

@@ -101,7 +101,7 @@ public final class SluiceNode: Sendable {
             cache.startInvalidations(logger: logger)
             let localSemantic = EmbeddedSemanticStore(cache: semanticCache, store: nil, lanes: lanes,
                                                       offloadEntries: configuration.semanticOffloadEntries)
-            let semantic = RedisSemanticStore(local: localSemantic, client: client, logger: logger)
+            let semantic = RedisSemanticStore(local: localSemantic, client: client, logger: logger, time: clock)
             let policy = RedisDownPolicy(limits: configuration.limitsWhenRedisDown, logger: logger)
             let localLimits = EmbeddedRateLimits(limiter: limiter, clock: clock)
             let localBreakers = EmbeddedBreakers(registry: registry)

@@ -162,8 +162,9 @@ struct OwnSemanticChanges {
     }
 
     /// The tail applies `change`, the stream entry `id`, whose origin, when this instance made
-    /// it, is `ownSequence` (called under the namespace's write lock, for a set or delete).
-    /// Returns this instance's changes of the same entry to apply after it in the same write —
+    /// it, is `ownSequence` (for a set or delete, called under the namespace's write lock).
+    /// Records the tail has passed, or too old, go. Returns this instance's changes of the same
+    /// entry to apply after a set or delete in the same write —
     /// the tail has not passed them, so they come later in the stream: the last landed set or
     /// delete (it replaces the entry whole), then the verdicts landed since.
     mutating func passed(_ change: SemanticChange, at id: StreamID?, ownSequence: UInt64?, now: Int64) -> [SemanticChange] {
@@ -194,19 +195,19 @@ struct OwnSemanticChanges {
     /// The last landed set or delete among `sequences`, then the verdicts landed after it (those
     /// landed before judged an answer it replaced), in landing order.
     private func landedChanges(of sequences: [UInt64]) -> [SemanticChange] {
-        var last: Record?
-        var verdicts: [Record] = []
+        var last: (landed: UInt64, change: SemanticChange)?
+        var verdicts: [(landed: UInt64, change: SemanticChange)] = []
         for s in sequences {
             guard let r = records[s], let landed = r.landed else { continue }
             if case .verdicts = r.change {
-                verdicts.append(r)
+                verdicts.append((landed, r.change))
             } else if landed > (last?.landed ?? 0) {
-                last = r
+                last = (landed, r.change)
             }
         }
         let since = last?.landed ?? 0
         return (last.map { [$0.change] } ?? [])
-            + verdicts.filter { $0.landed! > since }.sorted { $0.landed! < $1.landed! }.map(\.change)
+            + verdicts.filter { $0.landed > since }.sorted { $0.landed < $1.landed }.map(\.change)
     }
 
     /// A namespace dropped, here or through the stream: another instance may create it again,

@@ -1,8 +1,8 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SluiceDomain
-import NIOConcurrencyHelpers
 
 /// The semantic cache in shared mode: every SEM change goes into one Redis stream,
 /// `sluice:sem:log`, and every instance follows it (from the start at start-up), so an entry
@@ -27,10 +27,13 @@ public final class RedisSemanticStore: SemanticStore {
     let instance: String
     /// The tail's own: which embedder the stream binds each namespace to.
     let bindings = NIOLockedValueBox(StreamBindings())
+    /// Its monotonic clock dates the records in `own`.
+    let time: any TimeSource
 
-    public init(local: EmbeddedSemanticStore, client: RedisClient, logger: Logger) {
+    public init(local: EmbeddedSemanticStore, client: RedisClient, logger: Logger, time: any TimeSource = SystemClock()) {
         self.local = local
         self.client = client
+        self.time = time
         let own = NIOLockedValueBox(OwnSemanticChanges())
         self.own = own
         let instance = String(UInt64.random(in: 1 ... .max), radix: 16)
@@ -42,7 +45,8 @@ public final class RedisSemanticStore: SemanticStore {
             guard let change = Self.decode(fields) else { return }
             let origin = fields["origin"].flatMap { Self.sequence(in: String(buffer: $0), of: instance) }
             let bound = bindings.withLockedValue { $0.met(change) }
-            Self.follow(change, id: OwnSemanticChanges.StreamID(id), origin: origin, bound: bound, own: own, cache: cache, now: Self.now())
+            Self.follow(change, id: OwnSemanticChanges.StreamID(id), origin: origin, bound: bound, own: own, cache: cache,
+                        now: time.monotonicMilliseconds())
         }
     }
 
@@ -55,9 +59,9 @@ public final class RedisSemanticStore: SemanticStore {
                        own: NIOLockedValueBox<OwnSemanticChanges>, cache: SemanticCache, now: Int64) {
         switch change {
         case .set, .delete:
-            var isSet = false
-            if case .set = change { isSet = true }
-            let ran = cache.replay(change.namespace, create: isSet, [
+            // A set creates its namespace, as everywhere; a delete does not.
+            let create = if case .set = change { true } else { false }
+            let ran = cache.replay(change.namespace, create: create, [
                 { namespace in
                     if StreamBindings.differs(namespace, from: bound) { namespace.unbind() }
                     change.apply(to: &namespace, of: cache)
@@ -82,11 +86,6 @@ public final class RedisSemanticStore: SemanticStore {
         return UInt64(parts[1])
     }
 
-    /// Milliseconds of the monotonic clock, for the records' age.
-    static func now() -> Int64 {
-        Int64(NIODeadline.now().uptimeNanoseconds / 1_000_000)
-    }
-
     /// The replay of what the stream held at start-up is done.
     public var isCaughtUp: Bool { tail.isCaughtUp }
 
@@ -109,7 +108,7 @@ public final class RedisSemanticStore: SemanticStore {
 
     /// Before this instance sets or deletes an entry: its record.
     func begin(_ change: SemanticChange) -> UInt64? {
-        own.withLockedValue { $0.begin(change, now: Self.now()) }
+        own.withLockedValue { $0.begin(change, now: time.monotonicMilliseconds()) }
     }
 
     /// Marks the record landed, from under the namespace's write lock.
@@ -142,9 +141,9 @@ public final class RedisSemanticStore: SemanticStore {
     public func feedback(_ query: SemanticQuery, good: Bool, now: Int64, on eventLoop: any EventLoop) -> Deferred<Result<SemanticCache.Feedback?, SemanticFailure>> {
         // The verdicts are recorded as they land (which entry they judge is known only there).
         let recorded = NIOLockedValueBox<UInt64?>(nil)
-        let landing: @Sendable (SemanticCache.Feedback) -> Void = { [own] feedback in
+        let landing: @Sendable (SemanticCache.Feedback) -> Void = { [own, time] feedback in
             let change = SemanticChange(feedback, namespace: query.namespace)
-            let sequence = own.withLockedValue { $0.record(verdicts: change, now: Self.now()) }
+            let sequence = own.withLockedValue { $0.record(verdicts: change, now: time.monotonicMilliseconds()) }
             recorded.withLockedValue { $0 = sequence }
         }
         return local.feedback(query, good: good, now: now, on: eventLoop, landing: landing).flatMap { [self] result in

@@ -98,6 +98,8 @@ public struct SemanticNamespace: Sendable {
 
     public var count: Int { entries.count }
     public var dimension: Int? { index?.dimension }
+    /// Whether the index searches through inverted lists (and how many).
+    public var listCount: Int { index?.listCount ?? 0 }
 
     /// Empties the namespace and unbinds it from its embedder, keeping its configuration and
     /// its counters: the shared stream bound it otherwise (see `StreamBindings`).
@@ -108,8 +110,6 @@ public struct SemanticNamespace: Sendable {
         fresh.counters = counters
         self = fresh
     }
-    /// Whether the index searches through inverted lists (and how many).
-    public var listCount: Int { index?.listCount ?? 0 }
 
     /// Installs the lists ``SemanticCache`` built (see `VectorIndex+Lists.swift`).
     mutating func finishPartition(_ builder: VectorIndex.ListBuilder) { index?.finishPartition(builder) }
