@@ -21,6 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from compare_redis import bench, free_port, wait_port  # noqa: E402
+from llm_cost import table as llm_table  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLUICE = os.path.join(ROOT, ".build", "release", "sluice")
@@ -183,6 +184,18 @@ def main():
         print(f"  RL.TAKE: redis EVALSHA {m['redis']:,.0f}  sluice {m['sluice']:,.0f}", flush=True)
         s.stop(shared_proc)
 
+        # --- LLM.GET against the calls it replaces (issue 17): benchmarks/llm_cost.py starts its own servers
+        llm_cost = {}
+        for mode in ("embedded", "shared"):
+            print(f"==> LLM.GET against CACHE.GET and CACHE.GET + SEM.GET, {mode} (server CPU per question)", flush=True)
+            out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "llm_cost.py"), "--json", "--pairs", "30",
+                                  *(["--shared"] if mode == "shared" else [])], capture_output=True, text=True, timeout=900)
+            if out.returncode != 0:
+                raise SystemExit(f"llm_cost.py failed: {out.stdout[-300:]}{out.stderr[-300:]}")
+            llm_cost[mode] = json.loads(out.stdout)
+            for r in llm_cost[mode]:
+                print(f"  {r['workload']}, {r['depth']} in flight: {r['ratio']:.3f} ({r['q1']:.3f}-{r['q3']:.3f})", flush=True)
+
         # --- memory per entry
         print("==> memory per entry: 1,000,000 x (15-byte key, 64-byte value)", flush=True)
         mem_redis_port, mem_redis = s.redis("--appendonly", "no")
@@ -278,6 +291,16 @@ def main():
         ok = "(fewer threads than cores)" if t < 2 else "yes" if (g >= 0.95 * g2 and st >= 0.95 * s2) else "**no**"
         lines.append(f"| {t} | {g:,.0f} | {st:,.0f} | {ok} |")
     lines += ["", "(within 5% counts as not below: the run-to-run noise of this machine)", "",
+              "## LLM.GET against the calls it replaces (server CPU per question)", "",
+              "`benchmarks/llm_cost.py`: Sluice `--threads 1` on one core, 8 client connections on the other; 1,000 answers",
+              "stored by LLM.SET. An L1 hit against CACHE.GET of the key LLM.GET derives (the same entry); a miss against",
+              "CACHE.GET, then SEM.GET of the same prompt (two round trips). Blocks of the same questions both ways in ABBA",
+              "order, 30 pairs: the median of the pairs' ratios and its quartiles. \"yes\": three pairs in four meet the",
+              "target; \"within the noise\": the median does, a quarter of the pairs not.", ""]
+    for mode, rows_ in llm_cost.items():
+        lines += [f"Sluice {mode}{' (`--redis`, L2 in redis-server)' if mode == 'shared' else ''}:", "",
+                  llm_table(rows_, 8), ""]
+    lines += [
               "## Memory per entry (1,000,000 × 15-byte key, 64-byte value)", "",
               "Resident memory after filling minus before, divided by the entries.", "",
               "| server | bytes per entry | target |", "|---|---:|---|",
