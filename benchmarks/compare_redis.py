@@ -38,6 +38,26 @@ def free_port():
         return s.getsockname()[1]
 
 
+def resp_command(*args):
+    """One request in RESP, as redis-cli sends it: an array of bulk strings (str or bytes)."""
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        a = a.encode() if isinstance(a, str) else a
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+def stop_process(proc, grace=20):
+    """SIGTERM, then SIGKILL after `grace` seconds; reaped either way."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def wait_port(port, proc, timeout=20):
     deadline = time.time() + timeout
     while time.time() < deadline:

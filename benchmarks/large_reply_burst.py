@@ -12,16 +12,13 @@ stopped falling, or --wait seconds. WARNING: with --seconds 1 the server's peak 
     python3 benchmarks/large_reply_burst.py --port 7470 --pid $! --seconds 0.3
 """
 import argparse
+import os
 import socket
+import sys
 import time
 
-
-def command(*args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a.encode() if isinstance(a, str) else a
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare_redis import resp_command as command  # noqa: E402
 
 
 def rss_mb(pid):

@@ -40,7 +40,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare_redis import free_port, wait_port  # noqa: E402
+from compare_redis import free_port, resp_command as encode, stop_process, wait_port  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMESPACE = "bench"
@@ -53,14 +53,6 @@ def stored_prompt(n):
 
 def unrelated_prompt(n):
     return "which lakes freeze first in a cold winter near town %d" % n
-
-
-def encode(*args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a.encode() if isinstance(a, str) else a
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
 
 
 def reply_end(buf, i=0):
@@ -328,12 +320,7 @@ def main():
             row["pinned"] = bool(pin)
     finally:
         for proc in reversed(procs):
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
         shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -20,7 +20,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare_redis import bench, free_port, wait_port  # noqa: E402
+from compare_redis import bench, free_port, stop_process, wait_port  # noqa: E402
 from llm_cost import table as llm_table  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,13 +56,7 @@ class Servers:
         return port, p
 
     def stop(self, p):
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_process(p)
 
     def close(self):
         for p in self.procs:
