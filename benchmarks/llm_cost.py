@@ -159,7 +159,7 @@ def workload(conns, probe, rng, pairs, per_block, depth, ask, llm_steps, other_s
     for pair in range(pairs):
         questions = [ask(rng) for _ in range(per_block)]
         order = ("llm", "other") if pair % 2 == 0 else ("other", "llm")
-        cost = {side: 0.0 for side in order}
+        cost = {}
         for side in order:
             cost[side] = run_block(conns, probe, llm_steps if side == "llm" else other_steps, questions, depth)
         llm_us.append(cost["llm"])

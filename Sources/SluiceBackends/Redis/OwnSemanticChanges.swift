@@ -1,4 +1,5 @@
 import DequeModule
+import SluiceDomain
 
 /// The semantic sets, deletes and verdicts this instance applied to its own index and is
 /// putting, or has put, in the shared stream, until the stream tail passes them — so that the
@@ -23,21 +24,22 @@ import DequeModule
 ///
 /// A plain value: the shared store holds it under a lock (always the last lock taken).
 struct OwnSemanticChanges {
-    /// An entry by the bytes of its names, as the index keeps them (`String` would equate
-    /// canonically equivalent prompts that the index keeps apart).
+    /// An entry by the bytes of its names, as the index keeps them (``ExactText``: `String`
+    /// would equate canonically equivalent prompts that the index keeps apart). It shares the
+    /// change's strings.
     struct EntryKey: Hashable {
-        let namespace: [UInt8]
-        let scope: [UInt8]
-        let prompt: [UInt8]
+        let namespace: ExactText
+        let scope: ExactText
+        let prompt: ExactText
 
         /// The entry a set, delete or verdict is about; nil for a drop.
         init?(_ change: SemanticChange) {
             switch change {
             case .set(let ns, let scope, let prompt, _, _, _, _, _, _), .delete(let ns, let scope, let prompt),
                  .verdicts(let ns, let scope, let prompt, _, _):
-                namespace = Array(ns.utf8)
-                self.scope = Array(scope.utf8)
-                self.prompt = Array(prompt.utf8)
+                namespace = ExactText(ns)
+                self.scope = ExactText(scope)
+                self.prompt = ExactText(prompt)
             case .drop:
                 return nil
             }
@@ -132,7 +134,7 @@ struct OwnSemanticChanges {
         guard let key = EntryKey(change) else { return nil }
         let sequence = nextSequence
         nextSequence &+= 1
-        let size = change.approximateBytes + key.namespace.count + key.scope.count + key.prompt.count
+        let size = change.approximateBytes
         records[sequence] = Record(key: key, change: change, landed: nil, began: now, bytes: size)
         byEntry[key, default: []].append(sequence)
         arrival.append(sequence)
@@ -213,8 +215,8 @@ struct OwnSemanticChanges {
     /// A namespace dropped, here or through the stream: another instance may create it again,
     /// with another embedder, and older changes must then land as they come.
     mutating func forget(namespace: String) {
-        let bytes = Array(namespace.utf8)
-        for (s, r) in records where r.key.namespace == bytes { remove(s) }
+        let name = ExactText(namespace)
+        for (s, r) in records where r.key.namespace == name { remove(s) }
     }
 
     private mutating func dropOldest() {

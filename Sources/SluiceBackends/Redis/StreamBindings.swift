@@ -19,7 +19,8 @@ struct StreamBindings {
     static let defaultMaxNamespaces = 20_000
 
     let maxNamespaces: Int
-    private(set) var bindings: [[UInt8]: Binding] = [:]
+    /// By the namespace's bytes (``ExactText``), as the index names it.
+    private(set) var bindings: [ExactText: Binding] = [:]
 
     init(maxNamespaces: Int = defaultMaxNamespaces) {
         self.maxNamespaces = max(1, maxNamespaces)
@@ -30,10 +31,10 @@ struct StreamBindings {
     mutating func met(_ change: SemanticChange) -> Binding? {
         switch change {
         case .drop(let ns):
-            bindings[Array(ns.utf8)] = nil
+            bindings[ExactText(ns)] = nil
             return nil
         case .set(let ns, _, _, _, let embedder, let vector, _, _, _):
-            let key = Array(ns.utf8)
+            let key = ExactText(ns)
             if let bound = bindings[key] { return bound }
             // An empty vector is refused before it binds anything (`SemanticNamespace.set`).
             guard !vector.isEmpty, bindings.count < maxNamespaces else { return nil }
