@@ -205,8 +205,10 @@ public struct PromptVerifier: Sendable {
         // so a candidate aligned here never falls back to the basic checks there.)
         let most = 4 * Self.maxAlignedWords
         guard Self.words(in: query.text, atMost: most) <= most, Self.words(in: candidate, atMost: most) <= most else { return nil }
+        // The candidate's analysis kept between lookups, as ``refusal(_:_:underTheBar:)`` keeps it: a
+        // namespace's prompts are candidates again and again (it was a third of an aligned lookup).
         var other = AnalysedPrompt(candidate)
-        let q = query.tokens(lexicon), c = other.tokens(lexicon)
+        let q = query.tokens(lexicon), c = candidates.tokens(candidate) { other.tokens(lexicon) }
         func counted(_ t: PromptTokens.Token) -> Bool {
             t.kind == .number || (t.kind == .content && !Self.particles.contains(t.lemma) && !Self.interjections.contains(t.lemma))
         }
