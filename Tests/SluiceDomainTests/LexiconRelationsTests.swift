@@ -20,7 +20,11 @@ struct LexiconRelationsTests {
                              "increase", "decrease", "diminish", "acceptance", "rejection", "accept", "reject", "save", "spend",
                              "read", "write", "rent", "buy", "fast", "slow", "quick", "rapid", "large", "big", "small",
                              "café", "cafe\u{301}", "\u{212A}ilo", "Kilo", "naïve", "über", "under", "über-cool", "a\r\nb", "-", "--",
-                             "unlock", "lock", "disable", "enable", "nonprofit", "profit", "misread", "antivirus", "virus"]
+                             "unlock", "lock", "disable", "enable", "nonprofit", "profit", "misread", "antivirus", "virus",
+                             // Related and opposite at once (a shared synset, a negating prefix).
+                             "flammable", "inflammable", "ravel", "unravel",
+                             // Verbs with more than seven senses (the cut-off of the verb test).
+                             "charge", "pay", "break", "get", "set"]
         for (i, word) in l.antonyms.keys.sorted().enumerated() where i % 80 == 0 {
             out.append(word)
             out.append(contentsOf: (l.antonyms[word] ?? []).sorted().prefix(2))
@@ -42,11 +46,11 @@ struct LexiconRelationsTests {
             for b in words {
                 let fast = l.same(a, b), reference = l.referenceSame(a, b)
                 if fast != reference { mismatches.append("\(a) / \(b): \(fast)") }
-                if fast && a != b { agreedTrue += 1 }
+                if fast && a < b { agreedTrue += 1 }
             }
         }
         #expect(mismatches.isEmpty, "\(mismatches.prefix(20))")
-        // The pairs exercise the relation, not only its absence.
+        // The pairs exercise the relation, not only its absence (distinct pairs, one order).
         #expect(agreedTrue > 50)
     }
 
@@ -57,11 +61,51 @@ struct LexiconRelationsTests {
             for b in words {
                 let fast = l.antonym(a, b), reference = l.referenceAntonym(a, b)
                 if fast != reference { mismatches.append("\(a) / \(b): \(fast)") }
-                if fast { agreedTrue += 1 }
+                if fast && a < b { agreedTrue += 1 }
             }
         }
         #expect(mismatches.isEmpty, "\(mismatches.prefix(20))")
         #expect(agreedTrue > 50)
+    }
+
+    /// The prefix tests, bytewise for plain ASCII, against the String comparisons: every prefix
+    /// on a spread of the lexicon's words, both ways and paired, and made-up edges — the length
+    /// limits, a prefix in both lists, empty words, and text the bytes must leave to the Strings
+    /// (the Kelvin sign is canonically "K"; CR LF is one Character).
+    @Test func prefixTestsAnswerAsTheReference() {
+        let l = Self.lexicon
+        let edges: [(String, String)] = [("un\u{212A}ilo", "Kilo"), ("unnaïve", "naïve"), ("upcafé", "downcafé"), ("un\r\nb", "\r\nb"),
+                                         ("upa\r\n", "downa\r\n"), ("unab", "ab"), ("unabc", "abc"), ("upab", "downab"), ("upabc", "downabc"),
+                                         ("dexyz", "enxyz"), ("un", ""), ("", ""), ("in", "out"), ("inter", "intra"), ("interab", "intraab")]
+        // Each pair with its kind: 0 an edge above, 1 a negating prefix, 2 paired prefixes.
+        var pairs = edges.map { ($0.0, $0.1, 0) }
+        for (i, word) in l.senses.keys.sorted().enumerated() where i % 23 == 0 {
+            for p in Lexicon.negatingPrefixes { pairs += [(p + word, word, 1), (word, p + word, 1)] }
+            for (p, q) in Lexicon.pairedPrefixes { pairs += [(p + word, q + word, 2), (q + word, p + word, 2)] }
+        }
+        var mismatches: [String] = [], found = [0, 0, 0]
+        for (a, b, kind) in pairs {
+            let fast = Lexicon.negatedOrPaired(a, b), reference = Lexicon.referenceNegatedOrPaired(a, b)
+            if fast != reference { mismatches.append("\(a.debugDescription) / \(b.debugDescription): \(fast)") }
+            if fast { found[kind] += 1 }
+        }
+        #expect(mismatches.isEmpty, "\(mismatches.prefix(20))")
+        #expect(found[1] > 1000 && found[2] > 1000)
+        // The cases the bytes must not decide, answered as the Strings answer them.
+        #expect(Lexicon.negatedOrPaired("un\u{212A}ilo", "Kilo"))
+        #expect(!Lexicon.negatedOrPaired("un\r\nb", "\r\nb"))
+    }
+
+    @Test func adjectiveHeadsAnswerAsTheReferenceForEveryThirdWord() {
+        let l = Self.lexicon
+        var mismatches: [String] = [], nonEmpty = 0
+        for (i, word) in l.senses.keys.sorted().enumerated() where i % 3 == 0 {
+            let fast = l.adjectiveHeadWords(word)
+            if fast != l.referenceAdjectiveHeadWords(word) { mismatches.append(word) }
+            if !fast.isEmpty { nonEmpty += 1 }
+        }
+        #expect(mismatches.isEmpty, "\(mismatches.prefix(20))")
+        #expect(nonEmpty > 1000)
     }
 
     @Test func knownPairsKeepTheirAnswers() {
@@ -75,6 +119,10 @@ struct LexiconRelationsTests {
             #expect(l.same(a, b), "\(a) / \(b)")
         }
         #expect(!l.same("read", "write") && !l.same("rent", "buy"))
+        // Related (one synset) and opposite (a negating prefix): opposition wins, as before.
+        for (a, b) in [("flammable", "inflammable"), ("ravel", "unravel")] {
+            #expect(l.related(a, b) && l.antonym(a, b) && !l.same(a, b), "\(a) / \(b)")
+        }
     }
 }
 
@@ -95,7 +143,7 @@ extension Lexicon {
                 if links(x).contains(y) || links(y).contains(x) { return true }
             }
         }
-        let verbs = { (w: String) in (self.senses[w] ?? []).filter { self.isPartOfSpeech($0, "v") }.prefix(7) }
+        let verbs = { (w: String) in (self.senses[w] ?? []).filter { self.partOfSpeech[Int($0)] == UInt8(ascii: "v") }.prefix(7) }
         for x in verbs(a) {
             for y in verbs(b) {
                 if links(x).contains(y) || links(y).contains(x) { return true }
@@ -108,11 +156,7 @@ extension Lexicon {
         if antonyms[a]?.contains(b) == true { return true }
         let da = (derivations[a] ?? []).union([a]), db = (derivations[b] ?? []).union([b])
         for x in da where !(antonyms[x] ?? []).isDisjoint(with: db) { return true }
-        for p in Self.negatingPrefixes where min(a.count, b.count) > 2 && (a == p + b || b == p + a) { return true }
-        for (p, q) in Self.pairedPrefixes {
-            if a.hasPrefix(p), b.hasPrefix(q), a.dropFirst(p.count) == b.dropFirst(q.count), a.count > p.count + 2 { return true }
-            if b.hasPrefix(p), a.hasPrefix(q), b.dropFirst(p.count) == a.dropFirst(q.count), b.count > p.count + 2 { return true }
-        }
+        if Self.referenceNegatedOrPaired(a, b) { return true }
         let ha = referenceAdjectiveHeadWords(a), hb = referenceAdjectiveHeadWords(b)
         if !ha.isEmpty && !hb.isEmpty {
             for w in ha where !(antonyms[w] ?? []).isDisjoint(with: hb) { return true }
@@ -120,10 +164,20 @@ extension Lexicon {
         return false
     }
 
+    static func referenceNegatedOrPaired(_ a: String, _ b: String) -> Bool {
+        for p in negatingPrefixes where min(a.count, b.count) > 2 && (a == p + b || b == p + a) { return true }
+        for (p, q) in pairedPrefixes {
+            if a.hasPrefix(p), b.hasPrefix(q), a.dropFirst(p.count) == b.dropFirst(q.count), a.count > p.count + 2 { return true }
+            if b.hasPrefix(p), a.hasPrefix(q), b.dropFirst(p.count) == a.dropFirst(q.count), b.count > p.count + 2 { return true }
+        }
+        return false
+    }
+
     func referenceAdjectiveHeadWords(_ word: String) -> Set<String> {
         var out = Set<String>()
-        for x in (senses[word] ?? []).filter({ isPartOfSpeech($0, "a") }).prefix(2) {
-            let heads = links(x).filter { isPartOfSpeech($0, "a") }
+        // Parts of speech read as bytes here, not through the code under test.
+        for x in (senses[word] ?? []).filter({ partOfSpeech[Int($0)] == UInt8(ascii: "a") }).prefix(2) {
+            let heads = links(x).filter { partOfSpeech[Int($0)] == UInt8(ascii: "a") }
             for h in heads.isEmpty ? [x] : Array(heads) { out.formUnion(adjectiveWords[h] ?? []) }
         }
         return out

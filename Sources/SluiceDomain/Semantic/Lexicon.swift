@@ -147,7 +147,10 @@ public final class Lexicon: Sendable {
     /// lookup).
     struct PartOfSpeech: ExpressibleByUnicodeScalarLiteral {
         let code: UInt8
-        init(unicodeScalarLiteral scalar: Unicode.Scalar) { code = UInt8(truncatingIfNeeded: scalar.value) }
+        init(unicodeScalarLiteral scalar: Unicode.Scalar) {
+            precondition(scalar.isASCII, "a part of speech is one ASCII letter")
+            code = UInt8(truncatingIfNeeded: scalar.value)
+        }
     }
 
     /// A word for a stretch or point of time: a noun whose first two senses include one under
@@ -297,7 +300,7 @@ public final class Lexicon: Sendable {
         var a = a, b = b
         let bytewise: Bool? = a.withUTF8 { ua in
             b.withUTF8 { ub in
-                isASCII(ua) && isASCII(ub) ? negatedOrPairedASCII(UnsafeRawBufferPointer(ua), UnsafeRawBufferPointer(ub)) : nil
+                isPlainASCII(ua) && isPlainASCII(ub) ? negatedOrPairedASCII(UnsafeRawBufferPointer(ua), UnsafeRawBufferPointer(ub)) : nil
             }
         }
         if let bytewise { return bytewise }
@@ -310,7 +313,7 @@ public final class Lexicon: Sendable {
     }
 
     /// Bytes whose String comparisons are bytewise: ASCII without CR (CR LF is one Character).
-    static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool { !bytes.contains { $0 >= 0x80 || $0 == 0x0D } }
+    static func isPlainASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool { !bytes.contains { $0 >= 0x80 || $0 == 0x0D } }
 
     static func negatedOrPairedASCII(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
         func equal(_ x: UnsafeRawBufferPointer, from i: Int, _ y: UnsafeRawBufferPointer, from j: Int) -> Bool {
