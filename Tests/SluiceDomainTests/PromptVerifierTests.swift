@@ -180,5 +180,15 @@ struct PromptVerifierTests {
         #expect(verifier.alignment(&query, "My automobile is really sluggish to start", budget: &budget) == nil && budget == cost - 1)
         budget = cost
         #expect(verifier.alignment(&query, "My automobile is really sluggish to start", budget: &budget) == 1 && budget == 0)
+        // Words whose base form is a particle ("downing": down) are not counted, but the judgement
+        // of an aligned candidate compares them, with no budget of its own: they are charged here.
+        // (An attack padded both prompts with 43 of them; each aligned candidate then cost 22–26
+        // ms of an event loop.) Unbounded, the pair aligns: its three counted words match.
+        let padded = "router modem cable" + String(repeating: " downing", count: 43)
+        let candidate = "router modem cable" + String(repeating: " outer", count: 43)
+        var paddedQuery = AnalysedPrompt(padded)
+        #expect(verifier.alignment(&paddedQuery, candidate) == 1)
+        budget = SemanticNamespace.alignmentBudget
+        #expect(verifier.alignment(&paddedQuery, candidate, budget: &budget) == nil && budget == SemanticNamespace.alignmentBudget)
     }
 }

@@ -215,8 +215,16 @@ public struct PromptVerifier: Sendable {
         let qs = q.tokens.filter(counted), cs = c.tokens.filter(counted)
         // Matching is quadratic, and a synonym test looks through WordNet senses: a sentence,
         // not a passage (which is no rewording in synonyms the vectors missed, either).
-        // The cost: every base form of one word tried against every base form of the other.
-        let cost = qs.reduce(0) { $0 + $1.lemmas.count } * cs.reduce(0) { $0 + $1.lemmas.count }
+        // The cost: every base form of one word tried against every base form of the other —
+        // over every word the judgement of an aligned candidate then compares
+        // (``refusal(_:_:underTheBar:)``: all but stop words and negations), not only the words
+        // counted here. That judgement has no budget of its own, and words whose base form is a
+        // particle ("downing": down) are not counted here but are compared there: 43 of them on
+        // each side made one lookup 48 ms of an event loop (an attack, stop 37).
+        func judged(_ p: PromptTokens) -> Int {
+            p.tokens.reduce(0) { $1.kind == .stop || $1.kind == .negation ? $0 : $0 + $1.lemmas.count }
+        }
+        let cost = judged(q) * judged(c)
         guard !qs.isEmpty, !cs.isEmpty, qs.count <= Self.maxAlignedWords, cs.count <= Self.maxAlignedWords, cost <= budget else { return nil }
         budget -= cost
         let pairs = match(qs, cs).matchOf.count { $0 != nil }
