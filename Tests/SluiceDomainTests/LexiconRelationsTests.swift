@@ -38,34 +38,34 @@ struct LexiconRelationsTests {
         return out.filter { seen.insert($0).inserted }
     }()
 
-    @Test func sameAnswersAsTheReferenceForEveryPair() {
-        let l = Self.lexicon, words = Self.words
-        #expect(words.count > 300)
-        var mismatches: [String] = [], agreedTrue = 0
+    /// `fast` against `reference` over every ordered pair of ``words``: the pairs they disagree
+    /// on, and how many distinct pairs (one order, not a word with itself) `fast` holds for.
+    static func compareOverEveryPair(_ fast: (String, String) -> Bool, _ reference: (String, String) -> Bool) -> (mismatches: [String], holds: Int) {
+        var mismatches: [String] = [], holds = 0
         for a in words {
             for b in words {
-                let fast = l.same(a, b), reference = l.referenceSame(a, b)
-                if fast != reference { mismatches.append("\(a) / \(b): \(fast)") }
-                if fast && a < b { agreedTrue += 1 }
+                let answer = fast(a, b)
+                if answer != reference(a, b) { mismatches.append("\(a) / \(b): \(answer)") }
+                if answer && a < b { holds += 1 }
             }
         }
+        return (mismatches, holds)
+    }
+
+    @Test func sameAnswersAsTheReferenceForEveryPair() {
+        let l = Self.lexicon
+        #expect(Self.words.count > 300)
+        let (mismatches, holds) = Self.compareOverEveryPair(l.same, l.referenceSame)
         #expect(mismatches.isEmpty, "\(mismatches.prefix(20))")
-        // The pairs exercise the relation, not only its absence (distinct pairs, one order).
-        #expect(agreedTrue > 50)
+        // The pairs exercise the relation, not only its absence.
+        #expect(holds > 50)
     }
 
     @Test func antonymAnswersAsTheReferenceForEveryPair() {
-        let l = Self.lexicon, words = Self.words
-        var mismatches: [String] = [], agreedTrue = 0
-        for a in words {
-            for b in words {
-                let fast = l.antonym(a, b), reference = l.referenceAntonym(a, b)
-                if fast != reference { mismatches.append("\(a) / \(b): \(fast)") }
-                if fast && a < b { agreedTrue += 1 }
-            }
-        }
+        let l = Self.lexicon
+        let (mismatches, holds) = Self.compareOverEveryPair(l.antonym, l.referenceAntonym)
         #expect(mismatches.isEmpty, "\(mismatches.prefix(20))")
-        #expect(agreedTrue > 50)
+        #expect(holds > 50)
     }
 
     /// The prefix tests, bytewise for plain ASCII, against the String comparisons: every prefix
