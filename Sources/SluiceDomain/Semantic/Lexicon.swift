@@ -219,7 +219,7 @@ public final class Lexicon: Sendable {
     ]
 
     /// Same meaning: equal, a shared synset, derivationally related, adjectives of one cluster
-    /// (poor / bad), or one sense directly above the other among the first three (dad / father)
+    /// (awful / bad), or one sense directly above the other among the first three (dad / father)
     /// — unless they are antonyms.
     ///
     /// The relation is looked for before the opposition: most pairs a verifier tries are
@@ -236,7 +236,7 @@ public final class Lexicon: Sendable {
         if derivations[a]?.contains(b) == true { return true }
         guard let sa = senses[a], let sb = senses[b] else { return false }
         if Self.share(sa, sb) { return true }
-        // Adjectives of one cluster (both similar to one head: "poor" and "bad").
+        // Adjectives of one cluster (both similar to one head: "awful" and "bad").
         if hasAdjectiveSense(sa) && hasAdjectiveSense(sb) {
             let ha = adjectiveHeadWords(sa)
             if !ha.isEmpty && forEachAdjectiveHeadWord(sb, until: ha.contains) { return true }
