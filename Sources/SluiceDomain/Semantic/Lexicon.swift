@@ -300,7 +300,7 @@ public final class Lexicon: Sendable {
         var a = a, b = b
         let bytewise: Bool? = a.withUTF8 { ua in
             b.withUTF8 { ub in
-                isPlainASCII(ua) && isPlainASCII(ub) ? negatedOrPairedASCII(UnsafeRawBufferPointer(ua), UnsafeRawBufferPointer(ub)) : nil
+                ASCIIBytes.oneCharacterEach(ua) && ASCIIBytes.oneCharacterEach(ub) ? negatedOrPairedASCII(UnsafeRawBufferPointer(ua), UnsafeRawBufferPointer(ub)) : nil
             }
         }
         if let bytewise { return bytewise }
@@ -311,9 +311,6 @@ public final class Lexicon: Sendable {
         }
         return false
     }
-
-    /// Bytes whose String comparisons are bytewise: ASCII without CR (CR LF is one Character).
-    static func isPlainASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool { !bytes.contains { $0 >= 0x80 || $0 == 0x0D } }
 
     static func negatedOrPairedASCII(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
         func equal(_ x: UnsafeRawBufferPointer, from i: Int, _ y: UnsafeRawBufferPointer, from j: Int) -> Bool {
@@ -353,7 +350,7 @@ public final class Lexicon: Sendable {
     }
 
     func hasAdjectiveSense(_ senses: [Int32]) -> Bool {
-        senses.contains { partOfSpeech[Int($0)] == UInt8(ascii: "a") }
+        senses.contains { isPartOfSpeech($0, "a") }
     }
 
     /// ``antonym(_:_:)``, or one word a synonym of the other's antonym in their first three

@@ -97,8 +97,7 @@ public struct PromptVerifier: Sendable {
         if !kq.isEmpty && !kc.isEmpty && kq.isDisjoint(with: kc) {
             return "question \(kc.sorted().joined(separator: " "))→\(kq.sorted().joined(separator: " "))"
         }
-        let qs = q.tokens.filter { $0.kind != .stop && $0.kind != .negation }
-        let cs = c.tokens.filter { $0.kind != .stop && $0.kind != .negation }
+        let qs = q.tokens.filter(Self.isJudged), cs = c.tokens.filter(Self.isJudged)
         let (matchOf, used) = match(qs, cs)
         var uq = qs.indices.filter { matchOf[$0] == nil }.map { qs[$0] }
         var uc = cs.indices.filter { !used[$0] }.map { cs[$0] }
@@ -222,7 +221,7 @@ public struct PromptVerifier: Sendable {
         // particle ("downing": down) are not counted here but are compared there: 43 of them on
         // each side made one lookup 48 ms of an event loop (an attack, stop 37).
         func judged(_ p: PromptTokens) -> Int {
-            p.tokens.reduce(0) { $1.kind == .stop || $1.kind == .negation ? $0 : $0 + $1.lemmas.count }
+            p.tokens.reduce(0) { Self.isJudged($1) ? $0 + $1.lemmas.count : $0 }
         }
         let cost = judged(q) * judged(c)
         guard !qs.isEmpty, !cs.isEmpty, qs.count <= Self.maxAlignedWords, cs.count <= Self.maxAlignedWords, cost <= budget else { return nil }
@@ -577,6 +576,10 @@ public struct PromptVerifier: Sendable {
     static let particles: Set<String> = ["to", "from", "into", "onto", "toward", "towards", "before", "after", "above", "below", "over",
                                          "under", "up", "down", "in", "out", "on", "off", "with", "without", "within", "inside", "outside",
                                          "through", "across", "via", "around", "along", "upon"]
+    /// The words ``refusal(_:_:underTheBar:)`` compares one by one (all but stop words and
+    /// negations, which it judges whole) — and what ``alignment`` charges for.
+    static func isJudged(_ t: PromptTokens.Token) -> Bool { t.kind != .stop && t.kind != .negation }
+
     /// Content words a prompt may have for ``alignment``.
     static let maxAlignedWords = 12
 

@@ -8,6 +8,13 @@ public enum ASCIIBytes {
         bytes.allSatisfy { $0 < 0x80 }
     }
 
+    /// Whether every byte is ASCII and none is CR: then each byte is one `Character` (CR LF is
+    /// one), and String comparisons, prefixes and counts are the bytes' own.
+    @inlinable
+    public static func oneCharacterEach<Bytes: Sequence>(_ bytes: Bytes) -> Bool where Bytes.Element == UInt8 {
+        bytes.allSatisfy { $0 < 0x80 && $0 != 0x0D }
+    }
+
     @inlinable
     public static func isDigit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
 
